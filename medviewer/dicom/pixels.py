@@ -1,0 +1,304 @@
+"""The grey-scale and colour display pipeline, in DICOM order (PS3.3 C.11, PS3.4 N.2).
+
+stored values -> Modality LUT (rescale or LUT sequence) -> modality units
+              -> VOI (window centre/width with its function, or a VOI LUT sequence) -> [0, 1]
+              -> MONOCHROME1 / Presentation LUT Shape INVERSE -> 8-bit display values.
+
+Everything here is numpy on a header :class:`pydicom.Dataset`; nothing decodes pixel data.
+Enhanced multi-frame objects keep these attributes per frame in functional groups, so every
+lookup takes the frame index.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+
+VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
+
+
+@dataclass(frozen=True)
+class Window:
+    """A VOI window: centre/width in modality units and the VOI LUT Function."""
+
+    center: float
+    width: float
+    function: str = "LINEAR"
+    label: str = ""
+
+    def describe(self) -> str:
+        text = f"C {self.center:g} / W {self.width:g}"
+        if self.function != "LINEAR":
+            text += f" ({self.function})"
+        return text
+
+
+@dataclass(frozen=True)
+class VoiLut:
+    """A VOI LUT Sequence item: a table from modality values to display values."""
+
+    first_mapped: int
+    table: np.ndarray  # output values, length = number of entries
+    output_max: float
+    label: str = ""
+
+    def describe(self) -> str:
+        return self.label or f"VOI LUT ({len(self.table)} entries)"
+
+
+Voi = Window | VoiLut
+
+
+@dataclass(frozen=True)
+class Spacing:
+    """Physical size of a pixel in mm and which attribute it came from (said to the user)."""
+
+    row_mm: float  # distance between rows (vertical)
+    col_mm: float  # distance between columns (horizontal)
+    source: str
+
+
+# ---------------------------------------------------------------- functional groups
+
+
+def frame_attribute(ds: Dataset, frame: int, sequence: str, keyword: str) -> Any:
+    """An attribute from an enhanced object's per-frame or shared functional groups.
+
+    Falls back to the top-level dataset, where classic (non-enhanced) objects keep it.
+    """
+    for groups_keyword, index in (("PerFrameFunctionalGroupsSequence", frame),
+                                  ("SharedFunctionalGroupsSequence", 0)):
+        groups = ds.get(groups_keyword)
+        if not groups or index >= len(groups):
+            continue
+        macro = groups[index].get(sequence)
+        if macro and keyword in macro[0]:
+            return macro[0].get(keyword)
+    return ds.get(keyword)
+
+
+def _floats(value: Any) -> list[float]:
+    if value is None or value == "":
+        return []
+    items = value if isinstance(value, (MultiValue, list, tuple)) else [value]
+    out = []
+    for item in items:
+        try:
+            out.append(float(item))
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def _lut_table(item: Dataset) -> tuple[int, np.ndarray, int] | None:
+    """(first mapped value, table, bits per entry) from an item with LUTDescriptor/LUTData."""
+    descriptor = item.get("LUTDescriptor")
+    data = item.get("LUTData")
+    if descriptor is None or data is None or len(descriptor) < 3:
+        return None
+    entries = int(descriptor[0]) or 65536  # 0 means 2^16 entries
+    first = int(descriptor[1])
+    bits = int(descriptor[2])
+    if isinstance(data, bytes):
+        dtype = np.uint8 if bits <= 8 and len(data) == entries else np.uint16
+        table = np.frombuffer(data, dtype=dtype)
+    else:
+        table = np.asarray(data if isinstance(data, (list, MultiValue)) else [data], dtype=np.float64)
+    table = np.asarray(table, dtype=np.float64)[:entries]
+    if table.size == 0:
+        return None
+    return first, table, bits
+
+
+def _lookup(values: np.ndarray, first: int, table: np.ndarray) -> np.ndarray:
+    index = np.clip(np.rint(values).astype(np.int64) - first, 0, table.size - 1)
+    return table[index]
+
+
+# ---------------------------------------------------------------- modality LUT
+
+
+def is_colour(ds: Dataset) -> bool:
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
+    return int(ds.get("SamplesPerPixel", 1) or 1) > 1 or photometric == "PALETTE COLOR"
+
+
+def rescale(ds: Dataset, frame: int = 0) -> tuple[float, float]:
+    """(slope, intercept) for a frame; (1, 0) when absent or unusable."""
+    slope = _floats(frame_attribute(ds, frame, "PixelValueTransformationSequence", "RescaleSlope"))
+    intercept = _floats(frame_attribute(ds, frame, "PixelValueTransformationSequence",
+                                        "RescaleIntercept"))
+    s = slope[0] if slope else 1.0
+    b = intercept[0] if intercept else 0.0
+    if not np.isfinite(s) or s == 0:
+        s = 1.0
+    if not np.isfinite(b):
+        b = 0.0
+    return s, b
+
+
+def modality_lut(stored: np.ndarray, ds: Dataset, frame: int = 0) -> np.ndarray:
+    """Stored values -> modality units (HU for CT, OD, ...). Colour data passes through.
+
+    Returns the input unchanged (no copy) when the transform is the identity, so plain
+    radiographs cost nothing here.
+    """
+    if is_colour(ds):
+        return stored
+    sequence = ds.get("ModalityLUTSequence")
+    if sequence:
+        parsed = _lut_table(sequence[0])
+        if parsed is not None:
+            first, table, _bits = parsed
+            return _lookup(stored, first, table).astype(np.float32)
+    slope, intercept = rescale(ds, frame)
+    if slope == 1.0 and intercept == 0.0:
+        return stored
+    return (stored.astype(np.float32) * np.float32(slope) + np.float32(intercept))
+
+
+def modality_range(ds: Dataset, frame: int = 0) -> tuple[float, float] | None:
+    """Smallest and largest modality values the stored bit depth allows (for 'full range')."""
+    bits = int(ds.get("BitsStored", 0) or 0)
+    if not 1 <= bits <= 32:
+        return None
+    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+    low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
+    ends = modality_lut(np.array([low, high], dtype=np.float64), ds, frame)
+    return float(np.min(ends)), float(np.max(ends))
+
+
+# ---------------------------------------------------------------- VOI
+
+
+def file_windows(ds: Dataset, frame: int = 0) -> list[Window]:
+    """Every window the file suggests for this frame (Window Center/Width may hold several)."""
+    centers = _floats(frame_attribute(ds, frame, "FrameVOILUTSequence", "WindowCenter"))
+    widths = _floats(frame_attribute(ds, frame, "FrameVOILUTSequence", "WindowWidth"))
+    function = str(frame_attribute(ds, frame, "FrameVOILUTSequence", "VOILUTFunction") or "LINEAR")
+    function = function.strip().upper() if function.strip().upper() in VOI_FUNCTIONS else "LINEAR"
+    explanations = frame_attribute(ds, frame, "FrameVOILUTSequence",
+                                   "WindowCenterWidthExplanation")
+    if isinstance(explanations, str):
+        explanations = [explanations]
+    explanations = list(explanations or [])
+    windows = []
+    for i, (center, width) in enumerate(zip(centers, widths)):
+        if not (np.isfinite(center) and np.isfinite(width)) or width <= 0:
+            continue
+        if function == "LINEAR" and width < 1:
+            continue
+        label = str(explanations[i]) if i < len(explanations) else f"File window {i + 1}"
+        windows.append(Window(center, width, function, label))
+    return windows
+
+
+def file_voi_luts(ds: Dataset) -> list[VoiLut]:
+    luts = []
+    for i, item in enumerate(ds.get("VOILUTSequence") or []):
+        parsed = _lut_table(item)
+        if parsed is None:
+            continue
+        first, table, bits = parsed
+        declared_max = float(2 ** min(max(bits, 1), 16) - 1)
+        # Some writers declare 16 bits for 12-bit tables (and vice versa); trust the data.
+        output_max = declared_max if table.max() <= declared_max else float(table.max())
+        label = str(item.get("LUTExplanation", "") or f"VOI LUT {i + 1}")
+        luts.append(VoiLut(first, table, output_max or 1.0, label))
+    return luts
+
+
+def full_range_window(values: np.ndarray) -> Window:
+    """A linear window spanning the data's own minimum to maximum."""
+    finite = values[np.isfinite(values)] if values.dtype.kind == "f" else values
+    if finite.size == 0:
+        return Window(0.5, 1.0, "LINEAR", "Full range")
+    low, high = float(finite.min()), float(finite.max())
+    return Window((low + high) / 2.0, max(high - low, 1.0), "LINEAR_EXACT", "Full range")
+
+
+def default_voi(ds: Dataset, modality_values: np.ndarray, frame: int = 0) -> Voi:
+    """The file's first window, else its first VOI LUT, else the data's full range."""
+    windows = file_windows(ds, frame)
+    if windows:
+        return windows[0]
+    luts = file_voi_luts(ds)
+    if luts:
+        return luts[0]
+    return full_range_window(modality_values)
+
+
+def apply_window(values: np.ndarray, window: Window) -> np.ndarray:
+    """Modality values -> [0, 1] by the VOI LUT Function's formula (PS3.3 C.11.2.1.2)."""
+    x = values.astype(np.float32, copy=False)
+    c, w = np.float32(window.center), np.float32(window.width)
+    if window.function == "SIGMOID":
+        return 1.0 / (1.0 + np.exp(np.clip(-4.0 * (x - c) / w, -80, 80)))
+    if window.function == "LINEAR_EXACT":
+        out = (x - c) / w + np.float32(0.5)
+    else:  # LINEAR: the 'w - 1' and 'c - 0.5' come from the standard's integer-pixel model
+        w1 = max(w - np.float32(1.0), np.float32(1e-6))
+        out = (x - (c - np.float32(0.5))) / w1 + np.float32(0.5)
+    return np.clip(out, 0.0, 1.0, out=out if out.dtype == np.float32 else None)
+
+
+def apply_voi(values: np.ndarray, voi: Voi) -> np.ndarray:
+    if isinstance(voi, VoiLut):
+        return (_lookup(values, voi.first_mapped, voi.table) / voi.output_max).astype(np.float32)
+    return apply_window(values, voi)
+
+
+def needs_inversion(ds: Dataset) -> bool:
+    """MONOCHROME1 shows low values bright; Presentation LUT Shape INVERSE asks the same.
+
+    DX objects pair MONOCHROME1 with INVERSE to describe one and the same inversion, so the
+    two are combined with 'or', not toggled twice.
+    """
+    photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
+    shape = str(ds.get("PresentationLUTShape", "") or "").strip().upper()
+    return photometric == "MONOCHROME1" or shape == "INVERSE"
+
+
+def to_display(values: np.ndarray, voi: Voi, invert: bool) -> np.ndarray:
+    """Modality values -> 8-bit grey display values."""
+    unit = apply_voi(values, voi)
+    if invert:
+        unit = 1.0 - unit
+    return np.rint(unit * 255.0).astype(np.uint8)
+
+
+def colour_to_display(rgb: np.ndarray, voi: Window | None = None) -> np.ndarray:
+    """RGB of any bit depth -> 8-bit RGB; an optional window applies to all channels."""
+    if voi is not None:
+        return np.rint(apply_window(rgb, voi) * 255.0).astype(np.uint8)
+    if rgb.dtype == np.uint8:
+        return rgb
+    top = float(rgb.max()) if rgb.size else 1.0
+    scale = 255.0 / (65535.0 if top > 255 else 255.0)
+    return np.clip(np.rint(rgb.astype(np.float32) * scale), 0, 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------- geometry
+
+
+def pixel_spacing(ds: Dataset, frame: int = 0) -> Spacing | None:
+    """Pixel size in mm, preferring calibrated Pixel Spacing, then Imager Pixel Spacing."""
+    values = _floats(frame_attribute(ds, frame, "PixelMeasuresSequence", "PixelSpacing"))
+    if len(values) >= 2 and values[0] > 0 and values[1] > 0:
+        return Spacing(values[0], values[1], "Pixel Spacing (in the patient)")
+    values = _floats(ds.get("ImagerPixelSpacing"))
+    if len(values) >= 2 and values[0] > 0 and values[1] > 0:
+        magnification = _floats(ds.get("EstimatedRadiographicMagnificationFactor"))
+        if magnification and magnification[0] > 0 and magnification[0] != 1.0:
+            m = magnification[0]
+            return Spacing(values[0] / m, values[1] / m,
+                           f"Imager Pixel Spacing corrected by magnification {m:g}")
+        return Spacing(values[0], values[1], "Imager Pixel Spacing (at the detector)")
+    values = _floats(ds.get("NominalScannedPixelSpacing"))
+    if len(values) >= 2 and values[0] > 0 and values[1] > 0:
+        return Spacing(values[0], values[1], "Nominal Scanned Pixel Spacing (film scan)")
+    return None

@@ -1,0 +1,27 @@
+"""Shared fixtures: every test runs with its own MEDVIEWER_HOME so no real user data is touched."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = (PROJECT_ROOT.parent / "shared" / "data").resolve()
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory, monkeypatch) -> Path:
+    home = tmp_path_factory.mktemp("medviewer-home")
+    monkeypatch.setenv("MEDVIEWER_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.fail(f"shared test data not found at {SHARED_DATA}")
+    return SHARED_DATA
