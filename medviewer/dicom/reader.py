@@ -311,20 +311,19 @@ def _decode_frame(path: Path, frame: int) -> np.ndarray:
     if frame_bytes * frames > MAX_DECODED_BYTES * 4 or frame_bytes > MAX_DECODED_BYTES:
         raise LoadError(path, f"it declares an image of {frame_bytes * frames / 1e9:.1f} GB, "
                               "too large to display")
-    element = ds.get_item("PixelData") if "PixelData" in ds else None
+    declared = _declared_pixel_length(ds)
     size = path.stat().st_size
-    if element is not None and getattr(element, "length", 0) not in (None, 0xFFFFFFFF):
-        declared = int(element.length)
+    if declared is not None:
         if declared > size:
             raise LoadError(path, f"pixel data declares {declared} bytes but the file has only "
                                   f"{size}")
     is_compressed = bool(transfer_syntax) and transfer_syntax.is_compressed
-    if not is_compressed and element is not None and element.length not in (None, 0xFFFFFFFF):
+    if not is_compressed and declared is not None:
         needed = frame_bytes * frames
         if int(ds.get("BitsAllocated", 0) or 0) == 1:
             needed = (needed + 7) // 8
-        if element.length < needed:
-            raise LoadError(path, f"pixel data is shorter than declared ({element.length} of "
+        if declared < needed:
+            raise LoadError(path, f"pixel data is shorter than declared ({declared} of "
                                   f"{needed} bytes)")
     try:
         array = pydicom.pixels.pixel_array(ds, index=frame if frames > 1 else None)
@@ -347,6 +346,18 @@ def _decode_frame(path: Path, frame: int) -> np.ndarray:
             raise LoadError(path, f"its palette colour table is unusable "
                                   f"({_reason_from_exception(exc)})") from None
     return np.ascontiguousarray(array)
+
+
+def _declared_pixel_length(ds: Dataset) -> int | None:
+    """Pixel Data's byte length as declared in the file, without reading the value."""
+    if "PixelData" not in ds:
+        return None
+    element = ds.get_item("PixelData")
+    length = getattr(element, "length", None)  # RawDataElement: the declared length
+    if length is None:
+        value = element.value  # already read (small, under the defer size)
+        return len(value) if isinstance(value, bytes) else None
+    return None if length == 0xFFFFFFFF else int(length)
 
 
 def _is_single_rgb(ds: Dataset, array: np.ndarray) -> bool:
