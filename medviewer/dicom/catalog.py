@@ -3,12 +3,44 @@
 ``index_path`` is a job generator (see ``medviewer.jobs``): it yields Progress events and
 returns a :class:`Catalog`. Re-indexing a folder reuses the cache in the user cache dir for
 files whose size and modification time are unchanged.
+
+What gets indexed:
+
+* a folder: every file below it (recursively). Files whose suffix says they are plainly
+  something else (``.txt``, ``.xml``, ``.zip``, raw JPEG 2000 codestreams, ...) are counted
+  in :attr:`Catalog.ignored`; every other file is read as DICOM (or as a PNG/JPEG X-ray) and
+  either becomes an instance or an entry in :attr:`Catalog.errors`. A DICOMDIR met on the
+  way is checked: references that escape its folder or point at missing files are errors.
+* a DICOMDIR file: the files its directory records reference, and nothing else.
+* a single DICOM, PNG or JPEG file.
+
+Only headers are read (``stop_before_pixels``), never pixel data. The cache is one SQLite
+file per indexed folder holding header fields (including patient name and ID, so the
+browser can show them) and error sentences, never pixels. It lives in the user's cache
+folder; a cache that cannot be read is thrown away and rebuilt.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+import stat as stat_module
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from pydicom.dataset import Dataset
+
+from medviewer import paths
+from medviewer.dicom import images
+from medviewer.dicom.reader import LoadError, read_header
+from medviewer.jobs import CancelFlag, JobCancelled, Progress
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -24,6 +56,8 @@ class InstanceRecord:
     modality: str = ""
     photometric: str = ""
     content_hash: str | None = None  # set for non-DICOM images
+    sop_class_uid: str = ""
+    transfer_syntax: str = ""  # UID; empty for non-DICOM images and ACR-NEMA files
 
 
 @dataclass
@@ -65,7 +99,612 @@ class Catalog:
     patients: list[PatientNode] = field(default_factory=list)
     errors: list[FileError] = field(default_factory=list)
     from_cache: int = 0  # how many records came from the cache unchanged
+    # Files skipped because their suffix says they are not images (.txt, .xml, .zip, ...).
+    ignored: list[Path] = field(default_factory=list)
 
     def instances(self) -> list[InstanceRecord]:
         return [inst for p in self.patients for st in p.studies for se in st.series
                 for inst in se.instances]
+
+
+# ---------------------------------------------------------------- what to read
+
+PROGRESS_EVERY = 50
+CACHE_SCHEMA_VERSION = 1
+MEDIA_STORAGE_DIRECTORY_UID = "1.2.840.10008.1.3.10"
+
+# Suffixes of files that commonly sit beside DICOM files but are never images we can show.
+# Anything else (no suffix, .dcm, .ima, unknown) is read, and listed as an error if it fails.
+IGNORED_SUFFIXES = frozenset({
+    ".txt", ".xml", ".zip", ".gz", ".tgz", ".tar", ".bz2", ".xz", ".7z", ".rar",
+    ".md", ".rst", ".json", ".csv", ".tsv", ".htm", ".html", ".pdf", ".doc", ".docx",
+    ".xls", ".xlsx", ".ini", ".cfg", ".log", ".inf", ".exe", ".dll", ".bat", ".sh",
+    ".py", ".pyc", ".yaml", ".yml", ".toml", ".db", ".sqlite", ".lock",
+    # raw codestreams without a DICOM wrapper
+    ".j2k", ".j2c", ".jp2", ".jpx", ".jls",
+    ".onnx", ".pt", ".pth", ".npy", ".npz",
+})
+IGNORED_NAMES = frozenset({"thumbs.db", "desktop.ini", "license", "licence", "readme",
+                           "copying", "notice"})
+
+
+def is_ignored_file(name: str) -> bool:
+    """Whether a file name plainly belongs to something other than an image."""
+    lower = name.lower()
+    if lower.startswith("."):  # hidden files: .DS_Store, editor swap files, ...
+        return True
+    suffix = os.path.splitext(lower)[1]
+    return suffix in IGNORED_SUFFIXES or lower in IGNORED_NAMES
+
+
+def _is_dicomdir_name(name: str) -> bool:
+    return name.upper() == "DICOMDIR"
+
+
+# ---------------------------------------------------------------- header -> record
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    try:
+        value = ds.get(keyword)
+    except Exception:  # noqa: BLE001 - a malformed value must not lose the whole file
+        return ""
+    if value is None:
+        return ""
+    try:
+        return str(value).strip()
+    except Exception:  # noqa: BLE001 - e.g. undecodable character sets
+        return ""
+
+
+def _int_or_none(ds: Dataset, keyword: str) -> int | None:
+    try:
+        value = ds.get(keyword)
+        if value is None or value == "":
+            return None
+        return int(float(value))
+    except Exception:  # noqa: BLE001 - IS values such as '1.5.' or 'abc'
+        return None
+
+
+def _record_from_header(ds: Dataset, content_hash: str | None = None) -> dict[str, Any]:
+    """The fields the catalog keeps for one instance, as plain JSON-able values."""
+    meta = getattr(ds, "file_meta", None)
+    transfer_syntax = ""
+    sop_class = _text(ds, "SOPClassUID")
+    if meta is not None:
+        transfer_syntax = _text(meta, "TransferSyntaxUID")
+        sop_class = sop_class or _text(meta, "MediaStorageSOPClassUID")
+    return {
+        "kind": "instance",
+        "patient_id": _text(ds, "PatientID"),
+        "patient_name": _text(ds, "PatientName"),
+        "birth_date": _text(ds, "PatientBirthDate"),
+        "sex": _text(ds, "PatientSex"),
+        "study_uid": _text(ds, "StudyInstanceUID"),
+        "study_date": _text(ds, "StudyDate"),
+        "study_description": _text(ds, "StudyDescription"),
+        "accession_number": _text(ds, "AccessionNumber"),
+        "series_uid": _text(ds, "SeriesInstanceUID"),
+        "series_number": _int_or_none(ds, "SeriesNumber"),
+        "series_description": _text(ds, "SeriesDescription"),
+        "modality": _text(ds, "Modality"),
+        "sop_instance_uid": _text(ds, "SOPInstanceUID"),
+        "sop_class_uid": sop_class,
+        "transfer_syntax": transfer_syntax,
+        "instance_number": _int_or_none(ds, "InstanceNumber"),
+        "n_frames": max(1, _int_or_none(ds, "NumberOfFrames") or 1),
+        "rows": max(0, _int_or_none(ds, "Rows") or 0),
+        "columns": max(0, _int_or_none(ds, "Columns") or 0),
+        "photometric": _text(ds, "PhotometricInterpretation"),
+        "content_hash": content_hash,
+    }
+
+
+def _is_dicomdir_header(ds: Dataset) -> bool:
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and _text(meta, "MediaStorageSOPClassUID") == MEDIA_STORAGE_DIRECTORY_UID:
+        return True
+    return "DirectoryRecordSequence" in ds
+
+
+def _error_record(error: LoadError) -> dict[str, Any]:
+    return {"kind": "error", "reason": str(error)}
+
+
+# ---------------------------------------------------------------- DICOMDIR references
+
+
+def _dicomdir_references(ds: Dataset) -> tuple[list[str], list[str]]:
+    """(safe relative references, refused references as written) from a DICOMDIR header.
+
+    A reference is refused when it is absolute, climbs with '..', or smuggles a path
+    separator or drive into one component: such a record must never open a file outside
+    the DICOMDIR's folder.
+    """
+    safe: list[str] = []
+    refused: list[str] = []
+    seen: set[str] = set()
+    for record in ds.get("DirectoryRecordSequence") or []:
+        try:
+            value = record.get("ReferencedFileID")
+        except Exception:  # noqa: BLE001 - a malformed record: nothing to open
+            continue
+        if value is None or value == "":
+            continue
+        if isinstance(value, str):
+            components = [value]
+        else:
+            try:
+                components = [str(c) for c in value]  # MultiValue: one item per folder level
+            except TypeError:
+                components = [str(value)]
+        written = "\\".join(components)
+        bad = (not components
+               or any(c.strip() in ("", ".", "..") for c in components)
+               or any("/" in c or "\\" in c or ":" in c or "\x00" in c for c in components))
+        if bad:
+            refused.append(written)
+            continue
+        relative = "/".join(c.strip() for c in components)
+        if relative not in seen:
+            seen.add(relative)
+            safe.append(relative)
+    return safe, refused
+
+
+def _find_case_insensitive(folder: Path, relative: str) -> Path | None:
+    """The file a DICOMDIR reference names, tolerating the case changes CD mounts make."""
+    exact = folder / relative
+    if exact.is_file():
+        return exact
+    current = folder
+    for component in PurePosixPath(relative).parts:
+        try:
+            names = {name.upper(): name for name in os.listdir(current)}
+        except OSError:
+            return None
+        actual = names.get(component.upper())
+        if actual is None:
+            return None
+        current = current / actual
+    return current if current.is_file() else None
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` (following symlinks) stays within ``folder`` (already resolved)."""
+    try:
+        return path.resolve().is_relative_to(folder)
+    except (OSError, RuntimeError):
+        return False
+
+
+@dataclass
+class _DicomdirCheck:
+    """What one DICOMDIR references: files that exist, and errors for the rest."""
+
+    files: list[Path]
+    errors: list[FileError]
+
+
+def _check_dicomdir(dicomdir: Path, record: dict[str, Any]) -> _DicomdirCheck:
+    folder = dicomdir.parent.resolve()
+    files: list[Path] = []
+    errors: list[FileError] = []
+    for written in record.get("refused", []):
+        error = LoadError(dicomdir, f"a directory record refers to '{written}', which lies "
+                                    "outside the DICOMDIR's folder, so it was not opened")
+        errors.append(FileError(dicomdir, str(error)))
+    for relative in record.get("refs", []):
+        found = _find_case_insensitive(folder, relative)
+        if found is None:
+            missing = folder / relative
+            error = LoadError(missing, f"the file is missing although {dicomdir} lists it")
+            errors.append(FileError(missing, str(error)))
+        elif not _inside(found, folder):
+            error = LoadError(dicomdir, f"a directory record refers to '{relative}', a link that "
+                                        "leads outside the DICOMDIR's folder, so it was not opened")
+            errors.append(FileError(dicomdir, str(error)))
+        else:
+            files.append(found)
+    return _DicomdirCheck(files, errors)
+
+
+# ---------------------------------------------------------------- reading one file
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    """Read one file's header into a catalog record (instance, DICOMDIR or error)."""
+    try:
+        if images.is_plain_image(path):
+            instance = images.open_plain_image(path)
+            return _record_from_header(instance.header, instance.content_hash)
+        ds = read_header(path)
+        if _is_dicomdir_header(ds):
+            refs, refused = _dicomdir_references(ds)
+            return {"kind": "dicomdir", "refs": refs, "refused": refused}
+        return _record_from_header(ds)
+    except LoadError as exc:
+        return _error_record(exc)
+    except Exception as exc:  # noqa: BLE001 - one odd file must never stop a folder
+        log.warning("unexpected failure while indexing a file: %s", type(exc).__name__,
+                    exc_info=True)
+        return _error_record(LoadError(path, f"it could not be read ({type(exc).__name__})"))
+
+
+# ---------------------------------------------------------------- the cache
+
+
+@dataclass(frozen=True)
+class _FileStamp:
+    size: int
+    mtime_ns: int
+
+
+class _IndexCache:
+    """One SQLite file per indexed folder: relative path -> stamp + record (JSON).
+
+    Every failure (corrupt file, locked database, full disk) degrades to "no cache"; a
+    cache file that cannot be read is deleted and rebuilt.
+    """
+
+    def __init__(self, db_path: Path, root: Path) -> None:
+        self.db_path = db_path
+        self.root = str(root)
+        self.conn: sqlite3.Connection | None = None
+        try:
+            self.conn = self._open()
+        except sqlite3.Error as exc:
+            log.info("index cache unreadable (%s); rebuilding it", exc)
+            self._discard()
+            try:
+                self.conn = self._open()
+            except sqlite3.Error as exc2:
+                log.warning("index cache disabled: %s", exc2)
+                self.conn = None
+
+    def _open(self) -> sqlite3.Connection:
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.db_path, timeout=5.0)
+        try:
+            conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            conn.execute("CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, "
+                         "size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, record TEXT NOT NULL)")
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            if meta.get("schema") != str(CACHE_SCHEMA_VERSION) or meta.get("root") != self.root:
+                with conn:
+                    conn.execute("DELETE FROM files")
+                    conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)",
+                                 (str(CACHE_SCHEMA_VERSION),))
+                    conn.execute("INSERT OR REPLACE INTO meta VALUES ('root', ?)", (self.root,))
+            conn.commit()
+        except sqlite3.Error:
+            conn.close()
+            raise
+        return conn
+
+    def _discard(self) -> None:
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            try:
+                Path(str(self.db_path) + suffix).unlink(missing_ok=True)
+            except OSError as exc:
+                log.warning("cannot delete the broken index cache: %s", exc)
+
+    def load(self) -> dict[str, tuple[_FileStamp, str]]:
+        if self.conn is None:
+            return {}
+        try:
+            rows = self.conn.execute("SELECT path, size, mtime_ns, record FROM files").fetchall()
+        except sqlite3.Error as exc:
+            log.info("index cache unreadable (%s); rebuilding it", exc)
+            self.close()
+            self._discard()
+            try:
+                self.conn = self._open()
+            except sqlite3.Error:
+                self.conn = None
+            return {}
+        return {path: (_FileStamp(size, mtime), record) for path, size, mtime, record in rows}
+
+    def save(self, upserts: list[tuple[str, _FileStamp, dict[str, Any]]],
+             deletes: Iterable[str]) -> None:
+        deletes = list(deletes)
+        if self.conn is None or (not upserts and not deletes):
+            return
+        try:
+            with self.conn:
+                self.conn.executemany("DELETE FROM files WHERE path = ?", ((p,) for p in deletes))
+                self.conn.executemany(
+                    "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)",
+                    ((rel, stamp.size, stamp.mtime_ns, json.dumps(record, separators=(",", ":")))
+                     for rel, stamp, record in upserts))
+        except sqlite3.Error as exc:
+            log.warning("could not update the index cache: %s", exc)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except sqlite3.Error:
+                pass
+            self.conn = None
+
+
+def cache_file_for(root: Path, cache_dir: Path | None = None) -> Path:
+    """Where the index cache of a folder lives (named by a hash: no folder names on disk)."""
+    base = cache_dir if cache_dir is not None else paths.user_cache_dir() / "index"
+    key = hashlib.sha256(str(root.resolve()).encode("utf-8", "surrogateescape")).hexdigest()
+    return base / f"{key[:32]}.sqlite"
+
+
+# ---------------------------------------------------------------- scanning
+
+
+@dataclass
+class _Scan:
+    files: list[tuple[Path, _FileStamp]] = field(default_factory=list)
+    ignored: list[Path] = field(default_factory=list)
+    errors: list[FileError] = field(default_factory=list)
+
+
+def _scan_folder(root: Path, cancel: CancelFlag | None) -> Generator[Progress, None, _Scan]:
+    """Every file below ``root`` with its stamp (one stat each), sorted; folders never followed
+    through symlinks, so a link loop cannot trap the scan."""
+    scan = _Scan()
+    pending = [root]
+    seen_entries = 0
+    while pending:
+        folder = pending.pop()
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        try:
+            with os.scandir(folder) as entries:
+                listing = list(entries)
+        except OSError as exc:
+            error = LoadError(folder, f"the folder cannot be read ({exc.strerror or exc})")
+            scan.errors.append(FileError(Path(folder), str(error)))
+            continue
+        for entry in listing:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(Path(entry.path))
+                    continue
+                if is_ignored_file(entry.name):
+                    scan.ignored.append(Path(entry.path))
+                    continue
+                info = entry.stat()  # follows file symlinks: a linked file is still a file
+            except OSError as exc:
+                error = LoadError(entry.path, f"the file cannot be read ({exc.strerror or exc})")
+                scan.errors.append(FileError(Path(entry.path), str(error)))
+                continue
+            if not stat_module.S_ISREG(info.st_mode):
+                continue  # sockets, fifos, devices
+            scan.files.append((Path(entry.path), _FileStamp(info.st_size, info.st_mtime_ns)))
+        seen_entries += len(listing)
+        if seen_entries >= 2000:
+            seen_entries = 0
+            yield Progress(0, None, f"Looking for files... {len(scan.files)} found")
+    scan.files.sort(key=lambda item: item[0])
+    scan.ignored.sort()
+    return scan
+
+
+def _stamp(path: Path) -> _FileStamp | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return _FileStamp(info.st_size, info.st_mtime_ns)
+
+
+# ---------------------------------------------------------------- building the tree
+
+
+def _sort_key_number(number: int | None) -> tuple[int, int]:
+    return (0, number) if number is not None else (1, 0)
+
+
+def build_catalog(root: Path, records: list[tuple[Path, dict[str, Any]]]) -> Catalog:
+    """Group instance records into Patient > Study > Series > Instance, sorted for display."""
+    catalog = Catalog(root=root)
+    patients: dict[tuple[str, str], PatientNode] = {}
+    studies: dict[tuple[tuple[str, str], str], StudyNode] = {}
+    series_nodes: dict[tuple[tuple[str, str], str, str], SeriesNode] = {}
+    for path, rec in records:
+        patient_key = (rec.get("patient_id", ""), rec.get("patient_name", ""))
+        patient = patients.get(patient_key)
+        if patient is None:
+            patient = PatientNode(patient_id=patient_key[0], name=patient_key[1],
+                                  birth_date=rec.get("birth_date", ""), sex=rec.get("sex", ""))
+            patients[patient_key] = patient
+            catalog.patients.append(patient)
+        study_key = (patient_key, rec.get("study_uid", ""))
+        study = studies.get(study_key)
+        if study is None:
+            study = StudyNode(uid=study_key[1], date=rec.get("study_date", ""),
+                              description=rec.get("study_description", ""),
+                              accession_number=rec.get("accession_number", ""))
+            studies[study_key] = study
+            patient.studies.append(study)
+        series_key = (patient_key, study_key[1], rec.get("series_uid", ""))
+        series = series_nodes.get(series_key)
+        if series is None:
+            series = SeriesNode(uid=series_key[2], number=rec.get("series_number"),
+                                description=rec.get("series_description", ""),
+                                modality=rec.get("modality", ""))
+            series_nodes[series_key] = series
+            study.series.append(series)
+        series.instances.append(InstanceRecord(
+            path=path,
+            sop_instance_uid=rec.get("sop_instance_uid", ""),
+            instance_number=rec.get("instance_number"),
+            n_frames=rec.get("n_frames", 1),
+            rows=rec.get("rows", 0),
+            columns=rec.get("columns", 0),
+            modality=rec.get("modality", ""),
+            photometric=rec.get("photometric", ""),
+            content_hash=rec.get("content_hash"),
+            sop_class_uid=rec.get("sop_class_uid", ""),
+            transfer_syntax=rec.get("transfer_syntax", ""),
+        ))
+    catalog.patients.sort(key=lambda p: (p.name.upper(), p.patient_id))
+    for patient in catalog.patients:
+        patient.studies.sort(key=lambda s: (s.date or "99999999", s.uid))
+        for study in patient.studies:
+            study.series.sort(key=lambda s: (_sort_key_number(s.number), s.uid))
+            for series in study.series:
+                series.instances.sort(
+                    key=lambda i: (_sort_key_number(i.instance_number), str(i.path)))
+    return catalog
+
+
+# ---------------------------------------------------------------- the job
+
+
+def index_path(path: Path, cancel: CancelFlag | None = None,
+               cache_dir: Path | None = None) -> Generator[Progress, None, Catalog]:
+    """Index a folder (recursively), a DICOMDIR, or one DICOM / PNG / JPEG file.
+
+    Yields Progress every ``PROGRESS_EVERY`` files and at the end; checks ``cancel`` between
+    files (raising JobCancelled); returns the Catalog. Files that fail are listed in
+    ``Catalog.errors`` with their one-sentence reason. ``cache_dir`` overrides where the
+    index caches live (default: ``paths.user_cache_dir() / 'index'``).
+
+    Raises LoadError when ``path`` does not exist.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise LoadError(path, "it does not exist")
+    yield Progress(0, None, "Looking for files...")
+    if path.is_dir():
+        root = path.resolve()
+        scan = yield from _scan_folder(root, cancel)
+        catalog = yield from _index_folder(root, scan.files, cancel, cache_dir)
+        catalog.errors[:0] = scan.errors
+        catalog.ignored = scan.ignored
+        return catalog
+    resolved = path.resolve()
+    if _is_dicomdir_name(resolved.name):
+        return (yield from _index_dicomdir(resolved, cancel, cache_dir))
+    # A single file: cheap enough to read without a cache.
+    record = read_record(resolved)
+    if record["kind"] == "dicomdir":  # a DICOMDIR under another name
+        return (yield from _index_dicomdir(resolved, cancel, cache_dir))
+    catalog = _assemble(resolved, [(resolved, record)])
+    yield Progress(1, 1, "Indexed 1 file")
+    return catalog
+
+
+def _index_dicomdir(dicomdir: Path, cancel: CancelFlag | None,
+                    cache_dir: Path | None) -> Generator[Progress, None, Catalog]:
+    """The DICOMDIR and the files it references (found through the cache when unchanged)."""
+    folder = dicomdir.parent
+    stamp = _stamp(dicomdir)
+    if stamp is None:
+        raise LoadError(dicomdir, "the file cannot be read")
+    cache = _IndexCache(cache_file_for(folder, cache_dir), folder)
+    try:
+        reader = _CachedReader(folder, cache)
+        record = reader.record(dicomdir, stamp)
+        files = [(dicomdir, stamp)]
+        if record.get("kind") == "dicomdir":
+            for referenced in _check_dicomdir(dicomdir, record).files:
+                referenced_stamp = _stamp(referenced)
+                if referenced_stamp is not None:
+                    files.append((referenced, referenced_stamp))
+        catalog = yield from _index_files(folder, files, cancel, reader, full_folder=False)
+    finally:
+        cache.close()
+    catalog.root = dicomdir
+    return catalog
+
+
+class _CachedReader:
+    """Hands out each file's record from the cache when its stamp is unchanged, else reads it,
+    remembering what to write back."""
+
+    def __init__(self, root: Path, cache: _IndexCache) -> None:
+        self.root = root
+        self.cache = cache
+        self.cached = cache.load()
+        self.upserts: dict[str, tuple[_FileStamp, dict[str, Any]]] = {}
+        self.results: dict[str, dict[str, Any]] = {}
+        self.from_cache = 0
+
+    def record(self, file_path: Path, stamp: _FileStamp) -> dict[str, Any]:
+        relative = file_path.relative_to(self.root).as_posix()
+        known = self.results.get(relative)
+        if known is not None:
+            return known
+        record = None
+        hit = self.cached.get(relative)
+        if hit is not None and hit[0] == stamp:
+            try:
+                record = json.loads(hit[1])
+            except ValueError:
+                record = None  # a damaged row: read the file again
+            if not isinstance(record, dict) or "kind" not in record:
+                record = None
+            else:
+                self.from_cache += 1
+        if record is None:
+            record = read_record(file_path)
+            self.upserts[relative] = (stamp, record)
+        self.results[relative] = record
+        return record
+
+    def save(self, deletes: Iterable[str] = ()) -> None:
+        self.cache.save([(rel, stamp, record) for rel, (stamp, record) in self.upserts.items()],
+                        deletes)
+
+
+def _index_folder(root: Path, files: list[tuple[Path, _FileStamp]], cancel: CancelFlag | None,
+                  cache_dir: Path | None) -> Generator[Progress, None, Catalog]:
+    cache = _IndexCache(cache_file_for(root, cache_dir), root)
+    try:
+        reader = _CachedReader(root, cache)
+        return (yield from _index_files(root, files, cancel, reader, full_folder=True))
+    finally:
+        cache.close()
+
+
+def _index_files(root: Path, files: list[tuple[Path, _FileStamp]], cancel: CancelFlag | None,
+                 reader: _CachedReader, full_folder: bool) -> Generator[Progress, None, Catalog]:
+    """Read (or take from the cache) every file's record, then build the catalog.
+
+    ``full_folder``: ``files`` is everything below ``root``, so cache entries for files not
+    in it belong to deleted files and are dropped.
+    """
+    records: list[tuple[Path, dict[str, Any]]] = []
+    total = len(files)
+    try:
+        for done, (file_path, stamp) in enumerate(files, start=1):
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            records.append((file_path, reader.record(file_path, stamp)))
+            if done % PROGRESS_EVERY == 0 and done < total:
+                yield Progress(done, total, f"Indexed {done} of {total} files")
+    except JobCancelled:
+        reader.save()  # keep the work already done for the next attempt
+        raise
+    deletes: set[str] = set()
+    if full_folder:
+        present = {file_path.relative_to(root).as_posix() for file_path, _ in files}
+        deletes = set(reader.cached) - present
+    reader.save(deletes)
+    catalog = _assemble(root, records)
+    catalog.from_cache = reader.from_cache
+    yield Progress(total, total, f"Indexed {total} files")
+    return catalog
+
+
+def _assemble(root: Path, records: list[tuple[Path, dict[str, Any]]]) -> Catalog:
+    instances = [(p, r) for p, r in records if r.get("kind") == "instance"]
+    catalog = build_catalog(root, instances)
+    for file_path, record in records:
+        kind = record.get("kind")
+        if kind == "error":
+            catalog.errors.append(FileError(file_path, record.get("reason", "")))
+        elif kind == "dicomdir":
+            catalog.errors.extend(_check_dicomdir(file_path, record).errors)
+    return catalog
