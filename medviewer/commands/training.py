@@ -1,0 +1,204 @@
+"""`medviewer train` and `medviewer export`: local retraining and ONNX export.
+
+torch is imported inside the handlers only. `medviewer train` also runs unchanged under
+``torchrun --nproc_per_node N`` (DistributedDataParallel; only rank 0 prints).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    train = subparsers.add_parser(
+        "train", help="train a classifier on labelled images",
+        description="Train a classifier from a folder per class, a CSV of path,label or "
+                    "a label set (labelset:NAME); prints one line per epoch.")
+    train.add_argument("--data", help="DIR (a sub-folder per class), FILE.csv or labelset:NAME")
+    train.add_argument("--test-data", help="a separate test set (same classes); otherwise a "
+                                           "test split is taken from --data")
+    train.add_argument("--arch", default="smallcnn",
+                       help="smallcnn, resnet18/34/50, densenet121, efficientnet_b0, "
+                            "mobilenet_v3_small/large (default smallcnn)")
+    train.add_argument("--epochs", type=int, default=20)
+    train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (AdamW)")
+    train.add_argument("--input-size", type=int, default=128, help="square input size in px")
+    train.add_argument("--out", help="run folder (created)")
+    train.add_argument("--resume", help="continue from a checkpoint (its run folder is used)")
+    train.add_argument("--init", dest="init_checkpoint",
+                       help="fine-tune from one of our checkpoints")
+    train.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--val-fraction", type=float, default=0.15)
+    train.add_argument("--test-fraction", type=float, default=0.15)
+    train.add_argument("--patience", type=int, default=6,
+                       help="epochs without a better validation AUROC before stopping")
+    train.add_argument("--schedule", choices=("onecycle", "cosine"), default="onecycle")
+    train.add_argument("--balance", choices=("weights", "sampler", "none"), default="weights")
+    train.add_argument("--operating-point", default="youden",
+                       help="youden or sensitivity:0.95 (chosen on validation)")
+    train.add_argument("--threads", type=int, help="CPU threads for torch")
+    train.add_argument("--no-augment", action="store_true")
+    train.add_argument("--json", action="store_true", help="print JSON lines")
+    train.set_defaults(handler=run_train)
+
+    export = subparsers.add_parser(
+        "export", help="export a training run to ONNX with its model card",
+        description="Export a run's best checkpoint to ONNX (probabilities + CAM), check "
+                    "torch/onnxruntime parity, evaluate on the test split and write the card.")
+    export.add_argument("run_dir", help="a run folder from `medviewer train` (or a .pt file)")
+    export.add_argument("--name", required=True)
+    export.add_argument("--version", required=True)
+    export.add_argument("--out-dir", help="where NAME-VERSION/ is written (default RUN/export)")
+    export.add_argument("--description", default="")
+    export.add_argument("--register", action="store_true",
+                        help="also install it into the user models folder")
+    export.add_argument("--json", action="store_true")
+    export.set_defaults(handler=run_export)
+
+
+def _emit_json(event_type: str, payload: dict) -> None:
+    sys.stdout.write(json.dumps({"event": event_type, **payload}, default=float) + "\n")
+    sys.stdout.flush()
+
+
+def _format_epoch(metrics: dict, epochs: int, class_names: list[str]) -> str:
+    val = metrics["val"]
+    points = val.get("operating_points", {})
+    positive = class_names[-1] if len(class_names) == 2 else None
+    text = (f"epoch {metrics['epoch']}/{epochs}  train loss {metrics['train_loss']:.4f} "
+            f"acc {metrics['train_accuracy']:.3f}  val loss {metrics['val_loss']:.4f} "
+            f"acc {metrics['val_accuracy']:.3f} AUROC {metrics['val_auroc']:.4f}")
+    if positive and positive in points:
+        point = points[positive]
+        text += (f"  sens {point['sensitivity']:.3f} spec {point['specificity']:.3f} "
+                 f"@{point['threshold']:.3f}")
+    text += f"  {metrics['train_images_per_second']:.0f} img/s {metrics['epoch_seconds']:.0f}s"
+    if metrics["best_epoch"] == metrics["epoch"]:
+        text += "  *best"
+    return text
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from medviewer.errors import UserError
+    from medviewer.jobs import CancelFlag, Progress
+    from medviewer.training import trainer
+
+    if not args.resume and (not args.data or not args.out):
+        raise UserError("Training needs --data and --out (or --resume CHECKPOINT).")
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    config = None
+    run_dir = args.out
+    if args.resume:
+        from pathlib import Path
+
+        run_dir = args.out or str(Path(args.resume).resolve().parent.parent)
+    else:
+        augment = None
+        if args.no_augment:
+            from medviewer.training.data import AugmentConfig
+
+            augment = {**AugmentConfig().__dict__, "enabled": False}
+        config = trainer.TrainConfig(
+            data=args.data, test_data=args.test_data, arch=args.arch, epochs=args.epochs,
+            batch_size=args.batch_size, lr=args.lr, input_size=args.input_size,
+            device=args.device, seed=args.seed, val_fraction=args.val_fraction,
+            test_fraction=args.test_fraction, patience=args.patience, schedule=args.schedule,
+            balance=args.balance, operating_point=args.operating_point,
+            num_threads=args.threads, init_checkpoint=args.init_checkpoint)
+        if augment is not None:
+            config.augment = augment
+    cancel = CancelFlag()
+    job = trainer.train(config, run_dir, cancel, resume=args.resume,
+                        epochs=args.epochs if args.resume else None)
+    class_names: list[str] = []
+    epochs = 0
+    last_progress = -1
+    try:
+        while True:
+            try:
+                event = next(job)
+            except StopIteration as stop:
+                result = stop.value
+                break
+            if not main_rank:
+                continue
+            if isinstance(event, trainer.RunStarted):
+                class_names, epochs = event.class_names, event.epochs
+                if args.json:
+                    _emit_json("started", event.__dict__)
+                else:
+                    counts = ", ".join(f"{k} {v}" for k, v in event.counts.items())
+                    print(f"training {args.arch if config else 'resumed run'} on {event.device}"
+                          f" (x{event.world_size}): {counts} images, split by "
+                          f"{event.split_by}; classes {', '.join(class_names)}; "
+                          f"{event.parameters:,} parameters", flush=True)
+            elif isinstance(event, trainer.EpochEnd):
+                if args.json:
+                    _emit_json("epoch", event.metrics)
+                else:
+                    print(_format_epoch(event.metrics, epochs, class_names), flush=True)
+            elif isinstance(event, trainer.EarlyStopped):
+                if args.json:
+                    _emit_json("early_stopped", event.__dict__)
+                else:
+                    print(f"early stop after epoch {event.epoch} (best epoch "
+                          f"{event.best_epoch})", flush=True)
+            elif isinstance(event, trainer.TestEvaluated):
+                if args.json:
+                    _emit_json("test", event.metrics)
+                else:
+                    auroc = ", ".join(f"{k} {v:.4f}" for k, v in event.metrics["auroc"].items())
+                    print(f"test: accuracy {event.metrics['accuracy']:.4f}, AUROC {auroc}",
+                          flush=True)
+            elif isinstance(event, Progress) and not args.json and event.total:
+                percent = int(100 * event.done / event.total)
+                if percent // 25 != last_progress // 25 or event.done == event.total:
+                    print(f"  {event.message} {event.done}/{event.total}", file=sys.stderr,
+                          flush=True)
+                last_progress = percent
+    except KeyboardInterrupt:
+        cancel.cancel()
+        job.close()
+        raise
+    if main_rank:
+        if args.json:
+            _emit_json("result", result.to_dict())
+        else:
+            print(f"best epoch {result.best_epoch} (val AUROC "
+                  f"{result.best_val_auroc if result.best_val_auroc is None else round(result.best_val_auroc, 4)}); "
+                  f"run folder {result.run_dir}", flush=True)
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from medviewer.jobs import run_to_end
+    from medviewer.training.export import export_run
+
+    result = run_to_end(export_run(args.run_dir, args.name, args.version, args.out_dir,
+                                   args.register, args.description))
+    if args.json:
+        from medviewer.cli import print_json
+
+        print_json(result.to_dict())
+        return 0
+    print(f"exported {result.onnx_path} ({result.size_bytes / 1e6:.1f} MB)")
+    print(f"parity on {result.parity_images} validation images: max |diff| "
+          f"{result.parity_max_abs_probabilities:.2e} (probabilities), "
+          f"{result.parity_max_abs_cam:.2e} (CAM)")
+    metrics: dict[str, Any] = result.test_metrics
+    if metrics:
+        auroc = ", ".join(f"{k} {v:.4f}" for k, v in metrics["auroc"].items())
+        print(f"test ({metrics['n']} images): accuracy {metrics['accuracy']:.4f}, AUROC {auroc}")
+        for name, point in metrics["operating_points"].items():
+            print(f"  {name}: threshold {point['threshold']:.4f} sensitivity "
+                  f"{point['sensitivity']:.4f} specificity {point['specificity']:.4f}")
+    print(f"model card {result.card_path}")
+    if result.registered_path:
+        print(f"registered as {result.registered_path}")
+    return 0

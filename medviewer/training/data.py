@@ -1,0 +1,435 @@
+"""Training data: sources (class folders, CSV, label store), patient keys, splits, preloading.
+
+Every image goes through :func:`preprocess_image`, which is exactly what the exported model
+card describes, so inference reproduces the training input bit for bit:
+``open_instance(path).display_frame(0)`` (the default VOI, 8-bit), RGB -> grey by BT.601
+luma, PIL bilinear resize to ``size x size`` (aspect ratio ignored), then ``/ 255``.
+The decoded, resized set is kept in RAM as one uint8 tensor; augmentation runs on batches.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import re
+from collections import Counter, defaultdict
+from collections.abc import Generator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from medviewer.errors import UserError
+from medviewer.jobs import CancelFlag, Progress
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".dcm", ".dicom"})
+SPLIT_NAMES = ("train", "val", "test")
+SPLIT_FORMAT = "medviewer-split"
+
+
+class DataError(UserError):
+    """A data source the trainer cannot use (missing, empty, one class only...)."""
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One labelled image; ``patient`` is None when no patient can be told apart."""
+
+    path: str
+    label: int
+    patient: str | None = None
+
+
+@dataclass
+class LabelledSet:
+    records: list[ImageRecord]
+    class_names: list[str]
+    source: str
+
+    def class_counts(self) -> dict[str, int]:
+        counts = Counter(r.label for r in self.records)
+        return {name: counts.get(i, 0) for i, name in enumerate(self.class_names)}
+
+
+# ---------------------------------------------------------------- patient keys
+
+# Kermany/Guangzhou names: person1234_bacteria_5678.jpeg, IM-0001-0001.jpeg,
+# NORMAL2-IM-0012-0001.jpeg. The last number of the IM- names counts images of one patient.
+_PATIENT_PATTERNS = (
+    re.compile(r"^(person\d+)_", re.IGNORECASE),
+    re.compile(r"^((?:[a-z0-9]+-)?IM-\d+)-\d+", re.IGNORECASE),
+    re.compile(r"^(patient[_-]?\d+)", re.IGNORECASE),
+)
+
+
+def patient_from_name(path: str | Path) -> str | None:
+    """A patient key from a file name pattern, or None when the name carries none."""
+    name = Path(path).name
+    for pattern in _PATIENT_PATTERNS:
+        match = pattern.match(name)
+        if match:
+            return match.group(1).upper()
+    return None
+
+
+def patient_from_dicom(path: str | Path) -> str | None:
+    """DICOM Patient ID (header only), or None for plain images and files without one."""
+    from medviewer.dicom import images
+    from medviewer.dicom.reader import LoadError, read_header
+
+    if images.is_plain_image(Path(path)):
+        return None  # their header's PatientID is synthetic (a content hash)
+    try:
+        header = read_header(path)
+    except LoadError:
+        return None
+    value = str(header.get("PatientID", "") or "").strip()
+    return value or None
+
+
+def patient_key(path: str | Path) -> str | None:
+    return patient_from_dicom(path) or patient_from_name(path)
+
+
+# ---------------------------------------------------------------- sources
+
+
+def _is_image_file(path: Path) -> bool:
+    return path.is_file() and not path.name.startswith(".") and (
+        path.suffix.lower() in IMAGE_SUFFIXES or path.suffix == "")
+
+
+def _finish(records: list[ImageRecord], class_names: list[str], source: str) -> LabelledSet:
+    if not records:
+        raise DataError(f"The training data {source} holds no images.")
+    present = {r.label for r in records}
+    if len(present) < 2:
+        raise DataError(f"The training data {source} has images of only one class "
+                        f"({class_names[next(iter(present))]}); at least two are needed.")
+    return LabelledSet(records, class_names, source)
+
+
+def from_folder(root: str | Path) -> LabelledSet:
+    """One sub-folder per class (searched recursively); class order is alphabetical."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"The training data folder {root} does not exist.")
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(class_dirs) < 2:
+        raise DataError(f"The training data folder {root} needs one sub-folder per class "
+                        f"(found {len(class_dirs)}).")
+    class_names = [p.name for p in class_dirs]
+    records = []
+    for label, class_dir in enumerate(class_dirs):
+        for path in sorted(class_dir.rglob("*")):
+            if _is_image_file(path):
+                records.append(ImageRecord(str(path), label, patient_key(path)))
+    return _finish(records, class_names, str(root))
+
+
+def from_csv(csv_path: str | Path) -> LabelledSet:
+    """A CSV with columns path,label (header optional; an optional third column patient).
+
+    Relative paths are taken relative to the CSV's folder.
+    """
+    csv_path = Path(csv_path)
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
+            rows = [row for row in csv.reader(handle) if row and any(c.strip() for c in row)]
+    except OSError as exc:
+        raise DataError(f"The training CSV {csv_path} cannot be read "
+                        f"({exc.strerror or exc}).") from None
+    if rows and [c.strip().lower() for c in rows[0][:2]] == ["path", "label"]:
+        rows = rows[1:]
+    entries = []
+    for number, row in enumerate(rows, start=1):
+        if len(row) < 2:
+            raise DataError(f"The training CSV {csv_path} has a row without a label "
+                            f"(data row {number}).")
+        path = Path(row[0].strip())
+        if not path.is_absolute():
+            path = csv_path.parent / path
+        if not path.is_file():
+            raise DataError(f"The training CSV {csv_path} lists {path}, which does not exist.")
+        patient = row[2].strip() if len(row) > 2 and row[2].strip() else patient_key(path)
+        entries.append((str(path), row[1].strip(), patient))
+    class_names = sorted({label for _, label, _ in entries})
+    index = {name: i for i, name in enumerate(class_names)}
+    records = [ImageRecord(p, index[label], patient) for p, label, patient in entries]
+    return _finish(records, class_names, str(csv_path))
+
+
+def from_label_store(label_set: str) -> LabelledSet:
+    """Images labelled in the app's label store (``medviewer.labels``).
+
+    The hook expects ``medviewer.labels.training_items(label_set)`` to return
+    ``(class_names, [(path, class_name, patient_id_or_None), ...])``.
+    """
+    try:
+        from medviewer import labels
+    except ImportError:  # pragma: no cover - the package always exists in this repo
+        labels = None
+    provider = getattr(labels, "training_items", None)
+    if provider is None:
+        raise DataError(f"The label set {label_set} cannot be used: this build has no label "
+                        f"store that lists labelled images.")
+    class_names, items = provider(label_set)
+    index = {name: i for i, name in enumerate(class_names)}
+    records = [ImageRecord(str(path), index[label], patient or patient_key(path))
+               for path, label, patient in items]
+    return _finish(records, list(class_names), f"label set {label_set}")
+
+
+def resolve_source(spec: str) -> LabelledSet:
+    """``DIR`` (a folder per class), ``FILE.csv``, or ``labelset:NAME``."""
+    if spec.startswith("labelset:"):
+        return from_label_store(spec.split(":", 1)[1])
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return from_folder(path)
+    if path.suffix.lower() == ".csv":
+        return from_csv(path)
+    raise DataError(f"The training data {spec} is neither a folder, a CSV file nor "
+                    f"labelset:NAME.")
+
+
+# ---------------------------------------------------------------- splits
+
+
+@dataclass
+class Split:
+    """Indices of a LabelledSet per split, and how they were made."""
+
+    train: list[int]
+    val: list[int]
+    test: list[int]
+    by: str  # "patient" or "image"
+    seed: int
+    fractions: dict[str, float] = field(default_factory=dict)
+
+    def indices(self, name: str) -> list[int]:
+        return getattr(self, name)
+
+
+def _group_key(record: ImageRecord) -> str:
+    return f"patient:{record.patient}" if record.patient else f"image:{record.path}"
+
+
+def split_records(records: Sequence[ImageRecord], val_fraction: float, test_fraction: float,
+                  seed: int) -> Split:
+    """Stratified, seeded split that keeps every patient's images in one split.
+
+    Patients are the groups when a patient key is known, otherwise each image is its own
+    group. Within each class (a patient's majority label), groups are shuffled and each is
+    given to the split furthest below its target number of images.
+    """
+    if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 \
+            or val_fraction + test_fraction >= 1:
+        raise DataError(f"The split fractions (validation {val_fraction}, test "
+                        f"{test_fraction}) must leave images for training.")
+    groups: dict[str, list[int]] = defaultdict(list)
+    for index, record in enumerate(records):
+        groups[_group_key(record)].append(index)
+    by_patient = any(r.patient for r in records)
+    strata: dict[int, list[str]] = defaultdict(list)
+    for key in sorted(groups):
+        labels = Counter(records[i].label for i in groups[key])
+        strata[min(labels, key=lambda lab: (-labels[lab], lab))].append(key)
+    fractions = {"train": 1.0 - val_fraction - test_fraction, "val": val_fraction,
+                 "test": test_fraction}
+    rng = random.Random(seed)
+    assigned: dict[str, list[int]] = {name: [] for name in SPLIT_NAMES}
+    for label in sorted(strata):
+        keys = strata[label]
+        rng.shuffle(keys)
+        total = sum(len(groups[k]) for k in keys)
+        counts = dict.fromkeys(SPLIT_NAMES, 0)
+        for key in keys:
+            # The split with the largest shortfall against its target takes the next group.
+            name = max((n for n in SPLIT_NAMES if fractions[n] > 0),
+                       key=lambda n: (fractions[n] * total - counts[n], fractions[n]))
+            assigned[name].extend(groups[key])
+            counts[name] += len(groups[key])
+    for name in SPLIT_NAMES:
+        if fractions[name] > 0 and not assigned[name]:
+            raise DataError(f"There are too few images ({len(records)}) to make a "
+                            f"{name} split.")
+    return Split(sorted(assigned["train"]), sorted(assigned["val"]), sorted(assigned["test"]),
+                 "patient" if by_patient else "image", seed, fractions)
+
+
+def check_no_leakage(records: Sequence[ImageRecord], split: Split) -> None:
+    """Raise if an image or a patient appears in two splits (a bug, never the user's)."""
+    seen: dict[str, str] = {}
+    for name in SPLIT_NAMES:
+        for index in split.indices(name):
+            for key in {records[index].path, _group_key(records[index])}:
+                if seen.setdefault(key, name) != name:
+                    raise AssertionError(f"{key} is in both {seen[key]} and {name}")
+
+
+def split_to_json(data: LabelledSet, split: Split, extra_test: LabelledSet | None = None) -> dict:
+    def rows(indices: Sequence[int], records: Sequence[ImageRecord]) -> list[dict]:
+        return [asdict(records[i]) for i in indices]
+
+    test_rows = rows(split.test, data.records)
+    if extra_test is not None:
+        test_rows += [asdict(r) for r in extra_test.records]
+    return {
+        "format": SPLIT_FORMAT, "version": 1, "by": split.by, "seed": split.seed,
+        "fractions": split.fractions, "class_names": data.class_names, "source": data.source,
+        "test_source": extra_test.source if extra_test is not None else data.source,
+        "train": rows(split.train, data.records), "val": rows(split.val, data.records),
+        "test": test_rows,
+    }
+
+
+def save_split(path: Path, payload: dict) -> None:
+    path.write_text(json.dumps(payload, indent=1))
+
+
+def load_split(path: Path) -> tuple[list[str], dict[str, list[ImageRecord]], dict]:
+    """Class names and the records of each split from a saved split JSON."""
+    try:
+        payload = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"The split file {path} cannot be read ({exc}).") from None
+    if payload.get("format") != SPLIT_FORMAT:
+        raise DataError(f"The split file {path} is not a MedViewer split.")
+    splits = {name: [ImageRecord(**row) for row in payload[name]] for name in SPLIT_NAMES}
+    return payload["class_names"], splits, payload
+
+
+# ---------------------------------------------------------------- decoding
+
+
+def to_grey(display: np.ndarray) -> np.ndarray:
+    """8-bit display image -> 8-bit grey; RGB by BT.601 luma (0.299, 0.587, 0.114), rounded."""
+    if display.ndim == 2:
+        return display
+    rgb = display[..., :3].astype(np.float32)
+    luma = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return np.clip(np.rint(luma), 0, 255).astype(np.uint8)
+
+
+def preprocess_image(path: str | Path, size: int) -> np.ndarray:
+    """The model's input image as uint8 (size, size); the card describes the same steps."""
+    from PIL import Image
+
+    from medviewer.dicom.reader import open_instance
+
+    display = open_instance(path).display_frame(0)
+    grey = to_grey(display)
+    resized = Image.fromarray(np.ascontiguousarray(grey)).resize((size, size), Image.Resampling.BILINEAR)
+    return np.asarray(resized, dtype=np.uint8)
+
+
+def preprocessing_spec(size: int) -> dict:
+    """What the model card records about the input, for inference to reproduce."""
+    return {
+        "source": "medviewer.dicom.reader.open_instance(path).display_frame(0)",
+        "voi": "default (the file's first window, else its VOI LUT, else full range)",
+        "colour": "RGB to grey by BT.601 luma 0.299 R + 0.587 G + 0.114 B, rounded to uint8",
+        "resize": {"width": size, "height": size, "method": "PIL.Image.resize BILINEAR",
+                   "keep_aspect": False},
+        "scale": 1.0 / 255.0,
+        "offset": 0.0,
+        "layout": "NCHW float32, 1 channel",
+        "normalisation": "inside the model (mean/std baked into the graph)",
+    }
+
+
+def _cache_file(paths: Sequence[str], size: int) -> Path:
+    from medviewer.paths import user_cache_dir
+
+    digest = hashlib.sha256(f"v1|{size}".encode())
+    for path in paths:
+        stat = Path(path).stat()
+        digest.update(f"{path}|{stat.st_mtime_ns}|{stat.st_size}\n".encode())
+    folder = user_cache_dir() / "training"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"images-{size}-{digest.hexdigest()[:24]}.npy"
+
+
+def preload_images(records: Sequence[ImageRecord], size: int, cancel: CancelFlag | None = None,
+                   use_cache: bool = True) -> Generator[Progress, None, torch.Tensor]:
+    """Decode every image once into a uint8 tensor [N, 1, size, size] (cached on disk)."""
+    paths = [r.path for r in records]
+    cache = _cache_file(paths, size) if use_cache else None
+    if cache is not None and cache.is_file():
+        try:
+            array = np.load(cache)
+            if array.shape == (len(paths), 1, size, size):
+                yield Progress(len(paths), len(paths), "images loaded from cache")
+                return torch.from_numpy(array)
+        except (OSError, ValueError):
+            log.warning("ignoring an unreadable image cache %s", cache.name)
+    out = np.empty((len(paths), 1, size, size), dtype=np.uint8)
+    step = max(1, len(paths) // 100)
+    for index, path in enumerate(paths):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        out[index, 0] = preprocess_image(path, size)
+        if index % step == 0 or index == len(paths) - 1:
+            yield Progress(index + 1, len(paths), "decoding images")
+    if cache is not None:
+        tmp = cache.with_name(f"{cache.stem}.{os.getpid()}.tmp.npy")
+        np.save(tmp, out)
+        tmp.replace(cache)
+    return torch.from_numpy(out)
+
+
+# ---------------------------------------------------------------- augmentation
+
+
+@dataclass
+class AugmentConfig:
+    """Mild, X-ray friendly augmentation; flips are off because anatomy is not symmetric."""
+
+    rotation_deg: float = 7.0
+    scale: float = 0.1
+    translate: float = 0.06
+    brightness: float = 0.1
+    contrast: float = 0.15
+    hflip: bool = False
+    enabled: bool = True
+
+
+def augment_batch(images: torch.Tensor, config: AugmentConfig,
+                  generator: torch.Generator) -> torch.Tensor:
+    """Random affine + brightness/contrast on a float batch [N, 1, H, W] in [0, 1]."""
+    if not config.enabled:
+        return images
+    n = images.shape[0]
+    device = images.device
+
+    def uniform(low: float, high: float) -> torch.Tensor:
+        return torch.rand(n, generator=generator) * (high - low) + low
+
+    angle = uniform(-config.rotation_deg, config.rotation_deg) * (math.pi / 180.0)
+    scale = uniform(1.0 - config.scale, 1.0 + config.scale)
+    tx = uniform(-config.translate, config.translate) * 2.0
+    ty = uniform(-config.translate, config.translate) * 2.0
+    flip = torch.where(torch.rand(n, generator=generator) < 0.5, -1.0, 1.0) \
+        if config.hflip else torch.ones(n)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1),
+                         torch.stack([sin * flip, cos, ty], 1)], 1).to(device)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    # Border padding: a black wedge would be a shortcut feature nothing else has.
+    out = F.grid_sample(images, grid, mode="bilinear", padding_mode="border",
+                        align_corners=False)
+    brightness = uniform(-config.brightness, config.brightness).to(device).view(n, 1, 1, 1)
+    contrast = uniform(1.0 - config.contrast, 1.0 + config.contrast).to(device).view(n, 1, 1, 1)
+    mean = out.mean(dim=(2, 3), keepdim=True)
+    out = (out - mean) * contrast + mean + brightness
+    return out.clamp_(0.0, 1.0)

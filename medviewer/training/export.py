@@ -1,0 +1,277 @@
+"""Export a trained run to ONNX with a CAM output, check parity, write and register its card.
+
+The exported graph takes ``image`` [N, 1, S, S] float32 (``pixel / 255`` of the 8-bit grey
+display image; normalisation is inside the graph) and returns ``probabilities`` [N, C]
+(after softmax) and ``cam`` [N, C, h, w]: the last convolutional features weighted by the
+linear head (no bias, before any upsampling), whose spatial mean plus the bias is the logit.
+
+The card is the inference package's :class:`~medviewer.inference.registry.ModelCard`; its
+test metrics are computed with onnxruntime on the exported file itself, so they are what
+``medviewer predict`` reproduces on the same images.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import platform
+import shutil
+from collections.abc import Generator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from medviewer.errors import UserError
+from medviewer.jobs import CancelFlag, Progress, run_to_end
+from medviewer.training import data as data_mod
+from medviewer.training import metrics as metrics_mod
+from medviewer.training.models import Classifier
+from medviewer.training.trainer import TrainConfig, load_checkpoint, model_from_checkpoint
+
+log = logging.getLogger(__name__)
+
+OPSET = 17
+INPUT_NAME = "image"
+PROBABILITIES_NAME = "probabilities"
+CAM_NAME = "cam"
+PARITY_TOLERANCE = 1e-4
+INTENDED_USE = ("Demonstration model trained on a public pediatric chest X-ray set "
+                "(Kermany et al. 2018, Guangzhou); not for clinical use.")
+LIMITATIONS = ("Trained on pediatric anterior-posterior chest X-rays from one centre; it has "
+               "not been validated on adults, other sites or other devices, and its outputs "
+               "must never be used for diagnosis.")
+
+
+class ExportError(UserError):
+    pass
+
+
+class ExportedGraph(nn.Module):
+    """What goes into the ONNX file: probabilities and class activation maps."""
+
+    def __init__(self, model: Classifier) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.model.feature_maps(image)
+        logits = self.model.head(features.mean(dim=(2, 3)))
+        weight = self.model.head.weight[:, :, None, None]
+        cam = F.conv2d(features, weight)
+        return torch.softmax(logits, dim=1), cam
+
+
+@dataclass
+class ExportResult:
+    onnx_path: str
+    card_path: str
+    registered_path: str | None
+    parity_max_abs_probabilities: float
+    parity_max_abs_cam: float
+    parity_images: int
+    test_metrics: dict
+    size_bytes: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _best_checkpoint(run_dir: Path) -> Path:
+    if run_dir.is_file():
+        return run_dir
+    path = run_dir / "checkpoints" / "best.pt"
+    if not path.is_file():
+        raise ExportError(f"The run {run_dir} has no best checkpoint (checkpoints/best.pt); "
+                          f"train it for at least one epoch first.")
+    return path
+
+
+def export_onnx(model: Classifier, size: int, path: Path) -> None:
+    graph = ExportedGraph(model).eval()
+    example = torch.rand(2, 1, size, size)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    import warnings
+
+    with warnings.catch_warnings():
+        # The TorchScript exporter is deprecated in favour of the dynamo one, which needs
+        # onnxscript; the TorchScript path is exact for these plain CNNs.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            graph, (example,), str(path), dynamo=False, opset_version=OPSET,
+            input_names=[INPUT_NAME], output_names=[PROBABILITIES_NAME, CAM_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, PROBABILITIES_NAME: {0: "batch"},
+                          CAM_NAME: {0: "batch"}},
+            do_constant_folding=True)
+
+
+def run_onnx(path: Path, images: torch.Tensor, batch_size: int = 128,
+             cancel: CancelFlag | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities and CAMs from onnxruntime (CPU) for a uint8 tensor [N, 1, S, S]."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    probs, cams = [], []
+    for start in range(0, images.shape[0], batch_size):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        batch = images[start:start + batch_size].float().div_(255.0).numpy()
+        p, c = session.run([PROBABILITIES_NAME, CAM_NAME], {INPUT_NAME: batch})
+        probs.append(p)
+        cams.append(c)
+    return np.concatenate(probs), np.concatenate(cams)
+
+
+@torch.no_grad()
+def run_torch(model: Classifier, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    graph = ExportedGraph(model).eval()
+    probs, cam = graph(images.float().div(255.0))
+    return probs.numpy(), cam.numpy()
+
+
+def parity(model: Classifier, onnx_path: Path, images: torch.Tensor) -> tuple[float, float]:
+    """Max abs difference torch vs onnxruntime, for probabilities and for CAMs."""
+    torch_probs, torch_cam = run_torch(model, images)
+    onnx_probs, onnx_cam = run_onnx(onnx_path, images)
+    return (float(np.abs(torch_probs - onnx_probs).max()),
+            float(np.abs(torch_cam - onnx_cam).max()))
+
+
+def _card_operating_points(best_points: dict, test: dict) -> dict:
+    from medviewer.inference.registry import OperatingPoint
+
+    points = {}
+    for name, point in (best_points or {}).items():
+        tested = test.get("operating_points", {}).get(name, {})
+        point_metrics = {"val_sensitivity": point["sensitivity"],
+                         "val_specificity": point["specificity"]}
+        if tested:
+            point_metrics.update(test_sensitivity=tested["sensitivity"],
+                                 test_specificity=tested["specificity"])
+        method = point["method"].replace(":", " ")
+        points[name] = OperatingPoint(float(point["threshold"]), f"{method} on validation",
+                                      point_metrics)
+    return points
+
+
+def _data_summary(split: dict) -> dict:
+    summary = {}
+    for name in data_mod.SPLIT_NAMES:
+        rows = split[name]
+        counts = {c: 0 for c in split["class_names"]}
+        for row in rows:
+            counts[split["class_names"][row["label"]]] += 1
+        patients = {row["patient"] for row in rows if row["patient"]}
+        summary[name] = {"images": len(rows), "patients": len(patients) or None,
+                         "per_class": counts}
+    return summary
+
+
+def export_run(run_dir: str | Path, name: str, version: str, out_dir: str | Path | None = None,
+               register: bool = False, description: str = "", parity_images: int = 64,
+               cancel: CancelFlag | None = None) -> Generator[Progress, None, ExportResult]:
+    """Export a run's best checkpoint; see the module docstring.
+
+    Files go to ``out_dir/NAME-VERSION/NAME.onnx`` (+ ``.json``), by default under the run
+    folder; ``register`` also imports them into the user models dir via the registry.
+    """
+    from medviewer.inference import registry
+
+    run_dir = Path(run_dir)
+    checkpoint_path = _best_checkpoint(run_dir)
+    payload = load_checkpoint(checkpoint_path)
+    config = TrainConfig.from_dict(payload["config"])
+    class_names = list(payload["class_names"])
+    split = payload["split"]
+    model = model_from_checkpoint(payload)
+    size = config.input_size
+    folder_root = Path(out_dir) if out_dir else (
+        checkpoint_path.parent.parent / "export" if run_dir.is_dir() else run_dir.parent)
+    folder = folder_root / registry._slug(f"{name}-{version}")
+    onnx_path = folder / f"{registry._slug(name)}.onnx"
+    yield Progress(0, 4, "exporting to ONNX")
+    export_onnx(model, size, onnx_path)
+
+    yield Progress(1, 4, "checking torch / onnxruntime parity")
+    val_records = [data_mod.ImageRecord(**row) for row in split["val"]][:parity_images]
+    val_images = run_to_end(data_mod.preload_images(val_records, size, cancel))
+    if val_images.shape[0] == 0:
+        val_images = torch.randint(0, 256, (8, 1, size, size), dtype=torch.uint8)
+    max_probs, max_cam = parity(model, onnx_path, val_images)
+    cam_scale = max(1.0, float(np.abs(run_torch(model, val_images[:8])[1]).max()))
+    if not (max_probs <= PARITY_TOLERANCE and max_cam <= PARITY_TOLERANCE * cam_scale):
+        raise ExportError(f"The exported model {onnx_path.name} disagrees with the trained one "
+                          f"(max difference {max_probs:.2e} in probabilities, {max_cam:.2e} "
+                          f"in activation maps).")
+
+    yield Progress(2, 4, "evaluating the exported model on the test split")
+    test_records = [data_mod.ImageRecord(**row) for row in split["test"]]
+    test_metrics: dict = {}
+    if test_records:
+        test_images = run_to_end(data_mod.preload_images(test_records, size, cancel))
+        probabilities, _ = run_onnx(onnx_path, test_images, cancel=cancel)
+        labels = np.array([r.label for r in test_records])
+        points = {k: metrics_mod.OperatingPoint(**v)
+                  for k, v in (payload.get("best_operating_points") or {}).items()}
+        test_metrics = metrics_mod.classification_metrics(probabilities, labels, class_names,
+                                                          points or None,
+                                                          config.operating_point)
+        test_metrics["split"] = "test"
+        test_metrics["source"] = split.get("test_source", split.get("source"))
+
+    yield Progress(3, 4, "writing the model card")
+    best_epoch = payload.get("best_epoch")
+    val_metrics = payload.get("val_metrics", {})
+    card = registry.ModelCard(
+        name=name, version=version, classes=class_names,
+        input=registry.InputSpec(channels=1, height=size, width=size, name=INPUT_NAME),
+        sha256=registry.file_sha256(onnx_path), task="multiclass",
+        preprocessing=registry.Preprocessing(source="display", resize="stretch",
+                                             interpolation="bilinear", mean=[0.0], std=[1.0],
+                                             channel_mode="replicate"),
+        outputs=registry.OutputSpec(probabilities=PROBABILITIES_NAME, cam=CAM_NAME,
+                                    activation="none"),
+        operating_points=_card_operating_points(payload.get("best_operating_points") or {},
+                                                test_metrics),
+        description=description or (
+            f"{config.arch} classifier ({', '.join(class_names)}) trained from "
+            f"{'a checkpoint' if config.init_checkpoint else 'scratch'} with MedViewer."),
+        intended_use=INTENDED_USE, limitations=LIMITATIONS,
+        training={
+            "architecture": config.arch, "input_size": size,
+            "epochs_run": len(payload.get("history", [])), "best_epoch": best_epoch,
+            "best_val_auroc": payload.get("best_val_auroc"),
+            "val_metrics": val_metrics,
+            "data": {"source": split.get("source"), "test_source": split.get("test_source"),
+                     "split_by": split.get("by"), "seed": split.get("seed"),
+                     "summary": _data_summary(split)},
+            "config": config.to_dict(),
+            "preprocessing_detail": data_mod.preprocessing_spec(size),
+            "parity": {"images": int(val_images.shape[0]),
+                       "max_abs_probabilities": max_probs, "max_abs_cam": max_cam,
+                       "onnx_opset": OPSET},
+            "cam": "last conv features x linear head weights (no bias), before upsampling",
+            "torch": str(torch.__version__), "machine": platform.machine(),
+        },
+        metrics=test_metrics,
+        created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+    )
+    card_path = registry.card_path_for(onnx_path)
+    card.save(card_path)
+    # A copy of the split beside the model documents exactly which images were used.
+    if run_dir.is_dir() and (run_dir / "split.json").is_file():
+        shutil.copyfile(run_dir / "split.json", folder / "split.json")
+
+    registered = None
+    if register:
+        entry = registry.import_model(onnx_path, card_path)
+        registered = str(entry.onnx_path)
+    yield Progress(4, 4, "done")
+    return ExportResult(str(onnx_path), str(card_path), registered, max_probs, max_cam,
+                        int(val_images.shape[0]), test_metrics, onnx_path.stat().st_size)
+
