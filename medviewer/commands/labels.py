@@ -1,0 +1,221 @@
+"""`medviewer labels list|stats|import|export|recover`: the label store from the command line."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from medviewer.errors import UserError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "labels", help="list, count, import, export or recover image labels",
+        description="Work with the label store (default: labels.sqlite in the user data "
+                    "folder; --store picks another file).")
+    actions = parser.add_subparsers(dest="labels_action", metavar="ACTION", required=True)
+
+    def common(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--store", type=Path, help="label store file (default: the user's)")
+        sub.add_argument("--json", action="store_true", help="print JSON")
+
+    listing = actions.add_parser("list", help="label sets with their counts")
+    common(listing)
+    listing.set_defaults(handler=_list)
+
+    stats = actions.add_parser("stats", help="counts per class and reader, and agreement")
+    stats.add_argument("--label-set", required=True, metavar="NAME")
+    common(stats)
+    stats.set_defaults(handler=_stats)
+
+    importing = actions.add_parser(
+        "import", help="import labels from CSV (path,label[,reader]) or MedViewer JSON",
+        description="Rows with unknown paths or classes are reported; the other rows are "
+                    "imported only with --yes. The whole import is one undo step.")
+    importing.add_argument("file", type=Path, metavar="FILE.csv|FILE.json")
+    importing.add_argument("--label-set", metavar="NAME",
+                           help="label set to import into (JSON: default the file's)")
+    importing.add_argument("--classes", metavar="A,B",
+                           help="classes of a new label set; new names are appended to an "
+                                "existing set's list")
+    importing.add_argument("--multi-label", action="store_true",
+                           help="a new label set allows several classes per image")
+    importing.add_argument("--reader", help="reader for rows without one (default: you)")
+    importing.add_argument("--yes", action="store_true",
+                           help="import the good rows even when others have problems")
+    common(importing)
+    importing.set_defaults(handler=_import)
+
+    exporting = actions.add_parser("export", help="write a label set to CSV, JSON or COCO")
+    exporting.add_argument("--label-set", required=True, metavar="NAME")
+    exporting.add_argument("-o", "--output", required=True, type=Path,
+                           metavar="FILE.csv|FILE.json")
+    exporting.add_argument("--format", choices=("csv", "json", "coco"),
+                           help="default: from the file name; coco writes the regions")
+    common(exporting)
+    exporting.set_defaults(handler=_export)
+
+    recovering = actions.add_parser(
+        "recover", help="keep a damaged store aside and rebuild it from its readable labels")
+    common(recovering)
+    recovering.set_defaults(handler=_recover)
+
+
+def _open(args: argparse.Namespace, *, create: bool = False, reader: str | None = None):
+    from medviewer.labels.store import LabelStore, default_store_path
+
+    path = args.store or default_store_path()
+    if not create and args.store is not None and not path.exists():
+        raise UserError(f"There is no label store at {path}.")
+    return LabelStore(path, reader=reader)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _list(args: argparse.Namespace) -> int:
+    from medviewer.cli import print_json
+
+    with _open(args) as store:
+        sets = store.label_sets()
+        counts = store.counts()
+        rows = [{"name": s.name, "classes": list(s.classes), "multi_label": s.multi_label,
+                 **counts[s.name]} for s in sets]
+        if args.json:
+            print_json({"store": str(store.path), "label_sets": rows})
+            return 0
+        if not rows:
+            print(f"No label sets in {store.path} yet.")
+            return 0
+        print(f"Label sets in {store.path}:")
+        for row in rows:
+            kind = "multi-label" if row["multi_label"] else "single-label"
+            print(f"  {row['name']}: {kind}, classes {', '.join(row['classes'])}; "
+                  f"{row['images']} images, {row['decisions']} labels by {row['readers']} "
+                  f"readers, {row['regions']} regions")
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from medviewer.cli import print_json
+    from medviewer.labels.stats import label_stats
+
+    with _open(args) as store:
+        stats = label_stats(store, args.label_set)
+    if args.json:
+        print_json(stats)
+        return 0
+    kind = "multi-label" if stats["multi_label"] else "single-label"
+    print(f"Label set '{stats['label_set']}' ({kind}): {stats['images']} images, "
+          f"{stats['decisions']} labels, {stats['regions']} regions")
+    print("Per class: " + ", ".join(f"{c} {n}" for c, n in stats["per_class"].items()))
+    if stats["regions"]:
+        print("Regions per class: " + ", ".join(
+            f"{c} {n}" for c, n in stats["regions_per_class"].items()))
+    for reader, entry in stats["per_reader"].items():
+        classes = ", ".join(f"{c} {n}" for c, n in entry["classes"].items())
+        print(f"  {reader}: {entry['images']} images ({classes}), {entry['regions']} regions")
+    if stats["per_source"]:
+        print("Sources: " + ", ".join(f"{s} {n}" for s, n in stats["per_source"].items()))
+    agreement = stats["agreement"]
+    lines = []
+    for pair in agreement["pairs"] + agreement["reader_vs_ai"]:
+        per_class = ", ".join(f"{c} {_fmt(k)}" for c, k in pair["per_class"].items())
+        lines.append(f"  Cohen's kappa {pair['reader_a']} vs {pair['reader_b']}: "
+                     f"{_fmt(pair['kappa'])} on {pair['images']} images ({per_class})")
+    fleiss = agreement["fleiss"]
+    if fleiss:
+        per_class = ", ".join(f"{c} {_fmt(k)}" for c, k in fleiss["per_class"].items())
+        lines.append(f"  Fleiss' kappa, {len(fleiss['readers'])} readers: "
+                     f"{_fmt(fleiss['kappa'])} on {fleiss['images']} images labelled by all "
+                     f"({per_class})")
+    for reader, counts in agreement["ai_acceptance"].items():
+        lines.append(f"  {reader} accepted {counts['accepted']} and overrode "
+                     f"{counts['overridden']} AI suggestions (acceptance {_fmt(counts['rate'])})")
+    print("Agreement:" if lines else "Agreement: needs two readers on the same images.")
+    for line in lines:
+        print(line)
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from medviewer.cli import print_json
+    from medviewer.labels import io as label_io
+    from medviewer.labels.errors import ImportRejectedError
+
+    classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes \
+        else None
+    suffix = args.file.suffix.lower()
+    if suffix not in (".csv", ".json"):
+        raise UserError(f"Cannot import {args.file}: only .csv and .json files can be "
+                        f"imported.")
+    with _open(args, create=True) as store:
+        if suffix == ".csv":
+            if not args.label_set:
+                raise UserError(f"Importing {args.file} needs --label-set NAME.")
+            plan = label_io.validate_csv(store, args.file, args.label_set, classes=classes,
+                                         multi_label=args.multi_label, reader=args.reader)
+        else:
+            plan = label_io.validate_json(store, args.file, args.label_set, classes=classes)
+        problems = sorted(plan.problems, key=lambda p: p.row)
+        if not args.json:
+            for problem in problems:
+                print(f"{args.file.name} {problem}")
+        if problems and not args.yes:
+            if args.json:
+                print_json({**plan.as_dict(), "imported": False})
+            raise ImportRejectedError(
+                f"{len(plan.problem_rows)} of {plan.rows_total} {problems[0].where}s in "
+                f"{args.file} have problems (listed above); nothing was imported: fix them, "
+                f"or run again with --yes to import the other {plan.rows_ok}.")
+        result = label_io.apply_import(store, plan, accept_partial=args.yes)
+    if args.json:
+        print_json({**plan.as_dict(), "imported": True,
+                    "labels_written": result.labels_written,
+                    "labels_unchanged": result.labels_unchanged,
+                    "regions_written": result.regions_written,
+                    "action_id": result.action_id})
+        return 0
+    created = " (new label set)" if result.label_set_created else ""
+    left_out = f"; {len(plan.problem_rows)} problem rows left out" if problems else ""
+    print(f"Imported {result.labels_written} labels and {result.regions_written} regions into "
+          f"'{plan.label_set}'{created}; {result.labels_unchanged} were already there"
+          f"{left_out}.")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from medviewer.cli import print_json
+    from medviewer.labels import io as label_io
+
+    fmt = args.format or {".csv": "csv", ".json": "json"}.get(args.output.suffix.lower())
+    if fmt is None:
+        raise UserError(f"Cannot tell the format of {args.output} from its name; add "
+                        f"--format csv, json or coco.")
+    with _open(args) as store:
+        store.label_set(args.label_set)  # a clear error for an unknown set
+        if fmt == "csv":
+            count, unit = label_io.export_csv(store, args.label_set, args.output), "rows"
+        elif fmt == "json":
+            count, unit = label_io.export_json(store, args.label_set, args.output), "images"
+        else:
+            count, unit = label_io.export_coco(store, args.label_set, args.output), "regions"
+    if args.json:
+        print_json({"output": str(args.output), "format": fmt, unit: count})
+    else:
+        print(f"Wrote {count} {unit} of label set '{args.label_set}' to {args.output} "
+              f"({fmt}).")
+    return 0
+
+
+def _recover(args: argparse.Namespace) -> int:
+    from medviewer.cli import print_json
+    from medviewer.labels.store import LabelStore, default_store_path
+
+    report = LabelStore.recover(args.store or default_store_path())
+    if args.json:
+        print_json(report.as_dict())
+    else:
+        print(report.summary())
+    return 0

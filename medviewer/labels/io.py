@@ -1,0 +1,557 @@
+"""Import and export of labels: CSV, MedViewer JSON and COCO-style JSON for regions.
+
+Formats are documented in docs/labels-format.md. Imports are two steps so nothing is
+imported by surprise: ``validate_*`` reads the file, resolves every path to its image key
+(by reading headers) and returns an :class:`ImportPlan` listing each problem row; then
+``apply_import(store, plan, accept_partial=...)`` writes the good rows in one transaction,
+refusing when there are problems unless the caller accepted a partial import.
+
+Exports are written atomically: a temporary file in the target's folder, fsynced, then
+renamed over the target, so a failure leaves any previous file untouched.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from medviewer.errors import UserError
+from medviewer.jobs import CancelFlag, Progress, run_to_end
+from medviewer.labels.errors import ExportError, ImportRejectedError, UnknownLabelSetError
+from medviewer.labels.store import (
+    HASH_PREFIX,
+    SOURCES,
+    Ellipse,
+    ImageRef,
+    ImportResult,
+    LabelEntry,
+    LabelStore,
+    Polygon,
+    Rectangle,
+    RegionEntry,
+    _check_classes,
+    _fsync_dir,
+    now_iso,
+)
+
+log = logging.getLogger(__name__)
+
+JSON_FORMAT = "medviewer-labels"
+JSON_FORMAT_VERSION = 1
+CSV_COLUMNS = ("path", "label", "reader", "image_key", "sop_instance_uid", "content_hash",
+               "patient_id", "source", "note", "labelled_at")
+_PROGRESS_EVERY = 25
+
+
+# ---------------------------------------------------------------- atomic writing
+
+
+@contextmanager
+def atomic_writer(path: str | os.PathLike, *, newline: str | None = None) -> Iterator[IO[str]]:
+    """Write a text file so that it is either complete or not there (the old one stays).
+
+    Raises :class:`ExportError` naming the file when it cannot be written.
+    """
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    try:
+        fd, temp_name = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise ExportError(f"Cannot write {target}: {exc.strerror or exc}.") from None
+    temp = Path(temp_name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, target)
+        _fsync_dir(folder)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise ExportError(f"Cannot write {target}: {exc.strerror or exc}; any previous file "
+                          f"there is unchanged.") from None
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+# ---------------------------------------------------------------- export
+
+
+def export_csv(store: LabelStore, label_set: str, path: str | os.PathLike) -> int:
+    """One row per (image, reader, class); returns the number of rows written."""
+    labels = store.current_labels(label_set)
+    images = store.images(label.image_key for label in labels)
+    rows = 0
+    with atomic_writer(path, newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CSV_COLUMNS)
+        for label in labels:
+            image = images.get(label.image_key) or ImageRef(label.image_key)
+            for class_name in label.classes:
+                writer.writerow([image.path or "", class_name, label.reader, image.key,
+                                 image.sop_instance_uid or "", image.content_hash or "",
+                                 image.patient_id or "", label.source, label.note or "",
+                                 label.labelled_at])
+                rows += 1
+    return rows
+
+
+def export_json(store: LabelStore, label_set: str, path: str | os.PathLike) -> int:
+    """The MedViewer JSON format (labels and regions per image); returns images written."""
+    document = labels_document(store, label_set)
+    with atomic_writer(path) as handle:
+        json.dump(document, handle, indent=1, ensure_ascii=False)
+        handle.write("\n")
+    return len(document["images"])
+
+
+def labels_document(store: LabelStore, label_set: str) -> dict:
+    current_set = store.label_set(label_set)
+    labels = store.current_labels(label_set)
+    regions = store.regions(label_set)
+    keys = list(dict.fromkeys([lab.image_key for lab in labels]
+                              + [reg.image_key for reg in regions]))
+    images = store.images(keys)
+    by_key: dict[str, dict] = {}
+    for key in sorted(keys):
+        image = images.get(key) or ImageRef(key)
+        by_key[key] = {"image_key": key, "sop_instance_uid": image.sop_instance_uid,
+                       "content_hash": image.content_hash, "path": image.path,
+                       "patient_id": image.patient_id, "width": image.width,
+                       "height": image.height, "labels": [], "regions": []}
+    for label in labels:
+        by_key[label.image_key]["labels"].append({
+            "reader": label.reader, "classes": list(label.classes), "source": label.source,
+            "note": label.note, "ai_classes": list(label.ai_classes)
+            if label.ai_classes is not None else None, "labelled_at": label.labelled_at})
+    for region in regions:
+        by_key[region.image_key]["regions"].append({
+            "id": region.id, "reader": region.reader, "class": region.class_name,
+            "shape": region.shape, "x": region.geometry.x, "y": region.geometry.y,
+            "width": region.geometry.width, "height": region.geometry.height,
+            "points": [list(p) for p in region.geometry.points]
+            if region.shape == "polygon" else None,
+            "frame": region.frame, "source": region.source, "note": region.note,
+            "created_at": region.created_at, "updated_at": region.updated_at})
+    return {"format": JSON_FORMAT, "version": JSON_FORMAT_VERSION, "exported_at": now_iso(),
+            "label_set": {"name": current_set.name, "classes": list(current_set.classes),
+                          "multi_label": current_set.multi_label,
+                          "description": current_set.description},
+            "images": list(by_key.values())}
+
+
+def export_coco(store: LabelStore, label_set: str, path: str | os.PathLike) -> int:
+    """Regions as COCO-style object annotations; returns the number of annotations."""
+    document = coco_document(store, label_set)
+    with atomic_writer(path) as handle:
+        json.dump(document, handle, indent=1, ensure_ascii=False)
+        handle.write("\n")
+    return len(document["annotations"])
+
+
+def coco_document(store: LabelStore, label_set: str) -> dict:
+    current_set = store.label_set(label_set)
+    regions = store.regions(label_set)
+    images = store.images(r.image_key for r in regions)
+    category_ids = {name: i + 1 for i, name in enumerate(current_set.classes)}
+    image_ids: dict[str, int] = {}
+    coco_images = []
+    for key in sorted({r.image_key for r in regions}):
+        image = images.get(key) or ImageRef(key)
+        image_ids[key] = len(image_ids) + 1
+        coco_images.append({"id": image_ids[key], "file_name": image.path or "",
+                            "width": image.width, "height": image.height,
+                            "image_key": key, "sop_instance_uid": image.sop_instance_uid,
+                            "content_hash": image.content_hash})
+    annotations = []
+    for region in regions:
+        g = region.geometry
+        if region.shape == "polygon":
+            segmentation = [[c for point in g.points for c in point]]
+            area = _polygon_area(g.points)
+        elif region.shape == "ellipse":
+            outline = _ellipse_outline(g.x, g.y, g.width, g.height)
+            segmentation = [[c for point in outline for c in point]]
+            area = math.pi * g.width * g.height / 4
+        else:
+            segmentation = [[g.x, g.y, g.x + g.width, g.y, g.x + g.width, g.y + g.height,
+                             g.x, g.y + g.height]]
+            area = g.width * g.height
+        annotations.append({
+            "id": region.id, "image_id": image_ids[region.image_key],
+            "category_id": category_ids[region.class_name],
+            "bbox": [g.x, g.y, g.width, g.height], "area": area, "iscrowd": 0,
+            "segmentation": segmentation,
+            "attributes": {"shape": region.shape, "reader": region.reader,
+                           "frame": region.frame, "source": region.source,
+                           "note": region.note}})
+    return {"info": {"description": f"MedViewer regions of label set '{current_set.name}'",
+                     "date_created": now_iso(), "version": "1.0"},
+            "images": coco_images, "annotations": annotations,
+            "categories": [{"id": i, "name": n, "supercategory": current_set.name}
+                           for n, i in category_ids.items()]}
+
+
+def _polygon_area(points: tuple[tuple[float, float], ...]) -> float:
+    twice = sum(x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in zip(points, points[1:] + points[:1]))
+    return abs(twice) / 2
+
+
+def _ellipse_outline(x: float, y: float, width: float, height: float,
+                     n: int = 32) -> list[tuple[float, float]]:
+    cx, cy, rx, ry = x + width / 2, y + height / 2, width / 2, height / 2
+    return [(round(cx + rx * math.cos(2 * math.pi * i / n), 3),
+             round(cy + ry * math.sin(2 * math.pi * i / n), 3)) for i in range(n)]
+
+
+# ---------------------------------------------------------------- import
+
+
+@dataclass(frozen=True)
+class ImportProblem:
+    row: int
+    reason: str
+    where: str = "row"
+
+    def __str__(self) -> str:
+        return f"{self.where} {self.row}: {self.reason}"
+
+
+@dataclass
+class ImportPlan:
+    """What an import would write, and every problem found; nothing is written yet."""
+
+    source: Path
+    label_set: str
+    classes: tuple[str, ...]
+    multi_label: bool
+    creates_label_set: bool
+    new_classes: tuple[str, ...]
+    rows_total: int = 0
+    labels: list[LabelEntry] = field(default_factory=list)
+    regions: list[RegionEntry] = field(default_factory=list)
+    problems: list[ImportProblem] = field(default_factory=list)
+    problem_rows: set[int] = field(default_factory=set)
+
+    @property
+    def rows_ok(self) -> int:
+        return self.rows_total - len(self.problem_rows)
+
+    def add_problem(self, row: int, reason: str, where: str = "row") -> None:
+        self.problems.append(ImportProblem(row, reason, where))
+        self.problem_rows.add(row)
+
+    def as_dict(self) -> dict:
+        return {"source": str(self.source), "label_set": self.label_set,
+                "classes": list(self.classes), "multi_label": self.multi_label,
+                "creates_label_set": self.creates_label_set,
+                "new_classes": list(self.new_classes), "rows_total": self.rows_total,
+                "rows_ok": self.rows_ok, "labels": len(self.labels),
+                "regions": len(self.regions),
+                "problems": [{"where": p.where, "row": p.row, "reason": p.reason}
+                             for p in sorted(self.problems, key=lambda p: p.row)]}
+
+
+def _target_set(store: LabelStore, label_set: str, classes: list[str] | None,
+                multi_label: bool, source: Path) -> ImportPlan:
+    try:
+        existing = store.label_set(label_set)
+    except UnknownLabelSetError:
+        if not classes:
+            raise UserError(f"There is no label set named '{label_set}' to import {source} "
+                            f"into; give its classes (--classes a,b) to create it.") from None
+        names = tuple(_check_classes(classes))
+        return ImportPlan(source, label_set, names, multi_label, True, names)
+    extra = tuple(c for c in _check_classes(classes) if c not in existing.classes) \
+        if classes else ()
+    return ImportPlan(source, label_set, existing.classes + extra, existing.multi_label,
+                      False, extra)
+
+
+class _Resolver:
+    """Path -> ImageRef through the file's header, once per path."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self._cache: dict[Path, ImageRef | str] = {}
+
+    def __call__(self, text: str) -> ImageRef | str:
+        """The image, or a reason why not (a str)."""
+        from medviewer.dicom.reader import LoadError
+        from medviewer.labels.identity import resolve_image
+
+        path = Path(os.path.expanduser(text))
+        if not path.is_absolute():
+            path = self.base / path
+        if path in self._cache:
+            return self._cache[path]
+        if not path.exists():
+            result: ImageRef | str = f"the file {text} does not exist"
+        else:
+            try:
+                result = resolve_image(path)
+            except LoadError as exc:
+                result = f"the file {text} cannot be read ({exc.reason})"
+        self._cache[path] = result
+        return result
+
+
+def _read_csv(path: Path) -> list[tuple[int, list[str]]]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise UserError(f"Cannot import {path}: the file does not exist.") from None
+    except UnicodeDecodeError:
+        raise UserError(f"Cannot import {path}: it is not UTF-8 text.") from None
+    except OSError as exc:
+        raise UserError(f"Cannot import {path}: {exc.strerror or exc}.") from None
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise UserError(f"Cannot import {path}: it is not valid CSV ({exc}).") from None
+    # Row numbers as a spreadsheet shows them: the header is row 1.
+    return [(number, row) for number, row in enumerate(rows, start=1)]
+
+
+def validate_csv_job(store: LabelStore, path: str | os.PathLike, label_set: str, *,
+                     classes: list[str] | None = None, multi_label: bool = False,
+                     reader: str | None = None, cancel: CancelFlag | None = None
+                     ) -> Generator[Progress, None, ImportPlan]:
+    """Check a CSV (columns path,label[,reader], header optional) against the label set.
+
+    A job: yields Progress while it reads headers and returns the :class:`ImportPlan`.
+    """
+    source = Path(path)
+    plan = _target_set(store, label_set, classes, multi_label, source)
+    default_reader = reader or store.reader
+    rows = _read_csv(source)
+    columns = {"path": 0, "label": 1, "reader": 2}
+    if rows and [c.strip().lower() for c in rows[0][1][:2]] == ["path", "label"]:
+        columns = {name.strip().lower(): i for i, name in enumerate(rows[0][1])}
+        rows = rows[1:]
+    resolve = _Resolver(source.parent)
+    groups: dict[tuple[str, str], list[tuple[int, str, str, str | None]]] = {}
+    images: dict[str, ImageRef] = {}
+    data_rows = [(n, r) for n, r in rows if any(cell.strip() for cell in r)]
+    plan.rows_total = len(data_rows)
+
+    def cell(row: list[str], name: str) -> str:
+        index = columns.get(name)
+        return row[index].strip() if index is not None and index < len(row) else ""
+
+    for done, (number, row) in enumerate(data_rows):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        if done % _PROGRESS_EVERY == 0:
+            yield Progress(done, plan.rows_total, f"Checking {source.name}")
+        path_text, label = cell(row, "path"), cell(row, "label")
+        row_reader = cell(row, "reader") or default_reader
+        row_source = cell(row, "source") or "imported"
+        note = cell(row, "note") or None
+        if not path_text and not cell(row, "image_key"):
+            plan.add_problem(number, "the path is empty")
+            continue
+        if not label:
+            plan.add_problem(number, "the label is empty")
+            continue
+        if label not in plan.classes:
+            plan.add_problem(number, f"unknown class '{label}' (classes: "
+                                     f"{', '.join(plan.classes)})")
+            continue
+        if row_source not in SOURCES:
+            plan.add_problem(number, f"unknown source '{row_source}'")
+            continue
+        if "\n" in row_reader or len(row_reader) > 200:
+            plan.add_problem(number, "the reader name is not a single short line")
+            continue
+        image = resolve(path_text) if path_text else "no path given"
+        if isinstance(image, str):
+            key = cell(row, "image_key")
+            if not key:
+                plan.add_problem(number, image)
+                continue
+            # Rows exported elsewhere carry the key: the path is then only a hint.
+            image = ImageRef(key, path=path_text or None,
+                             patient_id=cell(row, "patient_id") or None)
+        images.setdefault(image.key, image)
+        groups.setdefault((image.key, row_reader), []).append((number, label, row_source, note))
+    yield Progress(plan.rows_total, plan.rows_total, f"Checked {source.name}")
+
+    for (key, row_reader), entries in groups.items():
+        chosen = list(dict.fromkeys(label for _, label, _, _ in entries))
+        numbers = [n for n, _, _, _ in entries]
+        if len(chosen) > 1 and not plan.multi_label:
+            for number in numbers:
+                plan.add_problem(number, f"reader '{row_reader}' gives this image "
+                                         f"{len(chosen)} classes ({', '.join(chosen)}) in "
+                                         f"single-label set '{plan.label_set}' (rows "
+                                         f"{', '.join(map(str, numbers))})")
+            continue
+        sources = list(dict.fromkeys(s for _, _, s, _ in entries))
+        notes = [n for _, _, _, n in entries if n]
+        ordered = tuple(c for c in plan.classes if c in chosen)
+        plan.labels.append(LabelEntry(images[key], row_reader, ordered,
+                                      sources[0] if len(sources) == 1 else "imported",
+                                      "; ".join(dict.fromkeys(notes)) or None))
+    return plan
+
+
+def validate_json_job(store: LabelStore, path: str | os.PathLike,
+                      label_set: str | None = None, *, classes: list[str] | None = None,
+                      cancel: CancelFlag | None = None
+                      ) -> Generator[Progress, None, ImportPlan]:
+    """Check a MedViewer JSON export; problems are reported per image ('image 3: ...')."""
+    source = Path(path)
+    try:
+        document = json.loads(source.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"Cannot import {source}: the file does not exist.") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UserError(f"Cannot import {source}: it is not readable JSON ({exc}).") from None
+    if not isinstance(document, dict) or document.get("format") != JSON_FORMAT:
+        raise UserError(f"Cannot import {source}: it is not a MedViewer labels JSON file "
+                        f"(no \"format\": \"{JSON_FORMAT}\").")
+    if document.get("version", 0) > JSON_FORMAT_VERSION:
+        raise UserError(f"Cannot import {source}: it was written by a newer MedViewer "
+                        f"(format version {document.get('version')}).")
+    declared = document.get("label_set") or {}
+    name = label_set or declared.get("name")
+    if not name:
+        raise UserError(f"Cannot import {source}: it names no label set; give one.")
+    wanted_classes = list(classes or []) + [c for c in declared.get("classes", [])
+                                            if c not in (classes or [])]
+    plan = _target_set(store, name, wanted_classes or None,
+                       bool(declared.get("multi_label", False)), source)
+    entries = document.get("images") or []
+    plan.rows_total = len(entries)
+    for number, entry in enumerate(entries, start=1):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        if number % _PROGRESS_EVERY == 1:
+            yield Progress(number - 1, plan.rows_total, f"Checking {source.name}")
+        try:
+            labels, regions = _json_image(entry, plan)
+        except ValueError as exc:
+            plan.add_problem(number, str(exc), where="image")
+            continue
+        plan.labels += labels
+        plan.regions += regions
+    yield Progress(plan.rows_total, plan.rows_total, f"Checked {source.name}")
+    return plan
+
+
+def _json_image(entry: Any, plan: ImportPlan) -> tuple[list[LabelEntry], list[RegionEntry]]:
+    if not isinstance(entry, dict):
+        raise ValueError("it is not an object")
+    key = entry.get("image_key") or entry.get("sop_instance_uid") or (
+        HASH_PREFIX + entry["content_hash"] if entry.get("content_hash") else None)
+    if not key or not isinstance(key, str):
+        raise ValueError("it has no image_key")
+    image = ImageRef(key, path=entry.get("path"), patient_id=entry.get("patient_id"),
+                     width=_int_or_none(entry.get("width")),
+                     height=_int_or_none(entry.get("height")))
+    labels, regions = [], []
+    for label in entry.get("labels") or []:
+        reader = str(label.get("reader") or "").strip()
+        if not reader:
+            raise ValueError("a label has no reader")
+        chosen = label.get("classes") or []
+        unknown = [c for c in chosen if c not in plan.classes]
+        if unknown:
+            raise ValueError(f"unknown class '{unknown[0]}' (classes: "
+                             f"{', '.join(plan.classes)})")
+        if not chosen:
+            raise ValueError(f"the label of reader '{reader}' has no class")
+        if len(chosen) > 1 and not plan.multi_label:
+            raise ValueError(f"reader '{reader}' gives {len(chosen)} classes in single-label "
+                             f"set '{plan.label_set}'")
+        source = label.get("source") or "imported"
+        if source not in SOURCES:
+            raise ValueError(f"unknown source '{source}'")
+        ai = label.get("ai_classes")
+        if ai is not None and any(c not in plan.classes for c in ai):
+            raise ValueError("an AI suggestion names an unknown class")
+        labels.append(LabelEntry(image, reader, tuple(c for c in plan.classes if c in chosen),
+                                 source, label.get("note"),
+                                 tuple(ai) if ai is not None else None))
+    for region in entry.get("regions") or []:
+        reader = str(region.get("reader") or "").strip()
+        class_name = region.get("class")
+        if not reader:
+            raise ValueError("a region has no reader")
+        if class_name not in plan.classes:
+            raise ValueError(f"unknown region class '{class_name}'")
+        source = region.get("source") or "imported"
+        if source not in SOURCES:
+            raise ValueError(f"unknown source '{source}'")
+        try:
+            shape = region.get("shape", "rectangle")
+            if shape == "polygon":
+                geometry: Any = Polygon(tuple(tuple(p) for p in region["points"]))
+            elif shape in ("rectangle", "ellipse"):
+                box = [float(region[k]) for k in ("x", "y", "width", "height")]
+                geometry = (Ellipse if shape == "ellipse" else Rectangle)(*box)
+            else:
+                raise ValueError(f"unknown region shape '{shape}'")
+            frame = int(region.get("frame", 0))
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"a region's geometry is incomplete ({exc})") from None
+        regions.append(RegionEntry(image, reader, class_name, geometry, frame, source,
+                                   region.get("note")))
+    return labels, regions
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def validate_csv(store: LabelStore, path: str | os.PathLike, label_set: str,
+                 **options: Any) -> ImportPlan:
+    return run_to_end(validate_csv_job(store, path, label_set, **options))
+
+
+def validate_json(store: LabelStore, path: str | os.PathLike, label_set: str | None = None,
+                  **options: Any) -> ImportPlan:
+    return run_to_end(validate_json_job(store, path, label_set, **options))
+
+
+def apply_import(store: LabelStore, plan: ImportPlan, *,
+                 accept_partial: bool = False) -> ImportResult:
+    """Write a validated plan in one transaction (one undo step).
+
+    With problems in the plan this raises :class:`ImportRejectedError` (nothing written)
+    unless ``accept_partial`` is true; then only the problem rows are left out.
+    """
+    if plan.problems and not accept_partial:
+        first = min(plan.problems, key=lambda p: p.row)
+        raise ImportRejectedError(
+            f"{len(plan.problem_rows)} of {plan.rows_total} {first.where}s in {plan.source} "
+            f"have problems (first: {first}); nothing was imported: fix them, or accept a "
+            f"partial import (--yes) to import the other {plan.rows_ok}.")
+    if not plan.labels and not plan.regions and not plan.creates_label_set \
+            and not plan.new_classes:
+        return ImportResult(None, 0, 0, 0)
+    result = store.import_labels(
+        plan.label_set, plan.labels, plan.regions,
+        classes=plan.classes if plan.creates_label_set else plan.new_classes or None,
+        multi_label=plan.multi_label,
+        detail={"file": plan.source.name, "rows": plan.rows_total,
+                "rows_left_out": len(plan.problem_rows)})
+    log.info("Imported %d labels and %d regions into label set %s (%d rows left out)",
+             result.labels_written, result.regions_written, plan.label_set,
+             len(plan.problem_rows))
+    return result

@@ -1,0 +1,1247 @@
+"""The label store: one SQLite file that keeps every label a reader commits.
+
+Durability comes first, because labels are clinical work:
+
+* WAL journal with ``synchronous=FULL``: a method that writes returns only after its one
+  transaction committed and the WAL was fsynced; when it raises, nothing of the action was
+  written. The GUI calls one method per user action and shows "saved" after it returns.
+* Every action appends to the history (``actions`` + ``changes``; triggers make both tables
+  append-only), so any label can be traced (who, when, old -> new) and the last action of a
+  reader can be undone.
+* At start-up ``PRAGMA quick_check`` runs; a damaged file raises :class:`DamagedStoreError`
+  whose sentence points at :meth:`LabelStore.recover` (copy aside, salvage, rebuild).
+* The schema carries a version (``PRAGMA user_version``); an older file is backed up and then
+  migrated in one transaction (see :mod:`medviewer.labels.schema`).
+
+Images are identified by their SOP Instance UID, or ``sha256:<hex>`` of the file for plain
+PNG/JPEG images (and DICOM files without a SOP Instance UID); the path is only a hint. Labels
+are per reader: each reader has at most one decision (a set of classes) per image and label
+set. Region coordinates are in the original, un-rotated stored pixel grid (see
+docs/labels-format.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from medviewer.labels import schema
+from medviewer.labels.errors import (
+    DamagedStoreError,
+    InvalidLabelError,
+    LabelError,
+    NewerStoreError,
+    NotALabelStoreError,
+    StoreUnavailableError,
+    UndoConflictError,
+    UnknownLabelSetError,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STORE_NAME = "labels.sqlite"
+SOURCES = ("manual", "ai_accepted", "ai_overridden", "imported")
+SHAPES = ("rectangle", "ellipse", "polygon")
+HASH_PREFIX = "sha256:"
+MAX_NAME_LENGTH = 200
+BUSY_TIMEOUT_MS = 10_000
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+# IN (...) lists are chunked below SQLite's bound-parameter limit.
+_CHUNK = 500
+
+
+def default_store_path() -> Path:
+    from medviewer.paths import user_data_dir
+
+    return user_data_dir() / DEFAULT_STORE_NAME
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def is_ai_reader(reader: str) -> bool:
+    """AI predictions stored as labels use the reader 'ai' or 'ai:<model name>'."""
+    return reader == "ai" or reader.startswith("ai:")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _check_name(kind: str, value: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidLabelError(f"A {kind} must be text, not {type(value).__name__}.")
+    text = value.strip()
+    if not text:
+        raise InvalidLabelError(f"A {kind} cannot be empty.")
+    if len(text) > MAX_NAME_LENGTH:
+        raise InvalidLabelError(f"The {kind} '{text[:40]}...' is longer than "
+                                f"{MAX_NAME_LENGTH} characters.")
+    if any(ch in text for ch in "\r\n\t"):
+        raise InvalidLabelError(f"The {kind} '{text}' contains a line break or tab.")
+    return text
+
+
+def _check_source(source: str) -> str:
+    if source not in SOURCES:
+        raise InvalidLabelError(f"The label source '{source}' is not one of "
+                                f"{', '.join(SOURCES)}.")
+    return source
+
+
+# ---------------------------------------------------------------- value objects
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """Which image a label belongs to: its key, plus hints kept beside it.
+
+    ``key`` is the SOP Instance UID, or ``sha256:<hex>`` of the file's content.
+    """
+
+    key: str
+    path: str | None = None
+    patient_id: str | None = None
+    width: int | None = None
+    height: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.key or not isinstance(self.key, str):
+            raise InvalidLabelError("An image needs a SOP Instance UID or a content hash.")
+
+    @classmethod
+    def from_hash(cls, digest: str, **hints: Any) -> "ImageRef":
+        return cls(HASH_PREFIX + digest.lower(), **hints)
+
+    @classmethod
+    def from_instance(cls, instance: Any) -> "ImageRef":
+        """From a ``medviewer.dicom.reader.Instance`` (plain images are keyed by content)."""
+        width = int(instance.columns) or None
+        height = int(instance.rows) or None
+        path = str(Path(instance.path).resolve())
+        if instance.content_hash:
+            return cls.from_hash(instance.content_hash, path=path, width=width, height=height)
+        uid = instance.sop_instance_uid
+        if not uid:
+            from medviewer.dicom.images import content_hash
+
+            return cls.from_hash(content_hash(Path(instance.path)), path=path,
+                                 patient_id=_patient_id(instance.header), width=width,
+                                 height=height)
+        return cls(uid, path=path, patient_id=_patient_id(instance.header), width=width,
+                   height=height)
+
+    @property
+    def sop_instance_uid(self) -> str | None:
+        return None if self.key.startswith(HASH_PREFIX) else self.key
+
+    @property
+    def content_hash(self) -> str | None:
+        return self.key[len(HASH_PREFIX):] if self.key.startswith(HASH_PREFIX) else None
+
+
+def _patient_id(header: Any) -> str | None:
+    value = str(header.get("PatientID", "") or "").strip()
+    return value or None
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    id: int
+    name: str
+    classes: tuple[str, ...]
+    multi_label: bool
+    description: str = ""
+    created_at: str = ""
+
+    def ordered(self, classes: Iterable[str], *, what: str = "label") -> tuple[str, ...]:
+        """Validate class names and return them in class-list order, without repeats."""
+        wanted = []
+        for name in classes:
+            text = name.strip() if isinstance(name, str) else name
+            if text not in self.classes:
+                raise InvalidLabelError(
+                    f"The class '{name}' is not in label set '{self.name}' "
+                    f"(classes: {', '.join(self.classes)}).")
+            wanted.append(text)
+        chosen = tuple(c for c in self.classes if c in set(wanted))
+        if not chosen:
+            raise InvalidLabelError(f"A {what} in label set '{self.name}' needs at least "
+                                    f"one class.")
+        if len(chosen) > 1 and not self.multi_label:
+            raise InvalidLabelError(
+                f"Label set '{self.name}' is single-label, so a {what} cannot have several "
+                f"classes ({', '.join(chosen)}).")
+        return chosen
+
+
+@dataclass(frozen=True)
+class ImageLabel:
+    """One reader's current decision on one image in one label set."""
+
+    label_set: str
+    image_key: str
+    reader: str
+    classes: tuple[str, ...]
+    source: str
+    note: str | None
+    labelled_at: str
+    action_id: int
+    ai_classes: tuple[str, ...] | None = None
+    path: str | None = None
+
+
+@dataclass(frozen=True)
+class Rectangle:
+    """Axis-aligned box: top-left corner (x = column, y = row) and size, in image pixels."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+    shape = "rectangle"
+
+    @property
+    def points(self) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class Ellipse(Rectangle):
+    """The ellipse inscribed in the given bounding box."""
+
+    shape = "ellipse"
+
+
+@dataclass(frozen=True)
+class Polygon:
+    points: tuple[tuple[float, float], ...]
+    shape = "polygon"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "points",
+                           tuple((float(x), float(y)) for x, y in self.points))
+
+    @property
+    def x(self) -> float:
+        return min(p[0] for p in self.points) if self.points else math.nan
+
+    @property
+    def y(self) -> float:
+        return min(p[1] for p in self.points) if self.points else math.nan
+
+    @property
+    def width(self) -> float:
+        return max(p[0] for p in self.points) - self.x if self.points else math.nan
+
+    @property
+    def height(self) -> float:
+        return max(p[1] for p in self.points) - self.y if self.points else math.nan
+
+
+Geometry = Rectangle | Ellipse | Polygon
+
+
+@dataclass(frozen=True)
+class Region:
+    id: int
+    label_set: str
+    image_key: str
+    reader: str
+    class_name: str
+    geometry: Geometry
+    frame: int
+    source: str
+    note: str | None
+    created_at: str
+    updated_at: str
+    action_id: int
+
+    @property
+    def shape(self) -> str:
+        return self.geometry.shape
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One change of one action: ``old`` and ``new`` are the stored rows (None = absent)."""
+
+    action_id: int
+    actor: str
+    kind: str
+    at: str
+    undoes: int | None
+    target: str
+    label_set: str | None
+    image_key: str
+    reader: str
+    region_id: int | None
+    old: dict | None
+    new: dict | None
+
+
+@dataclass(frozen=True)
+class UndoResult:
+    undone_action_id: int
+    undo_action_id: int
+    kind: str
+    label_set: str | None
+    image_keys: tuple[str, ...]
+
+
+@dataclass
+class LabelEntry:
+    """One reader's decision on one image, as an import brings it in."""
+
+    image: ImageRef
+    reader: str
+    classes: tuple[str, ...]
+    source: str = "imported"
+    note: str | None = None
+    ai_classes: tuple[str, ...] | None = None
+
+
+@dataclass
+class RegionEntry:
+    image: ImageRef
+    reader: str
+    class_name: str
+    geometry: Geometry
+    frame: int = 0
+    source: str = "imported"
+    note: str | None = None
+
+
+@dataclass
+class ImportResult:
+    action_id: int | None
+    labels_written: int
+    labels_unchanged: int
+    regions_written: int
+    label_set_created: bool = False
+    classes_added: tuple[str, ...] = field(default_factory=tuple)
+
+
+# ---------------------------------------------------------------- the store
+
+
+class LabelStore:
+    """A label store file; every writing method is one committed transaction.
+
+    ``reader`` is who is labelling (default: ``settings.reader_name``): labels without an
+    explicit reader belong to them, and every action is recorded with them as its actor.
+    Safe to share between threads (one connection behind a lock).
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None, reader: str | None = None,
+                 *, check: bool = True) -> None:
+        self.path = Path(path) if path is not None else default_store_path()
+        if reader is None:
+            from medviewer.settings import load_settings
+
+            reader = load_settings().reader_name
+        self.reader = _check_name("reader name", reader)
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._conn = self._open(check)
+
+    # -- opening, checking, closing
+
+    def _open(self, check: bool) -> sqlite3.Connection:
+        path = self.path
+        if path.is_dir():
+            raise NotALabelStoreError(path, "it is a folder")
+        existed = path.exists() and path.stat().st_size > 0
+        if existed:
+            with open(path, "rb") as handle:
+                head = handle.read(len(_SQLITE_MAGIC))
+            if head != _SQLITE_MAGIC:
+                raise DamagedStoreError(path, "its header is not an SQLite database header")
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                                   timeout=BUSY_TIMEOUT_MS / 1000)
+        except sqlite3.Error as exc:
+            raise StoreUnavailableError(f"Cannot open the label store {path}: {exc}.") from None
+        try:
+            if check and existed:
+                problems = _quick_check(conn)
+                if problems:
+                    raise DamagedStoreError(path, f"SQLite's integrity check reports: "
+                                                  f"{problems[0]}")
+            self._configure(conn)
+            self._prepare_schema(conn, existed)
+        except BaseException as exc:
+            conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise self._translate(exc, "open") from None
+            raise
+        return conn
+
+    def _configure(self, conn: sqlite3.Connection) -> None:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            # Network shares cannot do WAL; a rollback journal with FULL sync is as durable.
+            log.warning("Label store %s cannot use WAL (journal mode is %s)", self.path, mode)
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+
+    def _prepare_schema(self, conn: sqlite3.Connection, existed: bool) -> None:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+                              ).fetchone()[0]
+        if app_id not in (0, schema.APPLICATION_ID):
+            raise NotALabelStoreError(self.path, "another program's SQLite file")
+        if version == 0 and tables:
+            raise NotALabelStoreError(self.path, "an SQLite file with other tables")
+        if version > schema.SCHEMA_VERSION:
+            raise NewerStoreError(self.path, version, schema.SCHEMA_VERSION)
+        if version == schema.SCHEMA_VERSION:
+            return
+        backup = None
+        if version > 0:
+            backup = self._backup_before_migration(conn, version)
+            log.info("Migrating label store %s from schema %d to %d (backup %s)", self.path,
+                     version, schema.SCHEMA_VERSION, backup)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have migrated it while we waited for the write lock.
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            schema.migrate(conn, version)
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error) and self._translate(exc, "write") is exc:
+                kept = f"; a backup is at {backup}" if backup else ""
+                raise LabelError(
+                    f"Cannot upgrade the label store {self.path} from schema version "
+                    f"{version} to {schema.SCHEMA_VERSION} ({exc}); the file was left as it "
+                    f"was{kept}.") from None
+            raise
+        if not existed:
+            _fsync_dir(self.path.parent)  # the new file's directory entry must survive too
+
+    def _backup_before_migration(self, conn: sqlite3.Connection, version: int) -> Path:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        backup = _unused_path(self.path.with_name(f"{self.path.name}.v{version}-backup-{stamp}"))
+        target = sqlite3.connect(backup)
+        try:
+            conn.backup(target)
+        finally:
+            target.close()
+        _fsync_file(backup)
+        _fsync_dir(backup.parent)
+        return backup
+
+    def check(self, full: bool = False) -> list[str]:
+        """SQLite's own check: an empty list when the file is sound."""
+        with self._lock:
+            try:
+                return _integrity_check(self._connection, full)
+            except sqlite3.Error as exc:
+                return [str(exc)]
+
+    @staticmethod
+    def recover(path: str | os.PathLike | None = None) -> "RecoveryReport":  # noqa: F821
+        """Set a damaged store aside (kept, timestamped) and rebuild it from readable rows."""
+        from medviewer.labels.recovery import recover
+
+        return recover(Path(path) if path is not None else default_store_path())
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> "LabelStore":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreUnavailableError(f"The label store {self.path} is closed.")
+        return self._conn
+
+    @property
+    def schema_version(self) -> int:
+        return self._read(lambda c: c.execute("PRAGMA user_version").fetchone()[0])
+
+    # -- transactions and error translation
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT; leaving the block normally means it committed."""
+        with self._lock:
+            conn = self._connection
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._translate(exc, "write") from None
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    try:
+                        conn.execute("ROLLBACK")
+                    except sqlite3.Error:  # the connection is unusable; the error below says why
+                        pass
+                if isinstance(exc, sqlite3.Error):
+                    raise self._translate(exc, "write") from None
+                raise
+
+    def _read(self, query: Any) -> Any:
+        with self._lock:
+            try:
+                return query(self._connection)
+            except sqlite3.Error as exc:
+                raise self._translate(exc, "read") from None
+
+    def _translate(self, exc: sqlite3.Error, doing: str) -> Exception:
+        text = str(exc)
+        lower = text.lower()
+        if "malformed" in lower or "not a database" in lower or "corrupt" in lower:
+            return DamagedStoreError(self.path, text)
+        verb = "save to" if doing == "write" else "read"
+        if "locked" in lower or "busy" in lower:
+            return StoreUnavailableError(
+                f"Cannot {verb} the label store {self.path}: another program holds it "
+                f"locked; nothing was changed, try again.")
+        if "disk is full" in lower:
+            return StoreUnavailableError(f"Cannot {verb} the label store {self.path}: the "
+                                         f"disk is full; nothing was saved.")
+        if "readonly" in lower or "read-only" in lower:
+            return StoreUnavailableError(f"Cannot {verb} the label store {self.path}: the "
+                                         f"file is read-only; nothing was saved.")
+        if isinstance(exc, sqlite3.OperationalError) and ("i/o" in lower or "disk" in lower
+                                                          or "unable to open" in lower):
+            return StoreUnavailableError(f"Cannot {verb} the label store {self.path}: {text}.")
+        return exc  # a programming error: keep its traceback
+
+    # -- label sets
+
+    def create_label_set(self, name: str, classes: Sequence[str], *, multi_label: bool = False,
+                         description: str = "") -> LabelSet:
+        name = _check_name("label set name", name)
+        class_names = _check_classes(classes)
+        with self._transaction() as conn:
+            if conn.execute("SELECT 1 FROM label_sets WHERE name = ?", (name,)).fetchone():
+                raise InvalidLabelError(f"A label set named '{name}' already exists.")
+            self._insert_label_set(conn, name, class_names, multi_label, description)
+            return self._get_set(conn, name)
+
+    def _insert_label_set(self, conn: sqlite3.Connection, name: str, classes: Sequence[str],
+                          multi_label: bool, description: str) -> int:
+        at = now_iso()
+        cursor = conn.execute(
+            "INSERT INTO label_sets (name, multi_label, description, created_at) "
+            "VALUES (?, ?, ?, ?)", (name, int(bool(multi_label)), description or "", at))
+        set_id = cursor.lastrowid
+        conn.executemany("INSERT INTO classes (label_set_id, position, name) VALUES (?, ?, ?)",
+                         [(set_id, i, c) for i, c in enumerate(classes)])
+        conn.execute("INSERT INTO actions (actor, kind, label_set_id, created_at, detail) "
+                     "VALUES (?, 'create_label_set', ?, ?, ?)",
+                     (self.reader, set_id, at, _dumps({"name": name, "classes": list(classes),
+                                                       "multi_label": bool(multi_label)})))
+        return set_id
+
+    def add_classes(self, label_set: str, classes: Sequence[str]) -> LabelSet:
+        """Append classes to a label set's list (existing ones are left as they are)."""
+        with self._transaction() as conn:
+            current = self._get_set(conn, label_set)
+            new = [c for c in _check_classes(classes) if c not in current.classes]
+            if new:
+                self._append_classes(conn, current, new)
+            return self._get_set(conn, label_set)
+
+    def _append_classes(self, conn: sqlite3.Connection, current: LabelSet,
+                        new: Sequence[str]) -> None:
+        start = len(current.classes)
+        conn.executemany("INSERT INTO classes (label_set_id, position, name) VALUES (?, ?, ?)",
+                         [(current.id, start + i, c) for i, c in enumerate(new)])
+        conn.execute("INSERT INTO actions (actor, kind, label_set_id, created_at, detail) "
+                     "VALUES (?, 'add_classes', ?, ?, ?)",
+                     (self.reader, current.id, now_iso(), _dumps({"classes": list(new)})))
+
+    def label_set(self, name: str) -> LabelSet:
+        return self._read(lambda conn: self._get_set(conn, name))
+
+    def label_sets(self) -> list[LabelSet]:
+        def query(conn: sqlite3.Connection) -> list[LabelSet]:
+            names = [r[0] for r in conn.execute("SELECT name FROM label_sets ORDER BY name")]
+            return [self._get_set(conn, n) for n in names]
+
+        return self._read(query)
+
+    def _get_set(self, conn: sqlite3.Connection, name: str) -> LabelSet:
+        row = conn.execute("SELECT id, name, multi_label, description, created_at "
+                           "FROM label_sets WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            existing = [r[0] for r in conn.execute("SELECT name FROM label_sets ORDER BY name")]
+            raise UnknownLabelSetError(name, existing)
+        classes = tuple(r[0] for r in conn.execute(
+            "SELECT name FROM classes WHERE label_set_id = ? ORDER BY position, id", (row[0],)))
+        return LabelSet(row[0], row[1], classes, bool(row[2]), row[3], row[4])
+
+    def _set_name(self, conn: sqlite3.Connection, set_id: int | None) -> str | None:
+        if set_id is None:
+            return None
+        row = conn.execute("SELECT name FROM label_sets WHERE id = ?", (set_id,)).fetchone()
+        return row[0] if row else None
+
+    # -- image labels: one method per user action
+
+    def set_label(self, label_set: str, image: ImageRef, classes: str | Sequence[str], *,
+                  reader: str | None = None, source: str = "manual", note: str | None = None,
+                  ai_classes: Sequence[str] | None = None) -> ImageLabel:
+        """Make ``classes`` the reader's decision on the image (replacing any earlier one).
+
+        Returns after the transaction committed. Setting the same decision again writes
+        nothing and returns the stored label.
+        """
+        reader = self._reader(reader)
+        _check_source(source)
+        wanted = [classes] if isinstance(classes, str) else list(classes)
+        with self._transaction() as conn:
+            current_set = self._get_set(conn, label_set)
+            ordered = current_set.ordered(wanted)
+            ai = current_set.ordered(ai_classes, what="AI suggestion") \
+                if ai_classes is not None else None
+            self._upsert_image(conn, image)
+            old = self._label_state(conn, current_set.id, image.key, reader)
+            if old is not None and (tuple(old["classes"]), old["source"], old["note"],
+                                    _tuple_or_none(old["ai_classes"])) == (ordered, source,
+                                                                           note, ai):
+                return self._label_from_state(current_set.name, image.key, reader, old,
+                                              image.path)
+            action = self._new_action(conn, "set_label", current_set.id)
+            new = {"classes": list(ordered), "source": source, "note": note,
+                   "ai_classes": list(ai) if ai is not None else None,
+                   "labelled_at": now_iso(), "action_id": action}
+            self._write_label(conn, current_set.id, image.key, reader, new)
+            self._record(conn, action, "image_label", current_set.id, image.key, reader, None,
+                         old, new)
+        return self._label_from_state(current_set.name, image.key, reader, new, image.path)
+
+    def toggle_class(self, label_set: str, image: ImageRef, class_name: str, *,
+                     reader: str | None = None, source: str = "manual") -> ImageLabel | None:
+        """Add the class to the reader's decision, or take it away if present.
+
+        In a single-label set, toggling another class replaces the current one. Returns the
+        decision after the change (None when no class is left), after the commit.
+        """
+        reader = self._reader(reader)
+        _check_source(source)
+        with self._transaction() as conn:
+            current_set = self._get_set(conn, label_set)
+            (wanted,) = current_set.ordered([class_name])
+            self._upsert_image(conn, image)
+            old = self._label_state(conn, current_set.id, image.key, reader)
+            have = list(old["classes"]) if old else []
+            if wanted in have:
+                have.remove(wanted)
+            elif current_set.multi_label:
+                have.append(wanted)
+            else:
+                have = [wanted]
+            action = self._new_action(conn, "toggle_class", current_set.id)
+            if have:
+                ordered = current_set.ordered(have)
+                new: dict | None = {
+                    "classes": list(ordered), "source": source,
+                    "note": old["note"] if old else None,
+                    "ai_classes": old["ai_classes"] if old else None,
+                    "labelled_at": now_iso(), "action_id": action}
+                self._write_label(conn, current_set.id, image.key, reader, new)
+            else:
+                new = None
+                self._delete_label(conn, current_set.id, image.key, reader)
+            self._record(conn, action, "image_label", current_set.id, image.key, reader, None,
+                         old, new)
+        if new is None:
+            return None
+        return self._label_from_state(current_set.name, image.key, reader, new, image.path)
+
+    def clear_label(self, label_set: str, image: ImageRef | str, *,
+                    reader: str | None = None) -> bool:
+        """Remove the reader's decision on the image; False when there was none."""
+        reader = self._reader(reader)
+        key = image.key if isinstance(image, ImageRef) else image
+        with self._transaction() as conn:
+            current_set = self._get_set(conn, label_set)
+            old = self._label_state(conn, current_set.id, key, reader)
+            if old is None:
+                return False
+            action = self._new_action(conn, "clear_label", current_set.id)
+            self._delete_label(conn, current_set.id, key, reader)
+            self._record(conn, action, "image_label", current_set.id, key, reader, None, old,
+                         None)
+        return True
+
+    def set_note(self, label_set: str, image: ImageRef | str, note: str | None, *,
+                 reader: str | None = None) -> ImageLabel:
+        """Change the note on the reader's existing decision."""
+        reader = self._reader(reader)
+        key = image.key if isinstance(image, ImageRef) else image
+        with self._transaction() as conn:
+            current_set = self._get_set(conn, label_set)
+            old = self._label_state(conn, current_set.id, key, reader)
+            if old is None:
+                raise InvalidLabelError(f"Reader '{reader}' has no label on this image in "
+                                        f"label set '{label_set}' to add a note to.")
+            action = self._new_action(conn, "set_note", current_set.id)
+            new = dict(old, note=note or None, labelled_at=now_iso(), action_id=action)
+            self._write_label(conn, current_set.id, key, reader, new)
+            self._record(conn, action, "image_label", current_set.id, key, reader, None, old,
+                         new)
+        return self._label_from_state(current_set.name, key, reader, new, None)
+
+    def _reader(self, reader: str | None) -> str:
+        return self.reader if reader is None else _check_name("reader name", reader)
+
+    def _new_action(self, conn: sqlite3.Connection, kind: str, set_id: int | None,
+                    undoes: int | None = None, detail: dict | None = None) -> int:
+        cursor = conn.execute(
+            "INSERT INTO actions (actor, kind, label_set_id, created_at, undoes, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (self.reader, kind, set_id, now_iso(), undoes,
+             _dumps(detail) if detail is not None else None))
+        return int(cursor.lastrowid)
+
+    def _record(self, conn: sqlite3.Connection, action: int, target: str, set_id: int,
+                key: str, reader: str, region_id: int | None, old: dict | None,
+                new: dict | None) -> None:
+        conn.execute(
+            "INSERT INTO changes (action_id, target, label_set_id, image_key, reader, "
+            "region_id, old, new) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (action, target, set_id, key, reader, region_id,
+             _dumps(old) if old is not None else None, _dumps(new) if new is not None else None))
+
+    def _upsert_image(self, conn: sqlite3.Connection, image: ImageRef) -> None:
+        conn.execute(
+            "INSERT INTO images (image_key, path, patient_id, width, height, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (image_key) DO UPDATE SET "
+            "path = coalesce(excluded.path, path), "
+            "patient_id = coalesce(excluded.patient_id, patient_id), "
+            "width = coalesce(excluded.width, width), "
+            "height = coalesce(excluded.height, height), updated_at = excluded.updated_at",
+            (image.key, image.path, image.patient_id, image.width, image.height, now_iso()))
+
+    @staticmethod
+    def _label_state(conn: sqlite3.Connection, set_id: int, key: str,
+                     reader: str) -> dict | None:
+        row = conn.execute(
+            "SELECT classes, source, note, ai_classes, labelled_at, action_id FROM image_labels "
+            "WHERE label_set_id = ? AND image_key = ? AND reader = ?",
+            (set_id, key, reader)).fetchone()
+        if row is None:
+            return None
+        return {"classes": json.loads(row[0]), "source": row[1], "note": row[2],
+                "ai_classes": json.loads(row[3]) if row[3] is not None else None,
+                "labelled_at": row[4], "action_id": row[5]}
+
+    @staticmethod
+    def _write_label(conn: sqlite3.Connection, set_id: int, key: str, reader: str,
+                     state: dict) -> None:
+        conn.execute(
+            "INSERT INTO image_labels (label_set_id, image_key, reader, classes, source, note, "
+            "ai_classes, labelled_at, action_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (label_set_id, image_key, reader) DO UPDATE SET "
+            "classes = excluded.classes, source = excluded.source, note = excluded.note, "
+            "ai_classes = excluded.ai_classes, labelled_at = excluded.labelled_at, "
+            "action_id = excluded.action_id",
+            (set_id, key, reader, _dumps(state["classes"]), state["source"], state["note"],
+             _dumps(state["ai_classes"]) if state["ai_classes"] is not None else None,
+             state["labelled_at"], state["action_id"]))
+
+    @staticmethod
+    def _delete_label(conn: sqlite3.Connection, set_id: int, key: str, reader: str) -> None:
+        conn.execute("DELETE FROM image_labels WHERE label_set_id = ? AND image_key = ? "
+                     "AND reader = ?", (set_id, key, reader))
+
+    @staticmethod
+    def _label_from_state(set_name: str, key: str, reader: str, state: dict,
+                          path: str | None) -> ImageLabel:
+        return ImageLabel(set_name, key, reader, tuple(state["classes"]), state["source"],
+                          state["note"], state["labelled_at"], state["action_id"],
+                          _tuple_or_none(state["ai_classes"]), path)
+
+    # -- reading labels
+
+    def current_labels(self, label_set: str, image_keys: Iterable[str] | None = None, *,
+                       reader: str | None = None) -> list[ImageLabel]:
+        """Current decisions in a label set: of the given images (all when None), all readers
+        unless ``reader`` is given. Ordered by image key, then reader."""
+        keys = None if image_keys is None else list(dict.fromkeys(image_keys))
+
+        def query(conn: sqlite3.Connection) -> list[ImageLabel]:
+            current_set = self._get_set(conn, label_set)
+            sql = ("SELECT l.image_key, l.reader, l.classes, l.source, l.note, l.labelled_at, "
+                   "l.action_id, l.ai_classes, i.path FROM image_labels l "
+                   "LEFT JOIN images i ON i.image_key = l.image_key WHERE l.label_set_id = ?")
+            base: list[Any] = [current_set.id]
+            if reader is not None:
+                sql += " AND l.reader = ?"
+                base.append(reader)
+            rows: list[tuple] = []
+            if keys is None:
+                rows = conn.execute(sql, base).fetchall()
+            else:
+                for start in range(0, len(keys), _CHUNK):
+                    chunk = keys[start:start + _CHUNK]
+                    marks = ",".join("?" * len(chunk))
+                    rows += conn.execute(f"{sql} AND l.image_key IN ({marks})",
+                                         base + chunk).fetchall()
+            rows.sort(key=lambda r: (r[0], r[1]))
+            return [ImageLabel(current_set.name, r[0], r[1], tuple(json.loads(r[2])), r[3],
+                               r[4], r[5], r[6],
+                               tuple(json.loads(r[7])) if r[7] is not None else None, r[8])
+                    for r in rows]
+
+        return self._read(query)
+
+    def label_for(self, label_set: str, image_key: str,
+                  reader: str | None = None) -> ImageLabel | None:
+        """The reader's (default: this store's reader) current decision on one image."""
+        found = self.current_labels(label_set, [image_key], reader=self._reader(reader))
+        return found[0] if found else None
+
+    def decisions(self, label_set: str) -> dict[str, dict[str, tuple[str, ...]]]:
+        """{image key: {reader: classes}} for the whole label set (agreement, consensus)."""
+        table: dict[str, dict[str, tuple[str, ...]]] = {}
+        for label in self.current_labels(label_set):
+            table.setdefault(label.image_key, {})[label.reader] = label.classes
+        return table
+
+    def images(self, image_keys: Iterable[str] | None = None) -> dict[str, ImageRef]:
+        """What the store knows about images (path hint, patient id, size), by key."""
+        keys = None if image_keys is None else list(dict.fromkeys(image_keys))
+
+        def query(conn: sqlite3.Connection) -> dict[str, ImageRef]:
+            sql = "SELECT image_key, path, patient_id, width, height FROM images"
+            rows: list[tuple] = []
+            if keys is None:
+                rows = conn.execute(sql).fetchall()
+            else:
+                for start in range(0, len(keys), _CHUNK):
+                    chunk = keys[start:start + _CHUNK]
+                    rows += conn.execute(
+                        f"{sql} WHERE image_key IN ({','.join('?' * len(chunk))})",
+                        chunk).fetchall()
+            return {r[0]: ImageRef(r[0], r[1], r[2], r[3], r[4]) for r in rows}
+
+        return self._read(query)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Per label set: images labelled, decisions, readers and regions."""
+        def query(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
+            result = {}
+            for set_id, name in conn.execute("SELECT id, name FROM label_sets ORDER BY name"):
+                images, decisions, readers = conn.execute(
+                    "SELECT count(DISTINCT image_key), count(*), count(DISTINCT reader) "
+                    "FROM image_labels WHERE label_set_id = ?", (set_id,)).fetchone()
+                regions, region_images = conn.execute(
+                    "SELECT count(*), count(DISTINCT image_key) FROM regions "
+                    "WHERE label_set_id = ?", (set_id,)).fetchone()
+                result[name] = {"images": images, "decisions": decisions, "readers": readers,
+                                "regions": regions, "region_images": region_images}
+            return result
+
+        return self._read(query)
+
+    # -- regions
+
+    def add_region(self, label_set: str, image: ImageRef, class_name: str, geometry: Geometry,
+                   *, frame: int = 0, reader: str | None = None, source: str = "manual",
+                   note: str | None = None) -> Region:
+        reader = self._reader(reader)
+        _check_source(source)
+        with self._transaction() as conn:
+            current_set = self._get_set(conn, label_set)
+            (class_name,) = current_set.ordered([class_name], what="region")
+            self._upsert_image(conn, image)
+            _check_geometry(geometry, frame, self._image_size(conn, image.key))
+            action = self._new_action(conn, "add_region", current_set.id)
+            at = now_iso()
+            state = {"label_set_id": current_set.id, "image_key": image.key, "reader": reader,
+                     "class_name": class_name, **_geometry_state(geometry), "frame": int(frame),
+                     "source": source, "note": note, "created_at": at, "updated_at": at,
+                     "action_id": action}
+            region_id = self._write_region(conn, None, state)
+            state["id"] = region_id
+            self._record(conn, action, "region", current_set.id, image.key, reader, region_id,
+                         None, state)
+        return _region_from_state(current_set.name, state)
+
+    def update_region(self, region_id: int, *, class_name: str | None = None,
+                      geometry: Geometry | None = None, note: str | None = None,
+                      source: str | None = None) -> Region:
+        """Move/resize a region or change its class, note or source (None = keep)."""
+        with self._transaction() as conn:
+            old = self._region_state(conn, region_id)
+            set_name = self._set_name(conn, old["label_set_id"])
+            current_set = self._get_set(conn, set_name)
+            new = dict(old)
+            if class_name is not None:
+                (new["class_name"],) = current_set.ordered([class_name], what="region")
+            if geometry is not None:
+                _check_geometry(geometry, old["frame"], self._image_size(conn, old["image_key"]))
+                new.update(_geometry_state(geometry))
+            if note is not None:
+                new["note"] = note or None
+            if source is not None:
+                new["source"] = _check_source(source)
+            if new == old:
+                return _region_from_state(current_set.name, old)
+            action = self._new_action(conn, "update_region", current_set.id)
+            new.update(updated_at=now_iso(), action_id=action)
+            self._write_region(conn, region_id, new)
+            self._record(conn, action, "region", current_set.id, old["image_key"],
+                         old["reader"], region_id, old, new)
+        return _region_from_state(current_set.name, new)
+
+    def delete_region(self, region_id: int) -> None:
+        with self._transaction() as conn:
+            old = self._region_state(conn, region_id)
+            action = self._new_action(conn, "delete_region", old["label_set_id"])
+            conn.execute("DELETE FROM regions WHERE id = ?", (region_id,))
+            self._record(conn, action, "region", old["label_set_id"], old["image_key"],
+                         old["reader"], region_id, old, None)
+
+    def regions(self, label_set: str, image_key: str | None = None, *,
+                reader: str | None = None) -> list[Region]:
+        def query(conn: sqlite3.Connection) -> list[Region]:
+            current_set = self._get_set(conn, label_set)
+            sql = f"SELECT {_REGION_COLUMNS} FROM regions WHERE label_set_id = ?"
+            params: list[Any] = [current_set.id]
+            if image_key is not None:
+                sql += " AND image_key = ?"
+                params.append(image_key)
+            if reader is not None:
+                sql += " AND reader = ?"
+                params.append(reader)
+            rows = conn.execute(sql + " ORDER BY id", params).fetchall()
+            return [_region_from_state(current_set.name, _region_row(r)) for r in rows]
+
+        return self._read(query)
+
+    def _region_state(self, conn: sqlite3.Connection, region_id: int) -> dict:
+        row = conn.execute(f"SELECT {_REGION_COLUMNS} FROM regions WHERE id = ?",
+                           (region_id,)).fetchone()
+        if row is None:
+            raise InvalidLabelError(f"There is no region with id {region_id} in the label "
+                                    f"store {self.path}.")
+        return _region_row(row)
+
+    @staticmethod
+    def _image_size(conn: sqlite3.Connection, key: str) -> tuple[int, int] | None:
+        row = conn.execute("SELECT width, height FROM images WHERE image_key = ?",
+                           (key,)).fetchone()
+        return (row[0], row[1]) if row and row[0] and row[1] else None
+
+    @staticmethod
+    def _write_region(conn: sqlite3.Connection, region_id: int | None, state: dict) -> int:
+        values = (state["label_set_id"], state["image_key"], state["reader"],
+                  state["class_name"], state["shape"], state["x"], state["y"], state["width"],
+                  state["height"],
+                  _dumps(state["points"]) if state["points"] is not None else None,
+                  state["frame"], state["source"], state["note"], state["created_at"],
+                  state["updated_at"], state["action_id"])
+        cursor = conn.execute(
+            "INSERT OR REPLACE INTO regions (id, label_set_id, image_key, reader, class_name, "
+            "shape, x, y, width, height, points, frame, source, note, created_at, updated_at, "
+            "action_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (region_id, *values))
+        return int(cursor.lastrowid) if region_id is None else region_id
+
+    # -- undo and history
+
+    def undo(self, reader: str | None = None, label_set: str | None = None) -> UndoResult | None:
+        """Undo the last not-yet-undone action of ``reader`` (default: this store's reader),
+        optionally only among actions in one label set. None when there is nothing to undo.
+
+        Raises :class:`UndoConflictError` (and changes nothing) when something the action
+        wrote was changed since by someone else.
+        """
+        actor = self._reader(reader)
+        with self._transaction() as conn:
+            set_id = self._get_set(conn, label_set).id if label_set is not None else None
+            sql = ("SELECT id, kind, label_set_id FROM actions a WHERE actor = ? "
+                   "AND kind IN ('set_label', 'toggle_class', 'clear_label', 'set_note', "
+                   "'add_region', 'update_region', 'delete_region', 'import') "
+                   "AND NOT EXISTS (SELECT 1 FROM actions u WHERE u.undoes = a.id)")
+            params: list[Any] = [actor]
+            if set_id is not None:
+                sql += " AND label_set_id = ?"
+                params.append(set_id)
+            row = conn.execute(sql + " ORDER BY id DESC LIMIT 1", params).fetchone()
+            if row is None:
+                return None
+            action_id, kind, action_set = row
+            changes = conn.execute(
+                "SELECT target, label_set_id, image_key, reader, region_id, old, new "
+                "FROM changes WHERE action_id = ? ORDER BY id DESC", (action_id,)).fetchall()
+            undo_id = self._new_action(conn, "undo", action_set, undoes=action_id)
+            keys = []
+            for target, c_set, key, c_reader, region_id, old_text, new_text in changes:
+                old = json.loads(old_text) if old_text is not None else None
+                new = json.loads(new_text) if new_text is not None else None
+                if target == "image_label":
+                    current = self._label_state(conn, c_set, key, c_reader)
+                    if current != new:
+                        raise UndoConflictError(
+                            f"Cannot undo the last {kind.replace('_', ' ')}: the label of "
+                            f"reader '{c_reader}' on an image was changed since (action "
+                            f"{current['action_id'] if current else 'clear'}); nothing was "
+                            f"undone.")
+                    if old is None:
+                        self._delete_label(conn, c_set, key, c_reader)
+                    else:
+                        self._write_label(conn, c_set, key, c_reader, old)
+                else:
+                    row_now = conn.execute(f"SELECT {_REGION_COLUMNS} FROM regions WHERE id = ?",
+                                           (region_id,)).fetchone()
+                    current = _region_row(row_now) if row_now else None
+                    if current != new:
+                        raise UndoConflictError(
+                            f"Cannot undo the last {kind.replace('_', ' ')}: region "
+                            f"{region_id} was changed since; nothing was undone.")
+                    if old is None:
+                        conn.execute("DELETE FROM regions WHERE id = ?", (region_id,))
+                    else:
+                        self._write_region(conn, region_id, old)
+                self._record(conn, undo_id, target, c_set, key, c_reader, region_id, new, old)
+                keys.append(key)
+            set_name = self._set_name(conn, action_set)
+        return UndoResult(action_id, undo_id, kind, set_name, tuple(dict.fromkeys(keys)))
+
+    def history(self, label_set: str | None = None, image_key: str | None = None, *,
+                reader: str | None = None, limit: int | None = None) -> list[HistoryEntry]:
+        """Changes, newest first; filter by label set, image and/or the label's reader."""
+        def query(conn: sqlite3.Connection) -> list[HistoryEntry]:
+            sql = ("SELECT a.id, a.actor, a.kind, a.created_at, a.undoes, c.target, s.name, "
+                   "c.image_key, c.reader, c.region_id, c.old, c.new FROM changes c "
+                   "JOIN actions a ON a.id = c.action_id "
+                   "LEFT JOIN label_sets s ON s.id = c.label_set_id WHERE 1")
+            params: list[Any] = []
+            if label_set is not None:
+                sql += " AND c.label_set_id = ?"
+                params.append(self._get_set(conn, label_set).id)
+            if image_key is not None:
+                sql += " AND c.image_key = ?"
+                params.append(image_key)
+            if reader is not None:
+                sql += " AND c.reader = ?"
+                params.append(reader)
+            sql += " ORDER BY c.id DESC"
+            if limit is not None:
+                sql += f" LIMIT {int(limit)}"
+            return [HistoryEntry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
+                                 json.loads(r[10]) if r[10] is not None else None,
+                                 json.loads(r[11]) if r[11] is not None else None)
+                    for r in conn.execute(sql, params)]
+
+        return self._read(query)
+
+    # -- bulk import (one action, one transaction)
+
+    def import_labels(self, label_set: str, labels: Sequence[LabelEntry] = (),
+                      regions: Sequence[RegionEntry] = (), *,
+                      classes: Sequence[str] | None = None, multi_label: bool = False,
+                      description: str = "", detail: dict | None = None) -> ImportResult:
+        """Write imported decisions and regions as one action (one undo step).
+
+        The label set is created with ``classes`` if it does not exist; ``classes`` not yet in
+        an existing set are appended. Each entry replaces that reader's decision on the image.
+        Entries must already be validated (see :mod:`medviewer.labels.io`); an invalid one
+        aborts the whole import and nothing is written.
+        """
+        with self._transaction() as conn:
+            created = False
+            added: tuple[str, ...] = ()
+            try:
+                current_set = self._get_set(conn, label_set)
+            except UnknownLabelSetError:
+                if not classes:
+                    raise
+                self._insert_label_set(conn, _check_name("label set name", label_set),
+                                       _check_classes(classes), multi_label, description)
+                current_set = self._get_set(conn, label_set)
+                created = True
+            if classes and not created:
+                added = tuple(c for c in _check_classes(classes)
+                              if c not in current_set.classes)
+                if added:
+                    self._append_classes(conn, current_set, added)
+                    current_set = self._get_set(conn, label_set)
+            action = self._new_action(conn, "import", current_set.id, detail=detail)
+            written = unchanged = 0
+            for entry in labels:
+                reader = _check_name("reader name", entry.reader)
+                _check_source(entry.source)
+                ordered = current_set.ordered(entry.classes)
+                ai = current_set.ordered(entry.ai_classes, what="AI suggestion") \
+                    if entry.ai_classes is not None else None
+                self._upsert_image(conn, entry.image)
+                old = self._label_state(conn, current_set.id, entry.image.key, reader)
+                if old is not None and (tuple(old["classes"]), old["source"], old["note"],
+                                        _tuple_or_none(old["ai_classes"])) == (
+                        ordered, entry.source, entry.note, ai):
+                    unchanged += 1
+                    continue
+                new = {"classes": list(ordered), "source": entry.source, "note": entry.note,
+                       "ai_classes": list(ai) if ai is not None else None,
+                       "labelled_at": now_iso(), "action_id": action}
+                self._write_label(conn, current_set.id, entry.image.key, reader, new)
+                self._record(conn, action, "image_label", current_set.id, entry.image.key,
+                             reader, None, old, new)
+                written += 1
+            for region in regions:
+                reader = _check_name("reader name", region.reader)
+                _check_source(region.source)
+                (class_name,) = current_set.ordered([region.class_name], what="region")
+                self._upsert_image(conn, region.image)
+                _check_geometry(region.geometry, region.frame,
+                                self._image_size(conn, region.image.key))
+                at = now_iso()
+                state = {"label_set_id": current_set.id, "image_key": region.image.key,
+                         "reader": reader, "class_name": class_name,
+                         **_geometry_state(region.geometry), "frame": int(region.frame),
+                         "source": region.source, "note": region.note, "created_at": at,
+                         "updated_at": at, "action_id": action}
+                state["id"] = self._write_region(conn, None, state)
+                self._record(conn, action, "region", current_set.id, region.image.key, reader,
+                             state["id"], None, state)
+        return ImportResult(action, written, unchanged, len(regions), created, added)
+
+
+# ---------------------------------------------------------------- helpers
+
+_REGION_COLUMNS = ("id, label_set_id, image_key, reader, class_name, shape, x, y, width, "
+                   "height, points, frame, source, note, created_at, updated_at, action_id")
+
+
+def _region_row(row: tuple) -> dict:
+    keys = [k.strip() for k in _REGION_COLUMNS.split(",")]
+    state = dict(zip(keys, row))
+    state["points"] = json.loads(state["points"]) if state["points"] is not None else None
+    return state
+
+
+def _geometry_state(geometry: Geometry) -> dict:
+    points = [list(p) for p in geometry.points] if geometry.shape == "polygon" else None
+    return {"shape": geometry.shape, "x": float(geometry.x), "y": float(geometry.y),
+            "width": float(geometry.width), "height": float(geometry.height),
+            "points": points}
+
+
+def _region_from_state(set_name: str, state: dict) -> Region:
+    if state["shape"] == "polygon":
+        geometry: Geometry = Polygon(tuple(tuple(p) for p in state["points"]))
+    elif state["shape"] == "ellipse":
+        geometry = Ellipse(state["x"], state["y"], state["width"], state["height"])
+    else:
+        geometry = Rectangle(state["x"], state["y"], state["width"], state["height"])
+    return Region(state["id"], set_name, state["image_key"], state["reader"],
+                  state["class_name"], geometry, state["frame"], state["source"], state["note"],
+                  state["created_at"], state["updated_at"], state["action_id"])
+
+
+def _check_geometry(geometry: Geometry, frame: int, size: tuple[int, int] | None) -> None:
+    if geometry.shape not in SHAPES:
+        raise InvalidLabelError(f"The region shape '{geometry.shape}' is not one of "
+                                f"{', '.join(SHAPES)}.")
+    if geometry.shape == "polygon" and len(geometry.points) < 3:
+        raise InvalidLabelError("A polygon region needs at least three points.")
+    values = [geometry.x, geometry.y, geometry.width, geometry.height]
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+        raise InvalidLabelError("A region's coordinates must be finite numbers.")
+    if geometry.width <= 0 or geometry.height <= 0:
+        raise InvalidLabelError("A region must have a positive width and height.")
+    if not isinstance(frame, int) or frame < 0:
+        raise InvalidLabelError("A region's frame must be a frame index (0 or more).")
+    if size is not None:
+        width, height = size
+        tolerance = 1e-6
+        if (geometry.x < -tolerance or geometry.y < -tolerance
+                or geometry.x + geometry.width > width + tolerance
+                or geometry.y + geometry.height > height + tolerance):
+            raise InvalidLabelError(
+                f"The region ({geometry.x:g}, {geometry.y:g}, {geometry.width:g} x "
+                f"{geometry.height:g}) lies outside the {width} x {height} image.")
+
+
+def _check_classes(classes: Sequence[str]) -> list[str]:
+    if isinstance(classes, str):
+        classes = [classes]
+    names = [_check_name("class name", c) for c in classes]
+    if not names:
+        raise InvalidLabelError("A label set needs at least one class.")
+    seen = set()
+    for name in names:
+        if name in seen:
+            raise InvalidLabelError(f"The class '{name}' is listed twice.")
+        if "," in name:
+            raise InvalidLabelError(f"The class name '{name}' contains a comma.")
+        seen.add(name)
+    return names
+
+
+def _tuple_or_none(value: Sequence[str] | None) -> tuple[str, ...] | None:
+    return tuple(value) if value is not None else None
+
+
+def _quick_check(conn: sqlite3.Connection) -> list[str]:
+    return _integrity_check(conn, full=False)
+
+
+def _integrity_check(conn: sqlite3.Connection, full: bool) -> list[str]:
+    pragma = "integrity_check" if full else "quick_check"
+    rows = [r[0] for r in conn.execute(f"PRAGMA {pragma}")]
+    return [] if rows == ["ok"] else rows
+
+
+def _unused_path(path: Path) -> Path:
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}.{n}")
+    return candidate
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    if os.name != "posix":  # Windows cannot open a folder for fsync; NTFS journals renames
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
