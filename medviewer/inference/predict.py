@@ -1,0 +1,302 @@
+"""Batch inference: decode and preprocess the next images while the current batch runs.
+
+:func:`predict_job` is a job generator (see ``medviewer.jobs``): it yields
+:class:`~medviewer.jobs.Progress` and one :class:`PredictionReady` per image as soon as its
+result exists, checks the cancel flag between batches and returns every
+:class:`Prediction` in input order. A file that cannot be read becomes a Prediction carrying
+the error sentence, never a crash. Every prediction is appended to the audit log.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from collections.abc import Generator, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medviewer.dicom.reader import Instance, open_instance
+from medviewer.errors import UserError
+from medviewer.inference.preprocess import PreparedInput, prepare_instance
+from medviewer.inference.registry import ModelEntry
+from medviewer.inference.runtime import ModelSession, get_session
+from medviewer.jobs import CancelFlag, Progress
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 8
+DEFAULT_WORKERS = 2
+
+
+@dataclass(frozen=True)
+class ClassScore:
+    name: str
+    probability: float
+    threshold: float | None  # the card's operating point; None where it has none
+    flagged: bool | None  # probability >= threshold; None without an operating point
+    method: str = ""  # how the threshold was chosen
+
+
+@dataclass
+class Prediction:
+    """One image's result, or the sentence saying why it has none (``error``)."""
+
+    path: Path  # for the caller's display only: never logged or audited
+    frame: int
+    input_uid: str  # SOP Instance UID, or 'sha256:<hex>' of a plain image file
+    model_name: str
+    model_version: str
+    model_sha256: str
+    provider: str
+    scores: list[ClassScore] = field(default_factory=list)
+    inference_ms: float = 0.0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def top(self) -> ClassScore | None:
+        return max(self.scores, key=lambda s: s.probability) if self.scores else None
+
+    @property
+    def flagged(self) -> list[str]:
+        return [s.name for s in self.scores if s.flagged]
+
+    def score(self, class_name: str) -> ClassScore:
+        for score in self.scores:
+            if score.name == class_name:
+                return score
+        raise KeyError(class_name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path), "frame": self.frame, "input_uid": self.input_uid,
+            "model": {"name": self.model_name, "version": self.model_version,
+                      "sha256": self.model_sha256},
+            "provider": self.provider, "inference_ms": round(self.inference_ms, 3),
+            "classes": {s.name: {"probability": s.probability, "threshold": s.threshold,
+                                 "flagged": s.flagged, "method": s.method}
+                        for s in self.scores},
+            "top_class": self.top.name if self.top else None,
+            "flagged": self.flagged,
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class PredictionReady:
+    """Event: the result for input number ``index`` is in."""
+
+    index: int
+    prediction: Prediction
+
+
+def input_uid(instance: Instance) -> str:
+    """What identifies the input in results and the audit log (no names, no paths)."""
+    if instance.content_hash:
+        return f"sha256:{instance.content_hash}"
+    return instance.sop_instance_uid or "unknown"
+
+
+def make_prediction(model: ModelSession, path: Path, frame: int, uid: str,
+                    probabilities: np.ndarray, inference_ms: float) -> Prediction:
+    card = model.card
+    scores = []
+    for name, probability in zip(card.classes, probabilities.tolist()):
+        op = card.operating_point(name)
+        scores.append(ClassScore(
+            name=name, probability=float(probability),
+            threshold=op.threshold if op else None,
+            flagged=(probability >= op.threshold) if op else None,
+            method=op.method if op else ""))
+    return Prediction(path, frame, uid, card.name, card.version, card.sha256, model.provider,
+                      scores, inference_ms)
+
+
+def error_prediction(model: ModelSession, path: Path, message: str, frame: int = 0) -> Prediction:
+    card = model.card
+    return Prediction(path, frame, "", card.name, card.version, card.sha256, model.provider,
+                      error=message)
+
+
+def predict_instance(model: ModelSession, instance: Instance, frame: int = 0,
+                     audit: bool = True) -> Prediction:
+    """One image, synchronously (call from a worker thread in the GUI)."""
+    prepared = prepare_instance(instance, model.card, frame)
+    output = model.run(prepared.tensor[np.newaxis])
+    prediction = make_prediction(model, instance.path, frame, input_uid(instance),
+                                 output.probabilities[0], output.seconds * 1000.0)
+    if audit:
+        from medviewer.inference.audit import record_predictions
+
+        record_predictions([prediction])
+    return prediction
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def _walk_folder(folder: Path) -> list[Path]:
+    files = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(names):
+            if name.startswith(".") or name.upper() == "DICOMDIR":
+                continue
+            files.append(Path(root) / name)
+    return files
+
+
+def expand_inputs(paths: Iterable[str | os.PathLike], cancel: CancelFlag | None = None
+                  ) -> Generator[Progress, None, tuple[list[Path], list[tuple[Path, str]]]]:
+    """Files to read from a mix of files and folders, and the inputs that are not there.
+
+    Folders go through ``medviewer.dicom.catalog.index_path`` when it exists (its progress
+    events are passed on), else they are walked and every file is tried.
+    """
+    from medviewer.dicom import catalog
+
+    index_path = getattr(catalog, "index_path", None)
+    files: list[Path] = []
+    problems: list[tuple[Path, str]] = []
+    for raw in paths:
+        path = Path(raw)
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        if path.is_dir():
+            if index_path is None:
+                files.extend(_walk_folder(path))
+                continue
+            job = index_path(path)
+            while True:
+                try:
+                    event = next(job)
+                except StopIteration as stop:
+                    found = stop.value
+                    break
+                if cancel is not None and cancel.cancelled:
+                    job.close()
+                    cancel.raise_if_cancelled()
+                yield event
+            # Records without rows/columns are not images (reports, presentation states).
+            files.extend(rec.path for rec in found.instances() if rec.rows and rec.columns)
+            problems.extend((err.path, err.reason) for err in found.errors)
+        elif path.exists():
+            files.append(path)
+        else:
+            problems.append((path, f"Cannot open {path}: the file does not exist."))
+    return files, problems
+
+
+def _load(path: Path, model: ModelSession) -> tuple[str, PreparedInput] | str:
+    """Decode and preprocess one file (on a pool thread); an error is its sentence."""
+    try:
+        instance = open_instance(path)
+        return input_uid(instance), prepare_instance(instance, model.card, 0)
+    except UserError as exc:
+        return str(exc)
+    except MemoryError:
+        return f"Cannot prepare {path} for the model: it needs more memory than is available."
+    except Exception as exc:  # noqa: BLE001 - one odd file must not stop a batch job
+        log.debug("Unexpected failure preparing an input", exc_info=True)
+        return f"Cannot prepare {path} for the model: {exc or type(exc).__name__}."
+
+
+# ---------------------------------------------------------------- the job
+
+
+def predict_job(paths: Sequence[str | os.PathLike], model: ModelEntry | ModelSession, *,
+                batch_size: int = DEFAULT_BATCH_SIZE, workers: int = DEFAULT_WORKERS,
+                device: str = "auto", cancel: CancelFlag | None = None, audit: bool = True,
+                ) -> Generator[Progress | PredictionReady, None, list[Prediction]]:
+    """Predict every image in ``paths`` (files and folders); frame 0 of multi-frame images.
+
+    Decoding and preprocessing run on ``workers`` threads, up to two batches ahead of the
+    batch being inferred. The model session is created here (on the job's thread) when a
+    ModelEntry is given.
+    """
+    batch_size = max(1, int(batch_size))
+    cancel = cancel or CancelFlag()
+    yield Progress(0, None, "Finding images")
+    files, missing = yield from expand_inputs(paths, cancel)
+    total = len(files) + len(missing)
+    if isinstance(model, ModelEntry):
+        yield Progress(0, total, f"Loading model {model.key}")
+        model = get_session(model, device)
+    if model.fixed_batch:
+        batch_size = model.fixed_batch
+    audit_log = None
+    if audit:
+        from medviewer.inference.audit import AuditLog
+
+        audit_log = AuditLog()
+
+    results: list[Prediction | None] = [None] * total
+    done = 0
+    for offset, (path, reason) in enumerate(missing, start=len(files)):
+        results[offset] = error_prediction(model, path, reason)
+        done += 1
+        yield PredictionReady(offset, results[offset])
+    yield Progress(done, total, f"{done}/{total} images")
+
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="medviewer-prep")
+    pending: deque[tuple[int, Future]] = deque()
+    next_index = 0
+    lookahead = batch_size * 3
+
+    def top_up() -> None:
+        nonlocal next_index
+        while next_index < len(files) and len(pending) < lookahead:
+            pending.append((next_index, pool.submit(_load, files[next_index], model)))
+            next_index += 1
+
+    try:
+        while pending or next_index < len(files):
+            cancel.raise_if_cancelled()
+            top_up()
+            batch: list[tuple[int, str, PreparedInput]] = []
+            while pending and len(batch) < batch_size:
+                index, future = pending.popleft()
+                loaded = future.result()
+                if isinstance(loaded, str):
+                    results[index] = error_prediction(model, files[index], loaded)
+                    done += 1
+                    yield PredictionReady(index, results[index])
+                else:
+                    batch.append((index, *loaded))
+                top_up()  # keep the pool busy while this batch runs
+            if not batch:
+                continue
+            output = model.run(np.stack([item[2].tensor for item in batch]))
+            per_image_ms = output.seconds * 1000.0 / len(batch)
+            made = []
+            for row, (index, uid, _) in enumerate(batch):
+                prediction = make_prediction(model, files[index], 0, uid,
+                                             output.probabilities[row], per_image_ms)
+                results[index] = prediction
+                made.append(prediction)
+                done += 1
+                yield PredictionReady(index, prediction)
+            if audit_log is not None:
+                audit_log.record(made)
+            yield Progress(done, total, f"{done}/{total} images")
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    log.info("Predicted %d images with %s on %s (%d errors)", total, model.card.key,
+             model.provider, sum(1 for r in results if r is not None and r.error))
+    return [r for r in results if r is not None]
+
+
+def predict_paths(paths: Sequence[str | os.PathLike], model: ModelEntry | ModelSession,
+                  **options: Any) -> list[Prediction]:
+    """Run :func:`predict_job` to the end on the calling thread (CLI, scripts, tests)."""
+    from medviewer.jobs import run_to_end
+
+    return run_to_end(predict_job(paths, model, **options))
