@@ -1,15 +1,15 @@
 """Training data: sources (class folders, CSV, label store), patient keys, splits, preloading.
 
-Every image goes through :func:`preprocess_image`, which is exactly what the exported model
-card describes, so inference reproduces the training input bit for bit:
-``open_instance(path).display_frame(0)`` (the default VOI, 8-bit), RGB -> grey by BT.601
-luma, PIL bilinear resize to ``size x size`` (aspect ratio ignored), then ``/ 255``.
-The decoded, resized set is kept in RAM as one uint8 tensor; augmentation runs on batches.
+Every image goes through :func:`preprocess_image`, which IS the inference package's
+preprocessing for the card the exporter writes (``display_frame(0)`` / 255, grey by BT.601
+luma, bilinear stretch to ``size x size``), so inference reproduces the training input.
+The preprocessed set is kept in RAM as one float32 tensor; augmentation runs on batches.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import json
 import logging
@@ -311,47 +311,72 @@ def load_split(path: Path) -> tuple[list[str], dict[str, list[ImageRecord]], dic
 
 # ---------------------------------------------------------------- decoding
 
+# The files whose code decides what an image becomes; the disk cache is keyed on them too.
+_PIPELINE_MODULES = ("medviewer/dicom/reader.py", "medviewer/dicom/pixels.py",
+                     "medviewer/dicom/images.py", "medviewer/inference/preprocess.py",
+                     "medviewer/training/data.py")
 
-def to_grey(display: np.ndarray) -> np.ndarray:
-    """8-bit display image -> 8-bit grey; RGB by BT.601 luma (0.299, 0.587, 0.114), rounded."""
-    if display.ndim == 2:
-        return display
-    rgb = display[..., :3].astype(np.float32)
-    luma = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    return np.clip(np.rint(luma), 0, 255).astype(np.uint8)
+
+@functools.lru_cache(maxsize=8)
+def _input_card(size: int):
+    """A model card describing our input, so inference's own preprocessing is used."""
+    from medviewer.inference import registry
+
+    return registry.ModelCard(
+        name="training-input", version="0", classes=["a", "b"],
+        input=registry.InputSpec(channels=1, height=size, width=size, name="image"),
+        sha256="0" * 64, preprocessing=card_preprocessing())
+
+
+def card_preprocessing():
+    """The model card's preprocessing for every model this trainer exports."""
+    from medviewer.inference import registry
+
+    return registry.Preprocessing(source="display", resize="stretch", interpolation="bilinear",
+                                  mean=[0.0], std=[1.0], channel_mode="replicate")
 
 
 def preprocess_image(path: str | Path, size: int) -> np.ndarray:
-    """The model's input image as uint8 (size, size); the card describes the same steps."""
-    from PIL import Image
+    """The model's input image, float32 (size, size) in [0, 1].
 
+    It is ``medviewer.inference.preprocess.prepare_instance`` with this trainer's card, so
+    ``medviewer predict`` feeds an exported model exactly what it was trained on.
+    """
     from medviewer.dicom.reader import open_instance
+    from medviewer.inference import preprocess
 
-    display = open_instance(path).display_frame(0)
-    grey = to_grey(display)
-    resized = Image.fromarray(np.ascontiguousarray(grey)).resize((size, size), Image.Resampling.BILINEAR)
-    return np.asarray(resized, dtype=np.uint8)
+    prepared = preprocess.prepare_instance(open_instance(path), _input_card(size))
+    return prepared.tensor[0]
 
 
 def preprocessing_spec(size: int) -> dict:
-    """What the model card records about the input, for inference to reproduce."""
+    """A readable account of the input, recorded in the model card's training section."""
     return {
-        "source": "medviewer.dicom.reader.open_instance(path).display_frame(0)",
-        "voi": "default (the file's first window, else its VOI LUT, else full range)",
-        "colour": "RGB to grey by BT.601 luma 0.299 R + 0.587 G + 0.114 B, rounded to uint8",
-        "resize": {"width": size, "height": size, "method": "PIL.Image.resize BILINEAR",
-                   "keep_aspect": False},
-        "scale": 1.0 / 255.0,
-        "offset": 0.0,
-        "layout": "NCHW float32, 1 channel",
-        "normalisation": "inside the model (mean/std baked into the graph)",
+        "steps": [
+            "medviewer.dicom.reader.open_instance(path).display_frame(0): the 8-bit image as "
+            "displayed with the default VOI (MONOCHROME1 inverted)",
+            "divide by 255; colour becomes grey by BT.601 luma (0.299, 0.587, 0.114)",
+            f"resize to {size} x {size} (aspect ratio not kept), Pillow BILINEAR on float32",
+            "no normalisation outside the model: mean/std are inside the ONNX graph",
+        ],
+        "implementation": "medviewer.inference.preprocess.prepare_instance",
     }
+
+
+def _pipeline_digest() -> str:
+    from medviewer.paths import PROJECT_ROOT
+
+    digest = hashlib.sha256()
+    for relative in _PIPELINE_MODULES:
+        path = PROJECT_ROOT / relative
+        digest.update(path.read_bytes() if path.is_file() else b"-")
+    return digest.hexdigest()
 
 
 def _cache_file(paths: Sequence[str], size: int) -> Path:
     from medviewer.paths import user_cache_dir
 
-    digest = hashlib.sha256(f"v1|{size}".encode())
+    digest = hashlib.sha256(f"v2|{size}|{_pipeline_digest()}".encode())
     for path in paths:
         stat = Path(path).stat()
         digest.update(f"{path}|{stat.st_mtime_ns}|{stat.st_size}\n".encode())
@@ -362,18 +387,21 @@ def _cache_file(paths: Sequence[str], size: int) -> Path:
 
 def preload_images(records: Sequence[ImageRecord], size: int, cancel: CancelFlag | None = None,
                    use_cache: bool = True) -> Generator[Progress, None, torch.Tensor]:
-    """Decode every image once into a uint8 tensor [N, 1, size, size] (cached on disk)."""
+    """Preprocess every image once into a float32 tensor [N, 1, size, size] (cached on disk).
+
+    float32, not uint8: the inputs are exactly what inference computes, without rounding.
+    """
     paths = [r.path for r in records]
-    cache = _cache_file(paths, size) if use_cache else None
+    cache = _cache_file(paths, size) if use_cache and paths else None
     if cache is not None and cache.is_file():
         try:
             array = np.load(cache)
-            if array.shape == (len(paths), 1, size, size):
+            if array.shape == (len(paths), 1, size, size) and array.dtype == np.float32:
                 yield Progress(len(paths), len(paths), "images loaded from cache")
                 return torch.from_numpy(array)
         except (OSError, ValueError):
             log.warning("ignoring an unreadable image cache %s", cache.name)
-    out = np.empty((len(paths), 1, size, size), dtype=np.uint8)
+    out = np.empty((len(paths), 1, size, size), dtype=np.float32)
     step = max(1, len(paths) // 100)
     for index, path in enumerate(paths):
         if cancel is not None:

@@ -110,7 +110,7 @@ def export_onnx(model: Classifier, size: int, path: Path) -> None:
 
 def run_onnx(path: Path, images: torch.Tensor, batch_size: int = 128,
              cancel: CancelFlag | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Probabilities and CAMs from onnxruntime (CPU) for a uint8 tensor [N, 1, S, S]."""
+    """Probabilities and CAMs from onnxruntime (CPU) for a float tensor [N, 1, S, S]."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -120,7 +120,7 @@ def run_onnx(path: Path, images: torch.Tensor, batch_size: int = 128,
     for start in range(0, images.shape[0], batch_size):
         if cancel is not None:
             cancel.raise_if_cancelled()
-        batch = images[start:start + batch_size].float().div_(255.0).numpy()
+        batch = images[start:start + batch_size].numpy()
         p, c = session.run([PROBABILITIES_NAME, CAM_NAME], {INPUT_NAME: batch})
         probs.append(p)
         cams.append(c)
@@ -130,7 +130,7 @@ def run_onnx(path: Path, images: torch.Tensor, batch_size: int = 128,
 @torch.no_grad()
 def run_torch(model: Classifier, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     graph = ExportedGraph(model).eval()
-    probs, cam = graph(images.float().div(255.0))
+    probs, cam = graph(images)
     return probs.numpy(), cam.numpy()
 
 
@@ -201,7 +201,7 @@ def export_run(run_dir: str | Path, name: str, version: str, out_dir: str | Path
     val_records = [data_mod.ImageRecord(**row) for row in split["val"]][:parity_images]
     val_images = run_to_end(data_mod.preload_images(val_records, size, cancel))
     if val_images.shape[0] == 0:
-        val_images = torch.randint(0, 256, (8, 1, size, size), dtype=torch.uint8)
+        val_images = torch.rand(8, 1, size, size)
     max_probs, max_cam = parity(model, onnx_path, val_images)
     cam_scale = max(1.0, float(np.abs(run_torch(model, val_images[:8])[1]).max()))
     if not (max_probs <= PARITY_TOLERANCE and max_cam <= PARITY_TOLERANCE * cam_scale):
@@ -231,9 +231,7 @@ def export_run(run_dir: str | Path, name: str, version: str, out_dir: str | Path
         name=name, version=version, classes=class_names,
         input=registry.InputSpec(channels=1, height=size, width=size, name=INPUT_NAME),
         sha256=registry.file_sha256(onnx_path), task="multiclass",
-        preprocessing=registry.Preprocessing(source="display", resize="stretch",
-                                             interpolation="bilinear", mean=[0.0], std=[1.0],
-                                             channel_mode="replicate"),
+        preprocessing=data_mod.card_preprocessing(),
         outputs=registry.OutputSpec(probabilities=PROBABILITIES_NAME, cam=CAM_NAME,
                                     activation="none"),
         operating_points=_card_operating_points(payload.get("best_operating_points") or {},

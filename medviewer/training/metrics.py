@@ -69,7 +69,8 @@ def choose_operating_point(labels: np.ndarray, scores: np.ndarray,
     fpr, tpr, thresholds = roc_curve(labels, scores)
     finite = np.isfinite(thresholds)
     if method == "youden":
-        j = np.where(finite, tpr - fpr, -np.inf)
+        # Rounded so that float noise cannot break a tie: the highest threshold wins ties.
+        j = np.where(finite, np.round(tpr - fpr, 12), -np.inf)
         best = int(np.argmax(j))
     elif method.startswith("sensitivity:"):
         target = float(method.split(":", 1)[1])

@@ -237,14 +237,14 @@ def _write_json(path: Path, payload: Any) -> None:
 def predict_probabilities(model: nn.Module, images: torch.Tensor, device: torch.device,
                           batch_size: int = 256,
                           cancel: CancelFlag | None = None) -> np.ndarray:
-    """Softmax probabilities [N, C] for a uint8 image tensor [N, 1, S, S]."""
+    """Softmax probabilities [N, C] for a float image tensor [N, 1, S, S] in [0, 1]."""
     was_training = model.training
     model.eval()
     out = []
     for start in range(0, images.shape[0], batch_size):
         if cancel is not None:
             cancel.raise_if_cancelled()
-        batch = images[start:start + batch_size].to(device).float().div_(255.0)
+        batch = images[start:start + batch_size].to(device)
         out.append(torch.softmax(model(batch).float(), dim=1).cpu())
     model.train(was_training)
     if not out:
@@ -340,7 +340,7 @@ def train(config: TrainConfig | None, run_dir: str | Path, cancel: CancelFlag | 
         _write_json(run_dir / "config.json", config.to_dict())
         data_mod.save_split(run_dir / "split.json", split_payload)
 
-    # Decode every split once into RAM (a uint8 tensor per split).
+    # Preprocess every split once into RAM (a float32 tensor per split).
     images: dict[str, torch.Tensor] = {}
     labels: dict[str, torch.Tensor] = {}
     try:
@@ -434,7 +434,7 @@ def train(config: TrainConfig | None, run_dir: str | Path, cancel: CancelFlag | 
             if batch == batches_per_epoch - 1:
                 index = shard[batch * config.batch_size:]
             index_device = index.to(device)
-            x = images["train"][index_device].float().div_(255.0)
+            x = images["train"][index_device]
             x = data_mod.augment_batch(x, augment, generator)
             y = train_labels[index_device]
             step = (epoch - 1) * batches_per_epoch + batch

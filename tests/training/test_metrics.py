@@ -1,0 +1,101 @@
+"""ROC / AUROC / operating points against values computed by hand."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from medviewer.training import metrics
+
+
+def test_roc_curve_points_by_hand():
+    labels = np.array([0, 0, 1, 1])
+    scores = np.array([0.1, 0.4, 0.35, 0.8])
+    fpr, tpr, thresholds = metrics.roc_curve(labels, scores)
+    # Thresholds descending: inf, 0.8, 0.4, 0.35, 0.1
+    assert thresholds[0] == np.inf
+    np.testing.assert_allclose(thresholds[1:], [0.8, 0.4, 0.35, 0.1])
+    np.testing.assert_allclose(tpr, [0, 0.5, 0.5, 1.0, 1.0])
+    np.testing.assert_allclose(fpr, [0, 0.0, 0.5, 0.5, 1.0])
+    # 3 of the 4 (positive, negative) pairs are ordered correctly.
+    assert metrics.auroc(labels, scores) == pytest.approx(0.75)
+
+
+def test_auroc_with_ties_counts_half():
+    labels = np.array([1, 0, 1, 0, 1])
+    scores = np.array([0.5, 0.5, 0.9, 0.2, 0.5])
+    # Pairs (pos, neg): 3 positives x 2 negatives = 6. Positive 0.9 beats both (2).
+    # Each 0.5 positive beats 0.2 (1 each = 2) and ties 0.5 (0.5 each = 1). Total 5 / 6.
+    assert metrics.auroc(labels, scores) == pytest.approx(5 / 6)
+
+
+def test_auroc_matches_the_pairwise_definition_on_random_data():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 60)
+    scores = np.round(rng.random(60), 1)  # many ties
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    pairwise = np.mean([1.0 if p > n else 0.5 if p == n else 0.0
+                        for p, n in itertools.product(pos, neg)])
+    assert metrics.auroc(labels, scores) == pytest.approx(pairwise)
+
+
+def test_perfect_and_inverted_scores():
+    labels = np.array([0, 0, 1, 1])
+    assert metrics.auroc(labels, np.array([0.1, 0.2, 0.8, 0.9])) == 1.0
+    assert metrics.auroc(labels, np.array([0.9, 0.8, 0.2, 0.1])) == 0.0
+
+
+def test_roc_needs_both_classes():
+    with pytest.raises(ValueError):
+        metrics.roc_curve(np.array([1, 1]), np.array([0.2, 0.3]))
+
+
+def test_youden_operating_point_by_hand():
+    labels = np.array([0, 0, 0, 1, 1, 1])
+    scores = np.array([0.1, 0.3, 0.6, 0.4, 0.7, 0.9])
+    point = metrics.choose_operating_point(labels, scores, "youden")
+    # threshold 0.4: sens 1.0, spec 2/3 -> J = 0.667; threshold 0.7: sens 2/3, spec 1 -> 0.667
+    # The first maximum (higher threshold) wins.
+    assert point.threshold == pytest.approx(0.7)
+    assert point.sensitivity == pytest.approx(2 / 3)
+    assert point.specificity == pytest.approx(1.0)
+
+
+def test_target_sensitivity_operating_point():
+    labels = np.array([0, 0, 0, 1, 1, 1, 1])
+    scores = np.array([0.1, 0.5, 0.6, 0.3, 0.7, 0.8, 0.9])
+    point = metrics.choose_operating_point(labels, scores, "sensitivity:0.75")
+    assert point.threshold == pytest.approx(0.7)
+    assert point.sensitivity == pytest.approx(0.75)
+    assert point.specificity == pytest.approx(1.0)
+    full = metrics.choose_operating_point(labels, scores, "sensitivity:1.0")
+    assert full.threshold == pytest.approx(0.3)
+    assert full.specificity == pytest.approx(1 / 3)
+
+
+def test_sensitivity_specificity_at_threshold():
+    labels = np.array([0, 1, 1, 0])
+    scores = np.array([0.2, 0.6, 0.4, 0.7])
+    assert metrics.sensitivity_specificity(labels, scores, 0.5) == (0.5, 0.5)
+
+
+def test_classification_metrics_multiclass_and_given_operating_points():
+    probabilities = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6],
+                              [0.5, 0.4, 0.1], [0.3, 0.3, 0.4], [0.1, 0.6, 0.3]])
+    labels = np.array([0, 1, 2, 1, 2, 1])
+    names = ["a", "b", "c"]
+    result = metrics.classification_metrics(probabilities, labels, names)
+    assert result["accuracy"] == pytest.approx(5 / 6)
+    assert result["auroc"]["c"] == pytest.approx(1.0)
+    # class a: positive 0.7 vs negatives 0.1 0.2 0.5 0.3 0.1 -> all below: 1.0
+    assert result["auroc"]["a"] == pytest.approx(1.0)
+    # class b: positives 0.8 0.4 0.6 vs negatives 0.2 0.2 0.3: all above
+    assert result["auroc"]["b"] == pytest.approx(1.0)
+    fixed = {"b": metrics.OperatingPoint(0.5, 0.0, 0.0, "youden")}
+    applied = metrics.classification_metrics(probabilities, labels, names, fixed)
+    assert applied["operating_points"]["b"]["threshold"] == 0.5
+    assert applied["operating_points"]["b"]["sensitivity"] == pytest.approx(2 / 3)
+    assert applied["operating_points"]["b"]["specificity"] == pytest.approx(1.0)
+    assert metrics.summary_auroc(result, names) == pytest.approx(result["auroc_mean"])

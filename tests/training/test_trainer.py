@@ -1,0 +1,185 @@
+"""The trainer generator on 64 real chest X-rays at 64 px: events, files, cancel, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from medviewer.jobs import CancelFlag, Progress, run_to_end
+from medviewer.training import data, trainer
+from medviewer.training.trainer import (BatchProgress, CheckpointSaved, EpochEnd, RunStarted,
+                                        TrainConfig)
+
+
+def _collect(job):
+    events = []
+    while True:
+        try:
+            events.append(next(job))
+        except StopIteration as stop:
+            return events, stop.value
+
+
+def _weights(path: Path) -> dict:
+    return trainer.load_checkpoint(path)["model"]
+
+
+def _same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="module")
+def full_run(kermany_subset_csv, tmp_path_factory):
+    """Two uninterrupted epochs: the reference for the reproducibility checks."""
+    config = TrainConfig(data=str(kermany_subset_csv), arch="smallcnn", epochs=2, batch_size=8,
+                         lr=2e-3, input_size=64, val_fraction=0.25, test_fraction=0.25,
+                         seed=11, device="cpu", num_threads=1, patience=5)
+    run_dir = tmp_path_factory.mktemp("full-run")
+    events, result = _collect(trainer.train(config, run_dir))
+    return run_dir, events, result
+
+
+def test_a_run_yields_events_in_order_and_writes_its_folder(full_run):
+    run_dir, events, result = full_run
+    kinds = [type(e) for e in events]
+    assert kinds[0] is Progress
+    started = next(e for e in events if isinstance(e, RunStarted))
+    assert started.counts == {"train": 32, "val": 16, "test": 16}
+    assert started.split_by == "patient"
+    batches = [e for e in events if isinstance(e, BatchProgress)]
+    assert [(b.epoch, b.batch) for b in batches] == [(1, 1), (1, 2), (1, 3), (1, 4),
+                                                    (2, 1), (2, 2), (2, 3), (2, 4)]
+    epochs = [e for e in events if isinstance(e, EpochEnd)]
+    assert [e.epoch for e in epochs] == [1, 2]
+    for epoch in epochs:
+        m = epoch.metrics
+        assert m["train_loss"] > 0 and 0 <= m["val_accuracy"] <= 1
+        assert set(m["val"]["auroc"]) == {"NORMAL", "PNEUMONIA"}
+        point = m["val"]["operating_points"]["PNEUMONIA"]
+        assert 0 <= point["sensitivity"] <= 1 and 0 <= point["specificity"] <= 1
+        json.dumps(m)  # JSON-able for the GUI and history.jsonl
+    assert isinstance(events[-1], trainer.TestEvaluated)
+    assert result.test_metrics["n"] == 16 and not result.cancelled
+    assert any(isinstance(e, CheckpointSaved) and e.best for e in events)
+    assert (run_dir / "split.json").is_file() and (run_dir / "config.json").is_file()
+    assert len((run_dir / "history.jsonl").read_text().splitlines()) == 2
+    assert json.loads((run_dir / "result.json").read_text())["best_epoch"] == result.best_epoch
+
+
+def test_saved_split_has_no_leakage(full_run):
+    run_dir, _, _ = full_run
+    class_names, splits, payload = data.load_split(run_dir / "split.json")
+    assert class_names == ["NORMAL", "PNEUMONIA"] and payload["seed"] == 11
+    records = splits["train"] + splits["val"] + splits["test"]
+    index = {name: list(range(sum(len(splits[n]) for n in data.SPLIT_NAMES[:i]),
+                              sum(len(splits[n]) for n in data.SPLIT_NAMES[:i + 1])))
+             for i, name in enumerate(data.SPLIT_NAMES)}
+    data.check_no_leakage(records, data.Split(index["train"], index["val"], index["test"],
+                                              "patient", 11))
+    assert len({r.path for r in records}) == 64
+
+
+def test_checkpoints_load_weights_only_and_hold_plain_data(full_run):
+    run_dir, _, result = full_run
+    for name in ("best.pt", "last.pt"):
+        payload = torch.load(run_dir / "checkpoints" / name, map_location="cpu",
+                             weights_only=True)
+        json.dumps(payload["config"])
+        json.dumps(payload["split"])
+        json.dumps(payload["history"])
+    last = trainer.load_checkpoint(run_dir / "checkpoints" / "last.pt")
+    assert last["epoch"] == 2 and last["best_epoch"] == result.best_epoch
+
+
+def test_same_seed_same_weights_and_cancel_then_resume_matches(full_run, tiny_config,
+                                                               tmp_path):
+    """Cancel in epoch 2 keeps epoch 1's checkpoint; resuming reproduces the full run."""
+    reference_dir, _, reference = full_run
+    cancel = CancelFlag()
+    job = trainer.train(tiny_config, tmp_path, cancel)
+    events = []
+    while True:
+        try:
+            event = next(job)
+        except StopIteration as stop:
+            result = stop.value
+            break
+        events.append(event)
+        if isinstance(event, BatchProgress) and (event.epoch, event.batch) == (2, 1):
+            best_before = _weights(tmp_path / "checkpoints" / "best.pt")
+            cancel.cancel()
+    # Nothing more was trained after the cancel: the next batch never started.
+    after_cancel = events[events.index(next(e for e in events if isinstance(e, BatchProgress)
+                                             and (e.epoch, e.batch) == (2, 1))) + 1:]
+    assert not any(isinstance(e, (BatchProgress, EpochEnd)) for e in after_cancel)
+    assert result.cancelled and result.best_epoch == 1
+    assert result.best_checkpoint == str(tmp_path / "checkpoints" / "best.pt")
+    assert _same_weights(best_before, _weights(tmp_path / "checkpoints" / "best.pt"))
+    assert trainer.load_checkpoint(tmp_path / "checkpoints" / "last.pt")["epoch"] == 1
+
+    resumed_events, resumed = _collect(trainer.train(
+        None, tmp_path, resume=tmp_path / "checkpoints" / "last.pt"))
+    assert [e.epoch for e in resumed_events if isinstance(e, EpochEnd)] == [2]
+    assert not resumed.cancelled
+    assert _same_weights(_weights(tmp_path / "checkpoints" / "last.pt"),
+                         _weights(reference_dir / "checkpoints" / "last.pt"))
+    assert resumed.best_val_auroc == pytest.approx(reference.best_val_auroc)
+
+
+def test_cancel_before_training_returns_without_checkpoint(tiny_config, tmp_path):
+    cancel = CancelFlag()
+    cancel.cancel()
+    result = run_to_end(trainer.train(tiny_config, tmp_path, cancel))
+    assert result.cancelled and result.best_checkpoint is None
+
+
+def test_fine_tuning_starts_from_a_checkpoint(full_run, tiny_config, tmp_path):
+    run_dir, _, _ = full_run
+    tiny_config.init_checkpoint = str(run_dir / "checkpoints" / "best.pt")
+    tiny_config.epochs = 1
+    tiny_config.lr = 1e-9  # so the weights stay (almost) those of the checkpoint
+    tiny_config.augment = {**tiny_config.augment, "enabled": False}
+    run_to_end(trainer.train(tiny_config, tmp_path))
+    start = _weights(run_dir / "checkpoints" / "best.pt")
+    tuned = _weights(tmp_path / "checkpoints" / "last.pt")
+    conv = "features.0.0.weight"
+    assert torch.allclose(start[conv], tuned[conv], atol=1e-5)
+
+
+def test_user_errors_are_one_sentence(tmp_path, tiny_config):
+    with pytest.raises(trainer.TrainingError, match="does not exist"):
+        trainer.load_checkpoint(tmp_path / "nope.pt")
+    bogus = tmp_path / "bogus.pt"
+    torch.save({"hello": 1}, bogus)
+    with pytest.raises(trainer.TrainingError, match="not a MedViewer"):
+        trainer.load_checkpoint(bogus)
+    tiny_config.arch = "vgg99"
+    with pytest.raises(Exception, match="vgg99 is not supported"):
+        run_to_end(trainer.train(tiny_config, tmp_path))
+
+
+def test_learning_rate_schedules():
+    config = TrainConfig(data="x", lr=1.0, schedule="onecycle", warmup_fraction=0.2)
+    lrs = [trainer.learning_rate(s, 100, config) for s in range(100)]
+    assert lrs[0] == pytest.approx(1 / 25) and max(lrs) == pytest.approx(1.0, abs=0.02)
+    assert lrs.index(max(lrs)) in (19, 20) and lrs[-1] < 0.01
+    config.schedule = "cosine"
+    lrs = [trainer.learning_rate(s, 100, config) for s in range(100)]
+    assert lrs[5] == pytest.approx(1.0) and lrs[-1] < 0.01
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "densenet121", "efficientnet_b0",
+                                  "mobilenet_v3_small", "mobilenet_v3_large", "resnet34",
+                                  "resnet50"])
+def test_torchvision_architectures_take_one_channel(arch):
+    from medviewer.training.models import build_model
+
+    model = build_model(arch, 3).eval()
+    with torch.no_grad():
+        logits = model(torch.rand(2, 1, 64, 64))
+        features = model.feature_maps(torch.rand(1, 1, 64, 64))
+    assert logits.shape == (2, 3)
+    assert features.shape[1] == model.head.in_features
