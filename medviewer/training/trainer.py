@@ -508,6 +508,10 @@ def train(config: TrainConfig | None, run_dir: str | Path, cancel: CancelFlag | 
             yield EarlyStopped(epoch, best_epoch or epoch)
             break
 
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()  # rank 0 has written its checkpoints before anyone reads best.pt
     best_path = checkpoints_dir / "best.pt"
     result = TrainResult(str(run_dir), str(best_path) if best_path.is_file() else None,
                          best_epoch, best_auroc, max(0, epoch - start_epoch) if history else 0,

@@ -1,0 +1,133 @@
+"""ONNX export: parity with torch, the CAM output, the model card, registration, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from medviewer import cli
+from medviewer.inference import registry
+from medviewer.jobs import run_to_end
+from medviewer.training import data, export, trainer
+
+
+@pytest.fixture(scope="module")
+def trained_run(kermany_subset_csv, tmp_path_factory):
+    config = trainer.TrainConfig(data=str(kermany_subset_csv), epochs=1, batch_size=16,
+                                 input_size=64, val_fraction=0.25, test_fraction=0.25,
+                                 seed=5, device="cpu", num_threads=1)
+    run_dir = tmp_path_factory.mktemp("export-run")
+    run_to_end(trainer.train(config, run_dir))
+    return run_dir
+
+
+@pytest.fixture
+def exported(trained_run, tmp_path):
+    result = run_to_end(export.export_run(trained_run, "tiny-pneumonia", "0.1",
+                                          out_dir=tmp_path, register=True))
+    return result
+
+
+def test_onnx_graph_has_the_agreed_inputs_and_outputs(exported):
+    model = onnx.load(exported.onnx_path)
+    assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
+    assert [i.name for i in model.graph.input] == ["image"]
+    assert [o.name for o in model.graph.output] == ["probabilities", "cam"]
+    dims = [d.dim_value or d.dim_param for d in
+            model.graph.input[0].type.tensor_type.shape.dim]
+    assert dims[1:] == [1, 64, 64] and isinstance(dims[0], str)
+    assert exported.size_bytes < 10_000_000
+
+
+def test_parity_between_torch_and_onnxruntime_is_within_1e_4(exported, trained_run):
+    assert exported.parity_images == 16
+    assert exported.parity_max_abs_probabilities < 1e-4
+    # Check it independently, on test images this time.
+    payload = trainer.load_checkpoint(trained_run / "checkpoints" / "best.pt")
+    model = trainer.model_from_checkpoint(payload)
+    records = [data.ImageRecord(**row) for row in payload["split"]["test"]]
+    images = run_to_end(data.preload_images(records, 64))
+    torch_probs, torch_cam = export.run_torch(model, images)
+    onnx_probs, onnx_cam = export.run_onnx(exported.onnx_path, images)
+    assert np.abs(torch_probs - onnx_probs).max() < 1e-4
+    assert np.abs(torch_cam - onnx_cam).max() < 1e-4 * max(1.0, np.abs(torch_cam).max())
+    np.testing.assert_allclose(onnx_probs.sum(axis=1), 1.0, atol=1e-5)
+    # The CAM is exact: its spatial mean plus the head's bias gives the logits.
+    logits = onnx_cam.mean(axis=(2, 3)) + model.head.bias.detach().numpy()
+    np.testing.assert_allclose(torch.softmax(torch.from_numpy(logits), 1).numpy(), onnx_probs,
+                               atol=1e-5)
+    assert onnx_cam.shape == (16, 2, 4, 4)
+
+
+def test_card_is_accepted_by_the_registry_and_the_model_is_listed(exported):
+    card = registry.ModelCard.load(exported.card_path)
+    assert card.classes == ["NORMAL", "PNEUMONIA"]
+    assert (card.input.channels, card.input.height, card.input.width) == (1, 64, 64)
+    assert card.outputs.cam == "cam" and card.outputs.probabilities == "probabilities"
+    assert "not for clinical use" in card.intended_use
+    assert set(card.operating_points) == {"NORMAL", "PNEUMONIA"}
+    point = card.operating_points["PNEUMONIA"]
+    assert 0 <= point.threshold <= 1 and "validation" in point.method
+    assert "test_sensitivity" in point.metrics
+    assert card.metrics["n"] == 16 and "PNEUMONIA" in card.metrics["auroc"]
+    summary = card.training["data"]["summary"]
+    assert summary["train"]["images"] == 32 and summary["test"]["images"] == 16
+    assert card.training["parity"]["max_abs_probabilities"] < 1e-4
+    registry.verify_model_files(registry.Path(exported.onnx_path), card)
+    listed = {entry.key: entry for entry in registry.list_models()}
+    assert "tiny-pneumonia@0.1" in listed
+    assert listed["tiny-pneumonia@0.1"].source == "user"
+
+
+def test_card_test_metrics_match_a_fresh_evaluation_of_the_file(exported, trained_run):
+    """The card's figures come from the ONNX file itself on the saved test split."""
+    card = registry.ModelCard.load(exported.card_path)
+    payload = trainer.load_checkpoint(trained_run / "checkpoints" / "best.pt")
+    records = [data.ImageRecord(**row) for row in payload["split"]["test"]]
+    probabilities, _ = export.run_onnx(exported.onnx_path,
+                                       run_to_end(data.preload_images(records, 64)))
+    labels = np.array([r.label for r in records])
+    from medviewer.training.metrics import auroc
+
+    assert card.metrics["auroc"]["PNEUMONIA"] == pytest.approx(
+        auroc(labels == 1, probabilities[:, 1]), abs=1e-9)
+
+
+def test_export_of_a_run_without_checkpoint_is_a_user_error(tmp_path):
+    with pytest.raises(export.ExportError, match="no best checkpoint"):
+        run_to_end(export.export_run(tmp_path, "x", "1"))
+
+
+def test_train_and_export_commands(kermany_subset_csv, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    code = cli.main(["train", "--data", str(kermany_subset_csv), "--epochs", "1",
+                     "--batch-size", "16", "--input-size", "48", "--out", str(run_dir),
+                     "--device", "cpu", "--threads", "1", "--val-fraction", "0.25",
+                     "--test-fraction", "0.25", "--json"])
+    assert code == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["event"] for line in lines] == ["started", "epoch", "test", "result"]
+    assert lines[1]["epoch"] == 1 and "val_auroc" in lines[1]
+
+    code = cli.main(["train", "--resume", str(run_dir / "checkpoints" / "last.pt"),
+                     "--epochs", "2"])
+    out = capsys.readouterr().out
+    assert code == 0 and "epoch 2/2" in out and "epoch 1/2" not in out
+
+    code = cli.main(["export", str(run_dir), "--name", "cli-model", "--version", "2",
+                     "--register"])
+    out = capsys.readouterr().out
+    assert code == 0 and "parity" in out and "registered as" in out
+    assert "cli-model@2" in {entry.key for entry in registry.list_models()}
+
+
+def test_command_errors_are_one_line(tmp_path, capsys):
+    code = cli.main(["train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "missing" in err
+    code = cli.main(["export", str(tmp_path), "--name", "a", "--version", "1"])
+    assert code == 1 and "no best checkpoint" in capsys.readouterr().err
