@@ -2,23 +2,31 @@
 
 Such a file gets a synthetic header (no patient data: the study is named after nothing but
 the file's content hash) so the rest of the app treats it exactly like a DICOM instance.
+Grey and RGB images of 8 or 16 bits are read with Pillow; JPEGs Pillow cannot read (12- and
+16-bit, lossless) fall back to libjpeg. An 8-bit image is shown as stored (its header carries
+the identity window); deeper images get the data's full range like any DICOM image.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
-from medviewer.dicom.reader import Instance, LoadError
+from medviewer.dicom.reader import MAX_FRAME_PIXELS, Instance, LoadError
+
+log = logging.getLogger(__name__)
 
 PLAIN_IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg"})
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC = b"\xff\xd8\xff"
+_GREY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N"})
 
 
 def is_plain_image(path: Path) -> bool:
@@ -33,43 +41,91 @@ def content_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _decode(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            image.load()
-            if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-                return np.asarray(image, dtype=np.uint16 if image.mode != "I" else np.int32)
-            if image.mode in ("L", "1", "P") and image.mode != "P":
-                return np.asarray(image.convert("L"))
-            rgb = np.asarray(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise LoadError(path, f"the image cannot be decoded ({exc})") from None
-    # Many X-ray PNG/JPEGs are stored as RGB with three equal channels: treat them as grey.
-    if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]):
-        return np.ascontiguousarray(rgb[..., 0])
-    return rgb
+@dataclass(frozen=True)
+class _ImageInfo:
+    width: int
+    height: int
+    colour: bool
+    bits: int  # 8 or 16
+    via_libjpeg: bool
 
 
-def open_plain_image(path: str | os.PathLike) -> Instance:
-    path = Path(path)
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(8)
-    except OSError as exc:
-        raise LoadError(path, f"the file cannot be read ({exc.strerror or exc})") from None
-    if not (head.startswith(_PNG_MAGIC) or head.startswith(_JPEG_MAGIC)):
-        raise LoadError(path, "it is named like a PNG/JPEG image but is not one")
+def _clean(exc: BaseException, path: Path) -> str:
+    """An exception's message without the file's path (the sentence names it already)."""
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return text.replace(f"'{path}'", "").replace(str(path), "").replace("  ", " ").strip()[:200]
+
+
+def _probe(path: Path, is_jpeg: bool) -> _ImageInfo:
+    """Size, colour and depth without decoding the pixels."""
     from PIL import Image
 
     try:
         with Image.open(path) as image:
             width, height = image.size
             mode = image.mode
+        bits = 16 if mode.startswith("I") else 8
+        return _ImageInfo(width, height, mode not in _GREY_MODES, bits, False)
     except Exception as exc:  # noqa: BLE001 - Pillow raises many types for broken files
-        raise LoadError(path, f"the image cannot be decoded ({exc})") from None
-    digest = content_hash(path)
+        pillow_reason = _clean(exc, path)
+    if is_jpeg:
+        try:
+            from libjpeg import get_parameters
+
+            params = get_parameters(str(path))
+        except Exception as exc:  # noqa: BLE001 - libjpeg raises RuntimeError and more
+            raise LoadError(path, f"the image cannot be decoded ({_clean(exc, path)})") from None
+        components = int(params.get("nr_components", 0))
+        if components not in (1, 3):
+            raise LoadError(path, f"it is a JPEG with {components} colour components, which "
+                                  "is not a grey or RGB image")
+        bits = 8 if int(params.get("precision", 8)) <= 8 else 16
+        return _ImageInfo(int(params["columns"]), int(params["rows"]), components == 3, bits,
+                          True)
+    raise LoadError(path, f"the image cannot be decoded ({pillow_reason})")
+
+
+def _decode(path: Path, via_libjpeg: bool) -> np.ndarray:
+    """Grey (rows, cols) uint8/uint16 or RGB (rows, cols, 3); grey stored as RGB becomes grey."""
+    if via_libjpeg:
+        try:
+            from libjpeg import decode
+
+            array = np.asarray(decode(str(path)))
+        except Exception as exc:  # noqa: BLE001
+            raise LoadError(path, f"the image cannot be decoded ({_clean(exc, path)})") from None
+        if array.ndim == 3 and array.shape[2] == 1:
+            array = array[..., 0]
+        if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)):
+            raise LoadError(path, f"the decoded JPEG has an unexpected shape {array.shape}")
+    else:
+        from PIL import Image
+
+        try:
+            with Image.open(path) as image:
+                image.load()
+                mode = image.mode
+                if mode.startswith("I"):
+                    array = np.asarray(image)
+                    if array.dtype != np.uint16 and array.size and array.min() >= 0 \
+                            and array.max() <= 65535:
+                        array = array.astype(np.uint16)
+                elif mode in _GREY_MODES:
+                    array = np.asarray(image.convert("L"))
+                else:
+                    array = np.asarray(image.convert("RGB"))
+        except Exception as exc:  # noqa: BLE001 - Pillow raises many types for broken files
+            raise LoadError(path, f"the image cannot be decoded ({_clean(exc, path)})") from None
+    if array.dtype.byteorder == ">":
+        array = array.astype(array.dtype.newbyteorder("="))
+    # Many X-ray PNG/JPEGs are stored as RGB with three equal channels: treat them as grey.
+    if array.ndim == 3 and np.array_equal(array[..., 0], array[..., 1]) \
+            and np.array_equal(array[..., 1], array[..., 2]):
+        return np.ascontiguousarray(array[..., 0])
+    return np.ascontiguousarray(array)
+
+
+def _synthetic_header(path: Path, digest: str, info: _ImageInfo) -> Dataset:
     header = Dataset()
     header.SOPInstanceUID = generate_uid(entropy_srcs=[digest, "instance"])
     header.StudyInstanceUID = generate_uid(entropy_srcs=[digest, "study"])
@@ -79,20 +135,55 @@ def open_plain_image(path: str | os.PathLike) -> Instance:
     header.StudyDescription = "Imported image"
     header.SeriesDescription = path.suffix.lstrip(".").upper()
     header.Modality = "OT"
-    header.Rows, header.Columns = height, width
-    colour = mode not in ("L", "1", "I;16", "I;16B", "I;16L", "I")
-    header.SamplesPerPixel = 3 if colour else 1
-    header.PhotometricInterpretation = "RGB" if colour else "MONOCHROME2"
-    header.BitsAllocated = 16 if mode.startswith("I") else 8
-    header.BitsStored = header.BitsAllocated
+    header.Rows, header.Columns = info.height, info.width
+    header.SamplesPerPixel = 3 if info.colour else 1
+    header.PhotometricInterpretation = "RGB" if info.colour else "MONOCHROME2"
+    header.BitsAllocated = info.bits
+    header.BitsStored = info.bits
+    header.HighBit = info.bits - 1
     header.PixelRepresentation = 0
+    if info.bits == 8:
+        # An 8-bit image is already a display image: its default window shows it as stored.
+        header.WindowCenter = 128
+        header.WindowWidth = 256
+        header.WindowCenterWidthExplanation = "As stored"
+    return header
+
+
+def open_plain_image(path: str | os.PathLike) -> Instance:
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+    except OSError as exc:
+        raise LoadError(path, f"the file cannot be read ({exc.strerror or exc})") from None
+    if not head:
+        raise LoadError(path, "the file is empty")
+    is_jpeg = head.startswith(_JPEG_MAGIC)
+    if not (head.startswith(_PNG_MAGIC) or is_jpeg):
+        raise LoadError(path, "it is named like a PNG/JPEG image but is not one")
+    info = _probe(path, is_jpeg)
+    if info.width <= 0 or info.height <= 0 or info.width * info.height > MAX_FRAME_PIXELS:
+        raise LoadError(path, f"its size {info.width} x {info.height} pixels is not one the "
+                              "viewer can display")
+    digest = content_hash(path)
+    header = _synthetic_header(path, digest, info)
 
     def load(frame: int) -> np.ndarray:
-        array = _decode(path)
+        array = _decode(path, info.via_libjpeg)
+        if array.shape[:2] != (info.height, info.width):
+            raise LoadError(path, f"the decoded image is {array.shape[1]} x {array.shape[0]} "
+                                  f"pixels, not the {info.width} x {info.height} it declares")
         if array.ndim == 2 and header.SamplesPerPixel == 3:
             # Grey stored as RGB: only decoding tells; from now on the header says grey.
             header.SamplesPerPixel = 1
             header.PhotometricInterpretation = "MONOCHROME2"
+        if array.dtype == np.uint8 and header.BitsAllocated != 8:
+            header.BitsAllocated = header.BitsStored = 8
+            header.HighBit = 7
+        if array.ndim == 2 and array.dtype == np.uint8 and "WindowCenter" not in header:
+            header.WindowCenter, header.WindowWidth = 128, 256
+            header.WindowCenterWidthExplanation = "As stored"
         return array
 
     stat = path.stat()

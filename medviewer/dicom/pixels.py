@@ -94,18 +94,30 @@ def _floats(value: Any) -> list[float]:
     return out
 
 
-def _lut_table(item: Dataset) -> tuple[int, np.ndarray, int] | None:
-    """(first mapped value, table, bits per entry) from an item with LUTDescriptor/LUTData."""
+def _lut_table(item: Dataset, ds: Dataset | None = None) -> tuple[int, np.ndarray, int] | None:
+    """(first mapped value, table, bits per entry) from an item with LUTDescriptor/LUTData.
+
+    ``ds`` (the file's dataset) tells the byte order of an OW table and whether the first
+    mapped value is signed.
+    """
     descriptor = item.get("LUTDescriptor")
     data = item.get("LUTData")
-    if descriptor is None or data is None or len(descriptor) < 3:
+    if descriptor is None or data is None:
+        return None
+    descriptor = list(descriptor) if isinstance(descriptor, (list, MultiValue)) else [descriptor]
+    if len(descriptor) < 3:
         return None
     entries = int(descriptor[0]) or 65536  # 0 means 2^16 entries
     first = int(descriptor[1])
     bits = int(descriptor[2])
+    if ds is not None and int(ds.get("PixelRepresentation", 0) or 0) == 1 and first > 32767:
+        first -= 65536  # US-encoded descriptor of signed data (PS3.3 C.11.1.1)
     if isinstance(data, bytes):
-        dtype = np.uint8 if bits <= 8 and len(data) == entries else np.uint16
-        table = np.frombuffer(data, dtype=dtype)
+        little = getattr(ds, "original_encoding", (True, True))[1] is not False
+        if bits <= 8 and len(data) == entries:
+            table = np.frombuffer(data, dtype=np.uint8)
+        else:
+            table = np.frombuffer(data[: len(data) // 2 * 2], dtype="<u2" if little else ">u2")
     else:
         table = np.asarray(data if isinstance(data, (list, MultiValue)) else [data], dtype=np.float64)
     table = np.asarray(table, dtype=np.float64)[:entries]
@@ -151,7 +163,7 @@ def modality_lut(stored: np.ndarray, ds: Dataset, frame: int = 0) -> np.ndarray:
         return stored
     sequence = ds.get("ModalityLUTSequence")
     if sequence:
-        parsed = _lut_table(sequence[0])
+        parsed = _lut_table(sequence[0], ds)
         if parsed is not None:
             first, table, _bits = parsed
             return _lookup(stored, first, table).astype(np.float32)
@@ -200,7 +212,7 @@ def file_windows(ds: Dataset, frame: int = 0) -> list[Window]:
 def file_voi_luts(ds: Dataset) -> list[VoiLut]:
     luts = []
     for i, item in enumerate(ds.get("VOILUTSequence") or []):
-        parsed = _lut_table(item)
+        parsed = _lut_table(item, ds)
         if parsed is None:
             continue
         first, table, bits = parsed
@@ -233,16 +245,23 @@ def default_voi(ds: Dataset, modality_values: np.ndarray, frame: int = 0) -> Voi
 
 
 def apply_window(values: np.ndarray, window: Window) -> np.ndarray:
-    """Modality values -> [0, 1] by the VOI LUT Function's formula (PS3.3 C.11.2.1.2)."""
+    """Modality values -> [0, 1] by the VOI LUT Function's formula (PS3.3 C.11.2.1.2).
+
+    LINEAR:       x <= c - 0.5 - (w-1)/2 -> 0;  x > c - 0.5 + (w-1)/2 -> 1;
+                  else ((x - (c - 0.5)) / (w - 1) + 0.5)
+    LINEAR_EXACT: x <= c - w/2 -> 0;  x > c + w/2 -> 1;  else (x - c) / w + 0.5
+    SIGMOID:      1 / (1 + exp(-4 (x - c) / w))
+    """
     x = values.astype(np.float32, copy=False)
     c, w = np.float32(window.center), np.float32(window.width)
     if window.function == "SIGMOID":
-        return 1.0 / (1.0 + np.exp(np.clip(-4.0 * (x - c) / w, -80, 80)))
+        return (1.0 / (1.0 + np.exp(np.clip(-4.0 * (x - c) / w, -80, 80)))).astype(np.float32)
     if window.function == "LINEAR_EXACT":
         out = (x - c) / w + np.float32(0.5)
-    else:  # LINEAR: the 'w - 1' and 'c - 0.5' come from the standard's integer-pixel model
-        w1 = max(w - np.float32(1.0), np.float32(1e-6))
-        out = (x - (c - np.float32(0.5))) / w1 + np.float32(0.5)
+    elif w <= 1.0:  # the standard's w - 1 = 0 case: a threshold at c - 0.5
+        return (x > c - np.float32(0.5)).astype(np.float32)
+    else:  # LINEAR: 'w - 1' and 'c - 0.5' come from the standard's integer-pixel model
+        out = (x - (c - np.float32(0.5))) / (w - np.float32(1.0)) + np.float32(0.5)
     return np.clip(out, 0.0, 1.0, out=out if out.dtype == np.float32 else None)
 
 
@@ -271,15 +290,38 @@ def to_display(values: np.ndarray, voi: Voi, invert: bool) -> np.ndarray:
     return np.rint(unit * 255.0).astype(np.uint8)
 
 
-def colour_to_display(rgb: np.ndarray, voi: Window | None = None) -> np.ndarray:
-    """RGB of any bit depth -> 8-bit RGB; an optional window applies to all channels."""
+def colour_bits(ds: Dataset) -> int:
+    """Bits per colour channel after decoding: the palette's entry size, else Bits Stored."""
+    photometric = str(ds.get("PhotometricInterpretation", "")).strip().upper()
+    if photometric == "PALETTE COLOR":
+        descriptor = ds.get("RedPaletteColorLookupTableDescriptor")
+        try:
+            return 8 if int(descriptor[2]) <= 8 else 16
+        except (TypeError, ValueError, IndexError):
+            return 16
+    try:
+        bits = int(ds.get("BitsStored", 0) or 0) or int(ds.get("BitsAllocated", 8) or 8)
+    except (TypeError, ValueError):
+        bits = 8
+    return min(max(bits, 1), 32)
+
+
+def colour_to_display(rgb: np.ndarray, voi: Window | None = None,
+                      bits: int | None = None) -> np.ndarray:
+    """RGB of any bit depth -> 8-bit RGB; an optional window applies to all channels.
+
+    ``bits`` is the channel depth (see :func:`colour_bits`); without it values above 255
+    are taken as 16-bit.
+    """
     if voi is not None:
         return np.rint(apply_window(rgb, voi) * 255.0).astype(np.uint8)
-    if rgb.dtype == np.uint8:
+    if rgb.dtype == np.uint8 and (bits is None or bits == 8):
         return rgb
-    top = float(rgb.max()) if rgb.size else 1.0
-    scale = 255.0 / (65535.0 if top > 255 else 255.0)
-    return np.clip(np.rint(rgb.astype(np.float32) * scale), 0, 255).astype(np.uint8)
+    if bits is None:
+        top = float(rgb.max()) if rgb.size else 1.0
+        bits = 16 if top > 255 else 8
+    scale = 255.0 / float(2**bits - 1)
+    return np.clip(np.rint(rgb.astype(np.float32) * np.float32(scale)), 0, 255).astype(np.uint8)
 
 
 # ---------------------------------------------------------------- geometry

@@ -1,23 +1,33 @@
 """Guarded opening of DICOM files: a header now, pixels lazily, or one clear LoadError.
 
-``open_instance(path)`` parses the header only (no pixel data is read). Frames decode on
-first use and are kept in a process-wide cache bounded by a memory budget. Every failure a
-file can cause becomes a :class:`LoadError` naming the file and the reason.
+``open_instance(path)`` parses the header once, up to (not including) the pixel data, and
+notes where the pixel data lies in the file; no pixel byte is read. A frame decodes on first
+use straight from its own bytes in the file (the header is never parsed again), and decoded
+frames live in a process-wide cache bounded by a memory budget. Every failure a file can
+cause becomes a :class:`LoadError` naming the file and the reason.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import os
+import re
+import struct
 import threading
+import zlib
+from bisect import bisect_right
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom
-from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
+from pydicom.dataset import Dataset, FileDataset
+from pydicom.uid import UID
 
 from medviewer.dicom import pixels
 from medviewer.errors import UserError
@@ -27,8 +37,21 @@ log = logging.getLogger(__name__)
 # Values larger than this are skipped while parsing headers and read only when used, so an
 # absurd declared length never allocates its size.
 HEADER_DEFER_SIZE = "256 KB"
-# Refuse to decode images whose declared size is beyond any radiograph we could display.
+# Refuse images whose declared size is beyond any radiograph we could display.
 MAX_DECODED_BYTES = 2 * 1024**3
+MAX_FRAME_PIXELS = 100_000_000  # about 10,000 x 10,000; larger frames are refused
+# A deflated dataset may not expand beyond this (a corrupt or hostile stream could).
+MAX_INFLATED_BYTES = 512 * 1024**2
+
+_PIXEL_KEYWORDS = {0x0010: "PixelData", 0x0008: "FloatPixelData", 0x0009: "DoubleFloatPixelData"}
+_LONG_LENGTH_VRS = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR",
+                              "UT", "UV"})
+_VALID_VRS = _LONG_LENGTH_VRS | {"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL", "FD", "IS",
+                                 "LO", "LT", "PN", "SH", "SL", "SS", "ST", "TM", "UI", "UL",
+                                 "US"}
+_ITEM_TAG = b"\xfe\xff\x00\xe0"
+_SEQUENCE_END_TAG = b"\xfe\xff\xdd\xe0"
+_DEFLATED = "1.2.840.10008.1.2.1.99"
 
 
 class LoadError(UserError):
@@ -85,6 +108,64 @@ class PixelCache:
 pixel_cache = PixelCache()
 
 
+# ---------------------------------------------------------------- guarding
+
+
+def _reason_from_exception(exc: BaseException) -> str:
+    """The first informative line of an exception's message (decoders add detail below)."""
+    text = str(exc).strip()
+    if not text:
+        return type(exc).__name__
+    if "exceptions were raised by all available plugins" in text:
+        return _plugin_failure_reason(text)
+    return text.splitlines()[0].strip()[:300]
+
+
+# Messages some decoding plugins give that say nothing about the file.
+_UNINFORMATIVE = ("'NoneType' object has no attribute", "does not support", "is not available",
+                  "missing required", "no module named")
+_PLUGIN_PREFIXES = (re.compile(r"^libjpeg error code '?-?\d+'? returned from Decode\(\):\s*"),
+                    re.compile(r"^Error decoding the J2K data:\s*"),
+                    re.compile(r"^Unable to decode the .* data:\s*"))
+
+
+def _plugin_failure_reason(text: str) -> str:
+    """pydicom lists one line per decoding plugin; keep the one that explains the failure."""
+    messages: dict[str, str] = {}
+    for line in text.splitlines()[1:]:
+        name, _, message = line.strip().partition(": ")
+        if message:
+            messages[name] = message.strip()
+    informative = {name: message for name, message in messages.items()
+                   if not any(bit in message.lower() for bit in map(str.lower, _UNINFORMATIVE))}
+    for name in ("pylibjpeg", "pillow", "pydicom", "gdcm", *informative):
+        if name in informative:
+            message = informative[name]
+            for prefix in _PLUGIN_PREFIXES:
+                message = prefix.sub("", message)
+            return f"{name}: {message}"[:300]
+    if messages:
+        return "none of the installed decoders supports it (" + "; ".join(
+            f"{name}: {message}" for name, message in messages.items())[:280] + ")"
+    return "no decoder is installed for it"
+
+
+@contextmanager
+def _guard(path: Path, doing: str) -> Iterator[None]:
+    """Turn whatever a damaged file makes the libraries raise into one LoadError."""
+    try:
+        yield
+    except LoadError:
+        raise
+    except MemoryError:
+        raise LoadError(path, f"{doing} needs more memory than is available") from None
+    except RecursionError:
+        raise LoadError(path, "its sequences are nested too deeply to be valid") from None
+    except Exception as exc:  # noqa: BLE001 - the file's content decides what is raised
+        log.debug("%s failed", doing, exc_info=True)
+        raise LoadError(path, f"{doing} failed ({_reason_from_exception(exc)})") from None
+
+
 # ---------------------------------------------------------------- the Instance
 
 
@@ -119,18 +200,15 @@ class Instance:
 
     @property
     def rows(self) -> int:
-        return int(self.header.get("Rows", 0) or 0)
+        return _int_or(self.header, "Rows", 0)
 
     @property
     def columns(self) -> int:
-        return int(self.header.get("Columns", 0) or 0)
+        return _int_or(self.header, "Columns", 0)
 
     @property
     def n_frames(self) -> int:
-        try:
-            return max(1, int(self.header.get("NumberOfFrames", 1) or 1))
-        except (TypeError, ValueError):
-            return 1
+        return max(1, _int_or(self.header, "NumberOfFrames", 1))
 
     @property
     def is_colour(self) -> bool:
@@ -140,8 +218,15 @@ class Instance:
     def modality(self) -> str:
         return str(self.header.get("Modality", "") or "")
 
+    @property
+    def transfer_syntax(self) -> str:
+        """The transfer syntax's name ('' for plain images and files that do not say)."""
+        uid = getattr(self.header, "file_meta", Dataset()).get("TransferSyntaxUID")
+        return uid.name if isinstance(uid, UID) else str(uid or "")
+
     def pixel_spacing(self, frame: int = 0) -> pixels.Spacing | None:
-        return pixels.pixel_spacing(self.header, frame)
+        with _guard(self.path, "reading its pixel spacing"):
+            return pixels.pixel_spacing(self.header, frame)
 
     # -- pixels
     def _check_frame(self, frame: int) -> None:
@@ -157,7 +242,8 @@ class Instance:
         array = pixel_cache.get(key)
         if array is None:
             assert self._load_frame is not None
-            array = self._load_frame(frame)
+            with _guard(self.path, "decoding its pixel data"):
+                array = self._load_frame(frame)
             array.setflags(write=False)
             pixel_cache.put(key, array)
         return array
@@ -170,25 +256,32 @@ class Instance:
         key = (*self._cache_key, "modality", frame)
         array = pixel_cache.get(key)
         if array is None:
-            array = pixels.modality_lut(stored, self.header, frame)
+            with _guard(self.path, "applying its Modality LUT"):
+                array = pixels.modality_lut(stored, self.header, frame)
             if array is not stored:
                 array.setflags(write=False)
                 pixel_cache.put(key, array)
         return array
 
     def file_windows(self, frame: int = 0) -> list[pixels.Window]:
-        return pixels.file_windows(self.header, frame)
+        with _guard(self.path, "reading its windows"):
+            return pixels.file_windows(self.header, frame)
 
     def voi_luts(self) -> list[pixels.VoiLut]:
-        return pixels.file_voi_luts(self.header)
+        with _guard(self.path, "reading its VOI LUTs"):
+            return pixels.file_voi_luts(self.header)
 
     def default_voi(self, frame: int = 0) -> pixels.Voi | None:
         if self.is_colour:
             return None
-        return pixels.default_voi(self.header, self.modality_frame(frame), frame)
+        values = self.modality_frame(frame)
+        with _guard(self.path, "choosing its window"):
+            return pixels.default_voi(self.header, values, frame)
 
     def full_range_voi(self, frame: int = 0) -> pixels.Window:
-        return pixels.full_range_window(self.modality_frame(frame))
+        values = self.modality_frame(frame)
+        with _guard(self.path, "measuring its value range"):
+            return pixels.full_range_window(values)
 
     @property
     def inverted(self) -> bool:
@@ -201,167 +294,606 @@ class Instance:
         ``invert`` is the user's extra inversion on top of what the file asks for.
         """
         values = self.modality_frame(frame)
-        if self.is_colour:
-            window = voi if isinstance(voi, pixels.Window) else None
-            out = pixels.colour_to_display(values, window)
-            return 255 - out if invert else out
-        if voi is None:
-            voi = pixels.default_voi(self.header, values, frame)
-        return pixels.to_display(values, voi, self.inverted != invert)
+        with _guard(self.path, "rendering its image"):
+            if self.is_colour:
+                window = voi if isinstance(voi, pixels.Window) else None
+                out = pixels.colour_to_display(values, window, pixels.colour_bits(self.header))
+                return 255 - out if invert else out
+            if voi is None:
+                voi = pixels.default_voi(self.header, values, frame)
+            return pixels.to_display(values, voi, self.inverted != invert)
 
 
-# ---------------------------------------------------------------- opening
+def _int_or(ds: Dataset, keyword: str, default: int) -> int:
+    try:
+        value = ds.get(keyword, default)
+        return int(value) if value not in (None, "") else default
+    except (TypeError, ValueError, OverflowError):
+        return default
 
 
-def _reason_from_exception(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:300]
+# ---------------------------------------------------------------- reading the header
 
 
-def _file_key(path: Path) -> tuple:
-    stat = path.stat()
-    return (str(path), stat.st_mtime_ns, stat.st_size)
+class _BoundedReader(io.BufferedReader):
+    """A binary file whose ``read(n)`` never asks for more than what is left in it.
+
+    A corrupt length field may declare gigabytes, and Python allocates the requested size
+    before reading; asking only for what exists keeps memory bounded by the file's size.
+    ``ran_short`` records that a value was cut off by the end of the file (the parser
+    itself treats that as a normal end). pydicom re-opens files for deferred values with
+    ``type(fp)(path, "rb")``, so the signature matches ``open``.
+    """
+
+    def __init__(self, path: str | os.PathLike, mode: str = "rb") -> None:
+        super().__init__(io.FileIO(path, "r"), buffer_size=256 * 1024)
+        self.size = os.fstat(self.fileno()).st_size
+        self.ran_short = False
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is not None and size > 0:
+            position = self.tell()
+            left = self.size - position
+            if size > left:
+                # Tag and length reads (8 bytes or less) at the very end are how a parser
+                # finds the end; a longer value cut short means the file is truncated.
+                if position > self.size or (size > 8 and position > 0):
+                    self.ran_short = True
+                size = max(0, left)
+                if size == 0:
+                    return b""
+        return super().read(size)
+
+
+@dataclass(frozen=True)
+class PixelLocation:
+    """Where a file's Pixel Data element lies, as read from its element header."""
+
+    keyword: str  # PixelData, FloatPixelData or DoubleFloatPixelData
+    vr: str
+    value_offset: int  # offset of the first value byte (in the file or the inflated buffer)
+    length: int | None  # declared length; None when undefined (encapsulated)
+
+
+@dataclass
+class _ParsedFile:
+    header: FileDataset
+    transfer_syntax: UID
+    location: PixelLocation | None
+    inflated: bytes | None  # the whole dataset of a deflated file, else None
+
+
+def _encoding(ds: Dataset) -> tuple[bool, bool]:
+    implicit, little = getattr(ds, "original_encoding", (None, None))[:2]
+    return bool(implicit) if implicit is not None else True, little is not False
+
+
+def _transfer_syntax(ds: Dataset) -> UID:
+    """The file's transfer syntax, or the one its encoding implies when it does not say."""
+    meta = getattr(ds, "file_meta", None)
+    uid = meta.get("TransferSyntaxUID") if meta is not None else None
+    if uid:
+        uid = UID(str(uid).strip().rstrip("\0"))
+        if uid.is_transfer_syntax or uid.is_private:
+            return uid
+    implicit, little = _encoding(ds)
+    if implicit:
+        return pydicom.uid.ImplicitVRLittleEndian
+    return pydicom.uid.ExplicitVRLittleEndian if little else pydicom.uid.ExplicitVRBigEndian
+
+
+def _looks_like_raw_dataset(head: bytes, size: int) -> bool:
+    """A file without preamble (ACR-NEMA style) must start with a plausible data element."""
+    if len(head) < 8:
+        return False
+    for order in "<>":
+        group, element = struct.unpack(order + "HH", head[:4])
+        if group not in (0x0002, 0x0004, 0x0008):
+            continue
+        vr = head[4:6].decode("ascii", "replace")
+        if vr in _VALID_VRS:
+            return True
+        (length,) = struct.unpack(order + "L", head[4:8])
+        if order == "<" and length <= size - 8 and (element != 0 or length == 4):
+            return True
+    return False
+
+
+def _pixel_location(handle: io.BufferedIOBase, implicit: bool, little: bool) -> PixelLocation | None:
+    """Read the element header the parser stopped at (if it is a pixel data element)."""
+    start = handle.tell()
+    head = handle.read(8)
+    if len(head) < 8:
+        return None
+    order = "<" if little else ">"
+    group, element = struct.unpack(order + "HH", head[:4])
+    keyword = _PIXEL_KEYWORDS.get(element) if group == 0x7FE0 else None
+    if keyword is None:
+        return None
+    if implicit:
+        (length,) = struct.unpack(order + "L", head[4:8])
+        vr, value_offset = ("OF" if "Float" in keyword else "OW"), start + 8
+    else:
+        vr = head[4:6].decode("ascii", "replace")
+        if vr in _LONG_LENGTH_VRS:
+            extra = handle.read(4)
+            if len(extra) < 4:
+                return None
+            (length,) = struct.unpack(order + "L", extra)
+            value_offset = start + 12
+        else:
+            (length,) = struct.unpack(order + "H", head[6:8])
+            value_offset = start + 8
+    return PixelLocation(keyword, vr, value_offset, None if length == 0xFFFFFFFF else length)
+
+
+def _read_deflated(path: Path, handle: _BoundedReader) -> _ParsedFile | None:
+    """Deflated files: inflate the dataset (bounded) and parse it from memory.
+
+    Returns None when the file's transfer syntax is not Deflated after all.
+    """
+    from pydicom.filereader import _read_file_meta_info, read_dataset, read_preamble
+
+    handle.seek(0)
+    preamble = read_preamble(handle, True)
+    file_meta = _read_file_meta_info(handle)
+    if str(file_meta.get("TransferSyntaxUID", "")).strip("\0 ") != _DEFLATED:
+        handle.seek(0)
+        return None
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    try:
+        inflated = inflater.decompress(handle.read(), MAX_INFLATED_BYTES)
+    except zlib.error as exc:
+        raise LoadError(path, f"its deflated data is corrupt ({exc})") from None
+    if inflater.unconsumed_tail:
+        raise LoadError(path, f"its deflated data expands beyond "
+                              f"{MAX_INFLATED_BYTES // 1024**2} MB")
+    buffer = io.BytesIO(inflated)
+    dataset = read_dataset(buffer, False, True, stop_when=_at_pixel_data)
+    header = FileDataset(str(path), dataset, preamble, file_meta, False, True)
+    header.set_original_encoding(False, True, dataset._character_set)
+    location = _pixel_location(buffer, implicit=False, little=True)
+    return _ParsedFile(header, UID(_DEFLATED), location, inflated)
+
+
+def _at_pixel_data(tag: Any, vr: str | None, length: int) -> bool:
+    return tag in (0x7FE00010, 0x7FE00009, 0x7FE00008)
+
+
+def _parse(path: Path) -> _ParsedFile:
+    """Parse the header once and note where the pixel data starts, or raise LoadError."""
+    if path.is_dir():
+        raise LoadError(path, "it is a folder, not a file")
+    try:
+        handle = _BoundedReader(path)
+    except OSError as exc:
+        raise LoadError(path, f"the file cannot be read ({exc.strerror or exc})") from None
+    with handle:
+        if handle.size == 0:
+            raise LoadError(path, "the file is empty")
+        head = handle.read(1024)
+        has_preamble = head[128:132] == b"DICM"
+        if not has_preamble and not _looks_like_raw_dataset(head, handle.size):
+            raise LoadError(path, "it is not a DICOM file (no DICM preamble and no "
+                                  "recognisable data elements)")
+        handle.seek(0)
+        with _guard(path, "reading its header"):
+            parsed = None
+            if has_preamble and _DEFLATED.encode() in head:
+                parsed = _read_deflated(path, handle)
+            if parsed is None:
+                header = pydicom.dcmread(handle, stop_before_pixels=True,
+                                         defer_size=HEADER_DEFER_SIZE, force=not has_preamble)
+                if handle.ran_short:
+                    raise LoadError(path, "the file is truncated or damaged (a header "
+                                          "element runs past the end of the file)")
+                implicit, little = _encoding(header)
+                location = _pixel_location(handle, implicit, little)
+                parsed = _ParsedFile(header, _transfer_syntax(header), location, None)
+    header = parsed.header
+    if parsed.location is None and not any(tag.group not in (0x0000, 0x0002)
+                                           for tag in header.keys()):
+        raise LoadError(path, "it holds no DICOM data elements")
+    return parsed
 
 
 def read_header(path: str | os.PathLike) -> Dataset:
     """Parse a DICOM file up to (not including) its pixel data, or raise LoadError."""
-    path = Path(path)
-    if path.is_dir():
-        raise LoadError(path, "it is a folder, not a file")
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise LoadError(path, f"the file cannot be read ({exc.strerror or exc})") from None
-    if size == 0:
-        raise LoadError(path, "the file is empty")
-    try:
+    return _parse(Path(path)).header
+
+
+# ---------------------------------------------------------------- pixel geometry
+
+
+@dataclass(frozen=True)
+class ImageGeometry:
+    """The Image Pixel module values a decoder needs, checked once at open."""
+
+    rows: int
+    columns: int
+    samples: int
+    bits_allocated: int
+    bits_stored: int
+    signed: bool
+    photometric: str
+    planar_configuration: int
+    frames: int
+
+    @property
+    def frame_bytes(self) -> float:
+        """Bytes of one uncompressed frame (fractional for 1-bit data, 2/3 for YBR 4:2:2)."""
+        pixels_per_frame = self.rows * self.columns * self.samples
+        if self.photometric == "YBR_FULL_422":
+            pixels_per_frame = pixels_per_frame * 2 / 3
+        return pixels_per_frame * self.bits_allocated / 8
+
+
+def _image_geometry(path: Path, ds: Dataset, keyword: str) -> ImageGeometry:
+    def whole(name: str, default: int | None, low: int, high: int) -> int:
+        raw = ds.get(name)
+        if raw in (None, "") or (isinstance(raw, (list, tuple)) and not raw):
+            if default is None:
+                raise LoadError(path, f"it has pixel data but no {_spaced(name)} value")
+            return default
         try:
-            ds = pydicom.dcmread(path, stop_before_pixels=True, defer_size=HEADER_DEFER_SIZE)
-        except InvalidDicomError:
-            if not _looks_like_acr_nema(path):
-                raise LoadError(path, "it is not a DICOM file (no DICM preamble and no "
-                                      "recognisable data elements)") from None
-            ds = pydicom.dcmread(path, stop_before_pixels=True, defer_size=HEADER_DEFER_SIZE,
-                                 force=True)
-    except LoadError:
-        raise
-    except RecursionError:
-        raise LoadError(path, "its sequences are nested too deeply to be valid") from None
-    except MemoryError:
-        raise LoadError(path, "it declares an element larger than memory allows") from None
-    except (EOFError, OSError, ValueError, KeyError, TypeError, AttributeError, IndexError,
-            OverflowError, NotImplementedError, UnicodeError, RuntimeError) as exc:
-        reason = _reason_from_exception(exc)
-        if isinstance(exc, EOFError) or "end of file" in reason.lower():
-            reason = f"the file is truncated ({reason})"
-        raise LoadError(path, f"its header is malformed ({reason})") from None
-    if len(ds) == 0 or not any(tag.group not in (0x0002,) for tag in ds.keys()):
-        raise LoadError(path, "it holds no DICOM data elements")
-    return ds
+            value = int(raw[0] if isinstance(raw, (list, tuple)) else raw)
+        except (TypeError, ValueError, OverflowError):
+            raise LoadError(path, f"its {_spaced(name)} value {str(raw)[:20]!r} is not a "
+                                  "whole number") from None
+        if not low <= value <= high:
+            raise LoadError(path, f"its {_spaced(name)} value {value} is outside "
+                                  f"{low}..{high}")
+        return value
+
+    rows = whole("Rows", None, 1, 65535)
+    columns = whole("Columns", None, 1, 65535)
+    samples = whole("SamplesPerPixel", 1, 1, 4)
+    float_bits = {"FloatPixelData": 32, "DoubleFloatPixelData": 64}.get(keyword)
+    bits_allocated = whole("BitsAllocated", float_bits, 1, 64)
+    if bits_allocated != 1 and bits_allocated % 8 and not (bits_allocated == 12 and samples == 1):
+        raise LoadError(path, f"its Bits Allocated value {bits_allocated} is not 1, 12 or a "
+                              "multiple of 8")
+    bits_stored = whole("BitsStored", bits_allocated, 1, 64)
+    if bits_stored > bits_allocated:
+        raise LoadError(path, f"its Bits Stored ({bits_stored}) exceeds Bits Allocated "
+                              f"({bits_allocated})")
+    signed = whole("PixelRepresentation", 0, 0, 1) == 1
+    frames = whole("NumberOfFrames", 1, 0, 2**31 - 1) or 1
+    photometric = str(ds.get("PhotometricInterpretation", "") or "").strip().upper()
+    if not photometric:  # ACR-NEMA files may omit it
+        photometric = "MONOCHROME2" if samples == 1 else "RGB"
+    planar = whole("PlanarConfiguration", 0, 0, 1) if samples > 1 else 0
+    geometry = ImageGeometry(rows, columns, samples, bits_allocated, bits_stored, signed,
+                             photometric, planar, frames)
+    if rows * columns > MAX_FRAME_PIXELS or geometry.frame_bytes > MAX_DECODED_BYTES:
+        raise LoadError(path, f"it declares frames of {columns} x {rows} pixels, too large "
+                              "to display")
+    return geometry
 
 
-def _looks_like_acr_nema(path: Path) -> bool:
-    """ACR-NEMA style files have no preamble and start with a group 0008 element."""
-    with open(path, "rb") as handle:
-        head = handle.read(8)
-    return len(head) == 8 and head[:2] in (b"\x08\x00", b"\x00\x08") and head[2:4] < b"\x00\x02"
+def _spaced(keyword: str) -> str:
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", keyword)
 
 
-def _expected_frame_bytes(ds: Dataset) -> int:
-    rows = int(ds.get("Rows", 0) or 0)
-    cols = int(ds.get("Columns", 0) or 0)
-    samples = int(ds.get("SamplesPerPixel", 1) or 1)
-    bits = int(ds.get("BitsAllocated", 0) or 0)
-    return rows * cols * samples * max(bits, 1) // 8
+# ---------------------------------------------------------------- decoding frames
 
 
-def _make_frame_loader(path: Path, header: Dataset) -> FrameLoader | None:
-    has_pixels = any(k in header for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
-    if not has_pixels:
-        # stop_before_pixels hides Pixel Data; look for it cheaply in the raw file.
-        if not _has_pixel_data(path):
-            return None
+class _PixelSource:
+    """Decodes one frame at a time from where the pixel data lies; never re-parses the file.
 
-    def load(frame: int) -> np.ndarray:
-        return _decode_frame(path, frame)
+    Uncompressed frames are read at their computed offset. Compressed (encapsulated) data is
+    indexed once, from fragment headers only, so frame ``i`` reads just its own fragments.
+    """
 
-    return load
+    def __init__(self, path: Path, header: Dataset, transfer_syntax: UID,
+                 location: PixelLocation, geometry: ImageGeometry,
+                 inflated: bytes | None) -> None:
+        self.path = path
+        self.header = header
+        self.transfer_syntax = transfer_syntax
+        self.location = location
+        self.geometry = geometry
+        self._inflated = inflated
+        self._frame_index: list[list[tuple[int, int]]] | None = None
+        self._lock = threading.Lock()
+        self._options = {
+            "rows": geometry.rows,
+            "columns": geometry.columns,
+            "samples_per_pixel": geometry.samples,
+            "bits_allocated": geometry.bits_allocated,
+            "bits_stored": geometry.bits_stored,
+            "pixel_representation": int(geometry.signed),
+            "photometric_interpretation": geometry.photometric,
+            "planar_configuration": geometry.planar_configuration,
+            "number_of_frames": geometry.frames,
+            "pixel_keyword": location.keyword,
+            "pixel_vr": location.vr,
+        }
 
+    def _open(self) -> io.BufferedIOBase:
+        if self._inflated is not None:
+            return io.BytesIO(self._inflated)
+        return _BoundedReader(self.path)
 
-def _has_pixel_data(path: Path) -> bool:
-    try:
-        ds = pydicom.dcmread(path, defer_size=HEADER_DEFER_SIZE, force=True,
-                             specific_tags=["PixelData", "FloatPixelData", "DoubleFloatPixelData"])
-    except Exception:  # a header that parsed once but not now: let decode report it
-        return True
-    return any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))
+    def _data_end(self) -> int:
+        """Offset just past the pixel data value (or the end of the file if sooner)."""
+        size = len(self._inflated) if self._inflated is not None else self.path.stat().st_size
+        if self.location.length is None:
+            return size
+        return min(size, self.location.value_offset + self.location.length)
 
+    def decode(self, frame: int) -> np.ndarray:
+        syntax = self.transfer_syntax
+        name = _syntax_name(syntax)
+        try:
+            decoder = pydicom.pixels.get_decoder(syntax)
+        except NotImplementedError:
+            raise LoadError(self.path, f"its pixel data uses {name}, which this viewer "
+                                       "cannot decode") from None
+        if not decoder.is_available:
+            raise LoadError(self.path, f"no decoder for {name} is installed")
+        encapsulated = self.location.length is None or self._starts_with_item()
+        if decoder.is_encapsulated:
+            if not encapsulated:
+                raise LoadError(self.path, f"its {name} pixel data is not encapsulated as "
+                                           "compressed data must be")
+            array = self._decode_encapsulated(decoder, syntax, frame, name)
+        elif encapsulated:
+            array = self._decode_mislabelled(frame)
+        else:
+            array = self._decode_native(decoder, frame)
+        return self._finish(array)
 
-def _decode_frame(path: Path, frame: int) -> np.ndarray:
-    try:
-        ds = pydicom.dcmread(path, defer_size=HEADER_DEFER_SIZE, force=True)
-    except Exception as exc:  # noqa: BLE001 - any parser failure is the file's fault
-        raise LoadError(path, f"it cannot be re-read ({_reason_from_exception(exc)})") from None
-    transfer_syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
-    frames = max(1, int(ds.get("NumberOfFrames", 1) or 1))
-    frame_bytes = _expected_frame_bytes(ds)
-    if frame_bytes <= 0:
-        raise LoadError(path, "its image attributes (Rows, Columns, Bits Allocated) are missing "
-                              "or zero")
-    if frame_bytes * frames > MAX_DECODED_BYTES * 4 or frame_bytes > MAX_DECODED_BYTES:
-        raise LoadError(path, f"it declares an image of {frame_bytes * frames / 1e9:.1f} GB, "
-                              "too large to display")
-    declared = _declared_pixel_length(ds)
-    size = path.stat().st_size
-    if declared is not None:
-        if declared > size:
-            raise LoadError(path, f"pixel data declares {declared} bytes but the file has only "
-                                  f"{size}")
-    is_compressed = bool(transfer_syntax) and transfer_syntax.is_compressed
-    if not is_compressed and declared is not None:
-        needed = frame_bytes * frames
-        if int(ds.get("BitsAllocated", 0) or 0) == 1:
-            needed = (needed + 7) // 8
+    def _starts_with_item(self) -> bool:
+        with self._open() as handle:
+            handle.seek(self.location.value_offset)
+            return handle.read(4) == _ITEM_TAG
+
+    # -- uncompressed
+    def _decode_native(self, decoder: Any, frame: int) -> np.ndarray:
+        geometry = self.geometry
+        declared = self.location.length or 0
+        available = self._data_end() - self.location.value_offset
+        if declared > available:
+            raise LoadError(self.path, f"the file is truncated: Pixel Data declares {declared} "
+                                       f"bytes but only {max(available, 0)} remain")
+        needed = int(np.ceil(geometry.frame_bytes * geometry.frames))
+        if declared == 0:
+            raise LoadError(self.path, "its Pixel Data element is empty")
         if declared < needed:
-            raise LoadError(path, f"pixel data is shorter than declared ({declared} of "
-                                  f"{needed} bytes)")
-    try:
-        array = pydicom.pixels.pixel_array(ds, index=frame if frames > 1 else None)
-    except LoadError:
-        raise
-    except MemoryError:
-        raise LoadError(path, "decoding it needs more memory than is available") from None
-    except Exception as exc:  # noqa: BLE001 - decoder plugins raise anything
-        name = transfer_syntax.name if transfer_syntax else "unknown transfer syntax"
-        reason = _reason_from_exception(exc)
-        if is_compressed:
-            raise LoadError(path, f"its {name} pixel data cannot be decoded ({reason})") from None
-        raise LoadError(path, f"its pixel data cannot be read ({reason})") from None
-    if frames > 1 and array.ndim >= 3 and array.shape[0] == frames and not _is_single_rgb(ds, array):
-        array = array[frame]
-    if str(ds.get("PhotometricInterpretation", "")).upper() == "PALETTE COLOR":
+            # A short multi-frame object still shows the frames it holds in full.
+            whole_frames = int(declared // geometry.frame_bytes) if geometry.frame_bytes else 0
+            if geometry.frames == 1 or frame >= whole_frames or geometry.bits_allocated == 1:
+                raise LoadError(self.path, f"its pixel data is shorter than its image "
+                                           f"attributes require ({declared} of {needed} bytes)")
+        if geometry.bits_allocated == 12:
+            return self._unpack_12_bit(frame)
+        with self._open() as handle:
+            handle.seek(self.location.value_offset)
+            array, _ = decoder.as_array(handle, index=frame, validate=True, **self._options)
+        return array
+
+    def _unpack_12_bit(self, frame: int) -> np.ndarray:
+        """ACR-NEMA packed 12-bit pixels: two pixels in three bytes, low nibbles first."""
+        geometry = self.geometry
+        count = geometry.rows * geometry.columns
+        if count % 2 or self.transfer_syntax != pydicom.uid.ImplicitVRLittleEndian \
+                and self.transfer_syntax != pydicom.uid.ExplicitVRLittleEndian:
+            raise LoadError(self.path, "its packed 12-bit pixel data has a layout this viewer "
+                                       "does not read")
+        frame_bytes = count * 3 // 2
+        with self._open() as handle:
+            handle.seek(self.location.value_offset + frame * frame_bytes)
+            raw = np.frombuffer(handle.read(frame_bytes), dtype=np.uint8).astype(np.uint16)
+        low, middle, high = raw[0::3], raw[1::3], raw[2::3]
+        array = np.empty(count, dtype=np.uint16)
+        array[0::2] = low | ((middle & 0x0F) << 8)
+        array[1::2] = (middle >> 4) | (high << 4)
+        array &= (1 << geometry.bits_stored) - 1
+        if geometry.signed:
+            sign = 1 << (geometry.bits_stored - 1)
+            array = ((array.astype(np.int32) ^ sign) - sign).astype(np.int16)
+        return array.reshape(geometry.rows, geometry.columns)
+
+    # -- compressed
+    def _decode_encapsulated(self, decoder: Any, syntax: UID, frame: int,
+                             name: str) -> np.ndarray:
+        fragments = self._fragments_of(frame, syntax, name)
+        end = self._data_end()
+        if any(offset + length > end for offset, length in fragments):
+            raise LoadError(self.path, f"the file is truncated inside its {name} pixel data")
+        with self._open() as handle:
+            parts = []
+            for offset, length in fragments:
+                handle.seek(offset)
+                parts.append(handle.read(length))
+        single = pydicom.encaps.encapsulate([b"".join(parts)], has_bot=False)
+        options = dict(self._options, number_of_frames=1)
         try:
-            array = pydicom.pixels.apply_color_lut(array, ds)
-        except Exception as exc:  # noqa: BLE001
-            raise LoadError(path, f"its palette colour table is unusable "
-                                  f"({_reason_from_exception(exc)})") from None
-    return np.ascontiguousarray(array)
+            array, _ = decoder.as_array(single, index=0, validate=True, **options)
+        except Exception as exc:  # noqa: BLE001 - decoding plugins raise anything
+            array = self._fallback_decode(syntax, frame)
+            if array is None:
+                raise LoadError(self.path, f"its {name} pixel data cannot be decoded "
+                                           f"({_reason_from_exception(exc)})") from None
+        return array
 
+    def _fragments_of(self, frame: int, syntax: UID, name: str) -> list[tuple[int, int]]:
+        with self._lock:
+            if self._frame_index is None:
+                self._frame_index = self._index_frames(syntax, name)
+            index = self._frame_index
+        if frame >= len(index):
+            raise LoadError(self.path, f"its {name} pixel data holds {len(index)} frame(s), "
+                                       f"not the {self.geometry.frames} it declares")
+        return index[frame]
 
-def _declared_pixel_length(ds: Dataset) -> int | None:
-    """Pixel Data's byte length as declared in the file, without reading the value."""
-    if "PixelData" not in ds:
+    def _index_frames(self, syntax: UID, name: str) -> list[list[tuple[int, int]]]:
+        """Frame -> [(offset, length) of its fragments], from item headers only."""
+        end = self._data_end()
+        fragments: list[tuple[int, int, int]] = []  # (item start, data offset, length)
+        with self._open() as handle:
+            handle.seek(self.location.value_offset)
+            basic_offsets = self._read_basic_offsets(handle, name)
+            first_item = handle.tell()
+            while handle.tell() + 8 <= end:
+                item_start = handle.tell()
+                head = handle.read(8)
+                if head[:4] == _SEQUENCE_END_TAG:
+                    break
+                if head[:4] != _ITEM_TAG:
+                    raise LoadError(self.path, f"its {name} pixel data is damaged (no item "
+                                               f"tag at byte {item_start})")
+                (length,) = struct.unpack("<L", head[4:8])
+                fragments.append((item_start, item_start + 8, length))
+                if item_start + 8 + length >= end:
+                    break  # the last fragment, or one the file cuts short
+                handle.seek(item_start + 8 + length)
+        if not fragments:
+            raise LoadError(self.path, f"its {name} pixel data holds no compressed frames")
+        frames = self.geometry.frames
+        pieces = [(offset, length) for _, offset, length in fragments]
+        extended = self._extended_offsets()
+        if extended is not None:
+            return [[(first_item + offset + 8, length)] for offset, length in zip(*extended)]
+        if basic_offsets and len(basic_offsets) == frames:
+            index: list[list[tuple[int, int]]] = [[] for _ in range(frames)]
+            for (item_start, _, _), piece in zip(fragments, pieces):
+                slot = bisect_right(basic_offsets, item_start - first_item) - 1
+                index[max(0, slot)].append(piece)
+            return index
+        if frames == 1:
+            return [pieces]
+        if len(pieces) == frames:
+            return [[piece] for piece in pieces]
+        if len(pieces) > frames:
+            return self._group_by_end_of_image(pieces, syntax, name)
+        raise LoadError(self.path, f"its {name} pixel data holds {len(pieces)} fragment(s) "
+                                   f"for {frames} frames")
+
+    def _read_basic_offsets(self, handle: io.BufferedIOBase, name: str) -> list[int]:
+        head = handle.read(8)
+        if len(head) < 8 or head[:4] != _ITEM_TAG:
+            raise LoadError(self.path, f"its {name} pixel data does not start with an offset "
+                                       "table item")
+        (length,) = struct.unpack("<L", head[4:8])
+        table = handle.read(length)
+        if len(table) < length:
+            raise LoadError(self.path, f"the file is truncated inside its {name} pixel data")
+        if length % 4 or length > 4 * self.geometry.frames:
+            return []  # not a table of frame offsets: the fragments themselves will tell
+        offsets = list(struct.unpack(f"<{length // 4}L", table))
+        if offsets and (offsets[0] != 0 or offsets != sorted(offsets)):
+            return []  # an unusable table: the fragments themselves will tell
+        return offsets
+
+    def _extended_offsets(self) -> tuple[list[int], list[int]] | None:
+        table = self.header.get("ExtendedOffsetTable")
+        lengths = self.header.get("ExtendedOffsetTableLengths")
+        if not isinstance(table, bytes) or not isinstance(lengths, bytes):
+            return None
+        offsets = list(struct.unpack(f"<{len(table) // 8}Q", table[: len(table) // 8 * 8]))
+        sizes = list(struct.unpack(f"<{len(lengths) // 8}Q", lengths[: len(lengths) // 8 * 8]))
+        if len(offsets) != self.geometry.frames or len(sizes) != len(offsets):
+            return None
+        return offsets, sizes
+
+    def _group_by_end_of_image(self, pieces: list[tuple[int, int]], syntax: UID,
+                               name: str) -> list[list[tuple[int, int]]]:
+        """No offset table and several fragments per frame: a JPEG frame ends with EOI."""
+        if syntax not in pydicom.uid.JPEGTransferSyntaxes \
+                and syntax not in pydicom.uid.JPEGLSTransferSyntaxes:
+            raise LoadError(self.path, f"its {name} pixel data has several fragments per frame "
+                                       "and no offset table, so its frames cannot be told apart")
+        index: list[list[tuple[int, int]]] = [[]]
+        with self._open() as handle:
+            for offset, length in pieces:
+                index[-1].append((offset, length))
+                handle.seek(offset + max(0, length - 3))
+                if b"\xff\xd9" in handle.read(min(length, 3)):
+                    index.append([])
+        return [frame for frame in index if frame]
+
+    def _fallback_decode(self, syntax: UID, frame: int) -> np.ndarray | None:
+        """GDCM's own 12-bit JPEG codec reads streams pydicom's plugins reject (WG04 JPLY)."""
+        geometry = self.geometry
+        if syntax != pydicom.uid.JPEGExtended12Bit or syntax != self.transfer_syntax \
+                or geometry.samples != 1 or self._inflated is not None:
+            return None
+        try:
+            import gdcm
+        except ImportError:
+            return None
+        gdcm.Trace.ErrorOff()
+        gdcm.Trace.WarningOff()
+        reader = gdcm.ImageReader()
+        reader.SetFileName(str(self.path))
+        if not reader.Read():
+            return None
+        image = reader.GetImage()
+        buffer = image.GetBuffer()
+        if buffer is None:
+            return None
+        data = buffer.encode("utf-8", "surrogateescape")
+        dtype = {gdcm.PixelFormat.UINT8: np.uint8, gdcm.PixelFormat.INT8: np.int8,
+                 gdcm.PixelFormat.UINT16: np.uint16, gdcm.PixelFormat.INT16: np.int16}.get(
+                     image.GetPixelFormat().GetScalarType())
+        shape = (geometry.frames, geometry.rows, geometry.columns)
+        if dtype is None or len(data) != int(np.prod(shape)) * np.dtype(dtype).itemsize:
+            return None
+        log.info("Decoded a 12-bit JPEG frame with GDCM after the other decoders refused it")
+        return np.frombuffer(data, dtype=dtype).reshape(shape)[frame].copy()
+
+    def _decode_mislabelled(self, frame: int) -> np.ndarray:
+        """Compressed data in a file whose transfer syntax says uncompressed."""
+        said = _syntax_name(self.transfer_syntax)
+        guessed = self._guess_compression(said)
+        if guessed is None:
+            raise LoadError(self.path, f"its pixel data is encapsulated like compressed data "
+                                       f"but its transfer syntax says {said}")
+        log.warning("Pixel data labelled %s holds %s data; decoding it as such", said,
+                    guessed.name)
+        decoder = pydicom.pixels.get_decoder(guessed)
+        return self._decode_encapsulated(decoder, guessed, frame,
+                                         f"{guessed.name} (labelled {said})")
+
+    def _guess_compression(self, name: str) -> UID | None:
+        """The transfer syntax a codestream's first bytes reveal, if any."""
+        first_offset, first_length = self._fragments_of(0, self.transfer_syntax, name)[0]
+        with self._open() as handle:
+            handle.seek(first_offset)
+            head = handle.read(min(first_length, 4096))
+        uid = pydicom.uid
+        if head.startswith(b"\xff\x4f\xff\x51") or head[4:8] == b"jP  ":
+            return uid.JPEG2000
+        if head.startswith(b"\xff\xd8"):
+            for marker, syntax in ((b"\xff\xf7", uid.JPEGLSNearLossless),
+                                   (b"\xff\xc3", uid.JPEGLossless),
+                                   (b"\xff\xc1", uid.JPEGExtended12Bit),
+                                   (b"\xff\xc0", uid.JPEGBaseline8Bit)):
+                if marker in head:
+                    return syntax
         return None
-    element = ds.get_item("PixelData")
-    length = getattr(element, "length", None)  # RawDataElement: the declared length
-    if length is None:
-        value = element.value  # already read (small, under the defer size)
-        return len(value) if isinstance(value, bytes) else None
-    return None if length == 0xFFFFFFFF else int(length)
+
+    # -- after decoding
+    def _finish(self, array: np.ndarray) -> np.ndarray:
+        geometry = self.geometry
+        if geometry.photometric == "PALETTE COLOR":
+            try:
+                array = pydicom.pixels.apply_color_lut(array, self.header)
+            except Exception as exc:  # noqa: BLE001
+                raise LoadError(self.path, f"its palette colour table is unusable "
+                                           f"({_reason_from_exception(exc)})") from None
+        expected = (geometry.rows, geometry.columns)
+        if array.shape[:2] != expected:
+            raise LoadError(self.path, f"its decoded image is {array.shape[1]} x "
+                                       f"{array.shape[0]} pixels, not the declared "
+                                       f"{geometry.columns} x {geometry.rows}")
+        return np.ascontiguousarray(array)
 
 
-def _is_single_rgb(ds: Dataset, array: np.ndarray) -> bool:
-    return int(ds.get("SamplesPerPixel", 1) or 1) > 1 and array.ndim == 3
+def _syntax_name(syntax: UID) -> str:
+    return syntax.name if syntax.is_transfer_syntax else f"transfer syntax {syntax}"
 
 
 def open_instance(path: str | os.PathLike) -> Instance:
@@ -371,9 +903,17 @@ def open_instance(path: str | os.PathLike) -> Instance:
 
     if images.is_plain_image(path):
         return images.open_plain_image(path)
-    header = read_header(path)
-    for keyword in ("Rows", "Columns"):
-        value = header.get(keyword)
-        if value is not None and not isinstance(value, int):
-            raise LoadError(path, f"its {keyword} value is not a number")
-    return Instance(path, header, _make_frame_loader(path, header), _file_key(path))
+    parsed = _parse(path)
+    header = parsed.header
+    load_frame: FrameLoader | None = None
+    if parsed.location is not None:
+        geometry = _image_geometry(path, header, parsed.location.keyword)
+        source = _PixelSource(path, header, parsed.transfer_syntax, parsed.location, geometry,
+                              parsed.inflated)
+        load_frame = source.decode
+    return Instance(path, header, load_frame, _file_key(path))
+
+
+def _file_key(path: Path) -> tuple:
+    stat = path.stat()
+    return (str(path), stat.st_mtime_ns, stat.st_size)
