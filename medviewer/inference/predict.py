@@ -143,55 +143,30 @@ def predict_instance(model: ModelSession, instance: Instance, frame: int = 0,
 # ---------------------------------------------------------------- inputs
 
 
-def _walk_folder(folder: Path) -> list[Path]:
-    files = []
-    for root, dirs, names in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(names):
-            if name.startswith(".") or name.upper() == "DICOMDIR":
-                continue
-            files.append(Path(root) / name)
-    return files
-
-
 def expand_inputs(paths: Iterable[str | os.PathLike], cancel: CancelFlag | None = None
                   ) -> Generator[Progress, None, tuple[list[Path], list[tuple[Path, str]]]]:
-    """Files to read from a mix of files and folders, and the inputs that are not there.
+    """Files to read from a mix of files and folders, and the inputs that cannot be read.
 
-    Folders go through ``medviewer.dicom.catalog.index_path`` when it exists (its progress
-    events are passed on), else they are walked and every file is tried.
+    Folders (and DICOMDIRs) go through ``medviewer.dicom.catalog.index_path``, whose progress
+    events are passed on; files it could not index come back with their sentence.
     """
-    from medviewer.dicom import catalog
+    from medviewer.dicom.catalog import index_path
 
-    index_path = getattr(catalog, "index_path", None)
     files: list[Path] = []
     problems: list[tuple[Path, str]] = []
     for raw in paths:
         path = Path(raw)
         if cancel is not None:
             cancel.raise_if_cancelled()
-        if path.is_dir():
-            if index_path is None:
-                files.extend(_walk_folder(path))
-                continue
-            job = index_path(path)
-            while True:
-                try:
-                    event = next(job)
-                except StopIteration as stop:
-                    found = stop.value
-                    break
-                if cancel is not None and cancel.cancelled:
-                    job.close()
-                    cancel.raise_if_cancelled()
-                yield event
-            # Records without rows/columns are not images (reports, presentation states).
-            files.extend(rec.path for rec in found.instances() if rec.rows and rec.columns)
-            problems.extend((err.path, err.reason) for err in found.errors)
-        elif path.exists():
-            files.append(path)
-        else:
+        if not path.exists():
             problems.append((path, f"Cannot open {path}: the file does not exist."))
+        elif path.is_dir() or path.name.upper() == "DICOMDIR":
+            catalog = yield from index_path(path, cancel=cancel)
+            # Records without rows/columns are not images (reports, presentation states).
+            files.extend(rec.path for rec in catalog.instances() if rec.rows and rec.columns)
+            problems.extend((err.path, err.reason) for err in catalog.errors)
+        else:
+            files.append(path)
     return files, problems
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from medviewer import paths
 from medviewer.inference import runtime
 from medviewer.inference.registry import ModelEntry, import_model
 from tests.inference import onnx_models
@@ -21,6 +22,14 @@ def fresh_sessions():
     runtime.clear_session_cache()
     yield
     runtime.clear_session_cache()
+
+
+@pytest.fixture(autouse=True)
+def no_builtin_models(tmp_path_factory, monkeypatch) -> Path:
+    """Tests see only the models they install (the shipped ones are checked on their own)."""
+    folder = tmp_path_factory.mktemp("builtin-models")
+    monkeypatch.setattr(paths, "BUILTIN_MODELS_DIR", folder)
+    return folder
 
 
 @pytest.fixture

@@ -29,8 +29,9 @@ def _save(nodes: list, inputs: list, outputs: list, path: Path,
     return path
 
 
-def _image_input(channels: int, height: int | str, width: int | str, name: str = "image"):
-    return helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", channels, height, width])
+def _image_input(channels: int, height: int | str, width: int | str, name: str = "image",
+                 batch: int | str = "N"):
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, [batch, channels, height, width])
 
 
 def _two_class_from_mean(mean_name: str) -> tuple[list, Any]:
@@ -45,12 +46,13 @@ def _two_class_from_mean(mean_name: str) -> tuple[list, Any]:
     return nodes, out
 
 
-def mean_model(path: Path, channels: int = 1, height: int = 16, width: int = 16) -> Path:
+def mean_model(path: Path, channels: int = 1, height: int = 16, width: int = 16,
+               batch: int | str = "N") -> Path:
     """probabilities = [1 - mean(x), mean(x)] over all channels and pixels."""
     nodes = [helper.make_node("ReduceMean", ["image"], ["mean4"], axes=[1, 2, 3], keepdims=1),
              helper.make_node("Flatten", ["mean4"], ["mean"], axis=1)]
     head, out = _two_class_from_mean("mean")
-    return _save(nodes + head, [_image_input(channels, height, width)], [out], path)
+    return _save(nodes + head, [_image_input(channels, height, width, batch=batch)], [out], path)
 
 
 def cam_model(path: Path, height: int = 64, width: int = 64, pool: int = 8) -> Path:

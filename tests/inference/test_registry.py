@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import onnx
@@ -14,8 +13,7 @@ from medviewer import paths
 from medviewer.errors import UserError
 from medviewer.inference.registry import (
     ModelCard, ModelCardError, ModelError, NoModelError, file_sha256, import_model, list_models,
-    resolve_model, scan_models)
-from medviewer.settings import Settings, save_settings
+    resolve_model, scan_models, verify_model_files)
 from tests.inference import onnx_models
 
 
@@ -260,7 +258,13 @@ def test_scan_reports_models_without_usable_cards(tmp_path):
     assert "has no model card (orphan.json) beside it" in reasons[1]
 
 
-def test_settings_default_model_is_a_plain_name(tmp_path):
-    # The CLI resolves through settings; the registry only needs the string.
-    save_settings(Settings(default_model="chest"))
-    assert os.environ["MEDVIEWER_HOME"] in str(paths.user_config_dir())
+def test_every_shipped_model_matches_its_card():
+    from tests.conftest import PROJECT_ROOT
+
+    shipped = sorted((PROJECT_ROOT / "models").glob("*.onnx")) + sorted(
+        (PROJECT_ROOT / "models").glob("*/*.onnx"))
+    if not shipped:
+        pytest.skip("no model is shipped in models/ yet")
+    for onnx_path in shipped:
+        card = ModelCard.load(onnx_path.with_suffix(".json"))
+        verify_model_files(onnx_path, card)
