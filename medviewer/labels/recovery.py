@@ -48,15 +48,24 @@ class RecoveryReport:
     damaged_stretches: dict[str, int] = field(default_factory=dict)
     unreadable_tables: list[str] = field(default_factory=list)
     placeholders: list[str] = field(default_factory=list)
+    rebuilt_from_history: dict[str, int] = field(default_factory=dict)
 
     @property
     def labels_salvaged(self) -> int:
         return self.rows_salvaged.get("image_labels", 0)
 
+    @property
+    def labels_restored(self) -> int:
+        """Labels back in the rebuilt store: salvaged rows plus those rebuilt from history."""
+        return self.labels_salvaged + self.rebuilt_from_history.get("image_labels", 0)
+
     def summary(self) -> str:
         lost = sum(self.damaged_stretches.values()) + sum(self.rows_rejected.values())
-        parts = [f"Rebuilt {self.path} with {self.labels_salvaged} image labels and "
-                 f"{self.rows_salvaged.get('regions', 0)} regions salvaged"]
+        rebuilt = sum(self.rebuilt_from_history.values())
+        parts = [f"Rebuilt {self.path}: image labels salvaged {self.labels_salvaged}, "
+                 f"regions salvaged {self.rows_salvaged.get('regions', 0)}"]
+        if rebuilt:
+            parts.append(f", {rebuilt} more restored from the label history")
         if lost or self.unreadable_tables:
             parts.append("; some rows were unreadable")
         parts.append(f"; the damaged file is kept as {self.damaged_copy}.")
@@ -68,7 +77,8 @@ class RecoveryReport:
                 "rows_salvaged": self.rows_salvaged, "rows_rejected": self.rows_rejected,
                 "damaged_stretches": self.damaged_stretches,
                 "unreadable_tables": self.unreadable_tables,
-                "placeholders": self.placeholders}
+                "placeholders": self.placeholders,
+                "rebuilt_from_history": self.rebuilt_from_history}
 
 
 def recover(path: Path) -> RecoveryReport:
@@ -137,6 +147,7 @@ def _rebuild(damaged: Path, rebuilt: Path, report: RecoveryReport) -> None:
         finally:
             if source is not None:
                 source.close()
+        _restore_from_history(target, report)
         _restore_references(target, report)
         if version < schema.SCHEMA_VERSION:
             schema.migrate(target, version)
@@ -274,6 +285,63 @@ def _probe_past_damage(conn: sqlite3.Connection, table: str, names: str,
         else:
             failed = middle
     return row
+
+
+def _restore_from_history(conn: sqlite3.Connection, report: RecoveryReport) -> None:
+    """Bring back current labels and regions whose rows were unreadable.
+
+    Every action appends the state it wrote to ``changes``; where a label's or region's row
+    was lost but its latest recorded change survived, that change's new state is the row.
+    """
+    tables = _tables(conn)
+    if "changes" not in tables:
+        return
+    latest_labels = conn.execute(
+        "SELECT c.label_set_id, c.image_key, c.reader, c.new FROM changes c "
+        "JOIN (SELECT max(id) AS id FROM changes WHERE target = 'image_label' "
+        "      GROUP BY label_set_id, image_key, reader) last ON last.id = c.id "
+        "WHERE c.new IS NOT NULL AND NOT EXISTS (SELECT 1 FROM image_labels l "
+        "  WHERE l.label_set_id = c.label_set_id AND l.image_key = c.image_key "
+        "  AND l.reader = c.reader)").fetchall()
+    columns = [c for c in _columns(conn, "image_labels") if c != "id"]
+    restored = 0
+    for set_id, key, reader, text in latest_labels:
+        try:
+            state = json.loads(text)
+            row = {"label_set_id": set_id, "image_key": key, "reader": reader,
+                   "classes": json.dumps(state["classes"]), "source": state["source"],
+                   "note": state.get("note"), "labelled_at": state["labelled_at"],
+                   "action_id": state["action_id"],
+                   "ai_classes": json.dumps(state["ai_classes"])
+                   if state.get("ai_classes") is not None else None}
+            conn.execute(f"INSERT INTO image_labels ({', '.join(columns)}) "
+                         f"VALUES ({', '.join('?' * len(columns))})",
+                         [row[c] for c in columns])
+            restored += 1
+        except (ValueError, KeyError, TypeError, sqlite3.Error):
+            continue
+    report.rebuilt_from_history["image_labels"] = restored
+    if "regions" not in tables:
+        return
+    latest_regions = conn.execute(
+        "SELECT c.new FROM changes c JOIN (SELECT max(id) AS id FROM changes "
+        "  WHERE target = 'region' GROUP BY region_id) last ON last.id = c.id "
+        "WHERE c.new IS NOT NULL AND NOT EXISTS (SELECT 1 FROM regions r "
+        "  WHERE r.id = c.region_id)").fetchall()
+    columns = _columns(conn, "regions")
+    restored = 0
+    for (text,) in latest_regions:
+        try:
+            state = json.loads(text)
+            if state.get("points") is not None:
+                state["points"] = json.dumps(state["points"])
+            conn.execute(f"INSERT INTO regions ({', '.join(columns)}) "
+                         f"VALUES ({', '.join('?' * len(columns))})",
+                         [state[c] for c in columns])
+            restored += 1
+        except (ValueError, KeyError, TypeError, sqlite3.Error):
+            continue
+    report.rebuilt_from_history["regions"] = restored
 
 
 def _restore_references(conn: sqlite3.Connection, report: RecoveryReport) -> None:

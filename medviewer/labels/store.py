@@ -1004,8 +1004,8 @@ class LabelStore:
             undo_id = self._new_action(conn, "undo", action_set, undoes=action_id)
             keys = []
             for target, c_set, key, c_reader, region_id, old_text, new_text in changes:
-                old = json.loads(old_text) if old_text is not None else None
-                new = json.loads(new_text) if new_text is not None else None
+                old = _stored_state(target, old_text)
+                new = _stored_state(target, new_text)
                 if target == "image_label":
                     current = self._label_state(conn, c_set, key, c_reader)
                     if current != new:
@@ -1057,8 +1057,7 @@ class LabelStore:
             if limit is not None:
                 sql += f" LIMIT {int(limit)}"
             return [HistoryEntry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
-                                 json.loads(r[10]) if r[10] is not None else None,
-                                 json.loads(r[11]) if r[11] is not None else None)
+                                 _stored_state(r[5], r[10]), _stored_state(r[5], r[11]))
                     for r in conn.execute(sql, params)]
 
         return self._read(query)
@@ -1139,6 +1138,20 @@ class LabelStore:
 
 _REGION_COLUMNS = ("id, label_set_id, image_key, reader, class_name, shape, x, y, width, "
                    "height, points, frame, source, note, created_at, updated_at, action_id")
+
+
+# Keys later schema versions added to a stored state, with the value older rows imply.
+_STATE_DEFAULTS = {"image_label": {"ai_classes": None}, "region": {}}
+
+
+def _stored_state(target: str, text: str | None) -> dict | None:
+    """A state from the history, completed with keys added since it was written."""
+    if text is None:
+        return None
+    state = json.loads(text)
+    for key, value in _STATE_DEFAULTS.get(target, {}).items():
+        state.setdefault(key, value)
+    return state
 
 
 def _region_row(row: tuple) -> dict:

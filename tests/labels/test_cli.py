@@ -1,0 +1,140 @@
+"""`medviewer labels list|stats|import|export|recover` through medviewer.cli.main."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from medviewer.cli import main
+from medviewer.labels.store import LabelStore, default_store_path
+from medviewer.settings import Settings, save_settings
+
+
+@pytest.fixture
+def csv_with_problems(shared_data, tmp_path) -> Path:
+    folder = shared_data / "xray" / "kermany224" / "test"
+    normal = sorted((folder / "NORMAL").glob("*.jpeg"))[:2]
+    sick = sorted((folder / "PNEUMONIA").glob("*.jpeg"))[:2]
+    lines = ["path,label,reader",
+             f"{normal[0]},normal,alice", f"{normal[1]},normal,alice",
+             f"{sick[0]},pneumonia,alice", f"{sick[1]},pneumonia,alice",
+             f"{normal[0]},normal,bob", f"{normal[1]},pneumonia,bob",
+             f"{sick[0]},pneumonia,bob", f"{sick[1]},pneumonia,bob",
+             f"{tmp_path / 'gone.jpeg'},normal,bob",   # row 10
+             f"{sick[0]},effusion,carol"]              # row 11
+    path = tmp_path / "reads.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_import_refuses_problem_rows_then_imports_the_rest_with_yes(csv_with_problems,
+                                                                    capsys):
+    args = ["labels", "import", str(csv_with_problems), "--label-set", "pneumonia",
+            "--classes", "normal,pneumonia"]
+    assert main(args) == 1
+    out, err = capsys.readouterr()
+    assert "reads.csv row 10: the file" in out and "does not exist" in out
+    assert "reads.csv row 11: unknown class 'effusion'" in out
+    assert err.count("\n") == 1 and err.startswith("medviewer: 2 of 10 rows")
+    assert "--yes" in err
+    with LabelStore(reader="x") as store:
+        assert store.label_sets() == []
+
+    assert main(args + ["--yes"]) == 0
+    out, _ = capsys.readouterr()
+    assert "Imported 8 labels and 0 regions into 'pneumonia' (new label set)" in out
+    assert "2 problem rows left out" in out
+
+
+def test_list_stats_and_export_after_an_import(csv_with_problems, tmp_path, capsys):
+    main(["labels", "import", str(csv_with_problems), "--label-set", "pneumonia",
+          "--classes", "normal,pneumonia", "--yes"])
+    capsys.readouterr()
+
+    assert main(["labels", "list"]) == 0
+    out, _ = capsys.readouterr()
+    assert "pneumonia: single-label, classes normal, pneumonia; 4 images, 8 labels by 2 " \
+           "readers, 0 regions" in out
+    assert main(["labels", "list", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert listing["store"] == str(default_store_path())
+    assert listing["label_sets"][0]["decisions"] == 8
+
+    assert main(["labels", "stats", "--label-set", "pneumonia"]) == 0
+    out, _ = capsys.readouterr()
+    # alice n n p p, bob n p p p: p_o 3/4, p_e (2*1 + 2*3)/16 = 1/2 -> kappa 0.5
+    assert "Cohen's kappa alice vs bob: 0.500 on 4 images" in out
+    assert "Per class: normal 3, pneumonia 5" in out
+    assert main(["labels", "stats", "--label-set", "pneumonia", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["per_reader"]["bob"]["classes"] == {"normal": 1, "pneumonia": 3}
+    assert stats["agreement"]["pairs"][0]["kappa"] == pytest.approx(0.5)
+
+    out_csv, out_json = tmp_path / "out.csv", tmp_path / "out.json"
+    assert main(["labels", "export", "--label-set", "pneumonia", "-o", str(out_csv)]) == 0
+    assert "Wrote 8 rows" in capsys.readouterr().out
+    assert len(out_csv.read_text().splitlines()) == 9
+    assert main(["labels", "export", "--label-set", "pneumonia", "-o", str(out_json),
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"output": str(out_json), "format": "json",
+                                                   "images": 4}
+    coco = tmp_path / "regions.json"
+    assert main(["labels", "export", "--label-set", "pneumonia", "-o", str(coco),
+                 "--format", "coco"]) == 0
+    assert json.loads(coco.read_text())["annotations"] == []
+    capsys.readouterr()
+
+    # The JSON export imports into a project store of its own.
+    project = tmp_path / "project.sqlite"
+    assert main(["labels", "import", str(out_json), "--store", str(project), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["imported"] and result["labels_written"] == 8
+    assert main(["labels", "list", "--store", str(project)]) == 0
+    assert "4 images, 8 labels by 2 readers" in capsys.readouterr().out
+
+
+def test_user_errors_are_one_sentence(tmp_path, capsys):
+    assert main(["labels", "stats", "--label-set", "nope"]) == 1
+    assert capsys.readouterr().err == \
+        "medviewer: There is no label set named 'nope' (label sets: none yet).\n"
+    assert main(["labels", "list", "--store", str(tmp_path / "typo.sqlite")]) == 1
+    assert "There is no label store at" in capsys.readouterr().err
+    assert not (tmp_path / "typo.sqlite").exists()
+    assert main(["labels", "export", "--label-set", "x", "-o", str(tmp_path / "a.txt")]) == 1
+    assert "--format" in capsys.readouterr().err
+    assert main(["labels", "import", str(tmp_path / "a.xlsx"), "--label-set", "x"]) == 1
+    assert "only .csv and .json" in capsys.readouterr().err
+    assert main(["labels", "import", str(tmp_path / "a.csv"), "--label-set", "x"]) == 1
+    assert "no label set named 'x'" in capsys.readouterr().err
+
+
+def test_import_rows_without_reader_belong_to_the_settings_reader(shared_data, tmp_path,
+                                                                   capsys):
+    save_settings(Settings(reader_name="dr lee"))
+    jpeg = next((shared_data / "xray" / "kermany224" / "test" / "NORMAL").glob("*.jpeg"))
+    rows = tmp_path / "one.csv"
+    rows.write_text(f"{jpeg},normal\n")
+    assert main(["labels", "import", str(rows), "--label-set", "p", "--classes",
+                 "normal,pneumonia"]) == 0
+    with LabelStore() as store:
+        assert [lab.reader for lab in store.current_labels("p")] == ["dr lee"]
+        assert store.history()[0].actor == "dr lee"
+
+
+def test_recover_command(tmp_path, capsys):
+    path = tmp_path / "labels.sqlite"
+    with LabelStore(path, reader="alice") as store:
+        store.create_label_set("p", ["a", "b"])
+    data = bytearray(path.read_bytes())
+    data[:16] = b"garbage garbage!"
+    path.write_bytes(bytes(data))
+    assert main(["labels", "list", "--store", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "is damaged" in err and f"medviewer labels recover --store {path}" in err
+    assert main(["labels", "recover", "--store", str(path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert Path(report["damaged_copy"]).read_bytes() == bytes(data)
+    assert main(["labels", "list", "--store", str(path)]) == 0
+    assert "No label sets" in capsys.readouterr().out
