@@ -146,7 +146,9 @@ def _print_catalog(catalog: Any, counts: dict[str, int]) -> None:
     if catalog.ignored:
         suffixes = Counter(p.suffix.lower() or p.name for p in catalog.ignored)
         kinds = ", ".join(f"{name} ({n})" for name, n in suffixes.most_common(8))
-        print(f"\nIgnored {_plural(len(catalog.ignored), 'file')} that are not images: {kinds}")
+        what = ("file that is not an image" if len(catalog.ignored) == 1
+                else "files that are not images")
+        print(f"\nIgnored {len(catalog.ignored)} {what}: {kinds}")
     if catalog.from_cache:
         print(f"\n({counts['from_cache']} of the files were unchanged since the last index and "
               "came from the cache)")

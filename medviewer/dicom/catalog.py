@@ -28,11 +28,13 @@ import logging
 import os
 import sqlite3
 import stat as stat_module
+import struct
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 
 from medviewer import paths
@@ -145,6 +147,7 @@ def _is_dicomdir_name(name: str) -> bool:
 
 
 def _text(ds: Dataset, keyword: str) -> str:
+    """A value as text through pydicom (character sets, odd encodings): the slow, sure path."""
     try:
         value = ds.get(keyword)
     except Exception:  # noqa: BLE001 - a malformed value must not lose the whole file
@@ -167,38 +170,90 @@ def _int_or_none(ds: Dataset, keyword: str) -> int | None:
         return None
 
 
+def _int_from_text(text: str) -> int | None:
+    first = text.split("\\", 1)[0].strip()
+    if not first:
+        return None
+    try:
+        return int(float(first))
+    except (ValueError, OverflowError):
+        return None
+
+
+# How each catalog field is read from its raw bytes: "ascii" for VRs whose characters are
+# always ASCII (UI, CS, DA), "text" for those the file's character set may change (PN, LO,
+# SH), "is" for Integer Strings and "us" for binary unsigned shorts.
+_FIELDS: tuple[tuple[str, str, int, str], ...] = (
+    ("patient_id", "PatientID", 0x00100020, "text"),
+    ("patient_name", "PatientName", 0x00100010, "text"),
+    ("birth_date", "PatientBirthDate", 0x00100030, "ascii"),
+    ("sex", "PatientSex", 0x00100040, "ascii"),
+    ("study_uid", "StudyInstanceUID", 0x0020000D, "ascii"),
+    ("study_date", "StudyDate", 0x00080020, "ascii"),
+    ("study_description", "StudyDescription", 0x00081030, "text"),
+    ("accession_number", "AccessionNumber", 0x00080050, "text"),
+    ("series_uid", "SeriesInstanceUID", 0x0020000E, "ascii"),
+    ("series_number", "SeriesNumber", 0x00200011, "is"),
+    ("series_description", "SeriesDescription", 0x0008103E, "text"),
+    ("modality", "Modality", 0x00080060, "ascii"),
+    ("sop_instance_uid", "SOPInstanceUID", 0x00080018, "ascii"),
+    ("sop_class_uid", "SOPClassUID", 0x00080016, "ascii"),
+    ("instance_number", "InstanceNumber", 0x00200013, "is"),
+    ("n_frames", "NumberOfFrames", 0x00280008, "is"),
+    ("rows", "Rows", 0x00280010, "us"),
+    ("columns", "Columns", 0x00280011, "us"),
+    ("photometric", "PhotometricInterpretation", 0x00280004, "ascii"),
+)
+_SLOW = object()  # "decode this one through pydicom"
+
+
+def _fast_value(ds: Dataset, tag: int, kind: str) -> Any:
+    """The value straight from the element's raw bytes, None when absent, or _SLOW.
+
+    Converting values through pydicom costs more than parsing the header did; the fields
+    the catalog needs are simple enough to read directly, and anything unusual (a character
+    set escape, a deferred or already-converted value, an odd VR) takes the pydicom path.
+    """
+    element = ds.get_item(tag, keep_deferred=True)
+    if element is None:
+        return None
+    if not isinstance(element, RawDataElement) or not isinstance(element.value, bytes):
+        return _SLOW
+    raw = element.value
+    if kind == "us":
+        if len(raw) != 2 or element.VR not in (None, "US", "UN", "OW", "OB"):
+            return _SLOW
+        return struct.unpack("<H" if element.is_little_endian else ">H", raw)[0]
+    if not raw.isascii() or b"\x1b" in raw:  # ISO 2022 escapes or non-ASCII text
+        return _SLOW
+    text = raw.decode("ascii").strip(" \x00")
+    if kind == "is":
+        return _int_from_text(text)
+    return text
+
+
 def _record_from_header(ds: Dataset, content_hash: str | None = None) -> dict[str, Any]:
     """The fields the catalog keeps for one instance, as plain JSON-able values."""
+    record: dict[str, Any] = {"kind": "instance"}
+    for name, keyword, tag, kind in _FIELDS:
+        try:
+            value = _fast_value(ds, tag, kind)
+        except Exception:  # noqa: BLE001 - let pydicom judge the odd element
+            value = _SLOW
+        if value is _SLOW:
+            value = _int_or_none(ds, keyword) if kind in ("is", "us") else _text(ds, keyword)
+        if value is None and kind not in ("is", "us"):
+            value = ""
+        record[name] = value
+    record["n_frames"] = max(1, record["n_frames"] or 1)
+    record["rows"] = max(0, record["rows"] or 0)
+    record["columns"] = max(0, record["columns"] or 0)
     meta = getattr(ds, "file_meta", None)
-    transfer_syntax = ""
-    sop_class = _text(ds, "SOPClassUID")
-    if meta is not None:
-        transfer_syntax = _text(meta, "TransferSyntaxUID")
-        sop_class = sop_class or _text(meta, "MediaStorageSOPClassUID")
-    return {
-        "kind": "instance",
-        "patient_id": _text(ds, "PatientID"),
-        "patient_name": _text(ds, "PatientName"),
-        "birth_date": _text(ds, "PatientBirthDate"),
-        "sex": _text(ds, "PatientSex"),
-        "study_uid": _text(ds, "StudyInstanceUID"),
-        "study_date": _text(ds, "StudyDate"),
-        "study_description": _text(ds, "StudyDescription"),
-        "accession_number": _text(ds, "AccessionNumber"),
-        "series_uid": _text(ds, "SeriesInstanceUID"),
-        "series_number": _int_or_none(ds, "SeriesNumber"),
-        "series_description": _text(ds, "SeriesDescription"),
-        "modality": _text(ds, "Modality"),
-        "sop_instance_uid": _text(ds, "SOPInstanceUID"),
-        "sop_class_uid": sop_class,
-        "transfer_syntax": transfer_syntax,
-        "instance_number": _int_or_none(ds, "InstanceNumber"),
-        "n_frames": max(1, _int_or_none(ds, "NumberOfFrames") or 1),
-        "rows": max(0, _int_or_none(ds, "Rows") or 0),
-        "columns": max(0, _int_or_none(ds, "Columns") or 0),
-        "photometric": _text(ds, "PhotometricInterpretation"),
-        "content_hash": content_hash,
-    }
+    record["transfer_syntax"] = _text(meta, "TransferSyntaxUID") if meta is not None else ""
+    if not record["sop_class_uid"] and meta is not None:
+        record["sop_class_uid"] = _text(meta, "MediaStorageSOPClassUID")
+    record["content_hash"] = content_hash
+    return record
 
 
 def _is_dicomdir_header(ds: Dataset) -> bool:
@@ -253,18 +308,24 @@ def _dicomdir_references(ds: Dataset) -> tuple[list[str], list[str]]:
     return safe, refused
 
 
-def _find_case_insensitive(folder: Path, relative: str) -> Path | None:
-    """The file a DICOMDIR reference names, tolerating the case changes CD mounts make."""
+def _find_case_insensitive(folder: Path, relative: str,
+                           listings: dict[Path, dict[str, str] | None]) -> Path | None:
+    """The file a DICOMDIR reference names, tolerating the case changes CD copies make.
+
+    ``listings`` caches folder contents across the references of one DICOMDIR.
+    """
     exact = folder / relative
     if exact.is_file():
         return exact
     current = folder
     for component in PurePosixPath(relative).parts:
-        try:
-            names = {name.upper(): name for name in os.listdir(current)}
-        except OSError:
-            return None
-        actual = names.get(component.upper())
+        if current not in listings:
+            try:
+                listings[current] = {name.upper(): name for name in os.listdir(current)}
+            except OSError:
+                listings[current] = None
+        names = listings[current]
+        actual = names.get(component.upper()) if names is not None else None
         if actual is None:
             return None
         current = current / actual
@@ -287,20 +348,31 @@ class _DicomdirCheck:
     errors: list[FileError]
 
 
-def _check_dicomdir(dicomdir: Path, record: dict[str, Any]) -> _DicomdirCheck:
+def _check_dicomdir(dicomdir: Path, record: dict[str, Any],
+                    scanned: set[str] | None = None, prefix: str = "") -> _DicomdirCheck:
+    """Check a DICOMDIR's references: refused ones, missing ones, links leading outside.
+
+    ``scanned``: in a folder scan, the relative paths already found (``prefix`` + reference);
+    those exist and are indexed by the scan itself, so only the others are looked up.
+    """
     folder = dicomdir.parent.resolve()
     files: list[Path] = []
     errors: list[FileError] = []
+    listings: dict[Path, dict[str, str] | None] = {}
     for written in record.get("refused", []):
         error = LoadError(dicomdir, f"a directory record refers to '{written}', which lies "
                                     "outside the DICOMDIR's folder, so it was not opened")
         errors.append(FileError(dicomdir, str(error)))
     for relative in record.get("refs", []):
-        found = _find_case_insensitive(folder, relative)
+        if scanned is not None and prefix + relative in scanned:
+            continue
+        found = _find_case_insensitive(folder, relative, listings)
         if found is None:
             missing = folder / relative
             error = LoadError(missing, f"the file is missing although {dicomdir} lists it")
             errors.append(FileError(missing, str(error)))
+        elif scanned is not None:
+            continue  # found under another case: the folder scan has it already
         elif not _inside(found, folder):
             error = LoadError(dicomdir, f"a directory record refers to '{relative}', a link that "
                                         "leads outside the DICOMDIR's folder, so it was not opened")
@@ -440,18 +512,31 @@ def cache_file_for(root: Path, cache_dir: Path | None = None) -> Path:
 # ---------------------------------------------------------------- scanning
 
 
+class _FileEntry(NamedTuple):
+    path: str  # absolute
+    relative: str  # POSIX form, relative to the indexed folder (the cache key)
+    stamp: _FileStamp
+
+
+def _relative_to(path: str, root: str) -> str:
+    """``path`` relative to ``root`` with '/' separators (plain strings: pathlib is slow here)."""
+    relative = path[len(root.rstrip(os.sep)) + 1:]
+    return relative if os.sep == "/" else relative.replace(os.sep, "/")
+
+
 @dataclass
 class _Scan:
-    files: list[tuple[Path, _FileStamp]] = field(default_factory=list)
+    files: list[_FileEntry] = field(default_factory=list)
     ignored: list[Path] = field(default_factory=list)
     errors: list[FileError] = field(default_factory=list)
 
 
 def _scan_folder(root: Path, cancel: CancelFlag | None) -> Generator[Progress, None, _Scan]:
-    """Every file below ``root`` with its stamp (one stat each), sorted; folders never followed
-    through symlinks, so a link loop cannot trap the scan."""
+    """Every file below ``root`` with its stamp (one stat each), sorted. Folders are never
+    followed through symlinks, so a link loop cannot trap the scan."""
     scan = _Scan()
-    pending = [root]
+    root_text = str(root)
+    pending = [root_text]
     seen_entries = 0
     while pending:
         folder = pending.pop()
@@ -467,7 +552,7 @@ def _scan_folder(root: Path, cancel: CancelFlag | None) -> Generator[Progress, N
         for entry in listing:
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    pending.append(Path(entry.path))
+                    pending.append(entry.path)
                     continue
                 if is_ignored_file(entry.name):
                     scan.ignored.append(Path(entry.path))
@@ -479,22 +564,24 @@ def _scan_folder(root: Path, cancel: CancelFlag | None) -> Generator[Progress, N
                 continue
             if not stat_module.S_ISREG(info.st_mode):
                 continue  # sockets, fifos, devices
-            scan.files.append((Path(entry.path), _FileStamp(info.st_size, info.st_mtime_ns)))
+            scan.files.append(_FileEntry(entry.path, _relative_to(entry.path, root_text),
+                                         _FileStamp(info.st_size, info.st_mtime_ns)))
         seen_entries += len(listing)
         if seen_entries >= 2000:
             seen_entries = 0
             yield Progress(0, None, f"Looking for files... {len(scan.files)} found")
-    scan.files.sort(key=lambda item: item[0])
+    scan.files.sort()
     scan.ignored.sort()
     return scan
 
 
-def _stamp(path: Path) -> _FileStamp | None:
+def _entry(path: Path, root: Path) -> _FileEntry | None:
     try:
         info = path.stat()
     except OSError:
         return None
-    return _FileStamp(info.st_size, info.st_mtime_ns)
+    return _FileEntry(str(path), _relative_to(str(path), str(root)),
+                      _FileStamp(info.st_size, info.st_mtime_ns))
 
 
 # ---------------------------------------------------------------- building the tree
@@ -579,7 +666,12 @@ def index_path(path: Path, cancel: CancelFlag | None = None,
     if path.is_dir():
         root = path.resolve()
         scan = yield from _scan_folder(root, cancel)
-        catalog = yield from _index_folder(root, scan.files, cancel, cache_dir)
+        cache = _IndexCache(cache_file_for(root, cache_dir), root)
+        try:
+            reader = _CachedReader(cache)
+            catalog = yield from _index_files(root, scan.files, cancel, reader, full_folder=True)
+        finally:
+            cache.close()
         catalog.errors[:0] = scan.errors
         catalog.ignored = scan.ignored
         return catalog
@@ -590,7 +682,7 @@ def index_path(path: Path, cancel: CancelFlag | None = None,
     record = read_record(resolved)
     if record["kind"] == "dicomdir":  # a DICOMDIR under another name
         return (yield from _index_dicomdir(resolved, cancel, cache_dir))
-    catalog = _assemble(resolved, [(resolved, record)])
+    catalog = _assemble(resolved, [(str(resolved), record)])
     yield Progress(1, 1, "Indexed 1 file")
     return catalog
 
@@ -599,19 +691,19 @@ def _index_dicomdir(dicomdir: Path, cancel: CancelFlag | None,
                     cache_dir: Path | None) -> Generator[Progress, None, Catalog]:
     """The DICOMDIR and the files it references (found through the cache when unchanged)."""
     folder = dicomdir.parent
-    stamp = _stamp(dicomdir)
-    if stamp is None:
+    own = _entry(dicomdir, folder)
+    if own is None:
         raise LoadError(dicomdir, "the file cannot be read")
     cache = _IndexCache(cache_file_for(folder, cache_dir), folder)
     try:
-        reader = _CachedReader(folder, cache)
-        record = reader.record(dicomdir, stamp)
-        files = [(dicomdir, stamp)]
+        reader = _CachedReader(cache)
+        record = reader.record(own)
+        files = [own]
         if record.get("kind") == "dicomdir":
             for referenced in _check_dicomdir(dicomdir, record).files:
-                referenced_stamp = _stamp(referenced)
-                if referenced_stamp is not None:
-                    files.append((referenced, referenced_stamp))
+                entry = _entry(referenced, folder)
+                if entry is not None:
+                    files.append(entry)
         catalog = yield from _index_files(folder, files, cancel, reader, full_folder=False)
     finally:
         cache.close()
@@ -623,22 +715,20 @@ class _CachedReader:
     """Hands out each file's record from the cache when its stamp is unchanged, else reads it,
     remembering what to write back."""
 
-    def __init__(self, root: Path, cache: _IndexCache) -> None:
-        self.root = root
+    def __init__(self, cache: _IndexCache) -> None:
         self.cache = cache
         self.cached = cache.load()
         self.upserts: dict[str, tuple[_FileStamp, dict[str, Any]]] = {}
         self.results: dict[str, dict[str, Any]] = {}
         self.from_cache = 0
 
-    def record(self, file_path: Path, stamp: _FileStamp) -> dict[str, Any]:
-        relative = file_path.relative_to(self.root).as_posix()
-        known = self.results.get(relative)
+    def record(self, entry: _FileEntry) -> dict[str, Any]:
+        known = self.results.get(entry.relative)
         if known is not None:
             return known
         record = None
-        hit = self.cached.get(relative)
-        if hit is not None and hit[0] == stamp:
+        hit = self.cached.get(entry.relative)
+        if hit is not None and hit[0] == entry.stamp:
             try:
                 record = json.loads(hit[1])
             except ValueError:
@@ -648,9 +738,9 @@ class _CachedReader:
             else:
                 self.from_cache += 1
         if record is None:
-            record = read_record(file_path)
-            self.upserts[relative] = (stamp, record)
-        self.results[relative] = record
+            record = read_record(Path(entry.path))
+            self.upserts[entry.relative] = (entry.stamp, record)
+        self.results[entry.relative] = record
         return record
 
     def save(self, deletes: Iterable[str] = ()) -> None:
@@ -658,53 +748,48 @@ class _CachedReader:
                         deletes)
 
 
-def _index_folder(root: Path, files: list[tuple[Path, _FileStamp]], cancel: CancelFlag | None,
-                  cache_dir: Path | None) -> Generator[Progress, None, Catalog]:
-    cache = _IndexCache(cache_file_for(root, cache_dir), root)
-    try:
-        reader = _CachedReader(root, cache)
-        return (yield from _index_files(root, files, cancel, reader, full_folder=True))
-    finally:
-        cache.close()
-
-
-def _index_files(root: Path, files: list[tuple[Path, _FileStamp]], cancel: CancelFlag | None,
+def _index_files(root: Path, files: list[_FileEntry], cancel: CancelFlag | None,
                  reader: _CachedReader, full_folder: bool) -> Generator[Progress, None, Catalog]:
     """Read (or take from the cache) every file's record, then build the catalog.
 
     ``full_folder``: ``files`` is everything below ``root``, so cache entries for files not
-    in it belong to deleted files and are dropped.
+    in it belong to deleted files and are dropped, and DICOMDIRs among them are checked
+    against what the scan found.
     """
-    records: list[tuple[Path, dict[str, Any]]] = []
+    records: list[tuple[str, dict[str, Any]]] = []
     total = len(files)
     try:
-        for done, (file_path, stamp) in enumerate(files, start=1):
+        for done, entry in enumerate(files, start=1):
             if cancel is not None:
                 cancel.raise_if_cancelled()
-            records.append((file_path, reader.record(file_path, stamp)))
+            records.append((entry.path, reader.record(entry)))
             if done % PROGRESS_EVERY == 0 and done < total:
                 yield Progress(done, total, f"Indexed {done} of {total} files")
     except JobCancelled:
         reader.save()  # keep the work already done for the next attempt
         raise
-    deletes: set[str] = set()
-    if full_folder:
-        present = {file_path.relative_to(root).as_posix() for file_path, _ in files}
-        deletes = set(reader.cached) - present
-    reader.save(deletes)
-    catalog = _assemble(root, records)
+    scanned = {entry.relative for entry in files} if full_folder else None
+    reader.save(set(reader.cached) - scanned if scanned is not None else ())
+    catalog = _assemble(root, records, scanned)
     catalog.from_cache = reader.from_cache
     yield Progress(total, total, f"Indexed {total} files")
     return catalog
 
 
-def _assemble(root: Path, records: list[tuple[Path, dict[str, Any]]]) -> Catalog:
-    instances = [(p, r) for p, r in records if r.get("kind") == "instance"]
+def _assemble(root: Path, records: list[tuple[str, dict[str, Any]]],
+              scanned: set[str] | None = None) -> Catalog:
+    instances = [(Path(p), r) for p, r in records if r.get("kind") == "instance"]
     catalog = build_catalog(root, instances)
+    root_text = str(root)
     for file_path, record in records:
         kind = record.get("kind")
         if kind == "error":
-            catalog.errors.append(FileError(file_path, record.get("reason", "")))
+            catalog.errors.append(FileError(Path(file_path), record.get("reason", "")))
         elif kind == "dicomdir":
-            catalog.errors.extend(_check_dicomdir(file_path, record).errors)
+            prefix = ""
+            if scanned is not None:
+                parent = _relative_to(os.path.dirname(file_path), root_text)
+                prefix = f"{parent}/" if parent else ""
+            check = _check_dicomdir(Path(file_path), record, scanned, prefix)
+            catalog.errors.extend(check.errors)
     return catalog
