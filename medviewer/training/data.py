@@ -168,25 +168,36 @@ def from_csv(csv_path: str | Path) -> LabelledSet:
     return _finish(records, class_names, str(csv_path))
 
 
-def from_label_store(label_set: str) -> LabelledSet:
-    """Images labelled in the app's label store (``medviewer.labels``).
+def from_label_store(label_set: str, store_path: str | Path | None = None,
+                     rule: str = "majority") -> LabelledSet:
+    """Images labelled in the app's label store, one class each by the consensus ``rule``.
 
-    The hook expects ``medviewer.labels.training_items(label_set)`` to return
-    ``(class_names, [(path, class_name, patient_id_or_None), ...])``.
+    The store's patient id (DICOM Patient ID) groups images; plain images fall back to a
+    patient key from the file name. Labelled images no longer on disk are left out.
     """
-    try:
-        from medviewer import labels
-    except ImportError:  # pragma: no cover - the package always exists in this repo
-        labels = None
-    provider = getattr(labels, "training_items", None)
-    if provider is None:
-        raise DataError(f"The label set {label_set} cannot be used: this build has no label "
-                        f"store that lists labelled images.")
-    class_names, items = provider(label_set)
-    index = {name: i for i, name in enumerate(class_names)}
-    records = [ImageRecord(str(path), index[label], patient or patient_key(path))
-               for path, label, patient in items]
-    return _finish(records, list(class_names), f"label set {label_set}")
+    from medviewer.labels.consensus import training_labels
+    from medviewer.labels.store import LabelStore
+
+    with LabelStore(store_path) as store:
+        labels = training_labels(store, label_set, rule)
+    if labels.multi_label:
+        raise DataError(f"The label set {label_set} allows several classes per image; the "
+                        f"trainer needs exactly one class per image.")
+    class_names = list(labels.classes)
+    records, missing, several = [], 0, 0
+    for item in labels.items:
+        if not item.path or not Path(item.path).is_file():
+            missing += 1
+            continue
+        if len(item.labels) != 1:
+            several += 1
+            continue
+        records.append(ImageRecord(item.path, class_names.index(item.labels[0]),
+                                   item.patient_id or patient_from_name(item.path)))
+    if missing or several:
+        log.warning("label set %s: %d labelled images missing on disk and %d with several "
+                    "classes are left out", label_set, missing, several)
+    return _finish(records, class_names, f"label set {label_set}")
 
 
 def resolve_source(spec: str) -> LabelledSet:

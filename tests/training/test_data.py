@@ -199,3 +199,24 @@ def test_augmentation_keeps_range_is_seeded_and_never_flips_by_default():
     assert torch.allclose(same, images, atol=1e-5)
     off = data.AugmentConfig(enabled=False)
     assert data.augment_batch(images, off, torch.Generator()) is images
+
+
+def test_label_store_is_a_data_source(shared_data):
+    from medviewer.labels.identity import resolve_image
+    from medviewer.labels.store import LabelStore
+
+    normal = sorted((shared_data / "xray/kermany224/train/NORMAL").iterdir())[:4]
+    pneumonia = sorted((shared_data / "xray/kermany224/train/PNEUMONIA").iterdir())[:4]
+    with LabelStore(reader="alice") as store:
+        store.create_label_set("chest", ["normal", "pneumonia"])
+        for path in normal:
+            store.set_label("chest", resolve_image(path), "normal")
+        for path in pneumonia:
+            store.set_label("chest", resolve_image(path), "pneumonia")
+    labelled = data.resolve_source("labelset:chest")
+    assert labelled.class_names == ["normal", "pneumonia"]
+    assert labelled.class_counts() == {"normal": 4, "pneumonia": 4}
+    by_name = {Path(r.path).name: r for r in labelled.records}
+    assert by_name[pneumonia[0].name].patient == data.patient_from_name(pneumonia[0])
+    with pytest.raises(Exception, match="nope"):
+        data.resolve_source("labelset:nope")

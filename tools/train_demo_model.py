@@ -1,0 +1,115 @@
+"""The exact recipe of the shipped demo model (models/pneumonia-demo-*/).
+
+Trains from scratch on ../shared/data/xray/kermany224/train (validation split by patient
+taken from it), evaluates on the official test split, exports ONNX + model card to models/.
+On the 2-core development machine it takes roughly an hour:
+
+    nice -n 10 .venv/bin/python tools/train_demo_model.py > /tmp/demo-train.log 2>&1 &
+
+``--watch-test`` also scores every epoch's weights on the test split and logs it, for the
+record only: the best epoch is chosen on validation AUROC, never on test figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from medviewer.jobs import Progress, run_to_end  # noqa: E402
+from medviewer.training import data, export, metrics, trainer  # noqa: E402
+
+KERMANY = ROOT.parent / "shared" / "data" / "xray" / "kermany224"
+
+
+def recipe(args: argparse.Namespace) -> trainer.TrainConfig:
+    return trainer.TrainConfig(
+        data=str(KERMANY / "train"), test_data=str(KERMANY / "test"), arch=args.arch,
+        epochs=args.epochs, batch_size=64, lr=args.lr, weight_decay=5e-4,
+        input_size=args.size, seed=args.seed, device="auto", val_fraction=0.2,
+        schedule="onecycle", warmup_fraction=0.15, balance="weights", label_smoothing=0.05,
+        dropout=0.2, patience=args.epochs, operating_point="youden",
+        augment={**data.AugmentConfig().__dict__, "rotation_deg": 8.0, "scale": 0.12,
+                 "translate": 0.07, "brightness": 0.12, "contrast": 0.2},
+        num_threads=args.threads)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", default="smallcnn")
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--epochs", type=int, default=24)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--run-dir", default="/tmp/medviewer-demo-run")
+    parser.add_argument("--name", default="pneumonia-demo")
+    parser.add_argument("--version", default="1.0")
+    parser.add_argument("--models-dir", default=str(ROOT / "models"))
+    parser.add_argument("--watch-test", action="store_true")
+    parser.add_argument("--no-export", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    config = recipe(args)
+    print(json.dumps(config.to_dict()), flush=True)
+    started = time.time()
+    test_images = test_labels = None
+    job = trainer.train(config, args.run_dir)
+    while True:
+        try:
+            event = next(job)
+        except StopIteration as stop:
+            result = stop.value
+            break
+        if isinstance(event, trainer.RunStarted):
+            print(f"start: {event.counts} by {event.split_by} on {event.device}, "
+                  f"{event.parameters:,} parameters", flush=True)
+        elif isinstance(event, Progress) and event.done == event.total:
+            print(f"  {event.message} {event.done}", flush=True)
+        elif isinstance(event, trainer.EpochEnd):
+            m = event.metrics
+            line = (f"epoch {m['epoch']:2d} lr {m['lr']:.2e} train loss {m['train_loss']:.4f} "
+                    f"acc {m['train_accuracy']:.3f} | val loss {m['val_loss']:.4f} "
+                    f"acc {m['val_accuracy']:.3f} AUROC {m['val_auroc']:.4f} | "
+                    f"{m['train_images_per_second']:.0f} img/s {m['epoch_seconds']:.0f}s")
+            print(line, flush=True)
+        elif isinstance(event, trainer.CheckpointSaved) and not event.best and args.watch_test:
+            if test_images is None:
+                _, splits, _ = data.load_split(Path(args.run_dir) / "split.json")
+                test_images = run_to_end(data.preload_images(splits["test"], config.input_size))
+                test_labels = np.array([r.label for r in splits["test"]])
+            model = trainer.model_from_checkpoint(trainer.load_checkpoint(event.path))
+            probs = trainer.predict_probabilities(model, test_images, torch.device("cpu"))
+            print(f"    (record only) test AUROC {metrics.auroc(test_labels == 1, probs[:, 1]):.4f}"
+                  f" acc {(probs.argmax(1) == test_labels).mean():.3f}", flush=True)
+        elif isinstance(event, trainer.TestEvaluated):
+            print(f"test (best epoch {result_epoch(args.run_dir)}): "
+                  f"{json.dumps({k: event.metrics[k] for k in ('accuracy', 'auroc')})}",
+                  flush=True)
+    print(f"training done in {(time.time() - started) / 60:.1f} min; best epoch "
+          f"{result.best_epoch}, val AUROC {result.best_val_auroc:.4f}", flush=True)
+    if args.no_export:
+        return 0
+    exported = run_to_end(export.export_run(
+        args.run_dir, args.name, args.version, out_dir=args.models_dir,
+        description=f"Pneumonia vs normal on pediatric chest X-rays: {args.arch} at "
+                    f"{args.size} px, trained from scratch with tools/train_demo_model.py."))
+    print(json.dumps(exported.to_dict(), indent=1, default=float), flush=True)
+    return 0
+
+
+def result_epoch(run_dir: str) -> int | None:
+    payload = trainer.load_checkpoint(Path(run_dir) / "checkpoints" / "best.pt")
+    return payload.get("best_epoch")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
