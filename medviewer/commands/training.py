@@ -24,7 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--arch", default="smallcnn",
                        help="smallcnn, resnet18/34/50, densenet121, efficientnet_b0, "
                             "mobilenet_v3_small/large (default smallcnn)")
-    train.add_argument("--epochs", type=int, default=20)
+    train.add_argument("--epochs", type=int,
+                       help="epochs to train (default 20; with --resume: raise the total)")
     train.add_argument("--batch-size", type=int, default=64)
     train.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (AdamW)")
     train.add_argument("--input-size", type=int, default=128, help="square input size in px")
@@ -105,7 +106,8 @@ def run_train(args: argparse.Namespace) -> int:
 
             augment = {**AugmentConfig().__dict__, "enabled": False}
         config = trainer.TrainConfig(
-            data=args.data, test_data=args.test_data, arch=args.arch, epochs=args.epochs,
+            data=args.data, test_data=args.test_data, arch=args.arch,
+            epochs=args.epochs or 20,
             batch_size=args.batch_size, lr=args.lr, input_size=args.input_size,
             device=args.device, seed=args.seed, val_fraction=args.val_fraction,
             test_fraction=args.test_fraction, patience=args.patience, schedule=args.schedule,

@@ -409,7 +409,6 @@ def train(config: TrainConfig | None, run_dir: str | Path, cancel: CancelFlag | 
 
     cancelled = False
     stale_epochs = 0 if best_epoch is None else start_epoch - best_epoch
-    epoch = start_epoch
     for epoch in range(start_epoch + 1, config.epochs + 1):
         # Every epoch's randomness derives from (seed, epoch): resuming repeats it exactly.
         torch.manual_seed(config.seed * 100_003 + epoch)
@@ -513,9 +512,9 @@ def train(config: TrainConfig | None, run_dir: str | Path, cancel: CancelFlag | 
 
         dist.barrier()  # rank 0 has written its checkpoints before anyone reads best.pt
     best_path = checkpoints_dir / "best.pt"
+    completed = sum(1 for h in history if h["epoch"] > start_epoch)
     result = TrainResult(str(run_dir), str(best_path) if best_path.is_file() else None,
-                         best_epoch, best_auroc, max(0, epoch - start_epoch) if history else 0,
-                         cancelled)
+                         best_epoch, best_auroc, completed, cancelled)
     if not cancelled and best_path.is_file() and len(records["test"]) > 0:
         best_model = model_from_checkpoint(load_checkpoint(best_path)).to(device)
         try:

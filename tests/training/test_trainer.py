@@ -115,7 +115,7 @@ def test_same_seed_same_weights_and_cancel_then_resume_matches(full_run, tiny_co
     after_cancel = events[events.index(next(e for e in events if isinstance(e, BatchProgress)
                                              and (e.epoch, e.batch) == (2, 1))) + 1:]
     assert not any(isinstance(e, (BatchProgress, EpochEnd)) for e in after_cancel)
-    assert result.cancelled and result.best_epoch == 1
+    assert result.cancelled and result.best_epoch == 1 and result.epochs_run == 1
     assert result.best_checkpoint == str(tmp_path / "checkpoints" / "best.pt")
     assert _same_weights(best_before, _weights(tmp_path / "checkpoints" / "best.pt"))
     assert trainer.load_checkpoint(tmp_path / "checkpoints" / "last.pt")["epoch"] == 1
@@ -123,7 +123,7 @@ def test_same_seed_same_weights_and_cancel_then_resume_matches(full_run, tiny_co
     resumed_events, resumed = _collect(trainer.train(
         None, tmp_path, resume=tmp_path / "checkpoints" / "last.pt"))
     assert [e.epoch for e in resumed_events if isinstance(e, EpochEnd)] == [2]
-    assert not resumed.cancelled
+    assert not resumed.cancelled and resumed.epochs_run == 1
     assert _same_weights(_weights(tmp_path / "checkpoints" / "last.pt"),
                          _weights(reference_dir / "checkpoints" / "last.pt"))
     assert resumed.best_val_auroc == pytest.approx(reference.best_val_auroc)
