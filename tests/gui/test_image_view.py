@@ -62,7 +62,29 @@ def test_broken_file_gives_one_sentence_and_the_view_keeps_working(qtbot, image_
     assert image_view.displayed_image().shape == (128, 128)
 
 
-def test_undecodable_pixels_keep_the_header(qtbot, image_view, shared_data):
+def truncated_copy(source, target):
+    """The header intact, the end of the pixel data cut off."""
+    data = source.read_bytes()
+    target.write_bytes(data[: len(data) - 2000])
+    return target
+
+
+def test_truncated_pixels_keep_the_header(qtbot, image_view, tmp_path):
+    failing = truncated_copy(pydicom_file("CT_small.dcm"), tmp_path / "truncated.dcm")
+    show(qtbot, image_view, pydicom_file("MR_small.dcm"))
+    headers = []
+    image_view.header_loaded.connect(headers.append)
+    with qtbot.waitSignal(image_view.load_failed, timeout=10_000) as failed:
+        image_view.open_path(failing)
+    assert failed.args[0].startswith(f"Cannot open {failing}: ")
+    assert failed.args[0].count(".") >= 1 and "\n" not in failed.args[0]
+    assert len(headers) == 1 and headers[0].path == failing
+    assert image_view.instance is None  # nothing stale is shown beside its tags
+    assert image_view.message == failed.args[0]
+
+
+@pytest.mark.slow
+def test_undecodable_jpeg2000_keeps_the_header(qtbot, image_view, shared_data):
     # A real Canon DX chest whose JPEG 2000 codestream is broken: header yes, pixels no.
     failing = shared_data / "dicom" / "pylibjpeg" / "ljdata" / "ds" / "JPEG2000Lossless" / "966.dcm"
     show(qtbot, image_view, pydicom_file("CT_small.dcm"))

@@ -1,0 +1,133 @@
+"""Start the GUI: QApplication, style, main window, then open the given paths or the sample.
+
+Start-up stays fast: nothing here imports torch or onnxruntime (the AI and training parts
+import them lazily when first used), and indexing starts only after the window is shown.
+
+``MEDVIEWER_EXIT_AFTER_SHOW=1`` makes the app quit right after the main window's first
+paint and print one line with the start-up time (``tests/bench/bench_startup.py`` uses it);
+``MEDVIEWER_STARTUP_T0`` (a ``time.time()`` value) is then the moment to measure from.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+STARTUP_REPORT_PREFIX = "MEDVIEWER_STARTUP"
+
+
+def configure_pyqtgraph() -> None:
+    """Once per process, before any image item: DICOM arrays are row-major."""
+    import pyqtgraph
+
+    pyqtgraph.setConfigOptions(imageAxisOrder="row-major", antialias=False)
+
+
+def apply_style(app) -> None:
+    """Fusion with a dark palette (images read best on dark grey) plus resources/style.qss."""
+    from PySide6.QtGui import QColor, QPalette
+
+    from medviewer.paths import RESOURCES_DIR
+
+    app.setStyle("Fusion")
+    palette = QPalette()
+    colours = {
+        QPalette.ColorRole.Window: QColor(45, 45, 48),
+        QPalette.ColorRole.WindowText: QColor(225, 225, 225),
+        QPalette.ColorRole.Base: QColor(30, 30, 32),
+        QPalette.ColorRole.AlternateBase: QColor(40, 40, 43),
+        QPalette.ColorRole.ToolTipBase: QColor(250, 250, 220),
+        QPalette.ColorRole.ToolTipText: QColor(20, 20, 20),
+        QPalette.ColorRole.Text: QColor(225, 225, 225),
+        QPalette.ColorRole.Button: QColor(55, 55, 58),
+        QPalette.ColorRole.ButtonText: QColor(225, 225, 225),
+        QPalette.ColorRole.BrightText: QColor(255, 80, 80),
+        QPalette.ColorRole.Highlight: QColor(42, 110, 187),
+        QPalette.ColorRole.HighlightedText: QColor(255, 255, 255),
+        QPalette.ColorRole.Link: QColor(110, 170, 240),
+        QPalette.ColorRole.PlaceholderText: QColor(140, 140, 140),
+    }
+    for role, colour in colours.items():
+        palette.setColor(role, colour)
+    for role in (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text,
+                 QPalette.ColorRole.ButtonText):
+        palette.setColor(QPalette.ColorGroup.Disabled, role, QColor(120, 120, 120))
+    app.setPalette(palette)
+    style_sheet = RESOURCES_DIR / "style.qss"
+    try:
+        app.setStyleSheet(style_sheet.read_text(encoding="utf-8"))
+    except OSError as exc:
+        log.warning("Style sheet %s not loaded: %s", style_sheet, exc)
+
+
+def create_application():
+    """The QApplication (created once), styled and with pyqtgraph configured."""
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(sys.argv[:1])
+        app.setApplicationName("MedViewer")
+        app.setApplicationDisplayName("MedViewer")
+        apply_style(app)
+    configure_pyqtgraph()
+    return app
+
+
+def _report_startup_and_quit(window) -> None:
+    """After the first paint: print the start-up time and what was imported, then close."""
+    from PySide6.QtCore import QEvent, QObject, QTimer
+
+    started = float(os.environ.get("MEDVIEWER_STARTUP_T0") or _process_start_time())
+
+    class FirstPaint(QObject):
+        def eventFilter(self, watched, event):  # noqa: N802 - Qt naming
+            if event.type() == QEvent.Type.Paint and not getattr(self, "seen", False):
+                self.seen = True
+                elapsed = time.time() - started
+                heavy = {name: name in sys.modules for name in ("torch", "onnxruntime")}
+                print(f"{STARTUP_REPORT_PREFIX} shown_s={elapsed:.4f} "
+                      f"torch={int(heavy['torch'])} onnxruntime={int(heavy['onnxruntime'])}",
+                      flush=True)
+                QTimer.singleShot(0, window.close)
+            return False
+
+    window._first_paint_filter = FirstPaint(window)
+    window.installEventFilter(window._first_paint_filter)
+
+
+def _process_start_time() -> float:
+    """This process's start as a time.time() value (Linux); else now."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return time.time() - uptime + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return time.time()
+
+
+def run_gui(paths: list[str]) -> int:
+    """`medviewer [PATH...]`: show the main window and open PATHs (or the sample study)."""
+    from PySide6.QtCore import QTimer
+
+    from medviewer.gui.main_window import MainWindow
+    from medviewer.paths import SAMPLE_STUDY_DIR
+
+    app = create_application()
+    window = MainWindow()
+    exit_after_show = bool(os.environ.get("MEDVIEWER_EXIT_AFTER_SHOW"))
+    if exit_after_show:
+        _report_startup_and_quit(window)
+    window.show()
+    targets: list[str | Path] = list(paths)
+    if not targets and SAMPLE_STUDY_DIR.is_dir():
+        targets = [SAMPLE_STUDY_DIR]
+    if targets:
+        # After the first event-loop turn, so the window paints before any work starts.
+        QTimer.singleShot(0, lambda: window.open_paths(targets))
+    return app.exec()

@@ -1,0 +1,598 @@
+"""The main window: study browser, image view and tag browser, menus and a status bar.
+
+Others extend it without editing it: add a dock with :meth:`MainWindow.add_panel`, actions
+to ``window.menus['models' | 'labels' | 'training' | ...]`` (an empty menu stays hidden
+until something is added to it), and status bar fields with :meth:`MainWindow.add_status_field`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from pathlib import Path
+
+from PySide6.QtCore import QEvent, QObject, Qt, QUrl, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QDialog, QDialogButtonBox, QDockWidget, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
+    QListWidget, QListWidgetItem, QMainWindow, QMenu, QMessageBox, QProgressBar, QPushButton,
+    QTableWidget, QTableWidgetItem, QToolBar, QToolButton, QVBoxLayout, QWidget,
+)
+
+from medviewer import __version__
+from medviewer.dicom import catalog as catalog_module
+from medviewer.dicom.catalog import Catalog, InstanceRecord
+from medviewer.gui.image_view import ImageView
+from medviewer.gui.study_browser import StudyBrowser
+from medviewer.gui.tag_browser import TagBrowser
+from medviewer.gui.workers import JobWorker
+from medviewer.jobs import Progress
+from medviewer.settings import Settings, load_settings, save_settings
+
+log = logging.getLogger(__name__)
+
+MENU_NAMES = (("file", "&File"), ("view", "&View"), ("models", "&Models"),
+              ("labels", "&Labels"), ("training", "&Training"), ("help", "&Help"))
+
+# Mouse gestures, listed with the keyboard shortcuts in Help > Keyboard shortcuts.
+MOUSE_GESTURES = (
+    ("Left drag", "Pan (or measure, when Measure distance is on)"),
+    ("Right drag", "Window/level: right/left = wider/narrower, down/up = higher/lower centre"),
+    ("Wheel", "Zoom about the cursor"),
+    ("Click the image", "Give it the keyboard focus for frame keys (arrows, Space, Home, End)"),
+    ("Drop files or folders", "Open them"),
+)
+
+
+class _MenuVisibility(QObject):
+    """Keeps a menu hidden while it holds no actions, so placeholder menus never show empty."""
+
+    def eventFilter(self, menu, event):  # noqa: N802 - Qt naming
+        if event.type() in (QEvent.Type.ActionAdded, QEvent.Type.ActionRemoved):
+            menu.menuAction().setVisible(any(not a.isSeparator() for a in menu.actions())
+                                         or event.type() == QEvent.Type.ActionAdded)
+        return False
+
+
+class ProblemsPanel(QWidget):
+    """Every file that could not be opened, one sentence each; never modal."""
+
+    changed = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.list = QListWidget()
+        self.list.setObjectName("problemList")
+        self.list.setWordWrap(True)
+        self.list.setAlternatingRowColors(True)
+        clear = QPushButton("Clear list")
+        clear.clicked.connect(self.clear)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(clear)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.list, 1)
+        layout.addLayout(buttons)
+        self._seen: set[tuple[str, str]] = set()
+
+    def add(self, path: str, sentence: str) -> bool:
+        key = (str(path), sentence)
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        item = QListWidgetItem(sentence)
+        item.setToolTip(str(path))
+        self.list.addItem(item)
+        self.changed.emit(self.count())
+        return True
+
+    def count(self) -> int:
+        return self.list.count()
+
+    def sentences(self) -> list[str]:
+        return [self.list.item(i).text() for i in range(self.list.count())]
+
+    def clear(self) -> None:
+        self.list.clear()
+        self._seen.clear()
+        self.changed.emit(0)
+
+
+class ShortcutsDialog(QDialog):
+    """Help > Keyboard shortcuts: built from the live actions, so it never goes stale."""
+
+    def __init__(self, actions: list[QAction], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Keyboard shortcuts")
+        rows: list[tuple[str, str]] = []
+        seen: set[str] = set()
+        for action in actions:
+            keys = ", ".join(k.toString(QKeySequence.SequenceFormat.NativeText)
+                             for k in action.shortcuts())
+            text = action.text().replace("&", "").rstrip(".…")
+            if keys and text not in seen:
+                seen.add(text)
+                rows.append((text, keys))
+        rows.append(("W/L presets", "Ctrl+1 … Ctrl+9, in the order of View > Window/level"))
+        rows.extend(MOUSE_GESTURES)
+        self.table = QTableWidget(len(rows), 2)
+        self.table.setHorizontalHeaderLabels(["Action", "Keys / mouse"])
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        for row, (text, keys) in enumerate(rows):
+            self.table.setItem(row, 0, QTableWidgetItem(text))
+            self.table.setItem(row, 1, QTableWidgetItem(keys))
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.close)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.table)
+        layout.addWidget(buttons)
+        self.resize(640, 640)
+
+    def rows(self) -> list[tuple[str, str]]:
+        return [(self.table.item(r, 0).text(), self.table.item(r, 1).text())
+                for r in range(self.table.rowCount())]
+
+
+class MainWindow(QMainWindow):
+    catalog_opened = Signal(object)  # Catalog, after it is in the browser
+    indexing_ended = Signal()  # the queue of paths to index is empty again
+
+    def __init__(self, settings: Settings | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings if settings is not None else load_settings()
+        self.setWindowTitle("MedViewer")
+        self.setObjectName("mainWindow")
+        self.setAcceptDrops(True)
+        self.setDockOptions(QMainWindow.DockOption.AnimatedDocks
+                            | QMainWindow.DockOption.AllowTabbedDocks)
+        self.resize(1400, 900)
+
+        self.image_view = ImageView()
+        self.setCentralWidget(self.image_view)
+        self.study_browser = StudyBrowser()
+        self.tag_browser = TagBrowser()
+        self.problems = ProblemsPanel()
+        self.docks: dict[str, QDockWidget] = {}
+        self.add_panel("studies", "Studies", self.study_browser, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.add_panel("tags", "Tags", self.tag_browser, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.add_panel("problems", "Files that could not be opened", self.problems,
+                       Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.docks["problems"].hide()
+        self.resizeDocks([self.docks["studies"], self.docks["tags"]], [300, 520],
+                         Qt.Orientation.Horizontal)
+
+        self._index_queue: deque[Path] = deque()
+        self._indexer: JobWorker | None = None
+        self._indexing_path: Path | None = None
+        self._shortcuts_dialog: ShortcutsDialog | None = None
+
+        self._build_status_bar()
+        self._build_menus()
+        self._build_tool_bar()
+        self._connect()
+
+    # ------------------------------------------------------------ extension points
+    def add_panel(self, name: str, title: str, widget: QWidget,
+                  area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea,
+                  tabify_with: str | None = None) -> QDockWidget:
+        """Add a dock (results, labels, ...); it appears in View > Panels."""
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"{name}Dock")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        if tabify_with and tabify_with in self.docks:
+            self.tabifyDockWidget(self.docks[tabify_with], dock)
+        self.docks[name] = dock
+        if hasattr(self, "panels_menu"):
+            self.panels_menu.addAction(dock.toggleViewAction())
+        return dock
+
+    def add_status_field(self, widget: QWidget, stretch: int = 0) -> None:
+        """A permanent field at the right of the status bar (AI provider, reader name, ...)."""
+        self.statusBar().addPermanentWidget(widget, stretch)
+
+    # ------------------------------------------------------------ construction
+    def _status_label(self, name: str, tip: str, min_width: int = 0) -> QLabel:
+        label = QLabel()
+        label.setObjectName(name)
+        label.setToolTip(tip)
+        if min_width:
+            label.setMinimumWidth(min_width)
+        return label
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setObjectName("indexProgress")
+        self.progress_bar.setMaximumWidth(180)
+        self.progress_bar.setTextVisible(True)
+        self.progress_label = QLabel()
+        self.cancel_button = QToolButton()
+        self.cancel_button.setText("Cancel")
+        self.cancel_button.setToolTip("Stop indexing")
+        self.cancel_button.clicked.connect(self.cancel_indexing)
+        self.problems_button = QToolButton()
+        self.problems_button.setObjectName("problemsButton")
+        self.problems_button.setToolTip("Show the list of files that could not be opened")
+        self.problems_button.clicked.connect(self.show_problems)
+        self.readout_label = self._status_label(
+            "readoutLabel", "Position (column, row) and value under the cursor", 230)
+        self.zoom_label = self._status_label("zoomLabel", "Zoom: screen pixels per image pixel", 80)
+        self.voi_label = self._status_label("voiLabel", "Window/level or VOI LUT in use", 200)
+        self.frame_label = self._status_label("frameLabel", "Frame", 90)
+        for widget in (self.progress_label, self.progress_bar, self.cancel_button,
+                       self.problems_button):
+            bar.addPermanentWidget(widget)
+            widget.hide()
+        for widget in (self.readout_label, self.zoom_label, self.voi_label, self.frame_label):
+            bar.addPermanentWidget(widget)
+        # Fields added later with add_status_field (AI provider, reader) go after these.
+
+    def _build_menus(self) -> None:
+        self.menus: dict[str, QMenu] = {}
+        self._menu_visibility = _MenuVisibility(self)
+        for key, title in MENU_NAMES:
+            menu = self.menuBar().addMenu(title)
+            menu.setObjectName(f"{key}Menu")
+            self.menus[key] = menu
+            if key in ("models", "labels", "training"):
+                menu.menuAction().setVisible(False)
+                menu.installEventFilter(self._menu_visibility)
+
+        file_menu = self.menus["file"]
+        self.open_file_action = file_menu.addAction("&Open file…", self.choose_file)
+        self.open_file_action.setShortcut(QKeySequence.StandardKey.Open)
+        self.open_folder_action = file_menu.addAction("Open &folder…", self.choose_folder)
+        self.open_folder_action.setShortcut(QKeySequence("Ctrl+Shift+O"))
+        self.recent_menu = file_menu.addMenu("&Recent items")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        file_menu.addSeparator()
+        self.close_all_action = file_menu.addAction("&Close all", self.close_all)
+        self.close_all_action.setShortcut(QKeySequence("Ctrl+Shift+W"))
+        file_menu.addSeparator()
+        self.quit_action = file_menu.addAction("&Quit", self.close)
+        self.quit_action.setShortcut(QKeySequence("Ctrl+Q"))
+        self._fill_recent_menu()
+
+        actions = self.image_view.actions_by_name
+        view = self.menus["view"]
+        for name in ("fit", "actual_size", "zoom_in", "zoom_out"):
+            view.addAction(actions[name])
+        view.addSeparator()
+        self.presets_menu = view.addMenu("&Window/level")
+        self.presets_menu.setEnabled(False)
+        view.addAction(actions["invert"])
+        view.addSeparator()
+        for name in ("rotate_left", "rotate_right", "flip_horizontal", "flip_vertical",
+                     "reset_view"):
+            view.addAction(actions[name])
+        view.addSeparator()
+        view.addAction(actions["measure"])
+        view.addAction(actions["clear_measurements"])
+        frames = view.addMenu("F&rames")
+        for name in ("play", "next_frame", "previous_frame", "first_frame", "last_frame"):
+            frames.addAction(actions[name])
+        view.addSeparator()
+        self.panels_menu = view.addMenu("&Panels")
+        for dock in self.docks.values():
+            self.panels_menu.addAction(dock.toggleViewAction())
+        self.tag_search_action = QAction("Search &tags", self)
+        self.tag_search_action.setShortcut(QKeySequence.StandardKey.Find)
+        self.tag_search_action.triggered.connect(self.focus_tag_search)
+        view.addAction(self.tag_search_action)
+
+        help_menu = self.menus["help"]
+        self.shortcuts_action = help_menu.addAction("&Keyboard shortcuts", self.show_shortcuts)
+        self.shortcuts_action.setShortcut(QKeySequence.StandardKey.HelpContents)
+        help_menu.addAction("&About MedViewer", self.show_about)
+
+    def _build_tool_bar(self) -> None:
+        bar = QToolBar("Image tools")
+        bar.setObjectName("imageToolBar")
+        bar.setMovable(False)
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        bar.addAction(self.open_file_action)
+        bar.addAction(self.open_folder_action)
+        bar.addSeparator()
+        actions = self.image_view.actions_by_name
+        short_texts = {"fit": "Fit", "actual_size": "1:1", "invert": "Invert",
+                       "rotate_left": "⟲ 90°", "rotate_right": "⟳ 90°",
+                       "flip_horizontal": "Flip H", "flip_vertical": "Flip V",
+                       "measure": "Measure", "reset_view": "Reset"}
+        for name in ("fit", "actual_size"):
+            self._add_tool(bar, actions[name], short_texts[name])
+        self.presets_button = QToolButton()
+        self.presets_button.setText("W/L")
+        self.presets_button.setToolTip("Window/level presets (right-drag on the image to adjust)")
+        self.presets_button.setMenu(self.presets_menu)
+        self.presets_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        bar.addWidget(self.presets_button)
+        for name in ("invert", "rotate_left", "rotate_right", "flip_horizontal",
+                     "flip_vertical", "measure", "reset_view"):
+            self._add_tool(bar, actions[name], short_texts[name])
+        bar.toggleViewAction().setText("&Tool bar")
+        self.panels_menu.addAction(bar.toggleViewAction())
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
+        self.tool_bar = bar
+
+    @staticmethod
+    def _add_tool(bar: QToolBar, action: QAction, text: str) -> None:
+        action.setIconText(text)  # tool buttons show the short text, menus the full one
+        keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+        name = action.text().replace("&", "")
+        action.setToolTip(f"{name} ({keys})" if keys else name)
+        bar.addAction(action)
+
+    def _connect(self) -> None:
+        view = self.image_view
+        view.cursor_moved.connect(self.readout_label.setText)
+        view.zoom_changed.connect(lambda z: self.zoom_label.setText(f"Zoom {z:.0f} %"))
+        view.voi_changed.connect(self.voi_label.setText)
+        view.frame_changed.connect(self._on_frame_changed)
+        view.header_loaded.connect(lambda instance: self.tag_browser.set_dataset(instance.header))
+        view.image_shown.connect(self._on_image_shown)
+        view.load_failed.connect(self._on_image_failed)
+        view.presets_changed.connect(self._fill_presets_menu)
+        view.measurement_added.connect(
+            lambda m: self.statusBar().showMessage(f"Distance {m.label()}", 10_000))
+        self.study_browser.instance_selected.connect(self._on_instance_selected)
+        self.study_browser.thumbnail_failed.connect(self.problems.add)
+        self.problems.changed.connect(self._on_problems_changed)
+
+    # ------------------------------------------------------------ opening
+    def choose_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open file", self._dialog_folder(),
+            "DICOM and images (*.dcm *.dicom *.ima *.png *.jpg *.jpeg DICOMDIR);;All files (*)")
+        if path:
+            self.open_paths([path])
+
+    def choose_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open folder", self._dialog_folder())
+        if path:
+            self.open_paths([path])
+
+    def _dialog_folder(self) -> str:
+        for recent in self.settings.recent_paths:
+            folder = Path(recent) if Path(recent).is_dir() else Path(recent).parent
+            if folder.is_dir():
+                return str(folder)
+        return str(Path.home())
+
+    def open_paths(self, paths: list[str | Path]) -> None:
+        """Index each path (file, folder or DICOMDIR) on a worker and add it to the browser."""
+        for path in paths:
+            self._index_queue.append(Path(path))
+        if self._indexer is None:
+            self._index_next()
+
+    def _index_next(self) -> None:
+        if not self._index_queue:
+            self._indexing_path = None
+            self._show_progress(False)
+            self.indexing_ended.emit()
+            return
+        path = self._index_queue.popleft()
+        self._indexing_path = path
+        worker = JobWorker(lambda cancel: catalog_module.index_path(path, cancel=cancel),
+                           "indexing", self)
+        worker.event.connect(self._on_index_event)
+        worker.finished.connect(self._on_indexed)
+        worker.failed.connect(self._on_index_failed)
+        worker.cancelled.connect(
+            lambda: self.statusBar().showMessage(f"Indexing of {path.name} cancelled.", 10_000))
+        worker.ended.connect(self._on_index_ended)
+        self._indexer = worker
+        self._show_progress(True, f"Indexing {path.name}…")
+        worker.start()
+
+    def _show_progress(self, visible: bool, text: str = "") -> None:
+        self.progress_label.setText(text)
+        self.progress_bar.setRange(0, 0)  # busy until the first count arrives
+        for widget in (self.progress_label, self.progress_bar, self.cancel_button):
+            widget.setVisible(visible)
+
+    def _on_index_event(self, event) -> None:
+        if isinstance(event, Progress):
+            if event.total:
+                self.progress_bar.setRange(0, event.total)
+                self.progress_bar.setValue(event.done)
+            if event.message:
+                self.progress_label.setText(event.message)
+
+    def _on_indexed(self, catalog: Catalog) -> None:
+        path = self._indexing_path
+        for error in catalog.errors:
+            self.problems.add(str(error.path), error.reason)
+        added = self.study_browser.add_catalog(catalog)
+        if added or catalog.errors:
+            self._remember(path)
+        if added:
+            if self.image_view.instance is None and not self.image_view.is_loading:
+                self.study_browser.select_path(added[0].path)
+            message = f"Opened {len(added)} image" + ("" if len(added) == 1 else "s")
+            if catalog.errors:
+                message += f"; {len(catalog.errors)} could not be opened"
+            self.statusBar().showMessage(message + ".", 10_000)
+        elif catalog.errors:
+            sentence = catalog.errors[0].reason if len(catalog.errors) == 1 else (
+                f"None of the {len(catalog.errors)} files in {path} could be opened.")
+            self._report_error(sentence)
+        else:
+            self._report_error(f"No images were found in {path}.")
+        self.catalog_opened.emit(catalog)
+
+    def _on_index_failed(self, message: str) -> None:
+        self._report_error(message)
+
+    def _on_index_ended(self) -> None:
+        self._indexer = None
+        self._index_next()
+
+    def cancel_indexing(self) -> None:
+        """Stop the running index job and drop the queued ones."""
+        self._index_queue.clear()
+        if self._indexer is not None:
+            self._indexer.cancel()
+            self.progress_label.setText("Cancelling…")
+
+    @property
+    def is_indexing(self) -> bool:
+        return self._indexer is not None
+
+    def _remember(self, path: Path | None) -> None:
+        if path is None:
+            return
+        # Reload first: other parts of the app may have saved settings meanwhile.
+        fresh = load_settings()
+        fresh.add_recent(str(Path(path).resolve()))
+        try:
+            save_settings(fresh)
+        except OSError as exc:
+            log.warning("Could not save settings: %s", exc)
+        self.settings.recent_paths = fresh.recent_paths
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        recent = load_settings().recent_paths
+        for index, path in enumerate(recent):
+            label = f"&{index + 1} {path}" if index < 9 else path
+            action = self.recent_menu.addAction(label)
+            action.setData(path)
+            action.triggered.connect(lambda _c=False, p=path: self.open_recent(p))
+        if not recent:
+            self.recent_menu.addAction("No recent items").setEnabled(False)
+
+    def open_recent(self, path: str) -> None:
+        if not Path(path).exists():
+            self._report_error(f"Cannot open {path}: it no longer exists.")
+            return
+        self.open_paths([path])
+
+    def close_all(self) -> None:
+        self.cancel_indexing()
+        self.study_browser.clear()
+        self.image_view.clear()
+        self.tag_browser.set_dataset(None)
+        for label in (self.readout_label, self.zoom_label, self.voi_label, self.frame_label):
+            label.clear()
+
+    # ------------------------------------------------------------ image and tags
+    def _on_instance_selected(self, record: InstanceRecord) -> None:
+        self.image_view.open_path(record.path)
+
+    def _on_image_shown(self, instance) -> None:
+        name = instance.path.name
+        self.setWindowTitle(f"{name} — MedViewer")
+        self.readout_label.clear()
+
+    def _on_image_failed(self, sentence: str) -> None:
+        if self.image_view.requested_path is not None:
+            self.problems.add(str(self.image_view.requested_path), sentence)
+        self._report_error(sentence)
+
+    def _report_error(self, sentence: str) -> None:
+        """One sentence in the status bar and above the image; never a dialog or traceback."""
+        self.statusBar().showMessage(sentence, 15_000)
+        self.image_view.show_message(sentence)
+
+    def _on_frame_changed(self, index: int, count: int) -> None:
+        self.frame_label.setText(f"Frame {index + 1}/{count}" if count else "")
+
+    def _fill_presets_menu(self) -> None:
+        self.presets_menu.clear()
+        actions = self.image_view.preset_actions()
+        for action in actions:
+            self.presets_menu.addAction(action)
+        self.presets_menu.setEnabled(bool(actions))
+
+    def focus_tag_search(self) -> None:
+        self.docks["tags"].show()
+        self.docks["tags"].raise_()
+        self.tag_browser.search.setFocus()
+        self.tag_browser.search.selectAll()
+
+    # ------------------------------------------------------------ problems
+    def _on_problems_changed(self, count: int) -> None:
+        if count:
+            noun = "file" if count == 1 else "files"
+            self.problems_button.setText(f"⚠ {count} {noun} could not be opened")
+        self.problems_button.setVisible(count > 0)
+
+    def show_problems(self) -> None:
+        dock = self.docks["problems"]
+        dock.show()
+        dock.raise_()
+
+    # ------------------------------------------------------------ help
+    def all_actions(self) -> list[QAction]:
+        out: list[QAction] = []
+
+        def walk(menu: QMenu) -> None:
+            for action in menu.actions():
+                if action.menu() is not None:
+                    walk(action.menu())
+                elif not action.isSeparator():
+                    out.append(action)
+
+        for menu in self.menus.values():
+            walk(menu)
+        return out
+
+    def show_shortcuts(self) -> ShortcutsDialog:
+        if self._shortcuts_dialog is None:
+            self._shortcuts_dialog = ShortcutsDialog(self.all_actions(), self)
+        self._shortcuts_dialog.show()
+        self._shortcuts_dialog.raise_()
+        return self._shortcuts_dialog
+
+    def show_about(self) -> None:
+        box = QMessageBox(QMessageBox.Icon.Information, "About MedViewer",
+                          f"MedViewer {__version__}\n\nView DICOM and X-ray studies, run AI "
+                          "reads, label images and retrain models, offline.\n\nNot for "
+                          "diagnostic use with the bundled sample and test images.",
+                          QMessageBox.StandardButton.Ok, self)
+        box.setModal(False)
+        box.show()
+
+    # ------------------------------------------------------------ drag and drop
+    @staticmethod
+    def _local_paths(urls: list[QUrl]) -> list[str]:
+        return [url.toLocalFile() for url in urls if url.isLocalFile() and url.toLocalFile()]
+
+    def dragEnterEvent(self, event):  # noqa: N802 - Qt naming
+        if event.mimeData().hasUrls() and self._local_paths(event.mimeData().urls()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event):  # noqa: N802 - Qt naming
+        self.dragEnterEvent(event)
+
+    def dropEvent(self, event):  # noqa: N802 - Qt naming
+        paths = self._local_paths(event.mimeData().urls()) if event.mimeData().hasUrls() else []
+        if not paths:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.open_paths(paths)
+
+    # ------------------------------------------------------------ closing
+    def wait_for_workers(self, timeout_ms: int = 10_000) -> None:
+        """Cancel every job this window started and wait for their threads."""
+        self._index_queue.clear()
+        if self._indexer is not None:
+            self._indexer.wait(timeout_ms)
+        self.study_browser.wait_for_workers(timeout_ms)
+        self.image_view.wait_for_workers(timeout_ms)
+
+    def closeEvent(self, event):  # noqa: N802 - Qt naming
+        self.wait_for_workers()
+        if self._shortcuts_dialog is not None:
+            self._shortcuts_dialog.close()
+        super().closeEvent(event)

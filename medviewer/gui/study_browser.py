@@ -1,0 +1,281 @@
+"""The study browser: Patient > Study > Series > Instance, with thumbnails made on a worker."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QIcon, QImage, QPixmap
+from PySide6.QtWidgets import QStyle, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+
+from medviewer.dicom.catalog import (
+    Catalog, InstanceRecord, PatientNode, SeriesNode, StudyNode,
+)
+from medviewer.dicom.reader import open_instance
+from medviewer.errors import UserError
+from medviewer.gui.workers import JobWorker
+from medviewer.jobs import CancelFlag
+
+log = logging.getLogger(__name__)
+
+THUMBNAIL_SIZE = 64
+_RECORD_ROLE = Qt.ItemDataRole.UserRole + 1
+_KIND_ROLE = Qt.ItemDataRole.UserRole + 2
+
+
+# ---------------------------------------------------------------- the thumbnail job (Qt-free)
+
+
+@dataclass(frozen=True)
+class ThumbnailReady:
+    path: Path
+    image: np.ndarray  # uint8 grey (h, w) or RGB (h, w, 3), longest side <= the size asked
+
+
+@dataclass(frozen=True)
+class ThumbnailFailed:
+    path: Path
+    reason: str  # the one-sentence LoadError
+
+
+def shrink(image: np.ndarray, size: int) -> np.ndarray:
+    """Area-average an 8-bit image so its longest side is at most ``size`` pixels."""
+    step = max(1, math.ceil(max(image.shape[0], image.shape[1]) / size))
+    if step == 1:
+        return np.ascontiguousarray(image)
+    rows, cols = image.shape[0] // step * step, image.shape[1] // step * step
+    cropped = image[:rows, :cols].astype(np.float32)
+    blocks = cropped.reshape(rows // step, step, cols // step, step, *image.shape[2:])
+    return np.rint(blocks.mean(axis=(1, 3))).astype(np.uint8)
+
+
+def make_thumbnails(paths: list[Path], size: int, cancel: CancelFlag):
+    """Job: one small display image per file (first frame, the file's own VOI).
+
+    Yields ThumbnailReady or ThumbnailFailed for every path, checks ``cancel`` between files.
+    """
+    for path in paths:
+        cancel.raise_if_cancelled()
+        try:
+            instance = open_instance(path)
+            image = instance.display_frame(0)
+        except UserError as exc:
+            yield ThumbnailFailed(path, str(exc))
+            continue
+        yield ThumbnailReady(path, shrink(image, size))
+    return len(paths)
+
+
+def array_to_pixmap(image: np.ndarray) -> QPixmap:
+    """An 8-bit grey or RGB array as a QPixmap (copied, so the array may go away)."""
+    image = np.ascontiguousarray(image)
+    height, width = image.shape[:2]
+    if image.ndim == 2:
+        qimage = QImage(image.data, width, height, width, QImage.Format.Format_Grayscale8)
+    else:
+        qimage = QImage(image.data, width, height, 3 * width, QImage.Format.Format_RGB888)
+    return QPixmap.fromImage(qimage.copy())
+
+
+# ---------------------------------------------------------------- text
+
+
+def person_name(raw: str) -> str:
+    """DICOM PN 'Family^Given^Middle' -> 'Family, Given Middle'."""
+    parts = [p for p in str(raw).split("=")[0].split("^") if p]
+    if not parts:
+        return "(no name)"
+    return parts[0] if len(parts) == 1 else f"{parts[0]}, {' '.join(parts[1:])}"
+
+
+def dicom_date(raw: str) -> str:
+    text = str(raw or "")
+    if len(text) == 8 and text.isdigit():
+        return f"{text[:4]}-{text[4:6]}-{text[6:]}"
+    return text
+
+
+def patient_text(patient: PatientNode) -> str:
+    bits = [person_name(patient.name)]
+    if patient.patient_id:
+        bits.append(f"ID {patient.patient_id}")
+    if patient.sex:
+        bits.append(patient.sex)
+    if patient.birth_date:
+        bits.append(f"born {dicom_date(patient.birth_date)}")
+    return " · ".join(bits)
+
+
+def study_text(study: StudyNode) -> str:
+    bits = [dicom_date(study.date) or "(no date)", study.description or "Study"]
+    if study.accession_number:
+        bits.append(f"Acc {study.accession_number}")
+    return " · ".join(bits)
+
+
+def series_text(series: SeriesNode) -> str:
+    number = f"#{series.number} " if series.number is not None else ""
+    n = len(series.instances)
+    count = f"{n} image" + ("" if n == 1 else "s")
+    description = f" {series.description}" if series.description else ""
+    return f"{number}{series.modality or '??'}{description} · {count}"
+
+
+def instance_text(record: InstanceRecord, index: int) -> str:
+    number = record.instance_number if record.instance_number is not None else index + 1
+    text = f"Image {number}"
+    if record.n_frames > 1:
+        text += f" · {record.n_frames} frames"
+    if record.rows and record.columns:
+        text += f"\n{record.columns} × {record.rows}"
+    return text
+
+
+# ---------------------------------------------------------------- the widget
+
+
+class StudyBrowser(QWidget):
+    """Tree of what was opened; selecting an image (or a series: its first image) opens it."""
+
+    instance_selected = Signal(object)  # InstanceRecord
+    thumbnail_failed = Signal(str, str)  # path, one-sentence reason
+    thumbnails_done = Signal()  # every thumbnail job has ended
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.tree = QTreeWidget()
+        self.tree.setObjectName("studyTree")
+        self.tree.setHeaderHidden(True)
+        self.tree.setIconSize(QSize(THUMBNAIL_SIZE, THUMBNAIL_SIZE))
+        self.tree.setUniformRowHeights(False)
+        self.tree.setAnimated(False)
+        self.tree.currentItemChanged.connect(self._on_current_changed)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.tree)
+        self._items_by_path: dict[Path, QTreeWidgetItem] = {}
+        self._series_items: dict[Path, QTreeWidgetItem] = {}  # first instance path -> series
+        self._workers: set[JobWorker] = set()
+        self._placeholder_icon = self._blank_icon()
+        self._failed_icon = self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
+
+    @staticmethod
+    def _blank_icon() -> QIcon:
+        pixmap = QPixmap(THUMBNAIL_SIZE, THUMBNAIL_SIZE)
+        pixmap.fill(Qt.GlobalColor.black)
+        return QIcon(pixmap)
+
+    # -- content
+    def add_catalog(self, catalog: Catalog) -> list[InstanceRecord]:
+        """Add a catalog's patients to the tree; returns the new instance records."""
+        added: list[InstanceRecord] = []
+        for patient in catalog.patients:
+            patient_item = QTreeWidgetItem([patient_text(patient)])
+            patient_item.setData(0, _KIND_ROLE, "patient")
+            self.tree.addTopLevelItem(patient_item)
+            for study in patient.studies:
+                study_item = QTreeWidgetItem(patient_item, [study_text(study)])
+                study_item.setData(0, _KIND_ROLE, "study")
+                for series in study.series:
+                    series_item = QTreeWidgetItem(study_item, [series_text(series)])
+                    series_item.setData(0, _KIND_ROLE, "series")
+                    series_item.setIcon(0, self._placeholder_icon)
+                    for index, record in enumerate(series.instances):
+                        item = QTreeWidgetItem(series_item, [instance_text(record, index)])
+                        item.setData(0, _KIND_ROLE, "instance")
+                        item.setData(0, _RECORD_ROLE, record)
+                        item.setIcon(0, self._placeholder_icon)
+                        item.setToolTip(0, str(record.path))
+                        self._items_by_path[record.path] = item
+                        added.append(record)
+                    if series.instances:
+                        self._series_items[series.instances[0].path] = series_item
+            patient_item.setExpanded(True)
+            for i in range(patient_item.childCount()):
+                study_item = patient_item.child(i)
+                study_item.setExpanded(True)
+                for j in range(study_item.childCount()):
+                    study_item.child(j).setExpanded(True)
+        if added:
+            self._start_thumbnails([record.path for record in added])
+        return added
+
+    def clear(self) -> None:
+        self.cancel_thumbnails()
+        self.tree.clear()
+        self._items_by_path.clear()
+        self._series_items.clear()
+
+    def records(self) -> list[InstanceRecord]:
+        return [item.data(0, _RECORD_ROLE) for item in self._items_by_path.values()]
+
+    def item_for(self, path: Path) -> QTreeWidgetItem | None:
+        return self._items_by_path.get(Path(path))
+
+    def select_path(self, path: Path) -> bool:
+        item = self.item_for(path)
+        if item is None:
+            return False
+        self.tree.setCurrentItem(item)
+        return True
+
+    def select_first(self) -> bool:
+        if not self._items_by_path:
+            return False
+        self.tree.setCurrentItem(next(iter(self._items_by_path.values())))
+        return True
+
+    def _on_current_changed(self, current: QTreeWidgetItem | None, _previous) -> None:
+        if current is None:
+            return
+        kind = current.data(0, _KIND_ROLE)
+        if kind == "series" and current.childCount():
+            current = current.child(0)
+            kind = "instance"
+        if kind == "instance":
+            self.instance_selected.emit(current.data(0, _RECORD_ROLE))
+
+    # -- thumbnails
+    def _start_thumbnails(self, paths: list[Path]) -> None:
+        worker = JobWorker(lambda cancel: make_thumbnails(paths, THUMBNAIL_SIZE, cancel),
+                           "making thumbnails", self)
+        worker.event.connect(self._on_thumbnail_event)
+        self._workers.add(worker)
+        worker.ended.connect(lambda: self._on_worker_ended(worker))
+        worker.start()
+
+    def _on_worker_ended(self, worker: JobWorker) -> None:
+        self._workers.discard(worker)
+        if not self._workers:
+            self.thumbnails_done.emit()
+
+    def _on_thumbnail_event(self, event) -> None:
+        item = self._items_by_path.get(event.path)
+        if item is None:
+            return  # the tree was cleared meanwhile
+        if isinstance(event, ThumbnailReady):
+            icon = QIcon(array_to_pixmap(event.image))
+            item.setIcon(0, icon)
+            series_item = self._series_items.get(event.path)
+            if series_item is not None:
+                series_item.setIcon(0, icon)
+        elif isinstance(event, ThumbnailFailed):
+            item.setIcon(0, self._failed_icon)
+            item.setToolTip(0, event.reason)
+            self.thumbnail_failed.emit(str(event.path), event.reason)
+
+    @property
+    def thumbnails_running(self) -> bool:
+        return bool(self._workers)
+
+    def cancel_thumbnails(self) -> None:
+        for worker in list(self._workers):
+            worker.cancel()
+
+    def wait_for_workers(self, timeout_ms: int = 10_000) -> None:
+        for worker in list(self._workers):
+            worker.wait(timeout_ms)
