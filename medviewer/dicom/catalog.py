@@ -112,6 +112,7 @@ class Catalog:
 # ---------------------------------------------------------------- what to read
 
 PROGRESS_EVERY = 50
+MAX_CACHE_FILES = 200  # index caches kept (one per folder opened), most recent first
 CACHE_SCHEMA_VERSION = 1
 MEDIA_STORAGE_DIRECTORY_UID = "1.2.840.10008.1.3.10"
 
@@ -420,10 +421,16 @@ class _IndexCache:
     cache file that cannot be read is deleted and rebuilt.
     """
 
-    def __init__(self, db_path: Path, root: Path) -> None:
-        self.db_path = db_path
+    def __init__(self, root: Path, cache_dir: Path | None) -> None:
         self.root = str(root)
         self.conn: sqlite3.Connection | None = None
+        try:
+            self.db_path = cache_file_for(root, cache_dir)
+            is_new = not self.db_path.exists()
+            self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # no usable cache folder (read-only home, a file in the way)
+            log.warning("index cache disabled: %s", exc)
+            return
         try:
             self.conn = self._open()
         except sqlite3.Error as exc:
@@ -434,9 +441,15 @@ class _IndexCache:
             except sqlite3.Error as exc2:
                 log.warning("index cache disabled: %s", exc2)
                 self.conn = None
+        if is_new:
+            _prune_old_caches(self.db_path, keep=MAX_CACHE_FILES)
+        elif self.conn is not None:
+            try:
+                os.utime(self.db_path)  # mark as recently used, for pruning
+            except OSError:
+                pass
 
     def _open(self) -> sqlite3.Connection:
-        self.db_path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.db_path, timeout=5.0)
         try:
             conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
@@ -500,6 +513,18 @@ class _IndexCache:
             except sqlite3.Error:
                 pass
             self.conn = None
+
+
+def _prune_old_caches(current: Path, keep: int) -> None:
+    """Keep ``current`` and the most recently used other caches, ``keep`` in all."""
+    try:
+        others = [p for p in current.parent.glob("*.sqlite") if p != current]
+        others.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+        for stale in others[max(keep - 1, 0):]:
+            for suffix in ("", "-journal", "-wal", "-shm"):
+                Path(str(stale) + suffix).unlink(missing_ok=True)
+    except OSError as exc:  # another process pruning at the same time, permissions...
+        log.info("could not prune old index caches: %s", exc)
 
 
 def cache_file_for(root: Path, cache_dir: Path | None = None) -> Path:
@@ -666,7 +691,7 @@ def index_path(path: Path, cancel: CancelFlag | None = None,
     if path.is_dir():
         root = path.resolve()
         scan = yield from _scan_folder(root, cancel)
-        cache = _IndexCache(cache_file_for(root, cache_dir), root)
+        cache = _IndexCache(root, cache_dir)
         try:
             reader = _CachedReader(cache)
             catalog = yield from _index_files(root, scan.files, cancel, reader, full_folder=True)
@@ -694,7 +719,7 @@ def _index_dicomdir(dicomdir: Path, cancel: CancelFlag | None,
     own = _entry(dicomdir, folder)
     if own is None:
         raise LoadError(dicomdir, "the file cannot be read")
-    cache = _IndexCache(cache_file_for(folder, cache_dir), folder)
+    cache = _IndexCache(folder, cache_dir)
     try:
         reader = _CachedReader(cache)
         record = reader.record(own)

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import sqlite3
+import time
 from pathlib import Path
 
 import numpy as np
@@ -444,6 +445,34 @@ def test_corrupt_cache_is_discarded_and_rebuilt(shared_data, tmp_path):
     partly, _ = run_index(folder, cache)
     assert partly.from_cache == len(files) - 1
     assert partly.patients == reused.patients
+
+
+def test_unusable_cache_folder_still_indexes(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("in the way")
+    for _ in range(2):
+        result, _ = run_index(SAMPLE_STUDY_DIR, blocker / "cache")
+        assert len(result.instances()) == 6 and result.from_cache == 0
+
+
+def test_old_caches_are_pruned(tmp_path, monkeypatch):
+    monkeypatch.setattr(catalog_module, "MAX_CACHE_FILES", 2)
+    cache = tmp_path / "cache"
+    folders = []
+    for name in ("one", "two", "three"):
+        folder = tmp_path / name
+        folder.mkdir()
+        shutil.copy(SAMPLE_STUDY_DIR / "S01_I01.dcm", folder)
+        folders.append(folder)
+    now = time.time()
+    for age, folder in ((3000, folders[0]), (2000, folders[1])):
+        run_index(folder, cache)
+        os.utime(cache_file_for(folder, cache), (now - age, now - age))
+    run_index(folders[2], cache)  # a third cache: the least recently used one goes
+    assert sorted(cache.glob("*.sqlite")) == sorted(
+        [cache_file_for(folders[1], cache), cache_file_for(folders[2], cache)])
+    again, _ = run_index(folders[2], cache)
+    assert again.from_cache == 1
 
 
 def test_cancel_mid_way_keeps_the_work_done(shared_data, tmp_path):
