@@ -22,6 +22,7 @@ docs/labels-format.md).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -399,6 +400,8 @@ class LabelStore:
             log.warning("Label store %s cannot use WAL (journal mode is %s)", self.path, mode)
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
+        # Up to 64 MB of page cache (allocated as used): whole-set queries stay in memory.
+        conn.execute("PRAGMA cache_size = -65536")
 
     def _prepare_schema(self, conn: sqlite3.Connection, existed: bool) -> None:
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]
@@ -805,17 +808,16 @@ class LabelStore:
                 base.append(reader)
             rows: list[tuple] = []
             if keys is None:
-                rows = conn.execute(sql, base).fetchall()
+                rows = conn.execute(sql + " ORDER BY l.image_key, l.reader", base).fetchall()
             else:
                 for start in range(0, len(keys), _CHUNK):
                     chunk = keys[start:start + _CHUNK]
                     marks = ",".join("?" * len(chunk))
                     rows += conn.execute(f"{sql} AND l.image_key IN ({marks})",
                                          base + chunk).fetchall()
-            rows.sort(key=lambda r: (r[0], r[1]))
-            return [ImageLabel(current_set.name, r[0], r[1], tuple(json.loads(r[2])), r[3],
-                               r[4], r[5], r[6],
-                               tuple(json.loads(r[7])) if r[7] is not None else None, r[8])
+                rows.sort(key=lambda r: (r[0], r[1]))
+            return [ImageLabel(current_set.name, r[0], r[1], _classes(r[2]), r[3], r[4], r[5],
+                               r[6], _classes(r[7]) if r[7] is not None else None, r[8])
                     for r in rows]
 
         return self._read(query)
@@ -828,10 +830,16 @@ class LabelStore:
 
     def decisions(self, label_set: str) -> dict[str, dict[str, tuple[str, ...]]]:
         """{image key: {reader: classes}} for the whole label set (agreement, consensus)."""
-        table: dict[str, dict[str, tuple[str, ...]]] = {}
-        for label in self.current_labels(label_set):
-            table.setdefault(label.image_key, {})[label.reader] = label.classes
-        return table
+        def query(conn: sqlite3.Connection) -> dict[str, dict[str, tuple[str, ...]]]:
+            set_id = self._get_set(conn, label_set).id
+            table: dict[str, dict[str, tuple[str, ...]]] = {}
+            for key, reader, classes in conn.execute(
+                    "SELECT image_key, reader, classes FROM image_labels WHERE label_set_id = ? "
+                    "ORDER BY image_key, reader", (set_id,)):
+                table.setdefault(key, {})[reader] = _classes(classes)
+            return table
+
+        return self._read(query)
 
     def images(self, image_keys: Iterable[str] | None = None) -> dict[str, ImageRef]:
         """What the store knows about images (path hint, patient id, size), by key."""
@@ -1218,6 +1226,12 @@ def _check_classes(classes: Sequence[str]) -> list[str]:
             raise InvalidLabelError(f"The class name '{name}' contains a comma.")
         seen.add(name)
     return names
+
+
+@functools.lru_cache(maxsize=4096)
+def _classes(text: str) -> tuple[str, ...]:
+    """Decode a stored class list; a label set has few distinct ones, so cache them."""
+    return tuple(json.loads(text))
 
 
 def _tuple_or_none(value: Sequence[str] | None) -> tuple[str, ...] | None:

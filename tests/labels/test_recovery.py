@@ -3,6 +3,7 @@ and every label SQLite can still read (or that the history records) comes back."
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -36,6 +37,19 @@ def build_store(path: Path) -> dict[str, tuple[str, ...]]:
     return expected
 
 
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> tuple[Path, dict[str, tuple[str, ...]]]:
+    path = tmp_path_factory.mktemp("template") / "labels.sqlite"
+    return path, build_store(path)
+
+
+def copy_of(template: tuple[Path, dict], folder: Path) -> tuple[Path, dict]:
+    source, expected = template
+    path = folder / "labels.sqlite"
+    shutil.copyfile(source, path)
+    return path, expected
+
+
 def page_holding(path: Path, marker: bytes) -> int:
     data = path.read_bytes()
     offset = data.find(marker)
@@ -58,9 +72,8 @@ def current(path: Path) -> dict[str, tuple[str, ...]]:
         return {lab.image_key: lab.classes for lab in store.current_labels("pneumonia")}
 
 
-def test_a_damaged_label_page_is_detected_and_every_label_recovered(tmp_path):
-    path = tmp_path / "labels.sqlite"
-    expected = build_store(path)
+def test_a_damaged_label_page_is_detected_and_every_label_recovered(tmp_path, template):
+    path, expected = copy_of(template, tmp_path)
     # The image_labels record of row 1500: its classes, source and note lie side by side.
     damaged_bytes = smash_page(path, page_holding(path, b"importedrow-01500"))
 
@@ -89,9 +102,8 @@ def test_a_damaged_label_page_is_detected_and_every_label_recovered(tmp_path):
     assert "restored from the label history" in report.summary()
 
 
-def test_damaged_history_loses_no_current_label(tmp_path):
-    path = tmp_path / "labels.sqlite"
-    expected = build_store(path)
+def test_damaged_history_loses_no_current_label(tmp_path, template):
+    path, expected = copy_of(template, tmp_path)
     # A page of the history (changes) table: its JSON holds the note of row 2000.
     smash_page(path, page_holding(path, b'"note":"row-02000"'))
     with pytest.raises(DamagedStoreError):
@@ -102,9 +114,8 @@ def test_damaged_history_loses_no_current_label(tmp_path):
     assert current(path) == expected
 
 
-def test_a_file_with_a_destroyed_header_is_set_aside_and_replaced(tmp_path):
-    path = tmp_path / "labels.sqlite"
-    build_store(path)
+def test_a_file_with_a_destroyed_header_is_set_aside_and_replaced(tmp_path, template):
+    path, _ = copy_of(template, tmp_path)
     original = bytearray(path.read_bytes())
     original[:100] = b"\x00" * 100
     path.write_bytes(bytes(original))
@@ -149,9 +160,8 @@ def test_recovering_a_missing_store_says_so(tmp_path):
         LabelStore.recover(tmp_path / "none.sqlite")
 
 
-def test_raw_sqlite_agrees_the_rebuilt_file_is_sound(tmp_path):
-    path = tmp_path / "labels.sqlite"
-    build_store(path)
+def test_raw_sqlite_agrees_the_rebuilt_file_is_sound(tmp_path, template):
+    path, _ = copy_of(template, tmp_path)
     smash_page(path, page_holding(path, b"importedrow-00700"))
     LabelStore.recover(path)
     conn = sqlite3.connect(path)
