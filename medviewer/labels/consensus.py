@@ -50,12 +50,12 @@ def training_labels(store: LabelStore, label_set: str, rule: str = "majority", *
     only_reader = rule.split(":", 1)[1] if rule.startswith("reader:") else None
     if only_reader is not None and not only_reader:
         raise InvalidLabelError("The consensus rule 'reader:' needs a reader name.")
-    labels = store.current_labels(label_set, reader=only_reader)
     votes: dict[str, dict[str, tuple[str, ...]]] = {}
-    for label in labels:
-        if only_reader is None and is_ai_reader(label.reader):
-            continue
-        votes.setdefault(label.image_key, {})[label.reader] = label.classes
+    for key, by_reader in store.decisions(label_set).items():
+        kept = {r: c for r, c in by_reader.items()
+                if (r == only_reader if only_reader is not None else not is_ai_reader(r))}
+        if kept:
+            votes[key] = kept
     images = store.images(votes)
     result = TrainingLabels(current_set.name, current_set.classes, current_set.multi_label,
                             rule)

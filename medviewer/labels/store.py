@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medviewer.labels import schema
 from medviewer.labels.errors import (
@@ -48,6 +48,9 @@ from medviewer.labels.errors import (
     UndoConflictError,
     UnknownLabelSetError,
 )
+
+if TYPE_CHECKING:
+    from medviewer.labels.recovery import RecoveryReport
 
 log = logging.getLogger(__name__)
 
@@ -169,15 +172,15 @@ class LabelSet:
 
     def ordered(self, classes: Iterable[str], *, what: str = "label") -> tuple[str, ...]:
         """Validate class names and return them in class-list order, without repeats."""
-        wanted = []
+        wanted = set()
         for name in classes:
             text = name.strip() if isinstance(name, str) else name
             if text not in self.classes:
                 raise InvalidLabelError(
                     f"The class '{name}' is not in label set '{self.name}' "
                     f"(classes: {', '.join(self.classes)}).")
-            wanted.append(text)
-        chosen = tuple(c for c in self.classes if c in set(wanted))
+            wanted.add(text)
+        chosen = tuple(c for c in self.classes if c in wanted)
         if not chosen:
             raise InvalidLabelError(f"A {what} in label set '{self.name}' needs at least "
                                     f"one class.")
@@ -461,7 +464,7 @@ class LabelStore:
                 return [str(exc)]
 
     @staticmethod
-    def recover(path: str | os.PathLike | None = None) -> "RecoveryReport":  # noqa: F821
+    def recover(path: str | os.PathLike | None = None) -> RecoveryReport:
         """Set a damaged store aside (kept, timestamped) and rebuild it from readable rows."""
         from medviewer.labels.recovery import recover
 
