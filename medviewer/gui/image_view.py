@@ -21,22 +21,28 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QObject, QPointF, Qt, QTimer, Signal
+from PySide6.QtCore import QEvent, QPointF, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QColor, QKeySequence, QPainter, QPen, QTransform
 from PySide6.QtWidgets import (
     QGraphicsLineItem, QHBoxLayout, QLabel, QSlider, QSpinBox, QStackedWidget, QToolButton,
     QVBoxLayout, QWidget,
 )
 
-from medviewer.dicom import pixels
-from medviewer.dicom.reader import Instance, open_instance
 from medviewer.errors import UserError
+from medviewer.gui.lazy import LazyModule
 from medviewer.gui.workers import JobWorker
 from medviewer.jobs import CancelFlag, Progress
+
+if TYPE_CHECKING:
+    from medviewer.dicom import pixels
+    from medviewer.dicom.reader import Instance
+else:  # pydicom and pyqtgraph load on first use, after the window is shown
+    pixels = LazyModule("medviewer.dicom.pixels")
+    reader = LazyModule("medviewer.dicom.reader")
+canvas = LazyModule("medviewer.gui.canvas")
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +207,7 @@ def _load_for_display(path: Path, cancel: CancelFlag):
     Returns (instance, None), or (instance, sentence) when the header is readable but the
     pixels are not, so the tags can still be shown.
     """
-    instance = open_instance(path)
+    instance = reader.open_instance(path)
     yield Progress(0, 1, "Decoding")
     cancel.raise_if_cancelled()
     try:
@@ -220,47 +226,6 @@ def _prefetch_frames(instance: Instance, first: int, cancel: CancelFlag):
         instance.modality_frame(index)
         yield Progress(done + 1, n, "Decoding frames")
     return n
-
-
-# ---------------------------------------------------------------- the ViewBox
-
-
-class _ImageViewBox(pg.ViewBox):
-    """ViewBox with right-drag for W/L and left-drag for the ruler (in measure mode).
-
-    Left drag pans and the wheel zooms, as in any pyqtgraph view.
-    """
-
-    window_dragged = Signal(float, float, bool)  # dx, dy screen pixels since press; finished
-    measure_dragged = Signal(QPointF, QPointF, bool)  # scene start, scene now, finished
-
-    def __init__(self) -> None:
-        super().__init__(lockAspect=True, invertY=True, enableMenu=False, defaultPadding=0.02)
-        self.measuring = False
-
-    def mouseDragEvent(self, ev, axis=None):  # noqa: N802 - Qt naming
-        if ev.button() == Qt.MouseButton.RightButton:
-            ev.accept()
-            delta = ev.screenPos() - ev.buttonDownScreenPos(Qt.MouseButton.RightButton)
-            self.window_dragged.emit(delta.x(), delta.y(), ev.isFinish())
-            return
-        if ev.button() == Qt.MouseButton.LeftButton and self.measuring:
-            ev.accept()
-            self.measure_dragged.emit(ev.buttonDownScenePos(Qt.MouseButton.LeftButton),
-                                      ev.scenePos(), ev.isFinish())
-            return
-        super().mouseDragEvent(ev, axis)
-
-
-class _LeaveWatcher(QObject):
-    def __init__(self, callback, parent: QObject) -> None:
-        super().__init__(parent)
-        self._callback = callback
-
-    def eventFilter(self, watched, event):  # noqa: N802 - Qt naming
-        if event.type() == QEvent.Type.Leave:
-            self._callback()
-        return False
 
 
 # ---------------------------------------------------------------- the widget
@@ -289,7 +254,7 @@ class ImageView(QWidget):
         self.user_invert = False
         self.orientation = Orientation()
         self.measurements: list[Measurement] = []
-        self._data_window = pixels.Window(127.5, 255.0)
+        self._data_window: pixels.Window | None = None  # the image's value range
         self._drag_start_window: pixels.Window | None = None
         self._measure_items: list[Any] | None = None
         self._loader: JobWorker | None = None
@@ -298,7 +263,7 @@ class ImageView(QWidget):
         self._workers: set[JobWorker] = set()
         self._displayed: np.ndarray | None = None
 
-        self._build_view()
+        self._canvas: tuple | None = None  # (graphics view, view box, image item), built lazily
         self._build_frame_bar()
         self._build_actions()
 
@@ -309,7 +274,8 @@ class ImageView(QWidget):
         self._placeholder.setWordWrap(True)
         self._stack = QStackedWidget()
         self._stack.addWidget(self._placeholder)
-        self._stack.addWidget(self.graphics_view)
+        # Build the pyqtgraph canvas right after the placeholder first paints.
+        self._placeholder.installEventFilter(self)
 
         self._message = QLabel()
         self._message.setObjectName("imageMessage")
@@ -341,22 +307,43 @@ class ImageView(QWidget):
         self._update_action_state()
 
     # ------------------------------------------------------------ construction
-    def _build_view(self) -> None:
-        self.graphics_view = pg.GraphicsView(background="k")
-        self.graphics_view.setObjectName("imageGraphicsView")
-        self.graphics_view.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self.view_box = _ImageViewBox()
-        self.graphics_view.setCentralItem(self.view_box)
-        self.image_item = pg.ImageItem(axisOrder="row-major")
-        self.view_box.addItem(self.image_item)
-        self.view_box.window_dragged.connect(self._on_window_drag)
-        self.view_box.measure_dragged.connect(self._on_measure_drag)
-        self.view_box.sigRangeChanged.connect(self._on_range_changed)
-        self.view_box.sigResized.connect(self._on_range_changed)
-        self.graphics_view.scene().sigMouseMoved.connect(self._on_mouse_moved)
-        self.graphics_view.viewport().setMouseTracking(True)
-        self.graphics_view.viewport().installEventFilter(
-            _LeaveWatcher(lambda: self.cursor_moved.emit(""), self))
+    # -- the pyqtgraph canvas, built on first need
+    def eventFilter(self, watched, event):  # noqa: N802 - Qt naming
+        if watched is self._placeholder and event.type() == QEvent.Type.Paint:
+            self._placeholder.removeEventFilter(self)
+            QTimer.singleShot(0, self._ensure_canvas)
+        return False
+
+    def _ensure_canvas(self) -> tuple:
+        if self._canvas is not None:
+            return self._canvas
+        graphics_view, view_box, image_item = canvas.make_canvas()
+        self._canvas = (graphics_view, view_box, image_item)
+        view_box.measuring = self.actions_by_name["measure"].isChecked()
+        view_box.window_dragged.connect(self._on_window_drag)
+        view_box.measure_dragged.connect(self._on_measure_drag)
+        view_box.sigRangeChanged.connect(self._on_range_changed)
+        view_box.sigResized.connect(self._on_range_changed)
+        graphics_view.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        graphics_view.viewport().installEventFilter(
+            canvas.LeaveWatcher(lambda: self.cursor_moved.emit(""), self))
+        self._stack.addWidget(graphics_view)
+        return self._canvas
+
+    @property
+    def graphics_view(self):
+        """The pyqtgraph GraphicsView (a QGraphicsView) the image is drawn in."""
+        return self._ensure_canvas()[0]
+
+    @property
+    def view_box(self):
+        """The pyqtgraph ViewBox: pan/zoom state; its data space is 'view coordinates'."""
+        return self._ensure_canvas()[1]
+
+    @property
+    def image_item(self):
+        """The pyqtgraph ImageItem; its local coordinates are image pixels (x = column)."""
+        return self._ensure_canvas()[2]
 
     def _build_frame_bar(self) -> None:
         self._frame_bar = QWidget()
@@ -527,7 +514,8 @@ class ImageView(QWidget):
             self._loader = None
         self.instance = None
         self.clear_measurements()
-        self.image_item.clear()
+        if self._canvas is not None:
+            self.image_item.clear()
         self._displayed = None
         self._stack.setCurrentWidget(self._placeholder)
         self._frame_bar.hide()
@@ -687,13 +675,16 @@ class ImageView(QWidget):
 
     def window_drag_scale(self) -> float:
         """Modality units per screen pixel of right-drag for the current image."""
+        if self._data_window is None:
+            return 1.0
         return max(self._data_window.width, 1.0) / WINDOW_DRAG_PIXELS_PER_RANGE
 
     def _on_window_drag(self, dx: float, dy: float, finished: bool) -> None:
         if self.instance is None:
             return
         if self._drag_start_window is None:
-            self._drag_start_window = _window_of(self.voi, self._data_window)
+            self._drag_start_window = _window_of(self.voi, self._data_window
+                                                 or self._compute_data_window())
         start = self._drag_start_window
         scale = self.window_drag_scale()
         function = start.function if start.function != "SIGMOID" else "LINEAR"
@@ -829,7 +820,7 @@ class ImageView(QWidget):
         if self.instance is None:
             return
         self.view_box.autoRange(items=[self.image_item], padding=0.02)
-        self.view_box.enableAutoRange(pg.ViewBox.XYAxes, True)
+        self.view_box.enableAutoRange(self.view_box.XYAxes, True)
 
     def zoom_actual_size(self) -> None:
         """One image pixel per screen pixel (per column pixel for non-square pixels)."""
@@ -900,6 +891,8 @@ class ImageView(QWidget):
         if action.isChecked() != bool(on):
             action.setChecked(bool(on))
             return
+        if self._canvas is None:
+            return  # applied when the canvas is built
         self.view_box.measuring = bool(on)
         cursor = Qt.CursorShape.CrossCursor if on else Qt.CursorShape.ArrowCursor
         self.graphics_view.viewport().setCursor(cursor)
@@ -920,7 +913,7 @@ class ImageView(QWidget):
         pen.setCosmetic(True)  # stays 2 screen pixels wide at any zoom
         line = QGraphicsLineItem()
         line.setPen(pen)
-        text = pg.TextItem(color=MEASURE_COLOUR, fill=pg.mkBrush(0, 0, 0, 160), anchor=(0, 1))
+        text = canvas.make_text_item(MEASURE_COLOUR)
         for item in (line, text):
             self.add_image_overlay(item)
             item.setZValue(10)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QObject, Qt, QUrl, Signal
 from PySide6.QtGui import QAction, QKeySequence
@@ -20,14 +21,19 @@ from PySide6.QtWidgets import (
 )
 
 from medviewer import __version__
-from medviewer.dicom import catalog as catalog_module
-from medviewer.dicom.catalog import Catalog, InstanceRecord
 from medviewer.gui.image_view import ImageView
+from medviewer.gui.lazy import LazyModule
 from medviewer.gui.study_browser import StudyBrowser
 from medviewer.gui.tag_browser import TagBrowser
 from medviewer.gui.workers import JobWorker
 from medviewer.jobs import Progress
 from medviewer.settings import Settings, load_settings, save_settings
+
+if TYPE_CHECKING:
+    from medviewer.dicom import catalog as catalog_module
+    from medviewer.dicom.catalog import Catalog, InstanceRecord
+else:  # pydicom loads on first use (on the indexing worker), after the window is shown
+    catalog_module = LazyModule("medviewer.dicom.catalog")
 
 log = logging.getLogger(__name__)
 

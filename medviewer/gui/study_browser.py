@@ -6,19 +6,24 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QStyle, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
-from medviewer.dicom.catalog import (
-    Catalog, InstanceRecord, PatientNode, SeriesNode, StudyNode,
-)
-from medviewer.dicom.reader import open_instance
 from medviewer.errors import UserError
+from medviewer.gui.lazy import LazyModule
 from medviewer.gui.workers import JobWorker
 from medviewer.jobs import CancelFlag
+
+if TYPE_CHECKING:
+    from medviewer.dicom.catalog import (
+        Catalog, InstanceRecord, PatientNode, SeriesNode, StudyNode,
+    )
+else:  # pydicom loads on first use (on the thumbnail worker), after the window is shown
+    reader = LazyModule("medviewer.dicom.reader")
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +66,7 @@ def make_thumbnails(paths: list[Path], size: int, cancel: CancelFlag):
     for path in paths:
         cancel.raise_if_cancelled()
         try:
-            instance = open_instance(path)
+            instance = reader.open_instance(path)
             image = instance.display_frame(0)
         except UserError as exc:
             yield ThumbnailFailed(path, str(exc))

@@ -8,14 +8,21 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import TYPE_CHECKING
 
-from pydicom.dataelem import DataElement, RawDataElement
-from pydicom.datadict import dictionary_description, dictionary_VR, keyword_for_tag
-from pydicom.dataset import Dataset
-from pydicom.multival import MultiValue
-from pydicom.tag import Tag
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QLabel, QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+
+from medviewer.gui.lazy import LazyModule
+
+if TYPE_CHECKING:
+    from pydicom.dataelem import DataElement
+    from pydicom.dataset import Dataset
+# pydicom loads when the first header is shown, not at start-up.
+_dataelem = LazyModule("pydicom.dataelem")
+_datadict = LazyModule("pydicom.datadict")
+_multival = LazyModule("pydicom.multival")
+_tag = LazyModule("pydicom.tag")
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +36,7 @@ COLUMNS = ("Tag", "Name", "VR", "Value")
 
 
 def tag_text(tag: int) -> str:
-    tag = Tag(tag)
+    tag = _tag.Tag(tag)
     return f"({tag.group:04X},{tag.element:04X})"
 
 
@@ -47,7 +54,7 @@ def _value_text(element: DataElement) -> str:
         return ""
     if isinstance(value, (bytes, bytearray)):
         return _binary_text(len(value))
-    if isinstance(value, (MultiValue, list, tuple)):
+    if isinstance(value, (_multival.MultiValue, list, tuple)):
         text = "\\".join(str(v) for v in value)
     else:
         text = str(value)
@@ -60,10 +67,10 @@ def _value_text(element: DataElement) -> str:
 def _name_for(tag: int, element: DataElement | None) -> str:
     if element is not None and element.name and not element.name.startswith("Private tag data"):
         return element.name
-    if Tag(tag).is_private:
+    if _tag.Tag(tag).is_private:
         return element.name if element is not None else "Private tag"
     try:
-        return dictionary_description(tag)
+        return _datadict.dictionary_description(tag)
     except KeyError:
         return "Unknown tag"
 
@@ -130,7 +137,7 @@ class TagBrowser(QWidget):
         element: DataElement | None = None
         if tag in PIXEL_TAGS:
             value = _binary_text(length if length not in (None, 0xFFFFFFFF) else None)
-        elif isinstance(raw, RawDataElement) and length is not None and \
+        elif isinstance(raw, _dataelem.RawDataElement) and length is not None and \
                 length != 0xFFFFFFFF and length > MAX_SHOWN_LENGTH:
             # Deferred by the reader: describing it must not pull it from disk.
             value = f"<{length} bytes, not shown>"
@@ -143,9 +150,9 @@ class TagBrowser(QWidget):
             except Exception as exc:  # noqa: BLE001 - a malformed value must not stop the rest
                 value = f"<unreadable value: {str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}>"
         name = _name_for(tag, element)
-        keyword = keyword_for_tag(tag) or ""
+        keyword = _datadict.keyword_for_tag(tag) or ""
         item = QTreeWidgetItem(parent, [tag_text(tag), name, vr, value])
-        item.setData(0, Qt.ItemDataRole.UserRole, f"{int(Tag(tag)):08X} {keyword}")
+        item.setData(0, Qt.ItemDataRole.UserRole, f"{int(_tag.Tag(tag)):08X} {keyword}")
         if value:
             item.setToolTip(3, value)
         if element is not None and element.VR == "SQ":
@@ -161,7 +168,7 @@ class TagBrowser(QWidget):
     @staticmethod
     def _dictionary_vr(tag) -> str:
         try:
-            return dictionary_VR(tag)
+            return _datadict.dictionary_VR(tag)
         except KeyError:
             return ""
 
