@@ -51,19 +51,23 @@ class SaliencyMap:
                 "shape": list(self.values.shape), "params": self.params}
 
 
-def _normalise_min_max(values: np.ndarray) -> np.ndarray:
-    low, high = float(values.min()), float(values.max())
+def _normalise_min_max(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Scale to [0, 1] in place (callers pass a float32 map of their own)."""
     if not high > low:
         return np.zeros_like(values, dtype=np.float32)
-    return ((values - low) / (high - low)).astype(np.float32)
+    values -= np.float32(low)
+    values *= np.float32(1.0 / (high - low))
+    return values
 
 
 def cam_to_image(cam: np.ndarray, geometry: InputGeometry) -> tuple[np.ndarray, tuple[float, float]]:
     """One class's CAM [h, w] -> map [rows, cols] in [0, 1] and the raw range on the image."""
     upsampled = resize_plane(cam, geometry.height, geometry.width)
     on_image = geometry.input_to_image(upsampled)
+    if not on_image.flags.writeable or np.shares_memory(on_image, cam):
+        on_image = on_image.copy()  # Pillow's buffer, or the model output itself
     raw_range = (float(on_image.min()), float(on_image.max()))
-    return _normalise_min_max(on_image), raw_range
+    return _normalise_min_max(on_image, *raw_range), raw_range
 
 
 def _class_index(model: ModelSession, probabilities: np.ndarray, class_name: str | int | None) -> int:
