@@ -289,7 +289,7 @@ def _prepare_split(config: TrainConfig, run_dir: Path) -> _Prepared:
             raise TrainingError(f"The test data {config.test_data} has classes "
                                 f"{extra_test.class_names}, the training data "
                                 f"{source.class_names}.")
-        test_fraction = 0.0
+        test_fraction = config.test_fraction = 0.0
     split = data_mod.split_records(source.records, config.val_fraction, test_fraction,
                                    config.seed)
     data_mod.check_no_leakage(source.records, split)
