@@ -147,7 +147,12 @@ class Orientation:
 @dataclass(frozen=True)
 class Preset:
     key: str
-    name: str
+    name: str  # menu text
+    short: str = ""  # status bar text, before the centre/width
+
+    @property
+    def status_name(self) -> str:
+        return self.short or self.name
 
 
 @dataclass
@@ -590,16 +595,19 @@ class ImageView(QWidget):
 
     # ------------------------------------------------------------ VOI
     def voi_description(self) -> str:
+        """For the status bar: which preset (or Custom) and the window or VOI LUT in use."""
         if self.instance is None:
             return ""
         if self.voi is None:
             return "Colour (as stored)"
-        names = {p.key: p.name for p in self.presets()}
-        name = names.get(self.preset_key, "Custom")
         if isinstance(self.voi, pixels.VoiLut):
             return f"VOI LUT: {self.voi.describe()}"
-        if self.preset_key == "file" and self.voi.label:
-            name = f"From file ({self.voi.label})"
+        names = {p.key: p.status_name for p in self.presets()}
+        name = names.get(self.preset_key, "Custom")
+        if self.preset_key == "file":
+            # default_voi falls back to the data's range when the file suggests nothing
+            name = ("Full range (no window in file)" if self.voi.label == "Full range"
+                    else f"From file ({self.voi.label})" if self.voi.label else "From file")
         return f"{name}: {self.voi.describe()}"
 
     def presets(self) -> list[Preset]:
@@ -610,15 +618,17 @@ class ImageView(QWidget):
         if self.instance.is_colour:
             return out
         for i, window in enumerate(self.instance.file_windows(self.frame)):
-            out.append(Preset(f"window:{i}", f"{window.label} ({window.describe()})"))
+            out.append(Preset(f"window:{i}", f"{window.label} ({window.describe()})",
+                              window.label))
         for i, lut in enumerate(self.instance.voi_luts()):
             out.append(Preset(f"voilut:{i}", f"VOI LUT: {lut.describe()}"))
-        out.append(Preset("auto", "Auto (1st-99th percentile)"))
+        out.append(Preset("auto", "Auto (1st-99th percentile)", "Auto 1-99 %"))
         if self.instance.modality == "CT":
-            out.extend(Preset(f"ct:{name}", f"{name} (C {c:g} / W {w:g})")
+            out.extend(Preset(f"ct:{name}", f"{name} (C {c:g} / W {w:g})", name)
                        for name, c, w in CT_PRESETS)
         elif self.instance.modality in PROJECTION_MODALITIES:
-            out.append(Preset("contrast", "High contrast (5th-95th percentile)"))
+            out.append(Preset("contrast", "High contrast (5th-95th percentile)",
+                              "High contrast 5-95 %"))
         return out
 
     def _preset_voi(self, key: str) -> pixels.Voi | None:

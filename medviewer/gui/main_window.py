@@ -108,12 +108,15 @@ class ProblemsPanel(QWidget):
 class ShortcutsDialog(QDialog):
     """Help > Keyboard shortcuts: built from the live actions, so it never goes stale."""
 
-    def __init__(self, actions: list[QAction], parent: QWidget | None = None) -> None:
+    def __init__(self, actions: list[QAction], parent: QWidget | None = None,
+                 skip: tuple[QAction, ...] = ()) -> None:
         super().__init__(parent)
         self.setWindowTitle("Keyboard shortcuts")
         rows: list[tuple[str, str]] = []
         seen: set[str] = set()
         for action in actions:
+            if action in skip:
+                continue
             keys = ", ".join(k.toString(QKeySequence.SequenceFormat.NativeText)
                              for k in action.shortcuts())
             text = action.text().replace("&", "").rstrip(".…")
@@ -125,6 +128,7 @@ class ShortcutsDialog(QDialog):
         self.table = QTableWidget(len(rows), 2)
         self.table.setHorizontalHeaderLabels(["Action", "Keys / mouse"])
         self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 8)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         for row, (text, keys) in enumerate(rows):
             self.table.setItem(row, 0, QTableWidgetItem(text))
@@ -137,7 +141,7 @@ class ShortcutsDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(self.table)
         layout.addWidget(buttons)
-        self.resize(640, 640)
+        self.resize(660, 760)
 
     def rows(self) -> list[tuple[str, str]]:
         return [(self.table.item(r, 0).text(), self.table.item(r, 1).text())
@@ -551,8 +555,13 @@ class MainWindow(QMainWindow):
         return out
 
     def show_shortcuts(self) -> ShortcutsDialog:
-        if self._shortcuts_dialog is None:
-            self._shortcuts_dialog = ShortcutsDialog(self.all_actions(), self)
+        """Built afresh each time, so actions added by other panels are listed too."""
+        if self._shortcuts_dialog is not None:
+            self._shortcuts_dialog.close()
+            self._shortcuts_dialog.deleteLater()
+        # Presets change with the image; one row describes them all.
+        self._shortcuts_dialog = ShortcutsDialog(
+            self.all_actions(), self, skip=tuple(self.image_view.preset_actions()))
         self._shortcuts_dialog.show()
         self._shortcuts_dialog.raise_()
         return self._shortcuts_dialog

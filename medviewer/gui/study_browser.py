@@ -180,13 +180,16 @@ class StudyBrowser(QWidget):
         added: list[InstanceRecord] = []
         for patient in catalog.patients:
             patient_item = QTreeWidgetItem([patient_text(patient)])
+            patient_item.setToolTip(0, patient_text(patient))
             patient_item.setData(0, _KIND_ROLE, "patient")
             self.tree.addTopLevelItem(patient_item)
             for study in patient.studies:
                 study_item = QTreeWidgetItem(patient_item, [study_text(study)])
+                study_item.setToolTip(0, study_text(study))
                 study_item.setData(0, _KIND_ROLE, "study")
                 for series in study.series:
                     series_item = QTreeWidgetItem(study_item, [series_text(series)])
+                    series_item.setToolTip(0, series_text(series))
                     series_item.setData(0, _KIND_ROLE, "series")
                     series_item.setIcon(0, self._placeholder_icon)
                     for index, record in enumerate(series.instances):
@@ -271,6 +274,9 @@ class StudyBrowser(QWidget):
         elif isinstance(event, ThumbnailFailed):
             item.setIcon(0, self._failed_icon)
             item.setToolTip(0, event.reason)
+            series_item = self._series_items.get(event.path)
+            if series_item is not None:
+                series_item.setIcon(0, self._failed_icon)
             self.thumbnail_failed.emit(str(event.path), event.reason)
 
     @property

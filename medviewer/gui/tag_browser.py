@@ -11,7 +11,9 @@ import re
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QLabel, QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QLabel, QLineEdit, QStyledItemDelegate, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget,
+)
 
 from medviewer.gui.lazy import LazyModule
 
@@ -75,6 +77,15 @@ def _name_for(tag: int, element: DataElement | None) -> str:
         return "Unknown tag"
 
 
+class _ElideDelegate(QStyledItemDelegate):
+    """Values keep both ends visible (UIDs differ at the end); other columns cut at the right."""
+
+    def initStyleOption(self, option, index):  # noqa: N802 - Qt naming
+        super().initStyleOption(option, index)
+        option.textElideMode = (Qt.TextElideMode.ElideMiddle if index.column() == 3
+                                else Qt.TextElideMode.ElideRight)
+
+
 class TagBrowser(QWidget):
     """Shows one dataset's elements; the search box filters by keyword, tag or value."""
 
@@ -94,13 +105,15 @@ class TagBrowser(QWidget):
         self.tree.setUniformRowHeights(True)
         self.tree.setAlternatingRowColors(True)
         self.tree.setAnimated(False)
-        self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self._delegate = _ElideDelegate(self.tree)
+        self.tree.setItemDelegate(self._delegate)
         header = self.tree.header()
         header.setStretchLastSection(True)
         metrics = self.tree.fontMetrics()
-        # Room for "(0000,0000)" plus the indentation of two nested sequence levels.
-        header.resizeSection(0, metrics.horizontalAdvance("(0000,0000)") + 2 * self.tree.indentation() + 8)
-        header.resizeSection(1, metrics.horizontalAdvance("Pixel Intensity Relationship") + 12)
+        # Room for "(0000,0000)" one sequence level down (sequence > item > element).
+        header.resizeSection(0, metrics.horizontalAdvance("(0000,0000)")
+                             + 3 * self.tree.indentation() + 10)
+        header.resizeSection(1, metrics.horizontalAdvance("Referring Physician's Name") + 12)
         header.resizeSection(2, metrics.horizontalAdvance("VRW") + 12)
         self.summary = QLabel()
         self.summary.setObjectName("tagSummary")

@@ -44,7 +44,7 @@ def test_open_file_shows_the_default_display(qtbot, image_view):
     ds = pydicom.dcmread(path)
     expected = linear_window(ds.pixel_array, 600, 1600)  # the file's own window
     assert np.array_equal(image_view.displayed_image(), expected)
-    assert image_view.voi_description().endswith("C 600 / W 1600")
+    assert image_view.voi_description() == "From file (File window 1): C 600 / W 1600"
     assert image_view.frame_count == 1
 
 
@@ -139,7 +139,7 @@ def test_presets_include_file_windows_full_range_and_ct(qtbot, image_view):
     image_view.apply_preset("ct:CT lung")
     assert np.abs(image_view.displayed_image().astype(int)
                   - linear_window(hu, -600, 1500)).max() <= 1
-    assert image_view.voi_description() == "CT lung (C -600 / W 1500): C -600 / W 1500"
+    assert image_view.voi_description() == "CT lung: C -600 / W 1500"
     checked = [a.data() for a in image_view.preset_actions() if a.isChecked()]
     assert checked == ["ct:CT lung"]
 
