@@ -436,7 +436,7 @@ class ImageView(QWidget):
             self._loader.cancel()
         self.requested_path = Path(path)
         worker = JobWorker(lambda cancel: _load_for_display(Path(path), cancel),
-                           "opening the image", self)
+                           "opening the image")
         worker.finished.connect(self._on_loaded)
         worker.failed.connect(self._on_load_failed)
         self._track(worker)
@@ -529,7 +529,7 @@ class ImageView(QWidget):
     def _start_prefetch(self) -> None:
         instance, first = self.instance, self.frame
         worker = JobWorker(lambda cancel: _prefetch_frames(instance, first, cancel),
-                           "decoding frames", self)
+                           "decoding frames")
         self._track(worker)
         self._prefetcher = worker
         worker.start()

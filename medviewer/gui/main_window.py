@@ -179,6 +179,7 @@ class MainWindow(QMainWindow):
         self._index_queue: deque[Path] = deque()
         self._indexer: JobWorker | None = None
         self._indexing_path: Path | None = None
+        self._show_next_catalog = False
         self._shortcuts_dialog: ShortcutsDialog | None = None
 
         self._build_status_bar()
@@ -378,6 +379,7 @@ class MainWindow(QMainWindow):
         """Index each path (file, folder or DICOMDIR) on a worker and add it to the browser."""
         for path in paths:
             self._index_queue.append(Path(path))
+        self._show_next_catalog = True  # the first of these to index is shown
         if self._indexer is None:
             self._index_next()
 
@@ -390,7 +392,7 @@ class MainWindow(QMainWindow):
         path = self._index_queue.popleft()
         self._indexing_path = path
         worker = JobWorker(lambda cancel: catalog_module.index_path(path, cancel=cancel),
-                           "indexing", self)
+                           "indexing")
         worker.event.connect(self._on_index_event)
         worker.finished.connect(self._on_indexed)
         worker.failed.connect(self._on_index_failed)
@@ -420,15 +422,19 @@ class MainWindow(QMainWindow):
         for error in catalog.errors:
             self.problems.add(str(error.path), error.reason)
         added = self.study_browser.add_catalog(catalog)
-        if added or catalog.errors:
+        records = catalog.instances()
+        if records or catalog.errors:
             self._remember(path)
+        if records and self._show_next_catalog:
+            self._show_next_catalog = False
+            self.study_browser.select_path(records[0].path)
         if added:
-            if self.image_view.instance is None and not self.image_view.is_loading:
-                self.study_browser.select_path(added[0].path)
             message = f"Opened {len(added)} image" + ("" if len(added) == 1 else "s")
             if catalog.errors:
                 message += f"; {len(catalog.errors)} could not be opened"
             self.statusBar().showMessage(message + ".", 10_000)
+        elif records:
+            self.statusBar().showMessage(f"{path} is already open.", 10_000)
         elif catalog.errors:
             sentence = catalog.errors[0].reason if len(catalog.errors) == 1 else (
                 f"None of the {len(catalog.errors)} files in {path} could be opened.")

@@ -176,23 +176,30 @@ class StudyBrowser(QWidget):
 
     # -- content
     def add_catalog(self, catalog: Catalog) -> list[InstanceRecord]:
-        """Add a catalog's patients to the tree; returns the new instance records."""
+        """Add a catalog's patients to the tree; returns the records that were new.
+
+        Files already in the tree (a folder opened twice) are not added again.
+        """
         added: list[InstanceRecord] = []
         for patient in catalog.patients:
             patient_item = QTreeWidgetItem([patient_text(patient)])
             patient_item.setToolTip(0, patient_text(patient))
             patient_item.setData(0, _KIND_ROLE, "patient")
-            self.tree.addTopLevelItem(patient_item)
             for study in patient.studies:
-                study_item = QTreeWidgetItem(patient_item, [study_text(study)])
+                study_item = QTreeWidgetItem([study_text(study)])
                 study_item.setToolTip(0, study_text(study))
                 study_item.setData(0, _KIND_ROLE, "study")
                 for series in study.series:
+                    new = [r for r in series.instances if r.path not in self._items_by_path]
+                    if not new:
+                        continue
                     series_item = QTreeWidgetItem(study_item, [series_text(series)])
                     series_item.setToolTip(0, series_text(series))
                     series_item.setData(0, _KIND_ROLE, "series")
                     series_item.setIcon(0, self._placeholder_icon)
                     for index, record in enumerate(series.instances):
+                        if record not in new:
+                            continue
                         item = QTreeWidgetItem(series_item, [instance_text(record, index)])
                         item.setData(0, _KIND_ROLE, "instance")
                         item.setData(0, _RECORD_ROLE, record)
@@ -200,14 +207,17 @@ class StudyBrowser(QWidget):
                         item.setToolTip(0, str(record.path))
                         self._items_by_path[record.path] = item
                         added.append(record)
-                    if series.instances:
-                        self._series_items[series.instances[0].path] = series_item
-            patient_item.setExpanded(True)
-            for i in range(patient_item.childCount()):
-                study_item = patient_item.child(i)
-                study_item.setExpanded(True)
-                for j in range(study_item.childCount()):
-                    study_item.child(j).setExpanded(True)
+                    self._series_items[new[0].path] = series_item
+                if study_item.childCount():
+                    patient_item.addChild(study_item)
+            if patient_item.childCount():
+                self.tree.addTopLevelItem(patient_item)
+                patient_item.setExpanded(True)
+                for i in range(patient_item.childCount()):
+                    study_item = patient_item.child(i)
+                    study_item.setExpanded(True)
+                    for j in range(study_item.childCount()):
+                        study_item.child(j).setExpanded(True)
         if added:
             self._start_thumbnails([record.path for record in added])
         return added
@@ -229,6 +239,7 @@ class StudyBrowser(QWidget):
         if item is None:
             return False
         self.tree.setCurrentItem(item)
+        self.tree.scrollToItem(item)
         return True
 
     def select_first(self) -> bool:
@@ -250,7 +261,7 @@ class StudyBrowser(QWidget):
     # -- thumbnails
     def _start_thumbnails(self, paths: list[Path]) -> None:
         worker = JobWorker(lambda cancel: make_thumbnails(paths, THUMBNAIL_SIZE, cancel),
-                           "making thumbnails", self)
+                           "making thumbnails")
         worker.event.connect(self._on_thumbnail_event)
         self._workers.add(worker)
         worker.ended.connect(lambda: self._on_worker_ended(worker))

@@ -109,7 +109,9 @@ class JobWorker(QObject):
     """Runs one job generator on its own thread; create, connect, then :meth:`start`.
 
     ``factory(cancel_flag)`` must return the generator; it is called on the worker thread,
-    so even the job's set-up work stays off the GUI thread.
+    so even the job's set-up work stays off the GUI thread. Keep a Python reference to the
+    worker rather than giving it a Qt parent: a parent deleted while the job runs would take
+    the worker with it. A running worker is kept alive by this module until it ends.
     """
 
     event = Signal(object)

@@ -379,3 +379,28 @@ def test_colour_multiframe_file_and_a_frame_that_fails_to_decode(qtbot, image_vi
     assert not image_view.is_playing, "cine stops at a frame that cannot be shown"
     image_view.set_frame(20)  # and the view keeps working
     assert np.array_equal(image_view.displayed_image(), open_instance(path).display_frame(20))
+
+
+def test_left_drag_pans_and_wheel_zooms(qtbot, image_view):
+    from PySide6.QtCore import QEvent, QPoint
+    from PySide6.QtGui import QWheelEvent
+    from PySide6.QtWidgets import QApplication
+
+    show(qtbot, image_view, pydicom_file("CT_small.dcm"))
+    viewport = image_view.graphics_view.viewport()
+    zoom = image_view.zoom_percent()
+    before = image_view.view_box.viewRect().center()
+    mouse_drag(qtbot, viewport, QPointF(300, 250), QPointF(200, 250), Qt.MouseButton.LeftButton)
+    after = image_view.view_box.viewRect().center()
+    # Dragging the image 100 screen pixels left moves the view right by 100 / scale.
+    assert after.x() - before.x() == pytest.approx(100 * 100 / zoom, rel=0.05)
+    assert after.y() == pytest.approx(before.y(), abs=0.5)
+    assert image_view.zoom_percent() == pytest.approx(zoom)
+    assert image_view.preset_key == "file", "a left drag must not touch W/L"
+
+    position = QPointF(300, 250)
+    wheel = QWheelEvent(position, viewport.mapToGlobal(position), QPoint(0, 0), QPoint(0, 240),
+                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
+                        Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(viewport, wheel)
+    assert image_view.zoom_percent() > zoom * 1.2

@@ -345,3 +345,40 @@ def test_panels_and_status_fields_can_be_added(qtbot, main_window):
     main_window.add_status_field(field)
     assert field.isVisibleTo(main_window)
     assert field.parent() is not None
+
+
+def test_reopening_does_not_duplicate_and_a_new_folder_is_shown(qtbot, main_window, tmp_path):
+    folder = sample_copy(tmp_path)
+    open_and_wait_for_image(qtbot, main_window, [folder])
+    count = len(main_window.study_browser.records())
+    rows = main_window.study_browser.tree.topLevelItemCount()
+    with qtbot.waitSignal(main_window.indexing_ended, timeout=20_000):
+        main_window.open_paths([folder])
+    assert len(main_window.study_browser.records()) == count
+    assert main_window.study_browser.tree.topLevelItemCount() == rows
+    assert main_window.statusBar().currentMessage() == f"{folder} is already open."
+    # Another file opened afterwards is the one shown.
+    ct = pydicom_file("CT_small.dcm")
+    open_and_wait_for_image(qtbot, main_window, [ct])
+    assert main_window.image_view.instance.path == ct.resolve()
+
+
+def test_open_dicomdir(qtbot, main_window):
+    dicomdir = pydicom_file("dicomdirtests/DICOMDIR")
+    with qtbot.waitSignal(main_window.catalog_opened, timeout=30_000) as opened:
+        main_window.open_paths([dicomdir])
+    catalog = opened.args[0]
+    assert len(main_window.study_browser.records()) == len(catalog.instances()) == 31
+    qtbot.waitUntil(lambda: main_window.image_view.instance is not None, timeout=20_000)
+    assert main_window.image_view.instance.path == catalog.instances()[0].path
+
+
+def test_dicomdir_whose_files_are_missing(qtbot, main_window, shared_data):
+    dicomdir = shared_data / "dicom" / "fo-dicom" / "DICOMDIR"  # lists files not shipped
+    with qtbot.waitSignal(main_window.indexing_ended, timeout=30_000):
+        main_window.open_paths([dicomdir])
+    count = main_window.problems.count()
+    assert count > 1
+    assert main_window.image_view.message == \
+        f"None of the {count} files in {dicomdir} could be opened."
+    assert all("the file is missing although" in s for s in main_window.problems.sentences())
