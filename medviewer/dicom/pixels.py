@@ -39,10 +39,7 @@ class Window:
 
 @dataclass(frozen=True, eq=False)
 class VoiLut:
-    """A VOI LUT Sequence item: a table from modality values to display values.
-
-    Compared by identity (comparing the numpy tables element-wise would be ambiguous).
-    """
+    """A VOI LUT Sequence item: a table from modality values to display values."""
 
     first_mapped: int
     table: np.ndarray  # output values, length = number of entries
@@ -51,6 +48,17 @@ class VoiLut:
 
     def describe(self) -> str:
         return self.label or f"VOI LUT ({len(self.table)} entries)"
+
+    # Equal when the tables are equal (the dataclass default would compare arrays ambiguously).
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, VoiLut):
+            return NotImplemented
+        return (self.first_mapped, self.output_max, self.label) == (
+            other.first_mapped, other.output_max, other.label) and np.array_equal(
+                self.table, other.table)
+
+    def __hash__(self) -> int:
+        return hash((self.first_mapped, self.output_max, self.label, len(self.table)))
 
 
 Voi = Window | VoiLut
@@ -373,11 +381,14 @@ def needs_inversion(ds: Dataset) -> bool:
 
 
 def to_display(values: np.ndarray, voi: Voi, invert: bool) -> np.ndarray:
-    """Modality values -> 8-bit grey display values."""
-    unit = apply_voi(values, voi)
+    """Modality values -> 8-bit grey display values.
+
+    Inversion happens after rounding, so an inverted image is exactly 255 minus the plain one.
+    """
+    out = np.rint(apply_voi(values, voi) * np.float32(255.0)).astype(np.uint8)
     if invert:
-        unit = 1.0 - unit
-    return np.rint(unit * 255.0).astype(np.uint8)
+        np.subtract(np.uint8(255), out, out=out)
+    return out
 
 
 def colour_bits(ds: Dataset) -> int:
