@@ -358,7 +358,7 @@ def train(config: TrainConfig | None, run_dir: str | Path, cancel: CancelFlag | 
     torch.manual_seed(config.seed)
     model = build_model(config.arch, len(class_names), config.dropout)
     if config.init_checkpoint and checkpoint is None:
-        _load_initial_weights(model, config.init_checkpoint)
+        _load_initial_weights(model, config.init_checkpoint, config.arch)
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
                                   weight_decay=config.weight_decay)
@@ -557,23 +557,16 @@ def _evaluate_split(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
                     config.operating_point)
 
 
-def _load_initial_weights(model: Classifier, path: str) -> None:
+def _load_initial_weights(model: Classifier, path: str, arch: str) -> None:
     """Fine-tuning: copy every matching tensor; a head for other classes starts anew."""
     payload = load_checkpoint(path)
-    if TrainConfig.from_dict(payload["config"]).arch != _arch_of(model, payload):
-        raise TrainingError(f"The checkpoint {path} is for another architecture "
-                            f"({payload['config']['arch']}).")
+    theirs = TrainConfig.from_dict(payload["config"]).arch
+    if theirs != arch:
+        raise TrainingError(f"The checkpoint {path} is for the {theirs} architecture, not "
+                            f"{arch}.")
     own = model.state_dict()
     compatible = {k: v for k, v in payload["model"].items()
                   if k in own and own[k].shape == v.shape}
     model.load_state_dict(compatible, strict=False)
     log.info("fine-tuning from a checkpoint: %d of %d tensors copied", len(compatible),
              len(own))
-
-
-def _arch_of(model: Classifier, payload: dict) -> str:
-    # The model was built from the run's config, so compare parameter names instead.
-    names = set(model.state_dict())
-    theirs = set(payload["model"])
-    return payload["config"]["arch"] if {n for n in names if not n.startswith("head.")} == {
-        n for n in theirs if not n.startswith("head.")} else "another"

@@ -183,3 +183,11 @@ def test_torchvision_architectures_take_one_channel(arch):
         features = model.feature_maps(torch.rand(1, 1, 64, 64))
     assert logits.shape == (2, 3)
     assert features.shape[1] == model.head.in_features
+
+
+def test_fine_tuning_refuses_another_architecture(full_run, tiny_config, tmp_path):
+    run_dir, _, _ = full_run
+    tiny_config.arch = "mobilenet_v3_small"
+    tiny_config.init_checkpoint = str(run_dir / "checkpoints" / "best.pt")
+    with pytest.raises(trainer.TrainingError, match="smallcnn architecture"):
+        run_to_end(trainer.train(tiny_config, tmp_path))
