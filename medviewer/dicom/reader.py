@@ -163,7 +163,20 @@ def _guard(path: Path, doing: str) -> Iterator[None]:
         raise LoadError(path, "its sequences are nested too deeply to be valid") from None
     except Exception as exc:  # noqa: BLE001 - the file's content decides what is raised
         log.debug("%s failed", doing, exc_info=True)
+        if _caused_by(exc, RecursionError):  # pydicom re-raises some as OSError
+            raise LoadError(path, "its sequences are nested too deeply to be valid") from None
         raise LoadError(path, f"{doing} failed ({_reason_from_exception(exc)})") from None
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 50:
+        if isinstance(current, kind):
+            return True
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return False
 
 
 # ---------------------------------------------------------------- the Instance
