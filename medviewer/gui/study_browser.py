@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QStyle, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
@@ -28,6 +29,7 @@ else:  # pydicom loads on first use (on the thumbnail worker), after the window 
 log = logging.getLogger(__name__)
 
 THUMBNAIL_SIZE = 64
+INSERT_BUDGET_S = 0.02  # GUI-thread time per slice of rows inserted into the tree
 _RECORD_ROLE = Qt.ItemDataRole.UserRole + 1
 _KIND_ROLE = Qt.ItemDataRole.UserRole + 2
 
@@ -149,6 +151,7 @@ class StudyBrowser(QWidget):
     instance_selected = Signal(object)  # InstanceRecord
     thumbnail_failed = Signal(str, str)  # path, one-sentence reason
     thumbnails_done = Signal()  # every thumbnail job has ended
+    rows_inserted = Signal()  # every catalog added so far is in the tree
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -165,6 +168,13 @@ class StudyBrowser(QWidget):
         self._items_by_path: dict[Path, QTreeWidgetItem] = {}
         self._series_items: dict[Path, QTreeWidgetItem] = {}  # first instance path -> series
         self._workers: set[JobWorker] = set()
+        # Catalogs whose rows are still being inserted: (patients left, paths to thumbnail).
+        self._pending: list[tuple[list, list[Path]]] = []
+        self._pending_paths: set[Path] = set()
+        self._insert_timer = QTimer(self)
+        self._insert_timer.setSingleShot(True)
+        self._insert_timer.setInterval(0)
+        self._insert_timer.timeout.connect(self._insert_slice)
         self._placeholder_icon = self._blank_icon()
         self._failed_icon = self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
 
@@ -176,53 +186,102 @@ class StudyBrowser(QWidget):
 
     # -- content
     def add_catalog(self, catalog: Catalog) -> list[InstanceRecord]:
-        """Add a catalog's patients to the tree; returns the records that were new.
+        """Add a catalog's patients to the tree; returns the records that are new.
 
-        Files already in the tree (a folder opened twice) are not added again.
+        Files already in the tree (a folder opened twice) are not added again. Rows are
+        inserted in slices of a few milliseconds per event-loop turn, so a folder of thousands
+        of files never freezes the window; the first slice goes in at once. Thumbnails start
+        when a catalog's rows are all in.
         """
         added: list[InstanceRecord] = []
+        patients: list[tuple[PatientNode, list[InstanceRecord]]] = []
         for patient in catalog.patients:
-            patient_item = QTreeWidgetItem([patient_text(patient)])
-            patient_item.setToolTip(0, patient_text(patient))
-            patient_item.setData(0, _KIND_ROLE, "patient")
-            for study in patient.studies:
-                study_item = QTreeWidgetItem([study_text(study)])
-                study_item.setToolTip(0, study_text(study))
-                study_item.setData(0, _KIND_ROLE, "study")
-                for series in study.series:
-                    new = [r for r in series.instances if r.path not in self._items_by_path]
-                    if not new:
-                        continue
-                    series_item = QTreeWidgetItem(study_item, [series_text(series)])
-                    series_item.setToolTip(0, series_text(series))
-                    series_item.setData(0, _KIND_ROLE, "series")
-                    series_item.setIcon(0, self._placeholder_icon)
-                    for index, record in enumerate(series.instances):
-                        if record not in new:
-                            continue
-                        item = QTreeWidgetItem(series_item, [instance_text(record, index)])
-                        item.setData(0, _KIND_ROLE, "instance")
-                        item.setData(0, _RECORD_ROLE, record)
-                        item.setIcon(0, self._placeholder_icon)
-                        item.setToolTip(0, str(record.path))
-                        self._items_by_path[record.path] = item
-                        added.append(record)
-                    self._series_items[new[0].path] = series_item
-                if study_item.childCount():
-                    patient_item.addChild(study_item)
-            if patient_item.childCount():
-                self.tree.addTopLevelItem(patient_item)
-                patient_item.setExpanded(True)
-                for i in range(patient_item.childCount()):
-                    study_item = patient_item.child(i)
-                    study_item.setExpanded(True)
-                    for j in range(study_item.childCount()):
-                        study_item.child(j).setExpanded(True)
+            new = [record for study in patient.studies for series in study.series
+                   for record in series.instances
+                   if record.path not in self._items_by_path
+                   and record.path not in self._pending_paths]
+            if new:
+                patients.append((patient, new))
+                self._pending_paths.update(record.path for record in new)
+                added.extend(new)
         if added:
-            self._start_thumbnails([record.path for record in added])
+            self._pending.append((patients, [record.path for record in added]))
+            self._insert_slice()
         return added
 
+    def _insert_slice(self) -> None:
+        """Insert rows until the time budget is spent; reschedule while work remains."""
+        deadline = time.monotonic() + INSERT_BUDGET_S
+        while self._pending:
+            patients, paths = self._pending[0]
+            batch: list[QTreeWidgetItem] = []
+            while patients and (not batch or time.monotonic() < deadline):
+                patient, new = patients.pop(0)
+                batch.append(self._patient_item(patient, {r.path for r in new}))
+            self.tree.addTopLevelItems(batch)
+            for patient_item in batch:
+                self._expand_subtree(patient_item)
+            if patients:
+                break
+            self._pending.pop(0)
+            self._start_thumbnails(paths)
+        if self._pending:
+            self._insert_timer.start()
+        else:
+            self.rows_inserted.emit()
+
+    def _patient_item(self, patient: PatientNode, new: set[Path]) -> QTreeWidgetItem:
+        patient_item = self._node_item(None, "patient", patient_text(patient))
+        for study in patient.studies:
+            study_item = self._node_item(None, "study", study_text(study))
+            for series in study.series:
+                if not any(record.path in new for record in series.instances):
+                    continue
+                series_item = self._node_item(study_item, "series", series_text(series))
+                series_item.setIcon(0, self._placeholder_icon)
+                first = None
+                for index, record in enumerate(series.instances):
+                    if record.path not in new:
+                        continue
+                    item = self._node_item(series_item, "instance",
+                                           instance_text(record, index), str(record.path))
+                    item.setData(0, _RECORD_ROLE, record)
+                    item.setIcon(0, self._placeholder_icon)
+                    self._items_by_path[record.path] = item
+                    self._pending_paths.discard(record.path)
+                    first = first or record.path
+                self._series_items[first] = series_item
+            if study_item.childCount():
+                patient_item.addChild(study_item)
+        return patient_item
+
+    @property
+    def is_busy(self) -> bool:
+        """Rows still being inserted or thumbnails still being made."""
+        return bool(self._pending) or bool(self._workers)
+
+    @staticmethod
+    def _node_item(parent: QTreeWidgetItem | None, kind: str, text: str,
+                   tooltip: str | None = None) -> QTreeWidgetItem:
+        item = QTreeWidgetItem([text]) if parent is None else QTreeWidgetItem(parent, [text])
+        item.setData(0, _KIND_ROLE, kind)
+        item.setToolTip(0, text if tooltip is None else tooltip)
+        return item
+
+    @staticmethod
+    def _expand_subtree(item: QTreeWidgetItem) -> None:
+        """Open patients, studies and series (instance rows have no children)."""
+        stack = [item]
+        while stack:
+            node = stack.pop()
+            node.setExpanded(True)
+            if node.data(0, _KIND_ROLE) != "series":
+                stack.extend(node.child(i) for i in range(node.childCount()))
+
     def clear(self) -> None:
+        self._insert_timer.stop()
+        self._pending.clear()
+        self._pending_paths.clear()
         self.cancel_thumbnails()
         self.tree.clear()
         self._items_by_path.clear()

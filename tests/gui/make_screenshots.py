@@ -36,7 +36,7 @@ def wait_until(predicate, timeout_ms: int = 30_000) -> None:
 
 def settle(window, ms: int = 300) -> None:
     wait_until(lambda: not window.is_indexing and not window.image_view.is_loading
-               and not window.study_browser.thumbnails_running)
+               and not window.study_browser.is_busy)
     loop = QEventLoop()
     QTimer.singleShot(ms, loop.quit)
     loop.exec()

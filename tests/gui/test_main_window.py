@@ -27,7 +27,7 @@ def open_and_wait_for_image(qtbot, window, paths) -> None:
 
 
 def wait_for_thumbnails(qtbot, window) -> None:
-    qtbot.waitUntil(lambda: not window.study_browser.thumbnails_running, timeout=20_000)
+    qtbot.waitUntil(lambda: not window.study_browser.is_busy, timeout=20_000)
 
 
 def sample_copy(tmp_path: Path) -> Path:
@@ -189,6 +189,16 @@ def test_recent_items_survive_a_new_window(qtbot, main_window):
 # ---------------------------------------------------------------- drag and drop
 
 
+def drag_enter_event(position: QPointF, mime: QMimeData) -> QDragEnterEvent:
+    """PySide6 before 6.12 takes a QPoint here, later ones a QPointF."""
+    try:
+        return QDragEnterEvent(position, Qt.DropAction.CopyAction, mime,
+                               Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    except TypeError:
+        return QDragEnterEvent(position.toPoint(), Qt.DropAction.CopyAction, mime,
+                               Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+
+
 def url_mime(paths) -> QMimeData:
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
@@ -200,8 +210,7 @@ def test_drop_files_and_folders_opens_them(qtbot, main_window, tmp_path):
     extra = pydicom_file("CT_small.dcm")
     mime = url_mime([folder, extra])
     position = QPointF(main_window.width() / 2, main_window.height() / 2)
-    enter = QDragEnterEvent(position, Qt.DropAction.CopyAction, mime,
-                            Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    enter = drag_enter_event(position, mime)
     QApplication.sendEvent(main_window, enter)
     assert enter.isAccepted()
     drop = QDropEvent(position, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
@@ -216,8 +225,7 @@ def test_drop_files_and_folders_opens_them(qtbot, main_window, tmp_path):
 def test_drag_of_plain_text_is_refused(qtbot, main_window):
     mime = QMimeData()
     mime.setText("not a file")
-    enter = QDragEnterEvent(QPointF(main_window.rect().center()), Qt.DropAction.CopyAction, mime,
-                            Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    enter = drag_enter_event(QPointF(main_window.rect().center()), mime)
     enter.setAccepted(False)
     QApplication.sendEvent(main_window, enter)
     assert not enter.isAccepted()
