@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from PySide6.QtCore import QEvent, QPointF, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QColor, QKeySequence, QPainter, QPen, QTransform
 from PySide6.QtWidgets import (
@@ -37,9 +36,12 @@ from medviewer.gui.workers import JobWorker
 from medviewer.jobs import CancelFlag, Progress
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from medviewer.dicom import pixels
     from medviewer.dicom.reader import Instance
-else:  # pydicom and pyqtgraph load on first use, after the window is shown
+else:  # numpy, pydicom and pyqtgraph load on first use, after the window is shown
+    np = LazyModule("numpy")
     pixels = LazyModule("medviewer.dicom.pixels")
     reader = LazyModule("medviewer.dicom.reader")
 canvas = LazyModule("medviewer.gui.canvas")
@@ -68,53 +70,65 @@ PROJECTION_MODALITIES = frozenset({"CR", "DX", "MG", "RF", "XA", "DR", "IO", "PX
 # ---------------------------------------------------------------- orientation
 
 
+Matrix = tuple[tuple[int, int], tuple[int, int]]
+_IDENTITY: Matrix = ((1, 0), (0, 1))
+_ROTATE_RIGHT: Matrix = ((0, -1), (1, 0))
+_FLIP_HORIZONTAL: Matrix = ((-1, 0), (0, 1))
+_FLIP_VERTICAL: Matrix = ((1, 0), (0, -1))
+
+
+def _multiply(a: Matrix, b: Matrix) -> Matrix:
+    return tuple(tuple(sum(a[i][k] * b[k][j] for k in range(2)) for j in range(2))
+                 for i in range(2))  # type: ignore[return-value]
+
+
 class Orientation:
     """Rotation by quarter turns and flips, as the 2x2 matrix applied to the *displayed* image.
 
     View y points down (as on screen), so a clockwise quarter turn maps (x, y) to (-y, x).
     Each operation acts on what the user currently sees, whatever was done before.
+    ``matrix`` is ((m00, m01), (m10, m11)) with view = matrix . image (about the centre).
     """
 
-    _ROTATE_RIGHT = np.array([[0, -1], [1, 0]])
-    _FLIP_HORIZONTAL = np.array([[-1, 0], [0, 1]])
-    _FLIP_VERTICAL = np.array([[1, 0], [0, -1]])
-
-    def __init__(self, matrix: np.ndarray | None = None) -> None:
-        self.matrix = np.eye(2, dtype=int) if matrix is None else np.array(matrix, dtype=int)
+    def __init__(self, matrix=None) -> None:
+        self.matrix: Matrix = _IDENTITY if matrix is None else tuple(
+            tuple(int(v) for v in row) for row in matrix)  # type: ignore[assignment]
 
     def rotate_right(self) -> None:
-        self.matrix = self._ROTATE_RIGHT @ self.matrix
+        self.matrix = _multiply(_ROTATE_RIGHT, self.matrix)
 
     def rotate_left(self) -> None:
-        self.matrix = self._ROTATE_RIGHT.T @ self.matrix
+        rotate_left = ((0, 1), (-1, 0))
+        self.matrix = _multiply(rotate_left, self.matrix)
 
     def flip_horizontal(self) -> None:
-        self.matrix = self._FLIP_HORIZONTAL @ self.matrix
+        self.matrix = _multiply(_FLIP_HORIZONTAL, self.matrix)
 
     def flip_vertical(self) -> None:
-        self.matrix = self._FLIP_VERTICAL @ self.matrix
+        self.matrix = _multiply(_FLIP_VERTICAL, self.matrix)
 
     def reset(self) -> None:
-        self.matrix = np.eye(2, dtype=int)
+        self.matrix = _IDENTITY
 
     @property
     def swaps_axes(self) -> bool:
-        return self.matrix[0, 0] == 0
+        return self.matrix[0][0] == 0
+
+    @property
+    def is_mirrored(self) -> bool:
+        (a, b), (c, d) = self.matrix
+        return a * d - b * c < 0
 
     @property
     def quarter_turns_clockwise(self) -> int:
         """Rotation part, after an optional horizontal flip applied first."""
-        rotation = self.matrix @ self._FLIP_HORIZONTAL if self.is_mirrored else self.matrix
-        turn = np.eye(2, dtype=int)
+        rotation = _multiply(self.matrix, _FLIP_HORIZONTAL) if self.is_mirrored else self.matrix
+        turn = _IDENTITY
         for quarter in range(4):
-            if np.array_equal(turn, rotation):
+            if turn == rotation:
                 return quarter
-            turn = self._ROTATE_RIGHT @ turn
+            turn = _multiply(_ROTATE_RIGHT, turn)
         raise AssertionError("orientation matrix is not a rotation/flip")
-
-    @property
-    def is_mirrored(self) -> bool:
-        return round(float(np.linalg.det(self.matrix))) < 0
 
     def apply_to_array(self, array: np.ndarray) -> np.ndarray:
         """The array as it appears on screen (row 0 at the top), e.g. for export or checks."""
@@ -123,13 +137,13 @@ class Orientation:
 
     def transform(self, width: float, height: float) -> QTransform:
         """Image -> view: orient about the centre, then shift so the result starts at (0, 0)."""
-        m = self.matrix
+        (m00, m01), (m10, m11) = self.matrix
         out_w, out_h = (height, width) if self.swaps_axes else (width, height)
         cx, cy = width / 2.0, height / 2.0
-        dx = out_w / 2.0 - (m[0, 0] * cx + m[0, 1] * cy)
-        dy = out_h / 2.0 - (m[1, 0] * cx + m[1, 1] * cy)
+        dx = out_w / 2.0 - (m00 * cx + m01 * cy)
+        dy = out_h / 2.0 - (m10 * cx + m11 * cy)
         # QTransform(m11, m12, m21, m22, dx, dy) maps x' = m11 x + m21 y + dx, y' = m12 x + m22 y + dy
-        return QTransform(float(m[0, 0]), float(m[1, 0]), float(m[0, 1]), float(m[1, 1]), dx, dy)
+        return QTransform(float(m00), float(m10), float(m01), float(m11), dx, dy)
 
     def describe(self) -> str:
         parts = []

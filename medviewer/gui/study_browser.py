@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QStyle, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
@@ -20,10 +19,13 @@ from medviewer.gui.workers import JobWorker
 from medviewer.jobs import CancelFlag
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from medviewer.dicom.catalog import (
         Catalog, InstanceRecord, PatientNode, SeriesNode, StudyNode,
     )
-else:  # pydicom loads on first use (on the thumbnail worker), after the window is shown
+else:  # numpy and pydicom load on first use (on the thumbnail worker), after the window is shown
+    np = LazyModule("numpy")
     reader = LazyModule("medviewer.dicom.reader")
 
 log = logging.getLogger(__name__)

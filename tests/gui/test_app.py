@@ -41,10 +41,10 @@ def test_medviewer_with_a_path_opens_it(tmp_path):
     assert "CT_small.dcm" in recent
 
 
-def test_the_window_does_not_wait_for_pydicom_pyqtgraph_or_torch():
+def test_the_window_does_not_wait_for_numpy_pydicom_pyqtgraph_or_torch():
     code = ("import sys; import medviewer.cli, medviewer.gui.app, medviewer.gui.main_window; "
             "print(sorted({m.split('.')[0] for m in sys.modules} & "
-            "{'pydicom', 'pyqtgraph', 'torch', 'onnxruntime', 'torchvision'}))")
+            "{'numpy', 'pydicom', 'pyqtgraph', 'torch', 'onnxruntime', 'torchvision'}))")
     done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True,
                           text=True, timeout=60,
                           env=dict(os.environ, QT_QPA_PLATFORM="offscreen"))
