@@ -180,7 +180,8 @@ def _load(path: Path, model: ModelSession) -> tuple[str, PreparedInput] | str:
     except MemoryError:
         return f"Cannot prepare {path} for the model: it needs more memory than is available."
     except Exception as exc:  # noqa: BLE001 - one odd file must not stop a batch job
-        log.debug("Unexpected failure preparing an input", exc_info=True)
+        # The type only: messages and tracebacks can carry file names.
+        log.debug("Unexpected %s while preparing an input", type(exc).__name__)
         return f"Cannot prepare {path} for the model: {exc or type(exc).__name__}."
 
 

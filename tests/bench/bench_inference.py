@@ -30,15 +30,18 @@ E2E_IMAGES = 500
 SIZE = 224
 
 
-def _median_seconds(fn, repeats: int, warmup: int = 1) -> float:
+def _paired_medians(first, second, repeats: int, warmup: int = 1) -> tuple[float, float]:
+    """Median seconds of two callables timed alternately, so machine load hits both alike."""
     for _ in range(warmup):
-        fn()
-    times = []
+        first()
+        second()
+    times: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        for fn, bucket in ((first, times[0]), (second, times[1])):
+            started = time.perf_counter()
+            fn()
+            bucket.append(time.perf_counter() - started)
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 # ---------------------------------------------------------------- networks and export
@@ -129,10 +132,10 @@ def bench_ort_vs_torch(folder: Path, threads: int) -> list[tuple[str, int, float
         for batch in (1, 16):
             x = torch.rand(batch, 1, SIZE, SIZE)
             feed = {"image": x.numpy()}
-            repeats = 10 if batch == 1 else 3
+            repeats = 15 if batch == 1 else 5
             with torch.inference_mode():
-                torch_s = _median_seconds(lambda: net(x), repeats)
-            ort_s = _median_seconds(lambda: session.run(None, feed), repeats)
+                torch_s, ort_s = _paired_medians(lambda: net(x),
+                                                 lambda: session.run(None, feed), repeats)
             with torch.inference_mode():
                 reference = net(x).numpy()
             np.testing.assert_allclose(session.run(None, feed)[0], reference, atol=1e-3, rtol=1e-3)
@@ -214,8 +217,9 @@ def bench_cam_overhead(plain_entry, cam_entry, threads: int, images: int = 40
     big = PROJECT_ROOT.parent / "shared" / "data" / "dicom" / "wg04" / "REF" / "RG2_UNC"
     big_instance = open_instance(big)
     big_instance.display_frame()
-    big_plain = _median_seconds(lambda: predict_instance(plain, big_instance, audit=False), 5)
-    big_cam = _median_seconds(lambda: explain_instance(cam, big_instance, audit=False), 5)
+    big_plain, big_cam = _paired_medians(
+        lambda: predict_instance(plain, big_instance, audit=False),
+        lambda: explain_instance(cam, big_instance, audit=False), 7)
     print(f"  full-size radiograph {big_instance.rows}x{big_instance.columns}: plain "
           f"{big_plain * 1000:.1f} ms, with CAM {big_cam * 1000:.1f} ms "
           f"({big_cam / big_plain:.2f}x)", flush=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-import pydicom
+import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
@@ -137,3 +137,13 @@ def test_real_dicom_chest_is_the_displayed_image_resized(shared_data):
     assert source_intensity(instance, card.preprocessing).shape == (instance.rows, instance.columns)
     # A plain average of the display shrinks to the same mean brightness (antialiased resize).
     assert abs(float(prepared.tensor.mean()) - float(display.mean())) < 0.01
+
+
+@pytest.mark.parametrize("shape, size", [((3, 5), (7, 11)), ((7, 7), (224, 224)),
+                                         ((64, 43), (240, 160)), ((5, 9), (5, 20))])
+def test_fast_upsampling_matches_pillow_bilinear(shape, size):
+    from PIL import Image
+
+    plane = np.random.default_rng(1).random(shape, dtype=np.float32)
+    pillow = np.asarray(Image.fromarray(plane).resize(size[::-1], Image.Resampling.BILINEAR))
+    np.testing.assert_allclose(resize_plane(plane, *size), pillow, atol=1e-6)
