@@ -64,6 +64,9 @@ def make_canvas():
     image_item = pg.ImageItem(axisOrder="row-major")
     view_box.addItem(image_item)
     graphics_view.viewport().setMouseTracking(True)
+    # Files dropped on the image go to the main window, which opens them.
+    graphics_view.setAcceptDrops(False)
+    graphics_view.viewport().setAcceptDrops(False)
     return graphics_view, view_box, image_item
 
 

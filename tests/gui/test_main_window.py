@@ -316,6 +316,14 @@ def test_keyboard_shortcuts_work_and_are_listed(qtbot, main_window):
     assert view.preset_key == "file" and not view.user_invert
     assert view.orientation.quarter_turns_clockwise == 0 and not view.orientation.is_mirrored
 
+    # Letters typed into the tag search are text, not image shortcuts.
+    search = main_window.tag_browser.search
+    search.setFocus()
+    qtbot.keyClicks(search, "RHI")
+    assert search.text() == "RHI"
+    assert view.orientation.quarter_turns_clockwise == 0 and not view.user_invert
+    search.clear()
+
     dialog = main_window.show_shortcuts()
     rows = dict(dialog.rows())
     assert not dialog.isModal()
