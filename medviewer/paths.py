@@ -7,15 +7,21 @@ folder, so tests never touch the real user's directories.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import platformdirs
 
 from medviewer import APP_NAME
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# In a packaged (PyInstaller) bundle, resources/ and models/ sit inside the bundle's folder.
+if getattr(sys, "frozen", False):
+    PROJECT_ROOT = Path(getattr(sys, "_MEIPASS", Path(sys.executable).resolve().parent))
+else:
+    PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RESOURCES_DIR = PROJECT_ROOT / "resources"
-BUILTIN_MODELS_DIR = PROJECT_ROOT / "models"
+# MEDVIEWER_MODELS_DIR points the built-in models folder elsewhere (self-test, site installs).
+BUILTIN_MODELS_DIR = Path(os.environ.get("MEDVIEWER_MODELS_DIR") or PROJECT_ROOT / "models")
 SAMPLE_STUDY_DIR = RESOURCES_DIR / "sample_study"
 
 

@@ -1,0 +1,391 @@
+"""`medviewer --self-test`: a headless end-to-end check of an installation.
+
+It proves that what a hospital IT person installed works on this machine, without a
+screen and without touching anyone's data: the bundled sample study is indexed and a frame
+decoded for display; the default model (the first built-in one) loads and reads that
+image; a saliency map is computed; the GUI's main window is created offscreen, shows the
+sample image (pyqtgraph, Qt platform plugins) and closes; a label is written to a temporary
+store and read back. In the Studio edition torch and the training code are imported too.
+
+Everything runs under a temporary ``MEDVIEWER_HOME``. ``MEDVIEWER_MODELS_DIR`` (or the
+``models_dir`` argument) points the built-in models folder elsewhere. The result is one
+line: on success (exit 0) with the edition, model, execution provider and timings; on
+failure (exit 1) the step that failed and the reason.
+
+:func:`installation_info` is the same facts for Help > About.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from medviewer import __version__
+
+log = logging.getLogger(__name__)
+
+BUILD_INFO_NAME = "medviewer-build.json"  # written into a bundle by packaging/build.py
+GUI_TIMEOUT_S = 60.0
+SELFTEST_LABEL_SET = "self-test"
+# The Qt platform plugin the installed app needs to show a window on this OS.
+NATIVE_QT_PLATFORMS = {"linux": "xcb", "win32": "windows", "darwin": "cocoa"}
+
+
+class SelfTestFailure(Exception):
+    """A check that did not pass; ``str()`` is the reason, one sentence."""
+
+
+@dataclass
+class SelfTestReport:
+    edition: str = ""
+    model: str = ""
+    provider: str = ""
+    notice: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+    facts: dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        times = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in self.timings.items())
+        provider = self.provider + (f" ({self.notice.rstrip('.')})" if self.notice else "")
+        return (f"MedViewer self-test passed: {self.edition} edition {__version__}, model "
+                f"{self.model} on {provider}; {times}")
+
+
+# ---------------------------------------------------------------- what is installed
+
+
+def build_info() -> dict[str, Any]:
+    """What packaging/build.py recorded in the bundle; ``{'edition': 'development'}`` otherwise."""
+    from medviewer import paths
+
+    try:
+        info = json.loads((paths.PROJECT_ROOT / BUILD_INFO_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"edition": "development"}
+    return info if isinstance(info, dict) and info.get("edition") else {"edition": "development"}
+
+
+def torch_installed() -> bool:
+    """Whether the training engine can be used here (Studio, or a development install)."""
+    return importlib.util.find_spec("torch") is not None
+
+
+def _distribution_version(name: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return ""
+
+
+def installation_info(with_provider: bool = True) -> dict[str, str]:
+    """Versions of the app, Qt, onnxruntime, torch (where installed) and the active provider.
+
+    The provider is found by starting a tiny onnxruntime session once per process (cached);
+    ``with_provider=False`` skips it.
+    """
+    info: dict[str, str] = {"MedViewer": __version__, "Edition": build_info()["edition"]}
+    try:
+        import PySide6
+        from PySide6.QtCore import qVersion
+
+        info["Qt"] = f"{qVersion()} (PySide6 {PySide6.__version__})"
+    except ImportError:
+        info["Qt"] = "not installed"
+    ort_version = ""
+    try:
+        import onnxruntime
+
+        ort_version = onnxruntime.__version__
+    except ImportError:
+        pass
+    ort_build = "onnxruntime-gpu" if _distribution_version("onnxruntime-gpu") else "onnxruntime"
+    info["onnxruntime"] = f"{ort_version} ({ort_build})" if ort_version else "not installed"
+    if torch_installed():
+        version = _distribution_version("torch")
+        if not version:  # a bundle without torch's metadata
+            import torch
+
+            version = torch.__version__
+        info["torch"] = version
+    else:
+        info["torch"] = "not included (training needs the Studio edition)"
+    if with_provider and ort_version:
+        from medviewer.inference import runtime
+
+        try:
+            report = runtime.provider_report()
+        except Exception as exc:  # noqa: BLE001 - About must open whatever onnxruntime does
+            info["Execution provider"] = f"unknown ({exc})"
+        else:
+            active = report.active
+            info["Execution provider"] = active + (f" — {report.notice}" if report.notice else "")
+    return info
+
+
+# ---------------------------------------------------------------- the checks
+
+
+@contextmanager
+def _temporary_home() -> Iterator[Path]:
+    """A throwaway MEDVIEWER_HOME, so no user data, settings or caches are touched."""
+    previous = os.environ.get("MEDVIEWER_HOME")
+    with tempfile.TemporaryDirectory(prefix="medviewer-selftest-") as folder:
+        os.environ["MEDVIEWER_HOME"] = folder
+        try:
+            yield Path(folder)
+        finally:
+            if previous is None:
+                os.environ.pop("MEDVIEWER_HOME", None)
+            else:
+                os.environ["MEDVIEWER_HOME"] = previous
+
+
+def _one_line(exc: BaseException) -> str:
+    from medviewer.errors import UserError
+
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    if isinstance(exc, UserError):
+        return first or type(exc).__name__
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+class _SelfTest:
+    def __init__(self, home: Path, models_dir: Path | None) -> None:
+        self.home = home
+        self.models_dir = models_dir
+        self.report = SelfTestReport(edition=build_info()["edition"])
+        self.instance: Any = None
+        self.model: Any = None
+
+    def step(self, name: str, check: Callable[[], None]) -> None:
+        started = time.perf_counter()
+        try:
+            check()
+        except SelfTestFailure as exc:
+            raise SelfTestFailure(f"{name}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - every failure becomes one line
+            log.debug("Self-test step %s failed", name, exc_info=True)
+            raise SelfTestFailure(f"{name}: {_one_line(exc)}") from None
+        self.report.timings[name] = time.perf_counter() - started
+
+    # -- the steps
+    def sample_study(self) -> None:
+        from medviewer import paths
+        from medviewer.dicom.catalog import index_path
+        from medviewer.dicom.reader import open_instance
+        from medviewer.jobs import run_to_end
+
+        folder = paths.SAMPLE_STUDY_DIR
+        if not folder.is_dir():
+            raise SelfTestFailure(f"the bundled sample study {folder} is missing")
+        catalog = run_to_end(index_path(folder))
+        if catalog.errors:
+            first = catalog.errors[0]
+            raise SelfTestFailure(f"{len(catalog.errors)} sample file(s) could not be indexed, "
+                                  f"e.g. {first.path.name}: {first.reason}")
+        records = catalog.instances()
+        if not records:
+            raise SelfTestFailure(f"the sample study {folder} holds no images")
+        self.instance = open_instance(records[0].path)
+        image = self.instance.display_frame(0)
+        if image.dtype.name != "uint8" or image.shape[:2] != (self.instance.rows,
+                                                              self.instance.columns):
+            raise SelfTestFailure(f"the sample image decoded to {image.dtype} {image.shape}, "
+                                  "not an 8-bit image of its own size")
+        if int(image.max()) == int(image.min()):
+            raise SelfTestFailure("the sample image decoded to a blank frame")
+        self.report.facts["images"] = str(len(records))
+
+    def load_model(self) -> None:
+        from medviewer import paths
+        from medviewer.inference import registry, runtime
+
+        if self.models_dir is not None:
+            paths.BUILTIN_MODELS_DIR = Path(self.models_dir)
+        entries, problems = registry.scan_models(include_user=False)
+        if not entries:
+            detail = f" ({problems[0].reason})" if problems else ""
+            raise SelfTestFailure(f"no built-in model is installed in {paths.BUILTIN_MODELS_DIR}"
+                                  f"{detail}")
+        entry = entries[0]
+        self.model = runtime.get_session(entry, use_tensorrt=False)
+        self.model.warm_up()
+        self.report.model = entry.key
+        self.report.provider = self.model.provider
+        self.report.notice = self.model.notice
+
+    def predict(self) -> None:
+        import numpy as np
+
+        from medviewer.inference.predict import predict_instance
+
+        prediction = predict_instance(self.model, self.instance, audit=False)
+        probabilities = np.array([score.probability for score in prediction.scores])
+        if prediction.error or not np.all(np.isfinite(probabilities)):
+            raise SelfTestFailure(f"the model gave no usable scores ({prediction.error or 'NaN'})")
+        if not np.all((probabilities >= 0) & (probabilities <= 1)):
+            raise SelfTestFailure("the model's scores are not probabilities in [0, 1]")
+
+    def saliency(self) -> None:
+        import numpy as np
+
+        from medviewer.inference.saliency import saliency_for
+
+        # Occlusion with large patches keeps the check short for a model without CAM output.
+        _prediction, saliency = saliency_for(self.model, self.instance, patch=64, stride=64)
+        values = saliency.values
+        if values.shape != (self.instance.rows, self.instance.columns):
+            raise SelfTestFailure(f"the saliency map is {values.shape}, not the image's size")
+        if not np.all(np.isfinite(values)) or values.min() < 0 or values.max() > 1:
+            raise SelfTestFailure("the saliency map has values outside [0, 1]")
+        self.report.facts["saliency"] = saliency.method
+
+    def gui(self) -> None:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        _check_qt_platform_plugins()
+        from PySide6.QtCore import qInstallMessageHandler
+
+        # Qt's own console chatter (e.g. the offscreen plugin's notes) goes to the debug log,
+        # so the self-test prints its one line only.
+        previous_handler = qInstallMessageHandler(
+            lambda _kind, _context, message: log.debug("Qt: %s", message))
+        try:
+            self._show_sample_in_window()
+        finally:
+            qInstallMessageHandler(previous_handler)
+
+    def _show_sample_in_window(self) -> None:
+        from PySide6.QtCore import QEventLoop, QTimer
+
+        from medviewer import paths
+        from medviewer.gui.app import create_application
+        from medviewer.gui.main_window import MainWindow
+
+        app = create_application()
+        window = MainWindow()
+        outcome: dict[str, str] = {}
+        loop = QEventLoop()
+
+        def shown(_instance: Any) -> None:
+            outcome.setdefault("result", "shown")
+            loop.quit()
+
+        def failed(message: str) -> None:
+            outcome.setdefault("result", message)
+            loop.quit()
+
+        window.image_view.image_shown.connect(shown)
+        window.image_view.load_failed.connect(failed)
+        try:
+            window.show()
+            QTimer.singleShot(0, lambda: window.open_paths([paths.SAMPLE_STUDY_DIR]))
+            QTimer.singleShot(int(GUI_TIMEOUT_S * 1000), loop.quit)
+            loop.exec()
+        finally:
+            window.close()
+            window.deleteLater()
+            app.processEvents()
+        result = outcome.get("result")
+        if result is None:
+            raise SelfTestFailure(f"the main window showed no image within {GUI_TIMEOUT_S:.0f} s")
+        if result != "shown":
+            raise SelfTestFailure(f"the main window could not show the sample image: {result}")
+        self.report.facts["qt_platform"] = app.platformName()
+
+    def labels(self) -> None:
+        from medviewer.labels.store import ImageRef, LabelStore
+
+        store_path = self.home / "selftest-labels.db"
+        image = ImageRef.from_instance(self.instance)
+        store = LabelStore(store_path, reader="selftest")
+        try:
+            store.create_label_set(SELFTEST_LABEL_SET, ["normal", "abnormal"])
+            store.set_label(SELFTEST_LABEL_SET, image, "abnormal")
+        finally:
+            store.close()
+        reopened = LabelStore(store_path, reader="selftest")
+        try:
+            label = reopened.label_for(SELFTEST_LABEL_SET, image.key)
+        finally:
+            reopened.close()
+        if label is None or tuple(label.classes) != ("abnormal",):
+            raise SelfTestFailure(f"the label read back from {store_path.name} is {label}, "
+                                  "not the one written")
+
+    def training(self) -> None:
+        """Studio only: torch, torchvision and the training code import and run a step."""
+        import torch
+
+        from medviewer.training import models as training_models  # noqa: F401 - import check
+
+        weights = torch.nn.Linear(4, 2)
+        loss = weights(torch.ones(1, 4)).sum()
+        loss.backward()
+        if weights.weight.grad is None:
+            raise SelfTestFailure("torch computed no gradient")
+        self.report.facts["torch"] = torch.__version__
+
+
+def _check_qt_platform_plugins() -> None:
+    """Qt aborts the process when a platform plugin is missing: check the files first."""
+    from PySide6.QtCore import QLibraryInfo
+
+    folder = Path(QLibraryInfo.path(QLibraryInfo.LibraryPath.PluginsPath)) / "platforms"
+    present = {p.name.split(".")[0].removeprefix("libq").removeprefix("q")
+               for p in folder.glob("*") if p.is_file()} if folder.is_dir() else set()
+    wanted = {os.environ.get("QT_QPA_PLATFORM", "offscreen").split(":")[0]}
+    native = NATIVE_QT_PLATFORMS.get(sys.platform)
+    if native:
+        wanted.add(native)
+    missing = sorted(wanted - present)
+    if missing:
+        raise SelfTestFailure(f"the Qt platform plugin(s) {', '.join(missing)} are missing "
+                              f"from {folder}")
+
+
+def run_self_test(models_dir: str | os.PathLike | None = None,
+                  out: TextIO | None = None, err: TextIO | None = None,
+                  with_training: bool | None = None) -> int:
+    """Run every check; print one line; 0 when all passed, 1 with the reason otherwise.
+
+    ``with_training`` (default: where torch is installed) adds the training-engine check.
+    """
+    out = out or sys.stdout
+    err = err or sys.stderr
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    started = time.perf_counter()
+    with _temporary_home() as home:
+        test = _SelfTest(home, Path(models_dir) if models_dir else None)
+        try:
+            test.step("study", test.sample_study)
+            test.step("model load", test.load_model)
+            test.step("predict", test.predict)
+            test.step("saliency", test.saliency)
+            test.step("window", test.gui)
+            test.step("labels", test.labels)
+            if torch_installed() if with_training is None else with_training:
+                test.step("training", test.training)
+        except SelfTestFailure as exc:
+            print(f"MedViewer self-test failed at {exc}", file=err, flush=True)
+            return 1
+        finally:
+            test.model = None
+            from medviewer.inference import runtime
+
+            runtime.clear_session_cache()
+    test.report.timings["total"] = time.perf_counter() - started
+    print(test.report.summary(), file=out, flush=True)
+    return 0
