@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -279,6 +280,9 @@ class ImageView(QWidget):
         self._loader: JobWorker | None = None
         self.requested_path: Path | None = None  # the file last asked for by open_path
         self._prefetcher: JobWorker | None = None
+        # Optional cache (the label panel's prefetch): path -> an Instance already opened and
+        # decoded, or None. open_path shows such an instance at once, with no worker.
+        self.instance_source: Callable[[Path], Instance | None] | None = None
         self._workers: set[JobWorker] = set()
         self._displayed: np.ndarray | None = None
 
@@ -444,11 +448,20 @@ class ImageView(QWidget):
         self.presets_menu_actions.setExclusive(True)
 
     # ------------------------------------------------------------ loading
-    def open_path(self, path: str | Path) -> JobWorker:
-        """Open a file on a worker; ``image_shown`` or ``load_failed`` follows."""
+    def open_path(self, path: str | Path) -> JobWorker | None:
+        """Open a file on a worker; ``image_shown`` or ``load_failed`` follows.
+
+        If :attr:`instance_source` already holds the file opened and decoded, it is shown
+        before this returns (``image_shown`` has been emitted) and None is returned.
+        """
         if self._loader is not None:
             self._loader.cancel()
         self.requested_path = Path(path)
+        ready = self.instance_source(Path(path)) if self.instance_source is not None else None
+        if ready is not None:
+            self._loader = None
+            self.show_instance(ready)
+            return None
         worker = JobWorker(lambda cancel: _load_for_display(Path(path), cancel),
                            "opening the image")
         worker.finished.connect(self._on_loaded)
