@@ -1,0 +1,297 @@
+"""Models > Manage models and Model information: the installed models and their model cards.
+
+The card is shown as the registry reads it (``medviewer.inference.registry.ModelCard``): name,
+version, classes with their operating points, intended use and limitations, training data and
+test metrics. A card whose intended use says it is a demonstration or not for clinical use
+gets a banner saying so, above everything else.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView, QDialog, QDialogButtonBox, QHBoxLayout, QHeaderView, QLabel,
+    QPushButton, QSplitter, QTableWidget, QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget,
+)
+
+if TYPE_CHECKING:
+    from medviewer.inference.registry import ModelCard, ModelEntry, ScanProblem
+
+DEMO_BANNER = "Demo model, not for clinical use."
+# Wording in a card that marks a model as unfit for clinical decisions.
+_NOT_CLINICAL = re.compile(
+    r"not\s+for\s+(clinical|diagnos)|never\s+be\s+used\s+for\s+diagnos|\bdemo(nstration)?\b"
+    r"|research\s+(and\s+teaching\s+)?(use\s+)?only|not\s+(a\s+)?medical\s+device",
+    re.IGNORECASE)
+_MAX_ITEMS = 60  # rows of free-form training/metrics detail shown before "…"
+
+
+def not_for_clinical_use(card: ModelCard) -> bool:
+    """Whether the card says the model is a demo / not for clinical use."""
+    text = " ".join((card.intended_use, card.limitations, card.description))
+    return bool(_NOT_CLINICAL.search(text))
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def flatten(data: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """Nested dicts/lists -> ('a › b', 'value') rows for the free-form card sections."""
+    rows: list[tuple[str, str]] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            label = f"{prefix} › {key}" if prefix else str(key)
+            rows.extend(flatten(value, label))
+    elif isinstance(data, list) and data and all(isinstance(v, (int, float, str)) for v in data):
+        rows.append((prefix, ", ".join(_number(v) for v in data[:12])
+                     + (" …" if len(data) > 12 else "")))
+    elif isinstance(data, list):
+        for index, value in enumerate(data[:12]):
+            rows.extend(flatten(value, f"{prefix}[{index}]"))
+    else:
+        rows.append((prefix, _number(data)))
+    return rows
+
+
+def _table(rows: Iterable[tuple[str, ...]], header: tuple[str, ...] | None = None) -> str:
+    out = ['<table cellspacing="0" cellpadding="3" width="100%">']
+    if header:
+        out.append("<tr>" + "".join(f'<th align="left">{html.escape(h)}</th>' for h in header)
+                   + "</tr>")
+    for count, row in enumerate(rows):
+        if count == _MAX_ITEMS:
+            out.append(f'<tr><td colspan="{len(row)}">…</td></tr>')
+            break
+        out.append("<tr>" + "".join(
+            f'<td valign="top">{html.escape(str(cell))}</td>' for cell in row) + "</tr>")
+    out.append("</table>")
+    return "".join(out)
+
+
+def card_html(entry: ModelEntry, provider: str = "") -> str:
+    """The model card as rich text for a QTextBrowser."""
+    card = entry.card
+    esc = html.escape
+    parts = [f"<h2>{esc(card.name)} <small>version {esc(card.version)}</small></h2>"]
+    if not_for_clinical_use(card):
+        parts.append('<p style="background:#7a2323; color:#ffffff; padding:6px; '
+                     f'font-weight:bold;">&#9888; {DEMO_BANNER}</p>')
+    if card.description:
+        parts.append(f"<p>{esc(card.description)}</p>")
+    parts.append("<h3>Intended use</h3>")
+    parts.append(f"<p>{esc(card.intended_use) or '<i>not stated in the card</i>'}</p>")
+    if card.limitations:
+        parts.append(f"<h3>Limitations</h3><p>{esc(card.limitations)}</p>")
+
+    parts.append("<h3>Classes and operating points</h3>")
+    rows = []
+    for name in card.classes:
+        op = card.operating_point(name)
+        if op is None:
+            rows.append((name, "—", "no operating point: shown, never flagged", ""))
+        else:
+            detail = ", ".join(f"{k} {_number(v)}" for k, v in op.metrics.items())
+            rows.append((name, f"{op.threshold:.3f}", op.method or "—", detail))
+    parts.append(_table(rows, ("Class", "Threshold", "Chosen by", "At the threshold")))
+    task = ("one class per image (multiclass)" if card.task == "multiclass"
+            else "independent findings (multilabel)")
+    parts.append(f"<p>Task: {esc(task)}.</p>")
+
+    parts.append("<h3>Training data</h3>")
+    training = flatten(card.training)
+    parts.append(_table(training) if training else "<p><i>not stated in the card</i></p>")
+    parts.append("<h3>Test metrics</h3>")
+    metrics = flatten(card.metrics)
+    parts.append(_table(metrics) if metrics else "<p><i>not stated in the card</i></p>")
+
+    prep = card.preprocessing
+    window = (f", window C {prep.window.center:g} / W {prep.window.width:g}"
+              if prep.window else "")
+    parts.append("<h3>Input and outputs</h3>")
+    parts.append(_table([
+        ("Input", f"{card.input.channels} x {card.input.height} x {card.input.width} "
+                  f"({card.input.name or 'first input'})"),
+        ("Pixels", f"{prep.source}{window}, {prep.resize}, mean {prep.mean}, std {prep.std}"),
+        ("Probabilities", f"output '{card.outputs.probabilities}', activation "
+                          f"{card.outputs.activation}"),
+        ("Saliency", "class activation maps from the same forward pass "
+                     f"(output '{card.outputs.cam}')" if card.has_cam
+         else "occlusion (no CAM output: many forward passes)"),
+    ]))
+    parts.append("<h3>File</h3>")
+    file_rows = [("Source", entry.source), ("Model file", str(entry.onnx_path)),
+                 ("SHA-256", card.sha256)]
+    if card.created:
+        file_rows.append(("Created", card.created))
+    if provider:
+        file_rows.append(("Runs on", provider))
+    parts.append(_table(file_rows))
+    return "\n".join(parts)
+
+
+class CardView(QTextBrowser):
+    """A read-only, scrollable rendering of one model card."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("modelCardView")
+        self.setOpenExternalLinks(False)
+        self.entry: ModelEntry | None = None
+
+    def show_entry(self, entry: ModelEntry | None, provider: str = "") -> None:
+        self.entry = entry
+        if entry is None:
+            self.setHtml("<p><i>No model selected.</i></p>")
+        else:
+            self.setHtml(card_html(entry, provider))
+
+
+class ModelInfoDialog(QDialog):
+    """Models > Model information: the active model's card (non-modal)."""
+
+    def __init__(self, entry: ModelEntry, provider: str = "",
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("modelInfoDialog")
+        self.setWindowTitle(f"Model information — {entry.name} {entry.version}")
+        self.view = CardView()
+        self.view.show_entry(entry, provider)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.close)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.view, 1)
+        layout.addWidget(buttons)
+        self.resize(640, 720)
+
+    def text(self) -> str:
+        return self.view.toPlainText()
+
+
+class ModelsDialog(QDialog):
+    """Models > Manage models: every installed model, its card, and Use / Import."""
+
+    use_requested = Signal(str)  # model key (name@version)
+    import_requested = Signal()
+
+    COLUMNS = ("Name", "Version", "Source", "Classes", "Saliency", "In use")
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("modelsDialog")
+        self.setWindowTitle("AI models")
+        self._entries: list[ModelEntry] = []
+        self._active_key = ""
+        self._provider = ""
+
+        self.table = QTableWidget(0, len(self.COLUMNS))
+        self.table.setObjectName("modelsTable")
+        self.table.setHorizontalHeaderLabels(list(self.COLUMNS))
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        self.table.itemSelectionChanged.connect(self._on_selection)
+        self.table.itemDoubleClicked.connect(lambda _item: self._use_selected())
+
+        self.problems_label = QLabel()
+        self.problems_label.setObjectName("modelProblems")
+        self.problems_label.setWordWrap(True)
+        self.problems_label.setStyleSheet("color: #ffcf70;")
+        self.problems_label.hide()
+
+        self.card_view = CardView()
+        self.use_button = QPushButton("Use this model")
+        self.use_button.setEnabled(False)
+        self.use_button.clicked.connect(self._use_selected)
+        self.import_button = QPushButton("Import model…")
+        self.import_button.clicked.connect(self.import_requested)
+        close = QPushButton("Close")
+        close.clicked.connect(self.close)
+
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(self.table, 1)
+        left_layout.addWidget(self.problems_label)
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(left)
+        splitter.addWidget(self.card_view)
+        splitter.setSizes([430, 520])
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.import_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.use_button)
+        buttons.addWidget(close)
+        layout = QVBoxLayout(self)
+        layout.addWidget(splitter, 1)
+        layout.addLayout(buttons)
+        self.resize(1000, 640)
+
+    def set_entries(self, entries: list[ModelEntry], problems: list[ScanProblem] = (),
+                    active_key: str = "", provider: str = "") -> None:
+        selected = self.selected_entry()
+        keep = selected.key if selected else active_key
+        self._entries = list(entries)
+        self._active_key = active_key
+        self._provider = provider
+        self.table.setRowCount(len(self._entries))
+        for row, entry in enumerate(self._entries):
+            card = entry.card
+            cells = (card.name, card.version, entry.source, ", ".join(card.classes),
+                     "CAM" if card.has_cam else "occlusion",
+                     "✓" if entry.key == active_key else "")
+            for column, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setToolTip(str(entry.onnx_path) if column == 0 else text)
+                self.table.setItem(row, column, item)
+        if problems:
+            self.problems_label.setText("Not usable: " + " ".join(p.reason for p in problems))
+        self.problems_label.setVisible(bool(problems))
+        keys = [e.key for e in self._entries]
+        if keep in keys:
+            self.table.selectRow(keys.index(keep))
+        elif self._entries:
+            self.table.selectRow(0)
+        else:
+            self.card_view.setHtml("<p><i>No AI model is installed. Use <b>Import model…</b> "
+                                   "to add an .onnx file and its model card.</i></p>")
+
+    def entries(self) -> list[ModelEntry]:
+        return list(self._entries)
+
+    def selected_entry(self) -> ModelEntry | None:
+        rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
+        if not rows or rows[0].row() >= len(self._entries):
+            return None
+        return self._entries[rows[0].row()]
+
+    def select_key(self, key: str) -> bool:
+        for row, entry in enumerate(self._entries):
+            if entry.key == key:
+                self.table.selectRow(row)
+                return True
+        return False
+
+    def _on_selection(self) -> None:
+        entry = self.selected_entry()
+        provider = self._provider if entry is not None and entry.key == self._active_key else ""
+        self.card_view.show_entry(entry, provider)
+        self.use_button.setEnabled(entry is not None and entry.key != self._active_key)
+
+    def _use_selected(self) -> None:
+        entry = self.selected_entry()
+        if entry is not None:
+            self.use_requested.emit(entry.key)

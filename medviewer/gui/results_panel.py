@@ -1,0 +1,1459 @@
+"""The AI reading workflow in the viewer: model choice, results panel, batch table, saliency.
+
+:func:`install_ai` adds everything to a :class:`~medviewer.gui.main_window.MainWindow`:
+
+- the Models menu (active model, Manage/Import, model information, Run AI, batch runs,
+  saliency overlay, Use TensorRT) and a status bar field with the execution provider,
+- :class:`ResultsPanel` (dock): per-class probability bars against their operating points
+  for the shown image, model, provider, inference time and the saliency controls,
+- :class:`BatchPanel` (dock): a sortable table filled as a batch job's results arrive,
+- a :class:`~medviewer.gui.overlay.SaliencyOverlay` on the image view.
+
+All model work runs on :class:`~medviewer.gui.workers.JobWorker` threads: session creation
+and warm-up, one read per shown image (a stale read is cancelled and its result dropped),
+batch jobs (``medviewer.inference.predict.predict_job``) and occlusion maps. Nothing here
+imports onnxruntime, pydicom or pyqtgraph at import time: the viewer starts without them.
+Every prediction goes into the audit log (``medviewer.inference.audit``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PySide6.QtCore import QObject, QRectF, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QColor, QFont, QKeySequence, QPainter, QPen
+from PySide6.QtWidgets import (
+    QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QFormLayout, QFrame, QGroupBox,
+    QHBoxLayout, QHeaderView, QLabel, QMessageBox, QProgressBar, QPushButton, QScrollArea,
+    QSizePolicy, QSlider, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+)
+
+from medviewer.errors import UserError
+from medviewer.gui.models_dialog import (
+    DEMO_BANNER, ModelInfoDialog, ModelsDialog, not_for_clinical_use,
+)
+from medviewer.gui.overlay import COLOUR_MAPS, OverlayMap, SaliencyOverlay
+from medviewer.gui.workers import JobWorker
+from medviewer.jobs import CancelFlag, Progress
+from medviewer.settings import load_settings, save_settings
+
+if TYPE_CHECKING:
+    from medviewer.gui.main_window import MainWindow
+    from medviewer.inference.predict import Prediction
+    from medviewer.inference.registry import ModelEntry
+    from medviewer.inference.runtime import ModelSession
+
+log = logging.getLogger(__name__)
+
+PROVIDER_NAMES = {"CUDAExecutionProvider": "CUDA", "TensorrtExecutionProvider": "TensorRT",
+                  "CPUExecutionProvider": "CPU"}
+FLAG_COLOUR = QColor(230, 92, 60)
+BAR_COLOUR = QColor(70, 130, 200)
+MARKER_COLOUR = QColor(255, 255, 255)
+WARNING_STYLE = "color: #ffcf70;"
+ERROR_STYLE = "color: #ff9a8a;"
+
+# Moving through images quickly: wait this long after an image is shown before reading it.
+READ_DELAY_MS = 40
+# The default model loads after the first image is shown (or this long after start-up), so
+# onnxruntime never competes with the window's first paint and first image.
+STARTUP_LOAD_AFTER_IMAGE_MS = 250
+STARTUP_LOAD_FALLBACK_MS = 2000
+BATCH_SIZE = 8
+OCCLUSION_PATCH = 32
+OCCLUSION_STRIDE = 16
+
+
+def provider_name(provider: str) -> str:
+    """'CUDAExecutionProvider' -> 'CUDA'."""
+    return PROVIDER_NAMES.get(provider, provider.replace("ExecutionProvider", ""))
+
+
+# ---------------------------------------------------------------- jobs (Qt-free generators)
+
+
+@dataclass
+class LoadedModel:
+    session: ModelSession
+    load_seconds: float
+    warm_up_seconds: float
+
+
+def load_model_job(entry: ModelEntry, use_tensorrt: bool, cancel: CancelFlag
+                   ) -> Generator[Progress, None, LoadedModel]:
+    """Create (or fetch) the model's session and warm it up; for a worker thread."""
+    from medviewer.inference import runtime
+
+    yield Progress(0, 2, f"Loading model {entry.key}")
+    started = time.perf_counter()
+    session = runtime.get_session(entry, use_tensorrt=use_tensorrt)
+    load_seconds = time.perf_counter() - started
+    cancel.raise_if_cancelled()
+    yield Progress(1, 2, "Warming up")
+    warm_up_seconds = 0.0 if session.warmed_up else session.warm_up()
+    return LoadedModel(session, load_seconds, warm_up_seconds)
+
+
+@dataclass
+class ImageRead:
+    """One AI read of the shown frame: the prediction and, for CAM models, the raw maps."""
+
+    instance: Any  # medviewer.dicom.reader.Instance
+    frame: int
+    prediction: Prediction
+    cam: np.ndarray | None  # [classes, h, w] from the same forward pass, or None
+    geometry: Any  # preprocess.InputGeometry: where the image sits in the model input
+    maps: dict[int, np.ndarray] = field(default_factory=dict)  # class -> [rows, cols] map
+    seconds: float = 0.0  # the whole read: preprocessing, inference, first map
+
+
+def cam_map(read: ImageRead, class_index: int) -> np.ndarray:
+    """One class's activation map on the image's pixel grid (cached on the read)."""
+    if class_index not in read.maps:
+        from medviewer.inference.saliency import cam_to_image
+
+        assert read.cam is not None
+        read.maps[class_index] = cam_to_image(read.cam[class_index], read.geometry)[0]
+    return read.maps[class_index]
+
+
+def default_class_index(prediction: Prediction) -> int:
+    """The class to explain first: the most probable flagged class, else the top class."""
+    flagged = [i for i, s in enumerate(prediction.scores) if s.flagged]
+    candidates = flagged or range(len(prediction.scores))
+    return max(candidates, key=lambda i: prediction.scores[i].probability)
+
+
+def read_image_job(model: ModelSession, instance: Any, frame: int, class_name: str | None,
+                   cancel: CancelFlag) -> Generator[Progress, None, ImageRead]:
+    """Predict one frame (with CAM from the same pass when the model has it) and audit it.
+
+    A read cancelled before its result is delivered is not audited: nobody saw it.
+    """
+    from medviewer.inference.audit import record_predictions
+    from medviewer.inference.predict import input_uid, make_prediction
+    from medviewer.inference.preprocess import prepare_instance
+
+    started = time.perf_counter()
+    yield Progress(0, 2, "Preparing the image")
+    prepared = prepare_instance(instance, model.card, frame)
+    cancel.raise_if_cancelled()
+    yield Progress(1, 2, "Running the model")
+    output = model.run(prepared.tensor[np.newaxis], with_cam=model.has_cam)
+    prediction = make_prediction(model, instance.path, frame, input_uid(instance),
+                                 output.probabilities[0], output.seconds * 1000.0)
+    cam = output.cam[0] if output.cam is not None else None
+    read = ImageRead(instance, frame, prediction, cam, prepared.geometry)
+    if cam is not None:
+        names = [c.lower() for c in model.card.classes]
+        index = (names.index(class_name.lower()) if class_name and class_name.lower() in names
+                 else default_class_index(prediction))
+        cam_map(read, index)
+    cancel.raise_if_cancelled()
+    record_predictions([prediction])
+    read.seconds = time.perf_counter() - started
+    return read
+
+
+def cam_map_job(read: ImageRead, class_index: int, cancel: CancelFlag
+                ) -> Generator[Progress, None, tuple[int, np.ndarray]]:
+    yield Progress(0, 1, "Mapping the class activation map onto the image")
+    return class_index, cam_map(read, class_index)
+
+
+def occlusion_passes(rows: int, cols: int, card: Any, patch: int = OCCLUSION_PATCH,
+                     stride: int = OCCLUSION_STRIDE) -> int:
+    """Forward passes an occlusion map of this image costs (patches + the unaltered image)."""
+    from medviewer.inference.preprocess import input_geometry
+
+    geometry = input_geometry(rows, cols, card)
+
+    def starts(length: int) -> int:
+        if length <= patch:
+            return 1
+        count = (length - patch) // stride + 1
+        return count + (1 if (length - patch) % stride else 0)
+
+    return starts(geometry.content_height) * starts(geometry.content_width) + 1
+
+
+def occlusion_map_job(model: ModelSession, instance: Any, frame: int, class_index: int,
+                      cancel: CancelFlag) -> Generator[Progress, None, Any]:
+    from medviewer.inference.saliency import occlusion_job
+
+    result = yield from occlusion_job(model, instance, class_name=class_index, frame=frame,
+                                      patch=OCCLUSION_PATCH, stride=OCCLUSION_STRIDE,
+                                      cancel=cancel)
+    return result
+
+
+def import_model_job(onnx_path: Path, card_path: Path | None, cancel: CancelFlag
+                     ) -> Generator[Progress, None, ModelEntry]:
+    from medviewer.inference.registry import import_model
+
+    yield Progress(0, 1, f"Checking {onnx_path.name}")
+    return import_model(onnx_path, card_path)
+
+
+# ---------------------------------------------------------------- widgets
+
+
+class ProbabilityBar(QWidget):
+    """One class: its probability as a bar, the operating point as a marker line."""
+
+    BAR_HEIGHT = 14
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("probabilityBar")
+        self.class_name = ""
+        self.probability = 0.0
+        self.threshold: float | None = None
+        self.flagged = False
+        self.method = ""
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setMinimumWidth(220)
+
+    def set_score(self, name: str, probability: float, threshold: float | None,
+                  flagged: bool | None, method: str = "") -> None:
+        self.class_name = name
+        self.probability = min(max(float(probability), 0.0), 1.0)
+        self.threshold = threshold
+        self.flagged = bool(flagged)
+        self.method = method
+        self.setToolTip(self.describe())
+        self.update()
+
+    def describe(self) -> str:
+        text = f"{self.class_name}: probability {self.probability:.3f}"
+        if self.threshold is None:
+            return text + "; no operating point in the model card, so never flagged."
+        relation = "at or above" if self.flagged else "below"
+        how = f" ({self.method})" if self.method else ""
+        verdict = "flagged" if self.flagged else "not flagged"
+        return f"{text}, {relation} the operating point {self.threshold:.3f}{how}: {verdict}."
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt naming
+        line = self.fontMetrics().height()
+        return QSize(260, 2 * line + self.BAR_HEIGHT + 12)
+
+    def bar_rect(self) -> QRectF:
+        line = self.fontMetrics().height()
+        return QRectF(1.0, line + 4.0, max(self.width() - 2.0, 1.0), float(self.BAR_HEIGHT))
+
+    def threshold_x(self) -> float | None:
+        """Widget x of the operating-point marker (None without an operating point)."""
+        if self.threshold is None:
+            return None
+        rect = self.bar_rect()
+        return rect.left() + rect.width() * self.threshold
+
+    def fill_width(self) -> float:
+        return self.bar_rect().width() * self.probability
+
+    def paintEvent(self, _event) -> None:  # noqa: N802 - Qt naming
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        palette_text = self.palette().windowText().color()
+        metrics = self.fontMetrics()
+        line = metrics.height()
+        # Top line: class name left, probability and verdict right.
+        name_font = QFont(self.font())
+        name_font.setBold(self.flagged)
+        painter.setFont(name_font)
+        painter.setPen(FLAG_COLOUR if self.flagged else palette_text)
+        painter.drawText(QRectF(0, 0, self.width(), line), Qt.AlignmentFlag.AlignLeft
+                         | Qt.AlignmentFlag.AlignVCenter, self.class_name)
+        verdict = f"{self.probability:.3f}" + ("  FLAGGED" if self.flagged else "")
+        painter.drawText(QRectF(0, 0, self.width(), line), Qt.AlignmentFlag.AlignRight
+                         | Qt.AlignmentFlag.AlignVCenter, verdict)
+        # The bar.
+        rect = self.bar_rect()
+        painter.fillRect(rect, QColor(28, 28, 30))
+        painter.setPen(QPen(QColor(90, 90, 95)))
+        painter.drawRect(rect.adjusted(0, 0, -1, -1))
+        fill = QRectF(rect.left(), rect.top(), self.fill_width(), rect.height())
+        painter.fillRect(fill, FLAG_COLOUR if self.flagged else BAR_COLOUR)
+        # The operating point: a marker line across the bar, labelled underneath.
+        marker = self.threshold_x()
+        painter.setFont(self.font())
+        below = QRectF(0, rect.bottom() + 2, self.width(), line)
+        if marker is not None:
+            pen = QPen(MARKER_COLOUR)
+            pen.setWidth(2)
+            painter.setPen(pen)
+            painter.drawLine(int(round(marker)), int(rect.top()) - 3,
+                             int(round(marker)), int(rect.bottom()) + 2)
+            painter.setPen(QColor(170, 170, 170))
+            label = f"threshold {self.threshold:.3f}"
+            width = metrics.horizontalAdvance(label)
+            left = min(max(marker - width / 2.0, 0.0), self.width() - width)
+            painter.drawText(QRectF(left, below.top(), width + 2, line),
+                             Qt.AlignmentFlag.AlignLeft, label)
+        else:
+            painter.setPen(QColor(140, 140, 140))
+            painter.drawText(below, Qt.AlignmentFlag.AlignLeft, "no operating point")
+        painter.end()
+
+
+def _wrapping_label(name: str, style: str = "") -> QLabel:
+    label = QLabel()
+    label.setObjectName(name)
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    if style:
+        label.setStyleSheet(style)
+    return label
+
+
+class ResultsPanel(QWidget):
+    """The shown image's AI read: model, provider, bars, timing, saliency controls."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("resultsPanel")
+        self.model_label = _wrapping_label("aiModelLabel", "font-weight: bold;")
+        self.demo_label = _wrapping_label(
+            "aiDemoLabel", "background: #7a2323; color: #ffffff; font-weight: bold; "
+                           "padding: 3px 6px; border-radius: 3px;")
+        self.demo_label.setText("⚠ " + DEMO_BANNER)
+        self.demo_label.hide()
+        self.provider_label = _wrapping_label("aiProviderText")
+        self.notice_label = _wrapping_label("aiNoticeLabel", WARNING_STYLE)
+        self.notice_label.hide()
+        self.status_label = _wrapping_label("aiStatusLabel")
+        self.finding_label = _wrapping_label("aiFindingLabel", "font-weight: bold;")
+        self.timing_label = _wrapping_label("aiTimingLabel", "color: #a0a0a0;")
+
+        self.bars_box = QWidget()
+        self.bars_layout = QVBoxLayout(self.bars_box)
+        self.bars_layout.setContentsMargins(0, 4, 0, 4)
+        self.bars_layout.setSpacing(6)
+        self.bars: list[ProbabilityBar] = []
+
+        self.run_button = QPushButton("Run AI")
+        self.run_button.setObjectName("runAiButton")
+        self.batch_button = QPushButton("Run on open images")
+        self.folder_button = QPushButton("Run on folder…")
+        buttons = QHBoxLayout()
+        buttons.setContentsMargins(0, 0, 0, 0)
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.batch_button)
+        buttons.addWidget(self.folder_button)
+        buttons.addStretch(1)
+
+        self.saliency_box = self._build_saliency_box()
+
+        content = QWidget()
+        layout = QVBoxLayout(content)
+        layout.setContentsMargins(8, 8, 8, 8)
+        layout.setSpacing(6)
+        layout.addWidget(self.model_label)
+        layout.addWidget(self.demo_label)
+        layout.addWidget(self.provider_label)
+        layout.addWidget(self.notice_label)
+        layout.addLayout(buttons)
+        rule = QFrame()
+        rule.setFrameShape(QFrame.Shape.HLine)
+        rule.setFrameShadow(QFrame.Shadow.Sunken)
+        layout.addWidget(rule)
+        layout.addWidget(self.status_label)
+        layout.addWidget(self.bars_box)
+        layout.addWidget(self.finding_label)
+        layout.addWidget(self.timing_label)
+        layout.addWidget(self.saliency_box)
+        layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(content)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+        self.show_no_model("No AI model is loaded yet.")
+
+    def _build_saliency_box(self) -> QGroupBox:
+        box = QGroupBox("Saliency overlay")
+        box.setObjectName("saliencyBox")
+        self.overlay_check = QCheckBox("Show on the image")
+        self.overlay_check.setObjectName("overlayCheck")
+        self.method_label = _wrapping_label("saliencyMethodLabel", "color: #a0a0a0;")
+        self.class_combo = QComboBox()
+        self.class_combo.setObjectName("saliencyClassCombo")
+        self.class_combo.setToolTip("Which class's evidence the overlay shows")
+        self.compute_button = QPushButton("Compute occlusion map")
+        self.compute_button.setObjectName("computeSaliencyButton")
+        self.compute_button.hide()
+        self.saliency_progress = QProgressBar()
+        self.saliency_progress.setTextVisible(True)
+        self.saliency_progress.hide()
+        self.saliency_cancel = QPushButton("Cancel")
+        self.saliency_cancel.hide()
+        progress_row = QHBoxLayout()
+        progress_row.setContentsMargins(0, 0, 0, 0)
+        progress_row.addWidget(self.saliency_progress, 1)
+        progress_row.addWidget(self.saliency_cancel)
+        self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
+        self.opacity_slider.setObjectName("opacitySlider")
+        self.opacity_slider.setRange(0, 100)
+        self.opacity_slider.setToolTip("Overlay opacity")
+        self.opacity_value = QLabel()
+        self.opacity_value.setMinimumWidth(40)
+        self.opacity_slider.valueChanged.connect(lambda v: self.opacity_value.setText(f"{v} %"))
+        opacity_row = QHBoxLayout()
+        opacity_row.setContentsMargins(0, 0, 0, 0)
+        opacity_row.addWidget(self.opacity_slider, 1)
+        opacity_row.addWidget(self.opacity_value)
+        self.colour_combo = QComboBox()
+        self.colour_combo.setObjectName("colourMapCombo")
+        self.colour_combo.addItems(list(COLOUR_MAPS))
+        form = QFormLayout(box)
+        form.setContentsMargins(8, 6, 8, 8)
+        form.addRow(self.overlay_check)
+        form.addRow(self.method_label)
+        form.addRow("Class", self.class_combo)
+        form.addRow(self.compute_button)
+        form.addRow(progress_row)
+        form.addRow("Opacity", opacity_row)
+        form.addRow("Colours", self.colour_combo)
+        return box
+
+    # ------------------------------------------------------------ model
+    def show_model(self, entry: ModelEntry | None, provider: str = "", notice: str = "",
+                   detail: str = "") -> None:
+        if entry is None:
+            self.model_label.setText("No model")
+            self.demo_label.hide()
+        else:
+            self.model_label.setText(f"{entry.name} {entry.version}")
+            self.model_label.setToolTip(entry.card.description or entry.key)
+            self.demo_label.setVisible(not_for_clinical_use(entry.card))
+        if provider:
+            text = f"Runs on {provider_name(provider)}"
+            self.provider_label.setText(f"{text} ({detail})" if detail else text)
+        else:
+            self.provider_label.setText(detail)
+        self.notice_label.setText(notice)
+        self.notice_label.setVisible(bool(notice))
+
+    def show_no_model(self, sentence: str) -> None:
+        self.show_model(None, detail="")
+        self.show_status(sentence, error=False)
+        self.clear_result()
+
+    # ------------------------------------------------------------ result
+    def show_status(self, text: str, error: bool = False) -> None:
+        self.status_label.setText(text)
+        self.status_label.setStyleSheet(ERROR_STYLE if error else "")
+        self.status_label.setVisible(bool(text))
+
+    def clear_result(self) -> None:
+        for bar in self.bars:
+            bar.hide()
+        self.finding_label.clear()
+        self.finding_label.hide()
+        self.timing_label.clear()
+        self.timing_label.hide()
+        self.class_combo.blockSignals(True)
+        self.class_combo.clear()
+        self.class_combo.blockSignals(False)
+
+    def show_prediction(self, prediction: Prediction, image_name: str = "") -> None:
+        while len(self.bars) < len(prediction.scores):
+            bar = ProbabilityBar()
+            self.bars.append(bar)
+            self.bars_layout.addWidget(bar)
+        for bar, score in zip(self.bars, prediction.scores):
+            bar.set_score(score.name, score.probability, score.threshold, score.flagged,
+                          score.method)
+            bar.show()
+        for bar in self.bars[len(prediction.scores):]:
+            bar.hide()
+        flagged = [s for s in prediction.scores if s.flagged]
+        if flagged:
+            parts = [f"{s.name} ({s.probability:.3f} ≥ {s.threshold:.3f})" for s in flagged]
+            self.finding_label.setText("Flagged: " + ", ".join(parts))
+            self.finding_label.setStyleSheet(f"font-weight: bold; color: {FLAG_COLOUR.name()};")
+        elif any(s.threshold is not None for s in prediction.scores):
+            self.finding_label.setText("Nothing above its operating point.")
+            self.finding_label.setStyleSheet("font-weight: bold;")
+        else:
+            self.finding_label.setText("The model card gives no operating points: "
+                                       "probabilities only.")
+            self.finding_label.setStyleSheet("")
+        self.finding_label.show()
+        frame = f", frame {prediction.frame + 1}" if prediction.frame else ""
+        self.timing_label.setText(f"Inference {prediction.inference_ms:.1f} ms on "
+                                  f"{provider_name(prediction.provider)}{frame}")
+        self.timing_label.show()
+        self.show_status(f"Result for {image_name}" if image_name else "", error=False)
+        names = [s.name for s in prediction.scores]
+        if [self.class_combo.itemText(i) for i in range(self.class_combo.count())] != names:
+            self.class_combo.blockSignals(True)
+            self.class_combo.clear()
+            self.class_combo.addItems(names)
+            self.class_combo.blockSignals(False)
+
+    def visible_bars(self) -> list[ProbabilityBar]:
+        return [bar for bar in self.bars if not bar.isHidden()]
+
+    # ------------------------------------------------------------ saliency
+    def set_saliency_progress(self, progress: Progress | None, running: bool) -> None:
+        self.saliency_progress.setVisible(running)
+        self.saliency_cancel.setVisible(running)
+        if progress is not None and progress.total:
+            self.saliency_progress.setRange(0, progress.total)
+            self.saliency_progress.setValue(progress.done)
+            self.saliency_progress.setFormat(progress.message or "%p %")
+        elif running:
+            self.saliency_progress.setRange(0, 0)
+
+
+class _NumberItem(QTableWidgetItem):
+    """Sorts by its number, not its text."""
+
+    def __init__(self, value: float | None, text: str) -> None:
+        super().__init__(text)
+        self.value = value
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        mine = self.value if self.value is not None else -1.0
+        theirs = getattr(other, "value", None)
+        return mine < (theirs if theirs is not None else -1.0)
+
+
+class BatchPanel(QWidget):
+    """A batch run's results: one row per image, filled in as they arrive."""
+
+    image_requested = Signal(object)  # Path of the clicked row's image
+    cancel_requested = Signal()
+
+    COLUMNS = ("Image", "Top class", "Probability", "Flagged", "Note")
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("batchPanel")
+        self.title_label = QLabel("No batch run yet: Models > Run AI on all open images, "
+                                  "or on a folder.")
+        self.title_label.setWordWrap(True)
+        self.progress = QProgressBar()
+        self.progress.setObjectName("batchProgress")
+        self.progress.setMaximumWidth(260)
+        self.progress.hide()
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setObjectName("batchCancel")
+        self.cancel_button.hide()
+        self.cancel_button.clicked.connect(self.cancel_requested)
+        self.summary_label = _wrapping_label("batchSummary")
+        self.table = QTableWidget(0, len(self.COLUMNS))
+        self.table.setObjectName("batchTable")
+        self.table.setHorizontalHeaderLabels(list(self.COLUMNS))
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 8)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setAlternatingRowColors(True)
+        self.table.setSortingEnabled(True)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(True)
+        self.table.setColumnWidth(0, 260)
+        self.table.setColumnWidth(1, 120)
+        self.table.setColumnWidth(2, 90)
+        self.table.setColumnWidth(3, 80)
+        self.table.cellClicked.connect(self._on_clicked)
+        self.table.itemActivated.connect(lambda item: self._on_clicked(item.row(), 0))
+        top = QHBoxLayout()
+        top.addWidget(self.title_label, 1)
+        top.addWidget(self.progress)
+        top.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(top)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.summary_label)
+
+    def start(self, title: str) -> None:
+        self.table.setSortingEnabled(False)
+        self.table.setRowCount(0)
+        self.table.setSortingEnabled(True)
+        self.title_label.setText(title)
+        self.summary_label.clear()
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self.cancel_button.setEnabled(True)
+        self.cancel_button.show()
+
+    def set_progress(self, progress: Progress) -> None:
+        if progress.total:
+            self.progress.setRange(0, progress.total)
+            self.progress.setValue(progress.done)
+            self.progress.setFormat(f"{progress.done}/{progress.total}")
+        if progress.message and not progress.total:
+            self.progress.setFormat(progress.message)
+
+    def add_prediction(self, prediction: Prediction) -> None:
+        self.table.setSortingEnabled(False)  # keep the new row where it was inserted
+        row = self.table.rowCount()
+        self.table.insertRow(row)
+        name = QTableWidgetItem(prediction.path.name)
+        name.setData(Qt.ItemDataRole.UserRole, str(prediction.path))
+        name.setToolTip(str(prediction.path))
+        self.table.setItem(row, 0, name)
+        top = prediction.top
+        if prediction.ok and top is not None:
+            cells = [QTableWidgetItem(top.name), _NumberItem(top.probability,
+                                                             f"{top.probability:.3f}"),
+                     QTableWidgetItem(", ".join(prediction.flagged) or "—"),
+                     QTableWidgetItem("")]
+            if prediction.flagged:
+                cells[2].setForeground(FLAG_COLOUR)
+        else:
+            note = QTableWidgetItem(prediction.error or "")
+            note.setToolTip(prediction.error or "")
+            note.setForeground(QColor(255, 154, 138))
+            cells = [QTableWidgetItem("—"), _NumberItem(None, "—"), QTableWidgetItem("—"), note]
+        for column, item in enumerate(cells, start=1):
+            self.table.setItem(row, column, item)
+        self.table.setSortingEnabled(True)
+
+    def finish(self, summary: str, error: bool = False) -> None:
+        self.progress.hide()
+        self.cancel_button.hide()
+        self.summary_label.setText(summary)
+        self.summary_label.setStyleSheet(ERROR_STYLE if error else "")
+
+    def rows(self) -> list[tuple[str, ...]]:
+        """The table as shown (sorted order): (image, top class, probability, flagged, note)."""
+        out = []
+        for row in range(self.table.rowCount()):
+            out.append(tuple(self.table.item(row, c).text() if self.table.item(row, c) else ""
+                             for c in range(self.table.columnCount())))
+        return out
+
+    def path_at(self, row: int) -> Path | None:
+        item = self.table.item(row, 0)
+        value = item.data(Qt.ItemDataRole.UserRole) if item is not None else None
+        return Path(value) if value else None
+
+    def _on_clicked(self, row: int, _column: int) -> None:
+        path = self.path_at(row)
+        if path is not None:
+            self.image_requested.emit(path)
+
+
+# ---------------------------------------------------------------- the controller
+
+
+class AiReader(QObject):
+    """Wires models, reads, batch runs and the overlay into a main window."""
+
+    model_ready = Signal(object)  # ModelSession
+    model_failed = Signal(str)
+    read_finished = Signal(object)  # ImageRead shown in the panel
+    read_failed = Signal(str)
+    saliency_shown = Signal(object)  # OverlayMap
+    batch_ended = Signal(str)  # 'finished' | 'cancelled' | 'failed'
+    import_ended = Signal(str)  # 'finished' | 'failed'
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.view = window.image_view
+        settings = window.settings
+        self.entry: ModelEntry | None = None
+        self.session: ModelSession | None = None
+        self.load_info: LoadedModel | None = None
+        self.read: ImageRead | None = None  # the read shown in the panel
+        self.auto_read = True
+        self.batch_size = BATCH_SIZE
+        self.message_box: QMessageBox | None = None
+        self.info_dialog: ModelInfoDialog | None = None
+        self.models_dialog: ModelsDialog | None = None
+        self._chosen_class: str | None = None  # the user's class for the overlay, per model
+        self._occlusion_wanted = False  # the user asked for occlusion maps on this model
+        self._read_pending = False  # read the shown image once the model is loaded
+        self._model_error = ""
+        self._workers: set[JobWorker] = set()
+        self._loader: JobWorker | None = None
+        self._reader: JobWorker | None = None
+        self._saliency_worker: JobWorker | None = None
+        self._batch: JobWorker | None = None
+        self._batch_total = 0
+        self._batch_done = 0
+        self._batch_errors = 0
+        self._importer: JobWorker | None = None
+        self._closed = False
+
+        self.panel = ResultsPanel()
+        self.batch_panel = BatchPanel()
+        self.overlay = SaliencyOverlay(self.view, settings.overlay_opacity)
+        self.provider_field = QLabel("AI: no model")
+        self.provider_field.setObjectName("aiProviderLabel")
+        self.provider_field.setToolTip("The AI model and where it runs")
+        window.add_panel("results", "AI results", self.panel,
+                         Qt.DockWidgetArea.RightDockWidgetArea)
+        window.add_panel("batch", "AI batch results", self.batch_panel,
+                         Qt.DockWidgetArea.BottomDockWidgetArea, tabify_with="problems")
+        window.docks["batch"].hide()
+        window.add_status_field(self.provider_field)
+
+        self._read_timer = QTimer(self)
+        self._read_timer.setSingleShot(True)
+        self._read_timer.setInterval(READ_DELAY_MS)
+        self._read_timer.timeout.connect(self.read_current)
+        self._opacity_save_timer = QTimer(self)
+        self._opacity_save_timer.setSingleShot(True)
+        self._opacity_save_timer.setInterval(400)
+        self._opacity_save_timer.timeout.connect(
+            lambda: self._save_settings(overlay_opacity=self.overlay.opacity))
+        self._startup_timer = QTimer(self)
+        self._startup_timer.setSingleShot(True)
+        self._startup_timer.timeout.connect(self.load_default_model)
+
+        self._build_actions()
+        self._connect()
+        self.panel.opacity_slider.setValue(round(self.overlay.opacity * 100))
+        self.panel.opacity_value.setText(f"{self.panel.opacity_slider.value()} %")
+
+        self._startup_timer.start(STARTUP_LOAD_FALLBACK_MS)
+
+    # ------------------------------------------------------------ construction
+    def _build_actions(self) -> None:
+        window = self.window
+        menu = window.menus["models"]
+        self.active_menu = menu.addMenu("Active &model")
+        self.active_menu.setObjectName("activeModelMenu")
+        self.active_menu.aboutToShow.connect(self.refresh_model_menu)
+        self._model_group = QActionGroup(self)
+        self._model_group.setExclusive(True)
+        self.manage_action = menu.addAction("&Manage models…", self.show_models_dialog)
+        self.import_action = menu.addAction("&Import model…", self.choose_model_to_import)
+        self.info_action = menu.addAction("Model &information…", self.show_model_info)
+        menu.addSeparator()
+        self.run_action = menu.addAction("&Run AI on this image", self.read_current)
+        self.run_action.setShortcut(QKeySequence("Ctrl+R"))
+        self.auto_action = menu.addAction("Read each image &automatically")
+        self.auto_action.setCheckable(True)
+        self.auto_action.setChecked(self.auto_read)
+        self.auto_action.toggled.connect(self._set_auto_read)
+        self.batch_action = menu.addAction("Run AI on all &open images", self.run_batch_on_open)
+        self.batch_action.setShortcut(QKeySequence("Ctrl+Shift+R"))
+        self.folder_action = menu.addAction("Run AI on a &folder…", self.choose_batch_folder)
+        self.cancel_batch_action = menu.addAction("&Cancel AI batch", self.cancel_batch)
+        self.cancel_batch_action.setEnabled(False)
+        menu.addSeparator()
+        self.overlay_action = menu.addAction("Show &saliency overlay")
+        self.overlay_action.setCheckable(True)
+        self.overlay_action.setChecked(True)
+        self.overlay_action.setShortcut(QKeySequence("O"))
+        self.overlay_action.toggled.connect(self.set_overlay_enabled)
+        menu.addSeparator()
+        self.tensorrt_action = menu.addAction("Use &TensorRT (NVIDIA GPUs)")
+        self.tensorrt_action.setCheckable(True)
+        self.tensorrt_action.setChecked(bool(window.settings.use_tensorrt))
+        self.tensorrt_action.setToolTip("Faster on NVIDIA GPUs once its engine is built "
+                                        "(the first load of a model takes longer)")
+        self.tensorrt_action.toggled.connect(self.set_use_tensorrt)
+        self.refresh_model_menu()
+
+    def _connect(self) -> None:
+        view = self.view
+        view.image_shown.connect(self._on_image_shown)
+        view.load_failed.connect(self._on_image_failed)
+        view.frame_changed.connect(self._on_frame_changed)
+        self.window.close_all_action.triggered.connect(self.clear_image)
+        panel = self.panel
+        panel.run_button.clicked.connect(self.read_current)
+        panel.batch_button.clicked.connect(self.run_batch_on_open)
+        panel.folder_button.clicked.connect(self.choose_batch_folder)
+        panel.overlay_check.setChecked(self.overlay_action.isChecked())
+        panel.overlay_check.toggled.connect(self.overlay_action.setChecked)
+        panel.class_combo.currentIndexChanged.connect(self._on_class_chosen)
+        panel.compute_button.clicked.connect(self.compute_occlusion)
+        panel.saliency_cancel.clicked.connect(self.cancel_saliency)
+        panel.opacity_slider.valueChanged.connect(self._on_opacity_slider)
+        panel.colour_combo.currentTextChanged.connect(self.overlay.set_colour_map)
+        self.batch_panel.cancel_requested.connect(self.cancel_batch)
+        self.batch_panel.image_requested.connect(self.open_image)
+
+    # ------------------------------------------------------------ workers
+    def _start(self, worker: JobWorker) -> JobWorker:
+        self._workers.add(worker)
+        worker.ended.connect(lambda: self._workers.discard(worker))
+        worker.start()
+        return worker
+
+    @property
+    def is_busy(self) -> bool:
+        """Whether any AI job (load, read, saliency, batch, import) is still running."""
+        return any(worker.is_running() for worker in self._workers)
+
+    def wait_for_workers(self, timeout_ms: int = 10_000) -> None:
+        """Cancel and join every AI job (close handlers, tests)."""
+        self._closed = True
+        for timer in (self._read_timer, self._startup_timer):
+            timer.stop()
+        if self._opacity_save_timer.isActive():
+            self._opacity_save_timer.stop()
+            self._save_settings(overlay_opacity=self.overlay.opacity)
+        for worker in list(self._workers):
+            worker.wait(timeout_ms)
+        if self.message_box is not None:
+            self.message_box.close()
+        for dialog in (self.info_dialog, self.models_dialog):
+            if dialog is not None:
+                dialog.close()
+
+    def _save_settings(self, **changes: Any) -> None:
+        # Reload first: other parts of the app may have saved settings meanwhile.
+        fresh = load_settings()
+        for key, value in changes.items():
+            setattr(fresh, key, value)
+            setattr(self.window.settings, key, value)
+        try:
+            save_settings(fresh)
+        except OSError as exc:
+            log.warning("Could not save settings: %s", exc)
+
+    def _status(self, sentence: str, ms: int = 10_000) -> None:
+        self.window.statusBar().showMessage(sentence, ms)
+
+    # ------------------------------------------------------------ models
+    def installed_models(self) -> list[ModelEntry]:
+        from medviewer.inference.registry import list_models
+
+        return list_models()
+
+    def refresh_model_menu(self) -> None:
+        """Rebuild Models > Active model from the registry (built-in and user models)."""
+        for action in self._model_group.actions():
+            self._model_group.removeAction(action)
+        self.active_menu.clear()
+        entries = self.installed_models()
+        for entry in entries:
+            label = f"{entry.name} {entry.version}" + ("  (imported)" if entry.source == "user"
+                                                       else "")
+            action = self.active_menu.addAction(label)
+            action.setCheckable(True)
+            action.setData(entry.key)
+            action.setChecked(self.entry is not None and entry.key == self.entry.key)
+            action.triggered.connect(lambda _c=False, key=entry.key: self.choose_model(key))
+            self._model_group.addAction(action)
+        if not entries:
+            self.active_menu.addAction("No models installed: use Import model…").setEnabled(False)
+
+    def model_actions(self) -> list[QAction]:
+        self.refresh_model_menu()
+        return self._model_group.actions()
+
+    def load_default_model(self) -> None:
+        """At start-up: load ``settings.default_model`` (else the first built-in model)."""
+        self._startup_timer.stop()
+        if self._closed or self.entry is not None:
+            return
+        from medviewer.inference.registry import ModelError, resolve_model
+
+        if not self.installed_models():
+            self._show_model_error("No AI model is installed: import one with Models > "
+                                   "Import model….", quiet=True)
+            return
+        default = self.window.settings.default_model
+        try:
+            entry = resolve_model(None, default or None)
+        except ModelError as exc:
+            if not default:
+                self._show_model_error(str(exc), quiet=True)
+                return
+            try:  # the remembered model was removed: fall back to the first one
+                entry = resolve_model(None, None)
+            except ModelError:
+                self._show_model_error(str(exc), quiet=True)
+                return
+            self._status(f"{exc} Using {entry.name} {entry.version} instead.")
+        self._load(entry)
+
+    def choose_model(self, key: str) -> bool:
+        """Make a model the active one (and the default next time); loads it on a worker."""
+        from medviewer.inference.registry import ModelError, resolve_model
+
+        self._startup_timer.stop()
+        try:
+            entry = resolve_model(key)
+        except ModelError as exc:
+            self._show_model_error(str(exc))
+            return False
+        self._save_settings(default_model=entry.key)
+        self._load(entry)
+        return True
+
+    def _load(self, entry: ModelEntry) -> None:
+        if self._loader is not None:
+            self._loader.cancel()  # its result is dropped: a newer choice wins
+        self._cancel_reads()
+        self.entry = entry
+        self.session = None
+        self.load_info = None
+        self._model_error = ""
+        self._chosen_class = None
+        self._occlusion_wanted = False
+        self.read = None
+        self.overlay.clear()
+        self.panel.clear_result()
+        self.panel.show_model(entry, detail="loading…")
+        self.panel.show_status(f"Loading {entry.name} {entry.version}…")
+        self._set_provider_field(f"AI: loading {entry.name}…", entry.key)
+        self._read_pending = self.view.instance is not None and self.auto_read
+        use_tensorrt = bool(self.window.settings.use_tensorrt)
+        worker = JobWorker(lambda cancel: load_model_job(entry, use_tensorrt, cancel),
+                           "loading the AI model")
+        worker.finished.connect(self._on_model_loaded)
+        worker.failed.connect(self._on_model_failed)
+        self._loader = worker
+        self._start(worker)
+        for action in self._model_group.actions():
+            action.setChecked(action.data() == entry.key)
+
+    @property
+    def is_loading(self) -> bool:
+        return self._loader is not None and self._loader.is_running()
+
+    def _on_model_loaded(self, loaded: LoadedModel) -> None:
+        if self.sender() is not self._loader:
+            return
+        self._loader = None
+        self.session = loaded.session
+        self.load_info = loaded
+        session = loaded.session
+        provider = provider_name(session.provider)
+        detail = f"loaded in {loaded.load_seconds:.2f} s, warm-up {loaded.warm_up_seconds:.2f} s"
+        self.panel.show_model(self.entry, session.provider, session.notice, detail)
+        self._set_provider_field(f"AI: {provider}" + (" ⚠" if session.notice else ""),
+                                 f"{self.entry.key} runs on {provider}."
+                                 + (f" {session.notice}" if session.notice else ""))
+        self._update_saliency_controls()
+        if session.notice:
+            self._status(session.notice, 15_000)
+        if self.view.instance is None:
+            self.panel.show_status("Show an image to read it with the model.")
+        self.model_ready.emit(session)
+        if self._read_pending and self.view.instance is not None:
+            self.read_current()
+        self._read_pending = False
+
+    def _on_model_failed(self, sentence: str) -> None:
+        if self.sender() is not self._loader:
+            return
+        self._loader = None
+        self.session = None
+        self._show_model_error(sentence)
+        self.model_failed.emit(sentence)
+
+    def _show_model_error(self, sentence: str, quiet: bool = False) -> None:
+        self._model_error = sentence
+        self.panel.clear_result()
+        self.overlay.clear()
+        self.panel.show_model(self.entry, detail="not loaded")
+        self.panel.show_status(sentence, error=True)
+        self._set_provider_field("AI: unavailable" if self.entry else "AI: no model", sentence)
+        if not quiet:
+            self._status(sentence, 15_000)
+
+    def _set_provider_field(self, text: str, tip: str) -> None:
+        self.provider_field.setText(text)
+        self.provider_field.setToolTip(tip)
+
+    def set_use_tensorrt(self, on: bool) -> None:
+        """Models > Use TensorRT: saved in settings; the active model is reloaded."""
+        self._save_settings(use_tensorrt=bool(on))
+        if self.entry is not None:
+            self._load(self.entry)
+
+    # ------------------------------------------------------------ dialogs
+    def show_model_info(self) -> ModelInfoDialog | None:
+        if self.entry is None:
+            self._status(self._model_error or "No AI model is loaded.")
+            return None
+        if self.info_dialog is not None:
+            self.info_dialog.close()
+            self.info_dialog.deleteLater()
+        provider = self._provider_text()
+        self.info_dialog = ModelInfoDialog(self.entry, provider, self.window)
+        self.info_dialog.show()
+        self.info_dialog.raise_()
+        return self.info_dialog
+
+    def _provider_text(self) -> str:
+        if self.session is None:
+            return ""
+        text = provider_name(self.session.provider)
+        return f"{text} ({self.session.notice})" if self.session.notice else text
+
+    def show_models_dialog(self) -> ModelsDialog:
+        if self.models_dialog is None:
+            self.models_dialog = ModelsDialog(self.window)
+            self.models_dialog.use_requested.connect(self._use_from_dialog)
+            self.models_dialog.import_requested.connect(self.choose_model_to_import)
+        self._refresh_models_dialog()
+        self.models_dialog.show()
+        self.models_dialog.raise_()
+        return self.models_dialog
+
+    def _refresh_models_dialog(self) -> None:
+        if self.models_dialog is None:
+            return
+        from medviewer.inference.registry import scan_models
+
+        entries, problems = scan_models()
+        self.models_dialog.set_entries(entries, problems, self.entry.key if self.entry else "",
+                                       self._provider_text())
+
+    def _use_from_dialog(self, key: str) -> None:
+        self.choose_model(key)
+        self._refresh_models_dialog()
+
+    def choose_model_to_import(self) -> None:
+        """Models > Import model…: pick the .onnx file (and its card when not beside it)."""
+        onnx_name, _ = QFileDialog.getOpenFileName(
+            self.window, "Import an AI model", str(Path.home()), "ONNX models (*.onnx)")
+        if not onnx_name:
+            return
+        onnx_path = Path(onnx_name)
+        card_path: Path | None = onnx_path.with_suffix(".json")
+        if not card_path.is_file():
+            card_name, _ = QFileDialog.getOpenFileName(
+                self.window, f"Model card for {onnx_path.name}", str(onnx_path.parent),
+                "Model cards (*.json)")
+            if not card_name:
+                return
+            card_path = Path(card_name)
+        self.import_model_files(onnx_path, card_path)
+
+    def import_model_files(self, onnx_path: Path, card_path: Path | None = None) -> JobWorker:
+        """Check and install a model on a worker; a refusal is one sentence in a message box."""
+        onnx_path = Path(onnx_path)
+        card = Path(card_path) if card_path else None
+        worker = JobWorker(lambda cancel: import_model_job(onnx_path, card, cancel),
+                           "importing the AI model")
+        worker.finished.connect(self._on_imported)
+        worker.failed.connect(self._on_import_failed)
+        self._importer = worker
+        self._status(f"Checking the model {onnx_path.name}…", 30_000)
+        return self._start(worker)
+
+    def _on_imported(self, entry: ModelEntry) -> None:
+        self._importer = None
+        self.refresh_model_menu()
+        self._status(f"Imported the model {entry.name} {entry.version}; it is now in use.")
+        self.choose_model(entry.key)
+        self._refresh_models_dialog()
+        self.import_ended.emit("finished")
+
+    def _on_import_failed(self, sentence: str) -> None:
+        self._importer = None
+        self._status(sentence, 15_000)
+        self._show_message("Model not imported", sentence)
+        self.import_ended.emit("failed")
+
+    def _show_message(self, title: str, sentence: str) -> None:
+        if self.message_box is not None:
+            self.message_box.close()
+        box = QMessageBox(QMessageBox.Icon.Warning, title, sentence,
+                          QMessageBox.StandardButton.Ok, self.window)
+        box.setObjectName("aiMessageBox")
+        box.setModal(False)  # the app keeps working while it is open
+        box.show()
+        self.message_box = box
+
+    # ------------------------------------------------------------ reading the shown image
+    def _set_auto_read(self, on: bool) -> None:
+        self.auto_read = bool(on)
+
+    def _on_image_shown(self, instance: Any) -> None:
+        if self._startup_timer.isActive():  # start-up: the first image is on screen now
+            self._startup_timer.start(STARTUP_LOAD_AFTER_IMAGE_MS)
+        self._cancel_reads()
+        self.read = None
+        self.overlay.clear()
+        self.panel.clear_result()
+        self._update_saliency_controls()
+        if self.session is None:
+            if self.is_loading:
+                self._read_pending = self.auto_read
+                self.panel.show_status("Waiting for the model to load…")
+            elif self._model_error:
+                self.panel.show_status(self._model_error, error=True)
+            return
+        if self.auto_read:
+            self.panel.show_status(f"Reading {instance.path.name}…")
+            self._read_timer.start()
+        else:
+            self.panel.show_status("Run AI (Ctrl+R) to read this image.")
+
+    def _on_image_failed(self, _sentence: str) -> None:
+        self.clear_image()
+
+    def clear_image(self) -> None:
+        """The shown image is gone (closed, or a file that could not be shown)."""
+        self._cancel_reads()
+        self.read = None
+        self.overlay.clear()
+        self.panel.clear_result()
+        if self.session is not None:
+            self.panel.show_status("No image shown.")
+
+    def _on_frame_changed(self, index: int, _count: int) -> None:
+        if self.read is not None and self.overlay.map is not None:
+            # The map belongs to the frame that was read; another frame needs its own read.
+            self.overlay.set_enabled(self.overlay_action.isChecked()
+                                     and index == self.overlay.map.frame)
+
+    def _cancel_reads(self) -> None:
+        self._read_timer.stop()
+        for worker in (self._reader, self._saliency_worker):
+            if worker is not None:
+                worker.cancel()
+        self._reader = None
+        self._saliency_worker = None
+        self.panel.set_saliency_progress(None, running=False)
+
+    def read_current(self) -> JobWorker | None:
+        """Run AI on the shown frame (Ctrl+R); a read still running for it is dropped."""
+        self._read_timer.stop()
+        instance = self.view.instance
+        if instance is None:
+            self._status("Show an image first, then run the AI on it.")
+            return None
+        if self.session is None:
+            if self.is_loading:
+                self._read_pending = True
+                self.panel.show_status("Waiting for the model to load…")
+            elif self.entry is None and not self._closed:
+                self._read_pending = True
+                self.load_default_model()
+            else:
+                self._status(self._model_error or "No AI model is loaded.")
+            return None
+        self._cancel_reads()
+        session, frame, chosen = self.session, self.view.frame, self._chosen_class
+        worker = JobWorker(
+            lambda cancel: read_image_job(session, instance, frame, chosen, cancel),
+            "reading the image with the AI model")
+        worker.finished.connect(self._on_read)
+        worker.failed.connect(self._on_read_failed)
+        self._reader = worker
+        self.panel.show_status(f"Reading {instance.path.name}…")
+        return self._start(worker)
+
+    def _on_read(self, read: ImageRead) -> None:
+        if self.sender() is not self._reader:
+            return  # a stale read: the user moved on
+        self._reader = None
+        if read.instance is not self.view.instance or read.prediction.model_sha256 != (
+                self.session.card.sha256 if self.session else ""):
+            return
+        self.read = read
+        self.panel.show_prediction(read.prediction, read.instance.path.name)
+        self._suggest_labels(read.prediction)
+        index = self._overlay_class_index(read)
+        self.panel.class_combo.blockSignals(True)
+        self.panel.class_combo.setCurrentIndex(index)
+        self.panel.class_combo.blockSignals(False)
+        self._update_saliency_controls()
+        if read.cam is not None and index in read.maps:
+            self._show_map(read.maps[index], "cam", index, read.frame)
+        elif read.cam is not None:
+            self._start_cam_map(index)
+        elif self._occlusion_wanted and self.overlay_action.isChecked():
+            self.compute_occlusion()
+        self.read_finished.emit(read)
+
+    def _on_read_failed(self, sentence: str) -> None:
+        if self.sender() is not self._reader:
+            return
+        self._reader = None
+        self.panel.clear_result()
+        self.panel.show_status(sentence, error=True)
+        self._status(sentence, 15_000)
+        self.read_failed.emit(sentence)
+
+    def _suggest_labels(self, prediction: Prediction) -> None:
+        label_panel = getattr(self.window, "label_panel", None)
+        if label_panel is not None and hasattr(label_panel, "set_ai_suggestion"):
+            probabilities = {s.name: s.probability for s in prediction.scores}
+            try:
+                label_panel.set_ai_suggestion(probabilities, f"{prediction.model_name}@"
+                                                             f"{prediction.model_version}")
+            except UserError as exc:
+                self._status(str(exc))
+
+    # ------------------------------------------------------------ saliency
+    def _overlay_class_index(self, read: ImageRead) -> int:
+        names = [s.name for s in read.prediction.scores]
+        if self._chosen_class in names:
+            return names.index(self._chosen_class)
+        return default_class_index(read.prediction)
+
+    def _update_saliency_controls(self) -> None:
+        panel = self.panel
+        session = self.session
+        if session is None:
+            panel.method_label.setText("No model loaded.")
+            panel.compute_button.hide()
+            return
+        if session.has_cam:
+            panel.method_label.setText("Class activation map, from the same forward pass "
+                                       "as the result.")
+            panel.compute_button.hide()
+            return
+        instance = self.view.instance
+        if instance is None:
+            panel.method_label.setText("Occlusion: this model has no activation-map output.")
+            panel.compute_button.hide()
+            return
+        passes = occlusion_passes(instance.rows, instance.columns, session.card)
+        cost = ""
+        if self.read is not None and self.read.prediction.inference_ms > 0:
+            cost = f", about {passes * self.read.prediction.inference_ms / 1000.0:.1f} s"
+        panel.method_label.setText(f"Occlusion (the model has no activation-map output): "
+                                   f"{passes} forward passes{cost}.")
+        panel.compute_button.setVisible(self.read is not None)
+
+    def _on_class_chosen(self, index: int) -> None:
+        if index < 0 or self.read is None:
+            return
+        self._chosen_class = self.panel.class_combo.itemText(index)
+        if self.read.cam is not None:
+            if index in self.read.maps:
+                self._show_map(self.read.maps[index], "cam", index, self.read.frame)
+            else:
+                self._start_cam_map(index)
+        elif self._occlusion_wanted or self.overlay.map is not None:
+            self.compute_occlusion()
+
+    def _start_cam_map(self, index: int) -> None:
+        read = self.read
+        assert read is not None
+        if self._saliency_worker is not None:
+            self._saliency_worker.cancel()
+        worker = JobWorker(lambda cancel: cam_map_job(read, index, cancel),
+                           "mapping the activation map")
+        worker.finished.connect(
+            lambda result, w=worker, r=read: self._on_cam_map(w, r, *result))
+        worker.failed.connect(self._on_saliency_failed)
+        self._saliency_worker = worker
+        self._start(worker)
+
+    def _on_cam_map(self, worker: JobWorker, read: ImageRead, index: int,
+                    values: np.ndarray) -> None:
+        if worker is not self._saliency_worker:
+            return
+        self._saliency_worker = None
+        if read is self.read and self.panel.class_combo.currentIndex() == index:
+            self._show_map(values, "cam", index, read.frame)
+
+    def compute_occlusion(self) -> JobWorker | None:
+        """Occlusion map for the chosen class on a worker, with progress and Cancel."""
+        read, session = self.read, self.session
+        if read is None or session is None:
+            self._status("Run the AI on an image first.")
+            return None
+        self._occlusion_wanted = True
+        if self._saliency_worker is not None:
+            self._saliency_worker.cancel()
+        index = max(self.panel.class_combo.currentIndex(), 0)
+        instance, frame = read.instance, read.frame
+        worker = JobWorker(
+            lambda cancel: occlusion_map_job(session, instance, frame, index, cancel),
+            "computing the occlusion map", progress_per_second=8)
+        worker.event.connect(self._on_saliency_event)
+        worker.finished.connect(
+            lambda result, w=worker, r=read: self._on_occlusion(w, r, result))
+        worker.failed.connect(self._on_saliency_failed)
+        worker.cancelled.connect(lambda: self._on_saliency_cancelled(worker))
+        self._saliency_worker = worker
+        self.panel.set_saliency_progress(None, running=True)
+        return self._start(worker)
+
+    def _on_saliency_event(self, event: Any) -> None:
+        if self.sender() is self._saliency_worker and isinstance(event, Progress):
+            self.panel.set_saliency_progress(event, running=True)
+
+    def _on_occlusion(self, worker: JobWorker, read: ImageRead, result: Any) -> None:
+        if worker is not self._saliency_worker:
+            return
+        self._saliency_worker = None
+        self.panel.set_saliency_progress(None, running=False)
+        if read is not self.read:
+            return
+        self.panel.method_label.setText(
+            f"Occlusion: {result.forward_passes} forward passes in {result.seconds:.1f} s.")
+        self._show_map(result.values, "occlusion", result.class_index, read.frame)
+
+    def _on_saliency_failed(self, sentence: str) -> None:
+        if self.sender() is not self._saliency_worker:
+            return
+        self._saliency_worker = None
+        self.panel.set_saliency_progress(None, running=False)
+        self.panel.method_label.setText(sentence)
+        self._status(sentence)
+
+    def _on_saliency_cancelled(self, worker: JobWorker) -> None:
+        if worker is self._saliency_worker:
+            self._saliency_worker = None
+        self.panel.set_saliency_progress(None, running=False)
+
+    def cancel_saliency(self) -> None:
+        if self._saliency_worker is not None:
+            self._saliency_worker.cancel()
+            self._saliency_worker = None
+            self._occlusion_wanted = False  # until asked again
+            self.panel.set_saliency_progress(None, running=False)
+            self._update_saliency_controls()
+            self._status("Saliency map cancelled.")
+
+    @property
+    def saliency_running(self) -> bool:
+        return self._saliency_worker is not None and self._saliency_worker.is_running()
+
+    def _show_map(self, values: np.ndarray, method: str, index: int, frame: int) -> None:
+        if self.read is None or self.view.instance is not self.read.instance:
+            return
+        overlay_map = OverlayMap(values, method, self.read.prediction.scores[index].name, frame)
+        self.overlay.set_map(overlay_map)
+        self.overlay.set_enabled(self.overlay_action.isChecked() and self.view.frame == frame)
+        self.saliency_shown.emit(overlay_map)
+
+    def set_overlay_enabled(self, on: bool) -> None:
+        """Models > Show saliency overlay (O); for occlusion models this computes the map."""
+        if self.panel.overlay_check.isChecked() != bool(on):
+            self.panel.overlay_check.blockSignals(True)
+            self.panel.overlay_check.setChecked(bool(on))
+            self.panel.overlay_check.blockSignals(False)
+        self.overlay.set_enabled(bool(on))
+        if (on and self.read is not None and self.read.cam is None and self.overlay.map is None
+                and not self.saliency_running):
+            self.compute_occlusion()
+
+    def _on_opacity_slider(self, value: int) -> None:
+        self.overlay.set_opacity(value / 100.0)
+        self._opacity_save_timer.start()
+
+    # ------------------------------------------------------------ batch
+    def run_batch_on_open(self) -> JobWorker | None:
+        """Run the model over every image in the study browser."""
+        paths = [record.path for record in self.window.study_browser.records()]
+        if not paths:
+            self._status("Open a study or a folder first, then run the AI on it.")
+            return None
+        return self.run_batch(paths, f"{len(paths)} open image" + ("" if len(paths) == 1
+                                                                    else "s"))
+
+    def choose_batch_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self.window, "Run the AI on a folder",
+                                                  str(Path.home()))
+        if folder:
+            self.run_batch([Path(folder)], Path(folder).name)
+
+    def run_batch(self, paths: list[Path], description: str) -> JobWorker | None:
+        """Predict every image in ``paths`` (files and folders) on a worker, rows as they come."""
+        if self._batch is not None and self._batch.is_running():
+            self._status("An AI batch is already running: cancel it first.")
+            return None
+        model = self.session or self.entry
+        if model is None:
+            self._status(self._model_error or "No AI model is loaded.")
+            return None
+        key = self.entry.key if self.entry else ""
+        batch_size = self.batch_size
+
+        def job(cancel: CancelFlag):
+            from medviewer.inference.predict import predict_job
+
+            return predict_job(list(paths), model, batch_size=batch_size, cancel=cancel)
+
+        worker = JobWorker(job, "running the AI batch")
+        worker.event.connect(self._on_batch_event)
+        worker.finished.connect(self._on_batch_finished)
+        worker.failed.connect(self._on_batch_failed)
+        worker.cancelled.connect(self._on_batch_cancelled)
+        self._batch = worker
+        self._batch_total = self._batch_done = self._batch_errors = 0
+        self.batch_panel.start(f"{key} on {description}")
+        self.cancel_batch_action.setEnabled(True)
+        dock = self.window.docks["batch"]
+        dock.show()
+        dock.raise_()
+        return self._start(worker)
+
+    @property
+    def batch_running(self) -> bool:
+        return self._batch is not None and self._batch.is_running()
+
+    def cancel_batch(self) -> None:
+        if self._batch is not None:
+            self._batch.cancel()
+            self.batch_panel.cancel_button.setEnabled(False)
+            self.batch_panel.summary_label.setText("Cancelling…")
+
+    def _on_batch_event(self, event: Any) -> None:
+        from medviewer.inference.predict import PredictionReady
+
+        if self.sender() is not self._batch:
+            return
+        if isinstance(event, Progress):
+            if event.total:
+                self._batch_total = event.total
+            self.batch_panel.set_progress(event)
+        elif isinstance(event, PredictionReady):
+            prediction = event.prediction
+            self._batch_done += 1
+            if not prediction.ok:
+                self._batch_errors += 1
+                self.window.problems.add(str(prediction.path), prediction.error or "")
+            self.batch_panel.add_prediction(prediction)
+
+    def _batch_summary(self) -> str:
+        done, errors = self._batch_done, self._batch_errors
+        flagged = sum(1 for row in self.batch_panel.rows() if row[3] not in ("", "—"))
+        text = f"{done - errors} image" + ("" if done - errors == 1 else "s") + " read"
+        text += f", {flagged} flagged"
+        if errors:
+            text += f", {errors} could not be read"
+        return text
+
+    def _on_batch_finished(self, _predictions: list) -> None:
+        self._end_batch(self._batch_summary() + ".", "finished")
+
+    def _on_batch_failed(self, sentence: str) -> None:
+        self._status(sentence, 15_000)
+        self._end_batch(sentence, "failed", error=True)
+
+    def _on_batch_cancelled(self) -> None:
+        total = f" of {self._batch_total}" if self._batch_total else ""
+        self._end_batch(f"Cancelled after {self._batch_done}{total} images: "
+                        f"{self._batch_summary()}.", "cancelled")
+
+    def _end_batch(self, summary: str, outcome: str, error: bool = False) -> None:
+        self._batch = None
+        self.cancel_batch_action.setEnabled(False)
+        self.batch_panel.finish(summary, error)
+        self._status(f"AI batch: {summary}")
+        self.batch_ended.emit(outcome)
+
+    def open_image(self, path: Path) -> None:
+        """Show a batch row's image (through the browser when it lists it)."""
+        if not self.window.study_browser.select_path(Path(path)):
+            self.view.open_path(path)
+
+
+def install_ai(window: MainWindow) -> AiReader:
+    """Add the AI reading workflow to a main window (menus, docks, status field, overlay)."""
+    return AiReader(window)
