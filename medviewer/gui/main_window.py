@@ -186,6 +186,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._build_tool_bar()
         self._connect()
+        self._install_ai()
 
     # ------------------------------------------------------------ extension points
     def add_panel(self, name: str, title: str, widget: QWidget,
@@ -354,6 +355,12 @@ class MainWindow(QMainWindow):
         self.study_browser.instance_selected.connect(self._on_instance_selected)
         self.study_browser.thumbnail_failed.connect(self.problems.add)
         self.problems.changed.connect(self._on_problems_changed)
+
+    def _install_ai(self) -> None:
+        """Models menu, AI results docks, provider field, saliency overlay (results_panel.py)."""
+        from medviewer.gui.results_panel import install_ai
+
+        self.ai = install_ai(self)
 
     # ------------------------------------------------------------ opening
     def choose_file(self) -> None:
@@ -611,6 +618,7 @@ class MainWindow(QMainWindow):
             self._indexer.wait(timeout_ms)
         self.study_browser.wait_for_workers(timeout_ms)
         self.image_view.wait_for_workers(timeout_ms)
+        self.ai.wait_for_workers(timeout_ms)
 
     def closeEvent(self, event):  # noqa: N802 - Qt naming
         self.wait_for_workers()
