@@ -187,6 +187,7 @@ class MainWindow(QMainWindow):
         self._build_tool_bar()
         self._connect()
         self._install_ai()
+        self._install_labeling()
 
     # ------------------------------------------------------------ extension points
     def add_panel(self, name: str, title: str, widget: QWidget,
@@ -361,6 +362,12 @@ class MainWindow(QMainWindow):
         from medviewer.gui.results_panel import install_ai
 
         self.ai = install_ai(self)
+
+    def _install_labeling(self) -> None:
+        """Labels dock and menu, reader field, study filter, regions (label_panel.py)."""
+        from medviewer.gui.label_panel import install_labeling
+
+        self.label_panel = install_labeling(self)
 
     # ------------------------------------------------------------ opening
     def choose_file(self) -> None:
@@ -619,6 +626,7 @@ class MainWindow(QMainWindow):
         self.study_browser.wait_for_workers(timeout_ms)
         self.image_view.wait_for_workers(timeout_ms)
         self.ai.wait_for_workers(timeout_ms)
+        self.label_panel.shutdown(timeout_ms)  # finishes label writes already asked for
 
     def closeEvent(self, event):  # noqa: N802 - Qt naming
         self.wait_for_workers()

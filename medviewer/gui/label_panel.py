@@ -1,0 +1,1692 @@
+"""The label panel: fast point-and-click (or keyboard-only) labels that are never lost.
+
+What the reader gets (a dock, the Labels menu, a status bar field, a filter above the study
+tree and region drawing on the image):
+
+- choose or create a label set (name, classes, single- or multi-label);
+- one button per class, keys 1..9 (multi-label: each key toggles its class); Enter accepts the
+  AI suggestion when a model gave one (:meth:`LabelPanel.set_ai_suggestion`); N / P next /
+  previous image, U the next image this reader has not labelled; Ctrl+Z undoes the reader's
+  last action; an optional note per label; labelled / total for the open folder or study;
+- regions: R toggles region mode, a left drag draws a rectangle (or ellipse) of the region
+  class (number keys choose it in region mode), click selects, Delete removes.
+
+Saved means committed. Every store call runs on ONE worker thread (:class:`StoreClient`), in
+the order the reader acted, and what the panel shows as saved comes only from the store's
+replies: a class button shows ✓ after ``set_label`` returned, a region turns from dashed
+grey "(saving…)" to its class colour after ``add_region`` returned. A failed write shows the
+store's one sentence in red and nothing is shown as saved. Why a worker and not the GUI
+thread: a commit is one fsync (p99 about 22 ms on the development machine, far more on a
+network share or a busy disk), and the GUI thread must never wait on a disk; one thread keeps
+the reader's actions in order, so rapid keys (1, 2, N, 1...) commit exactly as pressed.
+On close, calls already asked for are finished before the thread stops.
+
+Keys: while a label set is chosen and this panel is open, 1..9 and R belong to labelling. The
+image view's "1" (actual size, still on the tool bar) is released and its "R" (rotate right)
+moves to Shift+R; both come back when the panel is closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QObject, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QGridLayout,
+    QHBoxLayout, QInputDialog, QLabel, QLineEdit, QListWidget, QListWidgetItem, QPlainTextEdit,
+    QProgressBar, QPushButton, QSizePolicy, QToolButton, QTreeWidgetItem, QVBoxLayout, QWidget,
+)
+
+from medviewer.errors import UserError
+from medviewer.gui.lazy import LazyModule
+from medviewer.gui.prefetch import Prefetcher
+from medviewer.gui.workers import JobWorker
+from medviewer.jobs import CancelFlag
+from medviewer.settings import load_settings, save_settings
+
+if TYPE_CHECKING:
+    from medviewer.dicom.catalog import Catalog
+    from medviewer.dicom.reader import Instance
+    from medviewer.gui.main_window import MainWindow
+    from medviewer.gui.region_items import RegionDraft, RegionLayer
+    from medviewer.labels import store as store_module
+    from medviewer.labels.store import (
+        ImageLabel, ImageRef, LabelSet, LabelStore, Region, UndoResult,
+    )
+else:  # the store (sqlite3) and pyqtgraph load on first use, not at start-up
+    store_module = LazyModule("medviewer.labels.store")
+    region_items = LazyModule("medviewer.gui.region_items")
+
+log = logging.getLogger(__name__)
+
+AI_THRESHOLD = 0.5  # multi-label: a class is suggested at this probability or more
+MAX_CLASS_KEYS = 9
+PREFETCH_AHEAD = 3
+FILTER_MODES = (("all", "All images"), ("labelled", "Labelled by me"),
+                ("unlabelled", "Not labelled by me"), ("disagreeing", "Readers or AI disagree"))
+SOURCE_TEXT = {"manual": "manual", "ai_accepted": "AI accepted", "ai_overridden": "AI overridden",
+               "imported": "imported"}
+# Image view keys that labelling takes while it is active, and where they move meanwhile.
+MOVED_VIEW_KEYS = {"rotate_right": "Shift+R"}
+ERROR_STYLE = "color: #ff6b6b;"
+SAVED_STYLE = "color: #7ddc7d;"
+
+
+# ---------------------------------------------------------------- the store thread
+
+
+@dataclass(frozen=True)
+class StoreReply:
+    request_id: int
+    value: Any = None
+    error: str | None = None  # one sentence for the user; None when the call returned
+
+
+_STOP = object()
+
+
+def serve_store_calls(open_store: Callable[[], LabelStore], requests: queue.Queue,
+                      drained: threading.Event, cancel: CancelFlag):
+    """Job: run store calls one at a time, in the order asked, until ``_STOP`` is queued.
+
+    Each request is ``(request_id, call)``; ``call(store)`` runs on this thread and a
+    :class:`StoreReply` is yielded with its return value or its one-sentence error. The store
+    is opened at the first request (and again after a failed open). Calls queued before the
+    stop request are all run: a label the reader gave is never dropped at close. ``cancel``
+    only ends an idle loop.
+    """
+    store: LabelStore | None = None
+    try:
+        while True:
+            try:
+                request = requests.get(timeout=0.1)
+            except queue.Empty:
+                if cancel.cancelled:
+                    return
+                continue
+            if request is _STOP:
+                return
+            request_id, call = request
+            try:
+                if store is None:
+                    store = open_store()
+                value = call(store)
+            except UserError as exc:
+                yield StoreReply(request_id, error=str(exc))
+            except OSError as exc:
+                where = f" ({exc.filename})" if exc.filename else ""
+                yield StoreReply(request_id, error=f"The label store could not be used: "
+                                                   f"{exc.strerror or exc}{where}.")
+            except Exception:  # a bug: one sentence for the reader, the traceback to the log
+                log.exception("Label store call failed")
+                yield StoreReply(request_id, error="Something went wrong in the label store; "
+                                                   "nothing was saved and the details are in "
+                                                   "the log.")
+            else:
+                yield StoreReply(request_id, value)
+    finally:
+        if store is not None:
+            store.close()
+        drained.set()
+
+
+class StoreClient(QObject):
+    """Runs label store calls on one worker thread and calls back on the GUI thread."""
+
+    idle = Signal()  # no call is waiting for its reply any more
+
+    def __init__(self, path: Path, reader: str, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.path = Path(path)
+        self.reader = reader
+        self._requests: queue.Queue = queue.Queue()
+        self._callbacks: dict[int, tuple[Callable | None, Callable | None]] = {}
+        self._next_id = 0
+        self._worker: JobWorker | None = None
+        self._drained = threading.Event()
+
+    def call(self, call: Callable[[LabelStore], Any],
+             on_done: Callable[[Any], None] | None = None,
+             on_error: Callable[[str], None] | None = None) -> int:
+        """Queue ``call(store)``; ``on_done(value)`` or ``on_error(sentence)`` follows."""
+        self._ensure_worker()
+        self._next_id += 1
+        self._callbacks[self._next_id] = (on_done, on_error)
+        self._requests.put((self._next_id, call))
+        return self._next_id
+
+    @property
+    def pending(self) -> int:
+        return len(self._callbacks)
+
+    @property
+    def running(self) -> bool:
+        return self._worker is not None
+
+    def _ensure_worker(self) -> None:
+        if self._worker is not None:
+            return
+        requests, drained = self._requests, threading.Event()
+        self._drained = drained
+        worker = JobWorker(
+            lambda cancel: serve_store_calls(self._open_store, requests, drained, cancel),
+            "saving labels", progress_per_second=0)
+        worker.event.connect(self._on_reply)
+        self._worker = worker
+        worker.start()
+
+    def _open_store(self) -> LabelStore:  # on the worker thread
+        try:
+            return store_module.LabelStore(self.path, reader=self.reader)
+        except OSError as exc:
+            from medviewer.labels.errors import StoreUnavailableError
+
+            raise StoreUnavailableError(f"Cannot open the label store {self.path}: "
+                                        f"{exc.strerror or exc}.") from None
+
+    def _on_reply(self, reply: object) -> None:
+        if not isinstance(reply, StoreReply):
+            return
+        on_done, on_error = self._callbacks.pop(reply.request_id, (None, None))
+        try:
+            if reply.error is None:
+                if on_done is not None:
+                    on_done(reply.value)
+            elif on_error is not None:
+                on_error(reply.error)
+            else:
+                log.warning("Label store call failed: %s", reply.error)
+        finally:
+            if not self._callbacks:
+                self.idle.emit()
+
+    def shutdown(self, timeout_ms: int = 10_000) -> bool:
+        """Run every call already asked for, then stop the thread (close handlers, tests).
+
+        Blocks the calling thread until then: only for closing. False if it timed out.
+        """
+        worker = self._worker
+        if worker is None:
+            return True
+        self._requests.put(_STOP)
+        finished = self._drained.wait(timeout_ms / 1000)
+        worker.wait(timeout_ms)
+        self._worker = None
+        self._requests = queue.Queue()
+        if not finished:
+            log.warning("The label store thread did not finish its calls in %d ms", timeout_ms)
+        return finished
+
+
+# ---------------------------------------------------------------- AI suggestions
+
+
+@dataclass(frozen=True)
+class AiSuggestion:
+    """What a model said about one image: class name -> probability."""
+
+    model_name: str
+    probabilities: Mapping[str, float]
+
+    def _matched(self, label_set: LabelSet) -> dict[str, float]:
+        by_fold = {name.casefold(): name for name in label_set.classes}
+        matched: dict[str, float] = {}
+        for name, probability in self.probabilities.items():
+            target = name if name in label_set.classes else by_fold.get(str(name).casefold())
+            if target is not None:
+                matched[target] = max(float(probability), matched.get(target, 0.0))
+        return matched
+
+    def classes_for(self, label_set: LabelSet) -> tuple[str, ...] | None:
+        """The suggested classes in this label set; None when no model class is in the set.
+
+        Single-label: the most probable class. Multi-label: every class at
+        :data:`AI_THRESHOLD` or more (possibly none).
+        """
+        matched = self._matched(label_set)
+        if not matched:
+            return None
+        if label_set.multi_label:
+            return tuple(c for c in label_set.classes if matched.get(c, -1.0) >= AI_THRESHOLD)
+        best = max(label_set.classes, key=lambda c: matched.get(c, -1.0))
+        return (best,)
+
+    def describe(self, label_set: LabelSet | None) -> str:
+        if label_set is None:
+            return f"AI ({self.model_name})"
+        matched = self._matched(label_set)
+        if not matched:
+            names = ", ".join(sorted(map(str, self.probabilities))) or "none"
+            return (f"AI ({self.model_name}): its classes ({names}) are not in label set "
+                    f"'{label_set.name}'.")
+        ranked = sorted(matched.items(), key=lambda item: -item[1])[:3]
+        odds = ", ".join(f"{name} {probability * 100:.0f} %" for name, probability in ranked)
+        suggested = self.classes_for(label_set) or ()
+        verdict = " + ".join(suggested) if suggested else "none of the classes"
+        return f"AI ({self.model_name}) suggests {verdict} — {odds}. Enter accepts."
+
+
+# ---------------------------------------------------------------- writes (on the store thread)
+
+
+def _decide(store: LabelStore, set_name: str, image: ImageRef, reader: str,
+            classes: tuple[str, ...], ai: tuple[str, ...] | None) -> ImageLabel | None:
+    """Make ``classes`` the reader's decision (None/empty clears it), keeping the note.
+
+    The source follows the AI suggestion the reader saw (or the one stored with the earlier
+    decision): equal -> ai_accepted, different -> ai_overridden, none -> manual.
+    """
+    current = store.label_for(set_name, image.key, reader)
+    if not classes:
+        store.clear_label(set_name, image, reader=reader)
+        return None
+    if ai is None and current is not None:
+        ai = current.ai_classes
+    if ai is None:
+        source = "manual"
+    else:
+        source = "ai_accepted" if set(classes) == set(ai) else "ai_overridden"
+    return store.set_label(set_name, image, classes, reader=reader, source=source,
+                           note=current.note if current is not None else None, ai_classes=ai)
+
+
+def _press_class(store: LabelStore, set_name: str, image: ImageRef, reader: str,
+                 class_name: str, ai: tuple[str, ...] | None) -> ImageLabel | None:
+    """A class key: single-label sets choose it, multi-label sets toggle it."""
+    label_set = store.label_set(set_name)
+    current = store.label_for(set_name, image.key, reader)
+    have = list(current.classes) if current is not None else []
+    if not label_set.multi_label:
+        have = [class_name]
+    elif class_name in have:
+        have.remove(class_name)
+    else:
+        have.append(class_name)
+    ordered = tuple(c for c in label_set.classes if c in have)
+    return _decide(store, set_name, image, reader, ordered, ai)
+
+
+# ---------------------------------------------------------------- dialogs
+
+
+class NewLabelSetDialog(QDialog):
+    """Name, classes (one per line or comma-separated) and single/multi-label."""
+
+    submitted = Signal(str, list, bool)  # name, classes, multi_label
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("New label set")
+        self.name_edit = QLineEdit()
+        self.name_edit.setPlaceholderText("e.g. pneumonia")
+        self.classes_edit = QPlainTextEdit()
+        self.classes_edit.setPlaceholderText("One class per line (or separated by commas),\n"
+                                             "in the order of the keys 1, 2, 3…")
+        self.classes_edit.setTabChangesFocus(True)
+        self.multi_check = QCheckBox("Multi-label: an image may have several classes")
+        self.error_label = QLabel()
+        self.error_label.setWordWrap(True)
+        self.error_label.setStyleSheet(ERROR_STYLE)
+        self.error_label.hide()
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                                   | QDialogButtonBox.StandardButton.Cancel)
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Create")
+        buttons.accepted.connect(self._submit)
+        buttons.rejected.connect(self.reject)
+        self.ok_button = buttons.button(QDialogButtonBox.StandardButton.Ok)
+        form = QFormLayout()
+        form.addRow("Name", self.name_edit)
+        form.addRow("Classes", self.classes_edit)
+        form.addRow("", self.multi_check)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.error_label)
+        layout.addWidget(buttons)
+        self.resize(440, 320)
+
+    def classes(self) -> list[str]:
+        text = self.classes_edit.toPlainText().replace(",", "\n")
+        return [line.strip() for line in text.splitlines() if line.strip()]
+
+    def _submit(self) -> None:
+        self.error_label.hide()
+        self.ok_button.setEnabled(False)  # until the store replies
+        self.submitted.emit(self.name_edit.text(), self.classes(), self.multi_check.isChecked())
+
+    def show_error(self, sentence: str) -> None:
+        self.ok_button.setEnabled(True)
+        self.error_label.setText(sentence)
+        self.error_label.show()
+
+
+# ---------------------------------------------------------------- the study filter
+
+
+class StudyFilter(QWidget):
+    """'Show: all / labelled / unlabelled / disagreeing' above the study tree.
+
+    It hides tree rows (never removes them), keeps the image on screen visible, and hides
+    series, studies and patients left with no visible image.
+    """
+
+    def __init__(self, panel: "LabelPanel") -> None:
+        super().__init__()
+        self.setObjectName("labelFilter")
+        self.panel = panel
+        self.combo = QComboBox()
+        self.combo.setObjectName("labelFilterCombo")
+        for mode, text in FILTER_MODES:
+            self.combo.addItem(text, mode)
+        self.combo.setToolTip("Filter the images by this reader's labels in the current label "
+                              "set, or show those where readers (or reader and AI) disagree")
+        self.count_label = QLabel()
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(4, 2, 4, 2)
+        layout.addWidget(QLabel("Show:"))
+        layout.addWidget(self.combo, 1)
+        layout.addWidget(self.count_label)
+        self.combo.currentIndexChanged.connect(lambda _i: self.apply())
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(50)
+        self._timer.timeout.connect(self.apply)
+
+    @property
+    def mode(self) -> str:
+        return self.combo.currentData()
+
+    def set_mode(self, mode: str) -> None:
+        index = self.combo.findData(mode)
+        if index < 0:
+            raise ValueError(f"unknown filter mode {mode!r}")
+        self.combo.setCurrentIndex(index)
+        self.apply()
+
+    def schedule(self) -> None:
+        """Re-apply soon (many changes in a row cost one pass)."""
+        self._timer.start()
+
+    def apply(self) -> None:
+        self._timer.stop()
+        browser = self.panel.window.study_browser
+        tree = browser.tree
+        mode = self.mode if self.panel.label_set is not None else "all"
+        current_path = self.panel.current_path
+        image_rows: dict[int, Path] = {}
+        for path in self.panel.known_paths:
+            item = browser.item_for(path)
+            if item is not None:
+                image_rows[id(item)] = path
+        shown = total = 0
+        for index in range(tree.topLevelItemCount()):
+            shown_here, total_here = self._apply_item(tree.topLevelItem(index), mode,
+                                                      current_path, image_rows)
+            shown += shown_here
+            total += total_here
+        self.combo.setEnabled(self.panel.label_set is not None)
+        self.count_label.setText("" if mode == "all" else f"{shown} of {total}")
+
+    def _apply_item(self, item: QTreeWidgetItem, mode: str, current_path: Path | None,
+                    image_rows: dict[int, Path]) -> tuple[int, int]:
+        path = image_rows.get(id(item))
+        if path is not None:
+            visible = mode == "all" or path == current_path or self.panel.matches(path, mode)
+            item.setHidden(not visible)
+            return int(visible), 1
+        shown = total = 0
+        for index in range(item.childCount()):
+            s, t = self._apply_item(item.child(index), mode, current_path, image_rows)
+            shown, total = shown + s, total + t
+        item.setHidden(total > 0 and shown == 0)
+        return shown, total
+
+    def visible_paths(self) -> list[Path]:
+        """Image rows currently shown (tests)."""
+        out = []
+        for path in self.panel.known_paths:
+            item = self.panel.window.study_browser.item_for(path)
+            if item is not None and not _hidden_in_tree(item):
+                out.append(path)
+        return out
+
+
+def _hidden_in_tree(item: QTreeWidgetItem) -> bool:
+    while item is not None:
+        if item.isHidden():
+            return True
+        item = item.parent()
+    return False
+
+
+# ---------------------------------------------------------------- the panel
+
+
+@dataclass
+class _Scope:
+    """One opened folder, file or DICOMDIR: its images in browser order."""
+
+    root: Path
+    paths: list[Path]
+
+
+class LabelPanel(QWidget):
+    """The Labels dock. Create it with :func:`install_labeling`."""
+
+    label_set_changed = Signal(object)  # LabelSet or None
+    committed = Signal(object)  # what the store returned for a write (ImageLabel, Region, ...)
+    write_failed = Signal(str)  # the sentence shown
+    labels_loaded = Signal()  # the committed labels of the open images are known
+
+    def __init__(self, window: MainWindow, store_path: Path | None = None) -> None:
+        super().__init__()
+        self.setObjectName("labelPanel")
+        self.window = window
+        self.view = window.image_view
+        self.reader = window.settings.reader_name
+        self.client = StoreClient(store_path or store_module.default_store_path(), self.reader,
+                                  self)
+        self.prefetcher = Prefetcher(parent=self)
+        self.view.instance_source = self.prefetcher.ready
+        self.label_set: LabelSet | None = None
+        self.label_sets: list[LabelSet] = []
+        self.current_path: Path | None = None
+        self.current_key: str | None = None
+        self._current_ref: ImageRef | None = None
+        self._labels: dict[str, dict[str, ImageLabel]] = {}  # key -> reader -> committed
+        self._keys: dict[Path, str] = {}
+        self._scopes: list[_Scope] = []
+        self._suggestions: dict[Path, AiSuggestion] = {}
+        self._pending: dict[str, int] = {}  # image key -> writes waiting for their reply
+        self._last_saved: dict[str, str] = {}  # image key -> "saved ..." text of this session
+        self._error: str | None = None
+        self._loading_labels = 0
+        self._regions: dict[int, Region] = {}  # the current image's, committed
+        self._region_tokens = 0
+        self._region_class_index = 0
+        self._region_layer: RegionLayer | None = None
+        self._view_keys_taken: dict[QAction, list[QKeySequence]] = {}
+        self._dialog: NewLabelSetDialog | None = None
+        self._reader_dialog: QInputDialog | None = None
+        self._closed = False
+
+        self._build_widgets()
+        self._build_actions()
+        self.filter = StudyFilter(self)
+        window.study_browser.layout().insertWidget(0, self.filter)
+        self._connect()
+        self._rebuild_class_buttons()
+        self._refresh_all()
+
+    # ------------------------------------------------------------ construction
+    def _build_widgets(self) -> None:
+        self.set_combo = QComboBox()
+        self.set_combo.setObjectName("labelSetCombo")
+        self.set_combo.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.set_combo.setToolTip("The label set being labelled")
+        self.new_set_button = QPushButton("New…")
+        self.new_set_button.setToolTip("Create a label set: name, classes, single/multi-label")
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Label set"))
+        top.addWidget(self.set_combo, 1)
+        top.addWidget(self.new_set_button)
+
+        self.set_info = QLabel()
+        self.set_info.setObjectName("labelSetInfo")
+        self.set_info.setWordWrap(True)
+        self.class_box = QWidget()
+        self.class_grid = QGridLayout(self.class_box)
+        self.class_grid.setContentsMargins(0, 0, 0, 0)
+        self.class_buttons: list[QPushButton] = []
+
+        self.ai_label = QLabel()
+        self.ai_label.setObjectName("aiSuggestion")
+        self.ai_label.setWordWrap(True)
+        self.accept_button = QPushButton("Accept AI (Enter)")
+        self.accept_button.setToolTip("Take the AI's suggestion as your label")
+
+        self.saved_label = QLabel()
+        self.saved_label.setObjectName("savedState")
+        self.saved_label.setWordWrap(True)
+        self.error_label = QLabel()
+        self.error_label.setObjectName("labelError")
+        self.error_label.setWordWrap(True)
+        self.error_label.setStyleSheet(ERROR_STYLE)
+        self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.error_label.hide()
+
+        self.note_edit = QLineEdit()
+        self.note_edit.setObjectName("labelNote")
+        self.note_edit.setPlaceholderText("Note (optional; Enter saves)")
+        self.note_edit.setClearButtonEnabled(True)
+
+        self.progress_label = QLabel()
+        self.progress_label.setObjectName("labelProgress")
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setTextVisible(False)
+        self.progress_bar.setMaximumHeight(8)
+
+        self.previous_button = QPushButton("◀ Prev (P)")
+        self.next_button = QPushButton("Next (N) ▶")
+        self.unlabelled_button = QPushButton("Next unlabelled (U)")
+        self.undo_button = QPushButton("Undo (Ctrl+Z)")
+        navigation = QGridLayout()
+        navigation.addWidget(self.previous_button, 0, 0)
+        navigation.addWidget(self.next_button, 0, 1)
+        navigation.addWidget(self.unlabelled_button, 1, 0)
+        navigation.addWidget(self.undo_button, 1, 1)
+
+        self.region_button = QPushButton("Draw regions (R)")
+        self.region_button.setCheckable(True)
+        self.region_button.setToolTip("Region mode: left-drag on the image draws a region of "
+                                      "the region class; the number keys choose that class; "
+                                      "click a region to select it, Delete removes it")
+        self.shape_combo = QComboBox()
+        self.shape_combo.addItem("Rectangle", "rectangle")
+        self.shape_combo.addItem("Ellipse", "ellipse")
+        self.region_class_combo = QComboBox()
+        self.region_class_combo.setObjectName("regionClassCombo")
+        self.region_class_combo.setToolTip("Class of the next region (number keys in region "
+                                           "mode); also changes the selected region's class")
+        region_row = QHBoxLayout()
+        region_row.addWidget(self.region_button)
+        region_row.addWidget(self.shape_combo)
+        region_row.addWidget(self.region_class_combo, 1)
+        self.region_list = QListWidget()
+        self.region_list.setObjectName("regionList")
+        self.region_list.setMaximumHeight(110)
+        self.delete_region_button = QPushButton("Delete region (Del)")
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addLayout(top)
+        layout.addWidget(self.set_info)
+        layout.addWidget(self.class_box)
+        layout.addWidget(self.ai_label)
+        layout.addWidget(self.accept_button)
+        layout.addWidget(self.saved_label)
+        layout.addWidget(self.error_label)
+        layout.addWidget(self.note_edit)
+        layout.addSpacing(4)
+        layout.addWidget(self.progress_label)
+        layout.addWidget(self.progress_bar)
+        layout.addLayout(navigation)
+        layout.addSpacing(6)
+        layout.addWidget(_heading("Regions"))
+        layout.addLayout(region_row)
+        layout.addWidget(self.region_list)
+        layout.addWidget(self.delete_region_button)
+        layout.addStretch(1)
+
+        self.reader_button = QToolButton()
+        self.reader_button.setObjectName("readerField")
+        self.reader_button.setAutoRaise(True)
+        self.reader_button.setToolTip("Labels are saved under this reader name; click to "
+                                      "change it")
+
+    def _action(self, text: str, slot: Callable[[], None], tip: str = "") -> QAction:
+        action = QAction(text, self.window)
+        action.triggered.connect(lambda _checked=False: slot())
+        if tip:
+            action.setToolTip(tip)
+            action.setStatusTip(tip)
+        self.window.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        menu = self.window.menus["labels"]
+        self.new_set_action = self._action("&New label set…", self.show_new_label_set_dialog)
+        self.reader_action = self._action("&Reader…", self.show_reader_dialog,
+                                          "Change the reader name labels are saved under")
+        self.store_action = self._action("Label &store…", self.choose_store,
+                                         "Use another label store file (e.g. a project's)")
+        menu.addAction(self.new_set_action)
+        menu.addAction(self.reader_action)
+        menu.addAction(self.store_action)
+        menu.addSeparator()
+        self.class_actions: list[QAction] = []
+        for index in range(MAX_CLASS_KEYS):
+            action = self._action(f"Class {index + 1}",
+                                  lambda i=index: self.press_class_index(i))
+            self.class_actions.append(action)
+        self.accept_action = self._action("&Accept AI suggestion", self.accept_ai_suggestion)
+        self.next_action = self._action("&Next image", lambda: self.go(1))
+        self.previous_action = self._action("&Previous image", lambda: self.go(-1))
+        self.unlabelled_action = self._action("Next &unlabelled image", self.go_unlabelled)
+        self.undo_action = self._action("&Undo last label action", self.undo)
+        self.clear_action = self._action("&Clear my label", self.clear_label)
+        self.region_action = QAction("Draw &regions", self.window)
+        self.region_action.setCheckable(True)
+        self.region_action.toggled.connect(self.set_region_mode)
+        self.window.addAction(self.region_action)
+        self.delete_region_action = self._action("&Delete selected region",
+                                                 self.delete_selected_region)
+        for action in (*self.class_actions, self.accept_action, self.next_action,
+                       self.previous_action, self.unlabelled_action, self.undo_action,
+                       self.clear_action, self.region_action, self.delete_region_action):
+            menu.addAction(action)
+        self._keys_for: dict[QAction, list[str]] = {
+            self.accept_action: ["Return", "Enter"], self.next_action: ["N"],
+            self.previous_action: ["P"], self.unlabelled_action: ["U"],
+            self.undo_action: ["Ctrl+Z"], self.clear_action: ["Backspace"],
+            self.region_action: ["R"], self.delete_region_action: ["Delete"],
+        }
+        for index, action in enumerate(self.class_actions):
+            self._keys_for[action] = [str(index + 1)]
+
+    def _connect(self) -> None:
+        window = self.window
+        self.set_combo.activated.connect(self._on_set_chosen)
+        self.new_set_button.clicked.connect(self.show_new_label_set_dialog)
+        self.accept_button.clicked.connect(self.accept_ai_suggestion)
+        self.previous_button.clicked.connect(lambda: self.go(-1))
+        self.next_button.clicked.connect(lambda: self.go(1))
+        self.unlabelled_button.clicked.connect(self.go_unlabelled)
+        self.undo_button.clicked.connect(self.undo)
+        self.note_edit.returnPressed.connect(self.save_note)
+        self.region_button.toggled.connect(self.region_action.setChecked)
+        self.shape_combo.currentIndexChanged.connect(self._on_shape_changed)
+        self.region_class_combo.activated.connect(self._on_region_class_chosen)
+        self.region_list.currentItemChanged.connect(self._on_region_list_changed)
+        self.delete_region_button.clicked.connect(self.delete_selected_region)
+        self.reader_button.clicked.connect(self.show_reader_dialog)
+        window.add_status_field(self.reader_button)
+        self.view.image_shown.connect(self._on_image_shown)
+        self.view.load_failed.connect(lambda _sentence: self._on_image_gone())
+        self.view.frame_changed.connect(lambda _i, _n: self._show_regions())
+        self.view.actions_by_name["measure"].toggled.connect(
+            lambda on: on and self.region_action.setChecked(False))
+        window.catalog_opened.connect(self._on_catalog_opened)
+        window.study_browser.tree.model().rowsInserted.connect(
+            lambda *_args: self.filter.schedule())
+        # Start-up stays fast: the store is read after the window's first event-loop turn.
+        QTimer.singleShot(0, self.reload_label_sets)
+
+    def attach_dock(self, dock) -> None:
+        self._dock = dock
+        dock.toggleViewAction().toggled.connect(lambda _on: self._update_keys())
+        self._update_keys()
+
+    # ------------------------------------------------------------ store and label sets
+    @property
+    def store_path(self) -> Path:
+        return self.client.path
+
+    def set_store_path(self, path: Path) -> None:
+        """Use another store file; calls already asked for finish on the old one first."""
+        self.client.shutdown()
+        self.client.path = Path(path)
+        self._labels.clear()
+        self._set_error(None)
+        self.reload_label_sets()
+
+    def choose_store(self) -> None:
+        dialog = QFileDialog(self.window, "Label store", str(self.store_path.parent),
+                             "Label stores (*.sqlite);;All files (*)")
+        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+        dialog.setOption(QFileDialog.Option.DontConfirmOverwrite, True)
+        dialog.setDefaultSuffix("sqlite")
+        dialog.fileSelected.connect(lambda chosen: chosen and self.set_store_path(Path(chosen)))
+        dialog.open()
+
+    def reload_label_sets(self, select: str | None = None) -> None:
+        """Read the label sets (and pick this reader's most recent one) on the store thread."""
+        if not self.store_path.exists():
+            self._on_label_sets(([], None), select)  # nothing to read: no file created yet
+            return
+        reader = self.reader
+
+        def read(store: LabelStore) -> tuple[list[LabelSet], str | None]:
+            sets = store.label_sets()
+            recent = store.history(reader=reader, limit=1)
+            return sets, (recent[0].label_set if recent else None)
+
+        self.client.call(read, lambda result: self._on_label_sets(result, select),
+                         self._set_error)
+
+    def _on_label_sets(self, result: tuple[list[LabelSet], str | None],
+                       select: str | None) -> None:
+        sets, recent = result
+        self.label_sets = list(sets)
+        names = [s.name for s in sets]
+        wanted = select or (self.label_set.name if self.label_set else None) or recent
+        if wanted not in names:
+            wanted = names[0] if names else None
+        self.set_combo.blockSignals(True)
+        self.set_combo.clear()
+        for label_set in sets:
+            kind = "multi-label" if label_set.multi_label else "single-label"
+            self.set_combo.addItem(f"{label_set.name}  ({kind})", label_set.name)
+        if not sets:
+            self.set_combo.addItem("(no label set yet: New…)", None)
+        self.set_combo.setEnabled(bool(sets))
+        if wanted is not None:
+            self.set_combo.setCurrentIndex(self.set_combo.findData(wanted))
+        self.set_combo.blockSignals(False)
+        self.choose_label_set(wanted)
+
+    def _on_set_chosen(self, index: int) -> None:
+        self.choose_label_set(self.set_combo.itemData(index))
+
+    def choose_label_set(self, name: str | None) -> None:
+        chosen = next((s for s in self.label_sets if s.name == name), None)
+        changed = chosen != self.label_set
+        self.label_set = chosen
+        if chosen is not None and self.set_combo.currentData() != chosen.name:
+            self.set_combo.setCurrentIndex(self.set_combo.findData(chosen.name))
+        if changed:
+            self._labels.clear()
+            self._regions.clear()
+            self._region_class_index = 0
+            self._rebuild_class_buttons()
+            self._update_keys()
+            self._load_labels([p for scope in self._scopes for p in scope.paths])
+            self._load_regions()
+            self.label_set_changed.emit(chosen)
+        self._refresh_all()
+
+    def show_new_label_set_dialog(self) -> NewLabelSetDialog:
+        if self._dialog is None:
+            self._dialog = NewLabelSetDialog(self.window)
+            self._dialog.submitted.connect(self.create_label_set)
+        self._dialog.error_label.hide()
+        self._dialog.ok_button.setEnabled(True)
+        self._dialog.open()
+        return self._dialog
+
+    def create_label_set(self, name: str, classes: list[str], multi_label: bool) -> None:
+        """Create it on the store thread; the dialog closes only once it is saved."""
+        def done(label_set: LabelSet) -> None:
+            if self._dialog is not None:
+                self._dialog.accept()
+            self.window.statusBar().showMessage(f"Label set '{label_set.name}' created.", 5000)
+            self.reload_label_sets(select=label_set.name)
+
+        def failed(sentence: str) -> None:
+            if self._dialog is not None and self._dialog.isVisible():
+                self._dialog.show_error(sentence)
+            else:
+                self._set_error(sentence)
+
+        self.client.call(lambda store: store.create_label_set(name, classes,
+                                                              multi_label=multi_label),
+                         done, failed)
+
+    # ------------------------------------------------------------ reader
+    def show_reader_dialog(self) -> QInputDialog:
+        dialog = QInputDialog(self.window)
+        dialog.setWindowTitle("Reader")
+        dialog.setLabelText("Your name as a reader (labels are saved under it):")
+        dialog.setTextValue(self.reader)
+        dialog.textValueSelected.connect(self.set_reader_name)
+        self._reader_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def set_reader_name(self, name: str) -> bool:
+        """Label as ``name`` from now on, and keep it in the settings."""
+        name = name.strip()
+        if not name or len(name) > 200 or any(ch in name for ch in "\r\n\t"):
+            self.window.statusBar().showMessage(
+                "A reader name must be 1 to 200 characters without tabs or line breaks.", 8000)
+            return False
+        self.reader = name
+        self.client.reader = name
+        self.client.call(lambda store: setattr(store, "reader", name))
+        fresh = load_settings()  # other parts of the app may have saved settings meanwhile
+        fresh.reader_name = name
+        try:
+            save_settings(fresh)
+        except OSError as exc:
+            self.window.statusBar().showMessage(
+                f"The reader name is used now but could not be saved in the settings "
+                f"({exc.strerror or exc}).", 10_000)
+        self.window.settings.reader_name = name
+        self._last_saved.clear()
+        self._load_regions()
+        self._refresh_all()
+        return True
+
+    # ------------------------------------------------------------ opened images
+    def _on_catalog_opened(self, catalog: Catalog) -> None:
+        paths = []
+        for record in catalog.instances():
+            path = Path(record.path)
+            paths.append(path)
+            if record.content_hash:
+                self._keys[path] = store_module.HASH_PREFIX + record.content_hash.lower()
+            elif record.sop_instance_uid:
+                self._keys[path] = record.sop_instance_uid
+        if not paths:
+            return
+        root = Path(catalog.root)
+        self._scopes = [s for s in self._scopes if s.root != root]
+        self._scopes.append(_Scope(root, paths))
+        unknown = [p for p in paths if p not in self._keys]
+        if unknown:
+            self._identify(unknown)
+        self._load_labels(paths)
+
+    def _identify(self, paths: list[Path]) -> None:
+        """Key DICOM files without a SOP Instance UID by content (hashing: store thread)."""
+        def identify(_store: LabelStore) -> dict[Path, str]:
+            from medviewer.labels.identity import resolve_image
+
+            found = {}
+            for path in paths:
+                try:
+                    found[path] = resolve_image(path).key
+                except UserError:
+                    continue
+            return found
+
+        def done(found: dict[Path, str]) -> None:
+            self._keys.update(found)
+            self._load_labels(list(found))
+
+        self.client.call(identify, done, self._set_error)
+
+    @property
+    def known_paths(self) -> list[Path]:
+        seen: dict[Path, None] = {}
+        for scope in self._scopes:
+            seen.update(dict.fromkeys(scope.paths))
+        return list(seen)
+
+    def key_for(self, path: Path) -> str | None:
+        return self._keys.get(Path(path))
+
+    def _load_labels(self, paths: list[Path]) -> None:
+        """Read the committed decisions (all readers) of these images on the store thread."""
+        if self.label_set is None or not self.store_path.exists():
+            return
+        keys = [self._keys[p] for p in paths if p in self._keys]
+        if not keys:
+            return
+        set_name = self.label_set.name
+        self._loading_labels += 1
+
+        def done(labels: list[ImageLabel]) -> None:
+            self._loading_labels -= 1
+            if self.label_set is None or self.label_set.name != set_name:
+                return
+            for key in keys:
+                self._labels[key] = {}
+            for label in labels:
+                self._labels.setdefault(label.image_key, {})[label.reader] = label
+            self._refresh_all()
+            self.labels_loaded.emit()
+
+        def failed(sentence: str) -> None:
+            self._loading_labels -= 1
+            self._set_error(sentence)
+
+        self.client.call(lambda store: store.current_labels(set_name, keys), done, failed)
+
+    def _scope_of(self, path: Path | None) -> _Scope | None:
+        if path is None:
+            return None
+        browser = self.window.study_browser
+        for scope in reversed(self._scopes):
+            if path in scope.paths:
+                present = [p for p in scope.paths if browser.item_for(p) is not None]
+                return _Scope(scope.root, present)
+        return None
+
+    # ------------------------------------------------------------ the image on screen
+    def _on_image_shown(self, instance: Instance) -> None:
+        path = Path(instance.path)
+        self.current_path = path
+        self._current_ref = None
+        self.current_key = None
+        if instance.content_hash or instance.sop_instance_uid:
+            self._current_ref = store_module.ImageRef.from_instance(instance)
+            self.current_key = self._current_ref.key
+            self._keys[path] = self.current_key
+        else:
+            def done(ref: ImageRef) -> None:
+                if self.current_path == path:
+                    self._current_ref, self.current_key = ref, ref.key
+                    self._keys[path] = ref.key
+                    self._load_regions()
+                    self._refresh_all()
+
+            self.client.call(lambda _store: store_module.ImageRef.from_instance(instance),
+                             done, self._set_error)
+        if self._region_layer is not None:
+            self._region_layer.clear()  # regions (and unsaved drafts) of the previous image
+            self._region_layer.sync_image()
+        self._regions.clear()
+        self._load_regions()
+        self._prefetch_around(path)
+        self._refresh_all()
+
+    def _on_image_gone(self) -> None:
+        if self.view.instance is None:
+            self.current_path = self.current_key = self._current_ref = None
+            self._regions.clear()
+            self._show_regions()
+            self._refresh_all()
+
+    def _target(self, doing: str) -> ImageRef | None:
+        """The image an action applies to: the one on screen, once it is fully shown."""
+        if self.label_set is None:
+            self._status("Choose or create a label set first (Labels > New label set).")
+            return None
+        if self.view.instance is None or self.current_path is None:
+            self._status(f"Open an image to {doing}.")
+            return None
+        if self.view.is_loading or (self.view.requested_path is not None
+                                    and Path(self.view.requested_path) != self.current_path):
+            self._status(f"Wait until the image is shown to {doing}.")
+            return None
+        if self._current_ref is None:
+            self._status("Still identifying this image; try again in a moment.")
+            return None
+        return self._current_ref
+
+    def _prefetch_around(self, path: Path) -> None:
+        scope = self._scope_of(path)
+        if scope is None or path not in scope.paths:
+            return
+        index = scope.paths.index(path)
+        wanted = scope.paths[index + 1:index + 1 + PREFETCH_AHEAD]
+        if index > 0:
+            wanted.append(scope.paths[index - 1])
+        unlabelled = self._next_unlabelled(scope, index)
+        if unlabelled is not None:
+            wanted.append(unlabelled)
+        self.prefetcher.want(wanted)
+
+    # ------------------------------------------------------------ labelling actions
+    def press_class_index(self, index: int) -> None:
+        """Key ``index + 1``: label the image (or, in region mode, pick the region class)."""
+        if self.label_set is None or index >= len(self.label_set.classes):
+            return
+        if self.region_action.isChecked():
+            self.set_region_class(index)
+            return
+        self.press_class(self.label_set.classes[index])
+
+    def press_class(self, class_name: str) -> None:
+        image = self._target("label it")
+        if image is None or self.label_set is None:
+            return
+        set_name, reader = self.label_set.name, self.reader
+        ai = self._suggested_classes()
+        self._write(image.key, lambda store: _press_class(store, set_name, image, reader,
+                                                          class_name, ai))
+
+    def accept_ai_suggestion(self) -> None:
+        """Enter: take the AI's suggestion; with no suggestion only a status message shows."""
+        if self.note_edit.hasFocus():  # Enter in the note field saves the note
+            self.save_note()
+            return
+        if self.label_set is None or self.current_path is None:
+            self._status("No AI suggestion: no image or label set is open.")
+            return
+        suggestion = self._suggestions.get(self.current_path)
+        if suggestion is None:
+            self._status("No AI suggestion for this image (no model has read it).")
+            return
+        classes = suggestion.classes_for(self.label_set)
+        if classes is None:
+            self._status(suggestion.describe(self.label_set))
+            return
+        if not classes:
+            self._status(f"The AI ({suggestion.model_name}) suggests none of the classes; "
+                         f"choose with the number keys.")
+            return
+        image = self._target("accept the suggestion")
+        if image is None:
+            return
+        set_name, reader = self.label_set.name, self.reader
+        self._write(image.key, lambda store: _decide(store, set_name, image, reader, classes,
+                                                     classes))
+
+    def clear_label(self) -> None:
+        image = self._target("clear its label")
+        if image is None or self.label_set is None:
+            return
+        set_name, reader = self.label_set.name, self.reader
+        self._write(image.key, lambda store: _decide(store, set_name, image, reader, (), None))
+
+    def save_note(self) -> None:
+        image = self._target("add a note")
+        if image is None or self.label_set is None:
+            return
+        mine = self.my_label(image.key)
+        text = self.note_edit.text().strip() or None
+        if mine is None:
+            self._status("Choose a class first: a note belongs to a label.")
+            return
+        if text == mine.note:
+            return
+        set_name, reader = self.label_set.name, self.reader
+        self._write(image.key, lambda store: store.set_note(set_name, image, text,
+                                                            reader=reader))
+
+    def _write(self, key: str, call: Callable[[LabelStore], ImageLabel | None]) -> None:
+        set_name = self.label_set.name if self.label_set else None
+        self._pending[key] = self._pending.get(key, 0) + 1
+        self._refresh_current()
+
+        def done(label: ImageLabel | None) -> None:
+            self._settle(key)
+            self._set_error(None)
+            if self.label_set is not None and self.label_set.name == set_name:
+                self._labels.setdefault(key, {})
+                if label is None:
+                    self._labels[key].pop(self.reader, None)
+                    self._last_saved[key] = f"✓ Saved: label cleared at {_clock()}."
+                else:
+                    self._labels[key][label.reader] = label
+                    self._last_saved[key] = _saved_text(label, _clock())
+            self._refresh_all()
+            self.committed.emit(label)
+
+        def failed(sentence: str) -> None:
+            self._settle(key)
+            self._set_error(sentence)
+            self._refresh_all()
+            self.write_failed.emit(sentence)
+
+        self.client.call(call, done, failed)
+
+    def _settle(self, key: str) -> None:
+        left = self._pending.get(key, 0) - 1
+        if left > 0:
+            self._pending[key] = left
+        else:
+            self._pending.pop(key, None)
+
+    def undo(self) -> None:
+        if self.label_set is None:
+            self._status("Nothing to undo: no label set is chosen.")
+            return
+        set_name, reader = self.label_set.name, self.reader
+
+        def done(result: UndoResult | None) -> None:
+            if result is None:
+                self._status(f"Nothing of yours to undo in label set '{set_name}'.")
+                return
+            self._set_error(None)
+            paths = [p for p, k in self._keys.items() if k in result.image_keys]
+            for key in result.image_keys:
+                self._last_saved.pop(key, None)
+            names = ", ".join(p.name for p in paths[:3]) or "an image not open here"
+            self._status(f"Undone: {result.kind.replace('_', ' ')} on {names}.")
+            self._load_labels(paths)
+            if self.current_key in result.image_keys:
+                self._load_regions()
+            self.committed.emit(result)
+
+        self.client.call(lambda store: store.undo(reader, label_set=set_name), done,
+                         self._undo_failed)
+
+    def _undo_failed(self, sentence: str) -> None:
+        self._set_error(sentence)
+        self.write_failed.emit(sentence)
+
+    # ------------------------------------------------------------ AI suggestions (API)
+    def set_ai_suggestion(self, class_probabilities: Mapping[str, float], model_name: str,
+                          image_path: str | Path | None = None) -> None:
+        """Show a model's class probabilities for an image; Enter then accepts them.
+
+        ``image_path`` is the image the model read (default: the one on screen), so a result
+        that arrives after the reader moved on stays with its own image. Class names are
+        matched to the label set's exactly, else ignoring case; single-label sets suggest
+        the most probable class, multi-label sets every class at 50 % or more.
+        """
+        path = Path(image_path) if image_path is not None else self.current_path
+        if path is None:
+            return
+        self._suggestions[path] = AiSuggestion(model_name, dict(class_probabilities))
+        if path == self.current_path:
+            self._refresh_current()
+        self.filter.schedule()
+
+    def clear_ai_suggestion(self, image_path: str | Path | None = None) -> None:
+        path = Path(image_path) if image_path is not None else self.current_path
+        if path is not None and self._suggestions.pop(path, None) is not None:
+            self._refresh_current()
+            self.filter.schedule()
+
+    def ai_suggestion(self, image_path: str | Path | None = None) -> AiSuggestion | None:
+        path = Path(image_path) if image_path is not None else self.current_path
+        return self._suggestions.get(path) if path is not None else None
+
+    def _suggested_classes(self, path: Path | None = None) -> tuple[str, ...] | None:
+        suggestion = self.ai_suggestion(path)
+        if suggestion is None or self.label_set is None:
+            return None
+        classes = suggestion.classes_for(self.label_set)
+        return classes if classes else None
+
+    # ------------------------------------------------------------ navigation
+    def go(self, step: int) -> None:
+        scope = self._scope_of(self.current_path)
+        if scope is None or self.current_path not in scope.paths:
+            self._status("Open a folder or study to move through its images.")
+            return
+        index = scope.paths.index(self.current_path) + step
+        if not 0 <= index < len(scope.paths):
+            where = "last" if step > 0 else "first"
+            self._status(f"This is the {where} image of {scope.root.name}.")
+            return
+        self._open(scope.paths[index])
+
+    def go_unlabelled(self) -> None:
+        scope = self._scope_of(self.current_path)
+        if scope is None or self.current_path not in scope.paths:
+            self._status("Open a folder or study to move through its images.")
+            return
+        if self.label_set is None:
+            self._status("Choose or create a label set first (Labels > New label set).")
+            return
+        target = self._next_unlabelled(scope, scope.paths.index(self.current_path))
+        if target is None:
+            self._status(f"Every image of {scope.root.name} has your label in "
+                         f"'{self.label_set.name}'.")
+            return
+        self._open(target)
+
+    def _next_unlabelled(self, scope: _Scope, index: int) -> Path | None:
+        if self.label_set is None:
+            return None
+        n = len(scope.paths)
+        for offset in range(1, n):
+            path = scope.paths[(index + offset) % n]
+            key = self._keys.get(path)
+            if key is None or self.my_label(key) is None:
+                return path
+        return None
+
+    def _open(self, path: Path) -> None:
+        browser = self.window.study_browser
+        item = browser.item_for(path)
+        if item is not None:
+            node = item
+            while node is not None:  # a filtered-out row is shown while it is the current one
+                node.setHidden(False)
+                node = node.parent()
+        if not browser.select_path(path):
+            self.view.open_path(path)
+
+    # ------------------------------------------------------------ regions
+    @property
+    def region_layer(self) -> RegionLayer:
+        if self._region_layer is None:
+            layer = region_items.RegionLayer(self.view)
+            layer.drawn.connect(self._on_region_drawn)
+            layer.selection_changed.connect(self._on_region_selected)
+            layer.set_shape(self.shape_combo.currentData())
+            layer.sync_image()
+            self._region_layer = layer
+        return self._region_layer
+
+    def set_region_mode(self, on: bool) -> None:
+        on = bool(on) and self.label_set is not None
+        if self.region_action.isChecked() != on:
+            self.region_action.setChecked(on)
+            return
+        if self.region_button.isChecked() != on:
+            self.region_button.blockSignals(True)
+            self.region_button.setChecked(on)
+            self.region_button.blockSignals(False)
+        if on:
+            self.view.set_measuring(False)
+        if on or self._region_layer is not None:
+            self.region_layer.set_drawing(on)
+        self._refresh_regions_panel()
+
+    def set_region_class(self, index: int) -> None:
+        if self.label_set is None or not 0 <= index < len(self.label_set.classes):
+            return
+        self._region_class_index = index
+        self.region_class_combo.setCurrentIndex(index)
+        selected = self._region_layer.selected if self._region_layer is not None else None
+        if selected is not None and selected in self._regions:
+            class_name = self.label_set.classes[index]
+            if self._regions[selected].class_name != class_name:
+                self._update_region_class(selected, class_name)
+
+    def _on_region_class_chosen(self, index: int) -> None:
+        self.set_region_class(index)
+
+    def _on_shape_changed(self, _index: int) -> None:
+        if self._region_layer is not None:
+            self._region_layer.set_shape(self.shape_combo.currentData())
+
+    def _load_regions(self) -> None:
+        """Read the reader's regions on the image on screen (store thread)."""
+        key, set_name, reader = self.current_key, self.label_set, self.reader
+        if key is None or set_name is None or not self.store_path.exists():
+            self._regions.clear()
+            self._show_regions()
+            return
+        name = set_name.name
+
+        def done(regions: list[Region]) -> None:
+            if self.current_key == key and self.label_set is not None \
+                    and self.label_set.name == name and self.reader == reader:
+                self._regions = {r.id: r for r in regions}
+                self._show_regions()
+
+        self.client.call(lambda store: store.regions(name, key, reader=reader), done,
+                         self._set_error)
+
+    def _show_regions(self) -> None:
+        """Put the committed regions of this image and frame on the view (and the list)."""
+        if self._region_layer is None and not self._regions:
+            self._refresh_regions_panel()
+            return
+        layer = self.region_layer
+        frame = self.view.frame
+        shown = {rid: r for rid, r in self._regions.items() if r.frame == frame}
+        pending = [h for h in layer.handles() if isinstance(h, str)]
+        layer.keep_only(list(shown) + pending)
+        for region in shown.values():
+            layer.show_region(region.id, region.shape, _region_rect(region),
+                              self._region_caption(region.class_name),
+                              self._class_colour(region.class_name))
+        self._refresh_regions_panel()
+
+    def _region_caption(self, class_name: str) -> str:
+        if self.label_set is None or class_name not in self.label_set.classes:
+            return class_name
+        return f"{self.label_set.classes.index(class_name) + 1} {class_name}"
+
+    def _class_colour(self, class_name: str):
+        index = self.label_set.classes.index(class_name) \
+            if self.label_set is not None and class_name in self.label_set.classes else 0
+        return region_items.class_colour(index)
+
+    def _on_region_drawn(self, draft: RegionDraft) -> None:
+        image = self._target("draw a region")
+        if image is None or self.label_set is None:
+            return
+        set_name, reader = self.label_set.name, self.reader
+        class_name = self.label_set.classes[self._region_class_index]
+        self._region_tokens += 1
+        token = f"pending-{self._region_tokens}"
+        self.region_layer.show_pending(token, draft, self._region_caption(class_name))
+        key = image.key
+        geometry_type = store_module.Ellipse if draft.shape == "ellipse" \
+            else store_module.Rectangle
+        geometry = geometry_type(draft.x, draft.y, draft.width, draft.height)
+        self._pending[key] = self._pending.get(key, 0) + 1
+        self._refresh_current()
+
+        def done(region: Region) -> None:
+            self._settle(key)
+            self._set_error(None)
+            if self._region_layer is not None:
+                self._region_layer.remove(token)
+            if self.current_key == key and region.reader == self.reader:
+                self._regions[region.id] = region
+                self._show_regions()
+            self._last_saved[key] = f"✓ Region saved: {region.class_name} at {_clock()}."
+            self._refresh_all()
+            self.committed.emit(region)
+
+        def failed(sentence: str) -> None:
+            self._settle(key)
+            if self._region_layer is not None:
+                self._region_layer.remove(token)
+            self._set_error(sentence)
+            self._refresh_all()
+            self.write_failed.emit(sentence)
+
+        self.client.call(lambda store: store.add_region(set_name, image, class_name, geometry,
+                                                        frame=draft.frame, reader=reader),
+                         done, failed)
+
+    def _update_region_class(self, region_id: int, class_name: str) -> None:
+        def done(region: Region) -> None:
+            self._set_error(None)
+            if region.id in self._regions:
+                self._regions[region.id] = region
+                self._show_regions()
+            self.committed.emit(region)
+
+        self.client.call(lambda store: store.update_region(region_id, class_name=class_name),
+                         done, self._undo_failed)
+
+    def delete_selected_region(self) -> None:
+        layer = self._region_layer
+        region_id = layer.selected if layer is not None else None
+        if region_id is None or region_id not in self._regions:
+            self._status("Select a region first (click it on the image).")
+            return
+        key = self._regions[region_id].image_key
+        layer.set_state(region_id, "deleting")
+        self._pending[key] = self._pending.get(key, 0) + 1
+        self._refresh_current()
+
+        def done(_none: None) -> None:
+            self._settle(key)
+            self._set_error(None)
+            self._regions.pop(region_id, None)
+            if self._region_layer is not None:
+                self._region_layer.remove(region_id)
+            self._last_saved[key] = f"✓ Region deleted at {_clock()}."
+            self._show_regions()
+            self._refresh_all()
+            self.committed.emit(region_id)
+
+        def failed(sentence: str) -> None:
+            self._settle(key)
+            if self._region_layer is not None:
+                self._region_layer.set_state(region_id, "saved")
+            self._set_error(sentence)
+            self._refresh_all()
+            self.write_failed.emit(sentence)
+
+        self.client.call(lambda store: store.delete_region(region_id), done, failed)
+
+    def _on_region_selected(self, region_id: int | None) -> None:
+        for row in range(self.region_list.count()):
+            item = self.region_list.item(row)
+            if item.data(Qt.ItemDataRole.UserRole) == region_id:
+                self.region_list.blockSignals(True)
+                self.region_list.setCurrentItem(item)
+                self.region_list.blockSignals(False)
+        if region_id is None:
+            self.region_list.clearSelection()
+        elif region_id in self._regions and self.label_set is not None:
+            class_name = self._regions[region_id].class_name
+            if class_name in self.label_set.classes:
+                self._region_class_index = self.label_set.classes.index(class_name)
+                self.region_class_combo.setCurrentIndex(self._region_class_index)
+        self.delete_region_action.setEnabled(region_id is not None)
+        self.delete_region_button.setEnabled(region_id is not None)
+
+    def _on_region_list_changed(self, current: QListWidgetItem | None, _previous) -> None:
+        if current is not None:
+            self.region_layer.select(current.data(Qt.ItemDataRole.UserRole))
+
+    def regions_on_screen(self) -> dict[int, Region]:
+        return dict(self._regions)
+
+    # ------------------------------------------------------------ what is shown
+    def my_label(self, key: str | None) -> ImageLabel | None:
+        """This reader's committed decision on an image (None: none, or not loaded yet)."""
+        if key is None:
+            return None
+        return self._labels.get(key, {}).get(self.reader)
+
+    def committed_labels(self, key: str) -> dict[str, ImageLabel]:
+        return dict(self._labels.get(key, {}))
+
+    def matches(self, path: Path, mode: str) -> bool:
+        key = self._keys.get(path)
+        mine = self.my_label(key)
+        if mode == "labelled":
+            return mine is not None
+        if mode == "unlabelled":
+            return mine is None
+        if mode == "disagreeing":
+            return self.disagrees(path)
+        return True
+
+    def disagrees(self, path: Path) -> bool:
+        """Human readers differ, a reader overrode the AI, or a stored/shown AI read differs."""
+        key = self._keys.get(path)
+        labels = self._labels.get(key, {}) if key is not None else {}
+        human = {r: l.classes for r, l in labels.items() if not store_module.is_ai_reader(r)}
+        if len(set(human.values())) > 1:
+            return True
+        if any(l.source == "ai_overridden" and l.ai_classes is not None
+               and set(l.ai_classes) != set(l.classes) for r, l in labels.items()
+               if r in human):
+            return True
+        ai_reads = {l.classes for r, l in labels.items() if store_module.is_ai_reader(r)}
+        suggested = self._suggested_classes(path)
+        if suggested is not None:
+            ai_reads.add(tuple(suggested))
+        return any(set(ai) != set(classes) for ai in ai_reads for classes in human.values())
+
+    def progress(self) -> tuple[int, int]:
+        """(labelled by this reader, images) in the folder or study on screen."""
+        scope = self._scope_of(self.current_path)
+        if scope is None:
+            return 0, 0
+        done = sum(1 for p in scope.paths if self.my_label(self._keys.get(p)) is not None)
+        return done, len(scope.paths)
+
+    def _refresh_all(self) -> None:
+        self._refresh_current()
+        self._refresh_progress()
+        self._refresh_regions_panel()
+        self.reader_button.setText(f"Reader: {self.reader}")
+        self.filter.schedule()
+
+    def _rebuild_class_buttons(self) -> None:
+        for button in self.class_buttons:
+            self.class_grid.removeWidget(button)
+            button.deleteLater()
+        self.class_buttons = []
+        self.region_class_combo.clear()
+        classes = self.label_set.classes if self.label_set is not None else ()
+        for index, class_name in enumerate(classes):
+            button = QPushButton()
+            button.setObjectName(f"classButton{index + 1}")
+            button.setCheckable(True)
+            button.setMinimumHeight(34)
+            button.setStyleSheet("QPushButton { text-align: left; padding: 4px 10px; }")
+            button.clicked.connect(lambda _c=False, i=index: self._on_class_button(i))
+            self.class_grid.addWidget(button, index, 0)
+            self.class_buttons.append(button)
+            key = f"{index + 1}  " if index < MAX_CLASS_KEYS else ""
+            self.region_class_combo.addItem(f"{key}{class_name}")
+        for index, action in enumerate(self.class_actions):
+            exists = index < len(classes)
+            action.setText(f"Label &{index + 1}: {classes[index]}" if exists
+                           else f"Class {index + 1}")
+            action.setVisible(exists)
+            action.setEnabled(exists)
+        if classes:
+            self.region_class_combo.setCurrentIndex(0)
+        if self.label_set is None:
+            self.set_info.setText("Create a label set to start labelling: Labels > New label "
+                                  "set (or New… above).")
+        else:
+            kind = ("multi-label: each key toggles its class" if self.label_set.multi_label
+                    else "single-label: one class per image")
+            self.set_info.setText(f"{len(classes)} classes, {kind}.")
+
+    def _on_class_button(self, index: int) -> None:
+        self._refresh_current()  # the button shows the committed state, not the click
+        if self.label_set is not None and index < len(self.label_set.classes):
+            self.press_class(self.label_set.classes[index])
+
+    def _refresh_current(self) -> None:
+        key = self.current_key
+        mine = self.my_label(key)
+        chosen = set(mine.classes) if mine is not None else set()
+        classes = self.label_set.classes if self.label_set is not None else ()
+        has_image = self.current_path is not None
+        for index, (button, class_name) in enumerate(zip(self.class_buttons, classes)):
+            saved = class_name in chosen
+            key_text = f"{index + 1}" if index < MAX_CLASS_KEYS else " "
+            button.setText(f"{'✓' if saved else '  '}  {key_text}   {class_name}")
+            button.setChecked(saved)
+            button.setEnabled(has_image)
+            button.setToolTip(f"{class_name}: {'saved' if saved else 'not chosen'}"
+                              + (f" (key {index + 1})" if index < MAX_CLASS_KEYS else ""))
+        pending = self._pending.get(key, 0) if key is not None else 0
+        if self.label_set is None:
+            text = ""
+        elif not has_image:
+            text = "Open an image to label it."
+        elif pending:
+            text = "Saving…"
+        elif key is not None and key in self._last_saved:
+            text = self._last_saved[key]
+        elif mine is not None:
+            text = _saved_text(mine)
+        elif key is not None and key not in self._labels and self._loading_labels:
+            text = "Reading saved labels…"
+        else:
+            text = "Not labelled by you yet."
+        self.saved_label.setText(text)
+        self.saved_label.setStyleSheet(SAVED_STYLE if text.startswith("✓") else "")
+        if not self.note_edit.hasFocus():
+            self.note_edit.setText(mine.note or "" if mine is not None else "")
+        self.note_edit.setEnabled(mine is not None)
+        suggestion = self.ai_suggestion()
+        if self.label_set is None or not has_image:
+            self.ai_label.setText("")
+        elif suggestion is None:
+            self.ai_label.setText("No AI suggestion for this image.")
+        else:
+            self.ai_label.setText(suggestion.describe(self.label_set))
+        self.accept_button.setEnabled(bool(self._suggested_classes()))
+        for widget in (self.next_button, self.previous_button, self.unlabelled_button):
+            widget.setEnabled(has_image)
+        self.undo_button.setEnabled(self.label_set is not None)
+        self.region_button.setEnabled(self.label_set is not None and has_image)
+
+    def _refresh_progress(self) -> None:
+        done, total = self.progress()
+        scope = self._scope_of(self.current_path)
+        if self.label_set is None or not total or scope is None:
+            self.progress_label.setText("")
+            self.progress_bar.hide()
+            return
+        self.progress_label.setText(f"Labelled {done} / {total} in {scope.root.name}")
+        self.progress_bar.show()
+        self.progress_bar.setRange(0, total)
+        self.progress_bar.setValue(done)
+
+    def _refresh_regions_panel(self) -> None:
+        selected = self._region_layer.selected if self._region_layer is not None else None
+        self.region_list.blockSignals(True)
+        self.region_list.clear()
+        frame = self.view.frame
+        for region in sorted(self._regions.values(), key=lambda r: r.id):
+            if region.frame != frame:
+                continue
+            g = region.geometry
+            item = QListWidgetItem(f"{self._region_caption(region.class_name)} · {region.shape}"
+                                   f" {g.width:.0f}×{g.height:.0f} at ({g.x:.0f}, {g.y:.0f})")
+            item.setData(Qt.ItemDataRole.UserRole, region.id)
+            self.region_list.addItem(item)
+            if region.id == selected:
+                self.region_list.setCurrentItem(item)
+        self.region_list.blockSignals(False)
+        self.delete_region_action.setEnabled(selected is not None)
+        self.delete_region_button.setEnabled(selected is not None)
+
+    def _set_error(self, sentence: str | None) -> None:
+        self._error = sentence
+        if sentence:
+            self.error_label.setText(sentence)
+            self.error_label.show()
+            self.window.statusBar().showMessage(sentence, 15_000)
+        else:
+            self.error_label.clear()
+            self.error_label.hide()
+
+    @property
+    def error(self) -> str | None:
+        return self._error
+
+    def _status(self, text: str) -> None:
+        self.window.statusBar().showMessage(text, 4000)
+
+    # ------------------------------------------------------------ keys
+    @property
+    def labelling_active(self) -> bool:
+        dock = getattr(self, "_dock", None)
+        dock_open = dock is None or dock.toggleViewAction().isChecked()
+        return self.label_set is not None and dock_open and not self._closed
+
+    def _update_keys(self) -> None:
+        """Give the labelling keys to the actions while labelling is active, else release."""
+        active = self.labelling_active
+        n_classes = len(self.label_set.classes) if self.label_set is not None else 0
+        claimed: set[str] = set()
+        for action, keys in self._keys_for.items():
+            usable = active and (action not in self.class_actions
+                                 or self.class_actions.index(action) < n_classes)
+            action.setShortcuts([QKeySequence(k) for k in keys] if usable else [])
+            if usable:
+                claimed.update(QKeySequence(k).toString() for k in keys)
+        # Restore image view keys taken earlier, then take the ones labelling uses now.
+        for action, original in self._view_keys_taken.items():
+            action.setShortcuts(original)
+        self._view_keys_taken.clear()
+        if not claimed:
+            return
+        for name, action in self.view.actions_by_name.items():
+            keys = action.shortcuts()
+            kept = [k for k in keys if k.toString() not in claimed]
+            if len(kept) != len(keys):
+                self._view_keys_taken[action] = keys
+                if name in MOVED_VIEW_KEYS:
+                    kept.append(QKeySequence(MOVED_VIEW_KEYS[name]))
+                action.setShortcuts(kept)
+
+    # ------------------------------------------------------------ closing
+    def shutdown(self, timeout_ms: int = 10_000) -> None:
+        """Finish every store call already asked for and stop the panel's threads.
+
+        ``MainWindow.wait_for_workers`` (its close handler) calls this.
+        """
+        self.prefetcher.clear()
+        self.prefetcher.wait_for_workers(timeout_ms)
+        self.client.shutdown(timeout_ms)
+
+    @property
+    def busy(self) -> bool:
+        """Store calls waiting for their reply, or images being prefetched."""
+        return self.client.pending > 0 or self.prefetcher.busy
+
+
+def _heading(text: str) -> QLabel:
+    label = QLabel(text)
+    font = label.font()
+    font.setBold(True)
+    label.setFont(font)
+    return label
+
+
+def _clock() -> str:
+    return datetime.now().strftime("%H:%M:%S")
+
+
+def _saved_text(label: ImageLabel, at: str | None = None) -> str:
+    when = at
+    if when is None:
+        try:
+            when = datetime.fromisoformat(label.labelled_at).astimezone().strftime(
+                "%Y-%m-%d %H:%M")
+        except ValueError:
+            when = label.labelled_at
+    source = SOURCE_TEXT.get(label.source, label.source)
+    note = " · note" if label.note else ""
+    return f"✓ Saved: {' + '.join(label.classes)} ({source}{note}) at {when}."
+
+
+def _region_rect(region: Region) -> QRectF:
+    g = region.geometry
+    return QRectF(g.x, g.y, g.width, g.height)
+
+
+def install_labeling(window: MainWindow, store_path: Path | None = None) -> LabelPanel:
+    """Add the Labels dock, menu, reader field, study filter and region drawing to a window."""
+    panel = LabelPanel(window, store_path)
+    dock = window.add_panel("labels", "Labels", panel, Qt.DockWidgetArea.RightDockWidgetArea)
+    panel.attach_dock(dock)
+    if "tags" in window.docks:
+        window.splitDockWidget(dock, window.docks["tags"], Qt.Orientation.Vertical)
+    return panel
