@@ -173,8 +173,7 @@ class MainWindow(QMainWindow):
         self.add_panel("problems", "Files that could not be opened", self.problems,
                        Qt.DockWidgetArea.BottomDockWidgetArea)
         self.docks["problems"].hide()
-        self.resizeDocks([self.docks["studies"], self.docks["tags"]], [300, 520],
-                         Qt.Orientation.Horizontal)
+        self._docks_sized = False
 
         self._index_queue: deque[Path] = deque()
         self._indexer: JobWorker | None = None
@@ -324,6 +323,7 @@ class MainWindow(QMainWindow):
         self.presets_button.setToolTip("Window/level presets (right-drag on the image to adjust)")
         self.presets_button.setMenu(self.presets_menu)
         self.presets_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.presets_button.setEnabled(False)
         bar.addWidget(self.presets_button)
         for name in ("invert", "rotate_left", "rotate_right", "flip_horizontal",
                      "flip_vertical", "measure", "reset_view"):
@@ -508,6 +508,9 @@ class MainWindow(QMainWindow):
         self.cancel_indexing()
         self.study_browser.clear()
         self.image_view.clear()
+        self.presets_menu.clear()
+        self.presets_menu.setEnabled(False)
+        self.presets_button.setEnabled(False)
         self.tag_browser.set_dataset(None)
         for label in (self.readout_label, self.zoom_label, self.voi_label, self.frame_label):
             label.clear()
@@ -540,6 +543,7 @@ class MainWindow(QMainWindow):
         for action in actions:
             self.presets_menu.addAction(action)
         self.presets_menu.setEnabled(bool(actions))
+        self.presets_button.setEnabled(bool(actions))
 
     def focus_tag_search(self) -> None:
         self.docks["tags"].show()
@@ -616,6 +620,16 @@ class MainWindow(QMainWindow):
             return
         event.acceptProposedAction()
         self.open_paths(paths)
+
+    def showEvent(self, event):  # noqa: N802 - Qt naming
+        super().showEvent(event)
+        if not self._docks_sized:
+            # Side panels in proportion to the window the user actually gets.
+            self._docks_sized = True
+            width = self.width()
+            self.resizeDocks([self.docks["studies"], self.docks["tags"]],
+                             [max(220, int(width * 0.19)), max(300, int(width * 0.3))],
+                             Qt.Orientation.Horizontal)
 
     # ------------------------------------------------------------ closing
     def wait_for_workers(self, timeout_ms: int = 10_000) -> None:

@@ -113,7 +113,8 @@ class TagBrowser(QWidget):
         # Room for "(0000,0000)" one sequence level down (sequence > item > element).
         header.resizeSection(0, metrics.horizontalAdvance("(0000,0000)")
                              + 3 * self.tree.indentation() + 10)
-        header.resizeSection(1, metrics.horizontalAdvance("Referring Physician's Name") + 12)
+        self._name_width = metrics.horizontalAdvance("Referring Physician's Name") + 12
+        header.resizeSection(1, self._name_width)
         header.resizeSection(2, metrics.horizontalAdvance("VRW") + 12)
         self.summary = QLabel()
         self.summary.setObjectName("tagSummary")
@@ -123,6 +124,13 @@ class TagBrowser(QWidget):
         layout.addWidget(self.tree, 1)
         layout.addWidget(self.summary)
         self._element_count = 0
+
+    def resizeEvent(self, event):  # noqa: N802 - Qt naming
+        """In a narrow dock the Name column gives way, so values stay visible."""
+        super().resizeEvent(event)
+        header = self.tree.header()
+        free = self.tree.viewport().width() - header.sectionSize(0) - header.sectionSize(2)
+        header.resizeSection(1, max(80, min(self._name_width, int(free * 0.5))))
 
     # -- content
     def set_dataset(self, dataset: Dataset | None, file_meta: Dataset | None = None) -> None:
