@@ -258,10 +258,12 @@ def predict_job(paths: Sequence[str | os.PathLike], model: ModelEntry | ModelSes
                                              output.probabilities[row], per_image_ms)
                 results[index] = prediction
                 made.append(prediction)
+            if audit_log is not None:
+                # Before any is handed out: a consumer may stop the job in the middle of a batch.
+                audit_log.record(made)
+            for (index, _, _), prediction in zip(batch, made):
                 done += 1
                 yield PredictionReady(index, prediction)
-            if audit_log is not None:
-                audit_log.record(made)
             yield Progress(done, total, f"{done}/{total} images")
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
