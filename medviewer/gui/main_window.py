@@ -187,6 +187,7 @@ class MainWindow(QMainWindow):
         self._connect()
         self._install_ai()
         self._install_labeling()
+        self._arrange_docks()
 
     # ------------------------------------------------------------ extension points
     def add_panel(self, name: str, title: str, widget: QWidget,
@@ -203,6 +204,14 @@ class MainWindow(QMainWindow):
         if hasattr(self, "panels_menu"):
             self.panels_menu.addAction(dock.toggleViewAction())
         return dock
+
+    def _arrange_docks(self) -> None:
+        """Reading panels (AI results, labels) stay in view; the tags share a tab with the
+        last of them (Ctrl+F brings the tags to the front)."""
+        partner = next((name for name in ("labels", "results") if name in self.docks), None)
+        if partner is not None:
+            self.tabifyDockWidget(self.docks[partner], self.docks["tags"])
+            self.docks[partner].raise_()
 
     def add_status_field(self, widget: QWidget, stretch: int = 0) -> None:
         """A permanent field at the right of the status bar (AI provider, reader name, ...)."""
@@ -560,8 +569,11 @@ class MainWindow(QMainWindow):
 
     def show_problems(self) -> None:
         dock = self.docks["problems"]
+        first_time = dock.isHidden()
         dock.show()
         dock.raise_()
+        if first_time:  # a list of sentences: a short strip, not half the window
+            self.resizeDocks([dock], [max(120, self.height() // 6)], Qt.Orientation.Vertical)
 
     # ------------------------------------------------------------ help
     def all_actions(self) -> list[QAction]:
