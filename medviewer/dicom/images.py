@@ -19,7 +19,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
-from medviewer.dicom.reader import MAX_FRAME_PIXELS, Instance, LoadError
+from medviewer.dicom.reader import MAX_FRAME_PIXELS, Instance, LoadError, pixel_cache
 
 log = logging.getLogger(__name__)
 
@@ -174,18 +174,28 @@ def open_plain_image(path: str | os.PathLike) -> Instance:
         if array.shape[:2] != (info.height, info.width):
             raise LoadError(path, f"the decoded image is {array.shape[1]} x {array.shape[0]} "
                                   f"pixels, not the {info.width} x {info.height} it declares")
-        if array.ndim == 2 and header.SamplesPerPixel == 3:
-            # Grey stored as RGB: only decoding tells; from now on the header says grey.
-            header.SamplesPerPixel = 1
-            header.PhotometricInterpretation = "MONOCHROME2"
-        if array.dtype == np.uint8 and header.BitsAllocated != 8:
-            header.BitsAllocated = header.BitsStored = 8
-            header.HighBit = 7
-        if array.ndim == 2 and array.dtype == np.uint8 and "WindowCenter" not in header:
-            header.WindowCenter, header.WindowWidth = 128, 256
-            header.WindowCenterWidthExplanation = "As stored"
+        _fit_header(header, array)
         return array
 
     stat = path.stat()
-    return Instance(path, header, load, (str(path), stat.st_mtime_ns, stat.st_size),
-                    content_hash=digest)
+    cache_key = (str(path), stat.st_mtime_ns, stat.st_size)
+    # Another Instance of this file (a thumbnail, a prefetch) may have decoded it already:
+    # load() then never runs for this one, so its header learns from that frame now.
+    cached = pixel_cache.get((*cache_key, "stored", 0))
+    if cached is not None:
+        _fit_header(header, cached)
+    return Instance(path, header, load, cache_key, content_hash=digest)
+
+
+def _fit_header(header: Dataset, array: np.ndarray) -> None:
+    """Put what only decoding tells into the synthetic header."""
+    if array.ndim == 2 and header.SamplesPerPixel == 3:
+        # Grey stored as RGB: from now on the header says grey.
+        header.SamplesPerPixel = 1
+        header.PhotometricInterpretation = "MONOCHROME2"
+    if array.dtype == np.uint8 and header.BitsAllocated != 8:
+        header.BitsAllocated = header.BitsStored = 8
+        header.HighBit = 7
+    if array.ndim == 2 and array.dtype == np.uint8 and "WindowCenter" not in header:
+        header.WindowCenter, header.WindowWidth = 128, 256
+        header.WindowCenterWidthExplanation = "As stored"
