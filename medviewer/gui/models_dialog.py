@@ -268,6 +268,7 @@ class ModelsDialog(QDialog):
         else:
             self.card_view.setHtml("<p><i>No AI model is installed. Use <b>Import model…</b> "
                                    "to add an .onnx file and its model card.</i></p>")
+        self._on_selection()  # the same row stays selected: refresh the card and buttons
 
     def entries(self) -> list[ModelEntry]:
         return list(self._entries)

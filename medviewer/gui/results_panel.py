@@ -1132,12 +1132,11 @@ class AiReader(QObject):
             self._status("Show an image first, then run the AI on it.")
             return None
         if self.session is None:
+            if self.entry is None and not self.is_loading and not self._closed:
+                self.load_default_model()
             if self.is_loading:
                 self._read_pending = True
                 self.panel.show_status("Waiting for the model to load…")
-            elif self.entry is None and not self._closed:
-                self._read_pending = True
-                self.load_default_model()
             else:
                 self._status(self._model_error or "No AI model is loaded.")
             return None
@@ -1385,7 +1384,10 @@ class AiReader(QObject):
         worker.failed.connect(self._on_batch_failed)
         worker.cancelled.connect(self._on_batch_cancelled)
         self._batch = worker
-        self._batch_total = self._batch_done = self._batch_errors = 0
+        self._batch_done = self._batch_errors = 0
+        # Files only: the total is known now (a folder's comes with the job's progress).
+        self._batch_total = 0 if any(Path(p).is_dir() or Path(p).name.upper() == "DICOMDIR"
+                                     for p in paths) else len(paths)
         self.batch_panel.start(f"{key} on {description}")
         self.cancel_batch_action.setEnabled(True)
         dock = self.window.docks["batch"]

@@ -7,6 +7,7 @@ MEDVIEWER_HOME; the shipped models/ folder is hidden so results do not depend on
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -30,10 +31,18 @@ def no_builtin_models(tmp_path_factory, monkeypatch) -> Path:
 
 def build_model(folder: Path, builder: str, name: str, builder_args: dict | None = None,
                 **card_overrides) -> Path:
-    """Write a test model and its card into ``folder``; returns the .onnx path."""
+    """Write a test model and its card into ``folder``; returns the .onnx path.
+
+    ``operating_points`` replaces the default ones (other card sections are merged).
+    """
     onnx_path = getattr(onnx_models, f"{builder}_model")(folder / name / f"{name}.onnx",
                                                          **(builder_args or {}))
-    onnx_models.write_card(onnx_path, **card_overrides)
+    operating_points = card_overrides.pop("operating_points", None)
+    card_path = onnx_models.write_card(onnx_path, **card_overrides)
+    if operating_points is not None:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+        card["operating_points"] = operating_points
+        card_path.write_text(json.dumps(card, indent=2), encoding="utf-8")
     return onnx_path
 
 
