@@ -186,11 +186,17 @@ class StoreClient(QObject):
     def _open_store(self) -> LabelStore:  # on the worker thread
         try:
             return store_module.LabelStore(self.path, reader=self.reader)
-        except OSError as exc:
+        except OSError as exc:  # e.g. its folder cannot be created
             from medviewer.labels.errors import StoreUnavailableError
 
+            where = Path(exc.filename) if exc.filename else None
+            reason = (exc.strerror or str(exc)).rstrip(".")
+            if isinstance(exc, (FileExistsError, NotADirectoryError)) and where is not None:
+                reason = f"{where} is a file, not a folder"
+            elif where is not None and where != self.path:
+                reason = f"{reason.lower()} ({where})"
             raise StoreUnavailableError(f"Cannot open the label store {self.path}: "
-                                        f"{exc.strerror or exc}.") from None
+                                        f"{reason}.") from None
 
     def _on_reply(self, reply: object) -> None:
         if not isinstance(reply, StoreReply):
@@ -965,6 +971,8 @@ class LabelPanel(QWidget):
             self._region_layer.sync_image()
         self._regions.clear()
         self._load_regions()
+        if self.prefetcher.enabled:
+            self.prefetcher.keep(path, instance)
         self._prefetch_around(path)
         self._refresh_all()
 

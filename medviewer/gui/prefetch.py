@@ -115,6 +115,14 @@ class Prefetcher(QObject):
             self._worker = None
             self._queued = []
 
+    def keep(self, path: Path, instance: Instance) -> None:
+        """Keep an instance that was opened elsewhere (the one on screen): going back to it
+        then reuses it instead of opening the file again."""
+        self._ready[Path(path)] = instance
+        self._ready.move_to_end(Path(path))
+        while len(self._ready) > self.capacity:
+            self._ready.popitem(last=False)
+
     def ready(self, path: Path) -> Instance | None:
         """The opened, decoded instance of ``path`` if prefetched (it stays cached)."""
         if not self.enabled:
