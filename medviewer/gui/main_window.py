@@ -187,6 +187,7 @@ class MainWindow(QMainWindow):
         self._connect()
         self._install_ai()
         self._install_labeling()
+        self._install_training()
         self._arrange_docks()
 
     # ------------------------------------------------------------ extension points
@@ -377,6 +378,18 @@ class MainWindow(QMainWindow):
         from medviewer.gui.label_panel import install_labeling
 
         self.label_panel = install_labeling(self)
+
+    def _install_training(self) -> None:
+        """Training > Train a model… (training_wizard.py is imported when it is chosen)."""
+        self.train_model_action = self.menus["training"].addAction(
+            "&Train a model…", self.open_training_wizard)
+        self.train_model_action.setObjectName("trainModelAction")
+
+    def open_training_wizard(self):
+        """The training wizard (PyTorch loads on a worker), or what the Studio edition adds."""
+        from medviewer.gui.training_wizard import open_training_wizard
+
+        return open_training_wizard(self)
 
     # ------------------------------------------------------------ opening
     def choose_file(self) -> None:
