@@ -1741,13 +1741,15 @@ class TrainingWizard(QWizard):
         self.cancel(purpose)
         worker = JobWorker(factory, description)
 
-        def current(handler: Callable | None) -> Callable:
+        def current(handler: Callable | None, last: bool = True) -> Callable:
             def call(*args: Any) -> None:
+                if last:  # its thread has ended: pages asking is_running() get False
+                    self._live.discard(worker)
                 if handler is not None and self._workers.get(purpose) is worker:
                     handler(*args)
             return call
 
-        worker.event.connect(current(on_event))
+        worker.event.connect(current(on_event, last=False))
         worker.finished.connect(current(on_finished))
         worker.failed.connect(current(on_failed))
         worker.cancelled.connect(current(on_cancelled))
@@ -1758,20 +1760,19 @@ class TrainingWizard(QWizard):
         return worker
 
     def is_running(self, purpose: str) -> bool:
-        worker = self._workers.get(purpose)
-        return worker is not None and worker.is_running()
+        """True from start until the job's outcome (finished, failed, cancelled) is handled."""
+        return self._workers.get(purpose) in self._live
 
     def cancel(self, purpose: str) -> None:
-        worker = self._workers.get(purpose)
-        if worker is not None and worker.is_running():
-            worker.cancel()
+        if self.is_running(purpose):
+            self._workers[purpose].cancel()
 
     def running_jobs(self) -> list[str]:
-        return [p for p, w in self._workers.items() if w.is_running()]
+        return [p for p, w in self._workers.items() if w in self._live]
 
     def _on_worker_ended(self, worker: JobWorker) -> None:
         self._live.discard(worker)
-        if self._closing and not any(w.is_running() for w in self._live):
+        if self._closing and not self._live:
             self._closing = False
             (QWizard.accept if self._close_accepted else QWizard.reject)(self)
 
@@ -1780,6 +1781,9 @@ class TrainingWizard(QWizard):
         ok = True
         for worker in list(self._live):
             ok = worker.wait(timeout_ms) and ok
+        # Their outcome signals are still queued: nothing is left to handle them.
+        self._workers.clear()
+        self._live.clear()
         return ok
 
     # -- closing
@@ -1815,7 +1819,7 @@ class TrainingWizard(QWizard):
         self._stop_then_close(accept=True)
 
     def _stop_then_close(self, accept: bool = False) -> None:
-        live = [w for w in self._live if w.is_running()]
+        live = list(self._live)
         if not live:
             (QWizard.accept if accept else QWizard.reject)(self)
             return

@@ -1,0 +1,373 @@
+"""The training wizard driven through its pages on real chest X-rays (Kermany, 32 px, smallcnn).
+
+Every page is used as a user would: the data folder is read and split on a worker, the model
+trains on a worker with live curves, the ROC operating point is dragged, the model is
+exported to ONNX and registered, and it then shows up as a fine-tuning source. Closing or
+stopping mid-run is checked to stop the worker (the fixture fails on a leftover thread).
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF, Qt, QTimer
+from PySide6.QtWidgets import QMessageBox, QWizard
+
+from medviewer.gui import training_wizard as tw
+from medviewer.gui import workers
+from tests.gui.helpers import mouse_drag
+
+TOOLS_TIMEOUT_MS = 180_000  # the first import of torch in this process, on a busy machine
+TRAIN_TIMEOUT_MS = 180_000
+
+
+@pytest.fixture(scope="module")
+def kermany_folder(shared_data, tmp_path_factory) -> Path:
+    """48 real chest X-rays (24 per class, different patients) in a folder per class."""
+    rng = random.Random(5)
+    root = tmp_path_factory.mktemp("kermany-wizard")
+    for class_name in ("NORMAL", "PNEUMONIA"):
+        files = sorted((shared_data / "xray/kermany224/train" / class_name).iterdir())
+        (root / class_name).mkdir()
+        for path in rng.sample(files, 24):
+            shutil.copyfile(path, root / class_name / path.name)
+    return root
+
+
+@pytest.fixture
+def wizard(qtbot):
+    wizard = tw.TrainingWizard()
+    wizard.show()
+    qtbot.waitExposed(wizard)
+    yield wizard
+    wizard.shutdown()
+    QWizard.reject(wizard)
+    wizard.deleteLater()
+
+
+def click(qtbot, wizard: tw.TrainingWizard, which: QWizard.WizardButton) -> None:
+    button = wizard.button(which)
+    assert button.isVisible() and button.isEnabled(), f"{button.text()} is not clickable"
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+
+
+def read_folder(qtbot, wizard: tw.TrainingWizard, folder: Path) -> tw.DataSummary:
+    page = wizard.data_page
+    page.path_edit.setText(str(folder))  # as if pasted; read after a short pause
+    qtbot.waitUntil(page.isComplete, timeout=TOOLS_TIMEOUT_MS)
+    return page.summary
+
+
+def go_to_training(qtbot, wizard: tw.TrainingWizard, folder: Path, epochs: int,
+                   batch_size: int) -> None:
+    summary = read_folder(qtbot, wizard, folder)
+    assert sum(summary.total(s) for s in ("train", "val", "test")) == 48
+    click(qtbot, wizard, QWizard.WizardButton.NextButton)
+    assert wizard.currentId() == tw.PAGE_MODEL
+    qtbot.waitUntil(wizard.model_page.isComplete, timeout=TOOLS_TIMEOUT_MS)
+    model = wizard.model_page
+    model.arch_combo.setCurrentIndex(model.arch_combo.findData("smallcnn"))
+    model.input_spin.setValue(32)
+    click(qtbot, wizard, QWizard.WizardButton.NextButton)
+    settings = wizard.settings_page
+    settings.epochs_spin.setValue(epochs)
+    settings.batch_spin.setValue(batch_size)
+    settings.device_combo.setCurrentIndex(settings.device_combo.findData("cpu"))
+    settings.threads_spin.setValue(1)
+    click(qtbot, wizard, QWizard.WizardButton.NextButton)
+    assert wizard.currentId() == tw.PAGE_TRAIN
+    assert wizard.is_running("train")
+
+
+def answer_stop_question(wizard: tw.TrainingWizard, answer: QMessageBox.StandardButton) -> None:
+    """Click ``answer`` in the wizard's stop question as soon as it is shown."""
+
+    def click_when_shown() -> None:
+        box = wizard.stop_question
+        if box is None or not box.isVisible():
+            QTimer.singleShot(20, click_when_shown)
+            return
+        box.button(answer).click()
+
+    QTimer.singleShot(0, click_when_shown)
+
+
+def confusion_at(scores: np.ndarray, positive: np.ndarray, threshold: float) -> tuple:
+    predicted = scores >= threshold
+    return (int((predicted & positive).sum()), int((~predicted & positive).sum()),
+            int((predicted & ~positive).sum()), int((~predicted & ~positive).sum()))
+
+
+# ---------------------------------------------------------------- the whole way
+
+
+@pytest.mark.slow
+def test_every_page_from_a_folder_to_a_registered_model(qtbot, wizard, kermany_folder):
+    go_to_training(qtbot, wizard, kermany_folder, epochs=1, batch_size=8)
+    train = wizard.train_page
+    # Back is blocked while training runs (the previous page is made a commit page).
+    assert not wizard.button(QWizard.WizardButton.BackButton).isEnabled()
+    qtbot.waitUntil(lambda: train.outcome == "finished", timeout=TRAIN_TIMEOUT_MS)
+    assert train.best_checkpoint is not None and train.best_checkpoint.is_file()
+    assert train.started.counts["train"] + train.started.counts["val"] \
+        + train.started.counts["test"] == 48
+    qtbot.waitUntil(lambda: train.curves.plotted_points()["val"] == 1)
+    assert train.curves.plotted_points()["batch"] == train.curves.batch_count >= 4
+    assert train.curves.plotted_points()["auroc"] == 1
+    assert wizard.button(QWizard.WizardButton.BackButton).isEnabled()
+
+    click(qtbot, wizard, QWizard.WizardButton.NextButton)
+    evaluate = wizard.evaluate_page
+    qtbot.waitUntil(lambda: evaluate.evaluation is not None, timeout=TRAIN_TIMEOUT_MS)
+    evaluation = evaluate.evaluation
+    assert evaluate.positive_class == "PNEUMONIA"
+    val_probabilities, val_labels = evaluation.scores["val"]
+    assert val_probabilities.shape == (train.started.counts["val"], 2)
+    positive = val_labels == 1
+    scores = val_probabilities[:, 1]
+    trained = evaluation.trained_points["PNEUMONIA"]["threshold"]
+    assert evaluate.thresholds["PNEUMONIA"] == trained
+    assert evaluate.matrix.counts == confusion_at(scores, positive, trained)
+
+    # Drag the operating point on the ROC to another point of the curve.
+    fpr, tpr, thresholds, _, _ = evaluate._roc("val", "PNEUMONIA")
+    target = next(i for i in range(len(thresholds) - 1, 0, -1)
+                  if thresholds[i] != trained and (fpr[i], tpr[i]) != tuple(
+                      evaluate.roc.marker_position()))
+    viewport = evaluate.roc.plot.viewport()
+    start = evaluate.roc.widget_position(*evaluate.roc.marker_position())
+    end = evaluate.roc.widget_position(fpr[target], tpr[target])
+    mouse_drag(qtbot, viewport, start, end, Qt.MouseButton.LeftButton)
+    moved = evaluate.thresholds["PNEUMONIA"]
+    assert moved != trained
+    assert evaluate.roc.marker_position() == pytest.approx(
+        (fpr[evaluate.roc.point_index], tpr[evaluate.roc.point_index]))
+    assert evaluate.matrix.counts == confusion_at(scores, positive, moved)
+    assert "(moved)" in evaluate.threshold_label.text()
+    # The slider moves it one ROC point at a time; the figures follow.
+    evaluate.slider.setFocus()
+    before = evaluate.slider.value()
+    key = Qt.Key.Key_Left if before > evaluate.slider.minimum() else Qt.Key.Key_Right
+    qtbot.keyClick(evaluate.slider, key)
+    assert evaluate.slider.value() != before
+    chosen = evaluate.thresholds["PNEUMONIA"]
+    assert chosen == thresholds[evaluate.slider.value()]
+    assert evaluate.matrix.counts == confusion_at(scores, positive, chosen)
+    tp, fn, fp, tn = confusion_at(scores, positive, chosen)
+    assert evaluate.figures.item(0, 0).text() == f"{tp / (tp + fn):.3f}"
+    assert evaluate.figures.item(0, 1).text() == f"{tn / (tn + fp):.3f}"
+    # The test split shows the same threshold's point on its own curve.
+    evaluate.split_combo.setCurrentIndex(evaluate.split_combo.findData("test"))
+    test_probabilities, test_labels = evaluation.scores["test"]
+    assert evaluate.matrix.counts == confusion_at(test_probabilities[:, 1], test_labels == 1,
+                                                  chosen)
+
+    click(qtbot, wizard, QWizard.WizardButton.NextButton)
+    export = wizard.export_page
+    assert export.version_edit.text() == "1"
+    export.name_edit.setText("wizard-test")
+    with qtbot.waitSignal(wizard.model_registered, timeout=TRAIN_TIMEOUT_MS) as registered:
+        qtbot.mouseClick(export.export_button, Qt.MouseButton.LeftButton)
+    entry = registered.args[0]
+    assert entry.key == "wizard-test@1"
+    from medviewer.inference import registry
+
+    installed = {e.key: e for e in registry.list_models()}
+    assert "wizard-test@1" in installed and installed["wizard-test@1"].source == "user"
+    card = installed["wizard-test@1"].card
+    point = card.operating_points["PNEUMONIA"]
+    assert point.threshold == pytest.approx(chosen)
+    assert "training wizard" in point.method
+    assert point.metrics["val_sensitivity"] == pytest.approx(tp / (tp + fn))
+    tested = card.metrics["operating_points"]["PNEUMONIA"]
+    expected = evaluate.figures_at("test", "PNEUMONIA", chosen)
+    assert tested["sensitivity"] == pytest.approx(expected["sensitivity"])
+    assert tested["specificity"] == pytest.approx(expected["specificity"])
+    assert (installed["wizard-test@1"].onnx_path.parent / tw.FINE_TUNE_CHECKPOINT_NAME).is_file()
+    assert "wizard-test@1" in export.result_label.text()
+
+    click(qtbot, wizard, QWizard.WizardButton.FinishButton)
+    qtbot.waitUntil(lambda: not wizard.isVisible())
+
+    # The registered model is offered for fine-tuning by the next wizard.
+    again = tw.TrainingWizard()
+    try:
+        qtbot.waitUntil(lambda: again.tools is not None, timeout=TOOLS_TIMEOUT_MS)
+        model = again.model_page
+        index = next(i for i in range(model.source_combo.count())
+                     if "wizard-test@1" in model.source_combo.itemText(i))
+        model.fine_tune_radio.setChecked(True)
+        model.source_combo.setCurrentIndex(index)
+        model._source_chosen(index)
+        qtbot.waitUntil(lambda: model.checkpoint is not None)
+        assert model.arch == "smallcnn" and model.input_spin.value() == 32
+        assert not model.arch_combo.isEnabled()
+        read_folder(qtbot, again, kermany_folder)
+        assert again.choices()["init_checkpoint"].endswith(tw.FINE_TUNE_CHECKPOINT_NAME)
+    finally:
+        again.shutdown()
+        again.deleteLater()
+
+
+# ---------------------------------------------------------------- stopping
+
+
+@pytest.mark.slow
+def test_stop_keeps_the_best_checkpoint_and_allows_evaluating_it(qtbot, wizard,
+                                                                  kermany_folder):
+    go_to_training(qtbot, wizard, kermany_folder, epochs=40, batch_size=4)
+    train = wizard.train_page
+    qtbot.waitUntil(lambda: train.best_checkpoint is not None, timeout=TRAIN_TIMEOUT_MS)
+    assert wizard.is_running("train")
+    qtbot.mouseClick(train.stop_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: train.outcome == "cancelled", timeout=60_000)
+    assert not wizard.is_running("train") and not workers.running_workers()
+    assert train.curves.epoch_count < 40
+    assert "is kept" in train.headline.text()
+    from medviewer.training import trainer
+
+    kept = trainer.load_checkpoint(train.best_checkpoint)
+    assert kept["best_epoch"] == train.best_epoch
+    # A stopped run with a checkpoint can be evaluated and exported.
+    assert wizard.button(QWizard.WizardButton.NextButton).isEnabled()
+
+
+@pytest.mark.slow
+def test_closing_mid_run_asks_then_stops_the_worker(qtbot, wizard, kermany_folder):
+    go_to_training(qtbot, wizard, kermany_folder, epochs=40, batch_size=4)
+    train = wizard.train_page
+    qtbot.waitUntil(lambda: train.curves.batch_count > 0, timeout=TRAIN_TIMEOUT_MS)
+
+    answer_stop_question(wizard, QMessageBox.StandardButton.No)
+    assert not wizard.close()
+    assert wizard.isVisible() and wizard.is_running("train") and not wizard.closing
+
+    answer_stop_question(wizard, QMessageBox.StandardButton.Yes)
+    wizard.close()
+    assert wizard.closing  # it waits for the worker without blocking the GUI thread
+    qtbot.waitUntil(lambda: not wizard.isVisible(), timeout=60_000)
+    assert not wizard.is_running("train") and not workers.running_workers()
+    assert train.outcome == "cancelled"
+    assert train.curves.epoch_count < 40
+
+
+# ---------------------------------------------------------------- main window, data page
+
+
+def test_training_menu_opens_the_wizard_and_closing_the_window_closes_it(qtbot, main_window):
+    action = main_window.train_model_action
+    assert action in main_window.menus["training"].actions()
+    action.trigger()
+    wizard = main_window._training_wizard
+    assert isinstance(wizard, tw.TrainingWizard) and wizard.isVisible()
+    action.trigger()  # a second time: the same wizard comes to the front
+    assert main_window._training_wizard is wizard
+    qtbot.waitUntil(lambda: wizard.tools is not None, timeout=TOOLS_TIMEOUT_MS)
+    assert "smallcnn" in wizard.tools.architectures
+    main_window.close()
+    assert not wizard.isVisible() and not wizard.running_jobs()
+
+
+def test_viewer_edition_explains_what_studio_adds(qtbot, main_window, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # as if torch were not installed
+    assert not tw.studio_available()
+    box = main_window.open_training_wizard()
+    assert isinstance(box, QMessageBox) and box.isVisible()
+    assert box.windowTitle() == tw.STUDIO_TITLE
+    assert "Studio" in box.text() and "PyTorch" in box.text()
+    assert getattr(main_window, "_training_wizard", None) is None
+    box.button(QMessageBox.StandardButton.Ok).click()
+
+
+def test_data_page_shows_one_sentence_for_unusable_data(qtbot, wizard, tmp_path,
+                                                        kermany_folder):
+    one_class = tmp_path / "one-class"
+    shutil.copytree(kermany_folder / "NORMAL", one_class / "NORMAL")
+    page = wizard.data_page
+    page.set_source("folder", str(one_class))
+    qtbot.waitUntil(lambda: bool(page.status_label.text()) and not wizard.is_running("data"),
+                    timeout=TOOLS_TIMEOUT_MS)
+    assert "needs one sub-folder per class" in page.status_label.text()
+    assert not page.isComplete()
+    assert not wizard.button(QWizard.WizardButton.NextButton).isEnabled()
+
+
+def test_csv_source_and_seed_change_resplit_by_patient(qtbot, wizard, tmp_path,
+                                                       kermany_folder):
+    rows = ["path,label"] + [f"{p},{p.parent.name}" for p in sorted(kermany_folder.rglob("*.jpeg"))]
+    csv_path = tmp_path / "labels.csv"
+    csv_path.write_text("\n".join(rows) + "\n")
+    page = wizard.data_page
+    page.set_source("csv", str(csv_path))
+    qtbot.waitUntil(page.isComplete, timeout=TOOLS_TIMEOUT_MS)
+    first = page.summary
+    assert first.class_names == ["NORMAL", "PNEUMONIA"] and first.split_by == "patient"
+    assert {c: sum(first.counts[s][c] for s in first.counts) for c in first.class_names} == \
+        {"NORMAL": 24, "PNEUMONIA": 24}
+    assert page.table.item(2, 3).text() == "48"  # the "All images" row, "All" column
+    wizard.settings_page.seed_spin.setValue(7)
+    qtbot.waitUntil(lambda: page.summary is not None and page.summary.seed == 7)
+    assert page.summary.labelled is first.labelled  # split again, not read again
+    from medviewer.training import data
+
+    expected = data.split_records(first.labelled.records, 0.15, 0.15, 7)
+    assert page.summary.total("val") == len(expected.val)
+    assert page.summary.total("test") == len(expected.test)
+
+
+# ---------------------------------------------------------------- the plots
+
+
+def test_curves_redraw_a_few_times_per_second_whatever_the_event_rate(qtbot):
+    from medviewer.gui.curves import TrainingCurves
+
+    curves = TrainingCurves(redraws_per_second=4)
+    curves.show()
+    qtbot.waitExposed(curves)
+    qtbot.wait(300)
+    before = curves.redraw_count
+    for batch in range(2000):
+        curves.add_batch(batch / 100, 1.0 / (1 + batch))
+    curves.add_epoch(1, 0.5, 0.6, 0.8, 1)
+    assert curves.redraw_count == before  # nothing drawn while the events came in
+    qtbot.wait(700)
+    assert 1 <= curves.redraw_count - before <= 4
+    assert curves.plotted_points() == {"batch": 2000, "train": 1, "val": 1, "auroc": 1}
+    redraws = curves.redraw_count
+    qtbot.wait(600)
+    assert curves.redraw_count == redraws  # no redraw without new figures
+    curves.close()
+
+
+def test_roc_plot_picks_the_curve_point_nearest_a_click(qtbot):
+    from medviewer.gui.curves import RocPlot
+
+    plot = RocPlot()
+    plot.resize(400, 400)
+    plot.show()
+    qtbot.waitExposed(plot)
+    fpr = np.array([0.0, 0.0, 0.25, 0.5, 1.0])
+    tpr = np.array([0.0, 0.5, 0.75, 1.0, 1.0])
+    plot.set_curve(fpr, tpr, "test curve")
+    plot.set_point(1)
+    qtbot.wait(50)
+    with qtbot.waitSignal(plot.point_picked) as picked:
+        qtbot.mouseClick(plot.plot.viewport(), Qt.MouseButton.LeftButton,
+                         pos=plot.widget_position(0.3, 0.7).toPoint())
+    assert picked.args == [2]
+    assert plot.marker_position() == (0.0, 0.5)  # the owner moves the marker, not the plot
+
+
+def test_names_versions_and_durations():
+    assert tw.suggest_model_name("/data/chest x-rays", "resnet18") == "chest-x-rays-resnet18"
+    assert tw.suggest_model_name("labelset:pneumonia", "smallcnn") == "pneumonia-smallcnn"
+    assert tw.next_free_version("m", {"m@1", "M@2", "other@3"}) == "3"
+    assert tw.format_duration(42) == "42 s"
+    assert tw.format_duration(150) == "2 min"
+    assert tw.format_duration(3 * 3600 + 5 * 60) == "3 h 05 min"
+    assert tw.format_duration(float("nan")) == ""
