@@ -37,7 +37,8 @@ class FirstPaint(QObject):
         if event.type() == QEvent.Type.Paint and not self.seen:
             self.seen = True
             elapsed = time.time() - float(os.environ["MEDVIEWER_STARTUP_T0"])
-            print(f"{PREFIX} shown_s={{elapsed:.4f}} torch={{int('torch' in sys.modules)}} "
+            print(f"{PREFIX} shown_s={{elapsed:.4f}} shown_cpu_s={{time.process_time():.4f}} "
+                  f"torch={{int('torch' in sys.modules)}} "
                   f"onnxruntime={{int('onnxruntime' in sys.modules)}}", flush=True)
             QTimer.singleShot(0, window.close)
         return False
@@ -61,10 +62,11 @@ def _run(command: list[str], home: Path) -> dict[str, float]:
         raise RuntimeError(f"{command[1:3]} failed (exit {done.returncode}): "
                            f"{done.stderr.strip()[-800:]}")
     fields = dict(item.split("=", 1) for item in line.split()[1:])
-    result = {"shown_s": float(fields["shown_s"]), "torch": int(fields["torch"]),
-              "onnxruntime": int(fields["onnxruntime"]), "exited_s": exited_s}
-    if "image_s" in fields:
-        result["image_s"] = float(fields["image_s"])
+    result = {"torch": int(fields["torch"]), "onnxruntime": int(fields["onnxruntime"]),
+              "exited_s": exited_s}
+    for key in ("shown_s", "shown_cpu_s", "image_s", "image_cpu_s"):
+        if key in fields:
+            result[key] = float(fields[key])
     return result
 
 
@@ -89,24 +91,38 @@ def main() -> None:
     app_shown = median(app_runs, "shown_s")
     base_shown = median(baseline_runs, "shown_s")
     print(f"runs: {RUNS} of each, alternating; platform {os.environ.get('QT_QPA_PLATFORM', 'offscreen')}")
-    print(f"{'':36} {'median':>8} {'min':>8} {'max':>8}")
-    for label, runs in (("baseline: bare QMainWindow shown", baseline_runs),
-                        ("medviewer main window shown", app_runs)):
-        shown = [r["shown_s"] for r in runs]
-        print(f"{label:36} {statistics.median(shown):7.3f}s {min(shown):7.3f}s "
-              f"{max(shown):7.3f}s")
-    image = [r["image_s"] for r in app_runs]
-    print(f"{'medviewer first sample image shown':36} {statistics.median(image):7.3f}s "
-          f"{min(image):7.3f}s {max(image):7.3f}s")
+    print(f"{'wall clock from spawn':40} {'median':>8} {'min':>8} {'max':>8}")
+    rows = (("baseline: bare QMainWindow shown", baseline_runs, "shown_s"),
+            ("medviewer main window shown", app_runs, "shown_s"),
+            ("medviewer first sample image shown", app_runs, "image_s"))
+    for label, runs, key in rows:
+        values = [r[key] for r in runs]
+        print(f"{label:40} {statistics.median(values):7.3f}s {min(values):7.3f}s "
+              f"{max(values):7.3f}s")
+    print(f"{'process CPU time (all threads)':40}")
+    cpu_rows = (("baseline: bare QMainWindow shown", baseline_runs, "shown_cpu_s"),
+                ("medviewer main window shown", app_runs, "shown_cpu_s"),
+                ("medviewer first sample image shown", app_runs, "image_cpu_s"))
+    for label, runs, key in cpu_rows:
+        values = [r[key] for r in runs]
+        print(f"{label:40} {statistics.median(values):7.3f}s {min(values):7.3f}s "
+              f"{max(values):7.3f}s")
     print(f"{'medviewer process exit (after close)':36} {median(app_runs, 'exited_s'):7.3f}s")
-    print(f"ratio medviewer / baseline: {app_shown / base_shown:.2f}x; "
-          f"medviewer minus baseline: {app_shown - base_shown:+.3f}s")
+    app_cpu, base_cpu = median(app_runs, "shown_cpu_s"), median(baseline_runs, "shown_cpu_s")
+    print(f"ratio medviewer / baseline: wall {app_shown / base_shown:.2f}x "
+          f"({app_shown - base_shown:+.3f}s), CPU {app_cpu / base_cpu:.2f}x "
+          f"({app_cpu - base_cpu:+.3f}s)")
+    print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     torch_runs = sum(r["torch"] for r in app_runs)
     ort_runs = sum(r["onnxruntime"] for r in app_runs)
     print(f"torch imported in {torch_runs}/{RUNS} runs; onnxruntime imported in "
           f"{ort_runs}/{RUNS} runs")
-    verdict = "meets" if app_shown < TARGET_S and torch_runs == 0 else "MISSES"
-    print(f"target: shown < {TARGET_S} s with torch never imported -> {verdict}")
+    for label, value in (("wall clock", app_shown), ("CPU time", app_cpu)):
+        verdict = "meets" if value < TARGET_S and torch_runs == 0 else "MISSES"
+        print(f"target: shown < {TARGET_S} s with torch never imported, by {label} "
+              f"({value:.3f} s) -> {verdict}")
+    print("(wall clock counts the time other processes hold the CPUs; CPU time is the work "
+          "this process did, whatever the load)")
 
 
 if __name__ == "__main__":
