@@ -70,6 +70,7 @@ log = logging.getLogger(__name__)
 AI_THRESHOLD = 0.5  # multi-label: a class is suggested at this probability or more
 MAX_CLASS_KEYS = 9
 PREFETCH_AHEAD = 3
+PREFETCH_DELAY_MS = 40  # after an image is shown, before its neighbours are decoded
 FILTER_MODES = (("all", "All images"), ("labelled", "Labelled by me"),
                 ("unlabelled", "Not labelled by me"), ("disagreeing", "Readers or AI disagree"))
 SOURCE_TEXT = {"manual": "manual", "ai_accepted": "AI accepted", "ai_overridden": "AI overridden",
@@ -78,6 +79,12 @@ SOURCE_TEXT = {"manual": "manual", "ai_accepted": "AI accepted", "ai_overridden"
 MOVED_VIEW_KEYS = {"rotate_right": "Shift+R"}
 ERROR_STYLE = "color: #ff6b6b;"
 SAVED_STYLE = "color: #7ddc7d;"
+# Saved classes (checked buttons) and region mode must be visible at a glance.
+PANEL_STYLE = """
+#labelPanel QPushButton[role="class"] { text-align: left; padding: 6px 10px; }
+#labelPanel QPushButton:checked { background-color: #2f6b3b; border: 1px solid #7ddc7d;
+                                  border-radius: 3px; color: #ffffff; }
+"""
 
 
 # ---------------------------------------------------------------- the store thread
@@ -351,6 +358,9 @@ class NewLabelSetDialog(QDialog):
         form = QFormLayout()
         form.addRow("Name", self.name_edit)
         form.addRow("Classes", self.classes_edit)
+        hint = QLabel("Keys 1–9 label with the classes in this order.")
+        hint.setEnabled(False)
+        form.addRow("", hint)
         form.addRow("", self.multi_check)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
@@ -509,6 +519,8 @@ class LabelPanel(QWidget):
         self._labels: dict[str, dict[str, ImageLabel]] = {}  # key -> reader -> committed
         self._keys: dict[Path, str] = {}
         self._scopes: list[_Scope] = []
+        # path -> (its scope, as present in the browser now); rebuilt when the tree changes
+        self._scope_index: dict[Path, _Scope] | None = None
         self._suggestions: dict[Path, AiSuggestion] = {}
         self._pending: dict[str, int] = {}  # image key -> writes waiting for their reply
         self._last_saved: dict[str, str] = {}  # image key -> "saved ..." text of this session
@@ -522,6 +534,10 @@ class LabelPanel(QWidget):
         self._dialog: NewLabelSetDialog | None = None
         self._reader_dialog: QInputDialog | None = None
         self._closed = False
+        self._prefetch_timer = QTimer(self)
+        self._prefetch_timer.setSingleShot(True)
+        self._prefetch_timer.setInterval(PREFETCH_DELAY_MS)
+        self._prefetch_timer.timeout.connect(lambda: self._prefetch_around(self.current_path))
 
         self._build_widgets()
         self._build_actions()
@@ -610,6 +626,7 @@ class LabelPanel(QWidget):
         self.region_list.setMaximumHeight(110)
         self.delete_region_button = QPushButton("Delete region (Del)")
 
+        self.setStyleSheet(PANEL_STYLE)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addLayout(top)
@@ -710,8 +727,9 @@ class LabelPanel(QWidget):
         self.view.actions_by_name["measure"].toggled.connect(
             lambda on: on and self.region_action.setChecked(False))
         window.catalog_opened.connect(self._on_catalog_opened)
-        window.study_browser.tree.model().rowsInserted.connect(
-            lambda *_args: self.filter.schedule())
+        model = window.study_browser.tree.model()
+        for signal in (model.rowsInserted, model.rowsRemoved, model.modelReset):
+            signal.connect(lambda *_args: self._tree_changed())
         # Start-up stays fast: the store is read after the window's first event-loop turn.
         QTimer.singleShot(0, self.reload_label_sets)
 
@@ -875,6 +893,7 @@ class LabelPanel(QWidget):
         root = Path(catalog.root)
         self._scopes = [s for s in self._scopes if s.root != root]
         self._scopes.append(_Scope(root, paths))
+        self._scope_index = None
         unknown = [p for p in paths if p not in self._keys]
         if unknown:
             self._identify(unknown)
@@ -937,14 +956,23 @@ class LabelPanel(QWidget):
         self.client.call(lambda store: store.current_labels(set_name, keys), done, failed)
 
     def _scope_of(self, path: Path | None) -> _Scope | None:
+        """The folder/study ``path`` was opened with, limited to images still in the browser
+        (the one opened last when several hold it)."""
         if path is None:
             return None
-        browser = self.window.study_browser
-        for scope in reversed(self._scopes):
-            if path in scope.paths:
-                present = [p for p in scope.paths if browser.item_for(p) is not None]
-                return _Scope(scope.root, present)
-        return None
+        if self._scope_index is None:
+            browser = self.window.study_browser
+            index: dict[Path, _Scope] = {}
+            for scope in self._scopes:
+                present = _Scope(scope.root, [p for p in scope.paths
+                                              if browser.item_for(p) is not None])
+                index.update(dict.fromkeys(present.paths, present))
+            self._scope_index = index
+        return self._scope_index.get(path)
+
+    def _tree_changed(self) -> None:
+        self._scope_index = None
+        self.filter.schedule()
 
     # ------------------------------------------------------------ the image on screen
     def _on_image_shown(self, instance: Instance) -> None:
@@ -973,7 +1001,9 @@ class LabelPanel(QWidget):
         self._load_regions()
         if self.prefetcher.enabled:
             self.prefetcher.keep(path, instance)
-        self._prefetch_around(path)
+        # After the new image is painted: decoding on a worker competes for the CPU (and
+        # the GIL) with painting, and the reader looks at the image far longer than this.
+        self._prefetch_timer.start()
         self._refresh_all()
 
     def _on_image_gone(self) -> None:
@@ -1000,7 +1030,7 @@ class LabelPanel(QWidget):
             return None
         return self._current_ref
 
-    def _prefetch_around(self, path: Path) -> None:
+    def _prefetch_around(self, path: Path | None) -> None:
         scope = self._scope_of(path)
         if scope is None or path not in scope.paths:
             return
@@ -1293,8 +1323,10 @@ class LabelPanel(QWidget):
 
     def _show_regions(self) -> None:
         """Put the committed regions of this image and frame on the view (and the list)."""
-        if self._region_layer is None and not self._regions:
-            self._refresh_regions_panel()
+        if not self._regions and (self._region_layer is None
+                                  or not self._region_layer.handles()):
+            if self.region_list.count():
+                self._refresh_regions_panel()
             return
         layer = self.region_layer
         frame = self.view.frame
@@ -1489,7 +1521,7 @@ class LabelPanel(QWidget):
             button.setObjectName(f"classButton{index + 1}")
             button.setCheckable(True)
             button.setMinimumHeight(34)
-            button.setStyleSheet("QPushButton { text-align: left; padding: 4px 10px; }")
+            button.setProperty("role", "class")
             button.clicked.connect(lambda _c=False, i=index: self._on_class_button(i))
             self.class_grid.addWidget(button, index, 0)
             self.class_buttons.append(button)
@@ -1546,7 +1578,9 @@ class LabelPanel(QWidget):
         else:
             text = "Not labelled by you yet."
         self.saved_label.setText(text)
-        self.saved_label.setStyleSheet(SAVED_STYLE if text.startswith("✓") else "")
+        style = SAVED_STYLE if text.startswith("✓") else ""
+        if self.saved_label.styleSheet() != style:  # restyling costs, text changes do not
+            self.saved_label.setStyleSheet(style)
         if not self.note_edit.hasFocus():
             self.note_edit.setText(mine.note or "" if mine is not None else "")
         self.note_edit.setEnabled(mine is not None)
@@ -1591,6 +1625,7 @@ class LabelPanel(QWidget):
             if region.id == selected:
                 self.region_list.setCurrentItem(item)
         self.region_list.blockSignals(False)
+        self.region_list.setVisible(self.region_list.count() > 0)
         self.delete_region_action.setEnabled(selected is not None)
         self.delete_region_button.setEnabled(selected is not None)
 
@@ -1650,6 +1685,7 @@ class LabelPanel(QWidget):
 
         ``MainWindow.wait_for_workers`` (its close handler) calls this.
         """
+        self._prefetch_timer.stop()
         self.prefetcher.clear()
         self.prefetcher.wait_for_workers(timeout_ms)
         self.client.shutdown(timeout_ms)
@@ -1657,7 +1693,8 @@ class LabelPanel(QWidget):
     @property
     def busy(self) -> bool:
         """Store calls waiting for their reply, or images being prefetched."""
-        return self.client.pending > 0 or self.prefetcher.busy
+        return self.client.pending > 0 or self.prefetcher.busy or \
+            self._prefetch_timer.isActive()
 
 
 def _heading(text: str) -> QLabel:
