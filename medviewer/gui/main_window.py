@@ -55,8 +55,8 @@ class _MenuVisibility(QObject):
 
     def eventFilter(self, menu, event):  # noqa: N802 - Qt naming
         if event.type() in (QEvent.Type.ActionAdded, QEvent.Type.ActionRemoved):
-            menu.menuAction().setVisible(any(not a.isSeparator() for a in menu.actions())
-                                         or event.type() == QEvent.Type.ActionAdded)
+            # Qt updates menu.actions() before sending either event.
+            menu.menuAction().setVisible(any(not a.isSeparator() for a in menu.actions()))
         return False
 
 
