@@ -129,7 +129,9 @@ def card_html(entry: ModelEntry, provider: str = "") -> str:
          else "occlusion (no CAM output: many forward passes)"),
     ]))
     parts.append("<h3>File</h3>")
-    file_rows = [("Source", entry.source), ("Model file", str(entry.onnx_path)),
+    # A zero-width space after each separator lets a long path wrap instead of scrolling.
+    wrappable_path = str(entry.onnx_path).replace("/", "/\u200b").replace("\\", "\\\u200b")
+    file_rows = [("Source", entry.source), ("Model file", wrappable_path),
                  ("SHA-256", card.sha256)]
     if card.created:
         file_rows.append(("Created", card.created))

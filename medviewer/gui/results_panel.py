@@ -339,8 +339,11 @@ class ResultsPanel(QWidget):
 
         self.run_button = QPushButton("Run AI")
         self.run_button.setObjectName("runAiButton")
+        self.run_button.setToolTip("Read the shown image again (Ctrl+R)")
         self.batch_button = QPushButton("Run on open images")
+        self.batch_button.setToolTip("Read every image in the study browser (Ctrl+Shift+R)")
         self.folder_button = QPushButton("Run on folder…")
+        self.folder_button.setToolTip("Read every image in a folder, without opening it")
         buttons = QHBoxLayout()
         buttons.setContentsMargins(0, 0, 0, 0)
         buttons.addWidget(self.run_button)
@@ -361,7 +364,8 @@ class ResultsPanel(QWidget):
         layout.addLayout(buttons)
         rule = QFrame()
         rule.setFrameShape(QFrame.Shape.HLine)
-        rule.setFrameShadow(QFrame.Shadow.Sunken)
+        rule.setFrameShadow(QFrame.Shadow.Plain)
+        rule.setStyleSheet("color: #4a4a4e;")
         layout.addWidget(rule)
         layout.addWidget(self.status_label)
         layout.addWidget(self.bars_box)
@@ -369,6 +373,7 @@ class ResultsPanel(QWidget):
         layout.addWidget(self.timing_label)
         layout.addWidget(self.saliency_box)
         layout.addStretch(1)
+        self.content = content
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
@@ -376,7 +381,14 @@ class ResultsPanel(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)
+        # Never squeezed below the model, provider and two bars by the panels beside it.
+        self.setMinimumHeight(12 * self.fontMetrics().height())
         self.show_no_model("No AI model is loaded yet.")
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt naming
+        # Ask for the whole content (bars and saliency controls), not a scroll area's guess.
+        hint = self.content.sizeHint()
+        return QSize(max(hint.width(), 320), hint.height() + 4)
 
     def _build_saliency_box(self) -> QGroupBox:
         box = QGroupBox("Saliency overlay")
@@ -529,16 +541,21 @@ class _NumberItem(QTableWidgetItem):
 
 
 class BatchPanel(QWidget):
-    """A batch run's results: one row per image, filled in as they arrive."""
+    """A batch run's results: one row per image, filled in as they arrive.
+
+    Columns: image, top class, its probability, the flagged classes, then one probability
+    column per class (sort by a finding to triage), and a note for files without a result.
+    """
 
     image_requested = Signal(object)  # Path of the clicked row's image
     cancel_requested = Signal()
 
-    COLUMNS = ("Image", "Top class", "Probability", "Flagged", "Note")
+    FIXED_COLUMNS = ("Image", "Top class", "Probability", "Flagged")
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("batchPanel")
+        self.classes: list[str] = []
         self.title_label = QLabel("No batch run yet: Models > Run AI on all open images, "
                                   "or on a folder.")
         self.title_label.setWordWrap(True)
@@ -551,9 +568,8 @@ class BatchPanel(QWidget):
         self.cancel_button.hide()
         self.cancel_button.clicked.connect(self.cancel_requested)
         self.summary_label = _wrapping_label("batchSummary")
-        self.table = QTableWidget(0, len(self.COLUMNS))
+        self.table = QTableWidget(0, 0)
         self.table.setObjectName("batchTable")
-        self.table.setHorizontalHeaderLabels(list(self.COLUMNS))
         self.table.verticalHeader().hide()
         self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 8)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -561,15 +577,10 @@ class BatchPanel(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setAlternatingRowColors(True)
         self.table.setSortingEnabled(True)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(True)
-        self.table.setColumnWidth(0, 260)
-        self.table.setColumnWidth(1, 120)
-        self.table.setColumnWidth(2, 90)
-        self.table.setColumnWidth(3, 80)
+        self.table.horizontalHeader().setStretchLastSection(True)
         self.table.cellClicked.connect(self._on_clicked)
         self.table.itemActivated.connect(lambda item: self._on_clicked(item.row(), 0))
+        self._set_columns([])
         top = QHBoxLayout()
         top.addWidget(self.title_label, 1)
         top.addWidget(self.progress)
@@ -580,9 +591,27 @@ class BatchPanel(QWidget):
         layout.addWidget(self.table, 1)
         layout.addWidget(self.summary_label)
 
-    def start(self, title: str) -> None:
+    @property
+    def columns(self) -> list[str]:
+        return [*self.FIXED_COLUMNS, *(f"P({name})" for name in self.classes), "Note"]
+
+    def _set_columns(self, classes: list[str]) -> None:
+        self.classes = list(classes)
+        names = self.columns
+        self.table.setColumnCount(len(names))
+        self.table.setHorizontalHeaderLabels(names)
+        metrics = self.table.fontMetrics()
+        longest_class = max((metrics.horizontalAdvance(c) for c in classes), default=60)
+        widths = [metrics.horizontalAdvance("x" * 30), longest_class + 24,
+                  metrics.horizontalAdvance("Probability") + 28, longest_class + 24]
+        widths += [max(metrics.horizontalAdvance(f"P({c})") + 28, 70) for c in classes]
+        for column, width in enumerate(widths):
+            self.table.setColumnWidth(column, width)
+
+    def start(self, title: str, classes: list[str]) -> None:
         self.table.setSortingEnabled(False)
         self.table.setRowCount(0)
+        self._set_columns(classes)
         self.table.setSortingEnabled(True)
         self.title_label.setText(title)
         self.summary_label.clear()
@@ -606,21 +635,31 @@ class BatchPanel(QWidget):
         name = QTableWidgetItem(prediction.path.name)
         name.setData(Qt.ItemDataRole.UserRole, str(prediction.path))
         name.setToolTip(str(prediction.path))
-        self.table.setItem(row, 0, name)
+        cells: list[QTableWidgetItem] = [name]
         top = prediction.top
         if prediction.ok and top is not None:
-            cells = [QTableWidgetItem(top.name), _NumberItem(top.probability,
-                                                             f"{top.probability:.3f}"),
-                     QTableWidgetItem(", ".join(prediction.flagged) or "—"),
-                     QTableWidgetItem("")]
+            flagged = QTableWidgetItem(", ".join(prediction.flagged) or "—")
             if prediction.flagged:
-                cells[2].setForeground(FLAG_COLOUR)
+                flagged.setForeground(FLAG_COLOUR)
+            cells += [QTableWidgetItem(top.name),
+                      _NumberItem(top.probability, f"{top.probability:.3f}"), flagged]
+            by_name = {s.name: s for s in prediction.scores}
+            for class_name in self.classes:
+                score = by_name.get(class_name)
+                item = (_NumberItem(score.probability, f"{score.probability:.3f}") if score
+                        else _NumberItem(None, "—"))
+                if score is not None and score.flagged:
+                    item.setForeground(FLAG_COLOUR)
+                cells.append(item)
+            cells.append(QTableWidgetItem(""))
         else:
+            cells += [QTableWidgetItem("—"), _NumberItem(None, "—"), QTableWidgetItem("—")]
+            cells += [_NumberItem(None, "—") for _ in self.classes]
             note = QTableWidgetItem(prediction.error or "")
             note.setToolTip(prediction.error or "")
             note.setForeground(QColor(255, 154, 138))
-            cells = [QTableWidgetItem("—"), _NumberItem(None, "—"), QTableWidgetItem("—"), note]
-        for column, item in enumerate(cells, start=1):
+            cells.append(note)
+        for column, item in enumerate(cells):
             self.table.setItem(row, column, item)
         self.table.setSortingEnabled(True)
 
@@ -630,12 +669,13 @@ class BatchPanel(QWidget):
         self.summary_label.setText(summary)
         self.summary_label.setStyleSheet(ERROR_STYLE if error else "")
 
-    def rows(self) -> list[tuple[str, ...]]:
-        """The table as shown (sorted order): (image, top class, probability, flagged, note)."""
+    def rows(self) -> list[dict[str, str]]:
+        """The table as shown (sorted order), one {column name: text} per row."""
+        names = self.columns
         out = []
         for row in range(self.table.rowCount()):
-            out.append(tuple(self.table.item(row, c).text() if self.table.item(row, c) else ""
-                             for c in range(self.table.columnCount())))
+            out.append({name: (self.table.item(row, c).text() if self.table.item(row, c)
+                               else "") for c, name in enumerate(names)})
         return out
 
     def path_at(self, row: int) -> Path | None:
@@ -703,7 +743,12 @@ class AiReader(QObject):
         window.add_panel("batch", "AI batch results", self.batch_panel,
                          Qt.DockWidgetArea.BottomDockWidgetArea, tabify_with="problems")
         window.docks["batch"].hide()
+        # The right-hand column (results, labels) runs to the bottom; the batch table (and
+        # the problem list) sit under the image, so reading panels are not squeezed.
+        window.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         window.add_status_field(self.provider_field)
+        self._results_dock_fitted = False
+        window.docks["results"].visibilityChanged.connect(self._on_results_dock_visible)
 
         self._read_timer = QTimer(self)
         self._read_timer.setSingleShot(True)
@@ -783,6 +828,33 @@ class AiReader(QObject):
         panel.colour_combo.currentTextChanged.connect(self.overlay.set_colour_map)
         self.batch_panel.cancel_requested.connect(self.cancel_batch)
         self.batch_panel.image_requested.connect(self.open_image)
+
+    # ------------------------------------------------------------ dock sizes
+    def _on_results_dock_visible(self, visible: bool) -> None:
+        if visible and not self._results_dock_fitted:
+            self._results_dock_fitted = True
+            QTimer.singleShot(0, self.fit_results_dock)
+
+    def fit_results_dock(self) -> None:
+        """Give the results dock the height of its content (up to 60 % of the window), so
+        panels sharing its side do not squeeze the bars out of view."""
+        dock = self.window.docks["results"]
+        if dock.isFloating() or not dock.isVisible():
+            return
+        title = dock.fontMetrics().height() + 12
+        wanted = min(self.panel.sizeHint().height() + title, int(self.window.height() * 0.6))
+        if dock.height() < wanted:
+            self.window.resizeDocks([dock], [wanted], Qt.Orientation.Vertical)
+
+    def _show_batch_dock(self) -> None:
+        dock = self.window.docks["batch"]
+        first_time = dock.isHidden()
+        dock.show()
+        dock.raise_()
+        if first_time:
+            self.window.resizeDocks([dock], [max(160, self.window.height() // 4)],
+                                    Qt.Orientation.Vertical)
+            QTimer.singleShot(0, self.fit_results_dock)
 
     # ------------------------------------------------------------ workers
     def _start(self, worker: JobWorker) -> JobWorker:
@@ -1187,9 +1259,10 @@ class AiReader(QObject):
         label_panel = getattr(self.window, "label_panel", None)
         if label_panel is not None and hasattr(label_panel, "set_ai_suggestion"):
             probabilities = {s.name: s.probability for s in prediction.scores}
+            model = f"{prediction.model_name}@{prediction.model_version}"
             try:
-                label_panel.set_ai_suggestion(probabilities, f"{prediction.model_name}@"
-                                                             f"{prediction.model_version}")
+                # The image it belongs to, so a late result stays with its own image.
+                label_panel.set_ai_suggestion(probabilities, model, image_path=prediction.path)
             except UserError as exc:
                 self._status(str(exc))
 
@@ -1388,11 +1461,10 @@ class AiReader(QObject):
         # Files only: the total is known now (a folder's comes with the job's progress).
         self._batch_total = 0 if any(Path(p).is_dir() or Path(p).name.upper() == "DICOMDIR"
                                      for p in paths) else len(paths)
-        self.batch_panel.start(f"{key} on {description}")
+        classes = list(model.card.classes)
+        self.batch_panel.start(f"{key} on {description}", classes)
         self.cancel_batch_action.setEnabled(True)
-        dock = self.window.docks["batch"]
-        dock.show()
-        dock.raise_()
+        self._show_batch_dock()
         return self._start(worker)
 
     @property
@@ -1424,7 +1496,7 @@ class AiReader(QObject):
 
     def _batch_summary(self) -> str:
         done, errors = self._batch_done, self._batch_errors
-        flagged = sum(1 for row in self.batch_panel.rows() if row[3] not in ("", "—"))
+        flagged = sum(1 for row in self.batch_panel.rows() if row["Flagged"] not in ("", "—"))
         text = f"{done - errors} image" + ("" if done - errors == 1 else "s") + " read"
         text += f", {flagged} flagged"
         if errors:

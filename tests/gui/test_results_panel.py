@@ -115,9 +115,12 @@ def test_default_model_loads_at_start_up(qtbot, models, no_builtin_models, tmp_p
     window = MainWindow()
     try:
         window.show()
-        with qtbot.waitSignal(window.ai.model_ready, timeout=LOAD_TIMEOUT_MS) as ready:
-            pass  # the start-up timer loads it on a worker
-        assert ready.args[0].card.key == models["cam"].key
+        assert window.ai.session is None  # nothing loads before the first image
+        with qtbot.waitSignal(window.ai.read_finished, timeout=LOAD_TIMEOUT_MS) as read:
+            window.open_paths([uniform_png(tmp_path / "a.png", 100)])
+        # The model loaded on a worker once the first image was on screen, then read it.
+        assert read.args[0].prediction.model_name == "cam-test"
+        assert window.ai.session.card.key == models["cam"].key
         assert window.ai.panel.model_label.text() == "cam-test 1.0"
     finally:
         window.close()
@@ -180,16 +183,15 @@ def test_use_tensorrt_is_saved_and_reloads_the_model(qtbot, ai_window, models):
 def test_shown_image_gets_bars_against_the_threshold_and_the_flag(
         qtbot, ai_window, models, tmp_path):
     ai = ai_window.ai
-    suggestions: list[tuple[dict, str]] = []
+    suggestions: list[tuple[dict, str, Path]] = []
+    label_panel = ai_window.label_panel
+    passed_on = label_panel.set_ai_suggestion
 
-    class LabelPanelStandIn:  # the label panel's hook, as it is called
-        def set_ai_suggestion(self, class_probabilities, model_name):
-            suggestions.append((class_probabilities, model_name))
+    def record_suggestion(class_probabilities, model_name, image_path=None):
+        suggestions.append((dict(class_probabilities), model_name, Path(image_path)))
+        passed_on(class_probabilities, model_name, image_path=image_path)
 
-    if not hasattr(ai_window, "label_panel"):
-        ai_window.label_panel = LabelPanelStandIn()
-    else:
-        ai_window.label_panel.set_ai_suggestion = LabelPanelStandIn().set_ai_suggestion
+    label_panel.set_ai_suggestion = record_suggestion  # records the call, then makes it
     choose(qtbot, ai_window, models["mean"].key)
     bright = uniform_png(tmp_path / "bright.png", 191)  # the model returns [1 - m, m]
     read = show_and_read(qtbot, ai_window, bright)
@@ -236,7 +238,7 @@ def test_shown_image_gets_bars_against_the_threshold_and_the_flag(
     assert rows[1]["model_sha256"] == models["mean"].card.sha256
     assert rows[1]["provider"] == ai.session.provider
     assert read.prediction.input_uid == rows[1]["input_uid"]
-    assert [s[1] for s in suggestions] == ["mean-test@1.0", "mean-test@1.0"]
+    assert [s[1:] for s in suggestions] == [("mean-test@1.0", bright), ("mean-test@1.0", dark)]
     assert suggestions[0][0]["finding"] == pytest.approx(191 / 255, abs=1e-5)
 
 
@@ -309,25 +311,32 @@ def test_batch_over_a_folder_with_a_broken_file(qtbot, ai_window, models, tmp_pa
         assert ai.run_batch([folder], folder.name) is not None
     assert ended.args == ["finished"]
     assert not ai_window.docks["batch"].isHidden()
-    rows = {row[0]: row for row in ai.batch_panel.rows()}
+    assert ai.batch_panel.columns == ["Image", "Top class", "Probability", "Flagged",
+                                      "P(normal)", "P(finding)", "Note"]
+    rows = {row["Image"]: row for row in ai.batch_panel.rows()}
     assert set(rows) == {p.name for p in images} | {broken.name}
     for name, prediction in expected.items():
-        top = prediction.top
-        assert rows[name][1:4] == (top.name, f"{top.probability:.3f}",
-                                   ", ".join(prediction.flagged) or "—")
-    sentence = rows[broken.name][4]
+        top, row = prediction.top, rows[name]
+        assert (row["Top class"], row["Probability"], row["Flagged"]) == (
+            top.name, f"{top.probability:.3f}", ", ".join(prediction.flagged) or "—")
+        for class_name in ("normal", "finding"):
+            probability = prediction.score(class_name).probability
+            assert row[f"P({class_name})"] == f"{probability:.3f}"
+        assert row["Note"] == ""
+    sentence = rows[broken.name]["Note"]
     assert sentence.endswith(".") and broken.name in sentence and "\n" not in sentence
-    assert rows[broken.name][1:4] == ("—", "—", "—")
+    assert {rows[broken.name][c] for c in ("Top class", "Probability", "Flagged",
+                                           "P(normal)", "P(finding)")} == {"—"}
     assert sentence in ai_window.problems.sentences()
     flagged = sum(1 for p in expected.values() if p.flagged)
     assert ai.batch_panel.summary_label.text() == (
         f"4 images read, {flagged} flagged, 1 could not be read.")
     assert len(AuditLog().rows()) == audit_before + 4  # the broken file made no prediction
 
-    # Sorting by probability puts the rows in numeric order (no result first).
+    # Sorting by a class's probability puts the rows in numeric order (no result first).
     table = ai.batch_panel.table
-    table.sortItems(2, Qt.SortOrder.AscendingOrder)
-    ordered = [row[2] for row in ai.batch_panel.rows()]
+    table.sortItems(ai.batch_panel.columns.index("P(finding)"), Qt.SortOrder.AscendingOrder)
+    ordered = [row["P(finding)"] for row in ai.batch_panel.rows()]
     assert ordered[0] == "—"
     assert [float(v) for v in ordered[1:]] == sorted(float(v) for v in ordered[1:])
 
