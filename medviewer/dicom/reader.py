@@ -63,6 +63,37 @@ class LoadError(UserError):
         super().__init__(f"Cannot open {self.path}: {self.reason}.")
 
 
+# ---------------------------------------------------------------- tolerant values
+#
+# pydicom converts element values lazily, on first access, and raises for values it cannot
+# convert (an unknown VR, a corrupt length). Such a header would then fail wherever it is
+# read (the GUI's tag browser, the catalog...). This hook, installed once for the process,
+# keeps such a value as raw bytes with VR UN instead, as pydicom already does for values of
+# the wrong length.
+
+
+def _install_tolerant_value_hook() -> None:
+    from pydicom import hooks as pydicom_hooks
+
+    convert = pydicom_hooks.hooks.raw_element_value
+    if getattr(convert, "medviewer_tolerant", False):
+        return
+
+    def tolerant_value(raw: Any, data: dict[str, Any], **kwargs: Any) -> None:
+        try:
+            convert(raw, data, **kwargs)
+        except Exception:  # noqa: BLE001 - any value pydicom cannot convert stays raw
+            log.debug("Keeping element %s as raw bytes", raw.tag, exc_info=True)
+            data["VR"] = "UN"
+            data["value"] = raw.value
+
+    tolerant_value.medviewer_tolerant = True  # type: ignore[attr-defined]
+    pydicom_hooks.hooks.register_callback("raw_element_value", tolerant_value)
+
+
+_install_tolerant_value_hook()
+
+
 # ---------------------------------------------------------------- pixel cache
 
 
@@ -161,7 +192,9 @@ def _guard(path: Path, doing: str) -> Iterator[None]:
         raise LoadError(path, f"{doing} needs more memory than is available") from None
     except RecursionError:
         raise LoadError(path, "its sequences are nested too deeply to be valid") from None
-    except Exception as exc:  # noqa: BLE001 - the file's content decides what is raised
+    except BaseException as exc:  # noqa: BLE001 - the file's content decides what is raised
+        if not isinstance(exc, Exception) and not _is_panic(exc):
+            raise  # KeyboardInterrupt, SystemExit...
         log.debug("%s failed", doing, exc_info=True)
         if _caused_by(exc, RecursionError):  # pydicom re-raises some as OSError
             raise LoadError(path, "its sequences are nested too deeply to be valid") from None
@@ -742,14 +775,42 @@ class _PixelSource:
             raise LoadError(self.path, f"the file is truncated inside its {name} pixel data")
         single = self._read_as_single_frame(fragments)
         options = dict(self._options, number_of_frames=1)
-        try:
-            array, _ = decoder.as_array(single, index=0, validate=True, **options)
-        except Exception as exc:  # noqa: BLE001 - decoding plugins raise anything
-            array = self._fallback_decode(syntax, frame)
-            if array is None:
-                raise LoadError(self.path, f"its {name} pixel data cannot be decoded "
-                                           f"({_reason_from_exception(exc)})") from None
+        failures = []
+        for plugin in self._plugins_for(decoder, syntax, memoryview(single)[16:-8]):
+            try:
+                array, _ = decoder.as_array(single, index=0, validate=True,
+                                            decoding_plugin=plugin, **options)
+                return array
+            except BaseException as exc:  # noqa: BLE001 - plugins raise anything, Rust panics
+                if not isinstance(exc, Exception) and not _is_panic(exc):
+                    raise
+                failures.append(f"{plugin}: {str(exc).strip() or type(exc).__name__}")
+        array = self._fallback_decode(syntax, frame, memoryview(single)[16:-8])
+        if array is None:
+            reason = _plugin_failure_reason("\n" + "\n".join(failures))
+            raise LoadError(self.path, f"its {name} pixel data cannot be decoded ({reason})")
         return array
+
+    def _plugins_for(self, decoder: Any, syntax: UID, codestream: memoryview) -> list[str]:
+        """The decoding plugins to try, fastest first, GDCM only where it is safe."""
+        preference = list(_PLUGIN_PREFERENCE)
+        if syntax in _GDCM_FIRST and self._frame_header_matches(codestream):
+            preference.insert(0, "gdcm")
+        available = decoder.available_plugins
+        return [name for name in preference if name in available]
+
+    def _frame_header_matches(self, codestream: memoryview) -> bool:
+        """Whether a grey JPEG stream's frame header agrees exactly with the file's.
+
+        Fuzzing found GDCM aborting on more pixels than declared and on colour data whose
+        Bits Stored differs from Bits Allocated; grey streams whose size and precision
+        match the header are what it gets.
+        """
+        header = _jpeg_frame_header(codestream)
+        geometry = self.geometry
+        return header is not None and geometry.samples == 1 \
+            and header == (geometry.bits_stored, geometry.rows, geometry.columns, 1) \
+            and geometry.bits_allocated in (8, 16)
 
     def _read_as_single_frame(self, fragments: list[tuple[int, int]]) -> bytearray:
         """The frame's fragments as one encapsulated value: empty offset table, one item."""
@@ -867,11 +928,20 @@ class _PixelSource:
                     index.append([])
         return [frame for frame in index if frame]
 
-    def _fallback_decode(self, syntax: UID, frame: int) -> np.ndarray | None:
-        """GDCM's own 12-bit JPEG codec reads streams pydicom's plugins reject (WG04 JPLY)."""
+    def _fallback_decode(self, syntax: UID, frame: int, codestream: memoryview) -> np.ndarray | None:
+        """GDCM's 12-bit JPEG codec reads streams pydicom's plugins reject (WG04 JPLY).
+
+        Only the frame's codestream goes to GDCM, never the file (its own parser is slow
+        and memory-hungry on damaged headers), and only when the stream's frame header
+        matches the file's: GDCM aborts the whole process on a stream larger than declared.
+        """
         geometry = self.geometry
-        if syntax != pydicom.uid.JPEGExtended12Bit or syntax != self.transfer_syntax \
-                or geometry.samples != 1 or self._inflated is not None:
+        if syntax != pydicom.uid.JPEGExtended12Bit or geometry.samples != 1 \
+                or geometry.bits_allocated != 16 or not 8 < geometry.bits_stored <= 16:
+            return None
+        header = _jpeg_frame_header(codestream)
+        if header is None or header[1:] != (geometry.rows, geometry.columns, 1) \
+                or header[0] > geometry.bits_stored:
             return None
         try:
             import gdcm
@@ -879,23 +949,30 @@ class _PixelSource:
             return None
         gdcm.Trace.ErrorOff()
         gdcm.Trace.WarningOff()
-        reader = gdcm.ImageReader()
-        reader.SetFileName(str(self.path))
-        if not reader.Read():
-            return None
-        image = reader.GetImage()
+        fragment = gdcm.Fragment()
+        fragment.SetByteStringValue(bytes(codestream))
+        fragments = gdcm.SequenceOfFragments.New()
+        fragments.AddFragment(fragment)
+        element = gdcm.DataElement(gdcm.Tag(0x7FE0, 0x0010))
+        element.SetValue(fragments.__ref__())
+        image = gdcm.Image()
+        image.SetNumberOfDimensions(2)
+        image.SetDimensions((geometry.columns, geometry.rows, 1))
+        image.SetDataElement(element)
+        image.SetPhotometricInterpretation(
+            gdcm.PhotometricInterpretation(gdcm.PhotometricInterpretation.MONOCHROME2))
+        image.SetTransferSyntax(gdcm.TransferSyntax(gdcm.TransferSyntax.JPEGExtendedProcess2_4))
+        image.SetPixelFormat(gdcm.PixelFormat(1, 16, geometry.bits_stored,
+                                              geometry.bits_stored - 1, int(geometry.signed)))
         buffer = image.GetBuffer()
         if buffer is None:
             return None
         data = buffer.encode("utf-8", "surrogateescape")
-        dtype = {gdcm.PixelFormat.UINT8: np.uint8, gdcm.PixelFormat.INT8: np.int8,
-                 gdcm.PixelFormat.UINT16: np.uint16, gdcm.PixelFormat.INT16: np.int16}.get(
-                     image.GetPixelFormat().GetScalarType())
-        shape = (geometry.frames, geometry.rows, geometry.columns)
-        if dtype is None or len(data) != int(np.prod(shape)) * np.dtype(dtype).itemsize:
+        if len(data) != geometry.rows * geometry.columns * 2:
             return None
         log.info("Decoded a 12-bit JPEG frame with GDCM after the other decoders refused it")
-        return np.frombuffer(data, dtype=dtype).reshape(shape)[frame].copy()
+        dtype = np.int16 if geometry.signed else np.uint16
+        return np.frombuffer(data, dtype=dtype).reshape(geometry.rows, geometry.columns).copy()
 
     def _decode_mislabelled(self, frame: int) -> np.ndarray:
         """Compressed data in a file whose transfer syntax says uncompressed."""
@@ -943,6 +1020,48 @@ class _PixelSource:
                                        f"{array.shape[0]} pixels, not the declared "
                                        f"{geometry.columns} x {geometry.rows}")
         return array
+
+
+# Decoding plugins in the order tried (CharLS first for JPEG-LS). GDCM's plugin aborts the
+# whole process (an uncaught C++ exception) on a codestream larger than the header declares,
+# so it is only used, first, for lossless JPEG (where it is the fastest) and only after the
+# stream's frame header has been checked against the file's.
+_PLUGIN_PREFERENCE = ("pyjpegls", "pylibjpeg", "pillow", "pydicom")
+_GDCM_FIRST = frozenset({pydicom.uid.JPEGLossless, pydicom.uid.JPEGLosslessSV1})
+
+
+def _is_panic(exc: BaseException) -> bool:
+    """pyo3 (Rust) decoders raise PanicException, a BaseException, on corrupt input."""
+    return type(exc).__name__ == "PanicException"
+
+
+_SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD,
+                          0xCE, 0xCF})
+
+
+def _jpeg_frame_header(codestream: memoryview | bytes) -> tuple[int, int, int, int] | None:
+    """(precision, rows, columns, components) from a JPEG stream's SOF marker, or None."""
+    data = bytes(codestream[:65536])
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    position = 2
+    while position + 4 <= len(data):
+        if data[position] != 0xFF:
+            return None
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        (length,) = struct.unpack(">H", data[position + 2:position + 4])
+        if marker in _SOF_MARKERS:
+            if position + 10 > len(data):
+                return None
+            rows, columns = struct.unpack(">HH", data[position + 5:position + 9])
+            return data[position + 4], rows, columns, data[position + 9]
+        if marker == 0xDA or length < 2:
+            return None
+        position += 2 + length
+    return None
 
 
 def _syntax_name(syntax: UID) -> str:
