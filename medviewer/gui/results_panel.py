@@ -30,7 +30,7 @@ from PySide6.QtCore import QObject, QRectF, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QColor, QFont, QKeySequence, QPainter, QPen
 from PySide6.QtWidgets import (
     QAbstractItemView, QCheckBox, QComboBox, QFileDialog, QFormLayout, QFrame, QGroupBox,
-    QHBoxLayout, QHeaderView, QLabel, QMessageBox, QProgressBar, QPushButton, QScrollArea,
+    QHBoxLayout, QLabel, QMessageBox, QProgressBar, QPushButton, QScrollArea,
     QSizePolicy, QSlider, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
@@ -38,7 +38,7 @@ from medviewer.errors import UserError
 from medviewer.gui.models_dialog import (
     DEMO_BANNER, ModelInfoDialog, ModelsDialog, not_for_clinical_use,
 )
-from medviewer.gui.overlay import COLOUR_MAPS, OverlayMap, SaliencyOverlay
+from medviewer.gui.overlay import COLOUR_MAPS, OverlayMap, SaliencyOverlay, saliency_rgba
 from medviewer.gui.workers import JobWorker
 from medviewer.jobs import CancelFlag, Progress
 from medviewer.settings import load_settings, save_settings
@@ -110,6 +110,7 @@ class ImageRead:
     cam: np.ndarray | None  # [classes, h, w] from the same forward pass, or None
     geometry: Any  # preprocess.InputGeometry: where the image sits in the model input
     maps: dict[int, np.ndarray] = field(default_factory=dict)  # class -> [rows, cols] map
+    pictures: dict[int, tuple[str, np.ndarray]] = field(default_factory=dict)  # (colours, RGBA)
     seconds: float = 0.0  # the whole read: preprocessing, inference, first map
 
 
@@ -131,7 +132,7 @@ def default_class_index(prediction: Prediction) -> int:
 
 
 def read_image_job(model: ModelSession, instance: Any, frame: int, class_name: str | None,
-                   cancel: CancelFlag) -> Generator[Progress, None, ImageRead]:
+                   colour_map: str, cancel: CancelFlag) -> Generator[Progress, None, ImageRead]:
     """Predict one frame (with CAM from the same pass when the model has it) and audit it.
 
     A read cancelled before its result is delivered is not audited: nobody saw it.
@@ -154,17 +155,21 @@ def read_image_job(model: ModelSession, instance: Any, frame: int, class_name: s
         names = [c.lower() for c in model.card.classes]
         index = (names.index(class_name.lower()) if class_name and class_name.lower() in names
                  else default_class_index(prediction))
-        cam_map(read, index)
+        read.pictures[index] = (colour_map, saliency_rgba(cam_map(read, index), colour_map))
     cancel.raise_if_cancelled()
     record_predictions([prediction])
     read.seconds = time.perf_counter() - started
     return read
 
 
-def cam_map_job(read: ImageRead, class_index: int, cancel: CancelFlag
-                ) -> Generator[Progress, None, tuple[int, np.ndarray]]:
+def cam_map_job(read: ImageRead, class_index: int, colour_map: str, cancel: CancelFlag
+                ) -> Generator[Progress, None, int]:
+    """Another class's map of a read (and its picture), cached on the read."""
     yield Progress(0, 1, "Mapping the class activation map onto the image")
-    return class_index, cam_map(read, class_index)
+    values = cam_map(read, class_index)
+    cancel.raise_if_cancelled()
+    read.pictures[class_index] = (colour_map, saliency_rgba(values, colour_map))
+    return class_index
 
 
 def occlusion_passes(rows: int, cols: int, card: Any, patch: int = OCCLUSION_PATCH,
@@ -184,13 +189,15 @@ def occlusion_passes(rows: int, cols: int, card: Any, patch: int = OCCLUSION_PAT
 
 
 def occlusion_map_job(model: ModelSession, instance: Any, frame: int, class_index: int,
-                      cancel: CancelFlag) -> Generator[Progress, None, Any]:
+                      colour_map: str, cancel: CancelFlag
+                      ) -> Generator[Progress, None, tuple[Any, np.ndarray, str]]:
+    """The occlusion SaliencyMap, its picture and the picture's colour map."""
     from medviewer.inference.saliency import occlusion_job
 
     result = yield from occlusion_job(model, instance, class_name=class_index, frame=frame,
                                       patch=OCCLUSION_PATCH, stride=OCCLUSION_STRIDE,
                                       cancel=cancel)
-    return result
+    return result, saliency_rgba(result.values, colour_map), colour_map
 
 
 def import_model_job(onnx_path: Path, card_path: Path | None, cancel: CancelFlag
@@ -1214,8 +1221,9 @@ class AiReader(QObject):
             return None
         self._cancel_reads()
         session, frame, chosen = self.session, self.view.frame, self._chosen_class
+        colours = self.overlay.colour_map
         worker = JobWorker(
-            lambda cancel: read_image_job(session, instance, frame, chosen, cancel),
+            lambda cancel: read_image_job(session, instance, frame, chosen, colours, cancel),
             "reading the image with the AI model")
         worker.finished.connect(self._on_read)
         worker.failed.connect(self._on_read_failed)
@@ -1239,7 +1247,7 @@ class AiReader(QObject):
         self.panel.class_combo.blockSignals(False)
         self._update_saliency_controls()
         if read.cam is not None and index in read.maps:
-            self._show_map(read.maps[index], "cam", index, read.frame)
+            self._show_cam(index)
         elif read.cam is not None:
             self._start_cam_map(index)
         elif self._occlusion_wanted and self.overlay_action.isChecked():
@@ -1304,7 +1312,7 @@ class AiReader(QObject):
         self._chosen_class = self.panel.class_combo.itemText(index)
         if self.read.cam is not None:
             if index in self.read.maps:
-                self._show_map(self.read.maps[index], "cam", index, self.read.frame)
+                self._show_cam(index)
             else:
                 self._start_cam_map(index)
         elif self._occlusion_wanted or self.overlay.map is not None:
@@ -1315,21 +1323,27 @@ class AiReader(QObject):
         assert read is not None
         if self._saliency_worker is not None:
             self._saliency_worker.cancel()
-        worker = JobWorker(lambda cancel: cam_map_job(read, index, cancel),
+        colours = self.overlay.colour_map
+        worker = JobWorker(lambda cancel: cam_map_job(read, index, colours, cancel),
                            "mapping the activation map")
         worker.finished.connect(
-            lambda result, w=worker, r=read: self._on_cam_map(w, r, *result))
+            lambda result, w=worker, r=read: self._on_cam_map(w, r, result))
         worker.failed.connect(self._on_saliency_failed)
         self._saliency_worker = worker
         self._start(worker)
 
-    def _on_cam_map(self, worker: JobWorker, read: ImageRead, index: int,
-                    values: np.ndarray) -> None:
+    def _on_cam_map(self, worker: JobWorker, read: ImageRead, index: int) -> None:
         if worker is not self._saliency_worker:
             return
         self._saliency_worker = None
         if read is self.read and self.panel.class_combo.currentIndex() == index:
-            self._show_map(values, "cam", index, read.frame)
+            self._show_cam(index)
+
+    def _show_cam(self, index: int) -> None:
+        read = self.read
+        assert read is not None
+        colours, picture = read.pictures.get(index, ("", None))
+        self._show_map(read.maps[index], "cam", index, read.frame, picture, colours)
 
     def compute_occlusion(self) -> JobWorker | None:
         """Occlusion map for the chosen class on a worker, with progress and Cancel."""
@@ -1341,9 +1355,9 @@ class AiReader(QObject):
         if self._saliency_worker is not None:
             self._saliency_worker.cancel()
         index = max(self.panel.class_combo.currentIndex(), 0)
-        instance, frame = read.instance, read.frame
+        instance, frame, colours = read.instance, read.frame, self.overlay.colour_map
         worker = JobWorker(
-            lambda cancel: occlusion_map_job(session, instance, frame, index, cancel),
+            lambda cancel: occlusion_map_job(session, instance, frame, index, colours, cancel),
             "computing the occlusion map", progress_per_second=8)
         worker.event.connect(self._on_saliency_event)
         worker.finished.connect(
@@ -1358,7 +1372,9 @@ class AiReader(QObject):
         if self.sender() is self._saliency_worker and isinstance(event, Progress):
             self.panel.set_saliency_progress(event, running=True)
 
-    def _on_occlusion(self, worker: JobWorker, read: ImageRead, result: Any) -> None:
+    def _on_occlusion(self, worker: JobWorker, read: ImageRead,
+                      made: tuple[Any, np.ndarray, str]) -> None:
+        result, picture, colours = made
         if worker is not self._saliency_worker:
             return
         self._saliency_worker = None
@@ -1367,7 +1383,8 @@ class AiReader(QObject):
             return
         self.panel.method_label.setText(
             f"Occlusion: {result.forward_passes} forward passes in {result.seconds:.1f} s.")
-        self._show_map(result.values, "occlusion", result.class_index, read.frame)
+        self._show_map(result.values, "occlusion", result.class_index, read.frame, picture,
+                       colours)
 
     def _on_saliency_failed(self, sentence: str) -> None:
         if self.sender() is not self._saliency_worker:
@@ -1395,10 +1412,12 @@ class AiReader(QObject):
     def saliency_running(self) -> bool:
         return self._saliency_worker is not None and self._saliency_worker.is_running()
 
-    def _show_map(self, values: np.ndarray, method: str, index: int, frame: int) -> None:
+    def _show_map(self, values: np.ndarray, method: str, index: int, frame: int,
+                  picture: np.ndarray | None = None, colours: str = "") -> None:
         if self.read is None or self.view.instance is not self.read.instance:
             return
-        overlay_map = OverlayMap(values, method, self.read.prediction.scores[index].name, frame)
+        overlay_map = OverlayMap(values, method, self.read.prediction.scores[index].name, frame,
+                                 picture, colours)
         self.overlay.set_map(overlay_map)
         self.overlay.set_enabled(self.overlay_action.isChecked() and self.view.frame == frame)
         self.saliency_shown.emit(overlay_map)
