@@ -150,9 +150,9 @@ class StoreClient(QObject):
 
     idle = Signal()  # no call is waiting for its reply any more
 
-    def __init__(self, path: Path, reader: str, parent: QObject | None = None) -> None:
+    def __init__(self, path: Path | None, reader: str, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.path = Path(path)
+        self._path = Path(path) if path is not None else None
         self.reader = reader
         self._requests: queue.Queue = queue.Queue()
         self._callbacks: dict[int, tuple[Callable | None, Callable | None]] = {}
@@ -169,6 +169,17 @@ class StoreClient(QObject):
         self._callbacks[self._next_id] = (on_done, on_error)
         self._requests.put((self._next_id, call))
         return self._next_id
+
+    @property
+    def path(self) -> Path:
+        """The store file (default: the user's); resolved on first use, not at start-up."""
+        if self._path is None:
+            self._path = store_module.default_store_path()
+        return self._path
+
+    @path.setter
+    def path(self, value: Path) -> None:
+        self._path = Path(value)
 
     @property
     def pending(self) -> int:
@@ -507,8 +518,7 @@ class LabelPanel(QWidget):
         self.window = window
         self.view = window.image_view
         self.reader = window.settings.reader_name
-        self.client = StoreClient(store_path or store_module.default_store_path(), self.reader,
-                                  self)
+        self.client = StoreClient(store_path, self.reader, self)
         self.prefetcher = Prefetcher(parent=self)
         self.view.instance_source = self.prefetcher.ready
         self.label_set: LabelSet | None = None
