@@ -575,6 +575,13 @@ class BatchPanel(QWidget):
         self.cancel_button.hide()
         self.cancel_button.clicked.connect(self.cancel_requested)
         self.summary_label = _wrapping_label("batchSummary")
+        # Rows arrive one event at a time; they go into the table a few times a second, in
+        # one insertion with sorting off, so a long batch never re-sorts per row.
+        self._pending: list[Prediction] = []
+        self._flush_timer = QTimer(self)
+        self._flush_timer.setSingleShot(True)
+        self._flush_timer.setInterval(150)
+        self._flush_timer.timeout.connect(self.flush)
         self.table = QTableWidget(0, 0)
         self.table.setObjectName("batchTable")
         self.table.verticalHeader().hide()
@@ -616,6 +623,8 @@ class BatchPanel(QWidget):
             self.table.setColumnWidth(column, width)
 
     def start(self, title: str, classes: list[str]) -> None:
+        self._pending.clear()
+        self._flush_timer.stop()
         self.table.setSortingEnabled(False)
         self.table.setRowCount(0)
         self._set_columns(classes)
@@ -636,7 +645,27 @@ class BatchPanel(QWidget):
             self.progress.setFormat(progress.message)
 
     def add_prediction(self, prediction: Prediction) -> None:
-        self.table.setSortingEnabled(False)  # keep the new row where it was inserted
+        """Queue a result; it is in the table within a fraction of a second."""
+        self._pending.append(prediction)
+        if not self._flush_timer.isActive():
+            self._flush_timer.start()
+
+    def flush(self) -> None:
+        """Insert the queued results now."""
+        self._flush_timer.stop()
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        self.table.setSortingEnabled(False)  # rows stay where they are inserted
+        self.table.setUpdatesEnabled(False)
+        try:
+            for prediction in pending:
+                self._insert(prediction)
+        finally:
+            self.table.setUpdatesEnabled(True)
+            self.table.setSortingEnabled(True)
+
+    def _insert(self, prediction: Prediction) -> None:
         row = self.table.rowCount()
         self.table.insertRow(row)
         name = QTableWidgetItem(prediction.path.name)
@@ -668,9 +697,9 @@ class BatchPanel(QWidget):
             cells.append(note)
         for column, item in enumerate(cells):
             self.table.setItem(row, column, item)
-        self.table.setSortingEnabled(True)
 
     def finish(self, summary: str, error: bool = False) -> None:
+        self.flush()
         self.progress.hide()
         self.cancel_button.hide()
         self.summary_label.setText(summary)
@@ -678,6 +707,7 @@ class BatchPanel(QWidget):
 
     def rows(self) -> list[dict[str, str]]:
         """The table as shown (sorted order), one {column name: text} per row."""
+        self.flush()
         names = self.columns
         out = []
         for row in range(self.table.rowCount()):
@@ -736,6 +766,7 @@ class AiReader(QObject):
         self._batch_total = 0
         self._batch_done = 0
         self._batch_errors = 0
+        self._batch_flagged = 0
         self._importer: JobWorker | None = None
         self._closed = False
 
@@ -1476,7 +1507,7 @@ class AiReader(QObject):
         worker.failed.connect(self._on_batch_failed)
         worker.cancelled.connect(self._on_batch_cancelled)
         self._batch = worker
-        self._batch_done = self._batch_errors = 0
+        self._batch_done = self._batch_errors = self._batch_flagged = 0
         # Files only: the total is known now (a folder's comes with the job's progress).
         self._batch_total = 0 if any(Path(p).is_dir() or Path(p).name.upper() == "DICOMDIR"
                                      for p in paths) else len(paths)
@@ -1508,6 +1539,7 @@ class AiReader(QObject):
         elif isinstance(event, PredictionReady):
             prediction = event.prediction
             self._batch_done += 1
+            self._batch_flagged += bool(prediction.flagged)
             if not prediction.ok:
                 self._batch_errors += 1
                 self.window.problems.add(str(prediction.path), prediction.error or "")
@@ -1515,9 +1547,8 @@ class AiReader(QObject):
 
     def _batch_summary(self) -> str:
         done, errors = self._batch_done, self._batch_errors
-        flagged = sum(1 for row in self.batch_panel.rows() if row["Flagged"] not in ("", "—"))
         text = f"{done - errors} image" + ("" if done - errors == 1 else "s") + " read"
-        text += f", {flagged} flagged"
+        text += f", {self._batch_flagged} flagged"
         if errors:
             text += f", {errors} could not be read"
         return text

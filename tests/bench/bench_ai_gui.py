@@ -1,0 +1,182 @@
+"""The AI workflow in the viewer against the same work done directly on one thread.
+
+1. Reading the shown image: from ``ImageView.show_instance`` to the saliency overlay on
+   screen (worker start, the 40 ms read debounce, queued signals, bars, overlay), against
+   ``read_image_job`` driven on the calling thread (preprocess, inference with CAM, map and
+   picture, audit row): the same work without the GUI.
+2. The GUI thread meanwhile: the longest gap between 2 ms timer ticks while those reads
+   run, against the longest gap with the window idle for as long.
+3. Batch: ``AiReader.run_batch`` filling the table, against ``predict_paths`` on the same
+   files and session (both audited).
+
+Uses the shipped model from models/ when there is one, else a 224x224 stand-in CAM model
+(mean brightness: inference costs almost nothing, so 1. and 3. show the GUI's own overhead).
+Images: kermany224 test JPEGs and the wg04 RG2 radiograph (2140 x 1760).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SHARED = PROJECT_ROOT.parent / "shared" / "data"
+READS_SMALL = 12
+READS_LARGE = 4
+BATCH_IMAGES = 200
+
+
+def _wait(predicate, timeout_s: float = 120.0) -> None:
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    timer = QTimer()
+    timer.timeout.connect(lambda: predicate() and loop.quit())
+    timer.start(1)
+    QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+    loop.exec()
+    timer.stop()
+    if not predicate():
+        raise TimeoutError("the window did not get there in time")
+
+
+class StallMeter:
+    """Longest gap between ticks of a 2 ms timer: how long the GUI thread was busy."""
+
+    def __init__(self) -> None:
+        from PySide6.QtCore import QTimer
+
+        self.timer = QTimer()
+        self.timer.setInterval(2)
+        self.timer.timeout.connect(self._tick)
+        self.last = 0.0
+        self.longest = 0.0
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.longest = max(self.longest, now - self.last)
+        self.last = now
+
+    def start(self) -> None:
+        self.last = time.perf_counter()
+        self.longest = 0.0
+        self.timer.start()
+
+    def stop(self) -> float:
+        self.timer.stop()
+        return self.longest
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="medviewer-bench-ai-gui-") as tmp:
+        os.environ["MEDVIEWER_HOME"] = str(Path(tmp) / "home")
+        _run(Path(tmp))
+
+
+def _run(tmp: Path) -> None:
+    from medviewer.dicom.reader import open_instance
+    from medviewer.gui.app import configure_pyqtgraph, create_application
+    from medviewer.inference.predict import predict_paths
+    from medviewer.inference.registry import import_model, list_models
+    from medviewer.jobs import CancelFlag, run_to_end
+    from tests.gui.make_ai_screenshots import stand_in_model
+
+    app = create_application()
+    configure_pyqtgraph()
+    shipped = [e for e in list_models() if e.source == "built-in"]
+    entry = shipped[0] if shipped else import_model(stand_in_model(tmp / "src"))
+    print(f"model: {entry.key} ({'shipped' if shipped else 'stand-in, ~free inference'})")
+
+    from medviewer.gui import results_panel
+    from medviewer.gui.main_window import MainWindow
+
+    window = MainWindow()
+    window.resize(1600, 960)
+    window.show()
+    ai, view = window.ai, window.image_view
+    ai.choose_model(entry.key)
+    _wait(lambda: ai.session is not None)
+    session = ai.session
+    print(f"provider: {session.provider}")
+
+    kermany = sorted((SHARED / "xray/kermany224/test/PNEUMONIA").glob("*.jpeg"))
+    small = [open_instance(p) for p in kermany[:READS_SMALL]]
+    large = [open_instance(SHARED / "dicom/wg04/REF/RG2_UNC") for _ in range(READS_LARGE)]
+    for instance in small + large:
+        instance.display_frame(0)  # decoded before timing: both sides start from pixels
+
+    def core(instance) -> float:
+        started = time.perf_counter()
+        run_to_end(results_panel.read_image_job(session, instance, 0, None, "jet",
+                                                CancelFlag()))
+        return time.perf_counter() - started
+
+    shown: list[object] = []
+    ai.saliency_shown.connect(shown.append)
+    meter = StallMeter()
+
+    def gui(instance) -> tuple[float, float]:
+        view.show_instance(instance)  # emits image_shown: the read starts from here
+        started = time.perf_counter()
+        count = len(shown)
+        meter.start()
+        _wait(lambda: len(shown) > count and ai.overlay.is_showing)
+        elapsed = time.perf_counter() - started
+        return elapsed, meter.stop()
+
+    def idle_stall(seconds: float) -> float:
+        started = time.perf_counter()
+        meter.start()
+        _wait(lambda: time.perf_counter() - started >= seconds, seconds + 5)
+        return meter.stop()
+
+    rows = []
+    for label, instances in (("224x224 JPEG", small), ("2140x1760 radiograph", large)):
+        core_times, gui_times, stalls = [], [], []
+        for instance in instances:  # alternate, so load changes hit both sides alike
+            core_times.append(core(instance))
+            elapsed, stall = gui(instance)
+            gui_times.append(elapsed)
+            stalls.append(stall)
+        core_ms = statistics.median(core_times) * 1000
+        gui_ms = statistics.median(gui_times) * 1000
+        idle = idle_stall(sum(gui_times))
+        rows.append((label, core_ms, gui_ms, max(stalls) * 1000, idle * 1000))
+    print(f"\n1-2. reading the shown image (median of {READS_SMALL} / {READS_LARGE}; "
+          f"includes the {results_panel.READ_DELAY_MS} ms debounce)")
+    print(f"{'image':<22}{'core read':>12}{'in the GUI':>12}{'ratio':>8}{'overhead':>10}"
+          f"{'GUI stall':>11}{'idle stall':>12}")
+    for label, core_ms, gui_ms, stall_ms, idle_ms in rows:
+        print(f"{label:<22}{core_ms:>10.1f}ms{gui_ms:>10.1f}ms{gui_ms / core_ms:>7.2f}x"
+              f"{gui_ms - core_ms:>8.1f}ms{stall_ms:>9.1f}ms{idle_ms:>10.1f}ms")
+
+    files = sorted((SHARED / "xray/kermany224/test/NORMAL").glob("*.jpeg"))[:BATCH_IMAGES // 2]
+    files += sorted((SHARED / "xray/kermany224/test/PNEUMONIA").glob("*.jpeg"))[
+        :BATCH_IMAGES - len(files)]
+    baseline, in_gui = [], []
+    for _ in range(2):
+        started = time.perf_counter()
+        predict_paths(files, session)
+        baseline.append(time.perf_counter() - started)
+        ended: list[str] = []
+        ai.batch_ended.connect(ended.append)
+        started = time.perf_counter()
+        ai.run_batch(files, f"{len(files)} images")
+        _wait(lambda: bool(ended))
+        in_gui.append(time.perf_counter() - started)
+        ai.batch_ended.disconnect(ended.append)
+        assert ended == ["finished"] and ai.batch_panel.table.rowCount() == len(files)
+    base_rate = len(files) / min(baseline)
+    gui_rate = len(files) / min(in_gui)
+    print(f"\n3. batch of {len(files)} kermany224 JPEGs (best of 2, alternating)")
+    print(f"predict_paths: {base_rate:.0f} img/s; in the GUI (table filling): {gui_rate:.0f} "
+          f"img/s; ratio {gui_rate / base_rate:.2f}")
+    window.close()
+    app.processEvents()
+
+
+if __name__ == "__main__":
+    main()
