@@ -280,3 +280,22 @@ def test_occlusion_shows_progress_and_can_be_cancelled(qtbot, no_builtin_models,
     assert window.statusBar().currentMessage() == "Saliency map cancelled."
     qtbot.wait(10)
     assert not ai.saliency_running
+
+
+def test_overlay_belongs_to_the_frame_that_was_read(qtbot, cam_window, shared_data):
+    from medviewer.inference.audit import AuditLog
+
+    window, view, ai = cam_window, cam_window.image_view, cam_window.ai
+    first = show_with_map(qtbot, window, shared_data / "dicom" / "fo-dicom" / "MOVEKNEE.dcm")
+    assert view.frame_count > 4
+    assert first.frame == 0 and ai.overlay.is_showing
+    view.set_frame(3)
+    assert not ai.overlay.is_showing  # frame 1's map is not drawn over frame 4
+    with qtbot.waitSignal(ai.saliency_shown, timeout=TIMEOUT_MS) as shown:
+        ai.run_action.trigger()
+    assert shown.args[0].frame == 3 and ai.overlay.is_showing
+    assert ai.read.prediction.frame == 3
+    assert ai.panel.timing_label.text().endswith(", frame 4")
+    assert AuditLog().rows()[0]["frame"] == 3
+    view.set_frame(0)
+    assert not ai.overlay.is_showing
