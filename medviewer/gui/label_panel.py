@@ -1031,9 +1031,13 @@ class LabelPanel(QWidget):
         if self.view.instance is None or self.current_path is None:
             self._status(f"Open an image to {doing}.")
             return None
-        if self.view.is_loading or (self.view.requested_path is not None
-                                    and Path(self.view.requested_path) != self.current_path):
+        if self.view.is_loading:
             self._status(f"Wait until the image is shown to {doing}.")
+            return None
+        if self.view.requested_path is not None \
+                and Path(self.view.requested_path) != self.current_path:
+            self._status(f"{Path(self.view.requested_path).name} could not be shown, so it "
+                         f"cannot be labelled.")
             return None
         if self._current_ref is None:
             self._status("Still identifying this image; try again in a moment.")

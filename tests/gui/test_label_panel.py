@@ -453,3 +453,30 @@ def test_next_image_is_prefetched_and_shown_at_once(qtbot, main_window, folder):
     assert not window.image_view.is_loading
     assert panel.prefetcher.hits == hits + 1
     assert window.study_browser.tree.currentItem() is window.study_browser.item_for(paths[1])
+
+
+def test_an_image_that_cannot_be_shown_is_never_labelled(qtbot, main_window, folder):
+    window, panel = main_window, main_window.label_panel
+    first = sorted(folder.glob("*.jpeg"))[0]
+    data = first.read_bytes()
+    (folder / "zz_cut_short.jpeg").write_bytes(data[: len(data) // 3])  # header intact
+    open_folder(qtbot, window, folder)
+    create_label_set(qtbot, panel, "pneumonia", ["normal", "pneumonia"])
+    paths = scope_paths(panel)
+    broken = next(p for p in paths if p.name == "zz_cut_short.jpeg")
+    with qtbot.waitSignal(window.image_view.load_failed, timeout=10_000):
+        window.study_browser.select_path(broken)
+    settle(qtbot, panel)
+    with stored() as store:
+        before = len(store.history())
+    press(qtbot, window, Qt.Key.Key_1)
+    # The view shows nothing (pixels failed) or still the previous image (file failed):
+    # either way the key must not label an image the reader is not looking at.
+    assert window.statusBar().currentMessage() in (
+        "Open an image to label it.", f"{broken.name} could not be shown, so it cannot be "
+                                      f"labelled.")
+    panel.set_ai_suggestion({"normal": 0.9}, "demo@1", image_path=broken)
+    press(qtbot, window, Qt.Key.Key_Return)
+    with stored() as store:
+        assert len(store.history()) == before
+    assert panel.current_path != broken
