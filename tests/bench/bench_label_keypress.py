@@ -17,6 +17,11 @@ mostly waiting for a CPU (at a load of 8 on 2 cores a 6 ms job takes about 20 ms
 
 Target: < 50 ms for images already in the folder.
 
+Second part, class keys (1/2, 40 presses on one image): how long the GUI thread is busy in
+the key press (label writes run on the panel's store thread) and how long until the ✓ shows
+(the commit returned); baseline in the same run: the same ``set_label`` called directly, as a
+GUI thread doing its own store calls would be blocked for each key.
+
 Run: QT_QPA_PLATFORM=offscreen .venv/bin/python -m tests.bench label_keypress
 """
 
@@ -152,6 +157,55 @@ def _run(window, folder: Path, prefetch: bool,
     return times
 
 
+def _class_keys(window, folder: Path, presses: int = 40) -> None:
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    from medviewer.labels.store import ImageRef, LabelStore
+
+    panel = window.label_panel
+    panel.prefetcher.enabled = True
+    _open(window, folder)
+    window.activateWindow()
+    target = window.image_view.graphics_view
+    target.setFocus()
+    in_press, in_press_wall, until_saved = [], [], []
+    for index in range(presses):
+        key = Qt.Key.Key_1 if index % 2 else Qt.Key.Key_2
+        started, started_cpu = time.perf_counter(), time.thread_time()
+        QTest.keyClick(target, key)
+        in_press.append((time.thread_time() - started_cpu) * 1000.0)
+        in_press_wall.append((time.perf_counter() - started) * 1000.0)
+        _wait_until(lambda: not panel.client.pending, 10_000)
+        until_saved.append((time.perf_counter() - started) * 1000.0)
+        _settle(window, 10)
+    direct = []
+    with LabelStore(panel.store_path, reader="bench-direct") as store:
+        image = ImageRef("bench-direct-image")
+        for index in range(presses):
+            started = time.perf_counter()
+            store.set_label("bench", image, "normal" if index % 2 else "pneumonia")
+            direct.append((time.perf_counter() - started) * 1000.0)
+    busy = _summary(in_press)
+    busy_wall = _summary(in_press_wall)
+    saved = _summary(until_saved)
+    blocked = _summary(direct)
+    print(f"Class keys, {presses} presses (median / p95 / max ms):")
+    print(f"  GUI thread busy in the key press (CPU)        {busy[0]:5.2f} / {busy[1]:5.2f} /"
+          f" {busy[2]:5.2f}")
+    print(f"  GUI thread busy in the key press (wall)       {busy_wall[0]:5.2f} / "
+          f"{busy_wall[1]:5.2f} / {busy_wall[2]:5.2f}")
+    print(f"  key -> ✓ shown (commit returned, wall)        {saved[0]:5.1f} / {saved[1]:5.1f} /"
+          f" {saved[2]:5.1f}")
+    print(f"  baseline: set_label on the GUI thread (wall)  {blocked[0]:5.1f} / {blocked[1]:5.1f}"
+          f" / {blocked[2]:5.1f}")
+    print(f"  GUI thread held per key, baseline / panel (wall): median "
+          f"{blocked[0] / busy_wall[0]:.1f}x, p95 {blocked[1] / busy_wall[1]:.1f}x, max "
+          f"{blocked[2] / busy_wall[2]:.1f}x")
+    window.close_all()
+    _settle(window)
+
+
 def _summary(values: list[float]) -> tuple[float, float, float]:
     ordered = sorted(values)
     p95 = ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
@@ -209,6 +263,7 @@ def main() -> None:
             all_prefetched.extend(t[1] for t in rows["prefetch"])
             print(f"  {'':42s} ratio no-prefetch / prefetch: median {base[0] / fast[0]:.1f}x,"
                   f" p95 {base[1] / fast[1]:.1f}x")
+        _class_keys(window, _copy_kermany(root / "class-keys"))
         worst = _summary(all_prefetched)
         verdict = "met" if worst[1] < TARGET_MS else "NOT met"
         load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
