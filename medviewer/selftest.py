@@ -208,6 +208,7 @@ class _SelfTest:
         if int(image.max()) == int(image.min()):
             raise SelfTestFailure("the sample image decoded to a blank frame")
         self.report.facts["images"] = str(len(records))
+        _check_decoders()
 
     def load_model(self) -> None:
         from medviewer import paths
@@ -287,17 +288,28 @@ class _SelfTest:
             outcome.setdefault("result", message)
             loop.quit()
 
+        def uncaught(kind: type, exc: BaseException, _traceback: Any) -> None:
+            # An exception in a slot (e.g. a module missing from a bundle) ends the wait at once.
+            log.debug("Uncaught exception in the GUI", exc_info=(kind, exc, _traceback))
+            outcome.setdefault("result", _one_line(exc))
+            loop.quit()
+
         window.image_view.image_shown.connect(shown)
         window.image_view.load_failed.connect(failed)
+        previous_hook = sys.excepthook
+        sys.excepthook = uncaught
         try:
             window.show()
             QTimer.singleShot(0, lambda: window.open_paths([paths.SAMPLE_STUDY_DIR]))
             QTimer.singleShot(int(GUI_TIMEOUT_S * 1000), loop.quit)
             loop.exec()
+            if outcome.get("result") == "shown" and not torch_installed():
+                outcome["result"] = _check_training_explains_studio(window)
         finally:
             window.close()
             window.deleteLater()
             app.processEvents()
+            sys.excepthook = previous_hook
         result = outcome.get("result")
         if result is None:
             raise SelfTestFailure(f"the main window showed no image within {GUI_TIMEOUT_S:.0f} s")
@@ -337,6 +349,40 @@ class _SelfTest:
         if weights.weight.grad is None:
             raise SelfTestFailure("torch computed no gradient")
         self.report.facts["torch"] = torch.__version__
+
+
+def _check_training_explains_studio(window: Any) -> str:
+    """Viewer edition: Training > Train a model… must say what Studio adds, not fail."""
+    try:
+        shown = window.open_training_wizard()
+    except Exception as exc:  # noqa: BLE001 - reported as the window's failure
+        return f"Training > Train a model… failed without torch: {_one_line(exc)}"
+    text = shown.text() if hasattr(shown, "text") else ""
+    shown.close()
+    if "Studio" not in text:
+        return "Training > Train a model… does not explain what the Studio edition adds"
+    return "shown"
+
+
+def _check_decoders() -> None:
+    """The sample is uncompressed: check the compressed-image decoders are there too.
+
+    pylibjpeg's plugins are found through package metadata (entry points), which a bundle
+    must carry; GDCM is the reader's fallback.
+    """
+    from pydicom import uid
+    from pydicom.pixels import get_decoder
+
+    missing = [syntax.name for syntax in (uid.JPEGBaseline8Bit, uid.JPEGLosslessSV1,
+                                          uid.JPEGLSLossless, uid.JPEG2000Lossless,
+                                          uid.RLELossless)
+               if "pylibjpeg" not in get_decoder(syntax).available_plugins]
+    if missing:
+        raise SelfTestFailure(f"no pylibjpeg decoder for {', '.join(missing)}")
+    try:
+        import gdcm  # noqa: F401 - the fallback decoder
+    except ImportError as exc:
+        raise SelfTestFailure(f"the GDCM fallback decoder cannot be loaded ({exc})") from None
 
 
 def _check_qt_platform_plugins() -> None:

@@ -85,7 +85,19 @@ def _format_epoch(metrics: dict, epochs: int, class_names: list[str]) -> str:
     return text
 
 
+def _require_torch() -> None:
+    """The Viewer edition has no torch: say so in one sentence instead of a traceback."""
+    import importlib.util
+
+    from medviewer.errors import UserError
+
+    if importlib.util.find_spec("torch") is None:
+        raise UserError("Training needs the MedViewer Studio edition: PyTorch is not "
+                        "installed here (from source: pip install 'medviewer[studio]').")
+
+
 def run_train(args: argparse.Namespace) -> int:
+    _require_torch()
     from medviewer.errors import UserError
     from medviewer.jobs import CancelFlag, Progress
     from medviewer.training import trainer
@@ -179,6 +191,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    _require_torch()
     from medviewer.jobs import run_to_end
     from medviewer.training.export import export_run
 
