@@ -443,7 +443,7 @@ class StudyFilter(QWidget):
 
     def apply(self) -> None:
         self._timer.stop()
-        browser = self.panel.window.study_browser
+        browser = self.panel.main_window.study_browser
         tree = browser.tree
         mode = self.mode if self.panel.label_set is not None else "all"
         current_path = self.panel.current_path
@@ -479,7 +479,7 @@ class StudyFilter(QWidget):
         """Image rows currently shown (tests)."""
         out = []
         for path in self.panel.known_paths:
-            item = self.panel.window.study_browser.item_for(path)
+            item = self.panel.main_window.study_browser.item_for(path)
             if item is not None and not _hidden_in_tree(item):
                 out.append(path)
         return out
@@ -515,7 +515,7 @@ class LabelPanel(QWidget):
     def __init__(self, window: MainWindow, store_path: Path | None = None) -> None:
         super().__init__()
         self.setObjectName("labelPanel")
-        self.window = window
+        self.main_window = window
         self.view = window.image_view
         self.reader = window.settings.reader_name
         self.client = StoreClient(store_path, self.reader, self)
@@ -543,7 +543,6 @@ class LabelPanel(QWidget):
         self._view_keys_taken: dict[QAction, list[QKeySequence]] = {}
         self._dialog: NewLabelSetDialog | None = None
         self._reader_dialog: QInputDialog | None = None
-        self._closed = False
         self._prefetch_timer = QTimer(self)
         self._prefetch_timer.setSingleShot(True)
         self._prefetch_timer.setInterval(PREFETCH_DELAY_MS)
@@ -665,16 +664,16 @@ class LabelPanel(QWidget):
                                       "change it")
 
     def _action(self, text: str, slot: Callable[[], None], tip: str = "") -> QAction:
-        action = QAction(text, self.window)
+        action = QAction(text, self.main_window)
         action.triggered.connect(lambda _checked=False: slot())
         if tip:
             action.setToolTip(tip)
             action.setStatusTip(tip)
-        self.window.addAction(action)
+        self.main_window.addAction(action)
         return action
 
     def _build_actions(self) -> None:
-        menu = self.window.menus["labels"]
+        menu = self.main_window.menus["labels"]
         self.new_set_action = self._action("&New label set…", self.show_new_label_set_dialog)
         self.reader_action = self._action("&Reader…", self.show_reader_dialog,
                                           "Change the reader name labels are saved under")
@@ -695,10 +694,10 @@ class LabelPanel(QWidget):
         self.unlabelled_action = self._action("Next &unlabelled image", self.go_unlabelled)
         self.undo_action = self._action("&Undo last label action", self.undo)
         self.clear_action = self._action("&Clear my label", self.clear_label)
-        self.region_action = QAction("Draw &regions", self.window)
+        self.region_action = QAction("Draw &regions", self.main_window)
         self.region_action.setCheckable(True)
         self.region_action.toggled.connect(self.set_region_mode)
-        self.window.addAction(self.region_action)
+        self.main_window.addAction(self.region_action)
         self.delete_region_action = self._action("&Delete selected region",
                                                  self.delete_selected_region)
         for action in (*self.class_actions, self.accept_action, self.next_action,
@@ -715,7 +714,7 @@ class LabelPanel(QWidget):
             self._keys_for[action] = [str(index + 1)]
 
     def _connect(self) -> None:
-        window = self.window
+        window = self.main_window
         self.set_combo.activated.connect(self._on_set_chosen)
         self.new_set_button.clicked.connect(self.show_new_label_set_dialog)
         self.accept_button.clicked.connect(self.accept_ai_suggestion)
@@ -762,7 +761,7 @@ class LabelPanel(QWidget):
         self.reload_label_sets()
 
     def choose_store(self) -> None:
-        dialog = QFileDialog(self.window, "Label store", str(self.store_path.parent),
+        dialog = QFileDialog(self.main_window, "Label store", str(self.store_path.parent),
                              "Label stores (*.sqlite);;All files (*)")
         dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
         dialog.setOption(QFileDialog.Option.DontConfirmOverwrite, True)
@@ -828,7 +827,7 @@ class LabelPanel(QWidget):
 
     def show_new_label_set_dialog(self) -> NewLabelSetDialog:
         if self._dialog is None:
-            self._dialog = NewLabelSetDialog(self.window)
+            self._dialog = NewLabelSetDialog(self.main_window)
             self._dialog.submitted.connect(self.create_label_set)
         self._dialog.error_label.hide()
         self._dialog.ok_button.setEnabled(True)
@@ -840,7 +839,7 @@ class LabelPanel(QWidget):
         def done(label_set: LabelSet) -> None:
             if self._dialog is not None:
                 self._dialog.accept()
-            self.window.statusBar().showMessage(f"Label set '{label_set.name}' created.", 5000)
+            self.main_window.statusBar().showMessage(f"Label set '{label_set.name}' created.", 5000)
             self.reload_label_sets(select=label_set.name)
 
         def failed(sentence: str) -> None:
@@ -855,7 +854,7 @@ class LabelPanel(QWidget):
 
     # ------------------------------------------------------------ reader
     def show_reader_dialog(self) -> QInputDialog:
-        dialog = QInputDialog(self.window)
+        dialog = QInputDialog(self.main_window)
         dialog.setWindowTitle("Reader")
         dialog.setLabelText("Your name as a reader (labels are saved under it):")
         dialog.setTextValue(self.reader)
@@ -868,7 +867,7 @@ class LabelPanel(QWidget):
         """Label as ``name`` from now on, and keep it in the settings."""
         name = name.strip()
         if not name or len(name) > 200 or any(ch in name for ch in "\r\n\t"):
-            self.window.statusBar().showMessage(
+            self.main_window.statusBar().showMessage(
                 "A reader name must be 1 to 200 characters without tabs or line breaks.", 8000)
             return False
         self.reader = name
@@ -879,10 +878,10 @@ class LabelPanel(QWidget):
         try:
             save_settings(fresh)
         except OSError as exc:
-            self.window.statusBar().showMessage(
+            self.main_window.statusBar().showMessage(
                 f"The reader name is used now but could not be saved in the settings "
                 f"({exc.strerror or exc}).", 10_000)
-        self.window.settings.reader_name = name
+        self.main_window.settings.reader_name = name
         self._last_saved.clear()
         self._load_regions()
         self._refresh_all()
@@ -971,7 +970,7 @@ class LabelPanel(QWidget):
         if path is None:
             return None
         if self._scope_index is None:
-            browser = self.window.study_browser
+            browser = self.main_window.study_browser
             index: dict[Path, _Scope] = {}
             for scope in self._scopes:
                 present = _Scope(scope.root, [p for p in scope.paths
@@ -1262,7 +1261,7 @@ class LabelPanel(QWidget):
         return None
 
     def _open(self, path: Path) -> None:
-        browser = self.window.study_browser
+        browser = self.main_window.study_browser
         item = browser.item_for(path)
         if item is not None:
             node = item
@@ -1648,7 +1647,7 @@ class LabelPanel(QWidget):
         if sentence:
             self.error_label.setText(sentence)
             self.error_label.show()
-            self.window.statusBar().showMessage(sentence, 15_000)
+            self.main_window.statusBar().showMessage(sentence, 15_000)
         else:
             self.error_label.clear()
             self.error_label.hide()
@@ -1658,14 +1657,14 @@ class LabelPanel(QWidget):
         return self._error
 
     def _status(self, text: str) -> None:
-        self.window.statusBar().showMessage(text, 4000)
+        self.main_window.statusBar().showMessage(text, 4000)
 
     # ------------------------------------------------------------ keys
     @property
     def labelling_active(self) -> bool:
         dock = getattr(self, "_dock", None)
         dock_open = dock is None or dock.toggleViewAction().isChecked()
-        return self.label_set is not None and dock_open and not self._closed
+        return self.label_set is not None and dock_open
 
     def _update_keys(self) -> None:
         """Give the labelling keys to the actions while labelling is active, else release."""
