@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QTextOption
 from PySide6.QtWidgets import (
     QAbstractItemView, QDialog, QDialogButtonBox, QHBoxLayout, QHeaderView, QLabel,
     QPushButton, QSplitter, QTableWidget, QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget,
@@ -64,7 +65,7 @@ def flatten(data: Any, prefix: str = "") -> list[tuple[str, str]]:
 
 
 def _table(rows: Iterable[tuple[str, ...]], header: tuple[str, ...] | None = None) -> str:
-    out = ['<table cellspacing="0" cellpadding="3" width="100%">']
+    out = ['<table cellspacing="0" cellpadding="3" width="99%">']
     if header:
         out.append("<tr>" + "".join(f'<th align="left">{html.escape(h)}</th>' for h in header)
                    + "</tr>")
@@ -129,15 +130,14 @@ def card_html(entry: ModelEntry, provider: str = "") -> str:
          else "occlusion (no CAM output: many forward passes)"),
     ]))
     parts.append("<h3>File</h3>")
-    # A zero-width space after each separator lets a long path wrap instead of scrolling.
-    wrappable_path = str(entry.onnx_path).replace("/", "/\u200b").replace("\\", "\\\u200b")
-    file_rows = [("Source", entry.source), ("Model file", wrappable_path),
+    file_rows = [("Source", entry.source), ("Model file", str(entry.onnx_path)),
                  ("SHA-256", card.sha256)]
     if card.created:
         file_rows.append(("Created", card.created))
     if provider:
         file_rows.append(("Runs on", provider))
-    parts.append(_table(file_rows))
+    # Paragraphs, not a table: a long path or hash may then wrap anywhere.
+    parts.extend(f"<p><b>{esc(label)}:</b> {esc(value)}</p>" for label, value in file_rows)
     return "\n".join(parts)
 
 
@@ -148,6 +148,8 @@ class CardView(QTextBrowser):
         super().__init__(parent)
         self.setObjectName("modelCardView")
         self.setOpenExternalLinks(False)
+        # Long paths and hashes wrap inside the view instead of scrolling it sideways.
+        self.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
         self.entry: ModelEntry | None = None
 
     def show_entry(self, entry: ModelEntry | None, provider: str = "") -> None:
