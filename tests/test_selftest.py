@@ -127,3 +127,21 @@ def test_cli_flag_uses_the_models_dir_environment_variable(tmp_path):
     assert "model tiny-cam@1.0" in result.stdout
     assert "training " in result.stdout  # torch is installed here, as in the Studio edition
     assert result.stderr == ""  # Qt's console notes go to the debug log
+
+
+def test_about_box_shows_versions_and_the_provider(qtbot):
+    from medviewer.gui.main_window import MainWindow
+
+    window = MainWindow()
+    qtbot.addWidget(window)
+    try:
+        box = window.show_about()
+        text = box.text()
+        box.close()
+    finally:
+        window.close()
+    report = runtime.provider_report()
+    assert f"Execution provider: {report.active}" in text
+    assert f"onnxruntime: {metadata.version('onnxruntime-gpu')} (onnxruntime-gpu)" in text
+    assert f"torch: {metadata.version('torch')}" in text
+    assert "Edition: development" in text and "Qt: 6." in text

@@ -615,14 +615,20 @@ class MainWindow(QMainWindow):
         self._shortcuts_dialog.raise_()
         return self._shortcuts_dialog
 
-    def show_about(self) -> None:
+    def show_about(self) -> QMessageBox:
+        # Versions and the execution provider (a tiny onnxruntime probe, cached per process).
+        from medviewer.selftest import installation_info
+
+        versions = "\n".join(f"{key}: {value}" for key, value in installation_info().items())
         box = QMessageBox(QMessageBox.Icon.Information, "About MedViewer",
                           f"MedViewer {__version__}\n\nView DICOM and X-ray studies, run AI "
                           "reads, label images and retrain models, offline.\n\nNot for "
-                          "diagnostic use with the bundled sample and test images.",
-                          QMessageBox.StandardButton.Ok, self)
+                          "diagnostic use with the bundled sample and test images.\n\n"
+                          + versions, QMessageBox.StandardButton.Ok, self)
+        box.setObjectName("aboutBox")
         box.setModal(False)
         box.show()
+        return box
 
     # ------------------------------------------------------------ drag and drop
     @staticmethod
