@@ -527,41 +527,90 @@ def _at_pixel_data(tag: Any, vr: str | None, length: int) -> bool:
     return tag in (0x7FE00010, 0x7FE00009, 0x7FE00008)
 
 
+# Headers are parsed from memory: the file's first HEAD_CHUNK bytes (the whole file when it
+# is smaller) are read at once and parsed from a BytesIO, whose reads are never larger than
+# what it holds. Appended to a whole file, this element header makes a clean end of the
+# dataset look like a stop at pixel data exactly at the file's size, while a value cut
+# short by the end of the file runs into it and past the size: truncation is told apart
+# from a clean end without watching every read.
+HEAD_CHUNK = 256 * 1024
+_END_SENTINEL = b"\xe0\x7f\x10\x00OB\x00\x00\x00\x00\x00\x00"
+_TRUNCATED = "the file is truncated or damaged (a header element runs past the end of the file)"
+
+
 def _parse(path: Path) -> _ParsedFile:
     """Parse the header once and note where the pixel data starts, or raise LoadError."""
     if path.is_dir():
         raise LoadError(path, "it is a folder, not a file")
     try:
-        handle = _BoundedReader(path)
+        with open(path, "rb", buffering=0) as raw:
+            stat = os.fstat(raw.fileno())
+            head = raw.read(HEAD_CHUNK)
     except OSError as exc:
         raise LoadError(path, f"the file cannot be read ({exc.strerror or exc})") from None
-    with handle:
-        if handle.size == 0:
-            raise LoadError(path, "the file is empty")
-        head = handle.read(1024)
-        has_preamble = head[128:132] == b"DICM"
-        if not has_preamble and not _looks_like_raw_dataset(head, handle.size):
-            raise LoadError(path, "it is not a DICOM file (no DICM preamble and no "
-                                  "recognisable data elements)")
-        handle.seek(0)
-        with _guard(path, "reading its header"):
-            parsed = None
-            if has_preamble and _DEFLATED.encode() in head:
+    size = stat.st_size
+    if size == 0:
+        raise LoadError(path, "the file is empty")
+    has_preamble = head[128:132] == b"DICM"
+    if not has_preamble and not _looks_like_raw_dataset(head[:1024], size):
+        raise LoadError(path, "it is not a DICOM file (no DICM preamble and no "
+                              "recognisable data elements)")
+    with _guard(path, "reading its header"):
+        parsed = None
+        if has_preamble and _DEFLATED.encode() in head[:4096]:
+            with _BoundedReader(path) as handle:
                 parsed = _read_deflated(path, handle)
-            if parsed is None:
-                header = pydicom.dcmread(handle, stop_before_pixels=True,
-                                         defer_size=HEADER_DEFER_SIZE, force=not has_preamble)
-                if handle.ran_short:
-                    raise LoadError(path, "the file is truncated or damaged (a header "
-                                          "element runs past the end of the file)")
-                implicit, little = _encoding(header)
-                location = _pixel_location(handle, implicit, little)
-                parsed = _ParsedFile(header, _transfer_syntax(header), location, None)
+        if parsed is None:
+            parsed = _parse_from_memory(path, head, size, stat.st_mtime, has_preamble)
+        if parsed is None:  # a header larger than HEAD_CHUNK, or skipped values beyond it
+            parsed = _parse_from_file(path, has_preamble)
     header = parsed.header
     if parsed.location is None and not any(tag.group not in (0x0000, 0x0002)
                                            for tag in header.keys()):
         raise LoadError(path, "it holds no DICOM data elements")
     return parsed
+
+
+def _parse_from_memory(path: Path, head: bytes, size: int, mtime: float,
+                       has_preamble: bool) -> _ParsedFile | None:
+    whole = len(head) == size
+    buffer = io.BytesIO(head + _END_SENTINEL if whole else head)
+    try:
+        header = pydicom.dcmread(buffer, stop_before_pixels=True, defer_size=HEADER_DEFER_SIZE,
+                                 force=not has_preamble)
+    except Exception:  # noqa: BLE001 - the chunk may end inside an element: read the file
+        if whole:
+            raise
+        return None
+    implicit, little = _encoding(header)
+    position = buffer.tell()
+    if not little and whole and position >= size:
+        return None  # the sentinel is little endian: let the file parser judge the end
+    if whole:
+        if position > size:
+            raise LoadError(path, _TRUNCATED)
+        location = _pixel_location(buffer, implicit, little) if position < size else None
+    elif position + 12 <= len(head):
+        location = _pixel_location(buffer, implicit, little)
+    else:
+        return None
+    # Deferred values (over HEADER_DEFER_SIZE) are read from the file when first used.
+    header.filename = str(path)
+    header.fileobj_type = _BoundedReader
+    header.buffer = None
+    header.timestamp = mtime
+    return _ParsedFile(header, _transfer_syntax(header), location, None)
+
+
+def _parse_from_file(path: Path, has_preamble: bool) -> _ParsedFile:
+    with _BoundedReader(path) as handle:
+        header = pydicom.dcmread(handle, stop_before_pixels=True,
+                                 defer_size=HEADER_DEFER_SIZE, force=not has_preamble)
+        if handle.ran_short:
+            raise LoadError(path, _TRUNCATED)
+        implicit, little = _encoding(header)
+        location = _pixel_location(handle, implicit, little)
+    return _ParsedFile(header, _transfer_syntax(header), location, None)
 
 
 def read_header(path: str | os.PathLike) -> Dataset:
@@ -941,7 +990,7 @@ class _PixelSource:
             return None
         header = _jpeg_frame_header(codestream)
         if header is None or header[1:] != (geometry.rows, geometry.columns, 1) \
-                or header[0] > geometry.bits_stored:
+                or not 8 < header[0] <= 16:
             return None
         try:
             import gdcm
