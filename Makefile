@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test test-fast fuzz bench package clean
+.PHONY: run test test-fast fuzz bench package package-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11 or newer is needed"; exit 1; }
@@ -29,8 +29,15 @@ fuzz: $(STAMP)
 bench: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m tests.bench
 
+# Both editions (folder, .tar.gz, .deb) and the Viewer's GPU runtime; e.g.
+# `make package PACKAGE_ARGS="--edition viewer"` for the Viewer alone (packaging/build.py -h).
+PACKAGE_ARGS ?= --edition all --gpu-runtime
 package: $(STAMP)
-	$(PY) packaging/build.py
+	$(PY) packaging/build.py $(PACKAGE_ARGS)
+
+# Builds the Viewer bundle and runs it as a user gets it (CI runs this after `make test`).
+package-check: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest tests/packaging/bundle_check.py -q
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache
