@@ -121,7 +121,7 @@ def _lut_table(item: Dataset, ds: Dataset | None = None) -> tuple[int, np.ndarra
     entries = int(descriptor[0]) or 65536  # 0 means 2^16 entries
     first = int(descriptor[1])
     bits = int(descriptor[2])
-    if ds is not None and int(ds.get("PixelRepresentation", 0) or 0) == 1 and first > 32767:
+    if ds is not None and _whole(ds, "PixelRepresentation", 0) == 1 and first > 32767:
         first -= 65536  # US-encoded descriptor of signed data (PS3.3 C.11.1.1)
     if isinstance(data, bytes):
         little = getattr(ds, "original_encoding", (True, True))[1] is not False
@@ -145,9 +145,18 @@ def _lookup(values: np.ndarray, first: int, table: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- modality LUT
 
 
+def _whole(ds: Dataset, keyword: str, default: int) -> int:
+    """An integer attribute, or ``default`` when absent or not a number (damaged files)."""
+    try:
+        value = ds.get(keyword, default)
+        return int(value) if value not in (None, "") else default
+    except (TypeError, ValueError, OverflowError):
+        return default
+
+
 def is_colour(ds: Dataset) -> bool:
-    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
-    return int(ds.get("SamplesPerPixel", 1) or 1) > 1 or photometric == "PALETTE COLOR"
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
+    return _whole(ds, "SamplesPerPixel", 1) > 1 or photometric == "PALETTE COLOR"
 
 
 def rescale(ds: Dataset, frame: int = 0) -> tuple[float, float]:
@@ -186,10 +195,10 @@ def modality_lut(stored: np.ndarray, ds: Dataset, frame: int = 0) -> np.ndarray:
 
 def modality_range(ds: Dataset, frame: int = 0) -> tuple[float, float] | None:
     """Smallest and largest modality values the stored bit depth allows (for 'full range')."""
-    bits = int(ds.get("BitsStored", 0) or 0)
+    bits = _whole(ds, "BitsStored", 0)
     if not 1 <= bits <= 32:
         return None
-    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+    signed = _whole(ds, "PixelRepresentation", 0) == 1
     low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if signed else (0, 2**bits - 1)
     ends = modality_lut(np.array([low, high], dtype=np.float64), ds, frame)
     return float(np.min(ends)), float(np.max(ends))
@@ -400,10 +409,7 @@ def colour_bits(ds: Dataset) -> int:
             return 8 if int(descriptor[2]) <= 8 else 16
         except (TypeError, ValueError, IndexError):
             return 16
-    try:
-        bits = int(ds.get("BitsStored", 0) or 0) or int(ds.get("BitsAllocated", 8) or 8)
-    except (TypeError, ValueError):
-        bits = 8
+    bits = _whole(ds, "BitsStored", 0) or _whole(ds, "BitsAllocated", 8)
     return min(max(bits, 1), 32)
 
 

@@ -357,3 +357,19 @@ def test_reasons_from_decoder_plugins_name_the_cause():
                    "  gdcm: GDCM does not support 'JPEG Extended' for 12-bit\n")
     assert reader._reason_from_exception(RuntimeError(unsupported)).startswith(
         "none of the installed decoders supports it")
+
+
+def test_unconvertible_values_stay_readable_as_raw_bytes(tmp_path):
+    """An unknown VR makes plain pydicom raise on every access; here it reads as UN bytes."""
+    path = write_dicom(tmp_path / "vr.dcm", _frames(1), BitsStored=12)
+    ds = pydicom.dcmread(path)
+    ds.add_new(0x00090010, "LO", "ACME")
+    ds.add_new(0x00091010, "LO", "CHEST")
+    ds.save_as(path)
+    marker = struct.pack("<HH", 0x0009, 0x1010)
+    path.write_bytes(path.read_bytes().replace(marker + b"LO", marker + b"QQ"))
+    instance = open_instance(path)
+    element = instance.header[0x00091010]
+    assert element.VR == "UN" and element.value == b"CHEST "
+    assert instance.display_frame(0).shape == (64, 80)
+    assert len(list(instance.header)) > 5  # the whole header can be walked (tag browser)
