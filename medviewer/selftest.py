@@ -57,8 +57,9 @@ class SelfTestReport:
     def summary(self) -> str:
         times = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in self.timings.items())
         provider = self.provider + (f" ({self.notice.rstrip('.')})" if self.notice else "")
+        gpu_note = f"; {gpu_runtime_note()}" if gpu_runtime_note() else ""
         return (f"MedViewer self-test passed: {self.edition} edition {__version__}, model "
-                f"{self.model} on {provider}; {times}")
+                f"{self.model} on {provider}{gpu_note}; {times}")
 
 
 # ---------------------------------------------------------------- what is installed
@@ -73,6 +74,16 @@ def build_info() -> dict[str, Any]:
     except (OSError, ValueError):
         return {"edition": "development"}
     return info if isinstance(info, dict) and info.get("edition") else {"edition": "development"}
+
+
+def gpu_runtime_note() -> str:
+    """'' unless this is a bundle whose optional GPU runtime component is not installed."""
+    from medviewer import paths
+
+    separate = build_info().get("gpu_runtime") == "separate"
+    if separate and not (paths.PROJECT_ROOT / "nvidia").is_dir():
+        return "GPU runtime not installed (medviewer-viewer-gpu adds NVIDIA GPU support)"
+    return ""
 
 
 def torch_installed() -> bool:
@@ -121,6 +132,8 @@ def installation_info(with_provider: bool = True) -> dict[str, str]:
         info["torch"] = version
     else:
         info["torch"] = "not included (training needs the Studio edition)"
+    if gpu_runtime_note():
+        info["GPU runtime"] = gpu_runtime_note()
     if with_provider and ort_version:
         from medviewer.inference import runtime
 

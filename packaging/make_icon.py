@@ -32,9 +32,10 @@ def draw(size: int = SIZE) -> Image.Image:
     lungs = lungs.filter(ImageFilter.GaussianBlur(10 * scale))
     icon.paste((225, 230, 235, 255), (0, 0), lungs)
     canvas = ImageDraw.Draw(icon)
-    canvas.ellipse((520 * scale, 520 * scale, 860 * scale, 860 * scale), outline=(42, 140, 230, 255),
+    blue = (42, 140, 230, 255)
+    canvas.ellipse((520 * scale, 520 * scale, 860 * scale, 860 * scale), outline=blue,
                    width=max(2, int(46 * scale)))
-    canvas.line((820 * scale, 820 * scale, 940 * scale, 940 * scale), fill=(42, 140, 230, 255),
+    canvas.line((820 * scale, 820 * scale, 940 * scale, 940 * scale), fill=blue,
                 width=max(2, int(70 * scale)))
     return icon
 

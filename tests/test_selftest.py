@@ -66,7 +66,8 @@ def test_without_a_model_fails_naming_the_folder(tmp_path, qapp):
     code, out, err = run(empty)
     assert code == 1
     assert out == ""
-    assert err == f"MedViewer self-test failed at model load: no built-in model is installed in {empty}\n"
+    assert err == ("MedViewer self-test failed at model load: no built-in model is installed "
+                   f"in {empty}\n")
 
 
 def test_a_model_whose_card_is_broken_is_named(tmp_path, qapp):
@@ -74,7 +75,8 @@ def test_a_model_whose_card_is_broken_is_named(tmp_path, qapp):
     onnx_path.with_suffix(".json").write_text("{not json", encoding="utf-8")
     code, _out, err = run(tmp_path / "models")
     assert code == 1
-    assert err.startswith("MedViewer self-test failed at model load: no built-in model is installed")
+    assert err.startswith("MedViewer self-test failed at model load: no built-in model is "
+                          "installed")
     assert "is not valid JSON" in err and err.count("\n") == 1
 
 

@@ -57,6 +57,8 @@ def test_self_test_passes_outside_the_source_tree(built, tiny_models, tmp_path):
     assert result.stdout.startswith(f"MedViewer self-test passed: {EDITION} edition ")
     assert "model tiny-cam@1.0 on CPUExecutionProvider" in result.stdout
     assert " training " not in result.stdout  # no torch in the Viewer
+    assert "; GPU runtime not installed (medviewer-viewer-gpu adds NVIDIA GPU support);" \
+        in result.stdout
     assert result.stderr == ""
 
 
