@@ -136,7 +136,7 @@ def _without_gc_pauses() -> Iterator[None]:
 
 def load_training_tools(cancel: CancelFlag | None = None) -> Generator[Progress, None, ToolsInfo]:
     """Import PyTorch and the training package, detect the GPU, list data and checkpoints."""
-    yield Progress(0, 3, "loading PyTorch")
+    yield Progress(0, 4, "loading PyTorch")
     with _without_gc_pauses():
         import torch
 
@@ -144,10 +144,12 @@ def load_training_tools(cancel: CancelFlag | None = None) -> Generator[Progress,
         from medviewer.training import export as _export  # noqa: F401
         from medviewer.training import models, trainer  # noqa: F401
 
-        yield Progress(1, 3, "preparing the optimiser")
+        yield Progress(1, 4, "preparing the optimiser")
         # The first optimiser imports torch's compiler stack (a few seconds): do it now.
         torch.optim.AdamW([torch.zeros(1, requires_grad=True)])
-    yield Progress(2, 3, "looking for a GPU")
+        yield Progress(2, 4, "loading the image readers")
+        _warm_image_pipeline()
+    yield Progress(3, 4, "looking for a GPU")
     cuda_name = cuda_memory = None
     if torch.cuda.is_available():
         cuda_name = torch.cuda.get_device_name(0)
@@ -156,8 +158,30 @@ def load_training_tools(cancel: CancelFlag | None = None) -> Generator[Progress,
                      str(torch.__version__))
     info.label_sets = _label_sets()
     info.fine_tune_sources = _fine_tune_sources()
-    yield Progress(3, 3, "ready")
+    yield Progress(4, 4, "ready")
     return info
+
+
+def _warm_image_pipeline() -> None:
+    """Decode one bundled image, so the first training image does not load the codecs.
+
+    The first decode imports pydicom and its codec plugins (GDCM, libjpeg, OpenJPEG...);
+    loading their shared libraries holds the GIL, which froze the GUI for 0.1-0.3 s at the
+    start of training. Here it happens while the wizard says it is loading.
+    """
+    import PIL.JpegImagePlugin  # noqa: F401 - Kermany-style JPEG X-rays
+    import PIL.PngImagePlugin  # noqa: F401
+
+    from medviewer.paths import SAMPLE_STUDY_DIR
+    from medviewer.training import data as data_mod
+
+    sample = next(iter(sorted(SAMPLE_STUDY_DIR.glob("*.dcm"))), None)
+    if sample is None:
+        return
+    try:
+        data_mod.preprocess_image(sample, 32)
+    except UserError as exc:
+        log.warning("The image pipeline was not warmed up: %s", exc)
 
 
 def _label_sets() -> list[tuple[str, list[str]]]:
@@ -1113,6 +1137,7 @@ class TrainPage(_Page):
             self.epoch_label.setText(self.epoch_label.text() + "  Saved as the best so far.")
         elif isinstance(event, trainer.RunStarted):
             self.started = event
+            self.curves.set_epochs(event.epochs)
             counts = ", ".join(f"{SPLIT_TITLES[k].lower()} {v:,}" for k, v in
                                event.counts.items())
             self.headline.setText(f"Training {self.owner.model_page.arch} on {event.device}")
