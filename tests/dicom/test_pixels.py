@@ -389,3 +389,25 @@ def test_table_path_declines_what_it_cannot_index():
     assert pixels.display_from_stored(np.zeros(3, np.int32), ds, 0, window, False) is None
     assert pixels.display_from_stored(np.zeros(3, np.float32), ds, 0, window, False) is None
     assert pixels.display_from_stored(np.zeros(3, ">u2"), ds, 0, window, False) is None
+
+
+@pytest.mark.parametrize("path", [
+    PYDICOM_TEST_FILES / "CT_small.dcm",  # signed, rescale to HU
+    FO_DICOM / "CR-MONO1-10-chest",  # MONOCHROME1
+    FO_DICOM / "CR-ModalitySequenceLUT.dcm",  # Modality LUT Sequence
+    PYDICOM_DATA / "mlut_18.dcm",  # signed Modality LUT Sequence
+    PYDICOM_DATA / "vlut_04.dcm",  # VOI LUT Sequence
+    FO_DICOM / "GH133.dcm",  # SIGMOID windows
+], ids=lambda path: path.name)
+def test_table_lookup_equals_the_per_pixel_pipeline_on_real_files(path):
+    instance = open_instance(path)
+    stored, header = instance.stored_frame(0), instance.header
+    values = instance.modality_frame(0)
+    vois = [instance.default_voi(), pixels.full_range_window(values),
+            pixels.Window(float(np.median(values)), float(np.ptp(values)) / 3 + 1, "LINEAR")]
+    for voi in vois:
+        for invert in (False, True):
+            expected = pixels.to_display(values, voi, invert)
+            assert np.array_equal(pixels.display_from_stored(stored, header, 0, voi, invert),
+                                  expected), (voi, invert)
+    assert instance.full_range_voi() == pixels.full_range_window(values)
