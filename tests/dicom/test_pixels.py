@@ -411,3 +411,17 @@ def test_table_lookup_equals_the_per_pixel_pipeline_on_real_files(path):
             assert np.array_equal(pixels.display_from_stored(stored, header, 0, voi, invert),
                                   expected), (voi, invert)
     assert instance.full_range_voi() == pixels.full_range_window(values)
+
+
+def test_enhanced_windows_are_per_frame():
+    def frame_voi(center: str, width: str) -> Dataset:
+        macro = Dataset()
+        macro.WindowCenter, macro.WindowWidth = center, width
+        group = Dataset()
+        group.FrameVOILUTSequence = Sequence([macro])
+        return group
+
+    ds = _dataset(PerFrameFunctionalGroupsSequence=Sequence([frame_voi("40", "400"),
+                                                             frame_voi("600", "2000")]))
+    assert pixels.file_windows(ds, 0)[0].center == 40
+    assert pixels.file_windows(ds, 1)[0] == pixels.Window(600, 2000, "LINEAR", "File window 1")
