@@ -49,8 +49,9 @@ def _styled_plot(title: str, left: str, bottom: str,
     return plot
 
 
-def _legend(plot: pg.PlotWidget) -> pg.LegendItem:
-    legend = plot.addLegend(offset=(-8, 8), labelTextColor=FOREGROUND,
+def _legend(plot: pg.PlotWidget, bottom: bool = False) -> pg.LegendItem:
+    """Top right (losses fall away from it) or bottom right (AUROC rises away from it)."""
+    legend = plot.addLegend(offset=(-8, -8 if bottom else 8), labelTextColor=FOREGROUND,
                             brush=pg.mkBrush(30, 30, 32, 200))
     legend.setZValue(10)
     return legend
@@ -68,7 +69,7 @@ class TrainingCurves(QWidget):
         self.loss_plot = _styled_plot("Loss", "cross-entropy", "epoch")
         self.auroc_plot = _styled_plot("Validation AUROC", "AUROC", "epoch")
         _legend(self.loss_plot)
-        _legend(self.auroc_plot)
+        _legend(self.auroc_plot, bottom=True)
         self._batch_curve = self.loss_plot.plot(
             pen=pg.mkPen(*BATCH_COLOUR, 110, width=1), name="train, each batch")
         self._smooth_curve = self.loss_plot.plot(

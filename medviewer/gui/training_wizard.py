@@ -1421,7 +1421,8 @@ class EvaluatePage(_Page):
         self.slider.setMaximum(len(thresholds) - 1)
         self.slider.blockSignals(False)
         if self.positive_class not in self.thresholds:
-            self.thresholds[self.positive_class] = float(thresholds[len(thresholds) // 2])
+            self.thresholds[self.positive_class] = self._threshold_at(thresholds,
+                                                                      len(thresholds) // 2)
         self._apply_threshold(self.thresholds[self.positive_class])
 
     def _negative_name(self) -> str:
@@ -1434,15 +1435,28 @@ class EvaluatePage(_Page):
         index = int(np.searchsorted(-thresholds, -threshold, side="right")) - 1
         return min(max(index, 1), len(thresholds) - 1)
 
+    @staticmethod
+    def _threshold_at(thresholds: np.ndarray, index: int) -> float:
+        """A threshold giving ROC point ``index``: halfway to the next lower score.
+
+        A threshold equal to a score is fragile: outputs near 1 repeat the same float32
+        value, and onnxruntime may compute that image one unit lower than PyTorch, moving it
+        across the threshold. Halfway between two scores gives the same point robustly.
+        """
+        index = min(max(index, 1), len(thresholds) - 1)
+        if index == len(thresholds) - 1:
+            return 0.0  # the last point: every image is called positive
+        return float((thresholds[index] + thresholds[index + 1]) / 2)
+
     def _slider_moved(self, index: int) -> None:
         roc = self._roc(self.shown_split, self.positive_class)
         if roc is not None:
-            self._apply_threshold(float(roc[2][index]))
+            self._apply_threshold(self._threshold_at(roc[2], index))
 
     def _point_picked(self, index: int) -> None:
         roc = self._roc(self.shown_split, self.positive_class)
         if roc is not None:
-            self._apply_threshold(float(roc[2][max(1, index)]))
+            self._apply_threshold(self._threshold_at(roc[2], index))
 
     def reset_threshold(self) -> None:
         trained = (self.evaluation.trained_points if self.evaluation else {}).get(

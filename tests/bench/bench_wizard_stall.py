@@ -379,7 +379,11 @@ if __name__ == "__main__":
     parser.add_argument("--variant", choices=VARIANTS,
                         help="run one variant in this process (used by main())")
     parser.add_argument("--json-out", help="with --variant: write its figures here")
+    parser.add_argument("--epochs", type=int, default=EPOCHS,
+                        help="for screenshots of a longer run (figures are for the default)")
+    parser.add_argument("--per-class", type=int, default=PER_CLASS)
     arguments = parser.parse_args()
+    EPOCHS, PER_CLASS = arguments.epochs, arguments.per_class
     if arguments.variant:
         figures = run_variant(arguments.variant, arguments.screenshots)
         if arguments.json_out:
