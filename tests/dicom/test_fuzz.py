@@ -243,6 +243,7 @@ class FuzzReport:
     load_errors: int = 0
     failures: list[str] = field(default_factory=list)
     peak_rss: int = 0
+    peak_mutant: int | None = None  # the mutant during which the highest peak was reached
     elapsed_s: float = 0.0
 
 
@@ -283,7 +284,8 @@ def run_fuzz(first: int, count: int, workers: int) -> FuzzReport:
                         else:
                             handle.current = None
                             report.mutants += 1
-                            report.peak_rss = max(report.peak_rss, peak)
+                            if peak > report.peak_rss:
+                                report.peak_rss, report.peak_mutant = peak, number
                             if outcome == "ok":
                                 report.ok += 1
                             elif outcome == "load_error":
@@ -336,7 +338,8 @@ def test_every_mutant_opens_or_gives_a_load_error(capsys):
         print(f"\nfuzz: {report.mutants} mutants (seeds {FIRST_SEED}..{FIRST_SEED + MUTANTS - 1}"
               f", {WORKERS} workers): {report.ok} opened, {report.load_errors} LoadError, "
               f"{len(report.failures)} failures; peak worker RSS "
-              f"{report.peak_rss / 1024**2:.0f} MB; {report.elapsed_s:.1f} s")
+              f"{report.peak_rss / 1024**2:.0f} MB (reached in mutant {report.peak_mutant}); "
+              f"{report.elapsed_s:.1f} s")
     assert report.mutants == MUTANTS
     assert report.ok > 0 and report.load_errors > 0  # the mutants exercise both outcomes
     assert not report.failures, (
