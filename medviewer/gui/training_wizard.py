@@ -1826,7 +1826,8 @@ class TrainingWizard(QWizard):
         return ok
 
     # -- closing
-    def _confirm_stop(self) -> bool:
+    def confirm_stop(self) -> bool:
+        """Ask before stopping a training or an export (True: stop it); True when none runs."""
         running = [CONFIRM_JOBS[p] for p in self.running_jobs() if p in CONFIRM_JOBS]
         if not running:
             return True
@@ -1848,7 +1849,7 @@ class TrainingWizard(QWizard):
         """Cancel, Esc and the window's close button: ask if work would be lost, then stop."""
         if self._closing:
             return
-        if not self._confirm_stop():
+        if not self.confirm_stop():
             return
         self._stop_then_close()
 
@@ -1872,6 +1873,10 @@ class TrainingWizard(QWizard):
                        QWizard.WizardButton.FinishButton, QWizard.WizardButton.CancelButton):
             self.button(button).setEnabled(False)
 
+    def done(self, result: int) -> None:  # noqa: D102 - every way of closing ends here
+        self.data_page._reread.stop()  # no data read may start after the wizard closed
+        super().done(result)
+
     @property
     def closing(self) -> bool:
         return self._closing
@@ -1893,7 +1898,7 @@ class _MainWindowCloseGuard(QObject):
         wizard = getattr(self._window, "_training_wizard", None)
         if wizard is None or not wizard.isVisible():
             return False
-        if not wizard._confirm_stop():
+        if not wizard.confirm_stop():
             event.ignore()
             return True
         wizard.shutdown()
