@@ -324,6 +324,33 @@ def test_csv_source_and_seed_change_resplit_by_patient(qtbot, wizard, tmp_path,
     assert page.summary.total("test") == len(expected.test)
 
 
+def test_label_set_source_lists_the_store_and_reads_its_labels(qtbot, kermany_folder):
+    from medviewer.dicom.reader import open_instance
+    from medviewer.labels.store import ImageRef, LabelStore
+
+    files = sorted(kermany_folder.rglob("*.jpeg"))
+    with LabelStore() as store:  # the default store, under this test's MEDVIEWER_HOME
+        store.create_label_set("chest", ["NORMAL", "PNEUMONIA"])
+        for path in files:
+            store.set_label("chest", ImageRef.from_instance(open_instance(path)),
+                            path.parent.name)
+    wizard = tw.TrainingWizard()
+    try:
+        qtbot.waitUntil(lambda: wizard.tools is not None, timeout=TOOLS_TIMEOUT_MS)
+        page = wizard.data_page
+        assert page.label_set_combo.findData("chest") >= 0
+        page.set_source("labelset", "chest")
+        qtbot.waitUntil(page.isComplete, timeout=60_000)
+        summary = page.summary
+        assert summary.spec == "labelset:chest" and summary.split_by == "patient"
+        assert summary.class_names == ["NORMAL", "PNEUMONIA"]
+        assert sum(summary.total(s) for s in ("train", "val", "test")) == len(files) == 48
+        assert wizard.choices()["data"] == "labelset:chest"
+    finally:
+        wizard.shutdown()
+        wizard.deleteLater()
+
+
 # ---------------------------------------------------------------- the plots
 
 
