@@ -361,20 +361,23 @@ class ExportOutcome:
 
 def export_model(run_dir: str, name: str, version: str, description: str,
                  chosen_points: dict[str, dict], register: bool,
-                 cancel: CancelFlag | None = None) -> Generator[Progress, None, ExportOutcome]:
+                 cancel: CancelFlag | None = None, out_dir: str | None = None,
+                 ) -> Generator[Progress, None, ExportOutcome]:
     """Export the run's best checkpoint, apply operating points chosen in the wizard, register.
 
     ``chosen_points`` maps a class to ``{threshold, val_sensitivity, val_specificity}`` for
     the classes whose threshold the user moved; the card's test figures are then recomputed
     with onnxruntime on the exported file, as the exporter does for the trained points.
+    Files go to ``out_dir/NAME-VERSION/`` (default: the run folder's ``export/``).
     """
     from medviewer.inference import registry
     from medviewer.jobs import run_to_end
     from medviewer.training import data as data_mod
     from medviewer.training import export, metrics, trainer
 
-    result = yield from export.export_run(run_dir, name, version, register=False,
-                                          description=description, cancel=cancel)
+    result = yield from export.export_run(run_dir, name, version, out_dir=out_dir or None,
+                                          register=False, description=description,
+                                          cancel=cancel)
     checkpoint = Path(run_dir) / "checkpoints" / "best.pt"
     if chosen_points:
         yield Progress(4, 5, "applying the chosen operating point")
@@ -1557,6 +1560,10 @@ class ExportPage(_Page):
         self.version_edit.setValidator(QRegularExpressionValidator(_NAME_PATTERN))
         self.description_edit = QLineEdit()
         self.description_edit.setPlaceholderText("Optional: what it was trained on and for")
+        self.folder_edit = QLineEdit()
+        self.folder_edit.setPlaceholderText("The run folder's export/ folder")
+        self.folder_button = QPushButton("Browse…")
+        self.folder_button.clicked.connect(self.choose_folder)
         self.register_check = QCheckBox("Add it to the model list (register it)")
         self.register_check.setChecked(True)
         self.export_button = QPushButton("Export")
@@ -1571,6 +1578,10 @@ class ExportPage(_Page):
         form.addRow("Name", self.name_edit)
         form.addRow("Version", self.version_edit)
         form.addRow("Description", self.description_edit)
+        folder_row = QHBoxLayout()
+        folder_row.addWidget(self.folder_edit, 1)
+        folder_row.addWidget(self.folder_button)
+        form.addRow("Save in", folder_row)
         form.addRow("", self.register_check)
         buttons = QHBoxLayout()
         buttons.addWidget(self.export_button)
@@ -1614,6 +1625,12 @@ class ExportPage(_Page):
                                       "(Youden's J on the validation set).")
         self._inputs_changed()
 
+    def choose_folder(self) -> None:
+        start = self.folder_edit.text().strip() or str(self.owner.train_page.run_dir or "")
+        folder = QFileDialog.getExistingDirectory(self, "Save the model in", start)
+        if folder:
+            self.folder_edit.setText(folder)
+
     def _inputs_changed(self) -> None:
         valid = self.name_edit.hasAcceptableInput() and self.version_edit.hasAcceptableInput()
         self.export_button.setEnabled(valid and not self.owner.is_running("export"))
@@ -1627,6 +1644,7 @@ class ExportPage(_Page):
         description = self.description_edit.text().strip()
         chosen = owner.evaluate_page.chosen_points()
         register = self.register_check.isChecked()
+        out_dir = self.folder_edit.text().strip() or None
         self.outcome = None
         self.result_label.setStyleSheet("")
         self.result_label.setText("")
@@ -1634,7 +1652,7 @@ class ExportPage(_Page):
         self.progress.show()
         owner.start_job(
             "export", lambda cancel: export_model(str(run_dir), name, version, description,
-                                                  chosen, register, cancel),
+                                                  chosen, register, cancel, out_dir),
             "exporting the model", on_event=self._on_event, on_finished=self._on_exported,
             on_failed=self._on_failed, on_cancelled=self._on_cancelled)
         self._update_navigation()
@@ -1685,7 +1703,7 @@ class ExportPage(_Page):
         running = self.owner.is_running("export")
         self.owner.evaluate_page.setCommitPage(running)
         for widget in (self.name_edit, self.version_edit, self.description_edit,
-                       self.register_check):
+                       self.folder_edit, self.folder_button, self.register_check):
             widget.setEnabled(not running)
         self._inputs_changed()
         self.completeChanged.emit()

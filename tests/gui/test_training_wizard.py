@@ -107,7 +107,8 @@ def confusion_at(scores: np.ndarray, positive: np.ndarray, threshold: float) -> 
 
 
 @pytest.mark.slow
-def test_every_page_from_a_folder_to_a_registered_model(qtbot, wizard, kermany_folder):
+def test_every_page_from_a_folder_to_a_registered_model(qtbot, wizard, kermany_folder,
+                                                        tmp_path):
     go_to_training(qtbot, wizard, kermany_folder, epochs=1, batch_size=8)
     train = wizard.train_page
     # Back is blocked while training runs (the previous page is made a commit page).
@@ -175,6 +176,8 @@ def test_every_page_from_a_folder_to_a_registered_model(qtbot, wizard, kermany_f
     export = wizard.export_page
     assert export.version_edit.text() == "1"
     export.name_edit.setText("wizard-test")
+    saved_in = tmp_path / "saved models"
+    export.folder_edit.setText(str(saved_in))
     with qtbot.waitSignal(wizard.model_registered, timeout=TRAIN_TIMEOUT_MS) as registered:
         qtbot.mouseClick(export.export_button, Qt.MouseButton.LeftButton)
     entry = registered.args[0]
@@ -194,6 +197,10 @@ def test_every_page_from_a_folder_to_a_registered_model(qtbot, wizard, kermany_f
     assert tested["specificity"] == pytest.approx(expected["specificity"])
     assert (installed["wizard-test@1"].onnx_path.parent / tw.FINE_TUNE_CHECKPOINT_NAME).is_file()
     assert "wizard-test@1" in export.result_label.text()
+    saved = saved_in / "wizard-test-1"
+    assert (saved / "wizard-test.onnx").is_file() and (saved / "wizard-test.json").is_file()
+    assert registry.ModelCard.load(saved / "wizard-test.json").operating_points[
+        "PNEUMONIA"].threshold == pytest.approx(chosen)
 
     click(qtbot, wizard, QWizard.WizardButton.FinishButton)
     qtbot.waitUntil(lambda: not wizard.isVisible())
