@@ -91,6 +91,10 @@ class _JobThread(QThread):
                     else:
                         pending = item
                 else:
+                    # A held Progress goes first so events keep the order they were made in.
+                    if pending is not None:
+                        self.event.emit(pending)
+                        pending = None
                     self.event.emit(item)
         except JobCancelled:
             self.stopped_by_cancel.emit()
