@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,7 @@ class _ImageInfo:
 def _clean(exc: BaseException, path: Path) -> str:
     """An exception's message without the file's path (the sentence names it already)."""
     text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    text = re.sub(r"^libjpeg error code '?-?\d+'? returned from \w+\(\):\s*", "", text)
     return text.replace(f"'{path}'", "").replace(str(path), "").replace("  ", " ").strip()[:200]
 
 

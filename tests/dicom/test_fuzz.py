@@ -206,8 +206,24 @@ def _worker(connection, seed_paths: list[str], work_dir: str) -> None:
             outcome, detail = "load_error", error.reason
         except BaseException:  # noqa: BLE001 - exactly what the test is looking for
             outcome, detail = "exception", f"{description}\n{traceback.format_exc()}"
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        connection.send((number, outcome, detail, peak))
+        connection.send((number, outcome, detail, _peak_rss()))
+
+
+def _peak_rss() -> int:
+    """This process's peak resident memory in bytes.
+
+    Linux's VmHWM starts afresh at exec; ``ru_maxrss`` would carry over the RSS of the
+    pytest process the worker was forked from.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB elsewhere
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
 class _WorkerHandle:

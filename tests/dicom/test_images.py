@@ -153,3 +153,14 @@ def test_broken_images_give_clear_errors(tmp_path):
 def test_plain_image_suffixes():
     assert images.is_plain_image(Path("a.PNG")) and images.is_plain_image(Path("b.jpeg"))
     assert not images.is_plain_image(Path("c.dcm"))
+
+
+def test_a_second_instance_of_a_decoded_grey_jpeg_knows_it_is_grey():
+    """Thumbnails and prefetch open the same file again; the cached frame is grey."""
+    path = sorted((KERMANY / "test" / "NORMAL").glob("*.jpeg"))[0]
+    first = open_instance(path)
+    assert first.is_colour  # stored as RGB: only decoding tells it is grey
+    first.display_frame(0)
+    assert not first.is_colour
+    second = open_instance(path)
+    assert not second.is_colour and second.display_frame(0).shape == (224, 224)
