@@ -175,3 +175,16 @@ def test_errors_raised_while_creating_the_job_are_reported(qtbot, factory_error)
         assert messages == ["Cannot open y: no such file."]
     else:
         assert "starting" in messages[0]
+
+
+def test_progress_held_back_is_not_delivered_after_a_later_event(qtbot):
+    def job(cancel: CancelFlag):
+        yield Progress(1, 2, "first")  # delivered at once
+        yield Progress(2, 2, "second")  # held back by the throttle
+        yield Marker(99)  # e.g. EpochEnd: the GUI must see 'second' before it
+        return "done"
+
+    worker = JobWorker(job, "ordering")
+    events = run_and_collect(qtbot, worker, worker.finished)
+    kinds = [e.done if isinstance(e, Progress) else "marker" for e in events]
+    assert kinds == [1, 2, "marker"]
