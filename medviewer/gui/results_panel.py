@@ -1116,6 +1116,11 @@ class AiReader(QObject):
         self.models_dialog.raise_()
         return self.models_dialog
 
+    def refresh_models(self) -> None:
+        """Re-read the registry after a model was added elsewhere (import, training wizard)."""
+        self.refresh_model_menu()
+        self._refresh_models_dialog()
+
     def _refresh_models_dialog(self) -> None:
         if self.models_dialog is None:
             return

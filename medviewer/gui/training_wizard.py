@@ -1925,20 +1925,10 @@ class _MainWindowCloseGuard(QObject):
 
 
 def notify_model_registered(window: QWidget, entry: Any) -> None:
-    """Tell whatever lists models in the main window that one was added.
-
-    The AI part of the window (``window.ai``, results_panel.py) lists models from the
-    registry; each hook is looked up by name, so either side can change without the other.
-    """
-    for owner in (window, getattr(window, "ai", None), getattr(window, "results_panel", None)):
-        if owner is None:
-            continue
-        for hook in ("refresh_models", "refresh_model_menu", "_refresh_models_dialog"):
-            if callable(getattr(owner, hook, None)):
-                getattr(owner, hook)()
-    signal = getattr(window, "models_changed", None)
-    if signal is not None and hasattr(signal, "emit"):
-        signal.emit()
+    """Tell the main window's AI part (``window.ai``, results_panel.py) that a model was added."""
+    ai_reader = getattr(window, "ai", None)
+    if ai_reader is not None:
+        ai_reader.refresh_models()
     status_bar = getattr(window, "statusBar", None)
     if callable(status_bar):
         status_bar().showMessage(f"Model {entry.key} was added to the model list.", 15_000)
