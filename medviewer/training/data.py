@@ -439,6 +439,7 @@ class AugmentConfig:
     translate: float = 0.06
     brightness: float = 0.1
     contrast: float = 0.15
+    gamma: float = 0.0  # x ** exp(U(-gamma, gamma)): exposure differences between devices
     hflip: bool = False
     enabled: bool = True
 
@@ -469,6 +470,9 @@ def augment_batch(images: torch.Tensor, config: AugmentConfig,
                         align_corners=False)
     brightness = uniform(-config.brightness, config.brightness).to(device).view(n, 1, 1, 1)
     contrast = uniform(1.0 - config.contrast, 1.0 + config.contrast).to(device).view(n, 1, 1, 1)
+    if config.gamma > 0:
+        gamma = torch.exp(uniform(-config.gamma, config.gamma)).to(device).view(n, 1, 1, 1)
+        out = out.clamp(min=1e-6).pow(gamma)
     mean = out.mean(dim=(2, 3), keepdim=True)
     out = (out - mean) * contrast + mean + brightness
     return out.clamp_(0.0, 1.0)
