@@ -316,6 +316,8 @@ class _SelfTest:
             QTimer.singleShot(0, lambda: window.open_paths([paths.SAMPLE_STUDY_DIR]))
             QTimer.singleShot(int(GUI_TIMEOUT_S * 1000), loop.quit)
             loop.exec()
+            if outcome.get("result") == "shown":
+                outcome["result"] = _check_about_box(window)
             if outcome.get("result") == "shown" and not torch_installed():
                 outcome["result"] = _check_training_explains_studio(window)
         finally:
@@ -362,6 +364,23 @@ class _SelfTest:
         if weights.weight.grad is None:
             raise SelfTestFailure("torch computed no gradient")
         self.report.facts["torch"] = torch.__version__
+
+
+def _check_about_box(window: Any) -> str:
+    """Help > About lists the versions and the execution provider (package metadata works)."""
+    from PySide6.QtWidgets import QMessageBox
+
+    try:
+        window.show_about()
+    except Exception as exc:  # noqa: BLE001 - reported as the window's failure
+        return f"Help > About failed: {_one_line(exc)}"
+    box = window.findChild(QMessageBox, "aboutBox")
+    text = box.text() if box is not None else ""
+    if box is not None:
+        box.close()
+    if "Execution provider:" not in text or "onnxruntime:" not in text:
+        return "Help > About does not list the versions and the execution provider"
+    return "shown"
 
 
 def _check_training_explains_studio(window: Any) -> str:
