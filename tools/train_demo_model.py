@@ -46,7 +46,7 @@ RECIPES = {
     "1.0": {"size": 128, "epochs": 16, "weight_decay": 5e-4,
             "augment": {"rotation_deg": 8.0, "scale": 0.12, "translate": 0.07,
                         "brightness": 0.12, "contrast": 0.2}},
-    "1.1": {"size": 160, "epochs": 20, "weight_decay": 5e-4,
+    "1.1": {"size": 160, "epochs": 12, "weight_decay": 5e-4,
             "augment": {"rotation_deg": 10.0, "scale": 0.15, "translate": 0.08,
                         "brightness": 0.15, "contrast": 0.3, "gamma": 0.3}},
 }
