@@ -168,10 +168,13 @@ def create_session(model_path: str | os.PathLike, device: str = "auto",
     providers = requested_providers(device, use_tensorrt)
     notice = ""
     if providers[0] != CPU:
-        preload_cuda_libraries()
-        if CUDA not in available_providers():
+        # Without a driver the GPU cannot run: skip loading ~2 GB of CUDA libraries for nothing.
+        no_driver = sys.platform != "darwin" and not _nvidia_driver_present()
+        if CUDA not in available_providers() or no_driver:
             providers = [CPU]
             notice = f"{subject} on the CPU: {_gpu_failure_reason(ort)}."
+        else:
+            preload_cuda_libraries()
     session = None
     if providers[0] != CPU:
         try:
