@@ -176,17 +176,29 @@ def open_plain_image(path: str | os.PathLike) -> Instance:
         if array.shape[:2] != (info.height, info.width):
             raise LoadError(path, f"the decoded image is {array.shape[1]} x {array.shape[0]} "
                                   f"pixels, not the {info.width} x {info.height} it declares")
-        _fit_header(header, array)
         return array
 
     stat = path.stat()
     cache_key = (str(path), stat.st_mtime_ns, stat.st_size)
-    # Another Instance of this file (a thumbnail, a prefetch) may have decoded it already:
-    # load() then never runs for this one, so its header learns from that frame now.
+    instance = PlainImageInstance(path, header, load, cache_key, content_hash=digest)
+    # Another Instance of this file (a thumbnail, a prefetch) may have decoded it already.
     cached = pixel_cache.get((*cache_key, "stored", 0))
     if cached is not None:
         _fit_header(header, cached)
-    return Instance(path, header, load, cache_key, content_hash=digest)
+    return instance
+
+
+class PlainImageInstance(Instance):
+    """A PNG/JPEG whose header learns from every frame it hands out, decoded or cached.
+
+    Only decoding tells whether an RGB file is really grey; the frame may come from the
+    shared pixel cache (filled by another Instance of the same file) without load() running.
+    """
+
+    def stored_frame(self, frame: int = 0) -> np.ndarray:
+        array = super().stored_frame(frame)
+        _fit_header(self.header, array)
+        return array
 
 
 def _fit_header(header: Dataset, array: np.ndarray) -> None:

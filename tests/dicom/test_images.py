@@ -164,3 +164,14 @@ def test_a_second_instance_of_a_decoded_grey_jpeg_knows_it_is_grey():
     assert not first.is_colour
     second = open_instance(path)
     assert not second.is_colour and second.display_frame(0).shape == (224, 224)
+
+
+def test_an_instance_opened_before_another_decoded_the_file_learns_from_the_cached_frame():
+    """Its own load() never runs when the frame comes from the shared cache."""
+    path = sorted((KERMANY / "test" / "NORMAL").glob("*.jpeg"))[0]
+    opened_early = open_instance(path)
+    decoding = open_instance(path)
+    decoding.display_frame(0)  # fills the shared pixel cache
+    assert opened_early.is_colour  # nothing told it yet
+    assert opened_early.display_frame(0).shape == (224, 224)
+    assert not opened_early.is_colour
