@@ -107,13 +107,9 @@ def installation_info(with_provider: bool = True) -> dict[str, str]:
     ``with_provider=False`` skips it.
     """
     info: dict[str, str] = {"MedViewer": __version__, "Edition": build_info()["edition"]}
-    try:
-        import PySide6
-        from PySide6.QtCore import qVersion
-
-        info["Qt"] = f"{qVersion()} (PySide6 {PySide6.__version__})"
-    except ImportError:
-        info["Qt"] = "not installed"
+    pyside = _distribution_version("PySide6-Essentials") or _distribution_version("PySide6")
+    # PySide6 wheels carry the Qt release of the same number; metadata needs no Qt import.
+    info["Qt"] = f"{pyside} (PySide6)" if pyside else "not installed"
     ort_version = ""
     try:
         import onnxruntime
@@ -165,7 +161,7 @@ def _temporary_home() -> Iterator[Path]:
                 os.environ["MEDVIEWER_HOME"] = previous
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     from medviewer.errors import UserError
 
     text = str(exc).strip()
@@ -191,7 +187,7 @@ class _SelfTest:
             raise SelfTestFailure(f"{name}: {exc}") from None
         except Exception as exc:  # noqa: BLE001 - every failure becomes one line
             log.debug("Self-test step %s failed", name, exc_info=True)
-            raise SelfTestFailure(f"{name}: {_one_line(exc)}") from None
+            raise SelfTestFailure(f"{name}: {one_line(exc)}") from None
         self.report.timings[name] = time.perf_counter() - started
 
     # -- the steps
@@ -269,68 +265,9 @@ class _SelfTest:
 
     def gui(self) -> None:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-        _check_qt_platform_plugins()
-        from PySide6.QtCore import qInstallMessageHandler
+        from medviewer.gui.selftest_window import check_main_window
 
-        # Qt's own console chatter (e.g. the offscreen plugin's notes) goes to the debug log,
-        # so the self-test prints its one line only.
-        previous_handler = qInstallMessageHandler(
-            lambda _kind, _context, message: log.debug("Qt: %s", message))
-        try:
-            self._show_sample_in_window()
-        finally:
-            qInstallMessageHandler(previous_handler)
-
-    def _show_sample_in_window(self) -> None:
-        from PySide6.QtCore import QEventLoop, QTimer
-
-        from medviewer import paths
-        from medviewer.gui.app import create_application
-        from medviewer.gui.main_window import MainWindow
-
-        app = create_application()
-        window = MainWindow()
-        outcome: dict[str, str] = {}
-        loop = QEventLoop()
-
-        def shown(_instance: Any) -> None:
-            outcome.setdefault("result", "shown")
-            loop.quit()
-
-        def failed(message: str) -> None:
-            outcome.setdefault("result", message)
-            loop.quit()
-
-        def uncaught(kind: type, exc: BaseException, _traceback: Any) -> None:
-            # An exception in a slot (e.g. a module missing from a bundle) ends the wait at once.
-            log.debug("Uncaught exception in the GUI", exc_info=(kind, exc, _traceback))
-            outcome.setdefault("result", _one_line(exc))
-            loop.quit()
-
-        window.image_view.image_shown.connect(shown)
-        window.image_view.load_failed.connect(failed)
-        previous_hook = sys.excepthook
-        sys.excepthook = uncaught
-        try:
-            window.show()
-            QTimer.singleShot(0, lambda: window.open_paths([paths.SAMPLE_STUDY_DIR]))
-            QTimer.singleShot(int(GUI_TIMEOUT_S * 1000), loop.quit)
-            loop.exec()
-            if outcome.get("result") == "shown":
-                outcome["result"] = _check_about_box(window)
-            if outcome.get("result") == "shown" and not torch_installed():
-                outcome["result"] = _check_training_explains_studio(window)
-        finally:
-            window.close()
-            window.deleteLater()
-            app.processEvents()
-            sys.excepthook = previous_hook
-        result = outcome.get("result")
-        if result is None:
-            raise SelfTestFailure(f"the main window showed no image within {GUI_TIMEOUT_S:.0f} s")
-        if result != "shown":
-            raise SelfTestFailure(f"the main window could not show the sample image: {result}")
-        self.report.facts["qt_platform"] = app.platformName()
+        self.report.facts["qt_platform"] = check_main_window(GUI_TIMEOUT_S, torch_installed())
 
     def labels(self) -> None:
         from medviewer.labels.store import ImageRef, LabelStore
@@ -366,36 +303,6 @@ class _SelfTest:
         self.report.facts["torch"] = torch.__version__
 
 
-def _check_about_box(window: Any) -> str:
-    """Help > About lists the versions and the execution provider (package metadata works)."""
-    from PySide6.QtWidgets import QMessageBox
-
-    try:
-        window.show_about()
-    except Exception as exc:  # noqa: BLE001 - reported as the window's failure
-        return f"Help > About failed: {_one_line(exc)}"
-    box = window.findChild(QMessageBox, "aboutBox")
-    text = box.text() if box is not None else ""
-    if box is not None:
-        box.close()
-    if "Execution provider:" not in text or "onnxruntime:" not in text:
-        return "Help > About does not list the versions and the execution provider"
-    return "shown"
-
-
-def _check_training_explains_studio(window: Any) -> str:
-    """Viewer edition: Training > Train a model… must say what Studio adds, not fail."""
-    try:
-        shown = window.open_training_wizard()
-    except Exception as exc:  # noqa: BLE001 - reported as the window's failure
-        return f"Training > Train a model… failed without torch: {_one_line(exc)}"
-    text = shown.text() if hasattr(shown, "text") else ""
-    shown.close()
-    if "Studio" not in text:
-        return "Training > Train a model… does not explain what the Studio edition adds"
-    return "shown"
-
-
 def _check_decoders() -> None:
     """The sample is uncompressed: check the compressed-image decoders are there too.
 
@@ -415,23 +322,6 @@ def _check_decoders() -> None:
         import gdcm  # noqa: F401 - the fallback decoder
     except ImportError as exc:
         raise SelfTestFailure(f"the GDCM fallback decoder cannot be loaded ({exc})") from None
-
-
-def _check_qt_platform_plugins() -> None:
-    """Qt aborts the process when a platform plugin is missing: check the files first."""
-    from PySide6.QtCore import QLibraryInfo
-
-    folder = Path(QLibraryInfo.path(QLibraryInfo.LibraryPath.PluginsPath)) / "platforms"
-    present = {p.name.split(".")[0].removeprefix("libq").removeprefix("q")
-               for p in folder.glob("*") if p.is_file()} if folder.is_dir() else set()
-    wanted = {os.environ.get("QT_QPA_PLATFORM", "offscreen").split(":")[0]}
-    native = NATIVE_QT_PLATFORMS.get(sys.platform)
-    if native:
-        wanted.add(native)
-    missing = sorted(wanted - present)
-    if missing:
-        raise SelfTestFailure(f"the Qt platform plugin(s) {', '.join(missing)} are missing "
-                              f"from {folder}")
 
 
 def run_self_test(models_dir: str | os.PathLike | None = None,

@@ -101,8 +101,10 @@ def test_a_missing_sample_study_fails_at_the_first_step(tmp_path, monkeypatch, q
 
 def test_a_missing_qt_platform_plugin_is_named_before_qt_aborts(monkeypatch):
     monkeypatch.setenv("QT_QPA_PLATFORM", "nosuchplatform")
+    from medviewer.gui.selftest_window import check_qt_platform_plugins
+
     with pytest.raises(selftest.SelfTestFailure, match="Qt platform plugin.*nosuchplatform"):
-        selftest._check_qt_platform_plugins()
+        check_qt_platform_plugins()
 
 
 def test_installation_info_names_versions_and_the_provider():
