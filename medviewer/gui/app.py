@@ -12,6 +12,7 @@ the process start).
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -71,6 +72,43 @@ def apply_style(app) -> None:
         log.warning("Style sheet %s not loaded: %s", style_sheet, exc)
 
 
+class GuiThreadGarbageCollector:
+    """Python's cyclic garbage collection, but only on the GUI thread between events.
+
+    The collector otherwise runs on whichever thread happens to allocate: on a worker, or
+    inside a paint, it can delete Qt/pyqtgraph objects Qt is still using, and Qt crashes
+    (seen as a segfault in a test run). Automatic collection is switched off and a timer on
+    the GUI thread collects the generations that are due, the way pyqtgraph recommends.
+    """
+
+    def __init__(self, interval_ms: int = 1000) -> None:
+        from PySide6.QtCore import QTimer
+
+        self._threshold = gc.get_threshold()
+        self._was_enabled = gc.isenabled()
+        gc.disable()
+        self._timer = QTimer()
+        self._timer.timeout.connect(self.collect_due)
+        self._timer.start(interval_ms)
+
+    def collect_due(self) -> None:
+        counts = gc.get_count()
+        generation = -1
+        for level in range(3):
+            if counts[level] <= self._threshold[level]:
+                break
+            generation = level
+        if generation >= 0:
+            gc.collect(generation)
+
+    def stop(self) -> None:
+        """Back to automatic collection (tests call this between tests)."""
+        self._timer.stop()
+        gc.collect()
+        if self._was_enabled:
+            gc.enable()
+
+
 def create_application():
     """The QApplication (created once) and its style; pyqtgraph is imported later."""
     from PySide6.QtWidgets import QApplication
@@ -81,6 +119,7 @@ def create_application():
         app.setApplicationName("MedViewer")
         app.setApplicationDisplayName("MedViewer")
         apply_style(app)
+        app.garbage_collector = GuiThreadGarbageCollector()
     return app
 
 

@@ -8,7 +8,7 @@ import pydicom
 import pytest
 
 from medviewer.gui import workers
-from medviewer.gui.app import configure_pyqtgraph
+from medviewer.gui.app import GuiThreadGarbageCollector, configure_pyqtgraph
 
 PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
 PYDICOM_DATA = Path(pydicom.__file__).parent.parent / "data_store" / "data"
@@ -16,12 +16,18 @@ PYDICOM_DATA = Path(pydicom.__file__).parent.parent / "data_store" / "data"
 
 @pytest.fixture(autouse=True)
 def no_thread_left_running(qapp):
-    """Fails the test if any JobWorker thread is still running after its fixtures closed."""
+    """Fails the test if any JobWorker thread is still running after its fixtures closed.
+
+    The test runs under the app's garbage-collection regime (GUI thread only); what it left
+    behind is collected afterwards, here, outside any Qt callback.
+    """
     configure_pyqtgraph()
+    collector = GuiThreadGarbageCollector()
     yield
     leftover = workers.running_workers()
     for worker in leftover:
         worker.wait(5_000)
+    collector.stop()
     assert not leftover, f"worker threads left running: {[w.description for w in leftover]}"
 
 
