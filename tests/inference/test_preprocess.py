@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 from medviewer.dicom.reader import open_instance
 from medviewer.inference.preprocess import (
     letterbox_geometry, prepare_instance, resize_plane, source_intensity)
 from medviewer.inference.registry import ModelCard
+from tests.dicom import write_dicom as write_test_dicom
 from tests.inference.conftest import write_grey_png
 
 FAKE_SHA = "0" * 64
@@ -29,26 +28,10 @@ def make_card(**overrides) -> ModelCard:
 
 def write_dicom(path, stored: np.ndarray, photometric: str = "MONOCHROME2",
                 slope: float = 1.0, intercept: float = 0.0):
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = SecondaryCaptureImageStorage
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.Modality = "OT"
-    ds.Rows, ds.Columns = stored.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = photometric
-    ds.BitsAllocated = ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 0
-    ds.RescaleSlope = slope
-    ds.RescaleIntercept = intercept
-    ds.PixelData = stored.astype("<u2").tobytes()
-    ds.save_as(path, enforce_file_format=True)
-    return path
+    """16-bit grey stored values with a rescale, through the DICOM tests' writer."""
+    return write_test_dicom(path, np.asarray(stored).astype(np.uint16),
+                            PhotometricInterpretation=photometric,
+                            RescaleSlope=slope, RescaleIntercept=intercept)
 
 
 def test_display_letterbox_replicated_into_three_normalised_channels(tmp_path):
