@@ -7,7 +7,10 @@ then ``RunStarted``, ``BatchProgress`` per batch, ``EpochEnd`` (with JSON-able m
 
 A run folder holds ``config.json``, ``split.json``, ``history.jsonl``,
 ``checkpoints/{best,last}.pt`` and ``result.json``. Checkpoints hold only tensors and plain
-JSON-able data, so they load with ``torch.load(weights_only=True)``.
+JSON-able data, so they load with ``torch.load(weights_only=True)``. A checkpoint's
+``model`` is always the weights that were validated: with ``ema_decay`` > 0 that is the
+running average of the weights, and the raw training weights travel as ``train_model``
+for resuming.
 
 Under ``torchrun`` (``WORLD_SIZE`` > 1) the same code trains with DistributedDataParallel:
 each rank takes a shard of every epoch's batches, validation is gathered, rank 0 writes.
@@ -75,6 +78,10 @@ class TrainConfig:
     init_checkpoint: str | None = None  # fine-tune from one of our checkpoints
     eval_batch_size: int = 256
     use_cache: bool = True
+    # Exponential moving average of the weights (0 = off), validated and exported instead
+    # of the last step's weights: it smooths the epoch-to-epoch swings of a from-scratch run.
+    ema_decay: float = 0.0
+    channels_last: bool = True  # NHWC convolutions: ~25 % faster on CPU, faster on CUDA AMP
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
@@ -360,6 +367,9 @@ def train(config: TrainConfig | None, run_dir: str | Path, cancel: CancelFlag | 
     if config.init_checkpoint and checkpoint is None:
         _load_initial_weights(model, config.init_checkpoint, config.arch)
     model.to(device)
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
+    averaged = WeightAverage(model, config.ema_decay) if config.ema_decay > 0 else None
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
                                   weight_decay=config.weight_decay)
     use_amp = config.amp and device.type == "cuda"
@@ -370,7 +380,9 @@ def train(config: TrainConfig | None, run_dir: str | Path, cancel: CancelFlag | 
     best_points: dict | None = None
     start_epoch = 0
     if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
+        model.load_state_dict(checkpoint.get("train_model") or checkpoint["model"])
+        if averaged is not None:
+            averaged.load(checkpoint["model"], checkpoint.get("ema_updates", 0))
         optimizer.load_state_dict(checkpoint["optimizer"])
         if use_amp and checkpoint.get("scaler"):
             scaler.load_state_dict(checkpoint["scaler"])
@@ -448,6 +460,8 @@ def train(config: TrainConfig | None, run_dir: str | Path, cancel: CancelFlag | 
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
+            if averaged is not None:
+                averaged.update(model)
             loss_sum += loss.detach() * y.shape[0]
             correct += (logits.detach().argmax(1) == y).sum()
             seen += y.shape[0]
@@ -458,8 +472,9 @@ def train(config: TrainConfig | None, run_dir: str | Path, cancel: CancelFlag | 
             break
         train_seconds = time.perf_counter() - started
         try:
-            val = _evaluate_split(model, images["val"], labels["val"], class_names, device,
-                                  config, None, rank, world, cancel)
+            val = _evaluate_split(averaged.model if averaged else model, images["val"],
+                                  labels["val"], class_names, device, config, None, rank,
+                                  world, cancel)
         except JobCancelled:
             cancelled = True
             break
@@ -489,19 +504,24 @@ def train(config: TrainConfig | None, run_dir: str | Path, cancel: CancelFlag | 
             payload = {
                 "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
                 "config": config.to_dict(), "class_names": list(class_names),
-                "split": split_payload, "epoch": epoch, "model": model.state_dict(),
+                "split": split_payload, "epoch": epoch,
+                "model": _plain(averaged.model if averaged else model),
                 "optimizer": optimizer.state_dict(),
                 "scaler": scaler.state_dict() if use_amp else {},
                 "history": history, "best_val_auroc": best_auroc, "best_epoch": best_epoch,
                 "best_operating_points": best_points, "val_metrics": val,
                 "torch_version": str(torch.__version__),
             }
+            if averaged is not None:
+                payload["train_model"] = _plain(model)
+                payload["ema_updates"] = averaged.updates
             last = checkpoints_dir / "last.pt"
             _atomic_save(payload, last)
             yield CheckpointSaved(str(last), epoch, False)
             if improved:
                 best = checkpoints_dir / "best.pt"
-                _atomic_save({**payload, "optimizer": {}, "scaler": {}}, best)
+                _atomic_save({**payload, "optimizer": {}, "scaler": {}, "train_model": {}},
+                             best)
                 yield CheckpointSaved(str(best), epoch, True)
         if stale_epochs >= config.patience and epoch < config.epochs:
             yield EarlyStopped(epoch, best_epoch or epoch)
@@ -528,6 +548,44 @@ def train(config: TrainConfig | None, run_dir: str | Path, cancel: CancelFlag | 
     if is_main:
         _write_json(run_dir / "result.json", result.to_dict())
     return result
+
+
+def _plain(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A state dict in the default (NCHW-contiguous) layout, whatever the training layout."""
+    return {k: v.contiguous() for k, v in model.state_dict().items()}
+
+
+class WeightAverage:
+    """An exponential moving average of a model's parameters and float buffers.
+
+    BatchNorm running statistics are averaged like the weights, so the averaged model is
+    usable as is. The decay warms up ((1 + n) / (10 + n)) so early, random weights fade fast.
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        import copy
+
+        self.decay = decay
+        self.updates = 0
+        self.model = copy.deepcopy(model).eval()
+        for parameter in self.model.parameters():
+            parameter.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        current = model.state_dict()
+        for name, average in self.model.state_dict().items():
+            value = current[name].detach()
+            if average.dtype.is_floating_point:
+                average.lerp_(value.to(average.dtype), 1.0 - decay)
+            else:
+                average.copy_(value)
+
+    def load(self, state: dict[str, torch.Tensor], updates: int) -> None:
+        self.model.load_state_dict(state)
+        self.updates = int(updates)
 
 
 def _relabel(job: Generator[Progress, None, torch.Tensor],

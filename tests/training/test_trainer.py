@@ -191,3 +191,49 @@ def test_fine_tuning_refuses_another_architecture(full_run, tiny_config, tmp_pat
     tiny_config.init_checkpoint = str(run_dir / "checkpoints" / "best.pt")
     with pytest.raises(trainer.TrainingError, match="smallcnn architecture"):
         run_to_end(trainer.train(tiny_config, tmp_path))
+
+
+def test_weight_average_is_validated_exported_and_resumes_exactly(tiny_config, tmp_path):
+    """With ema_decay the checkpoints' model is the average; resume restores both sets."""
+    config = TrainConfig.from_dict({**tiny_config.to_dict(), "ema_decay": 0.9})
+    reference_dir = tmp_path / "reference"
+    _, reference = _collect(trainer.train(config, reference_dir))
+    last = trainer.load_checkpoint(reference_dir / "checkpoints" / "last.pt")
+    assert last["ema_updates"] == 8  # 4 batches x 2 epochs
+    assert not _same_weights(last["model"], last["train_model"])
+    # The averaged weights are what was validated: they reproduce the logged AUROC.
+    model = trainer.model_from_checkpoint(last)
+    split = last["split"]["val"]
+    images = run_to_end(data.preload_images([data.ImageRecord(**r) for r in split], 64))
+    labels = torch.tensor([r["label"] for r in split])
+    probabilities = trainer.predict_probabilities(model, images, torch.device("cpu"))
+    scored = trainer.evaluate(probabilities, labels.numpy(), last["class_names"], None, "youden")
+    assert scored["summary_auroc"] == pytest.approx(last["history"][-1]["val_auroc"])
+    assert trainer.load_checkpoint(reference_dir / "checkpoints" / "best.pt")[
+        "train_model"] == {}
+
+    cancel = CancelFlag()
+    resumed_dir = tmp_path / "resumed"
+    job = trainer.train(config, resumed_dir, cancel)
+    for event in job:
+        if isinstance(event, BatchProgress) and (event.epoch, event.batch) == (2, 1):
+            cancel.cancel()
+    _collect(trainer.train(None, resumed_dir, resume=resumed_dir / "checkpoints" / "last.pt"))
+    resumed_last = trainer.load_checkpoint(resumed_dir / "checkpoints" / "last.pt")
+    assert _same_weights(resumed_last["model"], last["model"])
+    assert _same_weights(resumed_last["train_model"], last["train_model"])
+
+
+def test_weight_average_warms_up_then_follows_its_decay():
+    model = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(0.0)
+    average = trainer.WeightAverage(model, decay=0.99)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    average.update(model)  # warm-up decay (1 + 1) / (10 + 1)
+    assert average.model.weight.item() == pytest.approx(1 - 2 / 11)
+    for _ in range(5000):
+        average.update(model)
+    assert average.model.weight.item() == pytest.approx(1.0)
+    assert average.updates == 5001 and not average.model.weight.requires_grad
