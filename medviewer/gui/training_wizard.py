@@ -1363,8 +1363,9 @@ class EvaluatePage(_Page):
         self.class_combo.clear()
         for name in names:
             self.class_combo.addItem(name, name)
-        # Two classes: the second is "the finding" (the trainer's summary AUROC uses it too).
-        self.class_combo.setCurrentIndex(len(names) - 1 if len(names) == 2 else 0)
+        from medviewer.training.metrics import finding_classes  # numpy only, no torch
+
+        self.class_combo.setCurrentIndex(names.index(finding_classes(names)[0]))
         self.class_combo.blockSignals(False)
         self.split_combo.blockSignals(True)
         self.split_combo.clear()

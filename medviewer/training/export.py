@@ -142,11 +142,15 @@ def parity(model: Classifier, onnx_path: Path, images: torch.Tensor) -> tuple[fl
             float(np.abs(torch_cam - onnx_cam).max()))
 
 
-def _card_operating_points(best_points: dict, test: dict) -> dict:
+def _card_operating_points(best_points: dict, test: dict, class_names: list[str]) -> dict:
+    """Validation-chosen thresholds for the finding classes only (see finding_classes)."""
     from medviewer.inference.registry import OperatingPoint
 
     points = {}
+    findings = set(metrics_mod.finding_classes(class_names))
     for name, point in (best_points or {}).items():
+        if name not in findings:
+            continue
         tested = test.get("operating_points", {}).get(name, {})
         point_metrics = {"val_sensitivity": point["sensitivity"],
                          "val_specificity": point["specificity"]}
@@ -235,7 +239,7 @@ def export_run(run_dir: str | Path, name: str, version: str, out_dir: str | Path
         outputs=registry.OutputSpec(probabilities=PROBABILITIES_NAME, cam=CAM_NAME,
                                     activation="none"),
         operating_points=_card_operating_points(payload.get("best_operating_points") or {},
-                                                test_metrics),
+                                                test_metrics, class_names),
         description=description or (
             f"{config.arch} classifier ({', '.join(class_names)}) trained from "
             f"{'a checkpoint' if config.init_checkpoint else 'scratch'} with MedViewer."),

@@ -117,8 +117,29 @@ def classification_metrics(probabilities: np.ndarray, labels: np.ndarray,
     return result
 
 
+# Class names that mean "nothing found": such a class is the reference, never a finding.
+NEGATIVE_CLASS_NAMES = frozenset({"normal", "negative", "healthy", "no finding", "no_finding",
+                                  "nofinding", "none", "0"})
+
+
+def finding_classes(class_names: list[str]) -> list[str]:
+    """The classes a reader is alerted to: those not named like "normal" / "negative".
+
+    With two classes and neither so named, the second one (the usual "positive" label) is
+    the finding. A model card gives operating points only for these classes, so a normal
+    image is never "flagged" for being normal.
+    """
+    findings = [name for name in class_names
+                if name.strip().lower() not in NEGATIVE_CLASS_NAMES]
+    if len(class_names) == 2 and len(findings) != 1:
+        return [class_names[1]]
+    return findings or list(class_names)
+
+
 def summary_auroc(metrics: dict, class_names: list[str]) -> float:
-    """The figure early stopping watches: the positive class for two classes, else the mean."""
-    if len(class_names) == 2 and class_names[1] in metrics["auroc"]:
-        return float(metrics["auroc"][class_names[1]])
+    """The figure early stopping watches: the finding for two classes, else the mean."""
+    if len(class_names) == 2:
+        finding = finding_classes(class_names)[0]
+        if finding in metrics["auroc"]:
+            return float(metrics["auroc"][finding])
     return float(metrics["auroc_mean"])

@@ -99,3 +99,22 @@ def test_classification_metrics_multiclass_and_given_operating_points():
     assert applied["operating_points"]["b"]["sensitivity"] == pytest.approx(2 / 3)
     assert applied["operating_points"]["b"]["specificity"] == pytest.approx(1.0)
     assert metrics.summary_auroc(result, names) == pytest.approx(result["auroc_mean"])
+
+
+@pytest.mark.parametrize("names, findings", [
+    (["NORMAL", "PNEUMONIA"], ["PNEUMONIA"]),
+    (["pneumonia", "normal"], ["pneumonia"]),  # the finding wherever it sorts
+    (["Negative", "Positive"], ["Positive"]),
+    (["cat", "dog"], ["dog"]),  # no reference class: the second, as labels 0/1 suggest
+    (["normal", "negative"], ["negative"]),
+    (["No Finding", "effusion", "nodule"], ["effusion", "nodule"]),
+    (["a", "b", "c"], ["a", "b", "c"]),
+])
+def test_finding_classes_leave_out_the_normal_class(names, findings):
+    assert metrics.finding_classes(names) == findings
+
+
+def test_summary_auroc_follows_the_finding_for_two_classes():
+    scored = {"auroc": {"pneumonia": 0.9, "normal": 0.9}, "auroc_mean": 0.5}
+    assert metrics.summary_auroc(scored, ["pneumonia", "normal"]) == 0.9
+    assert metrics.summary_auroc(scored, ["a", "b", "c"]) == 0.5
