@@ -34,6 +34,9 @@ class Settings:
     use_tensorrt: bool = False
     pixel_cache_mb: int = 1024
     overlay_opacity: float = 0.45
+    # Main window size/position and dock layout, as Qt's saveGeometry/saveState in base64.
+    window_geometry: str = ""
+    window_state: str = ""
 
     def add_recent(self, path: str | Path) -> None:
         text = str(path)

@@ -12,7 +12,7 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QEvent, QObject, Qt, QUrl, Signal
+from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, QUrl, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QDialog, QDialogButtonBox, QDockWidget, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
@@ -36,6 +36,9 @@ else:  # pydicom loads on first use (on the indexing worker), after the window i
     catalog_module = LazyModule("medviewer.dicom.catalog")
 
 log = logging.getLogger(__name__)
+
+# Bumped when the set of panels changes, so an old saved layout is not applied.
+LAYOUT_VERSION = 1
 
 MENU_NAMES = (("file", "&File"), ("view", "&View"), ("models", "&Models"),
               ("labels", "&Labels"), ("training", "&Training"), ("help", "&Help"))
@@ -189,6 +192,8 @@ class MainWindow(QMainWindow):
         self._install_labeling()
         self._install_training()
         self._arrange_docks()
+        self._default_layout = self.saveState(LAYOUT_VERSION)
+        self._layout_restored = self._restore_layout()
 
     # ------------------------------------------------------------ extension points
     def add_panel(self, name: str, title: str, widget: QWidget,
@@ -303,6 +308,7 @@ class MainWindow(QMainWindow):
         self.panels_menu = view.addMenu("&Panels")
         for dock in self.docks.values():
             self.panels_menu.addAction(dock.toggleViewAction())
+        self.reset_layout_action = view.addAction("&Reset panel layout", self.reset_layout)
         self.tag_search_action = QAction("Search &tags", self)
         self.tag_search_action.setShortcut(QKeySequence.StandardKey.Find)
         self.tag_search_action.triggered.connect(self.focus_tag_search)
@@ -655,12 +661,46 @@ class MainWindow(QMainWindow):
     def showEvent(self, event):  # noqa: N802 - Qt naming
         super().showEvent(event)
         if not self._docks_sized:
-            # Side panels in proportion to the window the user actually gets.
             self._docks_sized = True
-            width = self.width()
-            self.resizeDocks([self.docks["studies"], self.docks["tags"]],
-                             [max(220, int(width * 0.19)), max(300, int(width * 0.3))],
-                             Qt.Orientation.Horizontal)
+            if not self._layout_restored:
+                self._size_docks()
+
+    def _size_docks(self) -> None:
+        """Side panels in proportion to the window the user actually gets."""
+        width = self.width()
+        self.resizeDocks([self.docks["studies"], self.docks["tags"]],
+                         [max(220, int(width * 0.19)), max(300, int(width * 0.3))],
+                         Qt.Orientation.Horizontal)
+
+    # ------------------------------------------------------------ layout memory
+    def _restore_layout(self) -> bool:
+        """The size, position and panels of the last session; False when there is none or
+        it no longer fits (another version's panels, an unreadable value)."""
+        try:
+            geometry = QByteArray.fromBase64(self.settings.window_geometry.encode("ascii"))
+            state = QByteArray.fromBase64(self.settings.window_state.encode("ascii"))
+        except (UnicodeEncodeError, AttributeError):
+            return False
+        if geometry.isEmpty() or state.isEmpty():
+            return False
+        self.restoreGeometry(geometry)
+        return self.restoreState(state, LAYOUT_VERSION)
+
+    def save_layout(self) -> None:
+        fresh = load_settings()  # other parts of the app may have saved settings meanwhile
+        fresh.window_geometry = bytes(self.saveGeometry().toBase64()).decode("ascii")
+        fresh.window_state = bytes(self.saveState(LAYOUT_VERSION).toBase64()).decode("ascii")
+        try:
+            save_settings(fresh)
+        except OSError as exc:
+            log.warning("Could not save the window layout: %s", exc)
+
+    def reset_layout(self) -> None:
+        """Back to the panels as first installed (View > Reset panel layout)."""
+        self.restoreState(self._default_layout, LAYOUT_VERSION)
+        for name in ("studies", "tags"):
+            self.docks[name].show()
+        self._size_docks()
 
     # ------------------------------------------------------------ closing
     def wait_for_workers(self, timeout_ms: int = 10_000) -> None:
@@ -674,6 +714,7 @@ class MainWindow(QMainWindow):
         self.label_panel.shutdown(timeout_ms)  # finishes label writes already asked for
 
     def closeEvent(self, event):  # noqa: N802 - Qt naming
+        self.save_layout()
         self.wait_for_workers()
         if self._shortcuts_dialog is not None:
             self._shortcuts_dialog.close()

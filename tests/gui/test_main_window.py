@@ -186,6 +186,48 @@ def test_recent_items_survive_a_new_window(qtbot, main_window):
         second.close()
 
 
+def test_panel_layout_and_size_come_back_in_a_new_window(qtbot):
+    from medviewer.gui.main_window import MainWindow
+    from medviewer.settings import save_settings
+
+    first = MainWindow()
+    qtbot.addWidget(first)
+    first.resize(700, 500)
+    first.show()
+    first.docks["tags"].hide()  # a reader closed the tags to get room
+    first.removeDockWidget(first.docks["studies"])
+    first.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, first.docks["studies"])
+    first.docks["studies"].show()
+    size = (first.width(), first.height())
+    first.close()
+    saved = load_settings()
+    assert saved.window_state and saved.window_geometry
+
+    second = MainWindow()
+    qtbot.addWidget(second)
+    second.show()
+    assert second.docks["tags"].isHidden()
+    assert second.dockWidgetArea(second.docks["studies"]) == Qt.DockWidgetArea.RightDockWidgetArea
+    # Offscreen Qt has a small virtual screen, so compare with what the window really had.
+    assert (second.width(), second.height()) == size
+
+    second.reset_layout_action.trigger()  # View > Reset panel layout
+    assert not second.docks["tags"].isHidden()
+    assert second.dockWidgetArea(second.docks["studies"]) == Qt.DockWidgetArea.LeftDockWidgetArea
+    second.close()
+
+    # A damaged saved value is ignored: the default layout, no error.
+    broken = load_settings()
+    broken.window_state, broken.window_geometry = "not base64 at all ✗", "%%%"
+    save_settings(broken)
+    third = MainWindow()
+    qtbot.addWidget(third)
+    third.show()
+    assert not third.docks["tags"].isHidden()
+    assert third.dockWidgetArea(third.docks["studies"]) == Qt.DockWidgetArea.LeftDockWidgetArea
+    third.close()
+
+
 # ---------------------------------------------------------------- drag and drop
 
 
