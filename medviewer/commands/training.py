@@ -35,6 +35,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="fine-tune from one of our checkpoints")
     train.add_argument("--device", default="auto", help="auto, cpu or cuda")
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--split-seed", type=int,
+                       help="seed of the split alone (default --seed): keep one split "
+                            "across runs that differ in --seed")
+    train.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                       help="validate and export an exponential moving average of the "
+                            "weights, e.g. 0.995 (default off)")
     train.add_argument("--val-fraction", type=float, default=0.15)
     train.add_argument("--test-fraction", type=float, default=0.15)
     train.add_argument("--patience", type=int, default=6,
@@ -121,7 +127,8 @@ def run_train(args: argparse.Namespace) -> int:
             data=args.data, test_data=args.test_data, arch=args.arch,
             epochs=args.epochs or 20,
             batch_size=args.batch_size, lr=args.lr, input_size=args.input_size,
-            device=args.device, seed=args.seed, val_fraction=args.val_fraction,
+            device=args.device, seed=args.seed, split_seed=args.split_seed,
+            ema_decay=args.ema, val_fraction=args.val_fraction,
             test_fraction=args.test_fraction, patience=args.patience, schedule=args.schedule,
             balance=args.balance, operating_point=args.operating_point,
             num_threads=args.threads, init_checkpoint=args.init_checkpoint)

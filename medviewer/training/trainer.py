@@ -61,6 +61,9 @@ class TrainConfig:
     weight_decay: float = 1e-4
     input_size: int = 128
     seed: int = 0
+    # The split's own seed (None: ``seed``): runs that differ only in ``seed`` then share
+    # one split, so they compare fairly and can be averaged into an ensemble.
+    split_seed: int | None = None
     device: str = "auto"
     val_fraction: float = 0.15
     test_fraction: float = 0.15
@@ -298,7 +301,8 @@ def _prepare_split(config: TrainConfig, run_dir: Path) -> _Prepared:
                                 f"{source.class_names}.")
         test_fraction = config.test_fraction = 0.0
     split = data_mod.split_records(source.records, config.val_fraction, test_fraction,
-                                   config.seed)
+                                   config.seed if config.split_seed is None
+                                   else config.split_seed)
     data_mod.check_no_leakage(source.records, split)
     payload = data_mod.split_to_json(source, split, extra_test)
     records = {name: [data_mod.ImageRecord(**row) for row in payload[name]]

@@ -108,8 +108,11 @@ def test_train_and_export_commands(kermany_subset_csv, tmp_path, capsys):
     code = cli.main(["train", "--data", str(kermany_subset_csv), "--epochs", "1",
                      "--batch-size", "16", "--input-size", "48", "--out", str(run_dir),
                      "--device", "cpu", "--threads", "1", "--val-fraction", "0.25",
-                     "--test-fraction", "0.25", "--json"])
+                     "--test-fraction", "0.25", "--split-seed", "5", "--ema", "0.9",
+                     "--json"])
     assert code == 0
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert (saved["split_seed"], saved["ema_decay"], saved["seed"]) == (5, 0.9, 0)
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["event"] for line in lines] == ["started", "epoch", "test", "result"]
     assert lines[1]["epoch"] == 1 and "val_auroc" in lines[1]

@@ -237,3 +237,15 @@ def test_weight_average_warms_up_then_follows_its_decay():
         average.update(model)
     assert average.model.weight.item() == pytest.approx(1.0)
     assert average.updates == 5001 and not average.model.weight.requires_grad
+
+
+def test_split_seed_keeps_the_split_while_the_seed_changes_the_weights(tiny_config, tmp_path):
+    def one_epoch(seed: int, split_seed: int | None, folder: str):
+        config = TrainConfig.from_dict({**tiny_config.to_dict(), "epochs": 1, "seed": seed,
+                                        "split_seed": split_seed})
+        run_to_end(trainer.train(config, tmp_path / folder))
+        return trainer.load_checkpoint(tmp_path / folder / "checkpoints" / "last.pt")
+
+    a, b, c = one_epoch(1, 7, "a"), one_epoch(2, 7, "b"), one_epoch(7, None, "c")
+    assert a["split"] == b["split"] == c["split"] and a["split"]["seed"] == 7
+    assert not _same_weights(a["model"], b["model"])
