@@ -35,19 +35,35 @@ def _ensure(path: Path) -> Path:
     return path
 
 
+def _ensure_private(path: Path) -> Path:
+    """An app folder only its owner may enter: the index cache, label store and audit log
+    under it hold patient names and IDs, and reading-room machines are shared."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if os.name == "posix":
+        try:
+            if path.stat().st_mode & 0o077:
+                path.chmod(0o700)
+        except OSError:  # not ours to change (a shared, admin-made folder): leave it
+            pass
+    return path
+
+
 def user_data_dir() -> Path:
     home = _home_override()
-    return _ensure(home / "data" if home else platformdirs.user_data_path(APP_NAME, False))
+    return _ensure_private(home / "data" if home
+                           else platformdirs.user_data_path(APP_NAME, False))
 
 
 def user_config_dir() -> Path:
     home = _home_override()
-    return _ensure(home / "config" if home else platformdirs.user_config_path(APP_NAME, False))
+    return _ensure_private(home / "config" if home
+                           else platformdirs.user_config_path(APP_NAME, False))
 
 
 def user_cache_dir() -> Path:
     home = _home_override()
-    return _ensure(home / "cache" if home else platformdirs.user_cache_path(APP_NAME, False))
+    return _ensure_private(home / "cache" if home
+                           else platformdirs.user_cache_path(APP_NAME, False))
 
 
 def user_models_dir() -> Path:
