@@ -17,7 +17,8 @@ What gets indexed:
 Only headers are read (``stop_before_pixels``), never pixel data. The cache is one SQLite
 file per indexed folder holding header fields (including patient name and ID, so the
 browser can show them) and error sentences, never pixels. It lives in the user's cache
-folder, which only its owner may enter (see paths); a cache that cannot be read is thrown away and rebuilt.
+folder, which only its owner may enter (see paths); a cache that cannot be read is thrown
+away and rebuilt.
 """
 
 from __future__ import annotations
