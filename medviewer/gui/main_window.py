@@ -469,7 +469,7 @@ class MainWindow(QMainWindow):
             self._remember(path)
         if records and self._show_next_catalog:
             self._show_next_catalog = False
-            self.study_browser.select_path(records[0].path)
+            self.study_browser.select_path((added or records)[0].path)
         if added:
             message = f"Opened {len(added)} image" + ("" if len(added) == 1 else "s")
             if catalog.errors:

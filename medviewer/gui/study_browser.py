@@ -1,4 +1,8 @@
-"""The study browser: Patient > Study > Series > Instance, with thumbnails made on a worker."""
+"""The study browser: Patient > Study > Series > Instance, with thumbnails made on a worker.
+
+Plain PNG/JPEG images have no patient, study or series of their own (each gets a synthetic
+one), so they are shown one row per folder with the images under it, by file name.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ if TYPE_CHECKING:
 else:  # numpy and pydicom load on first use (on the thumbnail worker), after the window is shown
     np = LazyModule("numpy")
     reader = LazyModule("medviewer.dicom.reader")
+    images = LazyModule("medviewer.dicom.images")
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +139,25 @@ def series_text(series: SeriesNode) -> str:
     return f"{number}{series.modality or '??'}{description} · {count}"
 
 
+def folder_text(folder: Path, count: int) -> str:
+    return f"{folder.name or str(folder)} · {count} image" + ("" if count == 1 else "s")
+
+
+def plain_image_text(record: InstanceRecord) -> str:
+    text = record.path.name
+    if record.rows and record.columns:
+        text += f"\n{record.columns} × {record.rows}"
+    return text
+
+
+@dataclass
+class _FolderGroup:
+    """The plain images of one folder, shown as one row."""
+
+    folder: Path
+    records: list[InstanceRecord]
+
+
 def instance_text(record: InstanceRecord, index: int) -> str:
     number = record.instance_number if record.instance_number is not None else index + 1
     text = f"Image {number}"
@@ -169,6 +193,7 @@ class StudyBrowser(QWidget):
         layout.addWidget(self.tree)
         self._items_by_path: dict[Path, QTreeWidgetItem] = {}
         self._series_items: dict[Path, QTreeWidgetItem] = {}  # first instance path -> series
+        self._folder_items: dict[Path, QTreeWidgetItem] = {}  # rows of plain-image folders
         self._workers: set[JobWorker] = set()
         # Catalogs whose rows are still being inserted: (patients left, paths to thumbnail).
         self._pending: list[tuple[list, list[Path]]] = []
@@ -188,24 +213,33 @@ class StudyBrowser(QWidget):
 
     # -- content
     def add_catalog(self, catalog: Catalog) -> list[InstanceRecord]:
-        """Add a catalog's patients to the tree; returns the records that are new.
+        """Add a catalog's patients to the tree; returns the new records in the tree's order.
 
         Files already in the tree (a folder opened twice) are not added again. Rows are
         inserted in slices of a few milliseconds per event-loop turn, so a folder of thousands
         of files never freezes the window; the first slice goes in at once. Thumbnails start
         when a catalog's rows are all in.
         """
-        added: list[InstanceRecord] = []
-        patients: list[tuple[PatientNode, list[InstanceRecord]]] = []
+        patients: list[tuple[PatientNode | _FolderGroup, list[InstanceRecord]]] = []
+        folders: dict[Path, _FolderGroup] = {}
         for patient in catalog.patients:
             new = [record for study in patient.studies for series in study.series
                    for record in series.instances
                    if record.path not in self._items_by_path
                    and record.path not in self._pending_paths]
-            if new:
+            if not new:
+                continue
+            self._pending_paths.update(record.path for record in new)
+            if all(images.is_plain_image(record.path) for record in new):
+                for record in new:
+                    folder = record.path.parent
+                    folders.setdefault(folder, _FolderGroup(folder, [])).records.append(record)
+            else:
                 patients.append((patient, new))
-                self._pending_paths.update(record.path for record in new)
-                added.extend(new)
+        for group in sorted(folders.values(), key=lambda g: str(g.folder)):
+            group.records.sort(key=lambda r: r.path.name)
+            patients.append((group, group.records))
+        added = [record for _, new in patients for record in new]  # in the tree's order
         if added:
             self._pending.append((patients, [record.path for record in added]))
             self._insert_slice()
@@ -219,7 +253,12 @@ class StudyBrowser(QWidget):
             batch: list[QTreeWidgetItem] = []
             while patients and (not batch or time.monotonic() < deadline):
                 patient, new = patients.pop(0)
-                batch.append(self._patient_item(patient, {r.path for r in new}))
+                if isinstance(patient, _FolderGroup):
+                    item = self._folder_item(patient)
+                    if item.treeWidget() is None:
+                        batch.append(item)
+                else:
+                    batch.append(self._patient_item(patient, {r.path for r in new}))
             self.tree.addTopLevelItems(batch)
             for patient_item in batch:
                 self._expand_subtree(patient_item)
@@ -257,6 +296,24 @@ class StudyBrowser(QWidget):
                 patient_item.addChild(study_item)
         return patient_item
 
+    def _folder_item(self, group: _FolderGroup) -> QTreeWidgetItem:
+        """The folder's row (made once; images opened later join it) with the new images."""
+        folder_item = self._folder_items.get(group.folder)
+        if folder_item is None:
+            folder_item = self._node_item(None, "series", "", str(group.folder))
+            folder_item.setIcon(0, self._placeholder_icon)
+            self._folder_items[group.folder] = folder_item
+            self._series_items[group.records[0].path] = folder_item
+        for record in group.records:
+            item = self._node_item(folder_item, "instance", plain_image_text(record),
+                                   str(record.path))
+            item.setData(0, _RECORD_ROLE, record)
+            item.setIcon(0, self._placeholder_icon)
+            self._items_by_path[record.path] = item
+            self._pending_paths.discard(record.path)
+        folder_item.setText(0, folder_text(group.folder, folder_item.childCount()))
+        return folder_item
+
     @property
     def is_busy(self) -> bool:
         """Rows still being inserted or thumbnails still being made."""
@@ -288,6 +345,7 @@ class StudyBrowser(QWidget):
         self.tree.clear()
         self._items_by_path.clear()
         self._series_items.clear()
+        self._folder_items.clear()
 
     def records(self) -> list[InstanceRecord]:
         return [item.data(0, _RECORD_ROLE) for item in self._items_by_path.values()]

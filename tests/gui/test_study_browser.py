@@ -79,3 +79,40 @@ def test_row_texts():
     assert person_name("Doe^Jane^Q") == "Doe, Jane Q"
     assert person_name("") == "(no name)"
     assert study_text(StudyNode("1", "20240131", "", "A12")) == "2024-01-31 · Study · Acc A12"
+
+
+def test_plain_images_are_one_row_per_folder_by_file_name(qtbot, tmp_path, shared_data):
+    """A folder of X-ray JPEGs is not thousands of one-image patients."""
+    from medviewer.dicom.catalog import index_path
+    from medviewer.jobs import run_to_end
+
+    source = sorted((shared_data / "xray" / "kermany224" / "test" / "NORMAL").glob("*.jpeg"))
+    for folder, names in (("normal", ("b.jpeg", "a.jpeg", "c.jpeg")), ("other", ("z.jpeg",))):
+        (tmp_path / folder).mkdir()
+        for name, image in zip(names, source):
+            shutil.copy(image, tmp_path / folder / name)
+    shutil.copy(pydicom_file("CT_small.dcm"), tmp_path / "ct.dcm")
+    browser = StudyBrowser()
+    qtbot.addWidget(browser)
+    with qtbot.waitSignal(browser.rows_inserted, timeout=20_000):
+        browser.add_catalog(run_to_end(index_path(tmp_path / "normal")))
+    assert browser.tree.topLevelItemCount() == 1
+    row = browser.tree.topLevelItem(0)
+    assert row.text(0) == "normal · 3 images" and row.toolTip(0) == str(tmp_path / "normal")
+    assert [row.child(i).text(0).split("\n")[0] for i in range(row.childCount())] == \
+        ["a.jpeg", "b.jpeg", "c.jpeg"]
+    assert row.child(0).text(0).endswith("224 × 224")
+    with qtbot.waitSignal(browser.instance_selected) as selected:
+        browser.tree.setCurrentItem(row)  # the folder row opens its first image
+    assert selected.args[0].path == tmp_path / "normal" / "a.jpeg"
+
+    # Opening the parent later: the same folder's row is reused, DICOM keeps its tree.
+    with qtbot.waitSignal(browser.rows_inserted, timeout=20_000):
+        added = browser.add_catalog(run_to_end(index_path(tmp_path)))
+    assert [r.path.name for r in added] == ["ct.dcm", "z.jpeg"]  # DICOM first, then folders
+    texts = sorted(browser.tree.topLevelItem(i).text(0)
+                   for i in range(browser.tree.topLevelItemCount()))
+    assert len(texts) == 3 and "normal · 3 images" in texts and "other · 1 image" in texts
+    qtbot.waitUntil(lambda: not browser.is_busy, timeout=20_000)
+    browser.clear()
+    assert browser.tree.topLevelItemCount() == 0 and not browser._folder_items
