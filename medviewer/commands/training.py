@@ -58,7 +58,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "export", help="export a training run to ONNX with its model card",
         description="Export a run's best checkpoint to ONNX (probabilities + CAM), check "
                     "torch/onnxruntime parity, evaluate on the test split and write the card.")
-    export.add_argument("run_dir", help="a run folder from `medviewer train` (or a .pt file)")
+    export.add_argument("run_dir", nargs="+",
+                        help="a run folder from `medviewer train` (or a .pt file); several "
+                             "runs on one split (--split-seed) export as one ensemble")
     export.add_argument("--name", required=True)
     export.add_argument("--version", required=True)
     export.add_argument("--out-dir", help="where NAME-VERSION/ is written (default RUN/export)")
@@ -202,7 +204,8 @@ def run_export(args: argparse.Namespace) -> int:
     from medviewer.jobs import run_to_end
     from medviewer.training.export import export_run
 
-    result = run_to_end(export_run(args.run_dir, args.name, args.version, args.out_dir,
+    runs = args.run_dir[0] if len(args.run_dir) == 1 else args.run_dir
+    result = run_to_end(export_run(runs, args.name, args.version, args.out_dir,
                                    args.register, args.description))
     if args.json:
         from medviewer.cli import print_json

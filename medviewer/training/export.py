@@ -8,6 +8,9 @@ linear head (no bias, before any upsampling), whose spatial mean plus the bias i
 The card is the inference package's :class:`~medviewer.inference.registry.ModelCard`; its
 test metrics are computed with onnxruntime on the exported file itself, so they are what
 ``medviewer predict`` reproduces on the same images.
+
+Several runs trained on one split (same ``split_seed``) export together as one ensemble
+graph; its operating points are then chosen on validation with the ensemble's own scores.
 """
 
 from __future__ import annotations
@@ -16,21 +19,21 @@ import datetime as _dt
 import logging
 import platform
 import shutil
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from medviewer.errors import UserError
 from medviewer.jobs import CancelFlag, Progress, run_to_end
 from medviewer.training import data as data_mod
 from medviewer.training import metrics as metrics_mod
-from medviewer.training.models import Classifier
-from medviewer.training.trainer import TrainConfig, load_checkpoint, model_from_checkpoint
+from medviewer.training.models import Classifier, Ensemble
+from medviewer.training.trainer import (TrainConfig, evaluate, load_checkpoint,
+                                        model_from_checkpoint, predict_probabilities)
 
 log = logging.getLogger(__name__)
 
@@ -53,15 +56,12 @@ class ExportError(UserError):
 class ExportedGraph(nn.Module):
     """What goes into the ONNX file: probabilities and class activation maps."""
 
-    def __init__(self, model: Classifier) -> None:
+    def __init__(self, model: Classifier | Ensemble) -> None:
         super().__init__()
         self.model = model
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = self.model.feature_maps(image)
-        logits = self.model.head(features.mean(dim=(2, 3)))
-        weight = self.model.head.weight[:, :, None, None]
-        cam = F.conv2d(features, weight)
+        logits, cam = self.model.logits_and_cam(image)
         return torch.softmax(logits, dim=1), cam
 
 
@@ -90,7 +90,7 @@ def _best_checkpoint(run_dir: Path) -> Path:
     return path
 
 
-def export_onnx(model: Classifier, size: int, path: Path) -> None:
+def export_onnx(model: Classifier | Ensemble, size: int, path: Path) -> None:
     graph = ExportedGraph(model).eval()
     example = torch.rand(2, 1, size, size)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -128,13 +128,13 @@ def run_onnx(path: Path, images: torch.Tensor, batch_size: int = 128,
 
 
 @torch.no_grad()
-def run_torch(model: Classifier, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+def run_torch(model: Classifier | Ensemble, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     graph = ExportedGraph(model).eval()
     probs, cam = graph(images)
     return probs.numpy(), cam.numpy()
 
 
-def parity(model: Classifier, onnx_path: Path, images: torch.Tensor) -> tuple[float, float]:
+def parity(model: Classifier | Ensemble, onnx_path: Path, images: torch.Tensor) -> tuple[float, float]:
     """Max abs difference torch vs onnxruntime, for probabilities and for CAMs."""
     torch_probs, torch_cam = run_torch(model, images)
     onnx_probs, onnx_cam = run_onnx(onnx_path, images)
@@ -176,23 +176,66 @@ def _data_summary(split: dict) -> dict:
     return summary
 
 
-def export_run(run_dir: str | Path, name: str, version: str, out_dir: str | Path | None = None,
-               register: bool = False, description: str = "", parity_images: int = 64,
-               cancel: CancelFlag | None = None) -> Generator[Progress, None, ExportResult]:
-    """Export a run's best checkpoint; see the module docstring.
+def _ensemble(paths: list[Path], payloads: list[dict], cancel: CancelFlag | None,
+              ) -> Generator[Progress, None, tuple[Ensemble, dict]]:
+    """The members as one model, and a payload whose validation figures are the ensemble's."""
+    first, first_path = payloads[0], paths[0]
+    config = TrainConfig.from_dict(first["config"])
+    for path, payload in zip(paths[1:], payloads[1:]):
+        other = TrainConfig.from_dict(payload["config"])
+        if payload["class_names"] != first["class_names"] or other.input_size != \
+                config.input_size:
+            raise ExportError(f"The run {path} predicts {payload['class_names']} at "
+                              f"{other.input_size} px, the run {first_path} "
+                              f"{first['class_names']} at {config.input_size} px; an ensemble "
+                              f"needs one task and one input size.")
+        if payload["split"] != first["split"]:
+            raise ExportError(f"The run {path} was trained on another split than "
+                              f"{first_path}; train an ensemble's runs with one --split-seed.")
+    model = Ensemble([model_from_checkpoint(payload) for payload in payloads]).eval()
+    yield Progress(0, 5, "scoring the validation images with the ensemble")
+    val_records = [data_mod.ImageRecord(**row) for row in first["split"]["val"]]
+    val_images = run_to_end(data_mod.preload_images(val_records, config.input_size, cancel))
+    probabilities = predict_probabilities(model, val_images, torch.device("cpu"),
+                                          config.eval_batch_size, cancel)
+    val = evaluate(probabilities, np.array([r.label for r in val_records]),
+                   list(first["class_names"]), None, config.operating_point)
+    members = [{"checkpoint": str(path), "seed": payload["config"]["seed"],
+                "best_epoch": payload.get("best_epoch"),
+                "best_val_auroc": payload.get("best_val_auroc")}
+               for path, payload in zip(paths, payloads)]
+    merged = {**first, "best_operating_points": val["operating_points"], "val_metrics": val,
+              "best_val_auroc": val["summary_auroc"],
+              "best_epoch": [m["best_epoch"] for m in members], "members": members}
+    return model, merged
 
-    Files go to ``out_dir/NAME-VERSION/NAME.onnx`` (+ ``.json``), by default under the run
-    folder; ``register`` also imports them into the user models dir via the registry.
+
+def export_run(run_dir: str | Path | Sequence[str | Path], name: str, version: str,
+               out_dir: str | Path | None = None, register: bool = False,
+               description: str = "", parity_images: int = 64,
+               cancel: CancelFlag | None = None) -> Generator[Progress, None, ExportResult]:
+    """Export a run's best checkpoint, or several runs' as one ensemble; see the module
+    docstring.
+
+    Files go to ``out_dir/NAME-VERSION/NAME.onnx`` (+ ``.json``), by default under the (first)
+    run folder; ``register`` also imports them into the user models dir via the registry.
     """
     from medviewer.inference import registry
 
-    run_dir = Path(run_dir)
-    checkpoint_path = _best_checkpoint(run_dir)
-    payload = load_checkpoint(checkpoint_path)
+    run_dirs = [Path(run_dir)] if isinstance(run_dir, (str, Path)) else \
+        [Path(r) for r in run_dir]
+    run_dir = run_dirs[0]
+    checkpoint_paths = [_best_checkpoint(r) for r in run_dirs]
+    checkpoint_path = checkpoint_paths[0]
+    payloads = [load_checkpoint(path) for path in checkpoint_paths]
+    if len(payloads) == 1:
+        payload = payloads[0]
+        model: Classifier | Ensemble = model_from_checkpoint(payload)
+    else:
+        model, payload = yield from _ensemble(checkpoint_paths, payloads, cancel)
     config = TrainConfig.from_dict(payload["config"])
     class_names = list(payload["class_names"])
     split = payload["split"]
-    model = model_from_checkpoint(payload)
     size = config.input_size
     folder_root = Path(out_dir) if out_dir else (
         checkpoint_path.parent.parent / "export" if run_dir.is_dir() else run_dir.parent)
@@ -245,10 +288,12 @@ def export_run(run_dir: str | Path, name: str, version: str, out_dir: str | Path
             f"{'a checkpoint' if config.init_checkpoint else 'scratch'} with MedViewer."),
         intended_use=INTENDED_USE, limitations=LIMITATIONS,
         training={
-            "architecture": config.arch, "input_size": size,
+            "architecture": config.arch if len(payloads) == 1 else
+            f"ensemble of {len(payloads)} {config.arch}", "input_size": size,
             "epochs_run": len(payload.get("history", [])), "best_epoch": best_epoch,
             "best_val_auroc": payload.get("best_val_auroc"),
             "val_metrics": val_metrics,
+            **({"ensemble_members": payload["members"]} if "members" in payload else {}),
             "data": {"source": split.get("source"), "test_source": split.get("test_source"),
                      "split_by": split.get("by"), "seed": split.get("seed"),
                      "summary": _data_summary(split)},

@@ -43,6 +43,33 @@ class Classifier(nn.Module):
         pooled = self.feature_maps(images).mean(dim=(2, 3))
         return self.head(self.dropout(pooled))
 
+    def logits_and_cam(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits [N, C] and class activation maps [N, C, h, w] from one forward pass."""
+        features = self.feature_maps(images)
+        logits = self.head(features.mean(dim=(2, 3)))
+        cam = torch.nn.functional.conv2d(features, self.head.weight[:, :, None, None])
+        return logits, cam
+
+
+class Ensemble(nn.Module):
+    """Classifiers of one input size averaged in logit space.
+
+    Averaging logits (not probabilities) keeps the CAM exact: the mean of the members'
+    CAMs, spatially averaged, plus the mean bias is the ensemble's logit.
+    """
+
+    def __init__(self, members: list[Classifier]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.stack([member(images) for member in self.members]).mean(dim=0)
+
+    def logits_and_cam(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        outputs = [member.logits_and_cam(images) for member in self.members]
+        return (torch.stack([logits for logits, _ in outputs]).mean(dim=0),
+                torch.stack([cam for _, cam in outputs]).mean(dim=0))
+
 
 def _conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout),

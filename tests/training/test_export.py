@@ -12,7 +12,7 @@ import torch
 from medviewer import cli
 from medviewer.inference import registry
 from medviewer.jobs import run_to_end
-from medviewer.training import data, export, trainer
+from medviewer.training import data, export, metrics, trainer
 
 
 @pytest.fixture(scope="module")
@@ -135,3 +135,52 @@ def test_command_errors_are_one_line(tmp_path, capsys):
     assert code == 1 and err.count("\n") == 1 and "missing" in err
     code = cli.main(["export", str(tmp_path), "--name", "a", "--version", "1"])
     assert code == 1 and "no best checkpoint" in capsys.readouterr().err
+
+
+def test_runs_on_one_split_export_as_one_ensemble(trained_run, kermany_subset_csv, tmp_path):
+    """Two seeds on the trained run's split: one graph, logits averaged, CAM still exact."""
+    config = trainer.TrainConfig.from_dict({
+        **trainer.load_checkpoint(trained_run / "checkpoints" / "best.pt")["config"],
+        "seed": 6, "split_seed": 5})
+    second = tmp_path / "second"
+    run_to_end(trainer.train(config, second))
+    result = run_to_end(export.export_run([trained_run, second], "tiny-ensemble", "1",
+                                          out_dir=tmp_path / "out"))
+    assert result.parity_max_abs_probabilities < 1e-4
+    card = registry.ModelCard.load(result.card_path)
+    members = card.training["ensemble_members"]
+    assert [m["seed"] for m in members] == [5, 6]
+    assert card.training["architecture"] == "ensemble of 2 smallcnn"
+    assert set(card.operating_points) == {"PNEUMONIA"}
+
+    payloads = [trainer.load_checkpoint(run / "checkpoints" / "best.pt")
+                for run in (trained_run, second)]
+    models = [trainer.model_from_checkpoint(p) for p in payloads]
+    records = [data.ImageRecord(**row) for row in payloads[0]["split"]["test"]]
+    images = run_to_end(data.preload_images(records, 64))
+    probs, cam = export.run_onnx(result.onnx_path, images)
+    with torch.no_grad():
+        mean_logits = torch.stack([m(images) for m in models]).mean(0)
+    np.testing.assert_allclose(probs, torch.softmax(mean_logits, 1).numpy(), atol=1e-5)
+    mean_bias = np.mean([m.head.bias.detach().numpy() for m in models], axis=0)
+    np.testing.assert_allclose(cam.mean(axis=(2, 3)) + mean_bias, mean_logits.numpy(),
+                               atol=1e-4)
+    # The card's validation threshold is the ensemble's own, chosen on its scores.
+    val_records = [data.ImageRecord(**row) for row in payloads[0]["split"]["val"]]
+    val_images = run_to_end(data.preload_images(val_records, 64))
+    val_probs, _ = export.run_onnx(result.onnx_path, val_images)
+    labels = np.array([r.label for r in val_records])
+    chosen = metrics.choose_operating_point(labels == 1, val_probs[:, 1])
+    assert card.operating_points["PNEUMONIA"].threshold == pytest.approx(chosen.threshold,
+                                                                         abs=1e-5)
+
+
+def test_an_ensemble_of_runs_on_other_splits_is_refused(trained_run, kermany_subset_csv,
+                                                        tmp_path):
+    config = trainer.TrainConfig.from_dict({
+        **trainer.load_checkpoint(trained_run / "checkpoints" / "best.pt")["config"],
+        "seed": 9})
+    other = tmp_path / "other"
+    run_to_end(trainer.train(config, other))
+    with pytest.raises(export.ExportError, match="another split.*--split-seed"):
+        run_to_end(export.export_run([trained_run, other], "x", "1", out_dir=tmp_path))
