@@ -15,7 +15,18 @@ on the shorter curve). Per-epoch seeds make the resume exact, so this reproduces
     nice -n 10 .venv/bin/python tools/train_demo_model.py --recipe 1.0 --run-dir $RUN \
         --epochs 12 --resume $RUN/checkpoints/last.pt
 
-Other recipes run in one go: ``tools/train_demo_model.py --recipe 1.1``.
+Recipe 1.1 runs in one go: ``tools/train_demo_model.py --recipe 1.1``. Both were trained
+before channels-last convolutions (TrainConfig.channels_last), so today's arithmetic differs
+from theirs in the last bits; pass ``channels_last=False`` in the config to match them.
+
+Recipe 1.2 is an ensemble of two seeds on one split (decided before either was trained):
+
+    for SEED in 0 1; do
+        .venv/bin/python tools/train_demo_model.py --recipe 1.2 --seed $SEED --split-seed 0 \
+            --run-dir /tmp/demo-1.2-seed$SEED --no-export
+    done
+    .venv/bin/python tools/train_demo_model.py --recipe 1.2 --export-only \
+        --ensemble /tmp/demo-1.2-seed0 /tmp/demo-1.2-seed1
 
 ``--watch-test`` also scores every epoch's weights on the test split and logs it, for the
 record only: the best epoch is chosen on validation AUROC, never on test figures.
@@ -63,7 +74,7 @@ def recipe(args: argparse.Namespace) -> trainer.TrainConfig:
         data=str(KERMANY / "train"), test_data=str(KERMANY / "test"), arch=args.arch,
         epochs=args.epochs or chosen["epochs"], batch_size=64, lr=args.lr,
         weight_decay=chosen["weight_decay"], input_size=chosen["size"], seed=args.seed,
-        device="auto", val_fraction=0.2, schedule="onecycle", warmup_fraction=0.15,
+        split_seed=args.split_seed, device="auto", val_fraction=0.2, schedule="onecycle", warmup_fraction=0.15,
         balance="weights", label_smoothing=0.05, dropout=0.2,
         patience=args.epochs or chosen["epochs"], operating_point="youden",
         augment={**data.AugmentConfig().__dict__, **chosen["augment"]},
@@ -77,6 +88,10 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, help="default: the recipe's")
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--split-seed", type=int, default=0,
+                        help="every member of an ensemble must share the split")
+    parser.add_argument("--ensemble", nargs="+", metavar="RUN_DIR",
+                        help="with --export-only: export these runs as one ensemble")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--run-dir", default="/tmp/medviewer-demo-run")
     parser.add_argument("--name", default="pneumonia-demo")
@@ -146,14 +161,22 @@ def main() -> int:
 
 
 def export_demo(args: argparse.Namespace) -> int:
-    best = trainer.load_checkpoint(Path(args.run_dir) / "checkpoints" / "best.pt")
-    config = trainer.TrainConfig.from_dict(best["config"])
+    runs = args.ensemble or [args.run_dir]
+    bests = [trainer.load_checkpoint(Path(run) / "checkpoints" / "best.pt") for run in runs]
+    config = trainer.TrainConfig.from_dict(bests[0]["config"])
+    if len(runs) == 1:
+        what = (f"{config.arch} at {config.input_size} px, trained from scratch with "
+                f"tools/train_demo_model.py (best epoch {bests[0]['best_epoch']} of "
+                f"{config.epochs} by validation AUROC).")
+    else:
+        seeds = ", ".join(str(b["config"]["seed"]) for b in bests)
+        what = (f"an ensemble of {len(runs)} {config.arch} at {config.input_size} px (seeds "
+                f"{seeds}, one split), each trained from scratch with "
+                f"tools/train_demo_model.py and kept at its best epoch by validation AUROC.")
     exported = run_to_end(export.export_run(
-        args.run_dir, args.name, args.version, out_dir=args.models_dir,
-        description=f"Pneumonia vs normal on pediatric chest X-rays: {config.arch} at "
-                    f"{config.input_size} px, trained from scratch with "
-                    f"tools/train_demo_model.py (best epoch {best['best_epoch']} of "
-                    f"{config.epochs} by validation AUROC)."))
+        runs[0] if len(runs) == 1 else runs, args.name, args.version,
+        out_dir=args.models_dir,
+        description=f"Pneumonia vs normal on pediatric chest X-rays: {what}"))
     print(json.dumps(exported.to_dict(), indent=1, default=float), flush=True)
     return 0
 
