@@ -56,6 +56,8 @@ STUDIO_EXPLANATION = (
 
 # Saved beside a model the wizard registers, so that model can be fine-tuned later.
 FINE_TUNE_CHECKPOINT_NAME = "training-checkpoint.pt"
+# The wizard's weight average spans ~200 batches; its warm-up keeps short runs current.
+WEIGHT_AVERAGE_DECAY = 0.995
 _NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 
 ARCHITECTURE_NOTES = {
@@ -920,6 +922,11 @@ class SettingsPage(_Page):
         self.patience_spin = QSpinBox()
         self.patience_spin.setRange(1, 1000)
         self.patience_spin.setValue(6)
+        self.average_check = QCheckBox("Validate and export an average of the weights")
+        self.average_check.setChecked(True)
+        self.average_check.setToolTip(
+            "A running average of the weights over the last few hundred batches (EMA). It "
+            "smooths the swings between epochs of a model trained from scratch.")
         self.augment_check = QCheckBox("Augment the training images")
         self.augment_check.setChecked(True)
         self.strength_slider = QSlider(Qt.Orientation.Horizontal)
@@ -948,6 +955,7 @@ class SettingsPage(_Page):
         form.addRow("Learning rate (peak)", _narrow(self.lr_spin))
         form.addRow("Stop early after", self._with_suffix(
             _narrow(self.patience_spin, 90), "epochs without a better validation AUROC"))
+        form.addRow("", self.average_check)
         augment = QGroupBox("Augmentation and class balance")
         augment_layout = QVBoxLayout(augment)
         augment_layout.addWidget(self.augment_check)
@@ -1781,6 +1789,7 @@ class TrainingWizard(QWizard):
             "test_fraction": data.test_spin.value() / 100,
             "epochs": settings.epochs_spin.value(), "batch_size": settings.batch_spin.value(),
             "lr": settings.lr_spin.value(), "patience": settings.patience_spin.value(),
+            "ema_decay": WEIGHT_AVERAGE_DECAY if settings.average_check.isChecked() else 0.0,
             "augment": settings.augment_check.isChecked(),
             "augment_strength": settings.augment_strength,
             "balance": settings.balance_combo.currentData(), "device": settings.device,

@@ -115,6 +115,14 @@ def test_every_page_from_a_folder_to_a_registered_model(qtbot, wizard, kermany_f
     assert not wizard.button(QWizard.WizardButton.BackButton).isEnabled()
     qtbot.waitUntil(lambda: train.outcome == "finished", timeout=TRAIN_TIMEOUT_MS)
     assert train.best_checkpoint is not None and train.best_checkpoint.is_file()
+    # Weight averaging is on by default; the checkpoint's model is the averaged one.
+    import torch
+
+    best = torch.load(train.best_checkpoint, map_location="cpu", weights_only=True)
+    assert best["config"]["ema_decay"] == tw.WEIGHT_AVERAGE_DECAY
+    wizard.settings_page.average_check.setChecked(False)
+    assert wizard.choices()["ema_decay"] == 0.0
+    wizard.settings_page.average_check.setChecked(True)
     assert train.started.counts["train"] + train.started.counts["val"] \
         + train.started.counts["test"] == 48
     qtbot.waitUntil(lambda: train.curves.plotted_points()["val"] == 1)
