@@ -90,7 +90,7 @@ def _run(tmp: Path) -> None:
     entry = shipped[0] if shipped else import_model(stand_in_model(tmp / "src"))
     print(f"model: {entry.key} ({'shipped' if shipped else 'stand-in, ~free inference'})")
 
-    from medviewer.gui import results_panel
+    from medviewer.gui import ai_jobs, results_panel
     from medviewer.gui.main_window import MainWindow
 
     window = MainWindow()
@@ -110,8 +110,7 @@ def _run(tmp: Path) -> None:
 
     def core(instance) -> float:
         started = time.perf_counter()
-        run_to_end(results_panel.read_image_job(session, instance, 0, None, "jet",
-                                                CancelFlag()))
+        run_to_end(ai_jobs.read_image_job(session, instance, 0, None, "jet", CancelFlag()))
         return time.perf_counter() - started
 
     shown: list[object] = []

@@ -14,8 +14,8 @@ import pytest
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QImage
 
+from medviewer.gui.ai_jobs import occlusion_passes
 from medviewer.gui.overlay import COLOUR_MAPS, colour_lut, saliency_rgba
-from medviewer.gui.results_panel import occlusion_passes
 from medviewer.settings import load_settings
 
 from .ai_helpers import (  # noqa: F401 - no_builtin_models is a fixture

@@ -15,8 +15,9 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QImage
 
+from medviewer.gui.ai_jobs import provider_name
 from medviewer.gui.models_dialog import DEMO_BANNER
-from medviewer.gui.results_panel import FLAG_COLOUR, provider_name
+from medviewer.gui.results_view import FLAG_COLOUR
 from medviewer.inference import runtime
 from medviewer.inference.audit import AuditLog
 from medviewer.inference.registry import file_sha256, list_models
@@ -488,7 +489,7 @@ def test_manage_models_lists_them_and_switches(qtbot, ai_window, models):
 
 
 def test_probability_bar_without_operating_point_has_no_marker(qtbot):
-    from medviewer.gui.results_panel import ProbabilityBar
+    from medviewer.gui.results_view import ProbabilityBar
 
     bar = ProbabilityBar()
     qtbot.addWidget(bar)

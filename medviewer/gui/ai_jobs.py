@@ -1,0 +1,166 @@
+"""The AI reading workflow's jobs: Qt-free generators that run on worker threads.
+
+:class:`~medviewer.gui.results_panel.AiReader` runs each of these on a
+:class:`~medviewer.gui.workers.JobWorker`: session creation and warm-up, one read per shown
+image (prediction and, for CAM models, the activation maps from the same forward pass),
+another class's map, occlusion maps and model import. They import no Qt (so they are safe on
+any thread) and import onnxruntime and the inference modules only when they run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from medviewer.gui.overlay import saliency_rgba
+from medviewer.jobs import CancelFlag, Progress
+
+if TYPE_CHECKING:
+    from medviewer.inference.predict import Prediction
+    from medviewer.inference.registry import ModelEntry
+    from medviewer.inference.runtime import ModelSession
+
+PROVIDER_NAMES = {"CUDAExecutionProvider": "CUDA", "TensorrtExecutionProvider": "TensorRT",
+                  "CPUExecutionProvider": "CPU"}
+OCCLUSION_PATCH = 32
+OCCLUSION_STRIDE = 16
+
+
+def provider_name(provider: str) -> str:
+    """'CUDAExecutionProvider' -> 'CUDA'."""
+    return PROVIDER_NAMES.get(provider, provider.replace("ExecutionProvider", ""))
+
+
+@dataclass
+class LoadedModel:
+    session: ModelSession
+    load_seconds: float
+    warm_up_seconds: float
+
+
+def load_model_job(entry: ModelEntry, use_tensorrt: bool, cancel: CancelFlag
+                   ) -> Generator[Progress, None, LoadedModel]:
+    """Create (or fetch) the model's session and warm it up; for a worker thread."""
+    from medviewer.inference import runtime
+
+    yield Progress(0, 2, f"Loading model {entry.key}")
+    started = time.perf_counter()
+    session = runtime.get_session(entry, use_tensorrt=use_tensorrt)
+    load_seconds = time.perf_counter() - started
+    cancel.raise_if_cancelled()
+    yield Progress(1, 2, "Warming up")
+    warm_up_seconds = 0.0 if session.warmed_up else session.warm_up()
+    return LoadedModel(session, load_seconds, warm_up_seconds)
+
+
+@dataclass
+class ImageRead:
+    """One AI read of the shown frame: the prediction and, for CAM models, the raw maps."""
+
+    instance: Any  # medviewer.dicom.reader.Instance
+    frame: int
+    prediction: Prediction
+    cam: np.ndarray | None  # [classes, h, w] from the same forward pass, or None
+    geometry: Any  # preprocess.InputGeometry: where the image sits in the model input
+    maps: dict[int, np.ndarray] = field(default_factory=dict)  # class -> [rows, cols] map
+    pictures: dict[int, tuple[str, np.ndarray]] = field(default_factory=dict)  # (colours, RGBA)
+    seconds: float = 0.0  # the whole read: preprocessing, inference, first map
+
+
+def cam_map(read: ImageRead, class_index: int) -> np.ndarray:
+    """One class's activation map on the image's pixel grid (cached on the read)."""
+    if class_index not in read.maps:
+        from medviewer.inference.saliency import cam_to_image
+
+        assert read.cam is not None
+        read.maps[class_index] = cam_to_image(read.cam[class_index], read.geometry)[0]
+    return read.maps[class_index]
+
+
+def default_class_index(prediction: Prediction) -> int:
+    """The class to explain first: the most probable flagged class, else the top class."""
+    flagged = [i for i, s in enumerate(prediction.scores) if s.flagged]
+    candidates = flagged or range(len(prediction.scores))
+    return max(candidates, key=lambda i: prediction.scores[i].probability)
+
+
+def read_image_job(model: ModelSession, instance: Any, frame: int, class_name: str | None,
+                   colour_map: str, cancel: CancelFlag) -> Generator[Progress, None, ImageRead]:
+    """Predict one frame (with CAM from the same pass when the model has it) and audit it.
+
+    A read cancelled before its result is delivered is not audited: nobody saw it.
+    """
+    from medviewer.inference.audit import record_predictions
+    from medviewer.inference.predict import input_uid, make_prediction
+    from medviewer.inference.preprocess import prepare_instance
+
+    started = time.perf_counter()
+    yield Progress(0, 2, "Preparing the image")
+    prepared = prepare_instance(instance, model.card, frame)
+    cancel.raise_if_cancelled()
+    yield Progress(1, 2, "Running the model")
+    output = model.run(prepared.tensor[np.newaxis], with_cam=model.has_cam)
+    prediction = make_prediction(model, instance.path, frame, input_uid(instance),
+                                 output.probabilities[0], output.seconds * 1000.0)
+    cam = output.cam[0] if output.cam is not None else None
+    read = ImageRead(instance, frame, prediction, cam, prepared.geometry)
+    if cam is not None:
+        names = [c.lower() for c in model.card.classes]
+        index = (names.index(class_name.lower()) if class_name and class_name.lower() in names
+                 else default_class_index(prediction))
+        read.pictures[index] = (colour_map, saliency_rgba(cam_map(read, index), colour_map))
+    cancel.raise_if_cancelled()
+    record_predictions([prediction])
+    read.seconds = time.perf_counter() - started
+    return read
+
+
+def cam_map_job(read: ImageRead, class_index: int, colour_map: str, cancel: CancelFlag
+                ) -> Generator[Progress, None, int]:
+    """Another class's map of a read (and its picture), cached on the read."""
+    yield Progress(0, 1, "Mapping the class activation map onto the image")
+    values = cam_map(read, class_index)
+    cancel.raise_if_cancelled()
+    read.pictures[class_index] = (colour_map, saliency_rgba(values, colour_map))
+    return class_index
+
+
+def occlusion_passes(rows: int, cols: int, card: Any, patch: int = OCCLUSION_PATCH,
+                     stride: int = OCCLUSION_STRIDE) -> int:
+    """Forward passes an occlusion map of this image costs (patches + the unaltered image)."""
+    from medviewer.inference.preprocess import input_geometry
+
+    geometry = input_geometry(rows, cols, card)
+
+    def starts(length: int) -> int:
+        if length <= patch:
+            return 1
+        count = (length - patch) // stride + 1
+        return count + (1 if (length - patch) % stride else 0)
+
+    return starts(geometry.content_height) * starts(geometry.content_width) + 1
+
+
+def occlusion_map_job(model: ModelSession, instance: Any, frame: int, class_index: int,
+                      colour_map: str, cancel: CancelFlag
+                      ) -> Generator[Progress, None, tuple[Any, np.ndarray, str]]:
+    """The occlusion SaliencyMap, its picture and the picture's colour map."""
+    from medviewer.inference.saliency import occlusion_job
+
+    result = yield from occlusion_job(model, instance, class_name=class_index, frame=frame,
+                                      patch=OCCLUSION_PATCH, stride=OCCLUSION_STRIDE,
+                                      cancel=cancel)
+    return result, saliency_rgba(result.values, colour_map), colour_map
+
+
+def import_model_job(onnx_path: Path, card_path: Path | None, cancel: CancelFlag
+                     ) -> Generator[Progress, None, ModelEntry]:
+    from medviewer.inference.registry import import_model
+
+    yield Progress(0, 1, f"Checking {onnx_path.name}")
+    return import_model(onnx_path, card_path)
