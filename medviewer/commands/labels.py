@@ -1,4 +1,5 @@
-"""`medviewer labels list|stats|import|export|recover`: the label store from the command line."""
+"""`medviewer labels list|stats|import|export|history|undo|redo|recover`: the label store from
+the command line."""
 
 from __future__ import annotations
 
@@ -54,6 +55,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                            help="default: from the file name; coco writes the regions")
     common(exporting)
     exporting.set_defaults(handler=_export)
+
+    history = actions.add_parser("history", help="what changed, newest first")
+    history.add_argument("--label-set", metavar="NAME")
+    history.add_argument("--image", metavar="KEY", help="one image's key (see export)")
+    history.add_argument("--reader", help="only labels of this reader")
+    history.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    common(history)
+    history.set_defaults(handler=_history)
+
+    for name, verb in (("undo", "take back your last action"),
+                       ("redo", "re-apply what your last undo took back")):
+        sub = actions.add_parser(name, help=verb)
+        sub.add_argument("--label-set", metavar="NAME", help="only actions in this label set")
+        sub.add_argument("--reader", help="act as this reader (default: the settings' reader)")
+        common(sub)
+        sub.set_defaults(handler=_undo_or_redo, labels_verb=name)
 
     recovering = actions.add_parser(
         "recover", help="keep a damaged store aside and rebuild it from its readable labels")
@@ -206,6 +223,63 @@ def _export(args: argparse.Namespace) -> int:
     else:
         print(f"Wrote {count} {unit} of label set '{args.label_set}' to {args.output} "
               f"({fmt}).")
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from medviewer.cli import print_json
+
+    with _open(args) as store:
+        entries = store.history(args.label_set, args.image, reader=args.reader,
+                                limit=max(1, args.limit))
+    if args.json:
+        print_json({"history": [asdict(e) for e in entries]})
+        return 0
+    if not entries:
+        print("No changes recorded yet.")
+        return 0
+    for e in entries:
+        where = f"{e.label_set}, " if e.label_set else ""
+        target = f"region {e.region_id}" if e.target == "region" else "label"
+        print(f"#{e.action_id} {e.at} {e.actor}: {e.kind.replace('_', ' ')}"
+              f"{f' (of #{e.undoes})' if e.undoes else ''} - {where}{target} of "
+              f"{e.reader} on {e.image_key}: {_state_text(e.old)} -> {_state_text(e.new)}")
+    return 0
+
+
+def _state_text(state: dict | None) -> str:
+    if state is None:
+        return "(none)"
+    if "classes" in state:
+        return "+".join(state["classes"]) or "(no class)"
+    return str(state.get("class_name") or state.get("shape") or "region")
+
+
+def _undo_or_redo(args: argparse.Namespace) -> int:
+    from medviewer.cli import print_json
+
+    with _open(args, reader=args.reader) as store:
+        act = store.undo if args.labels_verb == "undo" else store.redo
+        result = act(label_set=args.label_set)
+        reader = store.reader
+    if args.json:
+        print_json({"action": args.labels_verb, "reader": reader,
+                    "result": None if result is None else {
+                        "reverted_action_id": result.undone_action_id,
+                        "new_action_id": result.undo_action_id, "kind": result.kind,
+                        "label_set": result.label_set, "image_keys": list(result.image_keys)}})
+        return 0
+    if result is None:
+        print(f"Nothing to {args.labels_verb} for reader '{reader}'.")
+        return 0
+    count = len(result.image_keys)
+    print(f"{'Undid' if args.labels_verb == 'undo' else 'Redid'} "
+          f"{result.kind.replace('_', ' ')} #{result.undone_action_id} "
+          f"({count} image{'' if count == 1 else 's'}"
+          f"{f', label set {result.label_set}' if result.label_set else ''}) as action "
+          f"#{result.undo_action_id}.")
     return 0
 
 

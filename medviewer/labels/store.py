@@ -65,6 +65,12 @@ _SQLITE_MAGIC = b"SQLite format 3\x00"
 _CHUNK = 500
 
 
+# Actions a reader makes (each one undo step); "undo" and "redo" are their reversals.
+EDIT_KINDS = ("set_label", "toggle_class", "clear_label", "set_note", "add_region",
+              "update_region", "delete_region", "import")
+_UNDOABLE_SQL = ", ".join(f"'{kind}'" for kind in EDIT_KINDS)
+
+
 def default_store_path() -> Path:
     from medviewer.paths import user_data_dir
 
@@ -996,55 +1002,83 @@ class LabelStore:
         """
         actor = self._reader(reader)
         with self._transaction() as conn:
-            set_id = self._get_set(conn, label_set).id if label_set is not None else None
-            sql = ("SELECT id, kind, label_set_id FROM actions a WHERE actor = ? "
-                   "AND kind IN ('set_label', 'toggle_class', 'clear_label', 'set_note', "
-                   "'add_region', 'update_region', 'delete_region', 'import') "
-                   "AND NOT EXISTS (SELECT 1 FROM actions u WHERE u.undoes = a.id)")
-            params: list[Any] = [actor]
-            if set_id is not None:
-                sql += " AND label_set_id = ?"
-                params.append(set_id)
-            row = conn.execute(sql + " ORDER BY id DESC LIMIT 1", params).fetchone()
+            sql = (f"SELECT id, kind, label_set_id FROM actions a WHERE actor = ? "
+                   f"AND kind IN ({_UNDOABLE_SQL}, 'redo') "
+                   f"AND NOT EXISTS (SELECT 1 FROM actions u WHERE u.undoes = a.id)")
+            row = self._latest_action(conn, sql, [actor], label_set)
             if row is None:
                 return None
-            action_id, kind, action_set = row
-            changes = conn.execute(
-                "SELECT target, label_set_id, image_key, reader, region_id, old, new "
-                "FROM changes WHERE action_id = ? ORDER BY id DESC", (action_id,)).fetchall()
-            undo_id = self._new_action(conn, "undo", action_set, undoes=action_id)
-            keys = []
-            for target, c_set, key, c_reader, region_id, old_text, new_text in changes:
-                old = _stored_state(target, old_text)
-                new = _stored_state(target, new_text)
-                if target == "image_label":
-                    current = self._label_state(conn, c_set, key, c_reader)
-                    if current != new:
-                        raise UndoConflictError(
-                            f"Cannot undo the last {kind.replace('_', ' ')}: the label of "
-                            f"reader '{c_reader}' on an image was changed since (action "
-                            f"{current['action_id'] if current else 'clear'}); nothing was "
-                            f"undone.")
-                    if old is None:
-                        self._delete_label(conn, c_set, key, c_reader)
-                    else:
-                        self._write_label(conn, c_set, key, c_reader, old)
+            return self._revert(conn, *row, as_kind="undo")
+
+    def redo(self, reader: str | None = None, label_set: str | None = None) -> UndoResult | None:
+        """Re-apply what the last undo of ``reader`` took back (itself undoable). None when
+        there is nothing to redo: no undo yet, every undo redone, or a new edit by ``reader``
+        since the undo (as in any editor, a new edit ends the redo chain).
+
+        Raises :class:`UndoConflictError` (and changes nothing) when something the undo
+        restored was changed since by someone else.
+        """
+        actor = self._reader(reader)
+        with self._transaction() as conn:
+            sql = (f"SELECT id, kind, label_set_id FROM actions a WHERE actor = ? "
+                   f"AND kind = 'undo' "
+                   f"AND NOT EXISTS (SELECT 1 FROM actions r WHERE r.undoes = a.id) "
+                   f"AND NOT EXISTS (SELECT 1 FROM actions n WHERE n.actor = a.actor "
+                   f"AND n.id > a.id AND n.kind IN ({_UNDOABLE_SQL}))")
+            row = self._latest_action(conn, sql, [actor], label_set)
+            if row is None:
+                return None
+            return self._revert(conn, *row, as_kind="redo")
+
+    def _latest_action(self, conn: sqlite3.Connection, sql: str, params: list[Any],
+                       label_set: str | None) -> tuple[int, str, int | None] | None:
+        if label_set is not None:
+            sql += " AND label_set_id = ?"
+            params = [*params, self._get_set(conn, label_set).id]
+        return conn.execute(sql + " ORDER BY id DESC LIMIT 1", params).fetchone()
+
+    def _revert(self, conn: sqlite3.Connection, action_id: int, kind: str,
+                action_set: int | None, *, as_kind: str) -> UndoResult:
+        """Write back every change of ``action_id`` as a new ``as_kind`` action, or raise
+        :class:`UndoConflictError` if any of its rows was changed since."""
+        changes = conn.execute(
+            "SELECT target, label_set_id, image_key, reader, region_id, old, new "
+            "FROM changes WHERE action_id = ? ORDER BY id DESC", (action_id,)).fetchall()
+        revert_id = self._new_action(conn, as_kind, action_set, undoes=action_id)
+        what = "the last undo" if kind == "undo" else f"the last {kind.replace('_', ' ')}"
+        done = {"undo": "undone", "redo": "redone"}[as_kind]
+        keys = []
+        for target, c_set, key, c_reader, region_id, old_text, new_text in changes:
+            old = _stored_state(target, old_text)
+            new = _stored_state(target, new_text)
+            if target == "image_label":
+                current = self._label_state(conn, c_set, key, c_reader)
+                if current != new:
+                    raise UndoConflictError(
+                        f"Cannot {as_kind} {what}: the label of reader '{c_reader}' on an "
+                        f"image was changed since (action "
+                        f"{current['action_id'] if current else 'clear'}); nothing was "
+                        f"{done}.")
+                if old is None:
+                    self._delete_label(conn, c_set, key, c_reader)
                 else:
-                    row_now = conn.execute(f"SELECT {_REGION_COLUMNS} FROM regions WHERE id = ?",
-                                           (region_id,)).fetchone()
-                    current = _region_row(row_now) if row_now else None
-                    if current != new:
-                        raise UndoConflictError(
-                            f"Cannot undo the last {kind.replace('_', ' ')}: region "
-                            f"{region_id} was changed since; nothing was undone.")
-                    if old is None:
-                        conn.execute("DELETE FROM regions WHERE id = ?", (region_id,))
-                    else:
-                        self._write_region(conn, region_id, old)
-                self._record(conn, undo_id, target, c_set, key, c_reader, region_id, new, old)
-                keys.append(key)
-            set_name = self._set_name(conn, action_set)
-        return UndoResult(action_id, undo_id, kind, set_name, tuple(dict.fromkeys(keys)))
+                    self._write_label(conn, c_set, key, c_reader, old)
+            else:
+                row_now = conn.execute(f"SELECT {_REGION_COLUMNS} FROM regions WHERE id = ?",
+                                       (region_id,)).fetchone()
+                current = _region_row(row_now) if row_now else None
+                if current != new:
+                    raise UndoConflictError(
+                        f"Cannot {as_kind} {what}: region {region_id} was changed since; "
+                        f"nothing was {done}.")
+                if old is None:
+                    conn.execute("DELETE FROM regions WHERE id = ?", (region_id,))
+                else:
+                    self._write_region(conn, region_id, old)
+            self._record(conn, revert_id, target, c_set, key, c_reader, region_id, new, old)
+            keys.append(key)
+        set_name = self._set_name(conn, action_set)
+        return UndoResult(action_id, revert_id, kind, set_name, tuple(dict.fromkeys(keys)))
 
     def history(self, label_set: str | None = None, image_key: str | None = None, *,
                 reader: str | None = None, limit: int | None = None) -> list[HistoryEntry]:

@@ -138,3 +138,36 @@ def test_recover_command(tmp_path, capsys):
     assert Path(report["damaged_copy"]).read_bytes() == bytes(data)
     assert main(["labels", "list", "--store", str(path)]) == 0
     assert "No label sets" in capsys.readouterr().out
+
+
+def test_history_undo_and_redo_commands(tmp_path, capsys):
+    from tests.labels.helpers import image
+
+    path = tmp_path / "labels.sqlite"
+    with LabelStore(path, reader="alice") as store:
+        store.create_label_set("p", ["normal", "pneumonia"])
+        store.set_label("p", image(1), "normal")
+        store.set_label("p", image(1), "pneumonia")
+    store_args = ["--store", str(path)]
+    assert main(["labels", "undo", "--reader", "bob", *store_args]) == 0
+    assert capsys.readouterr().out == "Nothing to undo for reader 'bob'.\n"
+    assert main(["labels", "undo", "--reader", "alice", *store_args]) == 0
+    assert capsys.readouterr().out.startswith("Undid set label #")
+    with LabelStore(path, reader="alice") as store:
+        assert store.label_for("p", image(1).key).classes == ("normal",)
+    assert main(["labels", "redo", "--reader", "alice", "--json", *store_args]) == 0
+    redone = json.loads(capsys.readouterr().out)
+    assert redone["result"]["kind"] == "undo" and redone["result"]["label_set"] == "p"
+    with LabelStore(path, reader="alice") as store:
+        assert store.label_for("p", image(1).key).classes == ("pneumonia",)
+
+    assert main(["labels", "history", "--label-set", "p", *store_args]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4  # two labels, one undo, one redo; newest first
+    assert " alice: redo (of #" in lines[0] and "normal -> pneumonia" in lines[0]
+    assert " alice: undo (of #" in lines[1] and "pneumonia -> normal" in lines[1]
+    assert "(none) -> normal" in lines[3]
+    assert main(["labels", "history", "--limit", "1", "--json", *store_args]) == 0
+    assert len(json.loads(capsys.readouterr().out)["history"]) == 1
+    assert main(["labels", "history", "--label-set", "nope", *store_args]) == 1
+    assert capsys.readouterr().err.count("\n") == 1

@@ -194,6 +194,54 @@ def test_undo_refuses_to_overwrite_someone_elses_later_change(store, store_path,
     assert not any(e.kind == "undo" for e in store.history())
 
 
+def test_redo_reapplies_undos_in_reverse_and_is_itself_undoable(store, pneumonia, findings):
+    store.set_label("pneumonia", image(1), "normal")
+    store.set_label("pneumonia", image(1), "pneumonia", note="consolidation")
+    store.toggle_class("findings", image(1), "nodule")
+    assert store.redo() is None  # nothing undone yet
+    store.undo()
+    store.undo()
+    assert store.label_for("pneumonia", image(1).key).classes == ("normal",)
+    assert store.current_labels("findings") == []
+
+    redone = store.redo()  # the later undo first: back to "pneumonia"
+    assert (redone.kind, redone.image_keys) == ("undo", (image(1).key,))
+    again = store.label_for("pneumonia", image(1).key)
+    assert again.classes == ("pneumonia",) and again.note == "consolidation"
+    store.redo()
+    assert store.label_for("findings", image(1).key).classes == ("nodule",)
+    assert store.redo() is None
+
+    # A redo is an action like any other: undo takes it back.
+    assert store.undo().kind == "redo"
+    assert store.current_labels("findings") == []
+    assert store.redo().kind == "undo"
+    assert store.label_for("findings", image(1).key).classes == ("nodule",)
+    kinds = [e.kind for e in reversed(store.history())]
+    assert kinds.count("redo") == 3 and kinds.count("undo") == 3
+
+
+def test_a_new_edit_ends_the_redo_chain(store, pneumonia):
+    store.set_label("pneumonia", image(1), "normal")
+    store.set_label("pneumonia", image(2), "normal")
+    store.undo()
+    store.set_label("pneumonia", image(3), "pneumonia")
+    assert store.redo() is None
+    assert store.current_labels("pneumonia", [image(2).key]) == []
+
+
+def test_redo_is_per_reader_and_refuses_to_overwrite_a_later_change(store, store_path,
+                                                                    pneumonia):
+    store.set_label("pneumonia", image(1), "normal")
+    store.undo()
+    with LabelStore(store_path, reader="bob") as bob:
+        assert bob.redo() is None  # alice's undo is not bob's to redo
+        bob.set_label("pneumonia", image(1), "pneumonia", reader="alice")
+    with pytest.raises(UndoConflictError, match="Cannot redo the last undo.*nothing was redone"):
+        store.redo()
+    assert store.label_for("pneumonia", image(1).key).classes == ("pneumonia",)
+
+
 def test_current_labels_for_many_images_in_one_call(store, pneumonia):
     keys = [image(n).key for n in range(1200)]
     store.import_labels("pneumonia", [
