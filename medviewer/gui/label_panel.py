@@ -11,15 +11,15 @@ tree and region drawing on the image):
 - regions: R toggles region mode, a left drag draws a rectangle (or ellipse) of the region
   class (number keys choose it in region mode), click selects, Delete removes.
 
-Saved means committed. Every store call runs on ONE worker thread (:class:`StoreClient`), in
-the order the reader acted, and what the panel shows as saved comes only from the store's
-replies: a class button shows ✓ after ``set_label`` returned, a region turns from dashed
-grey "(saving…)" to its class colour after ``add_region`` returned. A failed write shows the
-store's one sentence in red and nothing is shown as saved. Why a worker and not the GUI
-thread: a commit is one fsync (p99 about 22 ms on the development machine, far more on a
-network share or a busy disk), and the GUI thread must never wait on a disk; one thread keeps
-the reader's actions in order, so rapid keys (1, 2, N, 1...) commit exactly as pressed.
-On close, calls already asked for are finished before the thread stops.
+Saved means committed. Every store call runs on ONE worker thread (:class:`StoreClient` in
+label_store_client.py), in the order the reader acted, and what the panel shows as saved comes
+only from the store's replies: a class button shows ✓ after ``set_label`` returned, a region
+turns from dashed grey "(saving…)" to its class colour after ``add_region`` returned. A failed
+write shows the store's one sentence in red and nothing is shown as saved. Why a worker and
+not the GUI thread: a commit is one fsync (p99 about 22 ms on the development machine, far
+more on a network share or a busy disk), and the GUI thread must never wait on a disk; one
+thread keeps the reader's actions in order, so rapid keys (1, 2, N, 1...) commit exactly as
+pressed. On close, calls already asked for are finished before the thread stops.
 
 Keys: while a label set is chosen and this panel is open, 1..9 and R belong to labelling. The
 image view's "1" (actual size, still on the tool bar) is released and its "R" (rotate right)
@@ -29,27 +29,27 @@ moves to Shift+R; both come back when the panel is closed.
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QGridLayout,
-    QHBoxLayout, QInputDialog, QLabel, QLineEdit, QListWidget, QListWidgetItem, QPlainTextEdit,
-    QProgressBar, QPushButton, QSizePolicy, QToolButton, QTreeWidgetItem, QVBoxLayout, QWidget,
+    QComboBox, QGridLayout, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QListWidget,
+    QListWidgetItem, QProgressBar, QPushButton, QSizePolicy, QToolButton, QVBoxLayout, QWidget,
 )
 
 from medviewer.errors import UserError
+from medviewer.gui.label_dialogs import (
+    ERROR_STYLE, NewLabelSetDialog, reader_dialog, store_file_dialog,
+)
+from medviewer.gui.label_filter import StudyFilter
+from medviewer.gui.label_store_client import StoreClient, decide_label, press_class_key
 from medviewer.gui.lazy import LazyModule
 from medviewer.gui.prefetch import Prefetcher
-from medviewer.gui.workers import JobWorker
-from medviewer.jobs import CancelFlag
 from medviewer.settings import load_settings, save_settings
 
 if TYPE_CHECKING:
@@ -71,13 +71,10 @@ AI_THRESHOLD = 0.5  # multi-label: a class is suggested at this probability or m
 MAX_CLASS_KEYS = 9
 PREFETCH_AHEAD = 3
 PREFETCH_DELAY_MS = 40  # after an image is shown, before its neighbours are decoded
-FILTER_MODES = (("all", "All images"), ("labelled", "Labelled by me"),
-                ("unlabelled", "Not labelled by me"), ("disagreeing", "Readers or AI disagree"))
 SOURCE_TEXT = {"manual": "manual", "ai_accepted": "AI accepted", "ai_overridden": "AI overridden",
                "imported": "imported"}
 # Image view keys that labelling takes while it is active, and where they move meanwhile.
 MOVED_VIEW_KEYS = {"rotate_right": "Shift+R"}
-ERROR_STYLE = "color: #ff6b6b;"
 SAVED_STYLE = "color: #7ddc7d;"
 # Saved classes (checked buttons) and region mode must be visible at a glance.
 PANEL_STYLE = """
@@ -85,169 +82,6 @@ PANEL_STYLE = """
 #labelPanel QPushButton:checked { background-color: #2f6b3b; border: 1px solid #7ddc7d;
                                   border-radius: 3px; color: #ffffff; }
 """
-
-
-# ---------------------------------------------------------------- the store thread
-
-
-@dataclass(frozen=True)
-class StoreReply:
-    request_id: int
-    value: Any = None
-    error: str | None = None  # one sentence for the user; None when the call returned
-
-
-_STOP = object()
-
-
-def serve_store_calls(open_store: Callable[[], LabelStore], requests: queue.Queue,
-                      drained: threading.Event, cancel: CancelFlag):
-    """Job: run store calls one at a time, in the order asked, until ``_STOP`` is queued.
-
-    Each request is ``(request_id, call)``; ``call(store)`` runs on this thread and a
-    :class:`StoreReply` is yielded with its return value or its one-sentence error. The store
-    is opened at the first request (and again after a failed open). Calls queued before the
-    stop request are all run: a label the reader gave is never dropped at close. ``cancel``
-    only ends an idle loop.
-    """
-    store: LabelStore | None = None
-    try:
-        while True:
-            try:
-                request = requests.get(timeout=0.1)
-            except queue.Empty:
-                if cancel.cancelled:
-                    return
-                continue
-            if request is _STOP:
-                return
-            request_id, call = request
-            try:
-                if store is None:
-                    store = open_store()
-                value = call(store)
-            except UserError as exc:
-                yield StoreReply(request_id, error=str(exc))
-            except OSError as exc:
-                where = f" ({exc.filename})" if exc.filename else ""
-                yield StoreReply(request_id, error=f"The label store could not be used: "
-                                                   f"{exc.strerror or exc}{where}.")
-            except Exception:  # a bug: one sentence for the reader, the traceback to the log
-                log.exception("Label store call failed")
-                yield StoreReply(request_id, error="Something went wrong in the label store; "
-                                                   "nothing was saved and the details are in "
-                                                   "the log.")
-            else:
-                yield StoreReply(request_id, value)
-    finally:
-        if store is not None:
-            store.close()
-        drained.set()
-
-
-class StoreClient(QObject):
-    """Runs label store calls on one worker thread and calls back on the GUI thread."""
-
-    idle = Signal()  # no call is waiting for its reply any more
-
-    def __init__(self, path: Path | None, reader: str, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._path = Path(path) if path is not None else None
-        self.reader = reader
-        self._requests: queue.Queue = queue.Queue()
-        self._callbacks: dict[int, tuple[Callable | None, Callable | None]] = {}
-        self._next_id = 0
-        self._worker: JobWorker | None = None
-        self._drained = threading.Event()
-
-    def call(self, call: Callable[[LabelStore], Any],
-             on_done: Callable[[Any], None] | None = None,
-             on_error: Callable[[str], None] | None = None) -> int:
-        """Queue ``call(store)``; ``on_done(value)`` or ``on_error(sentence)`` follows."""
-        self._ensure_worker()
-        self._next_id += 1
-        self._callbacks[self._next_id] = (on_done, on_error)
-        self._requests.put((self._next_id, call))
-        return self._next_id
-
-    @property
-    def path(self) -> Path:
-        """The store file (default: the user's); resolved on first use, not at start-up."""
-        if self._path is None:
-            self._path = store_module.default_store_path()
-        return self._path
-
-    @path.setter
-    def path(self, value: Path) -> None:
-        self._path = Path(value)
-
-    @property
-    def pending(self) -> int:
-        return len(self._callbacks)
-
-    @property
-    def running(self) -> bool:
-        return self._worker is not None
-
-    def _ensure_worker(self) -> None:
-        if self._worker is not None:
-            return
-        requests, drained = self._requests, threading.Event()
-        self._drained = drained
-        worker = JobWorker(
-            lambda cancel: serve_store_calls(self._open_store, requests, drained, cancel),
-            "saving labels", progress_per_second=0)
-        worker.event.connect(self._on_reply)
-        self._worker = worker
-        worker.start()
-
-    def _open_store(self) -> LabelStore:  # on the worker thread
-        try:
-            return store_module.LabelStore(self.path, reader=self.reader)
-        except OSError as exc:  # e.g. its folder cannot be created
-            from medviewer.labels.errors import StoreUnavailableError
-
-            where = Path(exc.filename) if exc.filename else None
-            reason = (exc.strerror or str(exc)).rstrip(".")
-            if isinstance(exc, (FileExistsError, NotADirectoryError)) and where is not None:
-                reason = f"{where} is a file, not a folder"
-            elif where is not None and where != self.path:
-                reason = f"{reason.lower()} ({where})"
-            raise StoreUnavailableError(f"Cannot open the label store {self.path}: "
-                                        f"{reason}.") from None
-
-    def _on_reply(self, reply: object) -> None:
-        if not isinstance(reply, StoreReply):
-            return
-        on_done, on_error = self._callbacks.pop(reply.request_id, (None, None))
-        try:
-            if reply.error is None:
-                if on_done is not None:
-                    on_done(reply.value)
-            elif on_error is not None:
-                on_error(reply.error)
-            else:
-                log.warning("Label store call failed: %s", reply.error)
-        finally:
-            if not self._callbacks:
-                self.idle.emit()
-
-    def shutdown(self, timeout_ms: int = 10_000) -> bool:
-        """Run every call already asked for, then stop the thread (close handlers, tests).
-
-        Blocks the calling thread until then: only for closing. False if it timed out.
-        """
-        worker = self._worker
-        if worker is None:
-            return True
-        self._requests.put(_STOP)
-        finished = self._drained.wait(timeout_ms / 1000)
-        worker.wait(timeout_ms)
-        self._worker = None
-        self._requests = queue.Queue()
-        if not finished:
-            log.warning("The label store thread did not finish its calls in %d ms", timeout_ms)
-        return finished
 
 
 # ---------------------------------------------------------------- AI suggestions
@@ -296,201 +130,6 @@ class AiSuggestion:
         suggested = self.classes_for(label_set) or ()
         verdict = " + ".join(suggested) if suggested else "none of the classes"
         return f"AI ({self.model_name}) suggests {verdict} — {odds}. Enter accepts."
-
-
-# ---------------------------------------------------------------- writes (on the store thread)
-
-
-def _decide(store: LabelStore, set_name: str, image: ImageRef, reader: str,
-            classes: tuple[str, ...], ai: tuple[str, ...] | None) -> ImageLabel | None:
-    """Make ``classes`` the reader's decision (None/empty clears it), keeping the note.
-
-    The source follows the AI suggestion the reader saw (or the one stored with the earlier
-    decision): equal -> ai_accepted, different -> ai_overridden, none -> manual.
-    """
-    current = store.label_for(set_name, image.key, reader)
-    if not classes:
-        store.clear_label(set_name, image, reader=reader)
-        return None
-    if ai is None and current is not None:
-        ai = current.ai_classes
-    if ai is None:
-        source = "manual"
-    else:
-        source = "ai_accepted" if set(classes) == set(ai) else "ai_overridden"
-    return store.set_label(set_name, image, classes, reader=reader, source=source,
-                           note=current.note if current is not None else None, ai_classes=ai)
-
-
-def _press_class(store: LabelStore, set_name: str, image: ImageRef, reader: str,
-                 class_name: str, ai: tuple[str, ...] | None) -> ImageLabel | None:
-    """A class key: single-label sets choose it, multi-label sets toggle it."""
-    label_set = store.label_set(set_name)
-    current = store.label_for(set_name, image.key, reader)
-    have = list(current.classes) if current is not None else []
-    if not label_set.multi_label:
-        have = [class_name]
-    elif class_name in have:
-        have.remove(class_name)
-    else:
-        have.append(class_name)
-    ordered = tuple(c for c in label_set.classes if c in have)
-    return _decide(store, set_name, image, reader, ordered, ai)
-
-
-# ---------------------------------------------------------------- dialogs
-
-
-class NewLabelSetDialog(QDialog):
-    """Name, classes (one per line or comma-separated) and single/multi-label."""
-
-    submitted = Signal(str, list, bool)  # name, classes, multi_label
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("New label set")
-        self.name_edit = QLineEdit()
-        self.name_edit.setPlaceholderText("e.g. pneumonia")
-        self.classes_edit = QPlainTextEdit()
-        self.classes_edit.setPlaceholderText("One class per line (or separated by commas),\n"
-                                             "in the order of the keys 1, 2, 3…")
-        self.classes_edit.setTabChangesFocus(True)
-        self.multi_check = QCheckBox("Multi-label: an image may have several classes")
-        self.error_label = QLabel()
-        self.error_label.setWordWrap(True)
-        self.error_label.setStyleSheet(ERROR_STYLE)
-        self.error_label.hide()
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
-                                   | QDialogButtonBox.StandardButton.Cancel)
-        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Create")
-        buttons.accepted.connect(self._submit)
-        buttons.rejected.connect(self.reject)
-        self.ok_button = buttons.button(QDialogButtonBox.StandardButton.Ok)
-        form = QFormLayout()
-        form.addRow("Name", self.name_edit)
-        form.addRow("Classes", self.classes_edit)
-        hint = QLabel("Keys 1–9 label with the classes in this order.")
-        hint.setEnabled(False)
-        form.addRow("", hint)
-        form.addRow("", self.multi_check)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(self.error_label)
-        layout.addWidget(buttons)
-        self.resize(440, 320)
-
-    def classes(self) -> list[str]:
-        text = self.classes_edit.toPlainText().replace(",", "\n")
-        return [line.strip() for line in text.splitlines() if line.strip()]
-
-    def _submit(self) -> None:
-        self.error_label.hide()
-        self.ok_button.setEnabled(False)  # until the store replies
-        self.submitted.emit(self.name_edit.text(), self.classes(), self.multi_check.isChecked())
-
-    def show_error(self, sentence: str) -> None:
-        self.ok_button.setEnabled(True)
-        self.error_label.setText(sentence)
-        self.error_label.show()
-
-
-# ---------------------------------------------------------------- the study filter
-
-
-class StudyFilter(QWidget):
-    """'Show: all / labelled / unlabelled / disagreeing' above the study tree.
-
-    It hides tree rows (never removes them), keeps the image on screen visible, and hides
-    series, studies and patients left with no visible image.
-    """
-
-    def __init__(self, panel: "LabelPanel") -> None:
-        super().__init__()
-        self.setObjectName("labelFilter")
-        self.panel = panel
-        self.combo = QComboBox()
-        self.combo.setObjectName("labelFilterCombo")
-        for mode, text in FILTER_MODES:
-            self.combo.addItem(text, mode)
-        self.combo.setToolTip("Filter the images by this reader's labels in the current label "
-                              "set, or show those where readers (or reader and AI) disagree")
-        self.count_label = QLabel()
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(4, 2, 4, 2)
-        layout.addWidget(QLabel("Show:"))
-        layout.addWidget(self.combo, 1)
-        layout.addWidget(self.count_label)
-        self.combo.currentIndexChanged.connect(lambda _i: self.apply())
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.setInterval(50)
-        self._timer.timeout.connect(self.apply)
-
-    @property
-    def mode(self) -> str:
-        return self.combo.currentData()
-
-    def set_mode(self, mode: str) -> None:
-        index = self.combo.findData(mode)
-        if index < 0:
-            raise ValueError(f"unknown filter mode {mode!r}")
-        self.combo.setCurrentIndex(index)
-        self.apply()
-
-    def schedule(self) -> None:
-        """Re-apply soon (many changes in a row cost one pass)."""
-        self._timer.start()
-
-    def apply(self) -> None:
-        self._timer.stop()
-        browser = self.panel.main_window.study_browser
-        tree = browser.tree
-        mode = self.mode if self.panel.label_set is not None else "all"
-        current_path = self.panel.current_path
-        image_rows: dict[int, Path] = {}
-        for path in self.panel.known_paths:
-            item = browser.item_for(path)
-            if item is not None:
-                image_rows[id(item)] = path
-        shown = total = 0
-        for index in range(tree.topLevelItemCount()):
-            shown_here, total_here = self._apply_item(tree.topLevelItem(index), mode,
-                                                      current_path, image_rows)
-            shown += shown_here
-            total += total_here
-        self.combo.setEnabled(self.panel.label_set is not None)
-        self.count_label.setText("" if mode == "all" else f"{shown} of {total}")
-
-    def _apply_item(self, item: QTreeWidgetItem, mode: str, current_path: Path | None,
-                    image_rows: dict[int, Path]) -> tuple[int, int]:
-        path = image_rows.get(id(item))
-        if path is not None:
-            visible = mode == "all" or path == current_path or self.panel.matches(path, mode)
-            item.setHidden(not visible)
-            return int(visible), 1
-        shown = total = 0
-        for index in range(item.childCount()):
-            s, t = self._apply_item(item.child(index), mode, current_path, image_rows)
-            shown, total = shown + s, total + t
-        item.setHidden(total > 0 and shown == 0)
-        return shown, total
-
-    def visible_paths(self) -> list[Path]:
-        """Image rows currently shown (tests)."""
-        out = []
-        for path in self.panel.known_paths:
-            item = self.panel.main_window.study_browser.item_for(path)
-            if item is not None and not _hidden_in_tree(item):
-                out.append(path)
-        return out
-
-
-def _hidden_in_tree(item: QTreeWidgetItem) -> bool:
-    while item is not None:
-        if item.isHidden():
-            return True
-        item = item.parent()
-    return False
 
 
 # ---------------------------------------------------------------- the panel
@@ -761,11 +400,7 @@ class LabelPanel(QWidget):
         self.reload_label_sets()
 
     def choose_store(self) -> None:
-        dialog = QFileDialog(self.main_window, "Label store", str(self.store_path.parent),
-                             "Label stores (*.sqlite);;All files (*)")
-        dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
-        dialog.setOption(QFileDialog.Option.DontConfirmOverwrite, True)
-        dialog.setDefaultSuffix("sqlite")
+        dialog = store_file_dialog(self.main_window, self.store_path.parent)
         dialog.fileSelected.connect(lambda chosen: chosen and self.set_store_path(Path(chosen)))
         dialog.open()
 
@@ -854,10 +489,7 @@ class LabelPanel(QWidget):
 
     # ------------------------------------------------------------ reader
     def show_reader_dialog(self) -> QInputDialog:
-        dialog = QInputDialog(self.main_window)
-        dialog.setWindowTitle("Reader")
-        dialog.setLabelText("Your name as a reader (labels are saved under it):")
-        dialog.setTextValue(self.reader)
+        dialog = reader_dialog(self.main_window, self.reader)
         dialog.textValueSelected.connect(self.set_reader_name)
         self._reader_dialog = dialog
         dialog.open()
@@ -1072,8 +704,8 @@ class LabelPanel(QWidget):
             return
         set_name, reader = self.label_set.name, self.reader
         ai = self._suggested_classes()
-        self._write(image.key, lambda store: _press_class(store, set_name, image, reader,
-                                                          class_name, ai))
+        self._write(image.key, lambda store: press_class_key(store, set_name, image, reader,
+                                                             class_name, ai))
 
     def accept_ai_suggestion(self) -> None:
         """Enter: take the AI's suggestion; with no suggestion only a status message shows."""
@@ -1099,15 +731,16 @@ class LabelPanel(QWidget):
         if image is None:
             return
         set_name, reader = self.label_set.name, self.reader
-        self._write(image.key, lambda store: _decide(store, set_name, image, reader, classes,
-                                                     classes))
+        self._write(image.key, lambda store: decide_label(store, set_name, image, reader,
+                                                          classes, classes))
 
     def clear_label(self) -> None:
         image = self._target("clear its label")
         if image is None or self.label_set is None:
             return
         set_name, reader = self.label_set.name, self.reader
-        self._write(image.key, lambda store: _decide(store, set_name, image, reader, (), None))
+        self._write(image.key, lambda store: decide_label(store, set_name, image, reader,
+                                                          (), None))
 
     def save_note(self) -> None:
         image = self._target("add a note")
