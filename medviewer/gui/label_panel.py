@@ -50,6 +50,7 @@ from medviewer.gui.label_filter import StudyFilter
 from medviewer.gui.label_store_client import StoreClient, decide_label, press_class_key
 from medviewer.gui.lazy import LazyModule
 from medviewer.gui.prefetch import Prefetcher
+from medviewer.gui.study_browser import display_order
 from medviewer.settings import load_settings, save_settings
 
 if TYPE_CHECKING:
@@ -522,7 +523,7 @@ class LabelPanel(QWidget):
     # ------------------------------------------------------------ opened images
     def _on_catalog_opened(self, catalog: Catalog) -> None:
         paths = []
-        for record in catalog.instances():
+        for record in display_order(catalog):  # N / P walk the browser's rows
             path = Path(record.path)
             paths.append(path)
             if record.content_hash:

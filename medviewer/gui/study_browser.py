@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -158,6 +159,34 @@ class _FolderGroup:
     records: list[InstanceRecord]
 
 
+def display_groups(catalog: Catalog, include: Callable[[InstanceRecord], bool] = lambda r: True,
+                   ) -> list[tuple[PatientNode | _FolderGroup, list[InstanceRecord]]]:
+    """The browser's top-level rows for ``catalog`` with their images, in the tree's order:
+    DICOM patients as the catalog sorts them, then plain images by folder and file name."""
+    rows: list[tuple[PatientNode | _FolderGroup, list[InstanceRecord]]] = []
+    folders: dict[Path, _FolderGroup] = {}
+    for patient in catalog.patients:
+        chosen = [record for study in patient.studies for series in study.series
+                  for record in series.instances if include(record)]
+        if not chosen:
+            continue
+        if all(images.is_plain_image(record.path) for record in chosen):
+            for record in chosen:
+                folder = record.path.parent
+                folders.setdefault(folder, _FolderGroup(folder, [])).records.append(record)
+        else:
+            rows.append((patient, chosen))
+    for group in sorted(folders.values(), key=lambda g: str(g.folder)):
+        group.records.sort(key=lambda r: r.path.name)
+        rows.append((group, group.records))
+    return rows
+
+
+def display_order(catalog: Catalog) -> list[InstanceRecord]:
+    """Every image of ``catalog`` in the order the browser lists it (N / P follow this)."""
+    return [record for _, records in display_groups(catalog) for record in records]
+
+
 def instance_text(record: InstanceRecord, index: int) -> str:
     number = record.instance_number if record.instance_number is not None else index + 1
     text = f"Image {number}"
@@ -220,26 +249,13 @@ class StudyBrowser(QWidget):
         of files never freezes the window; the first slice goes in at once. Thumbnails start
         when a catalog's rows are all in.
         """
-        patients: list[tuple[PatientNode | _FolderGroup, list[InstanceRecord]]] = []
-        folders: dict[Path, _FolderGroup] = {}
-        for patient in catalog.patients:
-            new = [record for study in patient.studies for series in study.series
-                   for record in series.instances
-                   if record.path not in self._items_by_path
-                   and record.path not in self._pending_paths]
-            if not new:
-                continue
-            self._pending_paths.update(record.path for record in new)
-            if all(images.is_plain_image(record.path) for record in new):
-                for record in new:
-                    folder = record.path.parent
-                    folders.setdefault(folder, _FolderGroup(folder, [])).records.append(record)
-            else:
-                patients.append((patient, new))
-        for group in sorted(folders.values(), key=lambda g: str(g.folder)):
-            group.records.sort(key=lambda r: r.path.name)
-            patients.append((group, group.records))
+        def is_new(record: InstanceRecord) -> bool:
+            return record.path not in self._items_by_path \
+                and record.path not in self._pending_paths
+
+        patients = display_groups(catalog, is_new)
         added = [record for _, new in patients for record in new]  # in the tree's order
+        self._pending_paths.update(record.path for record in added)
         if added:
             self._pending.append((patients, [record.path for record in added]))
             self._insert_slice()

@@ -69,6 +69,8 @@ def press(qtbot, window, key, modifier=Qt.KeyboardModifier.NoModifier, wait: boo
         window.activateWindow()
         qtbot.waitUntil(window.isActiveWindow, timeout=5_000)
     target.setFocus()
+    # Under load, focus can arrive a turn after activation; a key sent before it is lost.
+    qtbot.waitUntil(target.hasFocus, timeout=5_000)
     qtbot.keyClick(target, key, modifier)
     if wait:
         settle(qtbot, window.label_panel)
