@@ -177,7 +177,7 @@ def export_demo(args: argparse.Namespace) -> int:
                 f"tools/train_demo_model.py and kept at its best epoch by validation AUROC.")
     exported = run_to_end(export.export_run(
         runs[0] if len(runs) == 1 else runs, args.name, args.version,
-        out_dir=args.models_dir,
+        out_dir=args.models_dir, weights_fp16=len(runs) > 1,  # keeps the file a few MB
         description=f"Pneumonia vs normal on pediatric chest X-rays: {what}"))
     print(json.dumps(exported.to_dict(), indent=1, default=float), flush=True)
     return 0

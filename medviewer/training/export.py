@@ -42,6 +42,7 @@ INPUT_NAME = "image"
 PROBABILITIES_NAME = "probabilities"
 CAM_NAME = "cam"
 PARITY_TOLERANCE = 1e-4
+FP16_PARITY_TOLERANCE = 5e-3  # float16 weights: their rounding, not an export error
 INTENDED_USE = ("Demonstration model trained on a public pediatric chest X-ray set "
                 "(Kermany et al. 2018, Guangzhou); not for clinical use.")
 LIMITATIONS = ("Trained on pediatric anterior-posterior chest X-rays from one centre; it has "
@@ -106,6 +107,41 @@ def export_onnx(model: Classifier | Ensemble, size: int, path: Path) -> None:
             dynamic_axes={INPUT_NAME: {0: "batch"}, PROBABILITIES_NAME: {0: "batch"},
                           CAM_NAME: {0: "batch"}},
             do_constant_folding=True)
+
+
+def store_weights_as_fp16(path: Path, min_elements: int = 64) -> None:
+    """Rewrite an ONNX file with its float32 weights stored as float16 (half the size).
+
+    Each such weight becomes a float16 initializer plus a Cast back to float32: the graph
+    still computes in float32, and onnxruntime folds the casts once when it loads the file.
+    Rounding moves the outputs slightly; the parity check measures by how much.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    casts, kept = [], []
+    for initializer in graph.initializer:
+        values = numpy_helper.to_array(initializer)
+        if initializer.data_type != TensorProto.FLOAT or values.size < min_elements:
+            kept.append(initializer)
+            continue
+        if np.abs(values).max() > np.finfo(np.float16).max:
+            kept.append(initializer)  # out of float16's range: keep it exact
+            continue
+        half = values.astype(np.float16)
+        kept.append(numpy_helper.from_array(half, f"{initializer.name}__fp16"))
+        casts.append(helper.make_node("Cast", [f"{initializer.name}__fp16"],
+                                      [initializer.name], to=TensorProto.FLOAT,
+                                      name=f"{initializer.name}__to_fp32"))
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    nodes = casts + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
 
 
 def run_onnx(path: Path, images: torch.Tensor, batch_size: int = 128,
@@ -176,9 +212,8 @@ def _data_summary(split: dict) -> dict:
     return summary
 
 
-def _ensemble(paths: list[Path], payloads: list[dict], cancel: CancelFlag | None,
-              ) -> Generator[Progress, None, tuple[Ensemble, dict]]:
-    """The members as one model, and a payload whose validation figures are the ensemble's."""
+def _ensemble(paths: list[Path], payloads: list[dict]) -> Ensemble:
+    """The runs' best checkpoints as one model; refused unless they share task and split."""
     first, first_path = payloads[0], paths[0]
     config = TrainConfig.from_dict(first["config"])
     for path, payload in zip(paths[1:], payloads[1:]):
@@ -192,27 +227,30 @@ def _ensemble(paths: list[Path], payloads: list[dict], cancel: CancelFlag | None
         if payload["split"] != first["split"]:
             raise ExportError(f"The run {path} was trained on another split than "
                               f"{first_path}; train an ensemble's runs with one --split-seed.")
-    model = Ensemble([model_from_checkpoint(payload) for payload in payloads]).eval()
-    yield Progress(0, 5, "scoring the validation images with the ensemble")
-    val_records = [data_mod.ImageRecord(**row) for row in first["split"]["val"]]
-    val_images = run_to_end(data_mod.preload_images(val_records, config.input_size, cancel))
-    probabilities = predict_probabilities(model, val_images, torch.device("cpu"),
-                                          config.eval_batch_size, cancel)
-    val = evaluate(probabilities, np.array([r.label for r in val_records]),
+    return Ensemble([model_from_checkpoint(payload) for payload in payloads]).eval()
+
+
+def _ensemble_validation(onnx_path: Path, payloads: list[dict], paths: list[Path],
+                         config: TrainConfig, cancel: CancelFlag | None) -> dict:
+    """The ensemble's own validation figures and thresholds, scored on the exported file."""
+    first = payloads[0]
+    records = [data_mod.ImageRecord(**row) for row in first["split"]["val"]]
+    images = run_to_end(data_mod.preload_images(records, config.input_size, cancel))
+    probabilities, _ = run_onnx(onnx_path, images, cancel=cancel)
+    val = evaluate(probabilities, np.array([r.label for r in records]),
                    list(first["class_names"]), None, config.operating_point)
     members = [{"checkpoint": str(path), "seed": payload["config"]["seed"],
                 "best_epoch": payload.get("best_epoch"),
                 "best_val_auroc": payload.get("best_val_auroc")}
                for path, payload in zip(paths, payloads)]
-    merged = {**first, "best_operating_points": val["operating_points"], "val_metrics": val,
-              "best_val_auroc": val["summary_auroc"],
-              "best_epoch": [m["best_epoch"] for m in members], "members": members}
-    return model, merged
+    return {**first, "best_operating_points": val["operating_points"], "val_metrics": val,
+            "best_val_auroc": val["summary_auroc"],
+            "best_epoch": [m["best_epoch"] for m in members], "members": members}
 
 
 def export_run(run_dir: str | Path | Sequence[str | Path], name: str, version: str,
                out_dir: str | Path | None = None, register: bool = False,
-               description: str = "", parity_images: int = 64,
+               description: str = "", parity_images: int = 64, weights_fp16: bool = False,
                cancel: CancelFlag | None = None) -> Generator[Progress, None, ExportResult]:
     """Export a run's best checkpoint, or several runs' as one ensemble; see the module
     docstring.
@@ -228,11 +266,9 @@ def export_run(run_dir: str | Path | Sequence[str | Path], name: str, version: s
     checkpoint_paths = [_best_checkpoint(r) for r in run_dirs]
     checkpoint_path = checkpoint_paths[0]
     payloads = [load_checkpoint(path) for path in checkpoint_paths]
-    if len(payloads) == 1:
-        payload = payloads[0]
-        model: Classifier | Ensemble = model_from_checkpoint(payload)
-    else:
-        model, payload = yield from _ensemble(checkpoint_paths, payloads, cancel)
+    payload = payloads[0]
+    model: Classifier | Ensemble = model_from_checkpoint(payload) if len(payloads) == 1 \
+        else _ensemble(checkpoint_paths, payloads)
     config = TrainConfig.from_dict(payload["config"])
     class_names = list(payload["class_names"])
     split = payload["split"]
@@ -243,6 +279,8 @@ def export_run(run_dir: str | Path | Sequence[str | Path], name: str, version: s
     onnx_path = folder / f"{registry._slug(name)}.onnx"
     yield Progress(0, 4, "exporting to ONNX")
     export_onnx(model, size, onnx_path)
+    if weights_fp16:
+        store_weights_as_fp16(onnx_path)
 
     yield Progress(1, 4, "checking torch / onnxruntime parity")
     val_records = [data_mod.ImageRecord(**row) for row in split["val"]][:parity_images]
@@ -251,10 +289,14 @@ def export_run(run_dir: str | Path | Sequence[str | Path], name: str, version: s
         val_images = torch.rand(8, 1, size, size)
     max_probs, max_cam = parity(model, onnx_path, val_images)
     cam_scale = max(1.0, float(np.abs(run_torch(model, val_images[:8])[1]).max()))
-    if not (max_probs <= PARITY_TOLERANCE and max_cam <= PARITY_TOLERANCE * cam_scale):
+    tolerance = FP16_PARITY_TOLERANCE if weights_fp16 else PARITY_TOLERANCE
+    if not (max_probs <= tolerance and max_cam <= tolerance * cam_scale):
         raise ExportError(f"The exported model {onnx_path.name} disagrees with the trained one "
                           f"(max difference {max_probs:.2e} in probabilities, {max_cam:.2e} "
                           f"in activation maps).")
+    if len(payloads) > 1:
+        yield Progress(2, 4, "choosing the ensemble's operating point on validation")
+        payload = _ensemble_validation(onnx_path, payloads, checkpoint_paths, config, cancel)
 
     yield Progress(2, 4, "evaluating the exported model on the test split")
     test_records = [data_mod.ImageRecord(**row) for row in split["test"]]
@@ -299,6 +341,8 @@ def export_run(run_dir: str | Path | Sequence[str | Path], name: str, version: s
                      "summary": _data_summary(split)},
             "config": config.to_dict(),
             "preprocessing_detail": data_mod.preprocessing_spec(size),
+            "weights": "float16 (computed in float32)" if weights_fp16
+            else "float32",
             "parity": {"images": int(val_images.shape[0]),
                        "max_abs_probabilities": max_probs, "max_abs_cam": max_cam,
                        "onnx_opset": OPSET},

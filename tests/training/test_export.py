@@ -122,7 +122,7 @@ def test_train_and_export_commands(kermany_subset_csv, tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0 and "epoch 2/2" in out and "epoch 1/2" not in out
 
-    code = cli.main(["export", str(run_dir), "--name", "cli-model", "--version", "2",
+    code = cli.main(["export", str(run_dir), "--name", "cli-model", "--version", "2", "--fp16",
                      "--register"])
     out = capsys.readouterr().out
     assert code == 0 and "parity" in out and "registered as" in out
@@ -184,3 +184,22 @@ def test_an_ensemble_of_runs_on_other_splits_is_refused(trained_run, kermany_sub
     run_to_end(trainer.train(config, other))
     with pytest.raises(export.ExportError, match="another split.*--split-seed"):
         run_to_end(export.export_run([trained_run, other], "x", "1", out_dir=tmp_path))
+
+
+def test_float16_weights_halve_the_file_and_keep_parity(trained_run, tmp_path):
+    full = run_to_end(export.export_run(trained_run, "tiny", "1", out_dir=tmp_path / "a"))
+    half = run_to_end(export.export_run(trained_run, "tiny", "1", out_dir=tmp_path / "b",
+                                        weights_fp16=True))
+    assert half.size_bytes < 0.55 * full.size_bytes
+    graph = onnx.load(half.onnx_path).graph
+    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in graph.initializer)
+    # Rounding the weights moves the probabilities only in the third decimal at most, and
+    # the parity check reports by how much.
+    assert 0 < half.parity_max_abs_probabilities < export.FP16_PARITY_TOLERANCE
+    records = [data.ImageRecord(**row) for row in trainer.load_checkpoint(
+        trained_run / "checkpoints" / "best.pt")["split"]["test"]]
+    images = run_to_end(data.preload_images(records, 64))
+    p_full, _ = export.run_onnx(full.onnx_path, images)
+    p_half, _ = export.run_onnx(half.onnx_path, images)
+    assert np.abs(p_full - p_half).max() < export.FP16_PARITY_TOLERANCE
+    assert registry.ModelCard.load(half.card_path).training["weights"].startswith("float16")
