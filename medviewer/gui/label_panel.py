@@ -248,11 +248,13 @@ class LabelPanel(QWidget):
         self.next_button = QPushButton("Next (N) ▶")
         self.unlabelled_button = QPushButton("Next unlabelled (U)")
         self.undo_button = QPushButton("Undo (Ctrl+Z)")
+        self.redo_button = QPushButton("Redo (Ctrl+Shift+Z)")
         navigation = QGridLayout()
         navigation.addWidget(self.previous_button, 0, 0)
         navigation.addWidget(self.next_button, 0, 1)
-        navigation.addWidget(self.unlabelled_button, 1, 0)
-        navigation.addWidget(self.undo_button, 1, 1)
+        navigation.addWidget(self.unlabelled_button, 1, 0, 1, 2)
+        navigation.addWidget(self.undo_button, 2, 0)
+        navigation.addWidget(self.redo_button, 2, 1)
 
         self.region_button = QPushButton("Draw regions (R)")
         self.region_button.setCheckable(True)
@@ -333,6 +335,7 @@ class LabelPanel(QWidget):
         self.previous_action = self._action("&Previous image", lambda: self.go(-1))
         self.unlabelled_action = self._action("Next &unlabelled image", self.go_unlabelled)
         self.undo_action = self._action("&Undo last label action", self.undo)
+        self.redo_action = self._action("&Redo label action", self.redo)
         self.clear_action = self._action("&Clear my label", self.clear_label)
         self.region_action = QAction("Draw &regions", self.main_window)
         self.region_action.setCheckable(True)
@@ -342,12 +345,14 @@ class LabelPanel(QWidget):
                                                  self.delete_selected_region)
         for action in (*self.class_actions, self.accept_action, self.next_action,
                        self.previous_action, self.unlabelled_action, self.undo_action,
+                       self.redo_action,
                        self.clear_action, self.region_action, self.delete_region_action):
             menu.addAction(action)
         self._keys_for: dict[QAction, list[str]] = {
             self.accept_action: ["Return", "Enter"], self.next_action: ["N"],
             self.previous_action: ["P"], self.unlabelled_action: ["U"],
-            self.undo_action: ["Ctrl+Z"], self.clear_action: ["Backspace"],
+            self.undo_action: ["Ctrl+Z"], self.redo_action: ["Ctrl+Shift+Z", "Ctrl+Y"],
+            self.clear_action: ["Backspace"],
             self.region_action: ["R"], self.delete_region_action: ["Delete"],
         }
         for index, action in enumerate(self.class_actions):
@@ -362,6 +367,7 @@ class LabelPanel(QWidget):
         self.next_button.clicked.connect(lambda: self.go(1))
         self.unlabelled_button.clicked.connect(self.go_unlabelled)
         self.undo_button.clicked.connect(self.undo)
+        self.redo_button.clicked.connect(self.redo)
         self.note_edit.returnPressed.connect(self.save_note)
         self.region_button.toggled.connect(self.region_action.setChecked)
         self.shape_combo.currentIndexChanged.connect(self._on_shape_changed)
@@ -793,28 +799,40 @@ class LabelPanel(QWidget):
             self._pending.pop(key, None)
 
     def undo(self) -> None:
+        """Ctrl+Z: take back this reader's last action in the label set."""
+        self._revert("undo")
+
+    def redo(self) -> None:
+        """Ctrl+Shift+Z / Ctrl+Y: re-apply what the last undo took back."""
+        self._revert("redo")
+
+    def _revert(self, verb: str) -> None:
         if self.label_set is None:
-            self._status("Nothing to undo: no label set is chosen.")
+            self._status(f"Nothing to {verb}: no label set is chosen.")
             return
         set_name, reader = self.label_set.name, self.reader
 
         def done(result: UndoResult | None) -> None:
             if result is None:
-                self._status(f"Nothing of yours to undo in label set '{set_name}'.")
+                self._status(f"Nothing of yours to {verb} in label set '{set_name}'.")
                 return
             self._set_error(None)
             paths = [p for p, k in self._keys.items() if k in result.image_keys]
             for key in result.image_keys:
                 self._last_saved.pop(key, None)
             names = ", ".join(p.name for p in paths[:3]) or "an image not open here"
-            self._status(f"Undone: {result.kind.replace('_', ' ')} on {names}.")
+            what = "your undo" if result.kind == "undo" else result.kind.replace("_", " ")
+            self._status(f"{'Undone' if verb == 'undo' else 'Redone'}: {what} on {names}.")
             self._load_labels(paths)
             if self.current_key in result.image_keys:
                 self._load_regions()
             self.committed.emit(result)
 
-        self.client.call(lambda store: store.undo(reader, label_set=set_name), done,
-                         self._undo_failed)
+        def act(store: LabelStore) -> UndoResult | None:
+            revert = store.undo if verb == "undo" else store.redo
+            return revert(reader, label_set=set_name)
+
+        self.client.call(act, done, self._undo_failed)
 
     def _undo_failed(self, sentence: str) -> None:
         self._set_error(sentence)
@@ -1242,6 +1260,7 @@ class LabelPanel(QWidget):
         for widget in (self.next_button, self.previous_button, self.unlabelled_button):
             widget.setEnabled(has_image)
         self.undo_button.setEnabled(self.label_set is not None)
+        self.redo_button.setEnabled(self.label_set is not None)
         self.region_button.setEnabled(self.label_set is not None and has_image)
 
     def _refresh_progress(self) -> None:

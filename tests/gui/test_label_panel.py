@@ -162,6 +162,18 @@ def test_label_a_folder_by_keyboard_alone(qtbot, main_window, folder):
         assert store.history("pneumonia", limit=1)[0].kind == "undo"
     assert "Undone: set label on " + paths[4].name in window.statusBar().currentMessage()
     assert panel.progress_label.text() == f"Labelled 4 / 6 in {folder.name}"
+    # Ctrl+Shift+Z (or Ctrl+Y) re-applies it; Ctrl+Z then takes the redo back again.
+    press(qtbot, window, Qt.Key.Key_Z,
+          Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert "Redone: your undo on " + paths[4].name in window.statusBar().currentMessage()
+    assert panel.progress_label.text() == f"Labelled 5 / 6 in {folder.name}"
+    with stored() as store:
+        assert store.label_for("pneumonia", key_of(panel, paths[4]), reader) is not None
+    press(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    press(qtbot, window, Qt.Key.Key_Y, Qt.KeyboardModifier.ControlModifier)
+    assert panel.progress_label.text() == f"Labelled 5 / 6 in {folder.name}"
+    press(qtbot, window, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert panel.progress_label.text() == f"Labelled 4 / 6 in {folder.name}"
     # Image 4 is on screen: its saved state comes from the store.
     assert panel.current_path == paths[3]
     assert button_state(panel)[1][1] and "AI overridden" in panel.saved_label.text()
