@@ -54,6 +54,9 @@ def test_card_metrics_are_reproduced_by_predict(shared_data):
     assert recomputed["accuracy"] == pytest.approx(card_metrics["accuracy"], abs=1e-9)
     for name, value in card_metrics["auroc"].items():
         assert recomputed["auroc"][name] == pytest.approx(value, abs=1e-6)
+    # Only the finding has a threshold (fixed on validation): a normal image is never flagged.
+    assert list(_shipped_entry().card.operating_points) == ["PNEUMONIA"]
+    for name in _shipped_entry().card.operating_points:
         shipped = card_metrics["operating_points"][name]
         again = recomputed["operating_points"][name]
         assert again["sensitivity"] == pytest.approx(shipped["sensitivity"], abs=1e-9)
