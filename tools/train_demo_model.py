@@ -76,8 +76,8 @@ def recipe(args: argparse.Namespace) -> trainer.TrainConfig:
         data=str(KERMANY / "train"), test_data=str(KERMANY / "test"), arch=args.arch,
         epochs=args.epochs or chosen["epochs"], batch_size=64, lr=args.lr,
         weight_decay=chosen["weight_decay"], input_size=chosen["size"], seed=args.seed,
-        split_seed=args.split_seed, device="auto", val_fraction=0.2, schedule="onecycle", warmup_fraction=0.15,
-        balance="weights", label_smoothing=0.05, dropout=0.2,
+        split_seed=args.split_seed, device="auto", val_fraction=0.2, schedule="onecycle",
+        warmup_fraction=0.15, balance="weights", label_smoothing=0.05, dropout=0.2,
         patience=args.epochs or chosen["epochs"], operating_point="youden",
         augment={**data.AugmentConfig().__dict__, **chosen["augment"]},
         ema_decay=chosen.get("ema_decay", 0.0), num_threads=args.threads)

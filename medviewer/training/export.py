@@ -33,7 +33,7 @@ from medviewer.training import data as data_mod
 from medviewer.training import metrics as metrics_mod
 from medviewer.training.models import Classifier, Ensemble
 from medviewer.training.trainer import (TrainConfig, evaluate, load_checkpoint,
-                                        model_from_checkpoint, predict_probabilities)
+                                        model_from_checkpoint)
 
 log = logging.getLogger(__name__)
 
@@ -164,13 +164,15 @@ def run_onnx(path: Path, images: torch.Tensor, batch_size: int = 128,
 
 
 @torch.no_grad()
-def run_torch(model: Classifier | Ensemble, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+def run_torch(model: Classifier | Ensemble,
+              images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     graph = ExportedGraph(model).eval()
     probs, cam = graph(images)
     return probs.numpy(), cam.numpy()
 
 
-def parity(model: Classifier | Ensemble, onnx_path: Path, images: torch.Tensor) -> tuple[float, float]:
+def parity(model: Classifier | Ensemble, onnx_path: Path,
+           images: torch.Tensor) -> tuple[float, float]:
     """Max abs difference torch vs onnxruntime, for probabilities and for CAMs."""
     torch_probs, torch_cam = run_torch(model, images)
     onnx_probs, onnx_cam = run_onnx(onnx_path, images)
