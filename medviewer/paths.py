@@ -48,6 +48,20 @@ def _ensure_private(path: Path) -> Path:
     return path
 
 
+def new_file_mode() -> int:
+    """The mode ``open()`` gives a new file (0666 less the umask). Atomic writers that go
+    through ``tempfile.mkstemp`` (always 0600) set it, so a model card or a label export
+    is as readable as any file the user writes."""
+    umask = 0o022
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                umask = int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):  # not Linux: the usual default
+        pass
+    return 0o666 & ~umask
+
+
 def user_data_dir() -> Path:
     home = _home_override()
     return _ensure_private(home / "data" if home

@@ -21,3 +21,20 @@ def test_app_folders_are_private_even_when_they_existed_open(folder, tmp_path, m
     made.chmod(0o755)  # an older version, or a loose umask, left it open
     assert stat.S_IMODE(folder().stat().st_mode) == 0o700
     assert paths.user_models_dir().is_relative_to(paths.user_data_dir())
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_model_cards_and_label_exports_are_as_readable_as_any_new_file(tmp_path):
+    from medviewer.inference.registry import _write_atomically
+    from medviewer.labels.io import atomic_writer
+
+    old = os.umask(0o022)
+    try:
+        _write_atomically(tmp_path / "card.json", "{}")
+        with atomic_writer(tmp_path / "labels.csv") as handle:
+            handle.write("path,label\n")
+        assert paths.new_file_mode() == 0o644
+    finally:
+        os.umask(old)
+    for name in ("card.json", "labels.csv"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name

@@ -43,6 +43,7 @@ from medviewer.labels.store import (
     _fsync_dir,
     now_iso,
 )
+from medviewer.paths import new_file_mode
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,8 @@ def atomic_writer(path: str | os.PathLike, *, newline: str | None = None) -> Ite
         raise ExportError(f"Cannot write {target}: {exc.strerror or exc}.") from None
     temp = Path(temp_name)
     try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, new_file_mode())  # an export is shared: not mkstemp's 0600
         with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as handle:
             yield handle
             handle.flush()
