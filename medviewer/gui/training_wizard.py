@@ -1685,7 +1685,12 @@ class ExportPage(_Page):
             auroc = ", ".join(f"{k} {v:.3f}" for k, v in metrics["auroc"].items())
             lines.append(f"Test set, {metrics['n']:,} images, scored by the exported file: "
                          f"AUROC {auroc}.")
+            from medviewer.training.metrics import finding_classes  # numpy only
+
+            findings = finding_classes(list(metrics["auroc"]))  # those the card flags
             for class_name, point in metrics.get("operating_points", {}).items():
+                if class_name not in findings:
+                    continue
                 lines.append(f"&nbsp;&nbsp;{class_name} at threshold {point['threshold']:.4f}: "
                              f"sensitivity {point['sensitivity']:.3f}, specificity "
                              f"{point['specificity']:.3f}.")

@@ -205,6 +205,8 @@ def test_every_page_from_a_folder_to_a_registered_model(qtbot, wizard, kermany_f
     assert tested["specificity"] == pytest.approx(expected["specificity"])
     assert (installed["wizard-test@1"].onnx_path.parent / tw.FINE_TUNE_CHECKPOINT_NAME).is_file()
     assert "wizard-test@1" in export.result_label.text()
+    assert "PNEUMONIA at threshold" in export.result_label.text()
+    assert "NORMAL at threshold" not in export.result_label.text()  # never flagged
     saved = saved_in / "wizard-test-1"
     assert (saved / "wizard-test.onnx").is_file() and (saved / "wizard-test.json").is_file()
     assert registry.ModelCard.load(saved / "wizard-test.json").operating_points[
