@@ -38,8 +38,9 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
-    QComboBox, QGridLayout, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QListWidget,
-    QListWidgetItem, QProgressBar, QPushButton, QSizePolicy, QToolButton, QVBoxLayout, QWidget,
+    QComboBox, QFrame, QGridLayout, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QListWidget,
+    QListWidgetItem, QProgressBar, QPushButton, QScrollArea, QSizePolicy, QToolButton,
+    QVBoxLayout, QWidget,
 )
 
 from medviewer.errors import UserError
@@ -248,7 +249,8 @@ class LabelPanel(QWidget):
         self.next_button = QPushButton("Next (N) ▶")
         self.unlabelled_button = QPushButton("Next unlabelled (U)")
         self.undo_button = QPushButton("Undo (Ctrl+Z)")
-        self.redo_button = QPushButton("Redo (Ctrl+Shift+Z)")
+        self.redo_button = QPushButton("Redo (Ctrl+Y)")  # short: the dock keeps its width
+        self.redo_button.setToolTip("Re-apply what Undo took back (Ctrl+Y or Ctrl+Shift+Z)")
         navigation = QGridLayout()
         navigation.addWidget(self.previous_button, 0, 0)
         navigation.addWidget(self.next_button, 0, 1)
@@ -1396,7 +1398,13 @@ def _region_rect(region: Region) -> QRectF:
 def install_labeling(window: MainWindow, store_path: Path | None = None) -> LabelPanel:
     """Add the Labels dock, menu, reader field, study filter and region drawing to a window."""
     panel = LabelPanel(window, store_path)
-    dock = window.add_panel("labels", "Labels", panel, Qt.DockWidgetArea.RightDockWidgetArea)
+    # Scrolls rather than grows: a region list or a long note never resizes the image view
+    # (nor pushes the window past a small screen).
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    scroll.setWidget(panel)
+    dock = window.add_panel("labels", "Labels", scroll, Qt.DockWidgetArea.RightDockWidgetArea)
     panel.attach_dock(dock)
     if "tags" in window.docks:
         window.splitDockWidget(dock, window.docks["tags"], Qt.Orientation.Vertical)
