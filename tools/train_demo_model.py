@@ -75,7 +75,7 @@ def recipe(args: argparse.Namespace) -> trainer.TrainConfig:
     return trainer.TrainConfig(
         data=str(KERMANY / "train"), test_data=str(KERMANY / "test"), arch=args.arch,
         epochs=args.epochs or chosen["epochs"], batch_size=64, lr=args.lr,
-        weight_decay=chosen["weight_decay"], input_size=chosen["size"], seed=args.seed,
+        weight_decay=chosen["weight_decay"], input_size=args.size or chosen["size"], seed=args.seed,
         split_seed=args.split_seed, device="auto", val_fraction=0.2, schedule="onecycle",
         warmup_fraction=0.15, balance="weights", label_smoothing=0.05, dropout=0.2,
         patience=args.epochs or chosen["epochs"], operating_point="youden",
@@ -88,6 +88,8 @@ def main() -> int:
     parser.add_argument("--arch", default="smallcnn")
     parser.add_argument("--recipe", choices=sorted(RECIPES), default="1.2")
     parser.add_argument("--epochs", type=int, help="default: the recipe's")
+    parser.add_argument("--size", type=int, help="input size in px (default: the recipe's); "
+                                                 "for trials, e.g. another --arch")
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--split-seed", type=int, default=0,
