@@ -1000,15 +1000,11 @@ class LabelStore:
         Raises :class:`UndoConflictError` (and changes nothing) when something the action
         wrote was changed since by someone else.
         """
-        actor = self._reader(reader)
-        with self._transaction() as conn:
-            sql = (f"SELECT id, kind, label_set_id FROM actions a WHERE actor = ? "
-                   f"AND kind IN ({_UNDOABLE_SQL}, 'redo') "
-                   f"AND NOT EXISTS (SELECT 1 FROM actions u WHERE u.undoes = a.id)")
-            row = self._latest_action(conn, sql, [actor], label_set)
-            if row is None:
-                return None
-            return self._revert(conn, *row, as_kind="undo")
+        return self._revert_latest(
+            reader, label_set, "undo",
+            f"SELECT id, kind, label_set_id FROM actions a WHERE actor = ? "
+            f"AND kind IN ({_UNDOABLE_SQL}, 'redo') "
+            f"AND NOT EXISTS (SELECT 1 FROM actions u WHERE u.undoes = a.id)")
 
     def redo(self, reader: str | None = None, label_set: str | None = None) -> UndoResult | None:
         """Re-apply what the last undo of ``reader`` took back (itself undoable). None when
@@ -1018,24 +1014,26 @@ class LabelStore:
         Raises :class:`UndoConflictError` (and changes nothing) when something the undo
         restored was changed since by someone else.
         """
-        actor = self._reader(reader)
+        return self._revert_latest(
+            reader, label_set, "redo",
+            f"SELECT id, kind, label_set_id FROM actions a WHERE actor = ? AND kind = 'undo' "
+            f"AND NOT EXISTS (SELECT 1 FROM actions r WHERE r.undoes = a.id) "
+            f"AND NOT EXISTS (SELECT 1 FROM actions n WHERE n.actor = a.actor "
+            f"AND n.id > a.id AND n.kind IN ({_UNDOABLE_SQL}))")
+
+    def _revert_latest(self, reader: str | None, label_set: str | None, as_kind: str,
+                       candidates_sql: str) -> UndoResult | None:
+        """Revert the newest action ``candidates_sql`` selects for the reader (one
+        transaction), or None when it selects nothing."""
         with self._transaction() as conn:
-            sql = (f"SELECT id, kind, label_set_id FROM actions a WHERE actor = ? "
-                   f"AND kind = 'undo' "
-                   f"AND NOT EXISTS (SELECT 1 FROM actions r WHERE r.undoes = a.id) "
-                   f"AND NOT EXISTS (SELECT 1 FROM actions n WHERE n.actor = a.actor "
-                   f"AND n.id > a.id AND n.kind IN ({_UNDOABLE_SQL}))")
-            row = self._latest_action(conn, sql, [actor], label_set)
+            sql, params = candidates_sql, [self._reader(reader)]
+            if label_set is not None:
+                sql += " AND label_set_id = ?"
+                params.append(self._get_set(conn, label_set).id)
+            row = conn.execute(sql + " ORDER BY id DESC LIMIT 1", params).fetchone()
             if row is None:
                 return None
-            return self._revert(conn, *row, as_kind="redo")
-
-    def _latest_action(self, conn: sqlite3.Connection, sql: str, params: list[Any],
-                       label_set: str | None) -> tuple[int, str, int | None] | None:
-        if label_set is not None:
-            sql += " AND label_set_id = ?"
-            params = [*params, self._get_set(conn, label_set).id]
-        return conn.execute(sql + " ORDER BY id DESC LIMIT 1", params).fetchone()
+            return self._revert(conn, *row, as_kind=as_kind)
 
     def _revert(self, conn: sqlite3.Connection, action_id: int, kind: str,
                 action_set: int | None, *, as_kind: str) -> UndoResult:
