@@ -226,6 +226,9 @@ def _ensemble(paths: list[Path], payloads: list[dict]) -> Ensemble:
                               f"{other.input_size} px, the run {first_path} "
                               f"{first['class_names']} at {config.input_size} px; an ensemble "
                               f"needs one task and one input size.")
+        if other.arch != config.arch:  # other trunks give activation maps of other sizes
+            raise ExportError(f"The run {path} is a {other.arch}, the run {first_path} a "
+                              f"{config.arch}; an ensemble needs one architecture.")
         if payload["split"] != first["split"]:
             raise ExportError(f"The run {path} was trained on another split than "
                               f"{first_path}; train an ensemble's runs with one --split-seed.")

@@ -203,3 +203,15 @@ def test_float16_weights_halve_the_file_and_keep_parity(trained_run, tmp_path):
     p_half, _ = export.run_onnx(half.onnx_path, images)
     assert np.abs(p_full - p_half).max() < export.FP16_PARITY_TOLERANCE
     assert registry.ModelCard.load(half.card_path).training["weights"].startswith("float16")
+
+
+def test_an_ensemble_of_two_architectures_is_refused(trained_run, tmp_path):
+    """Their activation maps differ in size (stride 16 against 32): one sentence, no file."""
+    config = trainer.TrainConfig.from_dict({
+        **trainer.load_checkpoint(trained_run / "checkpoints" / "best.pt")["config"],
+        "arch": "mobilenet_v3_small", "split_seed": 5, "seed": 7})
+    other = tmp_path / "other"
+    run_to_end(trainer.train(config, other))
+    with pytest.raises(export.ExportError, match="mobilenet_v3_small.*one architecture"):
+        run_to_end(export.export_run([trained_run, other], "x", "1", out_dir=tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
