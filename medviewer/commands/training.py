@@ -22,8 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--test-data", help="a separate test set (same classes); otherwise a "
                                            "test split is taken from --data")
     train.add_argument("--arch", default="smallcnn",
-                       help="smallcnn, resnet18/34/50, densenet121, efficientnet_b0, "
-                            "mobilenet_v3_small/large (default smallcnn)")
+                       help="smallcnn, resnet14 (resnet18 without layer4), resnet18/34/50, "
+                            "densenet121, efficientnet_b0, mobilenet_v3_small/large "
+                            "(default smallcnn)")
     train.add_argument("--epochs", type=int,
                        help="epochs to train (default 20; with --resume: raise the total)")
     train.add_argument("--batch-size", type=int, default=64)

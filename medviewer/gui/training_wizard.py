@@ -62,6 +62,7 @@ _NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 
 ARCHITECTURE_NOTES = {
     "smallcnn": "small residual CNN, about 1 M parameters; trains on a CPU in minutes",
+    "resnet14": "ResNet-18 without its last stage, 2.8 M parameters; a few MB exported",
     "resnet18": "ResNet-18, 11 M parameters; a GPU is recommended",
     "resnet34": "ResNet-34, 21 M parameters; a GPU is recommended",
     "resnet50": "ResNet-50, 24 M parameters; needs a GPU",

@@ -117,6 +117,22 @@ def _resnet(factory: Callable) -> tuple[nn.Module, int]:
     return trunk, net.fc.in_features
 
 
+def resnet14() -> tuple[nn.Module, int]:
+    """ResNet-18 without its last stage: 2.8 M parameters instead of 11 M, output stride 16.
+
+    layer4 holds three quarters of ResNet-18's weights but a quarter of its arithmetic, so
+    this keeps most of the depth at a quarter of the file size, and its activation maps
+    (and CAM) are twice as fine.
+    """
+    from torchvision import models as tvm
+
+    net = tvm.resnet18(weights=None)
+    net.conv1 = _one_channel(net.conv1)
+    trunk = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool,
+                          net.layer1, net.layer2, net.layer3)
+    return trunk, net.layer3[-1].conv2.out_channels
+
+
 def _densenet(factory: Callable) -> tuple[nn.Module, int]:
     net = factory(weights=None)
     net.features.conv0 = _one_channel(net.features.conv0)
@@ -149,6 +165,7 @@ def _torchvision(name: str) -> Callable[[], tuple[nn.Module, int]]:
 
 ARCHITECTURES: dict[str, Callable[[], tuple[nn.Module, int]]] = {
     "smallcnn": small_cnn,
+    "resnet14": resnet14,
     **{name: _torchvision(name) for name in (
         "resnet18", "resnet34", "resnet50", "densenet121", "efficientnet_b0",
         "mobilenet_v3_small", "mobilenet_v3_large")},

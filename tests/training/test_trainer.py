@@ -171,7 +171,7 @@ def test_learning_rate_schedules():
     assert lrs[5] == pytest.approx(1.0) and lrs[-1] < 0.01
 
 
-@pytest.mark.parametrize("arch", ["resnet18", "densenet121", "efficientnet_b0",
+@pytest.mark.parametrize("arch", ["resnet14", "resnet18", "densenet121", "efficientnet_b0",
                                   "mobilenet_v3_small", "mobilenet_v3_large", "resnet34",
                                   "resnet50"])
 def test_torchvision_architectures_take_one_channel(arch):
@@ -183,6 +183,15 @@ def test_torchvision_architectures_take_one_channel(arch):
         features = model.feature_maps(torch.rand(1, 1, 64, 64))
     assert logits.shape == (2, 3)
     assert features.shape[1] == model.head.in_features
+
+
+def test_resnet14_is_resnet18_without_its_last_stage():
+    from medviewer.training.models import build_model, count_parameters
+
+    small, full = build_model("resnet14", 2), build_model("resnet18", 2)
+    assert small.feature_maps(torch.rand(1, 1, 128, 128)).shape == (1, 256, 8, 8)
+    assert full.feature_maps(torch.rand(1, 1, 128, 128)).shape == (1, 512, 4, 4)
+    assert count_parameters(small) < count_parameters(full) / 3
 
 
 def test_fine_tuning_refuses_another_architecture(full_run, tiny_config, tmp_path):
