@@ -42,7 +42,6 @@ INPUT_NAME = "image"
 PROBABILITIES_NAME = "probabilities"
 CAM_NAME = "cam"
 PARITY_TOLERANCE = 1e-4
-FP16_PARITY_TOLERANCE = 5e-3  # float16 weights: their rounding, not an export error
 INTENDED_USE = ("Demonstration model trained on a public pediatric chest X-ray set "
                 "(Kermany et al. 2018, Guangzhou); not for clinical use.")
 LIMITATIONS = ("Trained on pediatric anterior-posterior chest X-rays from one centre; it has "
@@ -109,6 +108,35 @@ def export_onnx(model: Classifier | Ensemble, size: int, path: Path) -> None:
             do_constant_folding=True)
 
 
+def _rewrite_weights(path: Path, encode, min_elements: int) -> None:
+    """Replace each large float32 initializer W by ``encode(name, values)``'s smaller
+    initializers plus the one node that rebuilds W in float32 before the graph runs."""
+    import onnx
+    from onnx import TensorProto
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    decoders, kept = [], []
+    for initializer in graph.initializer:
+        values = onnx.numpy_helper.to_array(initializer)
+        encoded = None
+        if initializer.data_type == TensorProto.FLOAT and values.size >= min_elements:
+            encoded = encode(initializer.name, values)
+        if encoded is None:
+            kept.append(initializer)
+            continue
+        stored, decoder = encoded
+        kept.extend(stored)
+        decoders.append(decoder)
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    nodes = decoders + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
 def store_weights_as_fp16(path: Path, min_elements: int = 64) -> None:
     """Rewrite an ONNX file with its float32 weights stored as float16 (half the size).
 
@@ -116,32 +144,51 @@ def store_weights_as_fp16(path: Path, min_elements: int = 64) -> None:
     still computes in float32, and onnxruntime folds the casts once when it loads the file.
     Rounding moves the outputs slightly; the parity check measures by how much.
     """
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    model = onnx.load(str(path))
-    graph = model.graph
-    casts, kept = [], []
-    for initializer in graph.initializer:
-        values = numpy_helper.to_array(initializer)
-        if initializer.data_type != TensorProto.FLOAT or values.size < min_elements:
-            kept.append(initializer)
-            continue
+    def encode(name: str, values: np.ndarray):
         if np.abs(values).max() > np.finfo(np.float16).max:
-            kept.append(initializer)  # out of float16's range: keep it exact
-            continue
-        half = values.astype(np.float16)
-        kept.append(numpy_helper.from_array(half, f"{initializer.name}__fp16"))
-        casts.append(helper.make_node("Cast", [f"{initializer.name}__fp16"],
-                                      [initializer.name], to=TensorProto.FLOAT,
-                                      name=f"{initializer.name}__to_fp32"))
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
-    nodes = casts + list(graph.node)
-    del graph.node[:]
-    graph.node.extend(nodes)
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
+            return None  # out of float16's range: keep it exact
+        stored = numpy_helper.from_array(values.astype(np.float16), f"{name}__fp16")
+        return [stored], helper.make_node("Cast", [stored.name], [name],
+                                          to=TensorProto.FLOAT, name=f"{name}__to_fp32")
+
+    _rewrite_weights(path, encode, min_elements)
+
+
+def store_weights_as_int8(path: Path, min_elements: int = 64) -> None:
+    """Rewrite an ONNX file with its convolution and linear weights stored in 8 bits.
+
+    Each output channel gets its own scale (its largest magnitude / 127), and a
+    DequantizeLinear node rebuilds the float32 weight, so the arithmetic stays float32 and
+    any execution provider runs it. A quarter of the float32 size; biases stay float32.
+    """
+    from onnx import helper, numpy_helper
+
+    def encode(name: str, values: np.ndarray):
+        if values.ndim < 2:
+            return None  # biases and norms: few values, and the most sensitive
+        peak = np.abs(values.reshape(values.shape[0], -1)).max(axis=1)
+        scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
+        shape = (-1,) + (1,) * (values.ndim - 1)
+        quantized = np.clip(np.round(values / scale.reshape(shape)), -127, 127)
+        stored = [numpy_helper.from_array(quantized.astype(np.int8), f"{name}__int8"),
+                  numpy_helper.from_array(scale, f"{name}__scale"),
+                  numpy_helper.from_array(np.zeros_like(scale, dtype=np.int8),
+                                          f"{name}__zero")]
+        return stored, helper.make_node("DequantizeLinear", [s.name for s in stored], [name],
+                                        axis=0, name=f"{name}__to_fp32")
+
+    _rewrite_weights(path, encode, min_elements)
+
+
+# How an exported file may store its weights: the card's wording, the writer, the parity
+# bound that writer's rounding allows (the computation is float32 in every case).
+WEIGHT_STORAGE = {
+    "float32": ("float32", None, PARITY_TOLERANCE),
+    "float16": ("float16 (computed in float32)", store_weights_as_fp16, 5e-3),
+    "int8": ("int8 per output channel (computed in float32)", store_weights_as_int8, 3e-2),
+}
 
 
 def run_onnx(path: Path, images: torch.Tensor, batch_size: int = 128,
@@ -255,7 +302,7 @@ def _ensemble_validation(onnx_path: Path, payloads: list[dict], paths: list[Path
 
 def export_run(run_dir: str | Path | Sequence[str | Path], name: str, version: str,
                out_dir: str | Path | None = None, register: bool = False,
-               description: str = "", parity_images: int = 64, weights_fp16: bool = False,
+               description: str = "", parity_images: int = 64, weights: str = "float32",
                cancel: CancelFlag | None = None) -> Generator[Progress, None, ExportResult]:
     """Export a run's best checkpoint, or several runs' as one ensemble; see the module
     docstring.
@@ -265,6 +312,10 @@ def export_run(run_dir: str | Path | Sequence[str | Path], name: str, version: s
     """
     from medviewer.inference import registry
 
+    if weights not in WEIGHT_STORAGE:
+        raise ExportError(f"Weights can be stored as {', '.join(WEIGHT_STORAGE)}, "
+                          f"not {weights}.")
+    weights_wording, store_weights, tolerance = WEIGHT_STORAGE[weights]
     run_dirs = [Path(run_dir)] if isinstance(run_dir, (str, Path)) else \
         [Path(r) for r in run_dir]
     run_dir = run_dirs[0]
@@ -284,8 +335,8 @@ def export_run(run_dir: str | Path | Sequence[str | Path], name: str, version: s
     onnx_path = folder / f"{registry._slug(name)}.onnx"
     yield Progress(0, 4, "exporting to ONNX")
     export_onnx(model, size, onnx_path)
-    if weights_fp16:
-        store_weights_as_fp16(onnx_path)
+    if store_weights is not None:
+        store_weights(onnx_path)
 
     yield Progress(1, 4, "checking torch / onnxruntime parity")
     val_records = [data_mod.ImageRecord(**row) for row in split["val"]][:parity_images]
@@ -294,7 +345,6 @@ def export_run(run_dir: str | Path | Sequence[str | Path], name: str, version: s
         val_images = torch.rand(8, 1, size, size)
     max_probs, max_cam = parity(model, onnx_path, val_images)
     cam_scale = max(1.0, float(np.abs(run_torch(model, val_images[:8])[1]).max()))
-    tolerance = FP16_PARITY_TOLERANCE if weights_fp16 else PARITY_TOLERANCE
     if not (max_probs <= tolerance and max_cam <= tolerance * cam_scale):
         raise ExportError(f"The exported model {onnx_path.name} disagrees with the trained one "
                           f"(max difference {max_probs:.2e} in probabilities, {max_cam:.2e} "
@@ -346,8 +396,7 @@ def export_run(run_dir: str | Path | Sequence[str | Path], name: str, version: s
                      "summary": _data_summary(split)},
             "config": config.to_dict(),
             "preprocessing_detail": data_mod.preprocessing_spec(size),
-            "weights": "float16 (computed in float32)" if weights_fp16
-            else "float32",
+            "weights": weights_wording,
             "parity": {"images": int(val_images.shape[0]),
                        "max_abs_probabilities": max_probs, "max_abs_cam": max_cam,
                        "onnx_opset": OPSET},

@@ -122,7 +122,8 @@ def test_train_and_export_commands(kermany_subset_csv, tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0 and "epoch 2/2" in out and "epoch 1/2" not in out
 
-    code = cli.main(["export", str(run_dir), "--name", "cli-model", "--version", "2", "--fp16",
+    code = cli.main(["export", str(run_dir), "--name", "cli-model", "--version", "2",
+                     "--weights", "float16",
                      "--register"])
     out = capsys.readouterr().out
     assert code == 0 and "parity" in out and "registered as" in out
@@ -186,23 +187,34 @@ def test_an_ensemble_of_runs_on_other_splits_is_refused(trained_run, kermany_sub
         run_to_end(export.export_run([trained_run, other], "x", "1", out_dir=tmp_path))
 
 
-def test_float16_weights_halve_the_file_and_keep_parity(trained_run, tmp_path):
+@pytest.mark.parametrize("weights, size_ratio, dtype", [
+    ("float16", 0.55, onnx.TensorProto.FLOAT16), ("int8", 0.3, onnx.TensorProto.INT8)])
+def test_smaller_weights_shrink_the_file_and_keep_parity(trained_run, tmp_path, weights,
+                                                          size_ratio, dtype):
     full = run_to_end(export.export_run(trained_run, "tiny", "1", out_dir=tmp_path / "a"))
-    half = run_to_end(export.export_run(trained_run, "tiny", "1", out_dir=tmp_path / "b",
-                                        weights_fp16=True))
-    assert half.size_bytes < 0.55 * full.size_bytes
-    graph = onnx.load(half.onnx_path).graph
-    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in graph.initializer)
-    # Rounding the weights moves the probabilities only in the third decimal at most, and
-    # the parity check reports by how much.
-    assert 0 < half.parity_max_abs_probabilities < export.FP16_PARITY_TOLERANCE
+    small = run_to_end(export.export_run(trained_run, "tiny", "1", out_dir=tmp_path / "b",
+                                         weights=weights))
+    assert small.size_bytes < size_ratio * full.size_bytes
+    graph = onnx.load(small.onnx_path).graph
+    assert any(i.data_type == dtype for i in graph.initializer)
+    # Rounding the weights moves the probabilities a little, and the parity check reports
+    # by how much; on the test split the two files agree as closely.
+    tolerance = export.WEIGHT_STORAGE[weights][2]
+    assert 0 < small.parity_max_abs_probabilities < tolerance
     records = [data.ImageRecord(**row) for row in trainer.load_checkpoint(
         trained_run / "checkpoints" / "best.pt")["split"]["test"]]
     images = run_to_end(data.preload_images(records, 64))
-    p_full, _ = export.run_onnx(full.onnx_path, images)
-    p_half, _ = export.run_onnx(half.onnx_path, images)
-    assert np.abs(p_full - p_half).max() < export.FP16_PARITY_TOLERANCE
-    assert registry.ModelCard.load(half.card_path).training["weights"].startswith("float16")
+    p_full, cam_full = export.run_onnx(full.onnx_path, images)
+    p_small, cam_small = export.run_onnx(small.onnx_path, images)
+    assert np.abs(p_full - p_small).max() < tolerance
+    assert np.corrcoef(cam_full.ravel(), cam_small.ravel())[0, 1] > 0.99
+    assert registry.ModelCard.load(small.card_path).training["weights"].startswith(weights)
+
+
+def test_an_unknown_weight_storage_is_refused_in_one_sentence(trained_run, tmp_path):
+    with pytest.raises(export.ExportError, match="float32, float16, int8, not int4"):
+        run_to_end(export.export_run(trained_run, "tiny", "1", out_dir=tmp_path,
+                                     weights="int4"))
 
 
 def test_an_ensemble_of_two_architectures_is_refused(trained_run, tmp_path):
