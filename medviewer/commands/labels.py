@@ -30,18 +30,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     stats.set_defaults(handler=_stats)
 
     importing = actions.add_parser(
-        "import", help="import labels from CSV (path,label[,reader]) or MedViewer JSON",
+        "import", help="import labels from CSV (path,label[,reader]) or MedViewer JSON, "
+                       "or regions from COCO JSON",
         description="Rows with unknown paths or classes are reported; the other rows are "
                     "imported only with --yes. The whole import is one undo step.")
     importing.add_argument("file", type=Path, metavar="FILE.csv|FILE.json")
     importing.add_argument("--label-set", metavar="NAME",
-                           help="label set to import into (JSON: default the file's)")
+                           help="label set to import into (JSON: default the file's; COCO: "
+                                "default the categories' supercategory)")
     importing.add_argument("--classes", metavar="A,B",
                            help="classes of a new label set; new names are appended to an "
                                 "existing set's list")
     importing.add_argument("--multi-label", action="store_true",
                            help="a new label set allows several classes per image")
-    importing.add_argument("--reader", help="reader for rows without one (default: you)")
+    importing.add_argument("--reader", help="reader for rows or annotations without one "
+                                            "(default: you)")
     importing.add_argument("--yes", action="store_true",
                            help="import the good rows even when others have problems")
     common(importing)
@@ -174,7 +177,8 @@ def _import(args: argparse.Namespace) -> int:
             plan = label_io.validate_csv(store, args.file, args.label_set, classes=classes,
                                          multi_label=args.multi_label, reader=args.reader)
         else:
-            plan = label_io.validate_json(store, args.file, args.label_set, classes=classes)
+            plan = label_io.validate_json(store, args.file, args.label_set, classes=classes,
+                                          reader=args.reader)
         problems = sorted(plan.problems, key=lambda p: p.row)
         if not args.json:
             for problem in problems:

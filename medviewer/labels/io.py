@@ -27,7 +27,8 @@ from typing import IO, Any
 
 from medviewer.errors import UserError
 from medviewer.jobs import CancelFlag, Progress, run_to_end
-from medviewer.labels.errors import ExportError, ImportRejectedError, UnknownLabelSetError
+from medviewer.labels.errors import (ExportError, ImportRejectedError, InvalidLabelError,
+                                     UnknownLabelSetError)
 from medviewer.labels.store import (
     HASH_PREFIX,
     SOURCES,
@@ -41,6 +42,7 @@ from medviewer.labels.store import (
     RegionEntry,
     _check_classes,
     _fsync_dir,
+    check_region_geometry,
     now_iso,
 )
 from medviewer.paths import new_file_mode
@@ -412,9 +414,10 @@ def validate_csv_job(store: LabelStore, path: str | os.PathLike, label_set: str,
 
 def validate_json_job(store: LabelStore, path: str | os.PathLike,
                       label_set: str | None = None, *, classes: list[str] | None = None,
-                      cancel: CancelFlag | None = None
+                      reader: str | None = None, cancel: CancelFlag | None = None
                       ) -> Generator[Progress, None, ImportPlan]:
-    """Check a MedViewer JSON export; problems are reported per image ('image 3: ...')."""
+    """Check a MedViewer JSON export (problems per image: 'image 3: ...') or a COCO file
+    (problems per annotation; see validate_coco_document)."""
     source = Path(path)
     try:
         document = json.loads(source.read_text(encoding="utf-8"))
@@ -422,9 +425,15 @@ def validate_json_job(store: LabelStore, path: str | os.PathLike,
         raise UserError(f"Cannot import {source}: the file does not exist.") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise UserError(f"Cannot import {source}: it is not readable JSON ({exc}).") from None
+    if isinstance(document, dict) and "format" not in document \
+            and {"images", "annotations", "categories"} <= document.keys():
+        return (yield from validate_coco_document(store, source, document, label_set,
+                                                  classes=classes, reader=reader,
+                                                  cancel=cancel))
     if not isinstance(document, dict) or document.get("format") != JSON_FORMAT:
-        raise UserError(f"Cannot import {source}: it is not a MedViewer labels JSON file "
-                        f"(no \"format\": \"{JSON_FORMAT}\").")
+        raise UserError(f"Cannot import {source}: it is neither a MedViewer labels JSON file "
+                        f"(no \"format\": \"{JSON_FORMAT}\") nor a COCO file (images, "
+                        f"annotations and categories).")
     if document.get("version", 0) > JSON_FORMAT_VERSION:
         raise UserError(f"Cannot import {source}: it was written by a newer MedViewer "
                         f"(format version {document.get('version')}).")
@@ -510,9 +519,120 @@ def _json_image(entry: Any, plan: ImportPlan) -> tuple[list[LabelEntry], list[Re
             frame = int(region.get("frame", 0))
         except (KeyError, TypeError) as exc:
             raise ValueError(f"a region's geometry is incomplete ({exc})") from None
+        _check_region(geometry, frame, image)
         regions.append(RegionEntry(image, reader, class_name, geometry, frame, source,
                                    region.get("note")))
     return labels, regions
+
+
+def _check_region(geometry: Any, frame: int, image: ImageRef) -> None:
+    """The store's own check, run while planning so a bad region is one problem row."""
+    size = (image.width, image.height) if image.width and image.height else None
+    try:
+        check_region_geometry(geometry, frame, size)
+    except InvalidLabelError as exc:
+        raise ValueError(str(exc).rstrip(".")) from None
+
+
+def validate_coco_document(store: LabelStore, source: Path, document: dict,
+                           label_set: str | None = None, *,
+                           classes: list[str] | None = None, reader: str | None = None,
+                           cancel: CancelFlag | None = None
+                           ) -> Generator[Progress, None, ImportPlan]:
+    """Plan regions from a COCO object-detection file; problems per annotation.
+
+    Categories become classes. An image is found by MedViewer's keys where the file carries
+    them (our own export), otherwise by ``file_name`` relative to the COCO file. A region's
+    shape is ``attributes.shape`` when given, else the polygon of its segmentation (one
+    region per polygon part), else its ``bbox`` as a rectangle (so RLE masks come in as
+    their boxes). Reader, frame, source and note come from ``attributes`` when present.
+    """
+    categories = {c.get("id"): str(c.get("name") or "").strip()
+                  for c in document.get("categories") or [] if isinstance(c, dict)}
+    supercategories = {c.get("supercategory") for c in document.get("categories") or []
+                       if isinstance(c, dict)}
+    name = label_set or (supercategories.pop() if len(supercategories) == 1 else None)
+    if not name:
+        raise UserError(f"Importing {source} needs --label-set NAME: its categories do not "
+                        f"name one label set.")
+    wanted = list(classes or []) + [c for c in categories.values()
+                                    if c and c not in (classes or [])]
+    plan = _target_set(store, name, wanted or None, False, source)
+    resolve = _Resolver(source.parent)
+    images: dict[Any, ImageRef | str] = {}
+    for entry in document.get("images") or []:
+        if isinstance(entry, dict) and "id" in entry:
+            images[entry["id"]] = _coco_image(entry, resolve)
+    annotations = document.get("annotations") or []
+    plan.rows_total = len(annotations)
+    default_reader = reader or store.reader
+    for number, annotation in enumerate(annotations, start=1):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        if number % _PROGRESS_EVERY == 1:
+            yield Progress(number - 1, plan.rows_total, f"Checking {source.name}")
+        try:
+            plan.regions += _coco_regions(annotation, images, categories, plan,
+                                          default_reader)
+        except ValueError as exc:
+            plan.add_problem(number, str(exc), where="annotation")
+    yield Progress(plan.rows_total, plan.rows_total, f"Checked {source.name}")
+    return plan
+
+
+def _coco_image(entry: dict, resolve: _Resolver) -> ImageRef | str:
+    width, height = _int_or_none(entry.get("width")), _int_or_none(entry.get("height"))
+    file_name = str(entry.get("file_name") or "")
+    key = entry.get("image_key") or entry.get("sop_instance_uid") or (
+        HASH_PREFIX + entry["content_hash"] if entry.get("content_hash") else None)
+    if key:
+        return ImageRef(str(key), path=file_name or None, width=width, height=height)
+    if not file_name:
+        return f"image id {entry['id']} has neither a file_name nor an image_key"
+    return resolve(file_name)
+
+
+def _coco_regions(annotation: Any, images: dict, categories: dict, plan: ImportPlan,
+                  default_reader: str) -> list[RegionEntry]:
+    if not isinstance(annotation, dict):
+        raise ValueError("it is not an object")
+    if annotation.get("image_id") not in images:
+        raise ValueError(f"its image_id {annotation.get('image_id')} is not in the file's "
+                         f"images")
+    image = images[annotation["image_id"]]
+    if isinstance(image, str):
+        raise ValueError(image)
+    class_name = categories.get(annotation.get("category_id"))
+    if class_name not in plan.classes:
+        raise ValueError(f"unknown category_id {annotation.get('category_id')}")
+    attributes = annotation.get("attributes") or {}
+    reader = str(attributes.get("reader") or default_reader).strip()
+    source = attributes.get("source") or "imported"
+    if source not in SOURCES:
+        raise ValueError(f"unknown source '{source}'")
+    try:
+        frame = int(attributes.get("frame", 0))
+        shapes = _coco_shapes(annotation, attributes.get("shape"))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"its geometry is incomplete or not numbers ({exc})") from None
+    for geometry in shapes:
+        _check_region(geometry, frame, image)
+    return [RegionEntry(image, reader, class_name, geometry, frame, source,
+                        attributes.get("note")) for geometry in shapes]
+
+
+def _coco_shapes(annotation: dict, shape: str | None) -> list[Any]:
+    if shape in ("rectangle", "ellipse"):
+        box = [float(v) for v in annotation["bbox"]]
+        return [(Ellipse if shape == "ellipse" else Rectangle)(*box)]
+    if shape not in (None, "polygon"):
+        raise ValueError(f"unknown region shape '{shape}'")
+    parts = annotation.get("segmentation")
+    if isinstance(parts, list) and parts:
+        return [Polygon(tuple((float(part[i]), float(part[i + 1]))
+                              for i in range(0, len(part) - 1, 2))) for part in parts]
+    x, y, width, height = (float(v) for v in annotation["bbox"])
+    return [Rectangle(x, y, width, height)]
 
 
 def _int_or_none(value: Any) -> int | None:

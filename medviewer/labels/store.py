@@ -897,7 +897,7 @@ class LabelStore:
             current_set = self._get_set(conn, label_set)
             (class_name,) = current_set.ordered([class_name], what="region")
             self._upsert_image(conn, image)
-            _check_geometry(geometry, frame, self._image_size(conn, image.key))
+            check_region_geometry(geometry, frame, self._image_size(conn, image.key))
             action = self._new_action(conn, "add_region", current_set.id)
             at = now_iso()
             state = {"label_set_id": current_set.id, "image_key": image.key, "reader": reader,
@@ -922,7 +922,7 @@ class LabelStore:
             if class_name is not None:
                 (new["class_name"],) = current_set.ordered([class_name], what="region")
             if geometry is not None:
-                _check_geometry(geometry, old["frame"], self._image_size(conn, old["image_key"]))
+                check_region_geometry(geometry, old["frame"], self._image_size(conn, old["image_key"]))
                 new.update(_geometry_state(geometry))
             if note is not None:
                 new["note"] = note or None
@@ -1163,7 +1163,7 @@ class LabelStore:
                 _check_source(region.source)
                 (class_name,) = current_set.ordered([region.class_name], what="region")
                 self._upsert_image(conn, region.image)
-                _check_geometry(region.geometry, region.frame,
+                check_region_geometry(region.geometry, region.frame,
                                 self._image_size(conn, region.image.key))
                 at = now_iso()
                 state = {"label_set_id": current_set.id, "image_key": region.image.key,
@@ -1223,7 +1223,9 @@ def _region_from_state(set_name: str, state: dict) -> Region:
                   state["created_at"], state["updated_at"], state["action_id"])
 
 
-def _check_geometry(geometry: Geometry, frame: int, size: tuple[int, int] | None) -> None:
+def check_region_geometry(geometry: Geometry, frame: int,
+                          size: tuple[int, int] | None) -> None:
+    """Raise InvalidLabelError unless the region is a valid shape inside an image of size."""
     if geometry.shape not in SHAPES:
         raise InvalidLabelError(f"The region shape '{geometry.shape}' is not one of "
                                 f"{', '.join(SHAPES)}.")

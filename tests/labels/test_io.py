@@ -242,7 +242,7 @@ def test_json_import_reports_bad_images(store, pneumonia, tmp_path):
     with pytest.raises(ImportRejectedError, match="3 of 4 images"):
         label_io.apply_import(store, plan)
     (tmp_path / "other.json").write_text("{}")
-    with pytest.raises(UserError, match="not a MedViewer labels JSON"):
+    with pytest.raises(UserError, match="neither a MedViewer labels JSON.*nor a COCO"):
         label_io.validate_json(store, tmp_path / "other.json")
 
 
@@ -267,6 +267,70 @@ def test_coco_export_of_regions(store, tmp_path):
     # Polygon (0,0) (100,0) (100,50): a right triangle of area 100 * 50 / 2.
     assert polygon["bbox"] == [0, 0, 100, 50] and polygon["area"] == 2500
     assert polygon["category_id"] == 1
+
+
+def test_coco_export_round_trips_regions_with_their_shapes_and_readers(store, tmp_path):
+    populate(store)
+    out = tmp_path / "coco.json"
+    label_io.export_coco(store, "pneumonia", out)
+    with LabelStore(tmp_path / "other.sqlite", reader="zed") as other:
+        plan = label_io.validate_json(other, out)  # the label set is the supercategory
+        assert plan.problems == [] and plan.label_set == "pneumonia"
+        label_io.apply_import(other, plan)
+
+        def shapes(s: LabelStore) -> list:
+            return sorted((r.image_key, r.reader, r.class_name, r.geometry, r.frame)
+                          for r in s.regions("pneumonia"))
+
+        assert shapes(other) == shapes(store)
+
+
+def test_coco_from_another_tool_finds_images_by_file_name(store, tmp_path, xrays):
+    """A detection file as CVAT or Labelbox writes it: file names, boxes, polygons, RLE."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for path in xrays[:2]:
+        shutil.copy(path, folder / path.name)
+    out = tmp_path / "instances.json"
+    out.write_text(json.dumps({
+        "images": [{"id": 10, "file_name": f"images/{xrays[0].name}", "width": 224,
+                    "height": 224},
+                   {"id": 11, "file_name": f"images/{xrays[1].name}"},
+                   {"id": 12, "file_name": "images/missing.jpeg"}],
+        "categories": [{"id": 1, "name": "opacity"}, {"id": 2, "name": "device"}],
+        "annotations": [
+            {"id": 1, "image_id": 10, "category_id": 1, "bbox": [10, 20, 30, 40],
+             "segmentation": []},
+            {"id": 2, "image_id": 10, "category_id": 2, "bbox": [0, 0, 50, 50],
+             "segmentation": [[0, 0, 50, 0, 50, 50], [60, 60, 70, 60, 70, 70]]},
+            {"id": 3, "image_id": 11, "category_id": 1, "bbox": [5, 5, 10, 10],
+             "iscrowd": 1, "segmentation": {"counts": [0, 4], "size": [224, 224]}},
+            {"id": 4, "image_id": 12, "category_id": 1, "bbox": [1, 1, 2, 2]},
+            {"id": 5, "image_id": 10, "category_id": 9, "bbox": [1, 1, 2, 2]},
+            {"id": 6, "image_id": 99, "category_id": 1, "bbox": [1, 1, 2, 2]},
+            {"id": 7, "image_id": 10, "category_id": 1, "bbox": [200, 200, 50, 50]},
+            {"id": 8, "image_id": 10, "category_id": 1, "bbox": [1, "a", 2, 2]}]}))
+    with pytest.raises(UserError, match="needs --label-set"):
+        label_io.validate_json(store, out)
+    plan = label_io.validate_json(store, out, "findings", classes=["opacity", "device"],
+                                  reader="carol")
+    assert [str(p) for p in plan.problems] == [
+        "annotation 4: the file images/missing.jpeg does not exist",
+        "annotation 5: unknown category_id 9",
+        "annotation 6: its image_id 99 is not in the file's images",
+        "annotation 7: The region (200, 200, 50 x 50) lies outside the 224 x 224 image",
+        "annotation 8: its geometry is incomplete or not numbers (could not convert string "
+        "to float: 'a')"]
+    with pytest.raises(ImportRejectedError, match="5 of 8 annotations"):
+        label_io.apply_import(store, plan)
+    result = label_io.apply_import(store, plan, accept_partial=True)
+    assert result.regions_written == 4 and result.label_set_created
+    regions = store.regions("findings")
+    assert {r.reader for r in regions} == {"carol"}
+    first = resolve_image(folder / xrays[0].name).key
+    assert sorted((r.image_key == first, r.shape, r.class_name) for r in regions) == [
+        (False, "rectangle", "opacity"), (True, "polygon", "device"),
+        (True, "polygon", "device"), (True, "rectangle", "opacity")]
 
 
 def test_a_failing_export_leaves_the_previous_file_untouched(tmp_path):
