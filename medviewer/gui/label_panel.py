@@ -49,6 +49,7 @@ from medviewer.gui.label_dialogs import (
 )
 from medviewer.gui.label_filter import StudyFilter
 from medviewer.gui.label_store_client import StoreClient, decide_label, press_class_key
+from medviewer.gui.label_transfer import LabelTransfer
 from medviewer.gui.lazy import LazyModule
 from medviewer.gui.prefetch import Prefetcher
 from medviewer.gui.study_browser import display_order
@@ -323,9 +324,16 @@ class LabelPanel(QWidget):
                                           "Change the reader name labels are saved under")
         self.store_action = self._action("Label &store…", self.choose_store,
                                          "Use another label store file (e.g. a project's)")
+        self.transfer = LabelTransfer(self)
+        self.import_action = self._action("&Import labels…", self.transfer.show_import_dialog,
+                                          "Import labels from CSV, MedViewer JSON or COCO JSON")
+        self.export_action = self._action("&Export labels…", self.transfer.show_export_dialog,
+                                          "Write a label set to CSV, MedViewer JSON or COCO JSON")
         menu.addAction(self.new_set_action)
         menu.addAction(self.reader_action)
         menu.addAction(self.store_action)
+        menu.addAction(self.import_action)
+        menu.addAction(self.export_action)
         menu.addSeparator()
         self.class_actions: list[QAction] = []
         for index in range(MAX_CLASS_KEYS):
@@ -448,6 +456,14 @@ class LabelPanel(QWidget):
             self.set_combo.setCurrentIndex(self.set_combo.findData(wanted))
         self.set_combo.blockSignals(False)
         self.choose_label_set(wanted)
+
+    def reload_from_store(self, select: str | None = None) -> None:
+        """Show what the store holds after a change made outside the panel (an import):
+        the label sets (choosing ``select``), the open images' labels, this image's regions."""
+        self._last_saved.clear()
+        self.reload_label_sets(select)
+        self._load_labels(self.known_paths)
+        self._load_regions()
 
     def _on_set_chosen(self, index: int) -> None:
         self.choose_label_set(self.set_combo.itemData(index))
@@ -1354,6 +1370,7 @@ class LabelPanel(QWidget):
         ``MainWindow.wait_for_workers`` (its close handler) calls this.
         """
         self._prefetch_timer.stop()
+        self.transfer.shutdown(timeout_ms)
         self.prefetcher.clear()
         self.prefetcher.wait_for_workers(timeout_ms)
         self.client.shutdown(timeout_ms)
