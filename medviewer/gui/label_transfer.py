@@ -215,6 +215,7 @@ class ImportDialog(QDialog):
         self.worker: JobWorker | None = None
         self.problems_dialog: ProblemsDialog | None = None
         self._closed = False
+        self._shut_down = False
         existing = [s.name for s in panel.label_sets]
 
         self.file_label = QLabel(str(self.source))
@@ -278,7 +279,7 @@ class ImportDialog(QDialog):
         self.form.addRow("", self.set_info)
         self.form.addRow("Classes", self.classes_edit)
         self.form.addRow("", self.multi_check)
-        self.form.addRow("Reader", self.reader_edit)
+        self.form.addRow("Default reader", self.reader_edit)
         layout = QVBoxLayout(self)
         layout.addLayout(self.form)
         layout.addSpacing(6)
@@ -453,7 +454,8 @@ class ImportDialog(QDialog):
         log.info("Import from the Labels menu: %d labels, %d regions into one label set",
                  result.labels_written, result.regions_written)
         self.panel.main_window.statusBar().showMessage(summary, 15_000)
-        self.panel.reload_from_store(select=plan.label_set)
+        if not self._shut_down:  # a reply delivered after close must not restart the thread
+            self.panel.reload_from_store(select=plan.label_set)
         self.status_label.setText(f"✓ {summary}")
         self.status_label.setStyleSheet(SUCCESS_STYLE)
         self.import_button.hide()
@@ -484,6 +486,8 @@ class ImportDialog(QDialog):
             self.worker.cancel()
 
     def wait(self, timeout_ms: int) -> None:
+        """The window is closing: stop the check and wait for its thread."""
+        self._shut_down = True
         self.cancel_check()
         if self.worker is not None:
             self.worker.wait(timeout_ms)
