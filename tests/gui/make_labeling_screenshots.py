@@ -130,6 +130,39 @@ def main(out_dir: str) -> None:
         idle(window)
         window.grab().save(str(out / "labeling_failed_write.png"))
 
+        # 5. Labels > Import labels…: a CSV with problem rows, then Labels > Export labels….
+        panel._set_error(None)
+        shown = [Path(p) for p in sorted(folder.glob("*.jpeg"))]
+        rows = ["path,label,reader"] + [f"{p.name},{'pneumonia' if i % 2 else 'normal'},dr_lee"
+                                        for i, p in enumerate(shown)]
+        rows[3] = f"{shown[2].name},effusion,dr_lee"
+        rows[7] = "IM-0099-0001.jpeg,normal,dr_lee"
+        rows[9] = f"{shown[8].name},,dr_lee"
+        reads = folder / "reads-dr-lee.csv"
+        reads.write_text("\n".join(rows) + "\n", encoding="utf-8")
+        importing = panel.transfer.open_import(reads)
+        importing.set_combo.setCurrentText("pneumonia")
+        pause(200)
+        importing.grab().save(str(out / "labeling_import.png"))
+        importing.start_check()
+        wait_until(lambda: importing.state == "problems")
+        pause(200)
+        importing.problems_dialog.grab().save(str(out / "labeling_import_problems.png"))
+        importing.problems_dialog.import_button.click()
+        wait_until(lambda: importing.state == "done")
+        idle(window)
+        importing.grab().save(str(out / "labeling_import_done.png"))
+        importing.close()
+        exporting = panel.transfer.show_export_dialog()
+        exporting.set_path(Path(tmp) / "exports" / "pneumonia-labels.csv")  # no such folder
+        pause(200)
+        exporting.grab().save(str(out / "labeling_export.png"))
+        exporting.start_export()
+        wait_until(lambda: exporting.state in ("done", "failed"))
+        idle(window)
+        exporting.grab().save(str(out / "labeling_export_failed.png"))
+        exporting.close()
+
         window.close()
     app.processEvents()
     print(f"screenshots saved in {out}")
