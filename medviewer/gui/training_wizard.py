@@ -72,6 +72,11 @@ ARCHITECTURE_NOTES = {
     "mobilenet_v3_large": "MobileNetV3-Large, 4 M parameters",
 }
 
+# The export page's choices of how the file stores its weights (export.WEIGHT_STORAGE).
+WEIGHT_CHOICES = (("Full precision (float32)", "float32"),
+                  ("Half precision (float16): half the file", "float16"),
+                  ("8-bit (int8): a quarter of the file", "int8"))
+
 PAGE_DATA, PAGE_MODEL, PAGE_SETTINGS, PAGE_TRAIN, PAGE_EVALUATE, PAGE_EXPORT = range(6)
 SPLIT_TITLES = {"train": "Train", "val": "Validation", "test": "Test"}
 # Closing while one of these runs asks first: their work would be lost.
@@ -365,13 +370,14 @@ class ExportOutcome:
 def export_model(run_dir: str, name: str, version: str, description: str,
                  chosen_points: dict[str, dict], register: bool,
                  cancel: CancelFlag | None = None, out_dir: str | None = None,
-                 ) -> Generator[Progress, None, ExportOutcome]:
+                 weights: str = "float32") -> Generator[Progress, None, ExportOutcome]:
     """Export the run's best checkpoint, apply operating points chosen in the wizard, register.
 
     ``chosen_points`` maps a class to ``{threshold, val_sensitivity, val_specificity}`` for
     the classes whose threshold the user moved; the card's test figures are then recomputed
     with onnxruntime on the exported file, as the exporter does for the trained points.
-    Files go to ``out_dir/NAME-VERSION/`` (default: the run folder's ``export/``).
+    Files go to ``out_dir/NAME-VERSION/`` (default: the run folder's ``export/``);
+    ``weights`` is how the file stores them (export.WEIGHT_STORAGE).
     """
     from medviewer.inference import registry
     from medviewer.jobs import run_to_end
@@ -380,7 +386,7 @@ def export_model(run_dir: str, name: str, version: str, description: str,
 
     result = yield from export.export_run(run_dir, name, version, out_dir=out_dir or None,
                                           register=False, description=description,
-                                          cancel=cancel)
+                                          weights=weights, cancel=cancel)
     checkpoint = Path(run_dir) / "checkpoints" / "best.pt"
     if chosen_points:
         yield Progress(4, 5, "applying the chosen operating point")
@@ -1574,6 +1580,11 @@ class ExportPage(_Page):
         self.folder_edit.setPlaceholderText("The run folder's export/ folder")
         self.folder_button = QPushButton("Browse…")
         self.folder_button.clicked.connect(self.choose_folder)
+        self.weights_combo = QComboBox()
+        for label, storage in WEIGHT_CHOICES:
+            self.weights_combo.addItem(label, storage)
+        self.weights_combo.setToolTip("Smaller files compute the same way; the export checks "
+                                      "and reports how far their outputs move")
         self.register_check = QCheckBox("Add it to the model list (register it)")
         self.register_check.setChecked(True)
         self.export_button = QPushButton("Export")
@@ -1592,6 +1603,7 @@ class ExportPage(_Page):
         folder_row.addWidget(self.folder_edit, 1)
         folder_row.addWidget(self.folder_button)
         form.addRow("Save in", folder_row)
+        form.addRow("Weights", self.weights_combo)
         form.addRow("", self.register_check)
         buttons = QHBoxLayout()
         buttons.addWidget(self.export_button)
@@ -1655,6 +1667,7 @@ class ExportPage(_Page):
         chosen = owner.evaluate_page.chosen_points()
         register = self.register_check.isChecked()
         out_dir = self.folder_edit.text().strip() or None
+        weights = self.weights_combo.currentData()
         self.outcome = None
         self.result_label.setStyleSheet("")
         self.result_label.setText("")
@@ -1662,7 +1675,8 @@ class ExportPage(_Page):
         self.progress.show()
         owner.start_job(
             "export", lambda cancel: export_model(str(run_dir), name, version, description,
-                                                  chosen, register, cancel, out_dir),
+                                                  chosen, register, cancel, out_dir,
+                                                  weights),
             "exporting the model", on_event=self._on_event, on_finished=self._on_exported,
             on_failed=self._on_failed, on_cancelled=self._on_cancelled)
         self._update_navigation()

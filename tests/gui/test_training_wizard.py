@@ -211,6 +211,17 @@ def test_every_page_from_a_folder_to_a_registered_model(qtbot, wizard, kermany_f
     assert (saved / "wizard-test.onnx").is_file() and (saved / "wizard-test.json").is_file()
     assert registry.ModelCard.load(saved / "wizard-test.json").operating_points[
         "PNEUMONIA"].threshold == pytest.approx(chosen)
+    assert card.training["weights"] == "float32"
+
+    # The same run again with 8-bit weights: a quarter of the file, said in the card.
+    export.version_edit.setText("2")
+    export.weights_combo.setCurrentIndex(export.weights_combo.findData("int8"))
+    with qtbot.waitSignal(wizard.model_registered, timeout=TRAIN_TIMEOUT_MS) as registered:
+        qtbot.mouseClick(export.export_button, Qt.MouseButton.LeftButton)
+    small = registered.args[0]
+    assert small.card.training["weights"].startswith("int8")
+    assert small.onnx_path.stat().st_size < 0.3 * installed["wizard-test@1"].onnx_path.stat(
+        ).st_size
 
     click(qtbot, wizard, QWizard.WizardButton.FinishButton)
     qtbot.waitUntil(lambda: not wizard.isVisible())
