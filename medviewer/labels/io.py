@@ -553,8 +553,8 @@ def validate_coco_document(store: LabelStore, source: Path, document: dict,
                        if isinstance(c, dict)}
     name = label_set or (supercategories.pop() if len(supercategories) == 1 else None)
     if not name:
-        raise UserError(f"Importing {source} needs --label-set NAME: its categories do not "
-                        f"name one label set.")
+        raise UserError(f"Importing {source} needs the name of a label set to import into: "
+                        f"its categories do not share one supercategory.")
     wanted = list(classes or []) + [c for c in categories.values()
                                     if c and c not in (classes or [])]
     plan = _target_set(store, name, wanted or None, False, source)

@@ -310,7 +310,7 @@ def test_coco_from_another_tool_finds_images_by_file_name(store, tmp_path, xrays
             {"id": 6, "image_id": 99, "category_id": 1, "bbox": [1, 1, 2, 2]},
             {"id": 7, "image_id": 10, "category_id": 1, "bbox": [200, 200, 50, 50]},
             {"id": 8, "image_id": 10, "category_id": 1, "bbox": [1, "a", 2, 2]}]}))
-    with pytest.raises(UserError, match="needs --label-set"):
+    with pytest.raises(UserError, match="needs the name of a label set"):
         label_io.validate_json(store, out)
     plan = label_io.validate_json(store, out, "findings", classes=["opacity", "device"],
                                   reader="carol")
