@@ -53,6 +53,7 @@ from medviewer.gui.label_transfer import LabelTransfer
 from medviewer.gui.lazy import LazyModule
 from medviewer.gui.prefetch import Prefetcher
 from medviewer.gui.study_browser import display_order
+from medviewer.gui.widgets import bold_label
 from medviewer.settings import load_settings, save_settings
 
 if TYPE_CHECKING:
@@ -296,7 +297,7 @@ class LabelPanel(QWidget):
         layout.addWidget(self.progress_bar)
         layout.addLayout(navigation)
         layout.addSpacing(6)
-        layout.addWidget(_heading("Regions"))
+        layout.addWidget(bold_label("Regions"))
         layout.addLayout(region_row)
         layout.addWidget(self.region_list)
         layout.addWidget(self.delete_region_button)
@@ -1380,14 +1381,6 @@ class LabelPanel(QWidget):
         """Store calls waiting for their reply, or images being prefetched."""
         return self.client.pending > 0 or self.prefetcher.busy or \
             self._prefetch_timer.isActive()
-
-
-def _heading(text: str) -> QLabel:
-    label = QLabel(text)
-    font = label.font()
-    font.setBold(True)
-    label.setFont(font)
-    return label
 
 
 def _clock() -> str:

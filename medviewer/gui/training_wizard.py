@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
 )
 
 from medviewer.errors import UserError
+from medviewer.gui.widgets import bold_label
 from medviewer.gui.workers import JobWorker
 from medviewer.jobs import CancelFlag, Progress
 
@@ -460,14 +461,6 @@ def format_duration(seconds: float) -> str:
 
 
 # ====================================================================== pages
-
-
-def _bold(text: str) -> QLabel:
-    label = QLabel(text)
-    font = label.font()
-    font.setBold(True)
-    label.setFont(font)
-    return label
 
 
 def _note(text: str = "") -> QLabel:
@@ -1055,7 +1048,7 @@ class TrainPage(_Page):
                          "stays usable. Stopping keeps the best checkpoint so far.")
         from medviewer.gui.curves import TrainingCurves
 
-        self.headline = _bold("")
+        self.headline = bold_label("")
         self.details = _note()
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
@@ -1290,7 +1283,7 @@ class EvaluatePage(_Page):
         self.split_combo = QComboBox()
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setMinimum(1)
-        self.threshold_label = _bold("")
+        self.threshold_label = bold_label("")
         self.threshold_note = _note()
         self.reset_button = QPushButton("Back to the trained point")
         self.reset_button.setToolTip("The threshold chosen during training (Youden's J on the "
@@ -1300,7 +1293,7 @@ class EvaluatePage(_Page):
                                                 "AUROC"])
         self.figures.setVerticalHeaderLabels(["Validation", "Test"])
         self.matrix = ConfusionMatrix()
-        self.matrix_title = _bold("Confusion matrix")
+        self.matrix_title = bold_label("Confusion matrix")
 
         side = QVBoxLayout()
         chooser = QFormLayout()
