@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
@@ -683,21 +683,21 @@ class LabelPanel(QWidget):
     def _target(self, doing: str) -> ImageRef | None:
         """The image an action applies to: the one on screen, once it is fully shown."""
         if self.label_set is None:
-            self._status("Choose or create a label set first (Labels > New label set).")
+            self.show_status("Choose or create a label set first (Labels > New label set).")
             return None
         if self.view.instance is None or self.current_path is None:
-            self._status(f"Open an image to {doing}.")
+            self.show_status(f"Open an image to {doing}.")
             return None
         if self.view.is_loading:
-            self._status(f"Wait until the image is shown to {doing}.")
+            self.show_status(f"Wait until the image is shown to {doing}.")
             return None
         if self.view.requested_path is not None \
                 and Path(self.view.requested_path) != self.current_path:
-            self._status(f"{Path(self.view.requested_path).name} could not be shown, so it "
-                         f"cannot be labelled.")
+            self.show_status(f"{Path(self.view.requested_path).name} could not be shown, so it "
+                              f"cannot be labelled.")
             return None
         if self._current_ref is None:
-            self._status("Still identifying this image; try again in a moment.")
+            self.show_status("Still identifying this image; try again in a moment.")
             return None
         return self._current_ref
 
@@ -730,8 +730,8 @@ class LabelPanel(QWidget):
             return
         set_name, reader = self.label_set.name, self.reader
         ai = self._suggested_classes()
-        self._write(image.key, lambda store: press_class_key(store, set_name, image, reader,
-                                                             class_name, ai))
+        self._write_label(image.key, lambda store: press_class_key(store, set_name, image,
+                                                                   reader, class_name, ai))
 
     def accept_ai_suggestion(self) -> None:
         """Enter: take the AI's suggestion; with no suggestion only a status message shows."""
@@ -739,34 +739,34 @@ class LabelPanel(QWidget):
             self.save_note()
             return
         if self.label_set is None or self.current_path is None:
-            self._status("No AI suggestion: no image or label set is open.")
+            self.show_status("No AI suggestion: no image or label set is open.")
             return
         suggestion = self._suggestions.get(self.current_path)
         if suggestion is None:
-            self._status("No AI suggestion for this image (no model has read it).")
+            self.show_status("No AI suggestion for this image (no model has read it).")
             return
         classes = suggestion.classes_for(self.label_set)
         if classes is None:
-            self._status(suggestion.describe(self.label_set))
+            self.show_status(suggestion.describe(self.label_set))
             return
         if not classes:
-            self._status(f"The AI ({suggestion.model_name}) suggests none of the classes; "
-                         f"choose with the number keys.")
+            self.show_status(f"The AI ({suggestion.model_name}) suggests none of the classes; "
+                              f"choose with the number keys.")
             return
         image = self._target("accept the suggestion")
         if image is None:
             return
         set_name, reader = self.label_set.name, self.reader
-        self._write(image.key, lambda store: decide_label(store, set_name, image, reader,
-                                                          classes, classes))
+        self._write_label(image.key, lambda store: decide_label(store, set_name, image, reader,
+                                                                classes, classes))
 
     def clear_label(self) -> None:
         image = self._target("clear its label")
         if image is None or self.label_set is None:
             return
         set_name, reader = self.label_set.name, self.reader
-        self._write(image.key, lambda store: decide_label(store, set_name, image, reader,
-                                                          (), None))
+        self._write_label(image.key, lambda store: decide_label(store, set_name, image, reader,
+                                                                (), None))
 
     def save_note(self) -> None:
         image = self._target("add a note")
@@ -775,40 +775,72 @@ class LabelPanel(QWidget):
         mine = self.my_label(image.key)
         text = self.note_edit.text().strip() or None
         if mine is None:
-            self._status("Choose a class first: a note belongs to a label.")
+            self.show_status("Choose a class first: a note belongs to a label.")
             return
         if text == mine.note:
             return
         set_name, reader = self.label_set.name, self.reader
-        self._write(image.key, lambda store: store.set_note(set_name, image, text,
-                                                            reader=reader))
+        self._write_label(image.key, lambda store: store.set_note(set_name, image, text,
+                                                                  reader=reader))
 
-    def _write(self, key: str, call: Callable[[LabelStore], ImageLabel | None]) -> None:
-        set_name = self.label_set.name if self.label_set else None
-        self._pending[key] = self._pending.get(key, 0) + 1
-        self._refresh_current()
+    def write(self, call: Callable[[LabelStore], Any], saved: Callable[[Any], str | None], *,
+              image_key: str | None = None, failed: Callable[[], None] | None = None,
+              nothing_done: str | None = None) -> None:
+        """Queue a write on the store thread; report its outcome the one way writes are reported.
 
-        def done(label: ImageLabel | None) -> None:
-            self._settle(key)
+        ``saved(result)`` takes the store's result into what the panel holds and returns the
+        "✓ …" line to show for ``image_key`` (or None). Then the error line clears and
+        :attr:`committed` is emitted. A failure runs ``failed()`` (take back what was shown
+        as saving), shows the store's sentence (panel and status bar) and emits
+        :attr:`write_failed`. With ``image_key`` the image shows "Saving…" until the reply.
+        ``nothing_done``: the status message when the store returns None for "nothing to do"
+        (undo with nothing left); then nothing else is reported.
+        """
+        if image_key is not None:
+            self._pending[image_key] = self._pending.get(image_key, 0) + 1
+            self._refresh_current()
+
+        def done(result: Any) -> None:
+            if image_key is not None:
+                self._settle(image_key)
+            if result is None and nothing_done is not None:
+                self.show_status(nothing_done)
+                return
             self._set_error(None)
-            if self.label_set is not None and self.label_set.name == set_name:
-                self._labels.setdefault(key, {})
-                if label is None:
-                    self._labels[key].pop(self.reader, None)
-                    self._last_saved[key] = f"✓ Saved: label cleared at {_clock()}."
-                else:
-                    self._labels[key][label.reader] = label
-                    self._last_saved[key] = _saved_text(label, _clock())
-            self._refresh_all()
-            self.committed.emit(label)
+            line = saved(result)
+            if image_key is not None:
+                if line is not None:
+                    self._last_saved[image_key] = line
+                self._refresh_all()
+            self.committed.emit(result)
 
-        def failed(sentence: str) -> None:
-            self._settle(key)
+        def on_error(sentence: str) -> None:
+            if image_key is not None:
+                self._settle(image_key)
+            if failed is not None:
+                failed()
             self._set_error(sentence)
-            self._refresh_all()
+            if image_key is not None:
+                self._refresh_all()
             self.write_failed.emit(sentence)
 
-        self.client.call(call, done, failed)
+        self.client.call(call, done, on_error)
+
+    def _write_label(self, key: str, call: Callable[[LabelStore], ImageLabel | None]) -> None:
+        """A write whose result is this reader's decision on one image (None: cleared)."""
+        set_name = self.label_set.name if self.label_set else None
+
+        def saved(label: ImageLabel | None) -> str | None:
+            if self.label_set is None or self.label_set.name != set_name:
+                return None
+            self._labels.setdefault(key, {})
+            if label is None:
+                self._labels[key].pop(self.reader, None)
+                return f"✓ Saved: label cleared at {_clock()}."
+            self._labels[key][label.reader] = label
+            return _saved_text(label, _clock())
+
+        self.write(call, saved, image_key=key)
 
     def _settle(self, key: str) -> None:
         left = self._pending.get(key, 0) - 1
@@ -827,35 +859,27 @@ class LabelPanel(QWidget):
 
     def _revert(self, verb: str) -> None:
         if self.label_set is None:
-            self._status(f"Nothing to {verb}: no label set is chosen.")
+            self.show_status(f"Nothing to {verb}: no label set is chosen.")
             return
         set_name, reader = self.label_set.name, self.reader
 
-        def done(result: UndoResult | None) -> None:
-            if result is None:
-                self._status(f"Nothing of yours to {verb} in label set '{set_name}'.")
-                return
-            self._set_error(None)
+        def reverted(result: UndoResult) -> None:
             paths = [p for p, k in self._keys.items() if k in result.image_keys]
             for key in result.image_keys:
                 self._last_saved.pop(key, None)
             names = ", ".join(p.name for p in paths[:3]) or "an image not open here"
             what = "your undo" if result.kind == "undo" else result.kind.replace("_", " ")
-            self._status(f"{'Undone' if verb == 'undo' else 'Redone'}: {what} on {names}.")
+            self.show_status(f"{'Undone' if verb == 'undo' else 'Redone'}: {what} on {names}.")
             self._load_labels(paths)
             if self.current_key in result.image_keys:
                 self._load_regions()
-            self.committed.emit(result)
 
         def act(store: LabelStore) -> UndoResult | None:
             revert = store.undo if verb == "undo" else store.redo
             return revert(reader, label_set=set_name)
 
-        self.client.call(act, done, self._undo_failed)
-
-    def _undo_failed(self, sentence: str) -> None:
-        self._set_error(sentence)
-        self.write_failed.emit(sentence)
+        self.write(act, reverted,
+                   nothing_done=f"Nothing of yours to {verb} in label set '{set_name}'.")
 
     # ------------------------------------------------------------ AI suggestions (API)
     def set_ai_suggestion(self, class_probabilities: Mapping[str, float], model_name: str,
@@ -896,27 +920,27 @@ class LabelPanel(QWidget):
     def go(self, step: int) -> None:
         scope = self._scope_of(self.current_path)
         if scope is None or self.current_path not in scope.paths:
-            self._status("Open a folder or study to move through its images.")
+            self.show_status("Open a folder or study to move through its images.")
             return
         index = scope.paths.index(self.current_path) + step
         if not 0 <= index < len(scope.paths):
             where = "last" if step > 0 else "first"
-            self._status(f"This is the {where} image of {scope.root.name}.")
+            self.show_status(f"This is the {where} image of {scope.root.name}.")
             return
         self._open(scope.paths[index])
 
     def go_unlabelled(self) -> None:
         scope = self._scope_of(self.current_path)
         if scope is None or self.current_path not in scope.paths:
-            self._status("Open a folder or study to move through its images.")
+            self.show_status("Open a folder or study to move through its images.")
             return
         if self.label_set is None:
-            self._status("Choose or create a label set first (Labels > New label set).")
+            self.show_status("Choose or create a label set first (Labels > New label set).")
             return
         target = self._next_unlabelled(scope, scope.paths.index(self.current_path))
         if target is None:
-            self._status(f"Every image of {scope.root.name} has your label in "
-                         f"'{self.label_set.name}'.")
+            self.show_status(f"Every image of {scope.root.name} has your label in "
+                              f"'{self.label_set.name}'.")
             return
         self._open(target)
 
@@ -1046,75 +1070,55 @@ class LabelPanel(QWidget):
         geometry_type = store_module.Ellipse if draft.shape == "ellipse" \
             else store_module.Rectangle
         geometry = geometry_type(draft.x, draft.y, draft.width, draft.height)
-        self._pending[key] = self._pending.get(key, 0) + 1
-        self._refresh_current()
 
-        def done(region: Region) -> None:
-            self._settle(key)
-            self._set_error(None)
+        def drop_draft() -> None:
             if self._region_layer is not None:
                 self._region_layer.remove(token)
+
+        def saved(region: Region) -> str:
+            drop_draft()
             if self.current_key == key and region.reader == self.reader:
                 self._regions[region.id] = region
                 self._show_regions()
-            self._last_saved[key] = f"✓ Region saved: {region.class_name} at {_clock()}."
-            self._refresh_all()
-            self.committed.emit(region)
+            return f"✓ Region saved: {region.class_name} at {_clock()}."
 
-        def failed(sentence: str) -> None:
-            self._settle(key)
-            if self._region_layer is not None:
-                self._region_layer.remove(token)
-            self._set_error(sentence)
-            self._refresh_all()
-            self.write_failed.emit(sentence)
-
-        self.client.call(lambda store: store.add_region(set_name, image, class_name, geometry,
-                                                        frame=draft.frame, reader=reader),
-                         done, failed)
+        self.write(lambda store: store.add_region(set_name, image, class_name, geometry,
+                                                  frame=draft.frame, reader=reader),
+                   saved, image_key=key, failed=drop_draft)
 
     def _update_region_class(self, region_id: int, class_name: str) -> None:
-        def done(region: Region) -> None:
-            self._set_error(None)
+        def saved(region: Region) -> None:
             if region.id in self._regions:
                 self._regions[region.id] = region
                 self._show_regions()
-            self.committed.emit(region)
 
-        self.client.call(lambda store: store.update_region(region_id, class_name=class_name),
-                         done, self._undo_failed)
+        self.write(lambda store: store.update_region(region_id, class_name=class_name), saved)
 
     def delete_selected_region(self) -> None:
         layer = self._region_layer
         region_id = layer.selected if layer is not None else None
         if region_id is None or region_id not in self._regions:
-            self._status("Select a region first (click it on the image).")
+            self.show_status("Select a region first (click it on the image).")
             return
         key = self._regions[region_id].image_key
         layer.set_state(region_id, "deleting")
-        self._pending[key] = self._pending.get(key, 0) + 1
-        self._refresh_current()
 
-        def done(_none: None) -> None:
-            self._settle(key)
-            self._set_error(None)
+        def delete(store: LabelStore) -> int:
+            store.delete_region(region_id)
+            return region_id  # what committed carries
+
+        def saved(_region_id: int) -> str:
             self._regions.pop(region_id, None)
             if self._region_layer is not None:
                 self._region_layer.remove(region_id)
-            self._last_saved[key] = f"✓ Region deleted at {_clock()}."
             self._show_regions()
-            self._refresh_all()
-            self.committed.emit(region_id)
+            return f"✓ Region deleted at {_clock()}."
 
-        def failed(sentence: str) -> None:
-            self._settle(key)
+        def failed() -> None:
             if self._region_layer is not None:
                 self._region_layer.set_state(region_id, "saved")
-            self._set_error(sentence)
-            self._refresh_all()
-            self.write_failed.emit(sentence)
 
-        self.client.call(lambda store: store.delete_region(region_id), done, failed)
+        self.write(delete, saved, image_key=key, failed=failed)
 
     def _on_region_selected(self, region_id: int | None) -> None:
         for row in range(self.region_list.count()):
@@ -1328,7 +1332,7 @@ class LabelPanel(QWidget):
     def error(self) -> str | None:
         return self._error
 
-    def _status(self, text: str) -> None:
+    def show_status(self, text: str) -> None:
         self.main_window.statusBar().showMessage(text, 4000)
 
     # ------------------------------------------------------------ keys
