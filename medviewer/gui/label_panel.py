@@ -9,7 +9,8 @@ tree and region drawing on the image):
   previous image, U the next image this reader has not labelled; Ctrl+Z undoes the reader's
   last action; an optional note per label; labelled / total for the open folder or study;
 - regions: R toggles region mode, a left drag draws a rectangle (or ellipse) of the region
-  class (number keys choose it in region mode), click selects, Delete removes.
+  class (number keys choose it in region mode), click selects, Delete removes
+  (:class:`~medviewer.gui.label_regions.RegionEditor`, which the panel owns).
 
 Saved means committed. Every store call runs on ONE worker thread (:class:`StoreClient` in
 label_store_client.py), in the order the reader acted, and what the panel shows as saved comes
@@ -35,12 +36,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
-    QComboBox, QFrame, QGridLayout, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QListWidget,
-    QListWidgetItem, QProgressBar, QPushButton, QScrollArea, QSizePolicy, QToolButton,
-    QVBoxLayout, QWidget,
+    QComboBox, QFrame, QGridLayout, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QProgressBar,
+    QPushButton, QScrollArea, QSizePolicy, QToolButton, QVBoxLayout, QWidget,
 )
 
 from medviewer.errors import UserError
@@ -48,26 +48,26 @@ from medviewer.gui.label_dialogs import (
     ERROR_STYLE, NewLabelSetDialog, reader_dialog, store_file_dialog,
 )
 from medviewer.gui.label_filter import StudyFilter
+from medviewer.gui.label_regions import RegionEditor
 from medviewer.gui.label_store_client import StoreClient, decide_label, press_class_key
 from medviewer.gui.label_transfer import LabelTransfer
 from medviewer.gui.lazy import LazyModule
 from medviewer.gui.prefetch import Prefetcher
 from medviewer.gui.study_browser import display_order
-from medviewer.gui.widgets import bold_label
+from medviewer.gui.widgets import window_action
 from medviewer.settings import load_settings, save_settings
 
 if TYPE_CHECKING:
     from medviewer.dicom.catalog import Catalog
     from medviewer.dicom.reader import Instance
     from medviewer.gui.main_window import MainWindow
-    from medviewer.gui.region_items import RegionDraft, RegionLayer
+    from medviewer.gui.region_items import RegionLayer
     from medviewer.labels import store as store_module
     from medviewer.labels.store import (
         ImageLabel, ImageRef, LabelSet, LabelStore, Region, UndoResult,
     )
-else:  # the store (sqlite3) and pyqtgraph load on first use, not at start-up
+else:  # the store (sqlite3) loads on first use, not at start-up
     store_module = LazyModule("medviewer.labels.store")
-    region_items = LazyModule("medviewer.gui.region_items")
 
 log = logging.getLogger(__name__)
 
@@ -179,10 +179,6 @@ class LabelPanel(QWidget):
         self._last_saved: dict[str, str] = {}  # image key -> "saved ..." text of this session
         self._error: str | None = None
         self._loading_labels = 0
-        self._regions: dict[int, Region] = {}  # the current image's, committed
-        self._region_tokens = 0
-        self._region_class_index = 0
-        self._region_layer: RegionLayer | None = None
         self._view_keys_taken: dict[QAction, list[QKeySequence]] = {}
         self._dialog: NewLabelSetDialog | None = None
         self._reader_dialog: QInputDialog | None = None
@@ -260,26 +256,14 @@ class LabelPanel(QWidget):
         navigation.addWidget(self.undo_button, 2, 0)
         navigation.addWidget(self.redo_button, 2, 1)
 
-        self.region_button = QPushButton("Draw regions (R)")
-        self.region_button.setCheckable(True)
-        self.region_button.setToolTip("Region mode: left-drag on the image draws a region of "
-                                      "the region class; the number keys choose that class; "
-                                      "click a region to select it, Delete removes it")
-        self.shape_combo = QComboBox()
-        self.shape_combo.addItem("Rectangle", "rectangle")
-        self.shape_combo.addItem("Ellipse", "ellipse")
-        self.region_class_combo = QComboBox()
-        self.region_class_combo.setObjectName("regionClassCombo")
-        self.region_class_combo.setToolTip("Class of the next region (number keys in region "
-                                           "mode); also changes the selected region's class")
-        region_row = QHBoxLayout()
-        region_row.addWidget(self.region_button)
-        region_row.addWidget(self.shape_combo)
-        region_row.addWidget(self.region_class_combo, 1)
-        self.region_list = QListWidget()
-        self.region_list.setObjectName("regionList")
-        self.region_list.setMaximumHeight(110)
-        self.delete_region_button = QPushButton("Delete region (Del)")
+        self.regions = RegionEditor(self)
+        # The region controls under the names callers know on the panel.
+        self.region_action = self.regions.region_action
+        self.region_button = self.regions.region_button
+        self.shape_combo = self.regions.shape_combo
+        self.region_class_combo = self.regions.region_class_combo
+        self.region_list = self.regions.region_list
+        self.delete_region_button = self.regions.delete_region_button
 
         self.setStyleSheet(PANEL_STYLE)
         layout = QVBoxLayout(self)
@@ -297,10 +281,7 @@ class LabelPanel(QWidget):
         layout.addWidget(self.progress_bar)
         layout.addLayout(navigation)
         layout.addSpacing(6)
-        layout.addWidget(bold_label("Regions"))
-        layout.addLayout(region_row)
-        layout.addWidget(self.region_list)
-        layout.addWidget(self.delete_region_button)
+        self.regions.add_to(layout)
         layout.addStretch(1)
 
         self.reader_button = QToolButton()
@@ -310,13 +291,7 @@ class LabelPanel(QWidget):
                                       "change it")
 
     def _action(self, text: str, slot: Callable[[], None], tip: str = "") -> QAction:
-        action = QAction(text, self.main_window)
-        action.triggered.connect(lambda _checked=False: slot())
-        if tip:
-            action.setToolTip(tip)
-            action.setStatusTip(tip)
-        self.main_window.addAction(action)
-        return action
+        return window_action(self.main_window, text, slot, tip)
 
     def _build_actions(self) -> None:
         menu = self.main_window.menus["labels"]
@@ -348,23 +323,18 @@ class LabelPanel(QWidget):
         self.undo_action = self._action("&Undo last label action", self.undo)
         self.redo_action = self._action("&Redo label action", self.redo)
         self.clear_action = self._action("&Clear my label", self.clear_label)
-        self.region_action = QAction("Draw &regions", self.main_window)
-        self.region_action.setCheckable(True)
-        self.region_action.toggled.connect(self.set_region_mode)
-        self.main_window.addAction(self.region_action)
-        self.delete_region_action = self._action("&Delete selected region",
-                                                 self.delete_selected_region)
+        delete_region_action = self.regions.delete_region_action
         for action in (*self.class_actions, self.accept_action, self.next_action,
                        self.previous_action, self.unlabelled_action, self.undo_action,
                        self.redo_action,
-                       self.clear_action, self.region_action, self.delete_region_action):
+                       self.clear_action, self.region_action, delete_region_action):
             menu.addAction(action)
         self._keys_for: dict[QAction, list[str]] = {
             self.accept_action: ["Return", "Enter"], self.next_action: ["N"],
             self.previous_action: ["P"], self.unlabelled_action: ["U"],
             self.undo_action: ["Ctrl+Z"], self.redo_action: ["Ctrl+Shift+Z", "Ctrl+Y"],
             self.clear_action: ["Backspace"],
-            self.region_action: ["R"], self.delete_region_action: ["Delete"],
+            self.region_action: ["R"], delete_region_action: ["Delete"],
         }
         for index, action in enumerate(self.class_actions):
             self._keys_for[action] = [str(index + 1)]
@@ -380,18 +350,10 @@ class LabelPanel(QWidget):
         self.undo_button.clicked.connect(self.undo)
         self.redo_button.clicked.connect(self.redo)
         self.note_edit.returnPressed.connect(self.save_note)
-        self.region_button.toggled.connect(self.region_action.setChecked)
-        self.shape_combo.currentIndexChanged.connect(self._on_shape_changed)
-        self.region_class_combo.activated.connect(self._on_region_class_chosen)
-        self.region_list.currentItemChanged.connect(self._on_region_list_changed)
-        self.delete_region_button.clicked.connect(self.delete_selected_region)
         self.reader_button.clicked.connect(self.show_reader_dialog)
         window.add_status_field(self.reader_button)
         self.view.image_shown.connect(self._on_image_shown)
         self.view.load_failed.connect(lambda _sentence: self._on_image_gone())
-        self.view.frame_changed.connect(lambda _i, _n: self._show_regions())
-        self.view.actions_by_name["measure"].toggled.connect(
-            lambda on: on and self.region_action.setChecked(False))
         window.catalog_opened.connect(self._on_catalog_opened)
         model = window.study_browser.tree.model()
         for signal in (model.rowsInserted, model.rowsRemoved, model.modelReset):
@@ -434,8 +396,7 @@ class LabelPanel(QWidget):
             recent = store.history(reader=reader, limit=1)
             return sets, (recent[0].label_set if recent else None)
 
-        self.client.call(read, lambda result: self._on_label_sets(result, select),
-                         self._set_error)
+        self.read(read, lambda result: self._on_label_sets(result, select))
 
     def _on_label_sets(self, result: tuple[list[LabelSet], str | None],
                        select: str | None) -> None:
@@ -464,7 +425,7 @@ class LabelPanel(QWidget):
         self._last_saved.clear()
         self.reload_label_sets(select)
         self._load_labels(self.known_paths)
-        self._load_regions()
+        self.regions.load()
 
     def _on_set_chosen(self, index: int) -> None:
         self.choose_label_set(self.set_combo.itemData(index))
@@ -477,12 +438,10 @@ class LabelPanel(QWidget):
             self.set_combo.setCurrentIndex(self.set_combo.findData(chosen.name))
         if changed:
             self._labels.clear()
-            self._regions.clear()
-            self._region_class_index = 0
             self._rebuild_class_buttons()
             self._update_keys()
             self._load_labels([p for scope in self._scopes for p in scope.paths])
-            self._load_regions()
+            self.regions.load()
             self.label_set_changed.emit(chosen)
         self._refresh_all()
 
@@ -541,7 +500,7 @@ class LabelPanel(QWidget):
                 f"({exc.strerror or exc}).", 10_000)
         self.main_window.settings.reader_name = name
         self._last_saved.clear()
-        self._load_regions()
+        self.regions.load()
         self._refresh_all()
         return True
 
@@ -583,7 +542,7 @@ class LabelPanel(QWidget):
             self._keys.update(found)
             self._load_labels(list(found))
 
-        self.client.call(identify, done, self._set_error)
+        self.read(identify, done)
 
     @property
     def known_paths(self) -> list[Path]:
@@ -656,16 +615,11 @@ class LabelPanel(QWidget):
                 if self.current_path == path:
                     self._current_ref, self.current_key = ref, ref.key
                     self._keys[path] = ref.key
-                    self._load_regions()
+                    self.regions.load()
                     self._refresh_all()
 
-            self.client.call(lambda _store: store_module.ImageRef.from_instance(instance),
-                             done, self._set_error)
-        if self._region_layer is not None:
-            self._region_layer.clear()  # regions (and unsaved drafts) of the previous image
-            self._region_layer.sync_image()
-        self._regions.clear()
-        self._load_regions()
+            self.read(lambda _store: store_module.ImageRef.from_instance(instance), done)
+        self.regions.image_shown()
         if self.prefetcher.enabled:
             self.prefetcher.keep(path, instance)
         # After the new image is painted: decoding on a worker competes for the CPU (and
@@ -676,12 +630,12 @@ class LabelPanel(QWidget):
     def _on_image_gone(self) -> None:
         if self.view.instance is None:
             self.current_path = self.current_key = self._current_ref = None
-            self._regions.clear()
-            self._show_regions()
+            self.regions.image_gone()
             self._refresh_all()
 
-    def _target(self, doing: str) -> ImageRef | None:
-        """The image an action applies to: the one on screen, once it is fully shown."""
+    def target_image(self, doing: str) -> ImageRef | None:
+        """The image an action applies to: the one on screen, once it is fully shown (None,
+        and why in the status bar, while there is none)."""
         if self.label_set is None:
             self.show_status("Choose or create a label set first (Labels > New label set).")
             return None
@@ -719,13 +673,13 @@ class LabelPanel(QWidget):
         """Key ``index + 1``: label the image (or, in region mode, pick the region class)."""
         if self.label_set is None or index >= len(self.label_set.classes):
             return
-        if self.region_action.isChecked():
-            self.set_region_class(index)
+        if self.regions.drawing:
+            self.regions.set_region_class(index)
             return
         self.press_class(self.label_set.classes[index])
 
     def press_class(self, class_name: str) -> None:
-        image = self._target("label it")
+        image = self.target_image("label it")
         if image is None or self.label_set is None:
             return
         set_name, reader = self.label_set.name, self.reader
@@ -753,7 +707,7 @@ class LabelPanel(QWidget):
             self.show_status(f"The AI ({suggestion.model_name}) suggests none of the classes; "
                               f"choose with the number keys.")
             return
-        image = self._target("accept the suggestion")
+        image = self.target_image("accept the suggestion")
         if image is None:
             return
         set_name, reader = self.label_set.name, self.reader
@@ -761,7 +715,7 @@ class LabelPanel(QWidget):
                                                                 classes, classes))
 
     def clear_label(self) -> None:
-        image = self._target("clear its label")
+        image = self.target_image("clear its label")
         if image is None or self.label_set is None:
             return
         set_name, reader = self.label_set.name, self.reader
@@ -769,7 +723,7 @@ class LabelPanel(QWidget):
                                                                 (), None))
 
     def save_note(self) -> None:
-        image = self._target("add a note")
+        image = self.target_image("add a note")
         if image is None or self.label_set is None:
             return
         mine = self.my_label(image.key)
@@ -826,6 +780,10 @@ class LabelPanel(QWidget):
 
         self.client.call(call, done, on_error)
 
+    def read(self, call: Callable[[LabelStore], Any], done: Callable[[Any], None]) -> None:
+        """Queue a read on the store thread; a failure shows the store's sentence."""
+        self.client.call(call, done, self._set_error)
+
     def _write_label(self, key: str, call: Callable[[LabelStore], ImageLabel | None]) -> None:
         """A write whose result is this reader's decision on one image (None: cleared)."""
         set_name = self.label_set.name if self.label_set else None
@@ -872,7 +830,7 @@ class LabelPanel(QWidget):
             self.show_status(f"{'Undone' if verb == 'undo' else 'Redone'}: {what} on {names}.")
             self._load_labels(paths)
             if self.current_key in result.image_keys:
-                self._load_regions()
+                self.regions.load()
 
         def act(store: LabelStore) -> UndoResult | None:
             revert = store.undo if verb == "undo" else store.redo
@@ -966,183 +924,16 @@ class LabelPanel(QWidget):
         if not browser.select_path(path):
             self.view.open_path(path)
 
-    # ------------------------------------------------------------ regions
+    # ------------------------------------------------------------ regions (label_regions.py)
     @property
     def region_layer(self) -> RegionLayer:
-        if self._region_layer is None:
-            layer = region_items.RegionLayer(self.view)
-            layer.drawn.connect(self._on_region_drawn)
-            layer.selection_changed.connect(self._on_region_selected)
-            layer.set_shape(self.shape_combo.currentData())
-            layer.sync_image()
-            self._region_layer = layer
-        return self._region_layer
-
-    def set_region_mode(self, on: bool) -> None:
-        on = bool(on) and self.label_set is not None
-        if self.region_action.isChecked() != on:
-            self.region_action.setChecked(on)
-            return
-        if self.region_button.isChecked() != on:
-            self.region_button.blockSignals(True)
-            self.region_button.setChecked(on)
-            self.region_button.blockSignals(False)
-        if on:
-            self.view.set_measuring(False)
-        if on or self._region_layer is not None:
-            self.region_layer.set_drawing(on)
-        self._refresh_regions_panel()
+        return self.regions.region_layer
 
     def set_region_class(self, index: int) -> None:
-        if self.label_set is None or not 0 <= index < len(self.label_set.classes):
-            return
-        self._region_class_index = index
-        self.region_class_combo.setCurrentIndex(index)
-        selected = self._region_layer.selected if self._region_layer is not None else None
-        if selected is not None and selected in self._regions:
-            class_name = self.label_set.classes[index]
-            if self._regions[selected].class_name != class_name:
-                self._update_region_class(selected, class_name)
-
-    def _on_region_class_chosen(self, index: int) -> None:
-        self.set_region_class(index)
-
-    def _on_shape_changed(self, _index: int) -> None:
-        if self._region_layer is not None:
-            self._region_layer.set_shape(self.shape_combo.currentData())
-
-    def _load_regions(self) -> None:
-        """Read the reader's regions on the image on screen (store thread)."""
-        key, set_name, reader = self.current_key, self.label_set, self.reader
-        if key is None or set_name is None or not self.store_path.exists():
-            self._regions.clear()
-            self._show_regions()
-            return
-        name = set_name.name
-
-        def done(regions: list[Region]) -> None:
-            if self.current_key == key and self.label_set is not None \
-                    and self.label_set.name == name and self.reader == reader:
-                self._regions = {r.id: r for r in regions}
-                self._show_regions()
-
-        self.client.call(lambda store: store.regions(name, key, reader=reader), done,
-                         self._set_error)
-
-    def _show_regions(self) -> None:
-        """Put the committed regions of this image and frame on the view (and the list)."""
-        if not self._regions and (self._region_layer is None
-                                  or not self._region_layer.handles()):
-            if self.region_list.count():
-                self._refresh_regions_panel()
-            return
-        layer = self.region_layer
-        frame = self.view.frame
-        shown = {rid: r for rid, r in self._regions.items() if r.frame == frame}
-        pending = [h for h in layer.handles() if isinstance(h, str)]
-        layer.keep_only(list(shown) + pending)
-        for region in shown.values():
-            layer.show_region(region.id, region.shape, _region_rect(region),
-                              self._region_caption(region.class_name),
-                              self._class_colour(region.class_name))
-        self._refresh_regions_panel()
-
-    def _region_caption(self, class_name: str) -> str:
-        if self.label_set is None or class_name not in self.label_set.classes:
-            return class_name
-        return f"{self.label_set.classes.index(class_name) + 1} {class_name}"
-
-    def _class_colour(self, class_name: str):
-        index = self.label_set.classes.index(class_name) \
-            if self.label_set is not None and class_name in self.label_set.classes else 0
-        return region_items.class_colour(index)
-
-    def _on_region_drawn(self, draft: RegionDraft) -> None:
-        image = self._target("draw a region")
-        if image is None or self.label_set is None:
-            return
-        set_name, reader = self.label_set.name, self.reader
-        class_name = self.label_set.classes[self._region_class_index]
-        self._region_tokens += 1
-        token = f"pending-{self._region_tokens}"
-        self.region_layer.show_pending(token, draft, self._region_caption(class_name))
-        key = image.key
-        geometry_type = store_module.Ellipse if draft.shape == "ellipse" \
-            else store_module.Rectangle
-        geometry = geometry_type(draft.x, draft.y, draft.width, draft.height)
-
-        def drop_draft() -> None:
-            if self._region_layer is not None:
-                self._region_layer.remove(token)
-
-        def saved(region: Region) -> str:
-            drop_draft()
-            if self.current_key == key and region.reader == self.reader:
-                self._regions[region.id] = region
-                self._show_regions()
-            return f"✓ Region saved: {region.class_name} at {_clock()}."
-
-        self.write(lambda store: store.add_region(set_name, image, class_name, geometry,
-                                                  frame=draft.frame, reader=reader),
-                   saved, image_key=key, failed=drop_draft)
-
-    def _update_region_class(self, region_id: int, class_name: str) -> None:
-        def saved(region: Region) -> None:
-            if region.id in self._regions:
-                self._regions[region.id] = region
-                self._show_regions()
-
-        self.write(lambda store: store.update_region(region_id, class_name=class_name), saved)
-
-    def delete_selected_region(self) -> None:
-        layer = self._region_layer
-        region_id = layer.selected if layer is not None else None
-        if region_id is None or region_id not in self._regions:
-            self.show_status("Select a region first (click it on the image).")
-            return
-        key = self._regions[region_id].image_key
-        layer.set_state(region_id, "deleting")
-
-        def delete(store: LabelStore) -> int:
-            store.delete_region(region_id)
-            return region_id  # what committed carries
-
-        def saved(_region_id: int) -> str:
-            self._regions.pop(region_id, None)
-            if self._region_layer is not None:
-                self._region_layer.remove(region_id)
-            self._show_regions()
-            return f"✓ Region deleted at {_clock()}."
-
-        def failed() -> None:
-            if self._region_layer is not None:
-                self._region_layer.set_state(region_id, "saved")
-
-        self.write(delete, saved, image_key=key, failed=failed)
-
-    def _on_region_selected(self, region_id: int | None) -> None:
-        for row in range(self.region_list.count()):
-            item = self.region_list.item(row)
-            if item.data(Qt.ItemDataRole.UserRole) == region_id:
-                self.region_list.blockSignals(True)
-                self.region_list.setCurrentItem(item)
-                self.region_list.blockSignals(False)
-        if region_id is None:
-            self.region_list.clearSelection()
-        elif region_id in self._regions and self.label_set is not None:
-            class_name = self._regions[region_id].class_name
-            if class_name in self.label_set.classes:
-                self._region_class_index = self.label_set.classes.index(class_name)
-                self.region_class_combo.setCurrentIndex(self._region_class_index)
-        self.delete_region_action.setEnabled(region_id is not None)
-        self.delete_region_button.setEnabled(region_id is not None)
-
-    def _on_region_list_changed(self, current: QListWidgetItem | None, _previous) -> None:
-        if current is not None:
-            self.region_layer.select(current.data(Qt.ItemDataRole.UserRole))
+        self.regions.set_region_class(index)
 
     def regions_on_screen(self) -> dict[int, Region]:
-        return dict(self._regions)
+        return self.regions.regions_on_screen()
 
     # ------------------------------------------------------------ what is shown
     def my_label(self, key: str | None) -> ImageLabel | None:
@@ -1193,7 +984,7 @@ class LabelPanel(QWidget):
     def _refresh_all(self) -> None:
         self._refresh_current()
         self._refresh_progress()
-        self._refresh_regions_panel()
+        self.regions.refresh()
         self.reader_button.setText(f"Reader: {self.reader}")
         self.filter.schedule()
 
@@ -1202,8 +993,8 @@ class LabelPanel(QWidget):
             self.class_grid.removeWidget(button)
             button.deleteLater()
         self.class_buttons = []
-        self.region_class_combo.clear()
         classes = self.label_set.classes if self.label_set is not None else ()
+        self.regions.use_classes(classes, MAX_CLASS_KEYS)
         for index, class_name in enumerate(classes):
             button = QPushButton()
             button.setObjectName(f"classButton{index + 1}")
@@ -1213,16 +1004,12 @@ class LabelPanel(QWidget):
             button.clicked.connect(lambda _c=False, i=index: self._on_class_button(i))
             self.class_grid.addWidget(button, index, 0)
             self.class_buttons.append(button)
-            key = f"{index + 1}  " if index < MAX_CLASS_KEYS else ""
-            self.region_class_combo.addItem(f"{key}{class_name}")
         for index, action in enumerate(self.class_actions):
             exists = index < len(classes)
             action.setText(f"Label &{index + 1}: {classes[index]}" if exists
                            else f"Class {index + 1}")
             action.setVisible(exists)
             action.setEnabled(exists)
-        if classes:
-            self.region_class_combo.setCurrentIndex(0)
         if self.label_set is None:
             self.set_info.setText("Create a label set to start labelling: Labels > New label "
                                   "set (or New… above).")
@@ -1284,7 +1071,6 @@ class LabelPanel(QWidget):
             widget.setEnabled(has_image)
         self.undo_button.setEnabled(self.label_set is not None)
         self.redo_button.setEnabled(self.label_set is not None)
-        self.region_button.setEnabled(self.label_set is not None and has_image)
 
     def _refresh_progress(self) -> None:
         done, total = self.progress()
@@ -1297,26 +1083,6 @@ class LabelPanel(QWidget):
         self.progress_bar.show()
         self.progress_bar.setRange(0, total)
         self.progress_bar.setValue(done)
-
-    def _refresh_regions_panel(self) -> None:
-        selected = self._region_layer.selected if self._region_layer is not None else None
-        self.region_list.blockSignals(True)
-        self.region_list.clear()
-        frame = self.view.frame
-        for region in sorted(self._regions.values(), key=lambda r: r.id):
-            if region.frame != frame:
-                continue
-            g = region.geometry
-            item = QListWidgetItem(f"{self._region_caption(region.class_name)} · {region.shape}"
-                                   f" {g.width:.0f}×{g.height:.0f} at ({g.x:.0f}, {g.y:.0f})")
-            item.setData(Qt.ItemDataRole.UserRole, region.id)
-            self.region_list.addItem(item)
-            if region.id == selected:
-                self.region_list.setCurrentItem(item)
-        self.region_list.blockSignals(False)
-        self.region_list.setVisible(self.region_list.count() > 0)
-        self.delete_region_action.setEnabled(selected is not None)
-        self.delete_region_button.setEnabled(selected is not None)
 
     def _set_error(self, sentence: str | None) -> None:
         self._error = sentence
@@ -1402,11 +1168,6 @@ def _saved_text(label: ImageLabel, at: str | None = None) -> str:
     source = SOURCE_TEXT.get(label.source, label.source)
     note = " · note" if label.note else ""
     return f"✓ Saved: {' + '.join(label.classes)} ({source}{note}) at {when}."
-
-
-def _region_rect(region: Region) -> QRectF:
-    g = region.geometry
-    return QRectF(g.x, g.y, g.width, g.height)
 
 
 def install_labeling(window: MainWindow, store_path: Path | None = None) -> LabelPanel:

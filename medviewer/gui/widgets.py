@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QLabel
+from collections.abc import Callable
+
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QLabel, QMainWindow
 
 
 def bold_label(text: str) -> QLabel:
@@ -13,3 +16,14 @@ def bold_label(text: str) -> QLabel:
     label.setFont(font)
     return label
 
+
+def window_action(window: QMainWindow, text: str, slot: Callable[[], None],
+                  tip: str = "") -> QAction:
+    """An action of ``window`` (so its shortcut works wherever the focus is in it)."""
+    action = QAction(text, window)
+    action.triggered.connect(lambda _checked=False: slot())
+    if tip:
+        action.setToolTip(tip)
+        action.setStatusTip(tip)
+    window.addAction(action)
+    return action
