@@ -15,7 +15,7 @@ import pydicom
 import pytest
 from pydicom.uid import ExplicitVRLittleEndian, RLELossless
 
-from medviewer.dicom import reader
+from medviewer.dicom import load_errors
 from medviewer.dicom.reader import LoadError, PixelCache, open_instance, pixel_cache, read_header
 from medviewer.errors import UserError
 from tests.dicom import PYDICOM_DATA, PYDICOM_TEST_FILES, SHARED_DICOM, wg04, write_dicom
@@ -351,11 +351,11 @@ def test_reasons_from_decoder_plugins_name_the_cause():
             "  pylibjpeg: libjpeg error code '-1038' returned from Decode(): A misplaced "
             "marker segment was found\n"
             "  pillow: cannot identify image file")
-    reason = reader._reason_from_exception(RuntimeError(text))
+    reason = load_errors._reason_from_exception(RuntimeError(text))
     assert reason == "pylibjpeg: A misplaced marker segment was found"
     unsupported = ("Unable to decode as exceptions were raised by all available plugins:\n"
                    "  gdcm: GDCM does not support 'JPEG Extended' for 12-bit\n")
-    assert reader._reason_from_exception(RuntimeError(unsupported)).startswith(
+    assert load_errors._reason_from_exception(RuntimeError(unsupported)).startswith(
         "none of the installed decoders supports it")
 
 
