@@ -323,9 +323,10 @@ def load_split(path: Path) -> tuple[list[str], dict[str, list[ImageRecord]], dic
 # ---------------------------------------------------------------- decoding
 
 # The files whose code decides what an image becomes; the disk cache is keyed on them too.
-_PIPELINE_MODULES = ("medviewer/dicom/reader.py", "medviewer/dicom/pixels.py",
-                     "medviewer/dicom/images.py", "medviewer/inference/preprocess.py",
-                     "medviewer/training/data.py")
+_PIPELINE_MODULES = ("medviewer/dicom/reader.py", "medviewer/dicom/header.py",
+                     "medviewer/dicom/image_geometry.py", "medviewer/dicom/frames.py",
+                     "medviewer/dicom/pixels.py", "medviewer/dicom/images.py",
+                     "medviewer/inference/preprocess.py", "medviewer/training/data.py")
 
 
 @functools.lru_cache(maxsize=8)
