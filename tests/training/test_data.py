@@ -223,10 +223,12 @@ def test_label_store_is_a_data_source(shared_data):
 
 
 def test_gamma_augmentation_is_monotonic_per_image():
-    images = torch.rand(4, 1, 16, 16)
+    images = torch.rand(4, 1, 16, 16, generator=torch.Generator().manual_seed(1))
     config = data.AugmentConfig(rotation_deg=0, scale=0, translate=0, brightness=0, contrast=0,
                                 gamma=0.5)
     out = data.augment_batch(images, config, torch.Generator().manual_seed(3))
     assert out.min() >= 0 and out.max() <= 1 and not torch.allclose(out, images, atol=1e-3)
+    # Ordered by the input, the output never decreases. (Comparing argsorts failed now and
+    # then: two close inputs can round to one output, and argsort orders ties arbitrarily.)
     for before, after in zip(images.flatten(1), out.flatten(1)):
-        assert torch.equal(before.argsort(), after.argsort())
+        assert (after[before.argsort()].diff() >= 0).all()
