@@ -110,7 +110,11 @@ def export_onnx(model: Classifier | Ensemble, size: int, path: Path) -> None:
 
 def _rewrite_weights(path: Path, encode, min_elements: int) -> None:
     """Replace each large float32 initializer W by ``encode(name, values)``'s smaller
-    initializers plus the one node that rebuilds W in float32 before the graph runs."""
+    initializers plus the nodes that rebuild W in float32 before the graph runs.
+
+    Those nodes take only initializers, so onnxruntime folds them once when it loads the
+    file: the running graph is the float32 one.
+    """
     import onnx
     from onnx import TensorProto
 
@@ -125,9 +129,9 @@ def _rewrite_weights(path: Path, encode, min_elements: int) -> None:
         if encoded is None:
             kept.append(initializer)
             continue
-        stored, decoder = encoded
+        stored, nodes = encoded
         kept.extend(stored)
-        decoders.append(decoder)
+        decoders.extend(nodes)
     del graph.initializer[:]
     graph.initializer.extend(kept)
     nodes = decoders + list(graph.node)
@@ -140,9 +144,8 @@ def _rewrite_weights(path: Path, encode, min_elements: int) -> None:
 def store_weights_as_fp16(path: Path, min_elements: int = 64) -> None:
     """Rewrite an ONNX file with its float32 weights stored as float16 (half the size).
 
-    Each such weight becomes a float16 initializer plus a Cast back to float32: the graph
-    still computes in float32, and onnxruntime folds the casts once when it loads the file.
-    Rounding moves the outputs slightly; the parity check measures by how much.
+    Each such weight becomes a float16 initializer plus a Cast back to float32. Rounding
+    moves the outputs slightly; the parity check measures by how much.
     """
     from onnx import TensorProto, helper, numpy_helper
 
@@ -150,8 +153,8 @@ def store_weights_as_fp16(path: Path, min_elements: int = 64) -> None:
         if np.abs(values).max() > np.finfo(np.float16).max:
             return None  # out of float16's range: keep it exact
         stored = numpy_helper.from_array(values.astype(np.float16), f"{name}__fp16")
-        return [stored], helper.make_node("Cast", [stored.name], [name],
-                                          to=TensorProto.FLOAT, name=f"{name}__to_fp32")
+        return [stored], [helper.make_node("Cast", [stored.name], [name],
+                                           to=TensorProto.FLOAT, name=f"{name}__to_fp32")]
 
     _rewrite_weights(path, encode, min_elements)
 
@@ -159,25 +162,28 @@ def store_weights_as_fp16(path: Path, min_elements: int = 64) -> None:
 def store_weights_as_int8(path: Path, min_elements: int = 64) -> None:
     """Rewrite an ONNX file with its convolution and linear weights stored in 8 bits.
 
-    Each output channel gets its own scale (its largest magnitude / 127), and a
-    DequantizeLinear node rebuilds the float32 weight, so the arithmetic stays float32 and
-    any execution provider runs it. A quarter of the float32 size; biases stay float32.
+    Each output channel gets its own scale (its largest magnitude / 127); a Cast to float32
+    and a Mul by the scales rebuild the weight. Not DequantizeLinear: onnxruntime keeps
+    that node unfolded for its quantized kernels, and it ran on every inference (+70 %
+    latency, tests/bench/bench_weight_storage.py). A quarter of the float32 size; biases
+    stay float32.
     """
-    from onnx import helper, numpy_helper
+    from onnx import TensorProto, helper, numpy_helper
 
     def encode(name: str, values: np.ndarray):
         if values.ndim < 2:
             return None  # biases and norms: few values, and the most sensitive
         peak = np.abs(values.reshape(values.shape[0], -1)).max(axis=1)
         scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
-        shape = (-1,) + (1,) * (values.ndim - 1)
-        quantized = np.clip(np.round(values / scale.reshape(shape)), -127, 127)
-        stored = [numpy_helper.from_array(quantized.astype(np.int8), f"{name}__int8"),
-                  numpy_helper.from_array(scale, f"{name}__scale"),
-                  numpy_helper.from_array(np.zeros_like(scale, dtype=np.int8),
-                                          f"{name}__zero")]
-        return stored, helper.make_node("DequantizeLinear", [s.name for s in stored], [name],
-                                        axis=0, name=f"{name}__to_fp32")
+        scale = scale.reshape((-1,) + (1,) * (values.ndim - 1))
+        quantized = np.clip(np.round(values / scale), -127, 127).astype(np.int8)
+        stored = [numpy_helper.from_array(quantized, f"{name}__int8"),
+                  numpy_helper.from_array(scale, f"{name}__scale")]
+        return stored, [
+            helper.make_node("Cast", [stored[0].name], [f"{name}__unscaled"],
+                             to=TensorProto.FLOAT, name=f"{name}__to_fp32"),
+            helper.make_node("Mul", [f"{name}__unscaled", stored[1].name], [name],
+                             name=f"{name}__scaled")]
 
     _rewrite_weights(path, encode, min_elements)
 
