@@ -186,17 +186,22 @@ def main() -> int:
     return export_demo(args)
 
 
+# How the card's description names an architecture that is not a torchvision one.
+ARCHITECTURE_WORDS = {"resnet14": "resnet14 (ResNet-18 without its last stage)"}
+
+
 def export_demo(args: argparse.Namespace) -> int:
     runs = args.ensemble or [args.run_dir]
     bests = [trainer.load_checkpoint(Path(run) / "checkpoints" / "best.pt") for run in runs]
     config = trainer.TrainConfig.from_dict(bests[0]["config"])
+    arch = ARCHITECTURE_WORDS.get(config.arch, config.arch)
     if len(runs) == 1:
-        what = (f"{config.arch} at {config.input_size} px, trained from scratch with "
+        what = (f"{arch} at {config.input_size} px, trained from scratch with "
                 f"tools/train_demo_model.py (best epoch {bests[0]['best_epoch']} of "
                 f"{config.epochs} by validation AUROC).")
     else:
         seeds = ", ".join(str(b["config"]["seed"]) for b in bests)
-        what = (f"an ensemble of {len(runs)} {config.arch} at {config.input_size} px (seeds "
+        what = (f"an ensemble of {len(runs)} {arch} at {config.input_size} px (seeds "
                 f"{seeds}, one split), each trained from scratch with "
                 f"tools/train_demo_model.py and kept at its best epoch by validation AUROC.")
     exported = run_to_end(export.export_run(
