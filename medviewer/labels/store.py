@@ -25,15 +25,12 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import math
 import os
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,17 +45,47 @@ from medviewer.labels.errors import (
     UndoConflictError,
     UnknownLabelSetError,
 )
+from medviewer.labels.values import (
+    HASH_PREFIX,
+    MAX_NAME_LENGTH,
+    SHAPES,
+    SOURCES,
+    Ellipse,
+    Geometry,
+    HistoryEntry,
+    ImageLabel,
+    ImageRef,
+    ImportResult,
+    LabelEntry,
+    LabelSet,
+    Polygon,
+    Rectangle,
+    Region,
+    RegionEntry,
+    UndoResult,
+    _check_classes,
+    _check_name,
+    _check_source,
+    check_region_geometry,
+    is_ai_reader,
+    now_iso,
+)
 
 if TYPE_CHECKING:
     from medviewer.labels.recovery import RecoveryReport
 
+# What other modules import from here; the private names are shared with io and recovery.
+__all__ = [
+    "BUSY_TIMEOUT_MS", "DEFAULT_STORE_NAME", "EDIT_KINDS", "HASH_PREFIX", "MAX_NAME_LENGTH",
+    "SHAPES", "SOURCES", "Ellipse", "Geometry", "HistoryEntry", "ImageLabel", "ImageRef",
+    "ImportResult", "LabelEntry", "LabelSet", "LabelStore", "Polygon", "Rectangle", "Region",
+    "RegionEntry", "UndoResult", "_check_classes", "_fsync_dir", "_fsync_file", "_unused_path",
+    "check_region_geometry", "default_store_path", "is_ai_reader", "now_iso",
+]
+
 log = logging.getLogger(__name__)
 
 DEFAULT_STORE_NAME = "labels.sqlite"
-SOURCES = ("manual", "ai_accepted", "ai_overridden", "imported")
-SHAPES = ("rectangle", "ellipse", "polygon")
-HASH_PREFIX = "sha256:"
-MAX_NAME_LENGTH = 200
 BUSY_TIMEOUT_MS = 10_000
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 # IN (...) lists are chunked below SQLite's bound-parameter limit.
@@ -77,271 +104,8 @@ def default_store_path() -> Path:
     return user_data_dir() / DEFAULT_STORE_NAME
 
 
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def is_ai_reader(reader: str) -> bool:
-    """AI predictions stored as labels use the reader 'ai' or 'ai:<model name>'."""
-    return reader == "ai" or reader.startswith("ai:")
-
-
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _check_name(kind: str, value: str) -> str:
-    if not isinstance(value, str):
-        raise InvalidLabelError(f"A {kind} must be text, not {type(value).__name__}.")
-    text = value.strip()
-    if not text:
-        raise InvalidLabelError(f"A {kind} cannot be empty.")
-    if len(text) > MAX_NAME_LENGTH:
-        raise InvalidLabelError(f"The {kind} '{text[:40]}...' is longer than "
-                                f"{MAX_NAME_LENGTH} characters.")
-    if any(ch in text for ch in "\r\n\t"):
-        raise InvalidLabelError(f"The {kind} '{text}' contains a line break or tab.")
-    return text
-
-
-def _check_source(source: str) -> str:
-    if source not in SOURCES:
-        raise InvalidLabelError(f"The label source '{source}' is not one of "
-                                f"{', '.join(SOURCES)}.")
-    return source
-
-
-# ---------------------------------------------------------------- value objects
-
-
-@dataclass(frozen=True)
-class ImageRef:
-    """Which image a label belongs to: its key, plus hints kept beside it.
-
-    ``key`` is the SOP Instance UID, or ``sha256:<hex>`` of the file's content.
-    """
-
-    key: str
-    path: str | None = None
-    patient_id: str | None = None
-    width: int | None = None
-    height: int | None = None
-
-    def __post_init__(self) -> None:
-        if not self.key or not isinstance(self.key, str):
-            raise InvalidLabelError("An image needs a SOP Instance UID or a content hash.")
-
-    @classmethod
-    def from_hash(cls, digest: str, **hints: Any) -> "ImageRef":
-        return cls(HASH_PREFIX + digest.lower(), **hints)
-
-    @classmethod
-    def from_instance(cls, instance: Any) -> "ImageRef":
-        """From a ``medviewer.dicom.reader.Instance`` (plain images are keyed by content)."""
-        width = int(instance.columns) or None
-        height = int(instance.rows) or None
-        path = str(Path(instance.path).resolve())
-        if instance.content_hash:
-            return cls.from_hash(instance.content_hash, path=path, width=width, height=height)
-        uid = instance.sop_instance_uid
-        if not uid:
-            from medviewer.dicom.images import content_hash
-
-            return cls.from_hash(content_hash(Path(instance.path)), path=path,
-                                 patient_id=_patient_id(instance.header), width=width,
-                                 height=height)
-        return cls(uid, path=path, patient_id=_patient_id(instance.header), width=width,
-                   height=height)
-
-    @property
-    def sop_instance_uid(self) -> str | None:
-        return None if self.key.startswith(HASH_PREFIX) else self.key
-
-    @property
-    def content_hash(self) -> str | None:
-        return self.key[len(HASH_PREFIX):] if self.key.startswith(HASH_PREFIX) else None
-
-
-def _patient_id(header: Any) -> str | None:
-    value = str(header.get("PatientID", "") or "").strip()
-    return value or None
-
-
-@dataclass(frozen=True)
-class LabelSet:
-    id: int
-    name: str
-    classes: tuple[str, ...]
-    multi_label: bool
-    description: str = ""
-    created_at: str = ""
-
-    def ordered(self, classes: Iterable[str], *, what: str = "label") -> tuple[str, ...]:
-        """Validate class names and return them in class-list order, without repeats."""
-        wanted = set()
-        for name in classes:
-            text = name.strip() if isinstance(name, str) else name
-            if text not in self.classes:
-                raise InvalidLabelError(
-                    f"The class '{name}' is not in label set '{self.name}' "
-                    f"(classes: {', '.join(self.classes)}).")
-            wanted.add(text)
-        chosen = tuple(c for c in self.classes if c in wanted)
-        if not chosen:
-            raise InvalidLabelError(f"A {what} in label set '{self.name}' needs at least "
-                                    f"one class.")
-        if len(chosen) > 1 and not self.multi_label:
-            raise InvalidLabelError(
-                f"Label set '{self.name}' is single-label, so a {what} cannot have several "
-                f"classes ({', '.join(chosen)}).")
-        return chosen
-
-
-@dataclass(frozen=True)
-class ImageLabel:
-    """One reader's current decision on one image in one label set."""
-
-    label_set: str
-    image_key: str
-    reader: str
-    classes: tuple[str, ...]
-    source: str
-    note: str | None
-    labelled_at: str
-    action_id: int
-    ai_classes: tuple[str, ...] | None = None
-    path: str | None = None
-
-
-@dataclass(frozen=True)
-class Rectangle:
-    """Axis-aligned box: top-left corner (x = column, y = row) and size, in image pixels."""
-
-    x: float
-    y: float
-    width: float
-    height: float
-    shape = "rectangle"
-
-    @property
-    def points(self) -> None:
-        return None
-
-
-@dataclass(frozen=True)
-class Ellipse(Rectangle):
-    """The ellipse inscribed in the given bounding box."""
-
-    shape = "ellipse"
-
-
-@dataclass(frozen=True)
-class Polygon:
-    points: tuple[tuple[float, float], ...]
-    shape = "polygon"
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "points",
-                           tuple((float(x), float(y)) for x, y in self.points))
-
-    @property
-    def x(self) -> float:
-        return min(p[0] for p in self.points) if self.points else math.nan
-
-    @property
-    def y(self) -> float:
-        return min(p[1] for p in self.points) if self.points else math.nan
-
-    @property
-    def width(self) -> float:
-        return max(p[0] for p in self.points) - self.x if self.points else math.nan
-
-    @property
-    def height(self) -> float:
-        return max(p[1] for p in self.points) - self.y if self.points else math.nan
-
-
-Geometry = Rectangle | Ellipse | Polygon
-
-
-@dataclass(frozen=True)
-class Region:
-    id: int
-    label_set: str
-    image_key: str
-    reader: str
-    class_name: str
-    geometry: Geometry
-    frame: int
-    source: str
-    note: str | None
-    created_at: str
-    updated_at: str
-    action_id: int
-
-    @property
-    def shape(self) -> str:
-        return self.geometry.shape
-
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    """One change of one action: ``old`` and ``new`` are the stored rows (None = absent)."""
-
-    action_id: int
-    actor: str
-    kind: str
-    at: str
-    undoes: int | None
-    target: str
-    label_set: str | None
-    image_key: str
-    reader: str
-    region_id: int | None
-    old: dict | None
-    new: dict | None
-
-
-@dataclass(frozen=True)
-class UndoResult:
-    undone_action_id: int
-    undo_action_id: int
-    kind: str
-    label_set: str | None
-    image_keys: tuple[str, ...]
-
-
-@dataclass
-class LabelEntry:
-    """One reader's decision on one image, as an import brings it in."""
-
-    image: ImageRef
-    reader: str
-    classes: tuple[str, ...]
-    source: str = "imported"
-    note: str | None = None
-    ai_classes: tuple[str, ...] | None = None
-
-
-@dataclass
-class RegionEntry:
-    image: ImageRef
-    reader: str
-    class_name: str
-    geometry: Geometry
-    frame: int = 0
-    source: str = "imported"
-    note: str | None = None
-
-
-@dataclass
-class ImportResult:
-    action_id: int | None
-    labels_written: int
-    labels_unchanged: int
-    regions_written: int
-    label_set_created: bool = False
-    classes_added: tuple[str, ...] = field(default_factory=tuple)
 
 
 # ---------------------------------------------------------------- the store
@@ -1221,48 +985,6 @@ def _region_from_state(set_name: str, state: dict) -> Region:
     return Region(state["id"], set_name, state["image_key"], state["reader"],
                   state["class_name"], geometry, state["frame"], state["source"], state["note"],
                   state["created_at"], state["updated_at"], state["action_id"])
-
-
-def check_region_geometry(geometry: Geometry, frame: int,
-                          size: tuple[int, int] | None) -> None:
-    """Raise InvalidLabelError unless the region is a valid shape inside an image of size."""
-    if geometry.shape not in SHAPES:
-        raise InvalidLabelError(f"The region shape '{geometry.shape}' is not one of "
-                                f"{', '.join(SHAPES)}.")
-    if geometry.shape == "polygon" and len(geometry.points) < 3:
-        raise InvalidLabelError("A polygon region needs at least three points.")
-    values = [geometry.x, geometry.y, geometry.width, geometry.height]
-    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
-        raise InvalidLabelError("A region's coordinates must be finite numbers.")
-    if geometry.width <= 0 or geometry.height <= 0:
-        raise InvalidLabelError("A region must have a positive width and height.")
-    if not isinstance(frame, int) or frame < 0:
-        raise InvalidLabelError("A region's frame must be a frame index (0 or more).")
-    if size is not None:
-        width, height = size
-        tolerance = 1e-6
-        if (geometry.x < -tolerance or geometry.y < -tolerance
-                or geometry.x + geometry.width > width + tolerance
-                or geometry.y + geometry.height > height + tolerance):
-            raise InvalidLabelError(
-                f"The region ({geometry.x:g}, {geometry.y:g}, {geometry.width:g} x "
-                f"{geometry.height:g}) lies outside the {width} x {height} image.")
-
-
-def _check_classes(classes: Sequence[str]) -> list[str]:
-    if isinstance(classes, str):
-        classes = [classes]
-    names = [_check_name("class name", c) for c in classes]
-    if not names:
-        raise InvalidLabelError("A label set needs at least one class.")
-    seen = set()
-    for name in names:
-        if name in seen:
-            raise InvalidLabelError(f"The class '{name}' is listed twice.")
-        if "," in name:
-            raise InvalidLabelError(f"The class name '{name}' contains a comma.")
-        seen.add(name)
-    return names
 
 
 @functools.lru_cache(maxsize=4096)
