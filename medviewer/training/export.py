@@ -298,12 +298,22 @@ def _ensemble_validation(onnx_path: Path, payloads: list[dict], paths: list[Path
     val = evaluate(probabilities, np.array([r.label for r in records]),
                    list(first["class_names"]), None, config.operating_point)
     members = [{"checkpoint": str(path), "seed": payload["config"]["seed"],
+                "epochs_run": _epochs_run(path, payload),
                 "best_epoch": payload.get("best_epoch"),
                 "best_val_auroc": payload.get("best_val_auroc")}
                for path, payload in zip(paths, payloads)]
     return {**first, "best_operating_points": val["operating_points"], "val_metrics": val,
             "best_val_auroc": val["summary_auroc"],
-            "best_epoch": [m["best_epoch"] for m in members], "members": members}
+            "best_epoch": [m["best_epoch"] for m in members],
+            "epochs_run": [m["epochs_run"] for m in members], "members": members}
+
+
+def _epochs_run(checkpoint_path: Path, payload: dict) -> int:
+    """Epochs the run trained: best.pt only knows those up to the best one, last.pt all."""
+    last = checkpoint_path.parent / "last.pt"
+    if checkpoint_path.name != last.name and last.is_file():
+        return int(load_checkpoint(last).get("epoch", 0))
+    return int(payload.get("epoch", len(payload.get("history", []))))
 
 
 def export_run(run_dir: str | Path | Sequence[str | Path], name: str, version: str,
@@ -393,7 +403,8 @@ def export_run(run_dir: str | Path | Sequence[str | Path], name: str, version: s
         training={
             "architecture": config.arch if len(payloads) == 1 else
             f"ensemble of {len(payloads)} {config.arch}", "input_size": size,
-            "epochs_run": len(payload.get("history", [])), "best_epoch": best_epoch,
+            "epochs_run": payload.get("epochs_run") or _epochs_run(checkpoint_path, payload),
+            "best_epoch": best_epoch,
             "best_val_auroc": payload.get("best_val_auroc"),
             "val_metrics": val_metrics,
             **({"ensemble_members": payload["members"]} if "members" in payload else {}),

@@ -127,7 +127,9 @@ def test_train_and_export_commands(kermany_subset_csv, tmp_path, capsys):
                      "--register"])
     out = capsys.readouterr().out
     assert code == 0 and "parity" in out and "registered as" in out
-    assert "cli-model@2" in {entry.key for entry in registry.list_models()}
+    installed = {entry.key: entry for entry in registry.list_models()}
+    # Two epochs ran whichever was best (best.pt alone only knows those up to the best).
+    assert installed["cli-model@2"].card.training["epochs_run"] == 2
 
 
 def test_command_errors_are_one_line(tmp_path, capsys):
@@ -227,3 +229,15 @@ def test_an_ensemble_of_two_architectures_is_refused(trained_run, tmp_path):
     with pytest.raises(export.ExportError, match="mobilenet_v3_small.*one architecture"):
         run_to_end(export.export_run([trained_run, other], "x", "1", out_dir=tmp_path / "out"))
     assert not (tmp_path / "out").exists()
+
+
+def test_the_card_counts_epochs_to_the_last_checkpoint_not_the_best(tmp_path):
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    header = {"format": trainer.CHECKPOINT_FORMAT}
+    torch.save({**header, "epoch": 7, "history": [{}] * 7}, folder / "best.pt")
+    torch.save({**header, "epoch": 10}, folder / "last.pt")
+    best = trainer.load_checkpoint(folder / "best.pt")
+    assert export._epochs_run(folder / "best.pt", best) == 10
+    (folder / "last.pt").unlink()  # a best.pt exported on its own
+    assert export._epochs_run(folder / "best.pt", best) == 7
