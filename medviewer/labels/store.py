@@ -28,23 +28,13 @@ import logging
 import os
 import sqlite3
 import threading
-import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from medviewer.labels import schema
-from medviewer.labels.errors import (
-    DamagedStoreError,
-    InvalidLabelError,
-    LabelError,
-    NewerStoreError,
-    NotALabelStoreError,
-    StoreUnavailableError,
-    UndoConflictError,
-    UnknownLabelSetError,
-)
+from medviewer.labels.connection import BUSY_TIMEOUT_MS, StoreConnection
+from medviewer.labels.durable_files import _fsync_dir, _fsync_file, _unused_path
+from medviewer.labels.errors import InvalidLabelError, UndoConflictError, UnknownLabelSetError
 from medviewer.labels.values import (
     HASH_PREFIX,
     MAX_NAME_LENGTH,
@@ -86,8 +76,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_STORE_NAME = "labels.sqlite"
-BUSY_TIMEOUT_MS = 10_000
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 # IN (...) lists are chunked below SQLite's bound-parameter limit.
 _CHUNK = 500
 
@@ -111,7 +99,7 @@ def _dumps(value: Any) -> str:
 # ---------------------------------------------------------------- the store
 
 
-class LabelStore:
+class LabelStore(StoreConnection):
     """A label store file; every writing method is one committed transaction.
 
     ``reader`` is who is labelling (default: ``settings.reader_name``): labels without an
@@ -131,107 +119,7 @@ class LabelStore:
         self._conn: sqlite3.Connection | None = None
         self._conn = self._open(check)
 
-    # -- opening, checking, closing
-
-    def _open(self, check: bool) -> sqlite3.Connection:
-        path = self.path
-        if path.is_dir():
-            raise NotALabelStoreError(path, "it is a folder")
-        existed = path.exists() and path.stat().st_size > 0
-        if existed:
-            with open(path, "rb") as handle:
-                head = handle.read(len(_SQLITE_MAGIC))
-            if head != _SQLITE_MAGIC:
-                raise DamagedStoreError(path, "its header is not an SQLite database header")
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
-                                   timeout=BUSY_TIMEOUT_MS / 1000)
-        except sqlite3.Error as exc:
-            raise StoreUnavailableError(f"Cannot open the label store {path}: {exc}.") from None
-        try:
-            if check and existed:
-                problems = _quick_check(conn)
-                if problems:
-                    raise DamagedStoreError(path, f"SQLite's integrity check reports: "
-                                                  f"{problems[0]}")
-            self._configure(conn)
-            self._prepare_schema(conn, existed)
-        except BaseException as exc:
-            conn.close()
-            if isinstance(exc, sqlite3.Error):
-                raise self._translate(exc, "open") from None
-            raise
-        return conn
-
-    def _configure(self, conn: sqlite3.Connection) -> None:
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            # Network shares cannot do WAL; a rollback journal with FULL sync is as durable.
-            log.warning("Label store %s cannot use WAL (journal mode is %s)", self.path, mode)
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("PRAGMA foreign_keys = ON")
-        # Up to 64 MB of page cache (allocated as used): whole-set queries stay in memory.
-        conn.execute("PRAGMA cache_size = -65536")
-
-    def _prepare_schema(self, conn: sqlite3.Connection, existed: bool) -> None:
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'"
-                              ).fetchone()[0]
-        if app_id not in (0, schema.APPLICATION_ID):
-            raise NotALabelStoreError(self.path, "another program's SQLite file")
-        if version == 0 and tables:
-            raise NotALabelStoreError(self.path, "an SQLite file with other tables")
-        if version > schema.SCHEMA_VERSION:
-            raise NewerStoreError(self.path, version, schema.SCHEMA_VERSION)
-        if version == schema.SCHEMA_VERSION:
-            return
-        backup = None
-        if version > 0:
-            backup = self._backup_before_migration(conn, version)
-            log.info("Migrating label store %s from schema %d to %d (backup %s)", self.path,
-                     version, schema.SCHEMA_VERSION, backup)
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            # Another process may have migrated it while we waited for the write lock.
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            schema.migrate(conn, version)
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error) and self._translate(exc, "write") is exc:
-                kept = f"; a backup is at {backup}" if backup else ""
-                raise LabelError(
-                    f"Cannot upgrade the label store {self.path} from schema version "
-                    f"{version} to {schema.SCHEMA_VERSION} ({exc}); the file was left as it "
-                    f"was{kept}.") from None
-            raise
-        if not existed:
-            _fsync_dir(self.path.parent)  # the new file's directory entry must survive too
-
-    def _backup_before_migration(self, conn: sqlite3.Connection, version: int) -> Path:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        backup = _unused_path(self.path.with_name(f"{self.path.name}.v{version}-backup-{stamp}"))
-        target = sqlite3.connect(backup)
-        try:
-            conn.backup(target)
-        finally:
-            target.close()
-        _fsync_file(backup)
-        _fsync_dir(backup.parent)
-        return backup
-
-    def check(self, full: bool = False) -> list[str]:
-        """SQLite's own check: an empty list when the file is sound."""
-        with self._lock:
-            try:
-                return _integrity_check(self._connection, full)
-            except sqlite3.Error as exc:
-                return [str(exc)]
+    # -- recovering, and the context manager (opening, checking, closing: StoreConnection)
 
     @staticmethod
     def recover(path: str | os.PathLike | None = None) -> RecoveryReport:
@@ -240,79 +128,11 @@ class LabelStore:
 
         return recover(Path(path) if path is not None else default_store_path())
 
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
     def __enter__(self) -> "LabelStore":
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    @property
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise StoreUnavailableError(f"The label store {self.path} is closed.")
-        return self._conn
-
-    @property
-    def schema_version(self) -> int:
-        return self._read(lambda c: c.execute("PRAGMA user_version").fetchone()[0])
-
-    # -- transactions and error translation
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT; leaving the block normally means it committed."""
-        with self._lock:
-            conn = self._connection
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise self._translate(exc, "write") from None
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException as exc:
-                if conn.in_transaction:
-                    try:
-                        conn.execute("ROLLBACK")
-                    except sqlite3.Error:  # the connection is unusable; the error below says why
-                        pass
-                if isinstance(exc, sqlite3.Error):
-                    raise self._translate(exc, "write") from None
-                raise
-
-    def _read(self, query: Any) -> Any:
-        with self._lock:
-            try:
-                return query(self._connection)
-            except sqlite3.Error as exc:
-                raise self._translate(exc, "read") from None
-
-    def _translate(self, exc: sqlite3.Error, doing: str) -> Exception:
-        text = str(exc)
-        lower = text.lower()
-        if "malformed" in lower or "not a database" in lower or "corrupt" in lower:
-            return DamagedStoreError(self.path, text)
-        verb = "save to" if doing == "write" else "read"
-        if "locked" in lower or "busy" in lower:
-            return StoreUnavailableError(
-                f"Cannot {verb} the label store {self.path}: another program holds it "
-                f"locked; nothing was changed, try again.")
-        if "disk is full" in lower:
-            return StoreUnavailableError(f"Cannot {verb} the label store {self.path}: the "
-                                         f"disk is full; nothing was saved.")
-        if "readonly" in lower or "read-only" in lower:
-            return StoreUnavailableError(f"Cannot {verb} the label store {self.path}: the "
-                                         f"file is read-only; nothing was saved.")
-        if isinstance(exc, sqlite3.OperationalError) and ("i/o" in lower or "disk" in lower
-                                                          or "unable to open" in lower):
-            return StoreUnavailableError(f"Cannot {verb} the label store {self.path}: {text}.")
-        return exc  # a programming error: keep its traceback
 
     # -- label sets
 
@@ -997,37 +817,3 @@ def _tuple_or_none(value: Sequence[str] | None) -> tuple[str, ...] | None:
     return tuple(value) if value is not None else None
 
 
-def _quick_check(conn: sqlite3.Connection) -> list[str]:
-    return _integrity_check(conn, full=False)
-
-
-def _integrity_check(conn: sqlite3.Connection, full: bool) -> list[str]:
-    pragma = "integrity_check" if full else "quick_check"
-    rows = [r[0] for r in conn.execute(f"PRAGMA {pragma}")]
-    return [] if rows == ["ok"] else rows
-
-
-def _unused_path(path: Path) -> Path:
-    candidate, n = path, 1
-    while candidate.exists():
-        n += 1
-        candidate = path.with_name(f"{path.name}.{n}")
-    return candidate
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    if os.name != "posix":  # Windows cannot open a folder for fsync; NTFS journals renames
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

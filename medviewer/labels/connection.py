@@ -1,0 +1,218 @@
+"""The label store's SQLite connection: opening a file safely, transactions, and SQLite's
+errors as one sentence for the user.
+
+Opening checks the file's header and (unless told not to) runs ``PRAGMA quick_check``,
+switches to WAL with ``synchronous=FULL``, and creates or migrates the schema, backing up an
+older file first. :class:`StoreConnection` is the base of
+:class:`~medviewer.labels.store.LabelStore`, whose ``__init__`` sets ``path``, ``_lock`` (a
+``threading.RLock``) and ``_conn`` and then calls ``_open``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from medviewer.labels import schema
+from medviewer.labels.durable_files import _fsync_dir, _fsync_file, _unused_path
+from medviewer.labels.errors import (
+    DamagedStoreError,
+    LabelError,
+    NewerStoreError,
+    NotALabelStoreError,
+    StoreUnavailableError,
+)
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 10_000
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+class StoreConnection:
+    """One SQLite connection behind a lock; every query and transaction goes through it."""
+
+    # -- opening, checking, closing
+
+    def _open(self, check: bool) -> sqlite3.Connection:
+        path = self.path
+        if path.is_dir():
+            raise NotALabelStoreError(path, "it is a folder")
+        existed = path.exists() and path.stat().st_size > 0
+        if existed:
+            with open(path, "rb") as handle:
+                head = handle.read(len(_SQLITE_MAGIC))
+            if head != _SQLITE_MAGIC:
+                raise DamagedStoreError(path, "its header is not an SQLite database header")
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                                   timeout=BUSY_TIMEOUT_MS / 1000)
+        except sqlite3.Error as exc:
+            raise StoreUnavailableError(f"Cannot open the label store {path}: {exc}.") from None
+        try:
+            if check and existed:
+                problems = _quick_check(conn)
+                if problems:
+                    raise DamagedStoreError(path, f"SQLite's integrity check reports: "
+                                                  f"{problems[0]}")
+            self._configure(conn)
+            self._prepare_schema(conn, existed)
+        except BaseException as exc:
+            conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise self._translate(exc, "open") from None
+            raise
+        return conn
+
+    def _configure(self, conn: sqlite3.Connection) -> None:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            # Network shares cannot do WAL; a rollback journal with FULL sync is as durable.
+            log.warning("Label store %s cannot use WAL (journal mode is %s)", self.path, mode)
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        # Up to 64 MB of page cache (allocated as used): whole-set queries stay in memory.
+        conn.execute("PRAGMA cache_size = -65536")
+
+    def _prepare_schema(self, conn: sqlite3.Connection, existed: bool) -> None:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+                              ).fetchone()[0]
+        if app_id not in (0, schema.APPLICATION_ID):
+            raise NotALabelStoreError(self.path, "another program's SQLite file")
+        if version == 0 and tables:
+            raise NotALabelStoreError(self.path, "an SQLite file with other tables")
+        if version > schema.SCHEMA_VERSION:
+            raise NewerStoreError(self.path, version, schema.SCHEMA_VERSION)
+        if version == schema.SCHEMA_VERSION:
+            return
+        backup = None
+        if version > 0:
+            backup = self._backup_before_migration(conn, version)
+            log.info("Migrating label store %s from schema %d to %d (backup %s)", self.path,
+                     version, schema.SCHEMA_VERSION, backup)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have migrated it while we waited for the write lock.
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            schema.migrate(conn, version)
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error) and self._translate(exc, "write") is exc:
+                kept = f"; a backup is at {backup}" if backup else ""
+                raise LabelError(
+                    f"Cannot upgrade the label store {self.path} from schema version "
+                    f"{version} to {schema.SCHEMA_VERSION} ({exc}); the file was left as it "
+                    f"was{kept}.") from None
+            raise
+        if not existed:
+            _fsync_dir(self.path.parent)  # the new file's directory entry must survive too
+
+    def _backup_before_migration(self, conn: sqlite3.Connection, version: int) -> Path:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        backup = _unused_path(self.path.with_name(f"{self.path.name}.v{version}-backup-{stamp}"))
+        target = sqlite3.connect(backup)
+        try:
+            conn.backup(target)
+        finally:
+            target.close()
+        _fsync_file(backup)
+        _fsync_dir(backup.parent)
+        return backup
+
+    def check(self, full: bool = False) -> list[str]:
+        """SQLite's own check: an empty list when the file is sound."""
+        with self._lock:
+            try:
+                return _integrity_check(self._connection, full)
+            except sqlite3.Error as exc:
+                return [str(exc)]
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    @property
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreUnavailableError(f"The label store {self.path} is closed.")
+        return self._conn
+
+    @property
+    def schema_version(self) -> int:
+        return self._read(lambda c: c.execute("PRAGMA user_version").fetchone()[0])
+
+    # -- transactions and error translation
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT; leaving the block normally means it committed."""
+        with self._lock:
+            conn = self._connection
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._translate(exc, "write") from None
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    try:
+                        conn.execute("ROLLBACK")
+                    except sqlite3.Error:  # the connection is unusable; the error below says why
+                        pass
+                if isinstance(exc, sqlite3.Error):
+                    raise self._translate(exc, "write") from None
+                raise
+
+    def _read(self, query: Any) -> Any:
+        with self._lock:
+            try:
+                return query(self._connection)
+            except sqlite3.Error as exc:
+                raise self._translate(exc, "read") from None
+
+    def _translate(self, exc: sqlite3.Error, doing: str) -> Exception:
+        text = str(exc)
+        lower = text.lower()
+        if "malformed" in lower or "not a database" in lower or "corrupt" in lower:
+            return DamagedStoreError(self.path, text)
+        verb = "save to" if doing == "write" else "read"
+        if "locked" in lower or "busy" in lower:
+            return StoreUnavailableError(
+                f"Cannot {verb} the label store {self.path}: another program holds it "
+                f"locked; nothing was changed, try again.")
+        if "disk is full" in lower:
+            return StoreUnavailableError(f"Cannot {verb} the label store {self.path}: the "
+                                         f"disk is full; nothing was saved.")
+        if "readonly" in lower or "read-only" in lower:
+            return StoreUnavailableError(f"Cannot {verb} the label store {self.path}: the "
+                                         f"file is read-only; nothing was saved.")
+        if isinstance(exc, sqlite3.OperationalError) and ("i/o" in lower or "disk" in lower
+                                                          or "unable to open" in lower):
+            return StoreUnavailableError(f"Cannot {verb} the label store {self.path}: {text}.")
+        return exc  # a programming error: keep its traceback
+
+
+def _quick_check(conn: sqlite3.Connection) -> list[str]:
+    return _integrity_check(conn, full=False)
+
+
+def _integrity_check(conn: sqlite3.Connection, full: bool) -> list[str]:
+    pragma = "integrity_check" if full else "quick_check"
+    rows = [r[0] for r in conn.execute(f"PRAGMA {pragma}")]
+    return [] if rows == ["ok"] else rows
