@@ -18,12 +18,17 @@ PNG/JPEG images (and DICOM files without a SOP Instance UID); the path is only a
 are per reader: each reader has at most one decision (a set of classes) per image and label
 set. Region coordinates are in the original, un-rotated stored pixel grid (see
 docs/labels-format.md).
+
+This module holds :class:`LabelStore` with label sets, decisions, reading and import; its
+other parts live beside it: ``connection`` (opening, transactions, error sentences: the
+base class), ``history`` (actions, undo/redo), ``regions``, ``values`` (value types and
+their checks), ``rows`` (how values sit in rows) and ``durable_files`` (fsync). Every name
+callers import from here is re-exported (``__all__``).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sqlite3
 import threading
@@ -35,15 +40,8 @@ from medviewer.labels.connection import BUSY_TIMEOUT_MS, StoreConnection
 from medviewer.labels.durable_files import _fsync_dir, _fsync_file, _unused_path
 from medviewer.labels.errors import InvalidLabelError, UnknownLabelSetError
 from medviewer.labels.history import EDIT_KINDS, HistoryMixin
-from medviewer.labels.rows import (
-    _REGION_COLUMNS,
-    _classes,
-    _dumps,
-    _geometry_state,
-    _region_from_state,
-    _region_row,
-    _tuple_or_none,
-)
+from medviewer.labels.regions import RegionsMixin
+from medviewer.labels.rows import _classes, _dumps, _geometry_state, _tuple_or_none
 from medviewer.labels.values import (
     HASH_PREFIX,
     MAX_NAME_LENGTH,
@@ -82,8 +80,6 @@ __all__ = [
     "check_region_geometry", "default_store_path", "is_ai_reader", "now_iso",
 ]
 
-log = logging.getLogger(__name__)
-
 DEFAULT_STORE_NAME = "labels.sqlite"
 # IN (...) lists are chunked below SQLite's bound-parameter limit.
 _CHUNK = 500
@@ -98,7 +94,7 @@ def default_store_path() -> Path:
 # ---------------------------------------------------------------- the store
 
 
-class LabelStore(HistoryMixin, StoreConnection):
+class LabelStore(RegionsMixin, HistoryMixin, StoreConnection):
     """A label store file; every writing method is one committed transaction.
 
     ``reader`` is who is labelling (default: ``settings.reader_name``): labels without an
@@ -450,111 +446,6 @@ class LabelStore(HistoryMixin, StoreConnection):
             return result
 
         return self._read(query)
-
-    # -- regions
-
-    def add_region(self, label_set: str, image: ImageRef, class_name: str, geometry: Geometry,
-                   *, frame: int = 0, reader: str | None = None, source: str = "manual",
-                   note: str | None = None) -> Region:
-        reader = self._reader(reader)
-        _check_source(source)
-        with self._transaction() as conn:
-            current_set = self._get_set(conn, label_set)
-            (class_name,) = current_set.ordered([class_name], what="region")
-            self._upsert_image(conn, image)
-            check_region_geometry(geometry, frame, self._image_size(conn, image.key))
-            action = self._new_action(conn, "add_region", current_set.id)
-            at = now_iso()
-            state = {"label_set_id": current_set.id, "image_key": image.key, "reader": reader,
-                     "class_name": class_name, **_geometry_state(geometry), "frame": int(frame),
-                     "source": source, "note": note, "created_at": at, "updated_at": at,
-                     "action_id": action}
-            region_id = self._write_region(conn, None, state)
-            state["id"] = region_id
-            self._record(conn, action, "region", current_set.id, image.key, reader, region_id,
-                         None, state)
-        return _region_from_state(current_set.name, state)
-
-    def update_region(self, region_id: int, *, class_name: str | None = None,
-                      geometry: Geometry | None = None, note: str | None = None,
-                      source: str | None = None) -> Region:
-        """Move/resize a region or change its class, note or source (None = keep)."""
-        with self._transaction() as conn:
-            old = self._region_state(conn, region_id)
-            set_name = self._set_name(conn, old["label_set_id"])
-            current_set = self._get_set(conn, set_name)
-            new = dict(old)
-            if class_name is not None:
-                (new["class_name"],) = current_set.ordered([class_name], what="region")
-            if geometry is not None:
-                check_region_geometry(geometry, old["frame"], self._image_size(conn, old["image_key"]))
-                new.update(_geometry_state(geometry))
-            if note is not None:
-                new["note"] = note or None
-            if source is not None:
-                new["source"] = _check_source(source)
-            if new == old:
-                return _region_from_state(current_set.name, old)
-            action = self._new_action(conn, "update_region", current_set.id)
-            new.update(updated_at=now_iso(), action_id=action)
-            self._write_region(conn, region_id, new)
-            self._record(conn, action, "region", current_set.id, old["image_key"],
-                         old["reader"], region_id, old, new)
-        return _region_from_state(current_set.name, new)
-
-    def delete_region(self, region_id: int) -> None:
-        with self._transaction() as conn:
-            old = self._region_state(conn, region_id)
-            action = self._new_action(conn, "delete_region", old["label_set_id"])
-            conn.execute("DELETE FROM regions WHERE id = ?", (region_id,))
-            self._record(conn, action, "region", old["label_set_id"], old["image_key"],
-                         old["reader"], region_id, old, None)
-
-    def regions(self, label_set: str, image_key: str | None = None, *,
-                reader: str | None = None) -> list[Region]:
-        def query(conn: sqlite3.Connection) -> list[Region]:
-            current_set = self._get_set(conn, label_set)
-            sql = f"SELECT {_REGION_COLUMNS} FROM regions WHERE label_set_id = ?"
-            params: list[Any] = [current_set.id]
-            if image_key is not None:
-                sql += " AND image_key = ?"
-                params.append(image_key)
-            if reader is not None:
-                sql += " AND reader = ?"
-                params.append(reader)
-            rows = conn.execute(sql + " ORDER BY id", params).fetchall()
-            return [_region_from_state(current_set.name, _region_row(r)) for r in rows]
-
-        return self._read(query)
-
-    def _region_state(self, conn: sqlite3.Connection, region_id: int) -> dict:
-        row = conn.execute(f"SELECT {_REGION_COLUMNS} FROM regions WHERE id = ?",
-                           (region_id,)).fetchone()
-        if row is None:
-            raise InvalidLabelError(f"There is no region with id {region_id} in the label "
-                                    f"store {self.path}.")
-        return _region_row(row)
-
-    @staticmethod
-    def _image_size(conn: sqlite3.Connection, key: str) -> tuple[int, int] | None:
-        row = conn.execute("SELECT width, height FROM images WHERE image_key = ?",
-                           (key,)).fetchone()
-        return (row[0], row[1]) if row and row[0] and row[1] else None
-
-    @staticmethod
-    def _write_region(conn: sqlite3.Connection, region_id: int | None, state: dict) -> int:
-        values = (state["label_set_id"], state["image_key"], state["reader"],
-                  state["class_name"], state["shape"], state["x"], state["y"], state["width"],
-                  state["height"],
-                  _dumps(state["points"]) if state["points"] is not None else None,
-                  state["frame"], state["source"], state["note"], state["created_at"],
-                  state["updated_at"], state["action_id"])
-        cursor = conn.execute(
-            "INSERT OR REPLACE INTO regions (id, label_set_id, image_key, reader, class_name, "
-            "shape, x, y, width, height, points, frame, source, note, created_at, updated_at, "
-            "action_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (region_id, *values))
-        return int(cursor.lastrowid) if region_id is None else region_id
 
     # -- bulk import (one action, one transaction)
 
