@@ -445,22 +445,30 @@ def validate_json_job(store: LabelStore, path: str | os.PathLike,
                                             if c not in (classes or [])]
     plan = _target_set(store, name, wanted_classes or None,
                        bool(declared.get("multi_label", False)), source)
-    entries = document.get("images") or []
+    yield from _check_each(document.get("images") or [], "image",
+                           lambda entry: _json_image(entry, plan), plan, cancel)
+    return plan
+
+
+def _check_each(entries: list, where: str, check, plan: ImportPlan,
+                cancel: CancelFlag | None) -> Generator[Progress, None, None]:
+    """Run ``check(entry) -> (labels, regions)`` on every entry, in the plan; a ValueError
+    becomes that entry's problem ('image 3: ...'). Yields progress; honours ``cancel``."""
     plan.rows_total = len(entries)
+    name = plan.source.name
     for number, entry in enumerate(entries, start=1):
         if cancel is not None:
             cancel.raise_if_cancelled()
         if number % _PROGRESS_EVERY == 1:
-            yield Progress(number - 1, plan.rows_total, f"Checking {source.name}")
+            yield Progress(number - 1, plan.rows_total, f"Checking {name}")
         try:
-            labels, regions = _json_image(entry, plan)
+            labels, regions = check(entry)
         except ValueError as exc:
-            plan.add_problem(number, str(exc), where="image")
+            plan.add_problem(number, str(exc), where=where)
             continue
         plan.labels += labels
         plan.regions += regions
-    yield Progress(plan.rows_total, plan.rows_total, f"Checked {source.name}")
-    return plan
+    yield Progress(plan.rows_total, plan.rows_total, f"Checked {name}")
 
 
 def _json_image(entry: Any, plan: ImportPlan) -> tuple[list[LabelEntry], list[RegionEntry]]:
@@ -563,20 +571,11 @@ def validate_coco_document(store: LabelStore, source: Path, document: dict,
     for entry in document.get("images") or []:
         if isinstance(entry, dict) and "id" in entry:
             images[entry["id"]] = _coco_image(entry, resolve)
-    annotations = document.get("annotations") or []
-    plan.rows_total = len(annotations)
     default_reader = reader or store.reader
-    for number, annotation in enumerate(annotations, start=1):
-        if cancel is not None:
-            cancel.raise_if_cancelled()
-        if number % _PROGRESS_EVERY == 1:
-            yield Progress(number - 1, plan.rows_total, f"Checking {source.name}")
-        try:
-            plan.regions += _coco_regions(annotation, images, categories, plan,
-                                          default_reader)
-        except ValueError as exc:
-            plan.add_problem(number, str(exc), where="annotation")
-    yield Progress(plan.rows_total, plan.rows_total, f"Checked {source.name}")
+    yield from _check_each(
+        document.get("annotations") or [], "annotation",
+        lambda annotation: ([], _coco_regions(annotation, images, categories, plan,
+                                              default_reader)), plan, cancel)
     return plan
 
 
