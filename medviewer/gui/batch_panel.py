@@ -17,7 +17,8 @@ from PySide6.QtWidgets import (
     QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
-from medviewer.gui.results_view import ERROR_STYLE, FLAG_COLOUR, wrapping_label
+from medviewer.gui.results_view import ERROR_STYLE, FLAG_COLOUR
+from medviewer.gui.widgets import wrapping_label
 from medviewer.jobs import Progress
 
 if TYPE_CHECKING:

@@ -54,7 +54,7 @@ from medviewer.gui.label_transfer import LabelTransfer
 from medviewer.gui.lazy import LazyModule
 from medviewer.gui.prefetch import Prefetcher
 from medviewer.gui.study_browser import display_order
-from medviewer.gui.widgets import window_action
+from medviewer.gui.widgets import window_action, wrapping_label
 from medviewer.settings import load_settings, save_settings
 
 if TYPE_CHECKING:
@@ -225,11 +225,7 @@ class LabelPanel(QWidget):
         self.saved_label = QLabel()
         self.saved_label.setObjectName("savedState")
         self.saved_label.setWordWrap(True)
-        self.error_label = QLabel()
-        self.error_label.setObjectName("labelError")
-        self.error_label.setWordWrap(True)
-        self.error_label.setStyleSheet(ERROR_STYLE)
-        self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.error_label = wrapping_label("labelError", ERROR_STYLE)
         self.error_label.hide()
 
         self.note_edit = QLineEdit()

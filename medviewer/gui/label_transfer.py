@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 
 from medviewer.errors import UserError
 from medviewer.gui.label_dialogs import ERROR_STYLE
+from medviewer.gui.widgets import wrapping_label
 from medviewer.gui.workers import JobWorker
 from medviewer.jobs import CancelFlag, Progress
 
@@ -256,11 +257,7 @@ class ImportDialog(QDialog):
                                    "then.")
         self.status_label.setObjectName("importStatus")
         self.status_label.setWordWrap(True)
-        self.error_label = QLabel()
-        self.error_label.setObjectName("importError")
-        self.error_label.setWordWrap(True)
-        self.error_label.setStyleSheet(ERROR_STYLE)
-        self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.error_label = wrapping_label("importError", ERROR_STYLE)
         self.error_label.hide()
 
         self.import_button = QPushButton("Check and import")
@@ -539,11 +536,7 @@ class ExportDialog(QDialog):
         self.status_label = QLabel()
         self.status_label.setObjectName("exportStatus")
         self.status_label.setWordWrap(True)
-        self.error_label = QLabel()
-        self.error_label.setObjectName("exportError")
-        self.error_label.setWordWrap(True)
-        self.error_label.setStyleSheet(ERROR_STYLE)
-        self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.error_label = wrapping_label("exportError", ERROR_STYLE)
         self.error_label.hide()
         self.export_button = QPushButton("Export")
         self.export_button.setDefault(True)

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 from medviewer.gui.ai_jobs import provider_name
 from medviewer.gui.models_dialog import DEMO_BANNER, not_for_clinical_use
 from medviewer.gui.overlay import COLOUR_MAPS
+from medviewer.gui.widgets import wrapping_label
 from medviewer.jobs import Progress
 
 if TYPE_CHECKING:
@@ -129,17 +130,6 @@ class ProbabilityBar(QWidget):
             painter.setPen(QColor(140, 140, 140))
             painter.drawText(below, Qt.AlignmentFlag.AlignLeft, "no operating point")
         painter.end()
-
-
-def wrapping_label(name: str, style: str = "") -> QLabel:
-    """A word-wrapped, mouse-selectable label (shared with the batch panel)."""
-    label = QLabel()
-    label.setObjectName(name)
-    label.setWordWrap(True)
-    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    if style:
-        label.setStyleSheet(style)
-    return label
 
 
 class ResultsPanel(QWidget):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QLabel, QMainWindow
 
@@ -14,6 +15,17 @@ def bold_label(text: str) -> QLabel:
     font = label.font()
     font.setBold(True)
     label.setFont(font)
+    return label
+
+
+def wrapping_label(name: str, style: str = "") -> QLabel:
+    """A word-wrapped, mouse-selectable label (an error or result sentence to copy)."""
+    label = QLabel()
+    label.setObjectName(name)
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    if style:
+        label.setStyleSheet(style)
     return label
 
 
