@@ -161,24 +161,17 @@ def _stats(args: argparse.Namespace) -> int:
 
 def _import(args: argparse.Namespace) -> int:
     from medviewer.cli import print_json
+    from medviewer.jobs import run_to_end
     from medviewer.labels import io as label_io
     from medviewer.labels.errors import ImportRejectedError
 
     classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes \
         else None
-    suffix = args.file.suffix.lower()
-    if suffix not in (".csv", ".json"):
-        raise UserError(f"Cannot import {args.file}: only .csv and .json files can be "
-                        f"imported.")
+    label_io.import_kind(args.file)  # refuse other files before creating a store
     with _open(args, create=True) as store:
-        if suffix == ".csv":
-            if not args.label_set:
-                raise UserError(f"Importing {args.file} needs --label-set NAME.")
-            plan = label_io.validate_csv(store, args.file, args.label_set, classes=classes,
-                                         multi_label=args.multi_label, reader=args.reader)
-        else:
-            plan = label_io.validate_json(store, args.file, args.label_set, classes=classes,
-                                          reader=args.reader)
+        plan = run_to_end(label_io.validate_file_job(
+            store, args.file, args.label_set, classes=classes, multi_label=args.multi_label,
+            reader=args.reader))
         problems = sorted(plan.problems, key=lambda p: p.row)
         if not args.json:
             for problem in problems:
@@ -214,14 +207,10 @@ def _export(args: argparse.Namespace) -> int:
     if fmt is None:
         raise UserError(f"Cannot tell the format of {args.output} from its name; add "
                         f"--format csv, json or coco.")
+    write, unit = label_io.EXPORTERS[fmt]
     with _open(args) as store:
         store.label_set(args.label_set)  # a clear error for an unknown set
-        if fmt == "csv":
-            count, unit = label_io.export_csv(store, args.label_set, args.output), "rows"
-        elif fmt == "json":
-            count, unit = label_io.export_json(store, args.label_set, args.output), "images"
-        else:
-            count, unit = label_io.export_coco(store, args.label_set, args.output), "regions"
+        count = write(store, args.label_set, args.output)
     if args.json:
         print_json({"output": str(args.output), "format": fmt, unit: count})
     else:

@@ -82,15 +82,7 @@ def _open_store(path: Path, reader: str) -> LabelStore:
                                     f"{exc.strerror or exc}.") from None
 
 
-def import_kind(path: Path) -> str:
-    """'csv' or 'json' (MedViewer or COCO, told apart by content while validating)."""
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".json"):
-        raise UserError(f"Cannot import {path}: only .csv and .json files can be imported.")
-    return suffix[1:]
-
-
-def validation_job(store_path: Path, source: Path, kind: str, label_set: str | None, *,
+def validation_job(store_path: Path, source: Path, label_set: str | None, *,
                    classes: list[str] | None, multi_label: bool, reader: str,
                    cancel: CancelFlag) -> Generator[Progress, None, ImportPlan]:
     """Job: validate an import file against the store on a connection of its own."""
@@ -98,13 +90,9 @@ def validation_job(store_path: Path, source: Path, kind: str, label_set: str | N
 
     store = _open_store(store_path, reader)
     try:
-        if kind == "csv":
-            return (yield from label_io.validate_csv_job(
-                store, source, label_set or "", classes=classes, multi_label=multi_label,
-                reader=reader, cancel=cancel))
-        return (yield from label_io.validate_json_job(store, source, label_set,
-                                                      classes=classes, reader=reader,
-                                                      cancel=cancel))
+        return (yield from label_io.validate_file_job(
+            store, source, label_set, classes=classes, multi_label=multi_label,
+            reader=reader, cancel=cancel))
     finally:
         store.close()
 
@@ -119,8 +107,7 @@ def export_job(store_path: Path, label_set: str, fmt: str, target: Path, reader:
         store.label_set(label_set)  # a clear sentence if it was deleted meanwhile
         cancel.raise_if_cancelled()
         yield Progress(0, None, f"Writing {target.name}")
-        write = {"csv": label_io.export_csv, "json": label_io.export_json,
-                 "coco": label_io.export_coco}[fmt]
+        write, _ = label_io.EXPORTERS[fmt]
         return write(store, label_set, target)
     finally:
         store.close()
@@ -208,6 +195,8 @@ class ImportDialog(QDialog):
         self.setWindowTitle("Import labels")
         self.setObjectName("importLabelsDialog")
         self.panel = panel
+        from medviewer.labels.io import import_kind  # the store loads on first use
+
         self.source = Path(source)
         self.kind = import_kind(self.source)
         self.state = "ready"
@@ -356,11 +345,11 @@ class ImportDialog(QDialog):
                             "characters).")
             return False
         new_csv_set = self.kind == "csv" and self._existing_set(name) is None
-        store_path, source, kind = self.panel.store_path, self.source, self.kind
+        store_path, source = self.panel.store_path, self.source
         multi = self.multi_check.isChecked() and new_csv_set
         wanted = classes if new_csv_set else None
         worker = JobWorker(lambda cancel: validation_job(
-            store_path, source, kind, name, classes=wanted, multi_label=multi, reader=reader,
+            store_path, source, name, classes=wanted, multi_label=multi, reader=reader,
             cancel=cancel), "checking the labels to import")
         worker.event.connect(self._on_progress)
         worker.finished.connect(self._on_checked)

@@ -220,6 +220,11 @@ def _ellipse_outline(x: float, y: float, width: float, height: float,
              round(cy + ry * math.sin(2 * math.pi * i / n), 3)) for i in range(n)]
 
 
+# What each export format writes, and what its count counts (CLI and GUI alike).
+EXPORTERS = {"csv": (export_csv, "rows"), "json": (export_json, "images"),
+             "coco": (export_coco, "regions")}
+
+
 # ---------------------------------------------------------------- import
 
 
@@ -639,6 +644,30 @@ def _int_or_none(value: Any) -> int | None:
         return int(value) if value is not None else None
     except (TypeError, ValueError):
         return None
+
+
+def import_kind(path: Path) -> str:
+    """'csv' or 'json' from the file name (MedViewer JSON and COCO are told apart by
+    content while validating); one sentence for any other file."""
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".json"):
+        raise UserError(f"Cannot import {path}: only .csv and .json files can be imported.")
+    return suffix[1:]
+
+
+def validate_file_job(store: LabelStore, path: Path, label_set: str | None, *,
+                      classes: list[str] | None = None, multi_label: bool = False,
+                      reader: str | None = None, cancel: CancelFlag | None = None
+                      ) -> Generator[Progress, None, ImportPlan]:
+    """Check any importable file: CSV (needs ``label_set``), MedViewer JSON or COCO."""
+    if import_kind(path) == "csv":
+        if not label_set:
+            raise UserError(f"Importing {path} needs the name of a label set to import into.")
+        return (yield from validate_csv_job(store, path, label_set, classes=classes,
+                                            multi_label=multi_label, reader=reader,
+                                            cancel=cancel))
+    return (yield from validate_json_job(store, path, label_set, classes=classes,
+                                         reader=reader, cancel=cancel))
 
 
 def validate_csv(store: LabelStore, path: str | os.PathLike, label_set: str,

@@ -373,3 +373,14 @@ def test_a_write_refused_by_the_file_system_keeps_the_old_export(tmp_path):
     assert target.read_text() == "the previous export\n"
     assert sorted(p.name for p in tmp_path.iterdir()
                   if not p.name.startswith("labels.sqlite")) == ["out.csv"]
+
+
+def test_any_import_file_is_checked_by_its_kind(store, pneumonia, tmp_path, xrays):
+    csv_file = write_csv(tmp_path / "reads.csv", [f"{xrays[0]},normal"])
+    with pytest.raises(UserError, match="needs the name of a label set"):
+        run_to_end(label_io.validate_file_job(store, csv_file, None))
+    plan = run_to_end(label_io.validate_file_job(store, csv_file, "pneumonia"))
+    assert plan.problems == [] and len(plan.labels) == 1
+    with pytest.raises(UserError, match="only .csv and .json files can be imported"):
+        label_io.import_kind(tmp_path / "reads.txt")
+    assert set(label_io.EXPORTERS) == {"csv", "json", "coco"}
