@@ -381,8 +381,6 @@ def export_model(run_dir: str, name: str, version: str, description: str,
     ``weights`` is how the file stores them (export.WEIGHT_STORAGE).
     """
     from medviewer.inference import registry
-    from medviewer.jobs import run_to_end
-    from medviewer.training import data as data_mod
     from medviewer.training import export, metrics, trainer
 
     result = yield from export.export_run(run_dir, name, version, out_dir=out_dir or None,
@@ -401,17 +399,10 @@ def export_model(run_dir: str, name: str, version: str, description: str,
                 float(chosen["threshold"]), float(chosen["val_sensitivity"]),
                 float(chosen["val_specificity"]), "chosen in the training wizard")
         card = registry.ModelCard.load(result.card_path)
-        test_rows = payload["split"]["test"]
-        test_metrics = dict(card.metrics)
-        if test_rows:
-            records = [data_mod.ImageRecord(**row) for row in test_rows]
-            images = run_to_end(data_mod.preload_images(records, config.input_size, cancel))
-            probabilities, _ = export.run_onnx(Path(result.onnx_path), images, cancel=cancel)
-            labels = np.array([r.label for r in records])
-            test_metrics = metrics.classification_metrics(probabilities, labels, class_names,
-                                                          points, config.operating_point)
-            test_metrics["split"] = "test"
-            test_metrics["source"] = card.metrics.get("source")
+        test_metrics = export.score_test_split(
+            Path(result.onnx_path), payload["split"]["test"], config.input_size, class_names,
+            points, config.operating_point, card.metrics.get("source"), cancel) \
+            or dict(card.metrics)
         for class_name, chosen in chosen_points.items():
             figures = {"val_sensitivity": float(chosen["val_sensitivity"]),
                        "val_specificity": float(chosen["val_specificity"])}
@@ -1690,18 +1681,23 @@ class ExportPage(_Page):
                  f"(largest difference {result.parity_max_abs_probabilities:.1e})."]
         metrics = result.test_metrics or {}
         if metrics.get("auroc"):
-            auroc = ", ".join(f"{k} {v:.3f}" for k, v in metrics["auroc"].items())
-            lines.append(f"Test set, {metrics['n']:,} images, scored by the exported file: "
-                         f"AUROC {auroc}.")
+            spread = metrics.get("intervals", {})
+            auroc = ", ".join(f"{k} {v:.3f}{_interval(spread, 'auroc', k)}"
+                              for k, v in metrics["auroc"].items())
+            level = f" (in brackets: {spread['level']:.0%} intervals)" if spread else ""
+            lines.append(f"Test set, {metrics['n']:,} images, scored by the exported file"
+                         f"{level}: AUROC {auroc}.")
             from medviewer.training.metrics import finding_classes  # numpy only
 
             findings = finding_classes(list(metrics["auroc"]))  # those the card flags
             for class_name, point in metrics.get("operating_points", {}).items():
                 if class_name not in findings:
                     continue
-                lines.append(f"&nbsp;&nbsp;{class_name} at threshold {point['threshold']:.4f}: "
-                             f"sensitivity {point['sensitivity']:.3f}, specificity "
-                             f"{point['specificity']:.3f}.")
+                lines.append(
+                    f"&nbsp;&nbsp;{class_name} at threshold {point['threshold']:.4f}: "
+                    f"sensitivity {point['sensitivity']:.3f}"
+                    f"{_interval(spread, 'sensitivity', class_name)}, specificity "
+                    f"{point['specificity']:.3f}{_interval(spread, 'specificity', class_name)}.")
         if outcome.entry is not None:
             lines.append(f"Registered as <b>{outcome.entry.key}</b>: it is in the viewer's "
                          f"model list now.")
@@ -1981,3 +1977,9 @@ def open_training_wizard(window: QWidget) -> TrainingWizard | QMessageBox:
         window.installEventFilter(window._training_close_guard)
     wizard.show()
     return wizard
+
+
+def _interval(intervals: dict, figure: str, class_name: str) -> str:
+    """' [low–high]' from a card's test intervals; '' for a card made without them."""
+    bounds = intervals.get(figure, {}).get(class_name)
+    return f" [{bounds[0]:.3f}–{bounds[1]:.3f}]" if bounds else ""

@@ -316,6 +316,23 @@ def _epochs_run(checkpoint_path: Path, payload: dict) -> int:
     return int(payload.get("epoch", len(payload.get("history", []))))
 
 
+def score_test_split(onnx_path: Path, test_rows: list[dict], size: int,
+                     class_names: list[str], points: dict[str, metrics_mod.OperatingPoint],
+                     method: str, source: str | None, cancel: CancelFlag | None = None) -> dict:
+    """The model card's test metrics: the exported file itself scored on the test split,
+    at the operating points chosen on validation, with 95 % intervals. Empty without a
+    test split."""
+    if not test_rows:
+        return {}
+    records = [data_mod.ImageRecord(**row) for row in test_rows]
+    images = run_to_end(data_mod.preload_images(records, size, cancel))
+    probabilities, _ = run_onnx(onnx_path, images, cancel=cancel)
+    labels = np.array([r.label for r in records])
+    scored = metrics_mod.classification_metrics(probabilities, labels, class_names,
+                                                points or None, method, intervals=True)
+    return {**scored, "split": "test", "source": source}
+
+
 def export_run(run_dir: str | Path | Sequence[str | Path], name: str, version: str,
                out_dir: str | Path | None = None, register: bool = False,
                description: str = "", parity_images: int = 64, weights: str = "float32",
@@ -370,19 +387,11 @@ def export_run(run_dir: str | Path | Sequence[str | Path], name: str, version: s
         payload = _ensemble_validation(onnx_path, payloads, checkpoint_paths, config, cancel)
 
     yield Progress(2, 4, "evaluating the exported model on the test split")
-    test_records = [data_mod.ImageRecord(**row) for row in split["test"]]
-    test_metrics: dict = {}
-    if test_records:
-        test_images = run_to_end(data_mod.preload_images(test_records, size, cancel))
-        probabilities, _ = run_onnx(onnx_path, test_images, cancel=cancel)
-        labels = np.array([r.label for r in test_records])
-        points = {k: metrics_mod.OperatingPoint(**v)
-                  for k, v in (payload.get("best_operating_points") or {}).items()}
-        test_metrics = metrics_mod.classification_metrics(probabilities, labels, class_names,
-                                                          points or None,
-                                                          config.operating_point)
-        test_metrics["split"] = "test"
-        test_metrics["source"] = split.get("test_source", split.get("source"))
+    points = {k: metrics_mod.OperatingPoint(**v)
+              for k, v in (payload.get("best_operating_points") or {}).items()}
+    test_metrics = score_test_split(onnx_path, split["test"], size, class_names, points,
+                                    config.operating_point,
+                                    split.get("test_source", split.get("source")), cancel)
 
     yield Progress(3, 4, "writing the model card")
     best_epoch = payload.get("best_epoch")

@@ -41,6 +41,70 @@ def auroc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(np.trapezoid(tpr, fpr))
 
 
+# The coverage of every interval the model card reports.
+INTERVAL_LEVEL = 0.95
+
+
+def auroc_interval(labels: np.ndarray, scores: np.ndarray, level: float = INTERVAL_LEVEL,
+                   resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the AUROC.
+
+    Positives and negatives are resampled separately, so every resample keeps the test
+    set's class counts. A resample is a count per original image; each positive's share of
+    negatives below it (ties half) is then a lookup in the cumulative counts of the sorted
+    negatives, so all resamples cost O(resamples x images). Seeded: same data, same interval.
+    """
+    labels = np.asarray(labels).astype(bool).ravel()
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    positive_scores, negatives_sorted = scores[labels], np.sort(scores[~labels])
+    n_pos, n_neg = positive_scores.size, negatives_sorted.size
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("an AUROC interval needs at least one positive and one negative")
+    below = np.searchsorted(negatives_sorted, positive_scores, side="left")
+    below_or_tied = np.searchsorted(negatives_sorted, positive_scores, side="right")
+    rng = np.random.default_rng(seed)
+    values = np.empty(resamples)
+    chunk = max(1, 2_000_000 // (n_pos + n_neg))  # bounds memory on large test sets
+    for first in range(0, resamples, chunk):
+        count = min(chunk, resamples - first)
+        positive_counts = rng.multinomial(n_pos, np.full(n_pos, 1.0 / n_pos), size=count)
+        negative_counts = rng.multinomial(n_neg, np.full(n_neg, 1.0 / n_neg), size=count)
+        cumulative = np.zeros((count, n_neg + 1))
+        np.cumsum(negative_counts, axis=1, out=cumulative[:, 1:])
+        wins = (cumulative[:, below] + cumulative[:, below_or_tied]) / 2.0
+        values[first:first + count] = (positive_counts * wins).sum(axis=1) / (n_pos * n_neg)
+    tail = (1.0 - level) / 2.0 * 100.0
+    low, high = np.percentile(values, [tail, 100.0 - tail])
+    return float(low), float(high)
+
+
+def proportion_interval(successes: int, total: int,
+                        level: float = INTERVAL_LEVEL) -> tuple[float, float]:
+    """Wilson score interval of a proportion such as a sensitivity: unlike the textbook
+    p +- z*se it stays inside [0, 1] and keeps its coverage near 0 and 1."""
+    if total <= 0:
+        return float("nan"), float("nan")
+    z = _normal_quantile(0.5 + level / 2.0)
+    p = successes / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z / (1 + z * z / total) * np.sqrt(p * (1 - p) / total + z * z / (4 * total * total))
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def _normal_quantile(probability: float) -> float:
+    """Inverse of the standard normal CDF by bisection on erf (no scipy needed)."""
+    from math import erf, sqrt
+
+    low, high = -10.0, 10.0
+    for _ in range(100):
+        middle = (low + high) / 2.0
+        if 0.5 * (1.0 + erf(middle / sqrt(2.0))) < probability:
+            low = middle
+        else:
+            high = middle
+    return (low + high) / 2.0
+
+
 @dataclass(frozen=True)
 class OperatingPoint:
     threshold: float
@@ -85,11 +149,13 @@ def choose_operating_point(labels: np.ndarray, scores: np.ndarray,
 def classification_metrics(probabilities: np.ndarray, labels: np.ndarray,
                            class_names: list[str],
                            operating_points: dict[str, OperatingPoint] | None = None,
-                           method: str = "youden") -> dict:
+                           method: str = "youden", intervals: bool = False) -> dict:
     """Accuracy, per-class one-vs-rest AUROC and sensitivity/specificity at a threshold.
 
     With ``operating_points`` (chosen on validation) they are applied as given; without,
-    they are chosen on these data by ``method``. The result is JSON-able.
+    they are chosen on these data by ``method``. ``intervals`` adds 95 % intervals under
+    "intervals" (bootstrap for AUROC, Wilson for sensitivity and specificity): a test
+    figure's uncertainty, too slow to add to every epoch's validation. JSON-able.
     """
     probabilities = np.asarray(probabilities, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
@@ -112,6 +178,15 @@ def classification_metrics(probabilities: np.ndarray, labels: np.ndarray,
         else:
             point = choose_operating_point(positive, scores, method)
         result["operating_points"][name] = point.to_dict()
+        if intervals:
+            spread = result.setdefault("intervals", {"level": INTERVAL_LEVEL, "auroc": {},
+                                                     "sensitivity": {}, "specificity": {}})
+            spread["auroc"][name] = list(auroc_interval(positive, scores))
+            predicted = scores >= point.threshold
+            spread["sensitivity"][name] = list(proportion_interval(
+                int((predicted & positive).sum()), int(positive.sum())))
+            spread["specificity"][name] = list(proportion_interval(
+                int((~predicted & ~positive).sum()), int((~positive).sum())))
     values = list(result["auroc"].values())
     result["auroc_mean"] = float(np.mean(values)) if values else float("nan")
     return result

@@ -203,6 +203,10 @@ def test_every_page_from_a_folder_to_a_registered_model(qtbot, wizard, kermany_f
     expected = evaluate.figures_at("test", "PNEUMONIA", chosen)
     assert tested["sensitivity"] == pytest.approx(expected["sensitivity"])
     assert tested["specificity"] == pytest.approx(expected["specificity"])
+    low, high = card.metrics["intervals"]["sensitivity"]["PNEUMONIA"]  # of the moved point
+    assert low <= tested["sensitivity"] <= high
+    assert f"sensitivity {tested['sensitivity']:.3f} [{low:.3f}–{high:.3f}]" in \
+        export.result_label.text()
     assert (installed["wizard-test@1"].onnx_path.parent / tw.FINE_TUNE_CHECKPOINT_NAME).is_file()
     assert "wizard-test@1" in export.result_label.text()
     assert "PNEUMONIA at threshold" in export.result_label.text()

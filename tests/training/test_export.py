@@ -96,6 +96,13 @@ def test_card_test_metrics_match_a_fresh_evaluation_of_the_file(exported, traine
 
     assert card.metrics["auroc"]["PNEUMONIA"] == pytest.approx(
         auroc(labels == 1, probabilities[:, 1]), abs=1e-9)
+    # ... with the uncertainty of a 16-image test set beside each figure.
+    intervals = card.metrics["intervals"]
+    low, high = intervals["auroc"]["PNEUMONIA"]
+    assert low <= card.metrics["auroc"]["PNEUMONIA"] <= high and intervals["level"] == 0.95
+    low, high = intervals["sensitivity"]["PNEUMONIA"]
+    assert low <= card.metrics["operating_points"]["PNEUMONIA"]["sensitivity"] <= high
+    assert high - low > 0.1  # 8 positives cannot pin a sensitivity down
 
 
 def test_export_of_a_run_without_checkpoint_is_a_user_error(tmp_path):

@@ -101,6 +101,77 @@ def test_classification_metrics_multiclass_and_given_operating_points():
     assert metrics.summary_auroc(result, names) == pytest.approx(result["auroc_mean"])
 
 
+def test_classification_metrics_intervals_hold_their_figures():
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 200)
+    positive = rng.normal(size=200) + 1.5 * labels
+    probabilities = np.c_[1 - 1 / (1 + np.exp(-positive)), 1 / (1 + np.exp(-positive))]
+    plain = metrics.classification_metrics(probabilities, labels, ["NORMAL", "PNEUMONIA"])
+    assert "intervals" not in plain  # only asked for on the test split
+    result = metrics.classification_metrics(probabilities, labels, ["NORMAL", "PNEUMONIA"],
+                                             intervals=True)
+    for name in ("NORMAL", "PNEUMONIA"):
+        low, high = result["intervals"]["auroc"][name]
+        assert low < result["auroc"][name] < high
+        point = result["operating_points"][name]
+        for figure in ("sensitivity", "specificity"):
+            low, high = result["intervals"][figure][name]
+            assert low <= point[figure] <= high
+
+
+def _binormal(rng, n_pos, n_neg, separation):
+    labels = np.r_[np.ones(n_pos, bool), np.zeros(n_neg, bool)]
+    return labels, rng.normal(size=n_pos + n_neg) + separation * labels
+
+
+def test_auroc_interval_agrees_with_a_plain_bootstrap_loop():
+    rng = np.random.default_rng(0)
+    labels, scores = _binormal(rng, 120, 80, 1.5)
+    scores = np.round(scores, 1)  # ties too
+    positives, negatives = scores[labels], scores[~labels]
+    resampled_labels = np.r_[np.ones(120, bool), np.zeros(80, bool)]
+    plain = [metrics.auroc(resampled_labels, np.r_[rng.choice(positives, 120),
+                                                   rng.choice(negatives, 80)])
+             for _ in range(1000)]
+    expected = np.percentile(plain, [2.5, 97.5])
+    # Different random draws: the two agree to Monte Carlo error, not to the last digit.
+    np.testing.assert_allclose(metrics.auroc_interval(labels, scores), expected, atol=0.012)
+
+
+def test_auroc_interval_covers_the_true_value_about_95_in_100_times():
+    from math import erf
+
+    separation = 1.2
+    true_auroc = 0.5 * (1 + erf(separation / 2))  # binormal, unit variances: Phi(d / sqrt 2)
+    rng = np.random.default_rng(1)
+    covered = 0
+    for trial in range(100):
+        labels, scores = _binormal(rng, 60, 40, separation)
+        low, high = metrics.auroc_interval(labels, scores, resamples=500, seed=trial)
+        covered += low <= true_auroc <= high
+    assert 88 <= covered <= 99  # seeded, so this count is the same on every run
+
+
+def test_auroc_interval_edge_cases():
+    labels = np.array([1, 1, 0, 0], bool)
+    assert metrics.auroc_interval(labels, np.array([0.9, 0.8, 0.2, 0.1])) == (1.0, 1.0)
+    assert metrics.auroc_interval(labels, np.full(4, 0.5)) == (0.5, 0.5)
+    scores = np.random.default_rng(2).random(4)
+    assert metrics.auroc_interval(labels, scores) == metrics.auroc_interval(labels, scores)
+    with pytest.raises(ValueError, match="positive and one negative"):
+        metrics.auroc_interval(np.ones(3, bool), np.random.default_rng(0).random(3))
+
+
+def test_wilson_interval_by_hand():
+    # 8 of 10: the textbook Wilson 95 % interval is 0.490-0.943.
+    low, high = metrics.proportion_interval(8, 10)
+    assert (low, high) == (pytest.approx(0.4902, abs=1e-4), pytest.approx(0.9433, abs=1e-4))
+    low, high = metrics.proportion_interval(0, 10)
+    assert low == pytest.approx(0.0, abs=1e-12) and high == pytest.approx(0.2775, abs=1e-4)
+    assert metrics.proportion_interval(10, 10)[1] == pytest.approx(1.0)
+    assert np.isnan(metrics.proportion_interval(0, 0)).all()
+
+
 @pytest.mark.parametrize("names, findings", [
     (["NORMAL", "PNEUMONIA"], ["PNEUMONIA"]),
     (["pneumonia", "normal"], ["pneumonia"]),  # the finding wherever it sorts
