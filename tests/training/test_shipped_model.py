@@ -43,7 +43,8 @@ def reproduce(shared_data: Path) -> tuple[dict, dict]:
                               for f in files])
     points = {name: metrics.OperatingPoint(op.threshold, 0.0, 0.0, op.method)
               for name, op in card.operating_points.items()}
-    recomputed = metrics.classification_metrics(probabilities, labels, card.classes, points)
+    recomputed = metrics.classification_metrics(probabilities, labels, card.classes, points,
+                                                intervals=True)
     return card.metrics, recomputed
 
 
@@ -61,6 +62,13 @@ def test_card_metrics_are_reproduced_by_predict(shared_data):
         again = recomputed["operating_points"][name]
         assert again["sensitivity"] == pytest.approx(shipped["sensitivity"], abs=1e-9)
         assert again["specificity"] == pytest.approx(shipped["specificity"], abs=1e-9)
+    # The intervals are seeded; only last-bit differences in the scores could move them.
+    intervals, again = card_metrics["intervals"], recomputed["intervals"]
+    for name, bounds in intervals["auroc"].items():
+        assert again["auroc"][name] == pytest.approx(bounds, abs=1e-3)
+    for name in _shipped_entry().card.operating_points:
+        for figure in ("sensitivity", "specificity"):
+            assert again[figure][name] == pytest.approx(intervals[figure][name], abs=1e-3)
 
 
 if __name__ == "__main__":
