@@ -290,17 +290,57 @@ class _SelfTest:
                                   "not the one written")
 
     def training(self) -> None:
-        """Studio only: torch, torchvision and the training code import and run a step."""
-        import torch
+        """Studio only: train one epoch on images made from the sample study, export it to
+        ONNX and read an image with it: torch, torchvision, the ONNX exporter and
+        onnxruntime together, as the training wizard and the viewer use them. Loading the tools the wizard's way must
+        leave garbage collection to the GUI thread (a collection on the training thread can
+        delete Qt objects in use)."""
+        from medviewer.gui.selftest_window import check_training_tools
+        from medviewer.inference import registry
+        from medviewer.inference.predict import predict_paths
+        from medviewer.jobs import run_to_end
+        from medviewer.training import export, trainer
 
-        from medviewer.training import models as training_models  # noqa: F401 - import check
+        self.report.facts["torch"] = check_training_tools()
+        data_dir = self.home / "selftest-training-images"
+        _write_two_class_images(self.instance.display_frame(0), data_dir)
+        config = trainer.TrainConfig(
+            data=str(data_dir), arch="smallcnn", epochs=1, batch_size=4, input_size=32,
+            val_fraction=0.25, test_fraction=0.25, seed=0, device="cpu", num_threads=1,
+            patience=1, use_cache=False)
+        run_dir = self.home / "selftest-training-run"
+        result = run_to_end(trainer.train(config, run_dir))
+        if result.cancelled or not Path(result.best_checkpoint or "").is_file():
+            raise SelfTestFailure("one epoch of training kept no checkpoint")
+        exported = run_to_end(export.export_run(run_dir, "selftest-trained", "0",
+                                                out_dir=self.home / "selftest-models"))
+        # Registered in this run's temporary home; the viewer's own reading path runs it.
+        entry = registry.import_model(exported.onnx_path, exported.card_path)
+        image = next((data_dir / "plain").glob("*.png"))
+        prediction = predict_paths([image], entry, audit=False)[0]
+        if not prediction.ok:
+            raise SelfTestFailure(f"the model trained here could not read {image.name}: "
+                                  f"{prediction.error}")
 
-        weights = torch.nn.Linear(4, 2)
-        loss = weights(torch.ones(1, 4)).sum()
-        loss.backward()
-        if weights.weight.grad is None:
-            raise SelfTestFailure("torch computed no gradient")
-        self.report.facts["torch"] = torch.__version__
+
+def _write_two_class_images(image: Any, folder: Path, per_class: int = 8) -> None:
+    """A folder per class for a training smoke test: shifted crops of the sample image,
+    as they are and inverted, so one epoch has something to tell apart."""
+    import numpy as np
+    from PIL import Image
+
+    rows, columns = image.shape[:2]
+    crop = min(rows, columns) * 3 // 4
+    for class_name, invert in (("plain", False), ("inverted", True)):
+        (folder / class_name).mkdir(parents=True, exist_ok=True)
+        for index in range(per_class):
+            top = (rows - crop) * index // max(per_class - 1, 1)
+            left = (columns - crop) * (per_class - 1 - index) // max(per_class - 1, 1)
+            pixels = np.ascontiguousarray(image[top:top + crop, left:left + crop])
+            if pixels.ndim == 3:
+                pixels = pixels[..., 0]
+            Image.fromarray(255 - pixels if invert else pixels).save(
+                folder / class_name / f"crop{index}.png")
 
 
 def _check_decoders() -> None:

@@ -149,3 +149,21 @@ def test_about_box_shows_versions_and_the_provider(qtbot):
     assert f"onnxruntime: {metadata.version('onnxruntime-gpu')} (onnxruntime-gpu)" in text
     assert f"torch: {metadata.version('torch')}" in text
     assert "Edition: development" in text and "Qt: 6." in text
+
+
+def test_training_check_refuses_automatic_garbage_collection(qapp):
+    """Studio's check: were automatic collection on, a pass could run on the training thread."""
+    import gc
+
+    from medviewer.gui.app import GuiThreadGarbageCollector
+    from medviewer.gui.selftest_window import check_training_tools
+
+    qapp.garbage_collector = GuiThreadGarbageCollector()  # as create_application sets it up
+    try:
+        assert check_training_tools().startswith(metadata.version("torch"))
+        gc.enable()  # what a library switching collection back on would do
+        with pytest.raises(selftest.SelfTestFailure, match="not confined to the GUI thread"):
+            check_training_tools()
+    finally:
+        qapp.garbage_collector.stop()
+        del qapp.garbage_collector

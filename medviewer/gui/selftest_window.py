@@ -114,6 +114,29 @@ def _check_training_explains_studio(window: Any) -> str:
     return "shown"
 
 
+def check_training_tools() -> str:
+    """Load PyTorch and the training code as the wizard does; return torch's version.
+
+    The GUI-thread garbage collector must still own collection afterwards: were automatic
+    collection back on, a pass could start on the training thread and delete Qt objects
+    the GUI is drawing (a crash, not an error message).
+    """
+    import gc
+
+    from medviewer.gui.app import create_application
+    from medviewer.gui.training_wizard import load_training_tools
+    from medviewer.jobs import run_to_end
+
+    app = create_application()
+    if getattr(app, "garbage_collector", None) is None or gc.isenabled():
+        raise SelfTestFailure("garbage collection is not confined to the GUI thread")
+    info = run_to_end(load_training_tools())
+    if gc.isenabled():
+        raise SelfTestFailure("loading PyTorch switched automatic garbage collection back on, "
+                              "so it could run on the training thread")
+    return info.torch_version
+
+
 def check_qt_platform_plugins() -> None:
     """Qt aborts the process when a platform plugin is missing: check the files first."""
     folder = Path(QLibraryInfo.path(QLibraryInfo.LibraryPath.PluginsPath)) / "platforms"
