@@ -15,10 +15,10 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
-from medviewer.dicom.header import PixelLocation, _BoundedReader
+from medviewer.dicom.header import BoundedReader, PixelLocation
 from medviewer.dicom.image_geometry import ImageGeometry
-from medviewer.dicom.load_errors import (LoadError, _is_panic, _plugin_failure_reason,
-                                         _reason_from_exception)
+from medviewer.dicom.load_errors import (LoadError, is_decoder_panic, plugin_failure_reason,
+                                         reason_from_exception)
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ _ITEM_TAG = b"\xfe\xff\x00\xe0"
 _SEQUENCE_END_TAG = b"\xfe\xff\xdd\xe0"
 
 
-class _PixelSource:
+class PixelSource:
     """Decodes one frame at a time from where the pixel data lies; never re-parses the file.
 
     Uncompressed frames are read at their computed offset. Compressed (encapsulated) data is
@@ -61,7 +61,7 @@ class _PixelSource:
     def _open(self) -> io.BufferedIOBase:
         if self._inflated is not None:
             return io.BytesIO(self._inflated)
-        return _BoundedReader(self.path)
+        return BoundedReader(self.path)
 
     def _data_end(self) -> int:
         """Offset just past the pixel data value (or the end of the file if sooner)."""
@@ -159,12 +159,12 @@ class _PixelSource:
                                             decoding_plugin=plugin, **options)
                 return array
             except BaseException as exc:  # noqa: BLE001 - plugins raise anything, Rust panics
-                if not isinstance(exc, Exception) and not _is_panic(exc):
+                if not isinstance(exc, Exception) and not is_decoder_panic(exc):
                     raise
                 failures.append(f"{plugin}: {str(exc).strip() or type(exc).__name__}")
         array = self._fallback_decode(syntax, frame, memoryview(single)[16:-8])
         if array is None:
-            reason = _plugin_failure_reason("\n" + "\n".join(failures))
+            reason = plugin_failure_reason("\n" + "\n".join(failures))
             raise LoadError(self.path, f"its {name} pixel data cannot be decoded ({reason})")
         return array
 
@@ -390,7 +390,7 @@ class _PixelSource:
                 array = pydicom.pixels.apply_color_lut(array, self.header)
             except Exception as exc:  # noqa: BLE001
                 raise LoadError(self.path, f"its palette colour table is unusable "
-                                           f"({_reason_from_exception(exc)})") from None
+                                           f"({reason_from_exception(exc)})") from None
         expected = (geometry.rows, geometry.columns)
         if array.shape[:2] != expected:
             raise LoadError(self.path, f"its decoded image is {array.shape[1]} x "

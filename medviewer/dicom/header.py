@@ -1,7 +1,7 @@
 """Parsing a DICOM file's header once, up to (not including) its pixel data.
 
-``_parse`` also notes where the pixel data lies (:class:`PixelLocation`), so that frames are
-later decoded straight from their own bytes without parsing the header again.
+``parse_file`` also notes where the pixel data lies (:class:`PixelLocation`), so that frames
+are later decoded straight from their own bytes without parsing the header again.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pydicom
 from pydicom.dataset import Dataset, FileDataset
 from pydicom.uid import UID
 
-from medviewer.dicom.load_errors import LoadError, _guard
+from medviewer.dicom.load_errors import LoadError, as_load_error
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ _install_tolerant_value_hook()
 # ---------------------------------------------------------------- reading the header
 
 
-class _BoundedReader(io.BufferedReader):
+class BoundedReader(io.BufferedReader):
     """A binary file whose ``read(n)`` never asks for more than what is left in it.
 
     A corrupt length field may declare gigabytes, and Python allocates the requested size
@@ -113,7 +113,9 @@ class PixelLocation:
 
 
 @dataclass
-class _ParsedFile:
+class ParsedFile:
+    """A parsed header and what decoding its frames needs without parsing it again."""
+
     header: FileDataset
     transfer_syntax: UID
     location: PixelLocation | None
@@ -184,7 +186,7 @@ def _pixel_location(handle: io.BufferedIOBase, implicit: bool, little: bool) -> 
     return PixelLocation(keyword, vr, value_offset, None if length == 0xFFFFFFFF else length)
 
 
-def _read_deflated(path: Path, handle: _BoundedReader) -> _ParsedFile | None:
+def _read_deflated(path: Path, handle: BoundedReader) -> ParsedFile | None:
     """Deflated files: inflate the dataset (bounded) and parse it from memory.
 
     Returns None when the file's transfer syntax is not Deflated after all.
@@ -210,7 +212,7 @@ def _read_deflated(path: Path, handle: _BoundedReader) -> _ParsedFile | None:
     header = FileDataset(str(path), dataset, preamble, file_meta, False, True)
     header.set_original_encoding(False, True, dataset._character_set)
     location = _pixel_location(buffer, implicit=False, little=True)
-    return _ParsedFile(header, UID(_DEFLATED), location, inflated)
+    return ParsedFile(header, UID(_DEFLATED), location, inflated)
 
 
 def _at_pixel_data(tag: Any, vr: str | None, length: int) -> bool:
@@ -228,7 +230,7 @@ _END_SENTINEL = b"\xe0\x7f\x10\x00OB\x00\x00\x00\x00\x00\x00"
 _TRUNCATED = "the file is truncated or damaged (a header element runs past the end of the file)"
 
 
-def _parse(path: Path) -> _ParsedFile:
+def parse_file(path: Path) -> ParsedFile:
     """Parse the header once and note where the pixel data starts, or raise LoadError."""
     if path.is_dir():
         raise LoadError(path, "it is a folder, not a file")
@@ -245,10 +247,10 @@ def _parse(path: Path) -> _ParsedFile:
     if not has_preamble and not _looks_like_raw_dataset(head[:1024], size):
         raise LoadError(path, "it is not a DICOM file (no DICM preamble and no "
                               "recognisable data elements)")
-    with _guard(path, "reading its header"):
+    with as_load_error(path, "reading its header"):
         parsed = None
         if has_preamble and _DEFLATED.encode() in head[:4096]:
-            with _BoundedReader(path) as handle:
+            with BoundedReader(path) as handle:
                 parsed = _read_deflated(path, handle)
         if parsed is None:
             parsed = _parse_from_memory(path, head, size, stat.st_mtime, has_preamble)
@@ -262,7 +264,7 @@ def _parse(path: Path) -> _ParsedFile:
 
 
 def _parse_from_memory(path: Path, head: bytes, size: int, mtime: float,
-                       has_preamble: bool) -> _ParsedFile | None:
+                       has_preamble: bool) -> ParsedFile | None:
     whole = len(head) == size
     buffer = io.BytesIO(head + _END_SENTINEL if whole else head)
     try:
@@ -286,23 +288,23 @@ def _parse_from_memory(path: Path, head: bytes, size: int, mtime: float,
         return None
     # Deferred values (over HEADER_DEFER_SIZE) are read from the file when first used.
     header.filename = str(path)
-    header.fileobj_type = _BoundedReader
+    header.fileobj_type = BoundedReader
     header.buffer = None
     header.timestamp = mtime
-    return _ParsedFile(header, _transfer_syntax(header), location, None)
+    return ParsedFile(header, _transfer_syntax(header), location, None)
 
 
-def _parse_from_file(path: Path, has_preamble: bool) -> _ParsedFile:
-    with _BoundedReader(path) as handle:
+def _parse_from_file(path: Path, has_preamble: bool) -> ParsedFile:
+    with BoundedReader(path) as handle:
         header = pydicom.dcmread(handle, stop_before_pixels=True,
                                  defer_size=HEADER_DEFER_SIZE, force=not has_preamble)
         if handle.ran_short:
             raise LoadError(path, _TRUNCATED)
         implicit, little = _encoding(header)
         location = _pixel_location(handle, implicit, little)
-    return _ParsedFile(header, _transfer_syntax(header), location, None)
+    return ParsedFile(header, _transfer_syntax(header), location, None)
 
 
 def read_header(path: str | os.PathLike) -> Dataset:
     """Parse a DICOM file up to (not including) its pixel data, or raise LoadError."""
-    return _parse(Path(path)).header
+    return parse_file(Path(path)).header

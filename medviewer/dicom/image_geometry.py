@@ -39,7 +39,8 @@ class ImageGeometry:
         return pixels_per_frame * self.bits_allocated / 8
 
 
-def _image_geometry(path: Path, ds: Dataset, keyword: str) -> ImageGeometry:
+def read_image_geometry(path: Path, ds: Dataset, keyword: str) -> ImageGeometry:
+    """The header's Image Pixel values, checked; a missing or impossible one raises LoadError."""
     def whole(name: str, default: int | None, low: int, high: int) -> int:
         raw = ds.get(name)
         if raw in (None, "") or (isinstance(raw, (list, tuple)) and not raw):

@@ -23,13 +23,13 @@ class LoadError(UserError):
         super().__init__(f"Cannot open {self.path}: {self.reason}.")
 
 
-def _reason_from_exception(exc: BaseException) -> str:
+def reason_from_exception(exc: BaseException) -> str:
     """The first informative line of an exception's message (decoders add detail below)."""
     text = str(exc).strip()
     if not text:
         return type(exc).__name__
     if "exceptions were raised by all available plugins" in text:
-        return _plugin_failure_reason(text)
+        return plugin_failure_reason(text)
     return text.splitlines()[0].strip()[:300]
 
 
@@ -41,7 +41,7 @@ _PLUGIN_PREFIXES = (re.compile(r"^libjpeg error code '?-?\d+'? returned from Dec
                     re.compile(r"^Unable to decode the .* data:\s*"))
 
 
-def _plugin_failure_reason(text: str) -> str:
+def plugin_failure_reason(text: str) -> str:
     """pydicom lists one line per decoding plugin; keep the one that explains the failure."""
     messages: dict[str, str] = {}
     for line in text.splitlines()[1:]:
@@ -63,7 +63,7 @@ def _plugin_failure_reason(text: str) -> str:
 
 
 @contextmanager
-def _guard(path: Path, doing: str) -> Iterator[None]:
+def as_load_error(path: Path, doing: str) -> Iterator[None]:
     """Turn whatever a damaged file makes the libraries raise into one LoadError."""
     try:
         yield
@@ -74,12 +74,12 @@ def _guard(path: Path, doing: str) -> Iterator[None]:
     except RecursionError:
         raise LoadError(path, "its sequences are nested too deeply to be valid") from None
     except BaseException as exc:  # noqa: BLE001 - the file's content decides what is raised
-        if not isinstance(exc, Exception) and not _is_panic(exc):
+        if not isinstance(exc, Exception) and not is_decoder_panic(exc):
             raise  # KeyboardInterrupt, SystemExit...
         log.debug("%s failed", doing, exc_info=True)
         if _caused_by(exc, RecursionError):  # pydicom re-raises some as OSError
             raise LoadError(path, "its sequences are nested too deeply to be valid") from None
-        raise LoadError(path, f"{doing} failed ({_reason_from_exception(exc)})") from None
+        raise LoadError(path, f"{doing} failed ({reason_from_exception(exc)})") from None
 
 
 def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
@@ -93,6 +93,6 @@ def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
     return False
 
 
-def _is_panic(exc: BaseException) -> bool:
+def is_decoder_panic(exc: BaseException) -> bool:
     """pyo3 (Rust) decoders raise PanicException, a BaseException, on corrupt input."""
     return type(exc).__name__ == "PanicException"

@@ -24,10 +24,10 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
 from medviewer.dicom import pixels
-from medviewer.dicom.frames import _PixelSource
-from medviewer.dicom.header import _parse, read_header
-from medviewer.dicom.image_geometry import MAX_FRAME_PIXELS, _image_geometry
-from medviewer.dicom.load_errors import LoadError, _guard
+from medviewer.dicom.frames import PixelSource
+from medviewer.dicom.header import parse_file, read_header
+from medviewer.dicom.image_geometry import MAX_FRAME_PIXELS, read_image_geometry
+from medviewer.dicom.load_errors import LoadError, as_load_error
 
 # Names other modules import from here.
 __all__ = ["MAX_FRAME_PIXELS", "Instance", "LoadError", "PixelCache", "open_instance",
@@ -138,7 +138,7 @@ class Instance:
         return uid.name if isinstance(uid, UID) else str(uid or "")
 
     def pixel_spacing(self, frame: int = 0) -> pixels.Spacing | None:
-        with _guard(self.path, "reading its pixel spacing"):
+        with as_load_error(self.path, "reading its pixel spacing"):
             return pixels.pixel_spacing(self.header, frame)
 
     # -- pixels
@@ -155,7 +155,7 @@ class Instance:
         array = pixel_cache.get(key)
         if array is None:
             assert self._load_frame is not None
-            with _guard(self.path, "decoding its pixel data"):
+            with as_load_error(self.path, "decoding its pixel data"):
                 array = self._load_frame(frame)
             array.setflags(write=False)
             pixel_cache.put(key, array)
@@ -169,7 +169,7 @@ class Instance:
         key = (*self._cache_key, "modality", frame)
         array = pixel_cache.get(key)
         if array is None:
-            with _guard(self.path, "applying its Modality LUT"):
+            with as_load_error(self.path, "applying its Modality LUT"):
                 array = pixels.modality_lut(stored, self.header, frame)
             if array is not stored:
                 array.setflags(write=False)
@@ -177,11 +177,11 @@ class Instance:
         return array
 
     def file_windows(self, frame: int = 0) -> list[pixels.Window]:
-        with _guard(self.path, "reading its windows"):
+        with as_load_error(self.path, "reading its windows"):
             return pixels.file_windows(self.header, frame)
 
     def voi_luts(self) -> list[pixels.VoiLut]:
-        with _guard(self.path, "reading its VOI LUTs"):
+        with as_load_error(self.path, "reading its VOI LUTs"):
             return pixels.file_voi_luts(self.header)
 
     def default_voi(self, frame: int = 0) -> pixels.Voi | None:
@@ -189,23 +189,23 @@ class Instance:
         if self.is_colour:
             return None
         stored = self.stored_frame(frame)
-        with _guard(self.path, "choosing its window"):
+        with as_load_error(self.path, "choosing its window"):
             voi = pixels.default_voi_for_stored(self.header, stored, frame)
         if voi is None:
             values = self.modality_frame(frame)
-            with _guard(self.path, "choosing its window"):
+            with as_load_error(self.path, "choosing its window"):
                 voi = pixels.default_voi(self.header, values, frame)
         return voi
 
     def full_range_voi(self, frame: int = 0) -> pixels.Window:
         stored = self.stored_frame(frame)
-        with _guard(self.path, "measuring its value range"):
+        with as_load_error(self.path, "measuring its value range"):
             value_range = None if self.is_colour else \
                 pixels.modality_value_range(stored, self.header, frame)
             if value_range is not None:
                 return pixels.window_for_range(*value_range)
         values = self.modality_frame(frame)
-        with _guard(self.path, "measuring its value range"):
+        with as_load_error(self.path, "measuring its value range"):
             return pixels.full_range_window(values)
 
     @property
@@ -220,20 +220,20 @@ class Instance:
         """
         stored = self.stored_frame(frame)
         if self.is_colour:
-            with _guard(self.path, "rendering its image"):
+            with as_load_error(self.path, "rendering its image"):
                 window = voi if isinstance(voi, pixels.Window) else None
                 out = pixels.colour_to_display(stored, window, pixels.colour_bits(self.header))
                 return 255 - out if invert else out
         if voi is None:
             voi = self.default_voi(frame)
         assert voi is not None
-        with _guard(self.path, "rendering its image"):
+        with as_load_error(self.path, "rendering its image"):
             # 8/16-bit data: the whole pipeline as one table lookup (same values, faster).
             image = pixels.display_from_stored(stored, self.header, frame, voi,
                                                self.inverted != invert)
         if image is None:
             values = self.modality_frame(frame)
-            with _guard(self.path, "rendering its image"):
+            with as_load_error(self.path, "rendering its image"):
                 image = pixels.to_display(values, voi, self.inverted != invert)
         return image
 
@@ -253,12 +253,12 @@ def open_instance(path: str | os.PathLike) -> Instance:
 
     if images.is_plain_image(path):
         return images.open_plain_image(path)
-    parsed = _parse(path)
+    parsed = parse_file(path)
     header = parsed.header
     load_frame: FrameLoader | None = None
     if parsed.location is not None:
-        geometry = _image_geometry(path, header, parsed.location.keyword)
-        source = _PixelSource(path, header, parsed.transfer_syntax, parsed.location, geometry,
+        geometry = read_image_geometry(path, header, parsed.location.keyword)
+        source = PixelSource(path, header, parsed.transfer_syntax, parsed.location, geometry,
                               parsed.inflated)
         load_frame = source.decode
     return Instance(path, header, load_frame, _file_key(path))

@@ -351,11 +351,11 @@ def test_reasons_from_decoder_plugins_name_the_cause():
             "  pylibjpeg: libjpeg error code '-1038' returned from Decode(): A misplaced "
             "marker segment was found\n"
             "  pillow: cannot identify image file")
-    reason = load_errors._reason_from_exception(RuntimeError(text))
+    reason = load_errors.reason_from_exception(RuntimeError(text))
     assert reason == "pylibjpeg: A misplaced marker segment was found"
     unsupported = ("Unable to decode as exceptions were raised by all available plugins:\n"
                    "  gdcm: GDCM does not support 'JPEG Extended' for 12-bit\n")
-    assert load_errors._reason_from_exception(RuntimeError(unsupported)).startswith(
+    assert load_errors.reason_from_exception(RuntimeError(unsupported)).startswith(
         "none of the installed decoders supports it")
 
 
