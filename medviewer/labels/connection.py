@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from medviewer.labels import schema
-from medviewer.labels.durable_files import _fsync_dir, _fsync_file, _unused_path
+from medviewer.labels.durable_files import fsync_dir, fsync_file, unused_path
 from medviewer.labels.errors import (
     DamagedStoreError,
     LabelError,
@@ -117,18 +117,18 @@ class StoreConnection:
                     f"was{kept}.") from None
             raise
         if not existed:
-            _fsync_dir(self.path.parent)  # the new file's directory entry must survive too
+            fsync_dir(self.path.parent)  # the new file's directory entry must survive too
 
     def _backup_before_migration(self, conn: sqlite3.Connection, version: int) -> Path:
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        backup = _unused_path(self.path.with_name(f"{self.path.name}.v{version}-backup-{stamp}"))
+        backup = unused_path(self.path.with_name(f"{self.path.name}.v{version}-backup-{stamp}"))
         target = sqlite3.connect(backup)
         try:
             conn.backup(target)
         finally:
             target.close()
-        _fsync_file(backup)
-        _fsync_dir(backup.parent)
+        fsync_file(backup)
+        fsync_dir(backup.parent)
         return backup
 
     def check(self, full: bool = False) -> list[str]:

@@ -7,7 +7,8 @@ import os
 from pathlib import Path
 
 
-def _unused_path(path: Path) -> Path:
+def unused_path(path: Path) -> Path:
+    """``path`` if nothing is there, else the first free ``<name>.2``, ``<name>.3``..."""
     candidate, n = path, 1
     while candidate.exists():
         n += 1
@@ -15,7 +16,7 @@ def _unused_path(path: Path) -> Path:
     return candidate
 
 
-def _fsync_file(path: Path) -> None:
+def fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -23,7 +24,7 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     if os.name != "posix":  # Windows cannot open a folder for fsync; NTFS journals renames
         return
     fd = os.open(path, os.O_RDONLY)

@@ -18,7 +18,7 @@ import sqlite3
 from typing import Any
 
 from medviewer.labels.errors import UndoConflictError
-from medviewer.labels.rows import _REGION_COLUMNS, _dumps, _region_row
+from medviewer.labels.rows import REGION_COLUMNS, json_text, region_state_from_row
 from medviewer.labels.values import HistoryEntry, UndoResult, now_iso
 
 # Actions a reader makes (each one undo step); "undo" and "redo" are their reversals.
@@ -38,7 +38,7 @@ class HistoryMixin:
             "INSERT INTO actions (actor, kind, label_set_id, created_at, undoes, detail) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             (self.reader, kind, set_id, now_iso(), undoes,
-             _dumps(detail) if detail is not None else None))
+             json_text(detail) if detail is not None else None))
         return int(cursor.lastrowid)
 
     def _record(self, conn: sqlite3.Connection, action: int, target: str, set_id: int,
@@ -48,7 +48,8 @@ class HistoryMixin:
             "INSERT INTO changes (action_id, target, label_set_id, image_key, reader, "
             "region_id, old, new) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (action, target, set_id, key, reader, region_id,
-             _dumps(old) if old is not None else None, _dumps(new) if new is not None else None))
+             json_text(old) if old is not None else None,
+             json_text(new) if new is not None else None))
 
     # -- undo and history
 
@@ -121,9 +122,9 @@ class HistoryMixin:
                 else:
                     self._write_label(conn, c_set, key, c_reader, old)
             else:
-                row_now = conn.execute(f"SELECT {_REGION_COLUMNS} FROM regions WHERE id = ?",
+                row_now = conn.execute(f"SELECT {REGION_COLUMNS} FROM regions WHERE id = ?",
                                        (region_id,)).fetchone()
-                current = _region_row(row_now) if row_now else None
+                current = region_state_from_row(row_now) if row_now else None
                 if current != new:
                     raise UndoConflictError(
                         f"Cannot {as_kind} {what}: region {region_id} was changed since; "

@@ -27,6 +27,7 @@ from typing import IO, Any
 
 from medviewer.errors import UserError
 from medviewer.jobs import CancelFlag, Progress, run_to_end
+from medviewer.labels.durable_files import fsync_dir
 from medviewer.labels.errors import (ExportError, ImportRejectedError, InvalidLabelError,
                                      UnknownLabelSetError)
 from medviewer.labels.store import (
@@ -40,11 +41,10 @@ from medviewer.labels.store import (
     Polygon,
     Rectangle,
     RegionEntry,
-    _check_classes,
-    _fsync_dir,
     check_region_geometry,
     now_iso,
 )
+from medviewer.labels.values import check_classes
 from medviewer.paths import new_file_mode
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def atomic_writer(path: str | os.PathLike, *, newline: str | None = None) -> Ite
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, target)
-        _fsync_dir(folder)
+        fsync_dir(folder)
     except OSError as exc:
         temp.unlink(missing_ok=True)
         raise ExportError(f"Cannot write {target}: {exc.strerror or exc}; any previous file "
@@ -281,9 +281,9 @@ def _target_set(store: LabelStore, label_set: str, classes: list[str] | None,
         if not classes:
             raise UserError(f"There is no label set named '{label_set}' to import {source} "
                             f"into; give its classes (--classes a,b) to create it.") from None
-        names = tuple(_check_classes(classes))
+        names = tuple(check_classes(classes))
         return ImportPlan(source, label_set, names, multi_label, True, names)
-    extra = tuple(c for c in _check_classes(classes) if c not in existing.classes) \
+    extra = tuple(c for c in check_classes(classes) if c not in existing.classes) \
         if classes else ()
     return ImportPlan(source, label_set, existing.classes + extra, existing.multi_label,
                       False, extra)

@@ -28,7 +28,8 @@ from pathlib import Path
 
 from medviewer.errors import UserError
 from medviewer.labels import schema
-from medviewer.labels.store import _fsync_dir, _fsync_file, _unused_path, now_iso
+from medviewer.labels.durable_files import fsync_dir, fsync_file, unused_path
+from medviewer.labels.store import now_iso
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +87,13 @@ def recover(path: Path) -> RecoveryReport:
     if not path.is_file():
         raise UserError(f"There is no label store at {path} to recover.")
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    aside = _unused_path(path.with_name(f"{path.stem}.damaged-{stamp}{path.suffix}"))
+    aside = unused_path(path.with_name(f"{path.stem}.damaged-{stamp}{path.suffix}"))
     _copy_with_side_files(path, aside)
     for suffix in _SIDE_FILES:
         if Path(f"{aside}{suffix}").exists():
-            _fsync_file(Path(f"{aside}{suffix}"))
-    _fsync_file(aside)
-    _fsync_dir(path.parent)
+            fsync_file(Path(f"{aside}{suffix}"))
+    fsync_file(aside)
+    fsync_dir(path.parent)
     log.warning("Label store %s set aside as %s for recovery", path, aside)
 
     work = Path(tempfile.mkdtemp(prefix=".labels-recover-", dir=path.parent))
@@ -102,13 +103,13 @@ def recover(path: Path) -> RecoveryReport:
         rebuilt = work / "rebuilt.sqlite"
         report = RecoveryReport(path, aside, _header_version(aside))
         _rebuild(damaged, rebuilt, report)
-        _fsync_file(rebuilt)
+        fsync_file(rebuilt)
         # The old -wal/-shm belong to the damaged file (copied aside above); left in place
         # SQLite would replay them onto the rebuilt file.
         for suffix in (*_SIDE_FILES, "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
         os.replace(rebuilt, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     log.warning("Label store %s rebuilt: %s", path, report.rows_salvaged)

@@ -13,18 +13,18 @@ from typing import Any
 
 from medviewer.labels.errors import InvalidLabelError
 from medviewer.labels.rows import (
-    _REGION_COLUMNS,
-    _dumps,
-    _geometry_state,
-    _region_from_state,
-    _region_row,
+    REGION_COLUMNS,
+    geometry_state,
+    json_text,
+    region_from_state,
+    region_state_from_row,
 )
 from medviewer.labels.values import (
     Geometry,
     ImageRef,
     Region,
-    _check_source,
     check_region_geometry,
+    check_source,
     now_iso,
 )
 
@@ -38,7 +38,7 @@ class RegionsMixin:
                    *, frame: int = 0, reader: str | None = None, source: str = "manual",
                    note: str | None = None) -> Region:
         reader = self._reader(reader)
-        _check_source(source)
+        check_source(source)
         with self._transaction() as conn:
             current_set = self._get_set(conn, label_set)
             (class_name,) = current_set.ordered([class_name], what="region")
@@ -47,14 +47,14 @@ class RegionsMixin:
             action = self._new_action(conn, "add_region", current_set.id)
             at = now_iso()
             state = {"label_set_id": current_set.id, "image_key": image.key, "reader": reader,
-                     "class_name": class_name, **_geometry_state(geometry), "frame": int(frame),
+                     "class_name": class_name, **geometry_state(geometry), "frame": int(frame),
                      "source": source, "note": note, "created_at": at, "updated_at": at,
                      "action_id": action}
             region_id = self._write_region(conn, None, state)
             state["id"] = region_id
             self._record(conn, action, "region", current_set.id, image.key, reader, region_id,
                          None, state)
-        return _region_from_state(current_set.name, state)
+        return region_from_state(current_set.name, state)
 
     def update_region(self, region_id: int, *, class_name: str | None = None,
                       geometry: Geometry | None = None, note: str | None = None,
@@ -69,19 +69,19 @@ class RegionsMixin:
                 (new["class_name"],) = current_set.ordered([class_name], what="region")
             if geometry is not None:
                 check_region_geometry(geometry, old["frame"], self._image_size(conn, old["image_key"]))
-                new.update(_geometry_state(geometry))
+                new.update(geometry_state(geometry))
             if note is not None:
                 new["note"] = note or None
             if source is not None:
-                new["source"] = _check_source(source)
+                new["source"] = check_source(source)
             if new == old:
-                return _region_from_state(current_set.name, old)
+                return region_from_state(current_set.name, old)
             action = self._new_action(conn, "update_region", current_set.id)
             new.update(updated_at=now_iso(), action_id=action)
             self._write_region(conn, region_id, new)
             self._record(conn, action, "region", current_set.id, old["image_key"],
                          old["reader"], region_id, old, new)
-        return _region_from_state(current_set.name, new)
+        return region_from_state(current_set.name, new)
 
     def delete_region(self, region_id: int) -> None:
         with self._transaction() as conn:
@@ -95,7 +95,7 @@ class RegionsMixin:
                 reader: str | None = None) -> list[Region]:
         def query(conn: sqlite3.Connection) -> list[Region]:
             current_set = self._get_set(conn, label_set)
-            sql = f"SELECT {_REGION_COLUMNS} FROM regions WHERE label_set_id = ?"
+            sql = f"SELECT {REGION_COLUMNS} FROM regions WHERE label_set_id = ?"
             params: list[Any] = [current_set.id]
             if image_key is not None:
                 sql += " AND image_key = ?"
@@ -104,17 +104,17 @@ class RegionsMixin:
                 sql += " AND reader = ?"
                 params.append(reader)
             rows = conn.execute(sql + " ORDER BY id", params).fetchall()
-            return [_region_from_state(current_set.name, _region_row(r)) for r in rows]
+            return [region_from_state(current_set.name, region_state_from_row(r)) for r in rows]
 
         return self._read(query)
 
     def _region_state(self, conn: sqlite3.Connection, region_id: int) -> dict:
-        row = conn.execute(f"SELECT {_REGION_COLUMNS} FROM regions WHERE id = ?",
+        row = conn.execute(f"SELECT {REGION_COLUMNS} FROM regions WHERE id = ?",
                            (region_id,)).fetchone()
         if row is None:
             raise InvalidLabelError(f"There is no region with id {region_id} in the label "
                                     f"store {self.path}.")
-        return _region_row(row)
+        return region_state_from_row(row)
 
     @staticmethod
     def _image_size(conn: sqlite3.Connection, key: str) -> tuple[int, int] | None:
@@ -127,7 +127,7 @@ class RegionsMixin:
         values = (state["label_set_id"], state["image_key"], state["reader"],
                   state["class_name"], state["shape"], state["x"], state["y"], state["width"],
                   state["height"],
-                  _dumps(state["points"]) if state["points"] is not None else None,
+                  json_text(state["points"]) if state["points"] is not None else None,
                   state["frame"], state["source"], state["note"], state["created_at"],
                   state["updated_at"], state["action_id"])
         cursor = conn.execute(

@@ -11,29 +11,31 @@ from typing import Any
 from medviewer.labels.values import Ellipse, Geometry, Polygon, Rectangle, Region
 
 
-def _dumps(value: Any) -> str:
+def json_text(value: Any) -> str:
+    """Compact JSON as the store keeps it in its text columns (non-ASCII kept as is)."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-_REGION_COLUMNS = ("id, label_set_id, image_key, reader, class_name, shape, x, y, width, "
-                   "height, points, frame, source, note, created_at, updated_at, action_id")
+REGION_COLUMNS = ("id, label_set_id, image_key, reader, class_name, shape, x, y, width, "
+                  "height, points, frame, source, note, created_at, updated_at, action_id")
 
 
-def _region_row(row: tuple) -> dict:
-    keys = [k.strip() for k in _REGION_COLUMNS.split(",")]
+def region_state_from_row(row: tuple) -> dict:
+    """A ``SELECT REGION_COLUMNS`` row as a state dict (the form the history records)."""
+    keys = [k.strip() for k in REGION_COLUMNS.split(",")]
     state = dict(zip(keys, row))
     state["points"] = json.loads(state["points"]) if state["points"] is not None else None
     return state
 
 
-def _geometry_state(geometry: Geometry) -> dict:
+def geometry_state(geometry: Geometry) -> dict:
     points = [list(p) for p in geometry.points] if geometry.shape == "polygon" else None
     return {"shape": geometry.shape, "x": float(geometry.x), "y": float(geometry.y),
             "width": float(geometry.width), "height": float(geometry.height),
             "points": points}
 
 
-def _region_from_state(set_name: str, state: dict) -> Region:
+def region_from_state(set_name: str, state: dict) -> Region:
     if state["shape"] == "polygon":
         geometry: Geometry = Polygon(tuple(tuple(p) for p in state["points"]))
     elif state["shape"] == "ellipse":
@@ -46,10 +48,10 @@ def _region_from_state(set_name: str, state: dict) -> Region:
 
 
 @functools.lru_cache(maxsize=4096)
-def _classes(text: str) -> tuple[str, ...]:
+def stored_classes(text: str) -> tuple[str, ...]:
     """Decode a stored class list; a label set has few distinct ones, so cache them."""
     return tuple(json.loads(text))
 
 
-def _tuple_or_none(value: Sequence[str] | None) -> tuple[str, ...] | None:
+def tuple_or_none(value: Sequence[str] | None) -> tuple[str, ...] | None:
     return tuple(value) if value is not None else None

@@ -37,11 +37,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medviewer.labels.connection import BUSY_TIMEOUT_MS, StoreConnection
-from medviewer.labels.durable_files import _fsync_dir, _fsync_file, _unused_path
 from medviewer.labels.errors import InvalidLabelError, UnknownLabelSetError
 from medviewer.labels.history import EDIT_KINDS, HistoryMixin
 from medviewer.labels.regions import RegionsMixin
-from medviewer.labels.rows import _classes, _dumps, _geometry_state, _tuple_or_none
+from medviewer.labels.rows import geometry_state, json_text, stored_classes, tuple_or_none
 from medviewer.labels.values import (
     HASH_PREFIX,
     MAX_NAME_LENGTH,
@@ -60,10 +59,10 @@ from medviewer.labels.values import (
     Region,
     RegionEntry,
     UndoResult,
-    _check_classes,
-    _check_name,
-    _check_source,
+    check_classes,
+    check_name,
     check_region_geometry,
+    check_source,
     is_ai_reader,
     now_iso,
 )
@@ -71,13 +70,13 @@ from medviewer.labels.values import (
 if TYPE_CHECKING:
     from medviewer.labels.recovery import RecoveryReport
 
-# What other modules import from here; the private names are shared with io and recovery.
+# What other modules import from here.
 __all__ = [
     "BUSY_TIMEOUT_MS", "DEFAULT_STORE_NAME", "EDIT_KINDS", "HASH_PREFIX", "MAX_NAME_LENGTH",
     "SHAPES", "SOURCES", "Ellipse", "Geometry", "HistoryEntry", "ImageLabel", "ImageRef",
     "ImportResult", "LabelEntry", "LabelSet", "LabelStore", "Polygon", "Rectangle", "Region",
-    "RegionEntry", "UndoResult", "_check_classes", "_fsync_dir", "_fsync_file", "_unused_path",
-    "check_region_geometry", "default_store_path", "is_ai_reader", "now_iso",
+    "RegionEntry", "UndoResult", "check_region_geometry", "default_store_path", "is_ai_reader",
+    "now_iso",
 ]
 
 DEFAULT_STORE_NAME = "labels.sqlite"
@@ -109,7 +108,7 @@ class LabelStore(RegionsMixin, HistoryMixin, StoreConnection):
             from medviewer.settings import load_settings
 
             reader = load_settings().reader_name
-        self.reader = _check_name("reader name", reader)
+        self.reader = check_name("reader name", reader)
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._conn = self._open(check)
@@ -133,8 +132,8 @@ class LabelStore(RegionsMixin, HistoryMixin, StoreConnection):
 
     def create_label_set(self, name: str, classes: Sequence[str], *, multi_label: bool = False,
                          description: str = "") -> LabelSet:
-        name = _check_name("label set name", name)
-        class_names = _check_classes(classes)
+        name = check_name("label set name", name)
+        class_names = check_classes(classes)
         with self._transaction() as conn:
             if conn.execute("SELECT 1 FROM label_sets WHERE name = ?", (name,)).fetchone():
                 raise InvalidLabelError(f"A label set named '{name}' already exists.")
@@ -152,15 +151,16 @@ class LabelStore(RegionsMixin, HistoryMixin, StoreConnection):
                          [(set_id, i, c) for i, c in enumerate(classes)])
         conn.execute("INSERT INTO actions (actor, kind, label_set_id, created_at, detail) "
                      "VALUES (?, 'create_label_set', ?, ?, ?)",
-                     (self.reader, set_id, at, _dumps({"name": name, "classes": list(classes),
-                                                       "multi_label": bool(multi_label)})))
+                     (self.reader, set_id, at,
+                      json_text({"name": name, "classes": list(classes),
+                                 "multi_label": bool(multi_label)})))
         return set_id
 
     def add_classes(self, label_set: str, classes: Sequence[str]) -> LabelSet:
         """Append classes to a label set's list (existing ones are left as they are)."""
         with self._transaction() as conn:
             current = self._get_set(conn, label_set)
-            new = [c for c in _check_classes(classes) if c not in current.classes]
+            new = [c for c in check_classes(classes) if c not in current.classes]
             if new:
                 self._append_classes(conn, current, new)
             return self._get_set(conn, label_set)
@@ -172,7 +172,7 @@ class LabelStore(RegionsMixin, HistoryMixin, StoreConnection):
                          [(current.id, start + i, c) for i, c in enumerate(new)])
         conn.execute("INSERT INTO actions (actor, kind, label_set_id, created_at, detail) "
                      "VALUES (?, 'add_classes', ?, ?, ?)",
-                     (self.reader, current.id, now_iso(), _dumps({"classes": list(new)})))
+                     (self.reader, current.id, now_iso(), json_text({"classes": list(new)})))
 
     def label_set(self, name: str) -> LabelSet:
         return self._read(lambda conn: self._get_set(conn, name))
@@ -211,7 +211,7 @@ class LabelStore(RegionsMixin, HistoryMixin, StoreConnection):
         nothing and returns the stored label.
         """
         reader = self._reader(reader)
-        _check_source(source)
+        check_source(source)
         wanted = [classes] if isinstance(classes, str) else list(classes)
         with self._transaction() as conn:
             current_set = self._get_set(conn, label_set)
@@ -221,8 +221,8 @@ class LabelStore(RegionsMixin, HistoryMixin, StoreConnection):
             self._upsert_image(conn, image)
             old = self._label_state(conn, current_set.id, image.key, reader)
             if old is not None and (tuple(old["classes"]), old["source"], old["note"],
-                                    _tuple_or_none(old["ai_classes"])) == (ordered, source,
-                                                                           note, ai):
+                                    tuple_or_none(old["ai_classes"])) == (ordered, source,
+                                                                          note, ai):
                 return self._label_from_state(current_set.name, image.key, reader, old,
                                               image.path)
             action = self._new_action(conn, "set_label", current_set.id)
@@ -242,7 +242,7 @@ class LabelStore(RegionsMixin, HistoryMixin, StoreConnection):
         decision after the change (None when no class is left), after the commit.
         """
         reader = self._reader(reader)
-        _check_source(source)
+        check_source(source)
         with self._transaction() as conn:
             current_set = self._get_set(conn, label_set)
             (wanted,) = current_set.ordered([class_name])
@@ -308,7 +308,7 @@ class LabelStore(RegionsMixin, HistoryMixin, StoreConnection):
         return self._label_from_state(current_set.name, key, reader, new, None)
 
     def _reader(self, reader: str | None) -> str:
-        return self.reader if reader is None else _check_name("reader name", reader)
+        return self.reader if reader is None else check_name("reader name", reader)
 
     def _upsert_image(self, conn: sqlite3.Connection, image: ImageRef) -> None:
         conn.execute(
@@ -343,8 +343,8 @@ class LabelStore(RegionsMixin, HistoryMixin, StoreConnection):
             "classes = excluded.classes, source = excluded.source, note = excluded.note, "
             "ai_classes = excluded.ai_classes, labelled_at = excluded.labelled_at, "
             "action_id = excluded.action_id",
-            (set_id, key, reader, _dumps(state["classes"]), state["source"], state["note"],
-             _dumps(state["ai_classes"]) if state["ai_classes"] is not None else None,
+            (set_id, key, reader, json_text(state["classes"]), state["source"], state["note"],
+             json_text(state["ai_classes"]) if state["ai_classes"] is not None else None,
              state["labelled_at"], state["action_id"]))
 
     @staticmethod
@@ -357,7 +357,7 @@ class LabelStore(RegionsMixin, HistoryMixin, StoreConnection):
                           path: str | None) -> ImageLabel:
         return ImageLabel(set_name, key, reader, tuple(state["classes"]), state["source"],
                           state["note"], state["labelled_at"], state["action_id"],
-                          _tuple_or_none(state["ai_classes"]), path)
+                          tuple_or_none(state["ai_classes"]), path)
 
     # -- reading labels
 
@@ -386,8 +386,9 @@ class LabelStore(RegionsMixin, HistoryMixin, StoreConnection):
                     rows += conn.execute(f"{sql} AND l.image_key IN ({marks})",
                                          base + chunk).fetchall()
                 rows.sort(key=lambda r: (r[0], r[1]))
-            return [ImageLabel(current_set.name, r[0], r[1], _classes(r[2]), r[3], r[4], r[5],
-                               r[6], _classes(r[7]) if r[7] is not None else None, r[8])
+            return [ImageLabel(current_set.name, r[0], r[1], stored_classes(r[2]), r[3], r[4],
+                               r[5], r[6], stored_classes(r[7]) if r[7] is not None else None,
+                               r[8])
                     for r in rows]
 
         return self._read(query)
@@ -406,7 +407,7 @@ class LabelStore(RegionsMixin, HistoryMixin, StoreConnection):
             for key, reader, classes in conn.execute(
                     "SELECT image_key, reader, classes FROM image_labels WHERE label_set_id = ? "
                     "ORDER BY image_key, reader", (set_id,)):
-                table.setdefault(key, {})[reader] = _classes(classes)
+                table.setdefault(key, {})[reader] = stored_classes(classes)
             return table
 
         return self._read(query)
@@ -468,12 +469,12 @@ class LabelStore(RegionsMixin, HistoryMixin, StoreConnection):
             except UnknownLabelSetError:
                 if not classes:
                     raise
-                self._insert_label_set(conn, _check_name("label set name", label_set),
-                                       _check_classes(classes), multi_label, description)
+                self._insert_label_set(conn, check_name("label set name", label_set),
+                                       check_classes(classes), multi_label, description)
                 current_set = self._get_set(conn, label_set)
                 created = True
             if classes and not created:
-                added = tuple(c for c in _check_classes(classes)
+                added = tuple(c for c in check_classes(classes)
                               if c not in current_set.classes)
                 if added:
                     self._append_classes(conn, current_set, added)
@@ -481,15 +482,15 @@ class LabelStore(RegionsMixin, HistoryMixin, StoreConnection):
             action = self._new_action(conn, "import", current_set.id, detail=detail)
             written = unchanged = 0
             for entry in labels:
-                reader = _check_name("reader name", entry.reader)
-                _check_source(entry.source)
+                reader = check_name("reader name", entry.reader)
+                check_source(entry.source)
                 ordered = current_set.ordered(entry.classes)
                 ai = current_set.ordered(entry.ai_classes, what="AI suggestion") \
                     if entry.ai_classes is not None else None
                 self._upsert_image(conn, entry.image)
                 old = self._label_state(conn, current_set.id, entry.image.key, reader)
                 if old is not None and (tuple(old["classes"]), old["source"], old["note"],
-                                        _tuple_or_none(old["ai_classes"])) == (
+                                        tuple_or_none(old["ai_classes"])) == (
                         ordered, entry.source, entry.note, ai):
                     unchanged += 1
                     continue
@@ -501,8 +502,8 @@ class LabelStore(RegionsMixin, HistoryMixin, StoreConnection):
                              reader, None, old, new)
                 written += 1
             for region in regions:
-                reader = _check_name("reader name", region.reader)
-                _check_source(region.source)
+                reader = check_name("reader name", region.reader)
+                check_source(region.source)
                 (class_name,) = current_set.ordered([region.class_name], what="region")
                 self._upsert_image(conn, region.image)
                 check_region_geometry(region.geometry, region.frame,
@@ -510,7 +511,7 @@ class LabelStore(RegionsMixin, HistoryMixin, StoreConnection):
                 at = now_iso()
                 state = {"label_set_id": current_set.id, "image_key": region.image.key,
                          "reader": reader, "class_name": class_name,
-                         **_geometry_state(region.geometry), "frame": int(region.frame),
+                         **geometry_state(region.geometry), "frame": int(region.frame),
                          "source": region.source, "note": region.note, "created_at": at,
                          "updated_at": at, "action_id": action}
                 state["id"] = self._write_region(conn, None, state)

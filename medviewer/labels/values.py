@@ -31,7 +31,7 @@ def is_ai_reader(reader: str) -> bool:
     return reader == "ai" or reader.startswith("ai:")
 
 
-def _check_name(kind: str, value: str) -> str:
+def check_name(kind: str, value: str) -> str:
     if not isinstance(value, str):
         raise InvalidLabelError(f"A {kind} must be text, not {type(value).__name__}.")
     text = value.strip()
@@ -45,17 +45,17 @@ def _check_name(kind: str, value: str) -> str:
     return text
 
 
-def _check_source(source: str) -> str:
+def check_source(source: str) -> str:
     if source not in SOURCES:
         raise InvalidLabelError(f"The label source '{source}' is not one of "
                                 f"{', '.join(SOURCES)}.")
     return source
 
 
-def _check_classes(classes: Sequence[str]) -> list[str]:
+def check_classes(classes: Sequence[str]) -> list[str]:
     if isinstance(classes, str):
         classes = [classes]
-    names = [_check_name("class name", c) for c in classes]
+    names = [check_name("class name", c) for c in classes]
     if not names:
         raise InvalidLabelError("A label set needs at least one class.")
     seen = set()
