@@ -326,6 +326,8 @@ class Evaluation:
     best_val_auroc: float | None
     arch: str
     installed_keys: set[str] = field(default_factory=set)
+    # (split, class) -> 95 % bootstrap interval of the AUROC: too slow for the GUI thread.
+    auroc_intervals: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
 
 
 def score_checkpoint(checkpoint: str, device: str, threads: int | None,
@@ -335,7 +337,7 @@ def score_checkpoint(checkpoint: str, device: str, threads: int | None,
 
     from medviewer.inference import registry
     from medviewer.training import data as data_mod
-    from medviewer.training import trainer
+    from medviewer.training import metrics, trainer
 
     if threads:
         torch.set_num_threads(threads)
@@ -354,11 +356,21 @@ def score_checkpoint(checkpoint: str, device: str, threads: int | None,
                                                       config.eval_batch_size, cancel)
         scores[split] = (probabilities, np.array([r.label for r in records]))
         yield Progress(len(scores), 2, f"scored the {SPLIT_TITLES[split].lower()} images")
+    class_names = list(payload["class_names"])
+    intervals = {}
+    for split, (probabilities, labels) in scores.items():
+        for index, name in enumerate(class_names):
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            positive = labels == index
+            if positive.any() and not positive.all():
+                intervals[split, name] = metrics.auroc_interval(positive,
+                                                                probabilities[:, index])
     installed = {entry.key for entry in registry.list_models()}
-    return Evaluation(checkpoint, list(payload["class_names"]), scores,
+    return Evaluation(checkpoint, class_names, scores,
                       dict(payload.get("best_operating_points") or {}),
                       payload.get("best_epoch"), payload.get("best_val_auroc"), config.arch,
-                      installed)
+                      installed, intervals)
 
 
 @dataclass
@@ -1283,6 +1295,8 @@ class EvaluatePage(_Page):
         self.figures.setHorizontalHeaderLabels(["Sensitivity", "Specificity", "PPV", "NPV",
                                                 "AUROC"])
         self.figures.setVerticalHeaderLabels(["Validation", "Test"])
+        self.figures_note = _note("Below each figure: its 95 % interval (Wilson; bootstrap "
+                                  "for AUROC). Few images give wide intervals.")
         self.matrix = ConfusionMatrix()
         self.matrix_title = bold_label("Confusion matrix")
 
@@ -1297,6 +1311,7 @@ class EvaluatePage(_Page):
         side.addWidget(self.reset_button, 0, Qt.AlignmentFlag.AlignLeft)
         side.addSpacing(8)
         side.addWidget(self.figures)
+        side.addWidget(self.figures_note)
         side.addSpacing(8)
         side.addWidget(self.matrix_title)
         side.addWidget(self.matrix)
@@ -1418,8 +1433,11 @@ class EvaluatePage(_Page):
         fpr, tpr, thresholds, _, _ = roc
         auroc = float(np.trapezoid(tpr, fpr))
         negative = self._negative_name()
+        bounds = self.evaluation.auroc_intervals.get((self.shown_split, self.positive_class))
+        spread = f" [{bounds[0]:.3f}–{bounds[1]:.3f}]" if bounds else ""
         self.roc.set_curve(fpr, tpr, f"ROC, {SPLIT_TITLES[self.shown_split].lower()}: "
-                                     f"{self.positive_class} vs {negative}, AUROC {auroc:.3f}")
+                                     f"{self.positive_class} vs {negative}, AUROC "
+                                     f"{auroc:.3f}{spread}")
         self.slider.blockSignals(True)
         self.slider.setMaximum(len(thresholds) - 1)
         self.slider.blockSignals(False)
@@ -1503,6 +1521,9 @@ class EvaluatePage(_Page):
                                           "auroc")):
                 value = figures.get(key) if figures else None
                 text = "–" if value is None or not math.isfinite(value) else f"{value:.3f}"
+                bounds = figures["intervals"].get(key) if figures else None
+                if bounds is not None and all(math.isfinite(b) for b in bounds):
+                    text += f"\n{bounds[0]:.2f}–{bounds[1]:.2f}"
                 self.figures.setItem(row, column, _cell(text))
         _fit_height(self.figures)
 
@@ -1522,9 +1543,19 @@ class EvaluatePage(_Page):
         def ratio(a: int, b: int) -> float:
             return a / b if b else float("nan")
 
+        from medviewer.training.metrics import proportion_interval  # numpy only, no torch
+
+        intervals = {"sensitivity": proportion_interval(tp, tp + fn),
+                     "specificity": proportion_interval(tn, tn + fp),
+                     "ppv": proportion_interval(tp, tp + fp),
+                     "npv": proportion_interval(tn, tn + fn)}
+        auroc_bounds = self.evaluation.auroc_intervals.get((split, class_name))
+        if auroc_bounds is not None:
+            intervals["auroc"] = auroc_bounds
         return {"sensitivity": ratio(tp, tp + fn), "specificity": ratio(tn, tn + fp),
                 "ppv": ratio(tp, tp + fp), "npv": ratio(tn, tn + fn),
-                "auroc": float(np.trapezoid(tpr, fpr)), "counts": (tp, fn, fp, tn)}
+                "auroc": float(np.trapezoid(tpr, fpr)), "counts": (tp, fn, fp, tn),
+                "intervals": intervals}
 
     def chosen_points(self) -> dict[str, dict]:
         """Thresholds moved away from the trained ones, with their validation figures."""

@@ -172,8 +172,16 @@ def test_every_page_from_a_folder_to_a_registered_model(qtbot, wizard, kermany_f
     assert (fpr[index], tpr[index]) == evaluate.roc.marker_position()
     assert evaluate.matrix.counts == confusion_at(scores, positive, chosen)
     tp, fn, fp, tn = confusion_at(scores, positive, chosen)
-    assert evaluate.figures.item(0, 0).text() == f"{tp / (tp + fn):.3f}"
-    assert evaluate.figures.item(0, 1).text() == f"{tn / (tn + fp):.3f}"
+    # Each figure with its 95 % interval below it (Wilson; bootstrap for the AUROC).
+    from medviewer.training.metrics import auroc_interval, proportion_interval
+
+    low, high = proportion_interval(tp, tp + fn)
+    assert evaluate.figures.item(0, 0).text() == f"{tp / (tp + fn):.3f}\n{low:.2f}–{high:.2f}"
+    low, high = proportion_interval(tn, tn + fp)
+    assert evaluate.figures.item(0, 1).text() == f"{tn / (tn + fp):.3f}\n{low:.2f}–{high:.2f}"
+    low, high = auroc_interval(positive, scores)
+    assert evaluate.figures.item(0, 4).text().endswith(f"\n{low:.2f}–{high:.2f}")
+    assert f"[{low:.3f}–{high:.3f}]" in evaluate.roc.plot.getPlotItem().titleLabel.text
     # The test split shows the same threshold's point on its own curve.
     evaluate.split_combo.setCurrentIndex(evaluate.split_combo.findData("test"))
     test_probabilities, test_labels = evaluation.scores["test"]
