@@ -718,7 +718,9 @@ def resolve_model(name: str | None = None, default_model: str | None = None) -> 
     return max(matches, key=lambda e: (_version_key(e.version), e.source == "user"))
 
 
-def _slug(text: str) -> str:
+def file_name_slug(text: str) -> str:
+    """``text`` with everything but ASCII letters, digits, ``.``, ``_`` and ``-`` made ``_``:
+    a file or folder name that is safe on every OS."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", text)
 
 
@@ -753,10 +755,10 @@ def import_model(onnx_path: str | os.PathLike, card_path: str | os.PathLike | No
                              f"already installed ({existing.source}); give the new one another "
                              "version in its card.")
 
-    destination = paths.user_models_dir() / _slug(f"{card.name}-{card.version}")
+    destination = paths.user_models_dir() / file_name_slug(f"{card.name}-{card.version}")
     staging = Path(tempfile.mkdtemp(dir=paths.user_models_dir(), prefix=".import-"))
     try:
-        target_onnx = staging / (_slug(onnx_path.stem) + ".onnx")
+        target_onnx = staging / (file_name_slug(onnx_path.stem) + ".onnx")
         shutil.copyfile(onnx_path, target_onnx)
         for location in summary.external_files:
             target = staging / location
@@ -768,7 +770,8 @@ def import_model(onnx_path: str | os.PathLike, card_path: str | os.PathLike | No
         # A folder of that name without a usable card (a leftover): keep it, pick another name.
         suffix = 2
         while destination.exists():
-            destination = destination.with_name(_slug(f"{card.name}-{card.version}-{suffix}"))
+            destination = destination.with_name(
+                file_name_slug(f"{card.name}-{card.version}-{suffix}"))
             suffix += 1
         os.replace(staging, destination)
     except BaseException:

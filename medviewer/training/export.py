@@ -364,8 +364,8 @@ def export_run(run_dir: str | Path | Sequence[str | Path], name: str, version: s
     size = config.input_size
     folder_root = Path(out_dir) if out_dir else (
         checkpoint_path.parent.parent / "export" if run_dir.is_dir() else run_dir.parent)
-    folder = folder_root / registry._slug(f"{name}-{version}")
-    onnx_path = folder / f"{registry._slug(name)}.onnx"
+    folder = folder_root / registry.file_name_slug(f"{name}-{version}")
+    onnx_path = folder / f"{registry.file_name_slug(name)}.onnx"
     yield Progress(0, 4, "exporting to ONNX")
     export_onnx(model, size, onnx_path)
     if store_weights is not None:
