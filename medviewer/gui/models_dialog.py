@@ -79,6 +79,46 @@ def _table(rows: Iterable[tuple[str, ...]], header: tuple[str, ...] | None = Non
     return "".join(out)
 
 
+def test_summary(card: ModelCard) -> list[str]:
+    """The card's headline test figures in sentences, each with its interval when the card
+    has one; [] when the card reports none. Its metrics are free-form: anything unexpected
+    is left to the full table further down."""
+    def mapping(value: Any) -> dict:
+        return value if isinstance(value, dict) else {}
+
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    metrics = mapping(card.metrics)
+    aurocs, intervals = mapping(metrics.get("auroc")), mapping(metrics.get("intervals"))
+    points = mapping(metrics.get("operating_points"))
+
+    def bracket(figure: str, name: str) -> str:
+        bounds = mapping(intervals.get(figure)).get(name)
+        if isinstance(bounds, list) and len(bounds) == 2 and all(map(number, bounds)):
+            return f" [{bounds[0]:.3f}–{bounds[1]:.3f}]"
+        return ""
+
+    flagged = [name for name in card.classes if card.operating_point(name) is not None]
+    shown = [name for name in flagged or card.classes if number(aurocs.get(name))]
+    if not shown:
+        return []
+    notes = [f"{metrics['n']:,} images"] if number(metrics.get("n")) else []
+    if number(intervals.get("level")):
+        notes.append(f"{intervals['level']:.0%} intervals in brackets")
+    lines = [f"Test set{' (' + '; '.join(notes) + ')' if notes else ''}: AUROC "
+             + ", ".join(f"{name} {aurocs[name]:.3f}{bracket('auroc', name)}"
+                         for name in shown) + "."]
+    for name in flagged:
+        point = mapping(points.get(name))
+        if all(number(point.get(k)) for k in ("threshold", "sensitivity", "specificity")):
+            lines.append(f"{name} at threshold {point['threshold']:.3f}: sensitivity "
+                         f"{point['sensitivity']:.3f}{bracket('sensitivity', name)}, "
+                         f"specificity {point['specificity']:.3f}"
+                         f"{bracket('specificity', name)}.")
+    return lines
+
+
 def card_html(entry: ModelEntry, provider: str = "") -> str:
     """The model card as rich text for a QTextBrowser."""
     card = entry.card
@@ -107,6 +147,10 @@ def card_html(entry: ModelEntry, provider: str = "") -> str:
     task = ("one class per image (multiclass)" if card.task == "multiclass"
             else "independent findings (multilabel)")
     parts.append(f"<p>Task: {esc(task)}.</p>")
+    tested = test_summary(card)
+    if tested:
+        parts.append("<h3>On the test set</h3>")
+        parts.extend(f"<p>{esc(line)}</p>" for line in tested)
 
     parts.append("<h3>Training data</h3>")
     training = flatten(card.training)

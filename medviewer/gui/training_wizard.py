@@ -1295,7 +1295,7 @@ class EvaluatePage(_Page):
         self.figures.setHorizontalHeaderLabels(["Sensitivity", "Specificity", "PPV", "NPV",
                                                 "AUROC"])
         self.figures.setVerticalHeaderLabels(["Validation", "Test"])
-        self.figures_note = _note("Below each figure: its 95 % interval (Wilson; bootstrap "
+        self.figures_note = _note("Below each figure: its 95% interval (Wilson; bootstrap "
                                   "for AUROC). Few images give wide intervals.")
         self.matrix = ConfusionMatrix()
         self.matrix_title = bold_label("Confusion matrix")

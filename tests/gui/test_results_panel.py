@@ -448,7 +448,12 @@ def test_model_information_shows_the_card_and_the_demo_warning(qtbot, ai_window,
                      "not for clinical use.",
         limitations="Paediatric images from one centre.",
         training={"data": {"source": "kermany224", "split_by": "patient"}, "epochs_run": 12},
-        metrics={"auroc": {"PNEUMONIA": 0.9612}, "split": "test", "n": 624})
+        metrics={"auroc": {"PNEUMONIA": 0.9612}, "split": "test", "n": 624,
+                 "operating_points": {"PNEUMONIA": {"threshold": 0.43, "sensitivity": 0.99,
+                                                    "specificity": 0.61}},
+                 "intervals": {"level": 0.95, "auroc": {"PNEUMONIA": [0.945, 0.975]},
+                               "sensitivity": {"PNEUMONIA": [0.978, 0.997]},
+                               "specificity": {"PNEUMONIA": "not a pair"}}})
     choose(qtbot, ai_window, demo.key)
     assert not ai.panel.demo_label.isHidden()
     assert ai.panel.demo_label.text() == "⚠ " + DEMO_BANNER
@@ -460,6 +465,12 @@ def test_model_information_shows_the_card_and_the_demo_warning(qtbot, ai_window,
                      "data › source", "kermany224", "epochs_run", "auroc › PNEUMONIA",
                      "0.9612", "624", "no operating point", demo.card.sha256):
         assert expected in text, expected
+    # The headline test figures, in words near the top, each with its interval if it has one.
+    assert ("Test set (624 images; 95% intervals in brackets): AUROC PNEUMONIA 0.961 "
+            "[0.945–0.975].") in text
+    assert ("PNEUMONIA at threshold 0.430: sensitivity 0.990 [0.978–0.997], specificity "
+            "0.610.") in text
+    assert text.index("On the test set") < text.index("Training data")
     dialog.close()
     choose(qtbot, ai_window, models["mean"].key)
     assert ai.panel.demo_label.isHidden()
