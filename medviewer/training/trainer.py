@@ -208,17 +208,18 @@ def model_from_checkpoint(payload: dict) -> Classifier:
     return model
 
 
-def _distributed() -> tuple[int, int]:
-    """(rank, world size); initialises the process group under torchrun."""
+def _distributed() -> tuple[int, int, bool]:
+    """(rank, world size, whether this call started the process group) under torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return 0, 1
+        return 0, 1, False
     import torch.distributed as dist
 
-    if not dist.is_initialized():
+    started = not dist.is_initialized()
+    if started:
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         dist.init_process_group(backend=backend)
-    return dist.get_rank(), dist.get_world_size()
+    return dist.get_rank(), dist.get_world_size(), started
 
 
 def _gather(obj: Any, world: int) -> list[Any]:
@@ -319,8 +320,21 @@ def train(config: TrainConfig | None, run_dir: str | Path, cancel: CancelFlag | 
     the epoch count). Cancelling stops within one batch: the partial epoch is dropped and
     the best checkpoint so far stays on disk.
     """
-    cancel = cancel or CancelFlag()
-    rank, world = _distributed()
+    rank, world, started_group = _distributed()
+    try:
+        return (yield from _train_in_group(config, run_dir, cancel or CancelFlag(), resume,
+                                           epochs, rank, world))
+    finally:
+        if started_group:
+            import torch.distributed as dist
+
+            # Left to interpreter exit, the group's C++ threads can outlive Python's clean-up.
+            dist.destroy_process_group()
+
+
+def _train_in_group(config: TrainConfig | None, run_dir: str | Path, cancel: CancelFlag,
+                    resume: str | Path | None, epochs: int | None, rank: int,
+                    world: int) -> Generator[Any, None, TrainResult]:
     is_main = rank == 0
     run_dir = Path(run_dir)
     checkpoint = load_checkpoint(resume) if resume else None
