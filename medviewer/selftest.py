@@ -292,9 +292,9 @@ class _SelfTest:
     def training(self) -> None:
         """Studio only: train one epoch on images made from the sample study, export it to
         ONNX and read an image with it: torch, torchvision, the ONNX exporter and
-        onnxruntime together, as the training wizard and the viewer use them. Loading the tools the wizard's way must
-        leave garbage collection to the GUI thread (a collection on the training thread can
-        delete Qt objects in use)."""
+        onnxruntime together, as the training wizard and the viewer use them. Loading the
+        tools the wizard's way must leave garbage collection to the GUI thread (a collection
+        on the training thread can delete Qt objects in use)."""
         from medviewer.gui.selftest_window import check_training_tools
         from medviewer.inference import registry
         from medviewer.inference.predict import predict_paths

@@ -20,6 +20,8 @@ from PySide6.QtWidgets import (
     QPushButton, QSplitter, QTableWidget, QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget,
 )
 
+from medviewer.gui.widgets import bracketed_interval
+
 if TYPE_CHECKING:
     from medviewer.inference.registry import ModelCard, ModelEntry, ScanProblem
 
@@ -94,10 +96,7 @@ def test_summary(card: ModelCard) -> list[str]:
     points = mapping(metrics.get("operating_points"))
 
     def bracket(figure: str, name: str) -> str:
-        bounds = mapping(intervals.get(figure)).get(name)
-        if isinstance(bounds, list) and len(bounds) == 2 and all(map(number, bounds)):
-            return f" [{bounds[0]:.3f}–{bounds[1]:.3f}]"
-        return ""
+        return bracketed_interval(mapping(intervals.get(figure)).get(name))
 
     flagged = [name for name in card.classes if card.operating_point(name) is not None]
     shown = [name for name in flagged or card.classes if number(aurocs.get(name))]

@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
 )
 
 from medviewer.errors import UserError
-from medviewer.gui.widgets import bold_label
+from medviewer.gui.widgets import bold_label, bracketed_interval, interval_text
 from medviewer.gui.workers import JobWorker
 from medviewer.jobs import CancelFlag, Progress
 
@@ -1433,8 +1433,8 @@ class EvaluatePage(_Page):
         fpr, tpr, thresholds, _, _ = roc
         auroc = float(np.trapezoid(tpr, fpr))
         negative = self._negative_name()
-        bounds = self.evaluation.auroc_intervals.get((self.shown_split, self.positive_class))
-        spread = f" [{bounds[0]:.3f}–{bounds[1]:.3f}]" if bounds else ""
+        spread = bracketed_interval(
+            self.evaluation.auroc_intervals.get((self.shown_split, self.positive_class)))
         self.roc.set_curve(fpr, tpr, f"ROC, {SPLIT_TITLES[self.shown_split].lower()}: "
                                      f"{self.positive_class} vs {negative}, AUROC "
                                      f"{auroc:.3f}{spread}")
@@ -1521,9 +1521,9 @@ class EvaluatePage(_Page):
                                           "auroc")):
                 value = figures.get(key) if figures else None
                 text = "–" if value is None or not math.isfinite(value) else f"{value:.3f}"
-                bounds = figures["intervals"].get(key) if figures else None
-                if bounds is not None and all(math.isfinite(b) for b in bounds):
-                    text += f"\n{bounds[0]:.2f}–{bounds[1]:.2f}"
+                spread = interval_text(figures["intervals"].get(key), 2) if figures else ""
+                if spread:
+                    text += f"\n{spread}"
                 self.figures.setItem(row, column, _cell(text))
         _fit_height(self.figures)
 
@@ -1713,7 +1713,11 @@ class ExportPage(_Page):
         metrics = result.test_metrics or {}
         if metrics.get("auroc"):
             spread = metrics.get("intervals", {})
-            auroc = ", ".join(f"{k} {v:.3f}{_interval(spread, 'auroc', k)}"
+
+            def bracket(figure: str, class_name: str) -> str:
+                return bracketed_interval(spread.get(figure, {}).get(class_name))
+
+            auroc = ", ".join(f"{k} {v:.3f}{bracket('auroc', k)}"
                               for k, v in metrics["auroc"].items())
             level = f" (in brackets: {spread['level']:.0%} intervals)" if spread else ""
             lines.append(f"Test set, {metrics['n']:,} images, scored by the exported file"
@@ -1727,8 +1731,8 @@ class ExportPage(_Page):
                 lines.append(
                     f"&nbsp;&nbsp;{class_name} at threshold {point['threshold']:.4f}: "
                     f"sensitivity {point['sensitivity']:.3f}"
-                    f"{_interval(spread, 'sensitivity', class_name)}, specificity "
-                    f"{point['specificity']:.3f}{_interval(spread, 'specificity', class_name)}.")
+                    f"{bracket('sensitivity', class_name)}, specificity "
+                    f"{point['specificity']:.3f}{bracket('specificity', class_name)}.")
         if outcome.entry is not None:
             lines.append(f"Registered as <b>{outcome.entry.key}</b>: it is in the viewer's "
                          f"model list now.")
@@ -2009,8 +2013,3 @@ def open_training_wizard(window: QWidget) -> TrainingWizard | QMessageBox:
     wizard.show()
     return wizard
 
-
-def _interval(intervals: dict, figure: str, class_name: str) -> str:
-    """' [low–high]' from a card's test intervals; '' for a card made without them."""
-    bounds = intervals.get(figure, {}).get(class_name)
-    return f" [{bounds[0]:.3f}–{bounds[1]:.3f}]" if bounds else ""

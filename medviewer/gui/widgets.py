@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from typing import Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QLabel, QMainWindow
+
+
+def interval_text(bounds: Any, decimals: int = 3) -> str:
+    """'low–high' for a pair of finite numbers (a confidence interval), '' for anything
+    else: cards are free-form, and an interval may be missing."""
+    if (isinstance(bounds, (list, tuple)) and len(bounds) == 2
+            and all(isinstance(b, (int, float)) and not isinstance(b, bool)
+                    and math.isfinite(b) for b in bounds)):
+        return f"{bounds[0]:.{decimals}f}–{bounds[1]:.{decimals}f}"
+    return ""
+
+
+def bracketed_interval(bounds: Any) -> str:
+    """' [low–high]' to follow a figure, or '' when there is no interval."""
+    text = interval_text(bounds)
+    return f" [{text}]" if text else ""
 
 
 def bold_label(text: str) -> QLabel:
