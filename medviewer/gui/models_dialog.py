@@ -81,7 +81,7 @@ def _table(rows: Iterable[tuple[str, ...]], header: tuple[str, ...] | None = Non
     return "".join(out)
 
 
-def test_summary(card: ModelCard) -> list[str]:
+def headline_test_figures(card: ModelCard) -> list[str]:
     """The card's headline test figures in sentences, each with its interval when the card
     has one; [] when the card reports none. Its metrics are free-form: anything unexpected
     is left to the full table further down."""
@@ -146,7 +146,7 @@ def card_html(entry: ModelEntry, provider: str = "") -> str:
     task = ("one class per image (multiclass)" if card.task == "multiclass"
             else "independent findings (multilabel)")
     parts.append(f"<p>Task: {esc(task)}.</p>")
-    tested = test_summary(card)
+    tested = headline_test_figures(card)
     if tested:
         parts.append("<h3>On the test set</h3>")
         parts.extend(f"<p>{esc(line)}</p>" for line in tested)

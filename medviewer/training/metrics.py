@@ -7,6 +7,7 @@ one ROC step, and the AUROC equals the Mann-Whitney probability P(pos > neg) + 0
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from statistics import NormalDist
 
 import numpy as np
 
@@ -84,25 +85,11 @@ def proportion_interval(successes: int, total: int,
     p +- z*se it stays inside [0, 1] and keeps its coverage near 0 and 1."""
     if total <= 0:
         return float("nan"), float("nan")
-    z = _normal_quantile(0.5 + level / 2.0)
+    z = NormalDist().inv_cdf(0.5 + level / 2.0)
     p = successes / total
     centre = (p + z * z / (2 * total)) / (1 + z * z / total)
     half = z / (1 + z * z / total) * np.sqrt(p * (1 - p) / total + z * z / (4 * total * total))
     return float(max(0.0, centre - half)), float(min(1.0, centre + half))
-
-
-def _normal_quantile(probability: float) -> float:
-    """Inverse of the standard normal CDF by bisection on erf (no scipy needed)."""
-    from math import erf, sqrt
-
-    low, high = -10.0, 10.0
-    for _ in range(100):
-        middle = (low + high) / 2.0
-        if 0.5 * (1.0 + erf(middle / sqrt(2.0))) < probability:
-            low = middle
-        else:
-            high = middle
-    return (low + high) / 2.0
 
 
 @dataclass(frozen=True)
