@@ -21,8 +21,10 @@ from PySide6.QtWidgets import (
 )
 
 from medviewer import __version__
+from medviewer.app.session import Session
 from medviewer.gui.image_view import ImageView
 from medviewer.gui.lazy import LazyModule
+from medviewer.gui.shell import CloseGuard, ShutdownStep, ShutdownSteps
 from medviewer.gui.study_browser import StudyBrowser
 from medviewer.gui.tag_browser import TagBrowser
 from medviewer.gui.workers import JobWorker
@@ -157,7 +159,9 @@ class MainWindow(QMainWindow):
 
     def __init__(self, settings: Settings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.settings = settings if settings is not None else load_settings()
+        self.session = Session(settings)
+        self.settings = self.session.settings
+        self._shutdown = ShutdownSteps()
         self.setWindowTitle("MedViewer")
         self.setObjectName("mainWindow")
         self.setAcceptDrops(True)
@@ -222,6 +226,25 @@ class MainWindow(QMainWindow):
     def add_status_field(self, widget: QWidget, stretch: int = 0) -> None:
         """A permanent field at the right of the status bar (AI provider, reader name, ...)."""
         self.statusBar().addPermanentWidget(widget, stretch)
+
+    # The rest of the shell protocol (gui/shell.py) that panels use.
+    def show_status(self, text: str, timeout_ms: int = 5000) -> None:
+        self.statusBar().showMessage(text, timeout_ms)
+
+    def report_error(self, sentence: str) -> None:
+        self._report_error(sentence)
+
+    def menu(self, name: str) -> QMenu:
+        return self.menus[name]
+
+    def dialog_parent(self) -> QWidget:
+        return self
+
+    def add_close_guard(self, guard: CloseGuard) -> None:
+        self._shutdown.add_close_guard(guard)
+
+    def add_shutdown_step(self, step: ShutdownStep, order: int = 50) -> None:
+        self._shutdown.add_shutdown_step(step, order)
 
     # ------------------------------------------------------------ construction
     def _status_label(self, name: str, tip: str, min_width: int = 0) -> QLabel:
@@ -712,8 +735,12 @@ class MainWindow(QMainWindow):
         self.image_view.wait_for_workers(timeout_ms)
         self.ai.wait_for_workers(timeout_ms)
         self.label_panel.shutdown(timeout_ms)  # finishes label writes already asked for
+        self._shutdown.shut_down(timeout_ms)
 
     def closeEvent(self, event):  # noqa: N802 - Qt naming
+        if not self._shutdown.may_close():
+            event.ignore()
+            return
         self.save_layout()
         self.wait_for_workers()
         if self._shortcuts_dialog is not None:
