@@ -74,9 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         if args.self_test:
+            from medviewer.gui.selftest_window import GUI_CHECKS
             from medviewer.selftest import run_self_test
 
-            return run_self_test()
+            return run_self_test(GUI_CHECKS)
         if args.command is None:
             from medviewer.gui.app import run_gui
 

@@ -171,10 +171,20 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
+@dataclass(frozen=True)
+class GuiChecks:
+    """The checks that need Qt, registered by the caller (``medviewer.cli`` passes
+    ``medviewer.gui.selftest_window``'s), so nothing outside ``gui/`` imports the GUI."""
+
+    main_window: Callable[[float, bool], str]  # (timeout_s, studio) -> the Qt platform
+    training_tools: Callable[[], str]  # -> torch's version
+
+
 class _SelfTest:
-    def __init__(self, home: Path, models_dir: Path | None) -> None:
+    def __init__(self, home: Path, models_dir: Path | None, gui_checks: GuiChecks) -> None:
         self.home = home
         self.models_dir = models_dir
+        self.gui_checks = gui_checks
         self.report = SelfTestReport(edition=build_info()["edition"])
         self.instance: Any = None
         self.model: Any = None
@@ -265,9 +275,8 @@ class _SelfTest:
 
     def gui(self) -> None:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-        from medviewer.gui.selftest_window import check_main_window
-
-        self.report.facts["qt_platform"] = check_main_window(GUI_TIMEOUT_S, torch_installed())
+        self.report.facts["qt_platform"] = self.gui_checks.main_window(GUI_TIMEOUT_S,
+                                                                       torch_installed())
 
     def labels(self) -> None:
         from medviewer.labels.store import ImageRef, LabelStore
@@ -295,13 +304,12 @@ class _SelfTest:
         onnxruntime together, as the training wizard and the viewer use them. Loading the
         tools the wizard's way must leave garbage collection to the GUI thread (a collection
         on the training thread can delete Qt objects in use)."""
-        from medviewer.gui.selftest_window import check_training_tools
         from medviewer.inference import registry
         from medviewer.inference.predict import predict_paths
         from medviewer.jobs import run_to_end
         from medviewer.training import export, trainer
 
-        self.report.facts["torch"] = check_training_tools()
+        self.report.facts["torch"] = self.gui_checks.training_tools()
         data_dir = self.home / "selftest-training-images"
         _write_two_class_images(self.instance.display_frame(0), data_dir)
         config = trainer.TrainConfig(
@@ -364,11 +372,12 @@ def _check_decoders() -> None:
         raise SelfTestFailure(f"the GDCM fallback decoder cannot be loaded ({exc})") from None
 
 
-def run_self_test(models_dir: str | os.PathLike | None = None,
+def run_self_test(gui_checks: GuiChecks, models_dir: str | os.PathLike | None = None,
                   out: TextIO | None = None, err: TextIO | None = None,
                   with_training: bool | None = None) -> int:
     """Run every check; print one line; 0 when all passed, 1 with the reason otherwise.
 
+    ``gui_checks`` are the Qt checks (``medviewer.gui.selftest_window.GUI_CHECKS``);
     ``with_training`` (default: where torch is installed) adds the training-engine check.
     """
     out = out or sys.stdout
@@ -376,7 +385,7 @@ def run_self_test(models_dir: str | os.PathLike | None = None,
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     started = time.perf_counter()
     with _temporary_home() as home:
-        test = _SelfTest(home, Path(models_dir) if models_dir else None)
+        test = _SelfTest(home, Path(models_dir) if models_dir else None, gui_checks)
         try:
             test.step("study", test.sample_study)
             test.step("model load", test.load_model)

@@ -38,7 +38,10 @@ def fresh_sessions(monkeypatch):
 def run(models_dir: Path) -> tuple[int, str, str]:
     """In this process, without the (slow) torch import: the child-process test covers it."""
     out, err = io.StringIO(), io.StringIO()
-    code = selftest.run_self_test(models_dir, out=out, err=err, with_training=False)
+    from medviewer.gui.selftest_window import GUI_CHECKS
+
+    code = selftest.run_self_test(GUI_CHECKS, models_dir, out=out, err=err,
+                                  with_training=False)
     return code, out.getvalue(), err.getvalue()
 
 

@@ -1,39 +1,107 @@
 """The application session: what the user has open and chosen, with plain-Python events.
 
-One :class:`Session` per main window (and one per command-line run that needs it). It holds
-state, not widgets: panels subscribe to ``session.events`` and call its methods; they never
-look each other up. Events are emitted on the thread that calls the method (the GUI thread
-in the app).
+One :class:`Session` per main window. It holds state, not widgets: panels subscribe to its
+events and call its methods; they never look each other up. Events are emitted on the
+thread that calls the method (the GUI thread in the app).
 
-Events (``session.events.<name>``, each emitted with the value shown):
+``session.events``, each emitted with the value shown:
 
-- ``settings_changed(Settings)``: a setting was changed and saved;
-- ``models_changed(None)``: the installed models changed (import, training, removal);
-- ``open_requested(list[Path])``: something asks the shell to open these paths (a PACS
-  retrieve, a batch row, a label navigation target).
+- ``catalog_opened(Catalog)``: a file, folder or DICOMDIR was indexed and is now open;
+- ``catalogs_closed(None)``: everything open was closed;
+- ``image_shown(Instance)``: the image on screen changed (``image_gone(None)``: none is);
+- ``show_requested(Path)``: show this open image (the browser selects it);
+- ``open_requested(list[Path])``: open these files or folders (index, then show the first);
+- ``problem(tuple[Path, str])``: a file could not be read, with its one sentence;
+- ``settings_changed(Settings)``: settings were changed and saved;
+- ``models_changed(None)``: the installed models changed (import, training, removal).
+
+Two parts have events of their own: ``session.ai`` (:class:`~medviewer.app.ai_reading.AiState`:
+the active model and the AI's read of the shown image) and ``session.labelling``
+(:class:`~medviewer.app.labelling.Labelling`). The session connects them: the AI's read of
+an image becomes the label panel's suggestion for it.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from medviewer.app.ai_reading import AiState
+from medviewer.app.labelling import Labelling
 from medviewer.events import EventGroup
 from medviewer.settings import Settings, load_settings, save_settings
+
+if TYPE_CHECKING:
+    from medviewer.app.ai_reading import ImageRead
+    from medviewer.dicom.catalog import Catalog, InstanceRecord
 
 log = logging.getLogger(__name__)
 
 
 class SessionEvents(EventGroup):
-    names = ("settings_changed", "models_changed", "open_requested")
+    names = ("catalog_opened", "catalogs_closed", "image_shown", "image_gone",
+             "show_requested", "open_requested", "problem", "settings_changed",
+             "models_changed")
 
 
 class Session:
     """State shared by the panels and workflows of one window (Qt-free)."""
 
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None,
+                 label_store_path: Path | None = None) -> None:
         self.settings = settings if settings is not None else load_settings()
         self.events = SessionEvents()
+        self.catalogs: list[Catalog] = []
+        self.image: Any = None  # the Instance on screen (medviewer.dicom.reader.Instance)
+        self.ai = AiState()
+        self.labelling = Labelling(self.settings.reader_name, label_store_path)
+        self.ai.events.read_finished.connect(self._suggest_from_read)
+
+    # ------------------------------------------------------------ what is open
+    def add_catalog(self, catalog: Catalog) -> None:
+        from medviewer.app.browse_order import display_order
+
+        root = Path(catalog.root)
+        self.catalogs = [c for c in self.catalogs if Path(c.root) != root] + [catalog]
+        self.labelling.open_catalog(root, display_order(catalog))
+        self.events.catalog_opened.emit(catalog)
+
+    def close_all(self) -> None:
+        self.catalogs.clear()
+        self.image = None
+        self.ai.clear_read()
+        self.labelling.close_all()
+        self.events.catalogs_closed.emit(None)
+
+    def open_records(self) -> list[InstanceRecord]:
+        """Every open image, once, in the browser's order."""
+        from medviewer.app.browse_order import display_order
+
+        seen: dict[Path, InstanceRecord] = {}
+        for catalog in self.catalogs:
+            for record in display_order(catalog):
+                seen.setdefault(Path(record.path), record)
+        return list(seen.values())
+
+    # ------------------------------------------------------------ the image on screen
+    def show_image(self, instance: Any) -> None:
+        self.image = instance
+        self.ai.clear_read()
+        self.events.image_shown.emit(instance)
+
+    def image_failed(self) -> None:
+        """The image asked for could not be shown (the view may still show the previous
+        one, which can then not be read or labelled as the one asked for)."""
+        self.image = None
+        self.ai.clear_read()
+        self.events.image_gone.emit(None)
+
+    def _suggest_from_read(self, read: ImageRead) -> None:
+        prediction = read.prediction
+        self.labelling.set_suggestion(
+            prediction.path, f"{prediction.model_name}@{prediction.model_version}",
+            {s.name: s.probability for s in prediction.scores})
 
     # ------------------------------------------------------------ settings
     def update_settings(self, **values: object) -> str | None:
@@ -57,6 +125,13 @@ class Session:
     def request_open(self, paths: list[str | Path]) -> None:
         """Ask the shell to open these files or folders (it indexes and shows the first)."""
         self.events.open_requested.emit([Path(p) for p in paths])
+
+    def request_show(self, path: str | Path) -> None:
+        """Ask the shell to show this image (selected in the browser when it lists it)."""
+        self.events.show_requested.emit(Path(path))
+
+    def report_problem(self, path: str | Path, sentence: str) -> None:
+        self.events.problem.emit((Path(path), sentence))
 
     def models_changed(self) -> None:
         """Tell every subscriber that the installed models changed."""

@@ -1,8 +1,9 @@
 """The study filter above the study tree: show all images, those this reader labelled or
 not, or those where readers (or a reader and the AI) disagree, in the chosen label set.
 
-The filter only hides rows; which image matches which mode is the label panel's answer
-(:meth:`LabelPanel.matches`), from the labels the store committed.
+The filter only hides rows; which image matches which mode is the session's labelling state's
+answer (:meth:`medviewer.app.labelling.Labelling.matches`), from the labels the store
+committed. It re-applies itself when that state or the tree changes.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QTreeWidgetItem, QWidget
 
-if TYPE_CHECKING:
-    from medviewer.gui.label_panel import LabelPanel
+from medviewer.app.labelling import FILTER_MODES
+from medviewer.gui.widgets import subscribe
 
-FILTER_MODES = (("all", "All images"), ("labelled", "Labelled by me"),
-                ("unlabelled", "Not labelled by me"), ("disagreeing", "Readers or AI disagree"))
+if TYPE_CHECKING:
+    from medviewer.app.labelling import Labelling
+    from medviewer.gui.study_browser import StudyBrowser
 
 
 class StudyFilter(QWidget):
@@ -27,10 +29,11 @@ class StudyFilter(QWidget):
     series, studies and patients left with no visible image.
     """
 
-    def __init__(self, panel: LabelPanel) -> None:
+    def __init__(self, labelling: Labelling, browser: StudyBrowser) -> None:
         super().__init__()
         self.setObjectName("labelFilter")
-        self.panel = panel
+        self.labelling = labelling
+        self.browser = browser
         self.combo = QComboBox()
         self.combo.setObjectName("labelFilterCombo")
         for mode, text in FILTER_MODES:
@@ -48,6 +51,17 @@ class StudyFilter(QWidget):
         self._timer.setSingleShot(True)
         self._timer.setInterval(50)
         self._timer.timeout.connect(self.apply)
+        events = labelling.events
+        for emitter in (events.label_set_changed, events.labels_changed,
+                        events.suggestion_changed, events.keys_changed, events.image_changed,
+                        events.reader_changed):
+            subscribe(self, emitter, self._on_state_changed)
+        model = browser.tree.model()
+        for signal in (model.rowsInserted, model.rowsRemoved, model.modelReset):
+            signal.connect(lambda *_args: self.schedule())
+
+    def _on_state_changed(self, *_args) -> None:
+        self.schedule()
 
     @property
     def mode(self) -> str:
@@ -66,12 +80,13 @@ class StudyFilter(QWidget):
 
     def apply(self) -> None:
         self._timer.stop()
-        browser = self.panel.main_window.study_browser
+        browser = self.browser
         tree = browser.tree
-        mode = self.mode if self.panel.label_set is not None else "all"
-        current_path = self.panel.current_path
+        labelling = self.labelling
+        mode = self.mode if labelling.label_set is not None else "all"
+        current_path = labelling.current_path
         image_rows: dict[int, Path] = {}
-        for path in self.panel.known_paths:
+        for path in labelling.known_paths:
             item = browser.item_for(path)
             if item is not None:
                 image_rows[id(item)] = path
@@ -81,14 +96,15 @@ class StudyFilter(QWidget):
                                                       current_path, image_rows)
             shown += shown_here
             total += total_here
-        self.combo.setEnabled(self.panel.label_set is not None)
+        self.combo.setEnabled(labelling.label_set is not None)
         self.count_label.setText("" if mode == "all" else f"{shown} of {total}")
 
     def _apply_item(self, item: QTreeWidgetItem, mode: str, current_path: Path | None,
                     image_rows: dict[int, Path]) -> tuple[int, int]:
         path = image_rows.get(id(item))
         if path is not None:
-            visible = mode == "all" or path == current_path or self.panel.matches(path, mode)
+            visible = (mode == "all" or path == current_path
+                       or self.labelling.matches(path, mode))
             item.setHidden(not visible)
             return int(visible), 1
         shown = total = 0
@@ -101,8 +117,8 @@ class StudyFilter(QWidget):
     def visible_paths(self) -> list[Path]:
         """Image rows currently shown (tests)."""
         out = []
-        for path in self.panel.known_paths:
-            item = self.panel.main_window.study_browser.item_for(path)
+        for path in self.labelling.known_paths:
+            item = self.browser.item_for(path)
             if item is not None and not _hidden_in_tree(item):
                 out.append(path)
         return out

@@ -25,13 +25,17 @@ pressed. On close, calls already asked for are finished before the thread stops.
 Keys: while a label set is chosen and this panel is open, 1..9 and R belong to labelling. The
 image view's "1" (actual size, still on the tool bar) is released and its "R" (rotate right)
 moves to Shift+R; both come back when the panel is closed.
+
+State lives in the session (``session.labelling``, ``medviewer/app/labelling.py``): the label
+sets, the reader, the open images' keys and committed labels, the AI's suggestions and the
+navigation. The panel is a view of it that also runs the store calls; it is built with a
+session, a shell (``gui/shell.py``) and the image view it labels, never a main window.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,21 +51,21 @@ from medviewer.errors import UserError
 from medviewer.gui.label_dialogs import (
     ERROR_STYLE, NewLabelSetDialog, reader_dialog, store_file_dialog,
 )
-from medviewer.gui.label_filter import StudyFilter
 from medviewer.gui.label_regions import RegionEditor
 from medviewer.gui.label_store_client import StoreClient, decide_label, press_class_key
 from medviewer.gui.label_transfer import LabelTransfer
 from medviewer.gui.lazy import LazyModule
 from medviewer.gui.prefetch import Prefetcher
-from medviewer.gui.study_browser import display_order
-from medviewer.gui.widgets import window_action, wrapping_label
-from medviewer.settings import load_settings, save_settings
+from medviewer.gui.widgets import subscribe, window_action, wrapping_label
 
 if TYPE_CHECKING:
+    from medviewer.app.labelling import Labelling
+    from medviewer.app.session import Session
     from medviewer.dicom.catalog import Catalog
     from medviewer.dicom.reader import Instance
-    from medviewer.gui.main_window import MainWindow
+    from medviewer.gui.image_view import ImageView
     from medviewer.gui.region_items import RegionLayer
+    from medviewer.gui.shell import Shell
     from medviewer.labels import store as store_module
     from medviewer.labels.store import (
         ImageLabel, ImageRef, LabelSet, LabelStore, Region, UndoResult,
@@ -71,7 +75,6 @@ else:  # the store (sqlite3) loads on first use, not at start-up
 
 log = logging.getLogger(__name__)
 
-AI_THRESHOLD = 0.5  # multi-label: a class is suggested at this probability or more
 MAX_CLASS_KEYS = 9
 PREFETCH_AHEAD = 3
 PREFETCH_DELAY_MS = 40  # after an image is shown, before its neighbours are decoded
@@ -88,109 +91,42 @@ PANEL_STYLE = """
 """
 
 
-# ---------------------------------------------------------------- AI suggestions
-
-
-@dataclass(frozen=True)
-class AiSuggestion:
-    """What a model said about one image: class name -> probability."""
-
-    model_name: str
-    probabilities: Mapping[str, float]
-
-    def _matched(self, label_set: LabelSet) -> dict[str, float]:
-        by_fold = {name.casefold(): name for name in label_set.classes}
-        matched: dict[str, float] = {}
-        for name, probability in self.probabilities.items():
-            target = name if name in label_set.classes else by_fold.get(str(name).casefold())
-            if target is not None:
-                matched[target] = max(float(probability), matched.get(target, 0.0))
-        return matched
-
-    def classes_for(self, label_set: LabelSet) -> tuple[str, ...] | None:
-        """The suggested classes in this label set; None when no model class is in the set.
-
-        Single-label: the most probable class. Multi-label: every class at
-        :data:`AI_THRESHOLD` or more (possibly none).
-        """
-        matched = self._matched(label_set)
-        if not matched:
-            return None
-        if label_set.multi_label:
-            return tuple(c for c in label_set.classes if matched.get(c, -1.0) >= AI_THRESHOLD)
-        best = max(label_set.classes, key=lambda c: matched.get(c, -1.0))
-        return (best,)
-
-    def describe(self, label_set: LabelSet | None) -> str:
-        if label_set is None:
-            return f"AI ({self.model_name})"
-        matched = self._matched(label_set)
-        if not matched:
-            names = ", ".join(sorted(map(str, self.probabilities))) or "none"
-            return (f"AI ({self.model_name}): its classes ({names}) are not in label set "
-                    f"'{label_set.name}'.")
-        ranked = sorted(matched.items(), key=lambda item: -item[1])[:3]
-        odds = ", ".join(f"{name} {probability * 100:.0f} %" for name, probability in ranked)
-        suggested = self.classes_for(label_set) or ()
-        verdict = " + ".join(suggested) if suggested else "none of the classes"
-        return f"AI ({self.model_name}) suggests {verdict} — {odds}. Enter accepts."
-
-
 # ---------------------------------------------------------------- the panel
-
-
-@dataclass
-class _Scope:
-    """One opened folder, file or DICOMDIR: its images in browser order."""
-
-    root: Path
-    paths: list[Path]
 
 
 class LabelPanel(QWidget):
     """The Labels dock. Create it with :func:`install_labeling`."""
 
-    label_set_changed = Signal(object)  # LabelSet or None
     committed = Signal(object)  # what the store returned for a write (ImageLabel, Region, ...)
     write_failed = Signal(str)  # the sentence shown
     labels_loaded = Signal()  # the committed labels of the open images are known
 
-    def __init__(self, window: MainWindow, store_path: Path | None = None) -> None:
+    def __init__(self, session: Session, shell: Shell, view: ImageView) -> None:
         super().__init__()
         self.setObjectName("labelPanel")
-        self.main_window = window
-        self.view = window.image_view
-        self.reader = window.settings.reader_name
-        self.client = StoreClient(store_path, self.reader, self)
+        self.session = session
+        self.state: Labelling = session.labelling
+        self.shell = shell
+        self.view = view
+        self.client = StoreClient(self.state.store_path, self.state.reader, self)
         self.prefetcher = Prefetcher(parent=self)
         self.view.instance_source = self.prefetcher.ready
-        self.label_set: LabelSet | None = None
-        self.label_sets: list[LabelSet] = []
-        self.current_path: Path | None = None
-        self.current_key: str | None = None
-        self._current_ref: ImageRef | None = None
-        self._labels: dict[str, dict[str, ImageLabel]] = {}  # key -> reader -> committed
-        self._keys: dict[Path, str] = {}
-        self._scopes: list[_Scope] = []
-        # path -> (its scope, as present in the browser now); rebuilt when the tree changes
-        self._scope_index: dict[Path, _Scope] | None = None
-        self._suggestions: dict[Path, AiSuggestion] = {}
         self._pending: dict[str, int] = {}  # image key -> writes waiting for their reply
         self._last_saved: dict[str, str] = {}  # image key -> "saved ..." text of this session
         self._error: str | None = None
-        self._loading_labels = 0
+        self._dock = None
         self._view_keys_taken: dict[QAction, list[QKeySequence]] = {}
         self._dialog: NewLabelSetDialog | None = None
         self._reader_dialog: QInputDialog | None = None
         self._prefetch_timer = QTimer(self)
         self._prefetch_timer.setSingleShot(True)
         self._prefetch_timer.setInterval(PREFETCH_DELAY_MS)
-        self._prefetch_timer.timeout.connect(lambda: self._prefetch_around(self.current_path))
+        self._prefetch_timer.timeout.connect(
+            lambda: self.prefetcher.want(self.state.prefetch_targets(self.current_path,
+                                                                     PREFETCH_AHEAD)))
 
         self._build_widgets()
         self._build_actions()
-        self.filter = StudyFilter(self)
-        window.study_browser.layout().insertWidget(0, self.filter)
         self._connect()
         self._rebuild_class_buttons()
         self._refresh_all()
@@ -287,16 +223,17 @@ class LabelPanel(QWidget):
                                       "change it")
 
     def _action(self, text: str, slot: Callable[[], None], tip: str = "") -> QAction:
-        return window_action(self.main_window, text, slot, tip)
+        return window_action(self.shell.dialog_parent(), text, slot, tip)
 
     def _build_actions(self) -> None:
-        menu = self.main_window.menus["labels"]
+        menu = self.shell.menu("labels")
         self.new_set_action = self._action("&New label set…", self.show_new_label_set_dialog)
         self.reader_action = self._action("&Reader…", self.show_reader_dialog,
                                           "Change the reader name labels are saved under")
         self.store_action = self._action("Label &store…", self.choose_store,
                                          "Use another label store file (e.g. a project's)")
-        self.transfer = LabelTransfer(self)
+        self.transfer = LabelTransfer(self.state, self.client, self.shell,
+                                      self.reload_from_store)
         self.import_action = self._action("&Import labels…", self.transfer.show_import_dialog,
                                           "Import labels from CSV, MedViewer JSON or COCO JSON")
         self.export_action = self._action("&Export labels…", self.transfer.show_export_dialog,
@@ -336,7 +273,6 @@ class LabelPanel(QWidget):
             self._keys_for[action] = [str(index + 1)]
 
     def _connect(self) -> None:
-        window = self.main_window
         self.set_combo.activated.connect(self._on_set_chosen)
         self.new_set_button.clicked.connect(self.show_new_label_set_dialog)
         self.accept_button.clicked.connect(self.accept_ai_suggestion)
@@ -347,13 +283,16 @@ class LabelPanel(QWidget):
         self.redo_button.clicked.connect(self.redo)
         self.note_edit.returnPressed.connect(self.save_note)
         self.reader_button.clicked.connect(self.show_reader_dialog)
-        window.add_status_field(self.reader_button)
-        self.view.image_shown.connect(self._on_image_shown)
-        self.view.load_failed.connect(lambda _sentence: self._on_image_gone())
-        window.catalog_opened.connect(self._on_catalog_opened)
-        model = window.study_browser.tree.model()
-        for signal in (model.rowsInserted, model.rowsRemoved, model.modelReset):
-            signal.connect(lambda *_args: self._tree_changed())
+        self.shell.add_status_field(self.reader_button)
+        events = self.session.events
+        for emitter, callback in ((events.image_shown, self._on_image_shown),
+                                  (events.image_gone, self._on_image_gone),
+                                  (events.catalog_opened, self._on_catalog_opened),
+                                  (events.catalogs_closed, self._on_catalogs_closed),
+                                  (self.state.events.suggestion_changed,
+                                   self._on_suggestion_changed)):
+            subscribe(self, emitter, callback)
+        self.shell.add_shutdown_step(self.shutdown, order=90)  # last: writes finish first
         # Start-up stays fast: the store is read after the window's first event-loop turn.
         QTimer.singleShot(0, self.reload_label_sets)
 
@@ -362,21 +301,42 @@ class LabelPanel(QWidget):
         dock.toggleViewAction().toggled.connect(lambda _on: self._update_keys())
         self._update_keys()
 
+    # ------------------------------------------------------------ what the panel shows
+    @property
+    def label_set(self) -> LabelSet | None:
+        return self.state.label_set
+
+    @property
+    def label_sets(self) -> list[LabelSet]:
+        return self.state.label_sets
+
+    @property
+    def reader(self) -> str:
+        return self.state.reader
+
+    @property
+    def current_path(self) -> Path | None:
+        return self.state.current_path
+
+    @property
+    def current_key(self) -> str | None:
+        return self.state.current_key
+
     # ------------------------------------------------------------ store and label sets
     @property
     def store_path(self) -> Path:
-        return self.client.path
+        return self.state.store_path
 
     def set_store_path(self, path: Path) -> None:
         """Use another store file; calls already asked for finish on the old one first."""
         self.client.shutdown()
         self.client.path = Path(path)
-        self._labels.clear()
+        self.state.use_store(Path(path))
         self._set_error(None)
         self.reload_label_sets()
 
     def choose_store(self) -> None:
-        dialog = store_file_dialog(self.main_window, self.store_path.parent)
+        dialog = store_file_dialog(self.shell.dialog_parent(), self.store_path.parent)
         dialog.fileSelected.connect(lambda chosen: chosen and self.set_store_path(Path(chosen)))
         dialog.open()
 
@@ -397,7 +357,7 @@ class LabelPanel(QWidget):
     def _on_label_sets(self, result: tuple[list[LabelSet], str | None],
                        select: str | None) -> None:
         sets, recent = result
-        self.label_sets = list(sets)
+        self.state.set_label_sets(sets)
         names = [s.name for s in sets]
         wanted = select or (self.label_set.name if self.label_set else None) or recent
         if wanted not in names:
@@ -420,30 +380,27 @@ class LabelPanel(QWidget):
         the label sets (choosing ``select``), the open images' labels, this image's regions."""
         self._last_saved.clear()
         self.reload_label_sets(select)
-        self._load_labels(self.known_paths)
+        self._load_labels(self.state.known_paths)
         self.regions.load()
 
     def _on_set_chosen(self, index: int) -> None:
         self.choose_label_set(self.set_combo.itemData(index))
 
     def choose_label_set(self, name: str | None) -> None:
-        chosen = next((s for s in self.label_sets if s.name == name), None)
-        changed = chosen != self.label_set
-        self.label_set = chosen
+        changed = self.state.choose_label_set(name)
+        chosen = self.label_set
         if chosen is not None and self.set_combo.currentData() != chosen.name:
             self.set_combo.setCurrentIndex(self.set_combo.findData(chosen.name))
         if changed:
-            self._labels.clear()
             self._rebuild_class_buttons()
             self._update_keys()
-            self._load_labels([p for scope in self._scopes for p in scope.paths])
+            self._load_labels(self.state.known_paths)
             self.regions.load()
-            self.label_set_changed.emit(chosen)
         self._refresh_all()
 
     def show_new_label_set_dialog(self) -> NewLabelSetDialog:
         if self._dialog is None:
-            self._dialog = NewLabelSetDialog(self.main_window)
+            self._dialog = NewLabelSetDialog(self.shell.dialog_parent())
             self._dialog.submitted.connect(self.create_label_set)
         self._dialog.error_label.hide()
         self._dialog.ok_button.setEnabled(True)
@@ -455,7 +412,7 @@ class LabelPanel(QWidget):
         def done(label_set: LabelSet) -> None:
             if self._dialog is not None:
                 self._dialog.accept()
-            self.main_window.statusBar().showMessage(f"Label set '{label_set.name}' created.", 5000)
+            self.shell.show_status(f"Label set '{label_set.name}' created.", 5000)
             self.reload_label_sets(select=label_set.name)
 
         def failed(sentence: str) -> None:
@@ -470,7 +427,7 @@ class LabelPanel(QWidget):
 
     # ------------------------------------------------------------ reader
     def show_reader_dialog(self) -> QInputDialog:
-        dialog = reader_dialog(self.main_window, self.reader)
+        dialog = reader_dialog(self.shell.dialog_parent(), self.reader)
         dialog.textValueSelected.connect(self.set_reader_name)
         self._reader_dialog = dialog
         dialog.open()
@@ -480,21 +437,16 @@ class LabelPanel(QWidget):
         """Label as ``name`` from now on, and keep it in the settings."""
         name = name.strip()
         if not name or len(name) > 200 or any(ch in name for ch in "\r\n\t"):
-            self.main_window.statusBar().showMessage(
+            self.shell.show_status(
                 "A reader name must be 1 to 200 characters without tabs or line breaks.", 8000)
             return False
-        self.reader = name
+        self.state.set_reader(name)
         self.client.reader = name
         self.client.call(lambda store: setattr(store, "reader", name))
-        fresh = load_settings()  # other parts of the app may have saved settings meanwhile
-        fresh.reader_name = name
-        try:
-            save_settings(fresh)
-        except OSError as exc:
-            self.main_window.statusBar().showMessage(
-                f"The reader name is used now but could not be saved in the settings "
-                f"({exc.strerror or exc}).", 10_000)
-        self.main_window.settings.reader_name = name
+        problem = self.session.update_settings(reader_name=name)
+        if problem:
+            self.shell.show_status(f"The reader name is used now, but {problem[0].lower()}"
+                                   f"{problem[1:]}", 10_000)
         self._last_saved.clear()
         self.regions.load()
         self._refresh_all()
@@ -502,24 +454,14 @@ class LabelPanel(QWidget):
 
     # ------------------------------------------------------------ opened images
     def _on_catalog_opened(self, catalog: Catalog) -> None:
-        paths = []
-        for record in display_order(catalog):  # N / P walk the browser's rows
-            path = Path(record.path)
-            paths.append(path)
-            if record.content_hash:
-                self._keys[path] = store_module.HASH_PREFIX + record.content_hash.lower()
-            elif record.sop_instance_uid:
-                self._keys[path] = record.sop_instance_uid
-        if not paths:
-            return
-        root = Path(catalog.root)
-        self._scopes = [s for s in self._scopes if s.root != root]
-        self._scopes.append(_Scope(root, paths))
-        self._scope_index = None
-        unknown = [p for p in paths if p not in self._keys]
+        paths = self.state.paths_opened_from(Path(catalog.root))
+        unknown = [p for p in paths if self.state.key_for(p) is None]
         if unknown:
             self._identify(unknown)
         self._load_labels(paths)
+
+    def _on_catalogs_closed(self, _none: None) -> None:
+        self._refresh_all()
 
     def _identify(self, paths: list[Path]) -> None:
         """Key DICOM files without a SOP Instance UID by content (hashing: store thread)."""
@@ -535,82 +477,47 @@ class LabelPanel(QWidget):
             return found
 
         def done(found: dict[Path, str]) -> None:
-            self._keys.update(found)
+            self.state.add_keys(found)
             self._load_labels(list(found))
 
         self.read(identify, done)
 
-    @property
-    def known_paths(self) -> list[Path]:
-        seen: dict[Path, None] = {}
-        for scope in self._scopes:
-            seen.update(dict.fromkeys(scope.paths))
-        return list(seen)
-
     def key_for(self, path: Path) -> str | None:
-        return self._keys.get(Path(path))
+        return self.state.key_for(path)
 
     def _load_labels(self, paths: list[Path]) -> None:
         """Read the committed decisions (all readers) of these images on the store thread."""
         if self.label_set is None or not self.store_path.exists():
             return
-        keys = [self._keys[p] for p in paths if p in self._keys]
+        keys = self.state.keys_of(paths)
         if not keys:
             return
         set_name = self.label_set.name
-        self._loading_labels += 1
+        self.state.loading_labels += 1
 
         def done(labels: list[ImageLabel]) -> None:
-            self._loading_labels -= 1
-            if self.label_set is None or self.label_set.name != set_name:
-                return
-            for key in keys:
-                self._labels[key] = {}
-            for label in labels:
-                self._labels.setdefault(label.image_key, {})[label.reader] = label
-            self._refresh_all()
-            self.labels_loaded.emit()
+            self.state.loading_labels -= 1
+            if self.state.labels_loaded(set_name, keys, labels):
+                self._refresh_all()
+                self.labels_loaded.emit()
 
         def failed(sentence: str) -> None:
-            self._loading_labels -= 1
+            self.state.loading_labels -= 1
             self._set_error(sentence)
 
         self.client.call(lambda store: store.current_labels(set_name, keys), done, failed)
 
-    def _scope_of(self, path: Path | None) -> _Scope | None:
-        """The folder/study ``path`` was opened with, limited to images still in the browser
-        (the one opened last when several hold it)."""
-        if path is None:
-            return None
-        if self._scope_index is None:
-            browser = self.main_window.study_browser
-            index: dict[Path, _Scope] = {}
-            for scope in self._scopes:
-                present = _Scope(scope.root, [p for p in scope.paths
-                                              if browser.item_for(p) is not None])
-                index.update(dict.fromkeys(present.paths, present))
-            self._scope_index = index
-        return self._scope_index.get(path)
-
-    def _tree_changed(self) -> None:
-        self._scope_index = None
-        self.filter.schedule()
-
     # ------------------------------------------------------------ the image on screen
     def _on_image_shown(self, instance: Instance) -> None:
         path = Path(instance.path)
-        self.current_path = path
-        self._current_ref = None
-        self.current_key = None
         if instance.content_hash or instance.sop_instance_uid:
-            self._current_ref = store_module.ImageRef.from_instance(instance)
-            self.current_key = self._current_ref.key
-            self._keys[path] = self.current_key
+            self.state.show_image(path, store_module.ImageRef.from_instance(instance))
         else:
+            self.state.show_image(path, None)
+
             def done(ref: ImageRef) -> None:
                 if self.current_path == path:
-                    self._current_ref, self.current_key = ref, ref.key
-                    self._keys[path] = ref.key
+                    self.state.set_current_ref(path, ref)
                     self.regions.load()
                     self._refresh_all()
 
@@ -623,9 +530,9 @@ class LabelPanel(QWidget):
         self._prefetch_timer.start()
         self._refresh_all()
 
-    def _on_image_gone(self) -> None:
+    def _on_image_gone(self, _none: None = None) -> None:
         if self.view.instance is None:
-            self.current_path = self.current_key = self._current_ref = None
+            self.state.image_gone()
             self.regions.image_gone()
             self._refresh_all()
 
@@ -646,23 +553,10 @@ class LabelPanel(QWidget):
             self.show_status(f"{Path(self.view.requested_path).name} could not be shown, so it "
                               f"cannot be labelled.")
             return None
-        if self._current_ref is None:
+        if self.state.current_ref is None:
             self.show_status("Still identifying this image; try again in a moment.")
             return None
-        return self._current_ref
-
-    def _prefetch_around(self, path: Path | None) -> None:
-        scope = self._scope_of(path)
-        if scope is None or path not in scope.paths:
-            return
-        index = scope.paths.index(path)
-        wanted = scope.paths[index + 1:index + 1 + PREFETCH_AHEAD]
-        if index > 0:
-            wanted.append(scope.paths[index - 1])
-        unlabelled = self._next_unlabelled(scope, index)
-        if unlabelled is not None:
-            wanted.append(unlabelled)
-        self.prefetcher.want(wanted)
+        return self.state.current_ref
 
     # ------------------------------------------------------------ labelling actions
     def press_class_index(self, index: int) -> None:
@@ -679,7 +573,7 @@ class LabelPanel(QWidget):
         if image is None or self.label_set is None:
             return
         set_name, reader = self.label_set.name, self.reader
-        ai = self._suggested_classes()
+        ai = self.state.suggested_classes()
         self._write_label(image.key, lambda store: press_class_key(store, set_name, image,
                                                                    reader, class_name, ai))
 
@@ -691,7 +585,7 @@ class LabelPanel(QWidget):
         if self.label_set is None or self.current_path is None:
             self.show_status("No AI suggestion: no image or label set is open.")
             return
-        suggestion = self._suggestions.get(self.current_path)
+        suggestion = self.state.suggestion()
         if suggestion is None:
             self.show_status("No AI suggestion for this image (no model has read it).")
             return
@@ -785,13 +679,10 @@ class LabelPanel(QWidget):
         set_name = self.label_set.name if self.label_set else None
 
         def saved(label: ImageLabel | None) -> str | None:
-            if self.label_set is None or self.label_set.name != set_name:
+            if set_name is None or not self.state.label_written(set_name, key, label):
                 return None
-            self._labels.setdefault(key, {})
             if label is None:
-                self._labels[key].pop(self.reader, None)
                 return f"✓ Saved: label cleared at {_clock()}."
-            self._labels[key][label.reader] = label
             return _saved_text(label, _clock())
 
         self.write(call, saved, image_key=key)
@@ -818,7 +709,7 @@ class LabelPanel(QWidget):
         set_name, reader = self.label_set.name, self.reader
 
         def reverted(result: UndoResult) -> None:
-            paths = [p for p, k in self._keys.items() if k in result.image_keys]
+            paths = self.state.paths_of(result.image_keys)
             for key in result.image_keys:
                 self._last_saved.pop(key, None)
             names = ", ".join(p.name for p in paths[:3]) or "an image not open here"
@@ -835,90 +726,24 @@ class LabelPanel(QWidget):
         self.write(act, reverted,
                    nothing_done=f"Nothing of yours to {verb} in label set '{set_name}'.")
 
-    # ------------------------------------------------------------ AI suggestions (API)
-    def set_ai_suggestion(self, class_probabilities: Mapping[str, float], model_name: str,
-                          image_path: str | Path | None = None) -> None:
-        """Show a model's class probabilities for an image; Enter then accepts them.
-
-        ``image_path`` is the image the model read (default: the one on screen), so a result
-        that arrives after the reader moved on stays with its own image. Class names are
-        matched to the label set's exactly, else ignoring case; single-label sets suggest
-        the most probable class, multi-label sets every class at 50 % or more.
-        """
-        path = Path(image_path) if image_path is not None else self.current_path
-        if path is None:
-            return
-        self._suggestions[path] = AiSuggestion(model_name, dict(class_probabilities))
+    def _on_suggestion_changed(self, path: Path) -> None:
         if path == self.current_path:
             self._refresh_current()
-        self.filter.schedule()
-
-    def clear_ai_suggestion(self, image_path: str | Path | None = None) -> None:
-        path = Path(image_path) if image_path is not None else self.current_path
-        if path is not None and self._suggestions.pop(path, None) is not None:
-            self._refresh_current()
-            self.filter.schedule()
-
-    def ai_suggestion(self, image_path: str | Path | None = None) -> AiSuggestion | None:
-        path = Path(image_path) if image_path is not None else self.current_path
-        return self._suggestions.get(path) if path is not None else None
-
-    def _suggested_classes(self, path: Path | None = None) -> tuple[str, ...] | None:
-        suggestion = self.ai_suggestion(path)
-        if suggestion is None or self.label_set is None:
-            return None
-        classes = suggestion.classes_for(self.label_set)
-        return classes if classes else None
 
     # ------------------------------------------------------------ navigation
     def go(self, step: int) -> None:
-        scope = self._scope_of(self.current_path)
-        if scope is None or self.current_path not in scope.paths:
-            self.show_status("Open a folder or study to move through its images.")
+        target, why = self.state.step(step)
+        if target is None:
+            self.show_status(why)
             return
-        index = scope.paths.index(self.current_path) + step
-        if not 0 <= index < len(scope.paths):
-            where = "last" if step > 0 else "first"
-            self.show_status(f"This is the {where} image of {scope.root.name}.")
-            return
-        self._open(scope.paths[index])
+        self.session.request_show(target)
 
     def go_unlabelled(self) -> None:
-        scope = self._scope_of(self.current_path)
-        if scope is None or self.current_path not in scope.paths:
-            self.show_status("Open a folder or study to move through its images.")
-            return
-        if self.label_set is None:
-            self.show_status("Choose or create a label set first (Labels > New label set).")
-            return
-        target = self._next_unlabelled(scope, scope.paths.index(self.current_path))
+        target, why = self.state.next_unlabelled_target()
         if target is None:
-            self.show_status(f"Every image of {scope.root.name} has your label in "
-                              f"'{self.label_set.name}'.")
+            self.show_status(why)
             return
-        self._open(target)
-
-    def _next_unlabelled(self, scope: _Scope, index: int) -> Path | None:
-        if self.label_set is None:
-            return None
-        n = len(scope.paths)
-        for offset in range(1, n):
-            path = scope.paths[(index + offset) % n]
-            key = self._keys.get(path)
-            if key is None or self.my_label(key) is None:
-                return path
-        return None
-
-    def _open(self, path: Path) -> None:
-        browser = self.main_window.study_browser
-        item = browser.item_for(path)
-        if item is not None:
-            node = item
-            while node is not None:  # a filtered-out row is shown while it is the current one
-                node.setHidden(False)
-                node = node.parent()
-        if not browser.select_path(path):
-            self.view.open_path(path)
+        self.session.request_show(target)
 
     # ------------------------------------------------------------ regions (label_regions.py)
     @property
@@ -934,55 +759,16 @@ class LabelPanel(QWidget):
     # ------------------------------------------------------------ what is shown
     def my_label(self, key: str | None) -> ImageLabel | None:
         """This reader's committed decision on an image (None: none, or not loaded yet)."""
-        if key is None:
-            return None
-        return self._labels.get(key, {}).get(self.reader)
+        return self.state.my_label(key)
 
     def committed_labels(self, key: str) -> dict[str, ImageLabel]:
-        return dict(self._labels.get(key, {}))
-
-    def matches(self, path: Path, mode: str) -> bool:
-        key = self._keys.get(path)
-        mine = self.my_label(key)
-        if mode == "labelled":
-            return mine is not None
-        if mode == "unlabelled":
-            return mine is None
-        if mode == "disagreeing":
-            return self.disagrees(path)
-        return True
-
-    def disagrees(self, path: Path) -> bool:
-        """Human readers differ, a reader overrode the AI, or a stored/shown AI read differs."""
-        key = self._keys.get(path)
-        labels = self._labels.get(key, {}) if key is not None else {}
-        human = {r: l.classes for r, l in labels.items() if not store_module.is_ai_reader(r)}
-        if len(set(human.values())) > 1:
-            return True
-        if any(l.source == "ai_overridden" and l.ai_classes is not None
-               and set(l.ai_classes) != set(l.classes) for r, l in labels.items()
-               if r in human):
-            return True
-        ai_reads = {l.classes for r, l in labels.items() if store_module.is_ai_reader(r)}
-        suggested = self._suggested_classes(path)
-        if suggested is not None:
-            ai_reads.add(tuple(suggested))
-        return any(set(ai) != set(classes) for ai in ai_reads for classes in human.values())
-
-    def progress(self) -> tuple[int, int]:
-        """(labelled by this reader, images) in the folder or study on screen."""
-        scope = self._scope_of(self.current_path)
-        if scope is None:
-            return 0, 0
-        done = sum(1 for p in scope.paths if self.my_label(self._keys.get(p)) is not None)
-        return done, len(scope.paths)
+        return self.state.committed_labels(key)
 
     def _refresh_all(self) -> None:
         self._refresh_current()
         self._refresh_progress()
         self.regions.refresh()
         self.reader_button.setText(f"Reader: {self.reader}")
-        self.filter.schedule()
 
     def _rebuild_class_buttons(self) -> None:
         for button in self.class_buttons:
@@ -1044,7 +830,7 @@ class LabelPanel(QWidget):
             text = self._last_saved[key]
         elif mine is not None:
             text = _saved_text(mine)
-        elif key is not None and key not in self._labels and self._loading_labels:
+        elif not self.state.is_loaded(key) and self.state.loading_labels:
             text = "Reading saved labels…"
         else:
             text = "Not labelled by you yet."
@@ -1055,22 +841,22 @@ class LabelPanel(QWidget):
         if not self.note_edit.hasFocus():
             self.note_edit.setText(mine.note or "" if mine is not None else "")
         self.note_edit.setEnabled(mine is not None)
-        suggestion = self.ai_suggestion()
+        suggestion = self.state.suggestion()
         if self.label_set is None or not has_image:
             self.ai_label.setText("")
         elif suggestion is None:
             self.ai_label.setText("No AI suggestion for this image.")
         else:
             self.ai_label.setText(suggestion.describe(self.label_set))
-        self.accept_button.setEnabled(bool(self._suggested_classes()))
+        self.accept_button.setEnabled(bool(self.state.suggested_classes()))
         for widget in (self.next_button, self.previous_button, self.unlabelled_button):
             widget.setEnabled(has_image)
         self.undo_button.setEnabled(self.label_set is not None)
         self.redo_button.setEnabled(self.label_set is not None)
 
     def _refresh_progress(self) -> None:
-        done, total = self.progress()
-        scope = self._scope_of(self.current_path)
+        done, total = self.state.progress()
+        scope = self.state.scope_of(self.current_path)
         if self.label_set is None or not total or scope is None:
             self.progress_label.setText("")
             self.progress_bar.hide()
@@ -1085,7 +871,7 @@ class LabelPanel(QWidget):
         if sentence:
             self.error_label.setText(sentence)
             self.error_label.show()
-            self.main_window.statusBar().showMessage(sentence, 15_000)
+            self.shell.show_status(sentence, 15_000)
         else:
             self.error_label.clear()
             self.error_label.hide()
@@ -1095,13 +881,12 @@ class LabelPanel(QWidget):
         return self._error
 
     def show_status(self, text: str) -> None:
-        self.main_window.statusBar().showMessage(text, 4000)
+        self.shell.show_status(text, 4000)
 
     # ------------------------------------------------------------ keys
     @property
     def labelling_active(self) -> bool:
-        dock = getattr(self, "_dock", None)
-        dock_open = dock is None or dock.toggleViewAction().isChecked()
+        dock_open = self._dock is None or self._dock.toggleViewAction().isChecked()
         return self.label_set is not None and dock_open
 
     def _update_keys(self) -> None:
@@ -1132,10 +917,8 @@ class LabelPanel(QWidget):
 
     # ------------------------------------------------------------ closing
     def shutdown(self, timeout_ms: int = 10_000) -> None:
-        """Finish every store call already asked for and stop the panel's threads.
-
-        ``MainWindow.wait_for_workers`` (its close handler) calls this.
-        """
+        """Finish every store call already asked for and stop the panel's threads (a shell
+        shutdown step: the window's close runs it)."""
         self._prefetch_timer.stop()
         self.transfer.shutdown(timeout_ms)
         self.prefetcher.clear()
@@ -1166,17 +949,15 @@ def _saved_text(label: ImageLabel, at: str | None = None) -> str:
     return f"✓ Saved: {' + '.join(label.classes)} ({source}{note}) at {when}."
 
 
-def install_labeling(window: MainWindow, store_path: Path | None = None) -> LabelPanel:
-    """Add the Labels dock, menu, reader field, study filter and region drawing to a window."""
-    panel = LabelPanel(window, store_path)
+def install_labeling(shell: Shell, session: Session, view: ImageView) -> LabelPanel:
+    """Add the Labels dock, menu, reader field and region drawing to a shell."""
+    panel = LabelPanel(session, shell, view)
     # Scrolls rather than grows: a region list or a long note never resizes the image view
     # (nor pushes the window past a small screen).
     scroll = QScrollArea()
     scroll.setWidgetResizable(True)
     scroll.setFrameShape(QFrame.Shape.NoFrame)
     scroll.setWidget(panel)
-    dock = window.add_panel("labels", "Labels", scroll, Qt.DockWidgetArea.RightDockWidgetArea)
+    dock = shell.add_panel("labels", "Labels", scroll, Qt.DockWidgetArea.RightDockWidgetArea)
     panel.attach_dock(dock)
-    if "tags" in window.docks:
-        window.splitDockWidget(dock, window.docks["tags"], Qt.Orientation.Vertical)
     return panel

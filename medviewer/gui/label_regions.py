@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
-    QComboBox, QHBoxLayout, QListWidget, QListWidgetItem, QMainWindow, QPushButton, QVBoxLayout,
+    QComboBox, QHBoxLayout, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout,
 )
 
 from medviewer.gui.lazy import LazyModule
@@ -32,6 +32,7 @@ from medviewer.gui.widgets import bold_label, window_action
 if TYPE_CHECKING:
     from medviewer.gui.image_view import ImageView
     from medviewer.gui.region_items import RegionDraft, RegionLayer
+    from medviewer.gui.shell import Shell
     from medviewer.labels import store as store_module
     from medviewer.labels.store import ImageRef, LabelSet, LabelStore, Region
 else:  # the store (sqlite3) and pyqtgraph load on first use, not at start-up
@@ -42,7 +43,7 @@ else:  # the store (sqlite3) and pyqtgraph load on first use, not at start-up
 class RegionOwner(Protocol):
     """What :class:`RegionEditor` uses of the panel that owns it."""
 
-    main_window: QMainWindow
+    shell: Shell
     view: ImageView
     label_set: LabelSet | None
     reader: str
@@ -92,7 +93,7 @@ class RegionEditor:
         self.region_list.setMaximumHeight(110)
         self.delete_region_button = QPushButton("Delete region (Del)")
 
-        window = owner.main_window
+        window = owner.shell.dialog_parent()
         self.region_action = QAction("Draw &regions", window)
         self.region_action.setCheckable(True)
         self.region_action.toggled.connect(self.set_region_mode)

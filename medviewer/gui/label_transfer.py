@@ -27,7 +27,8 @@ Where each step runs, and why:
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,7 +45,9 @@ from medviewer.gui.workers import JobWorker
 from medviewer.jobs import CancelFlag, Progress
 
 if TYPE_CHECKING:
-    from medviewer.gui.label_panel import LabelPanel
+    from medviewer.app.labelling import Labelling
+    from medviewer.gui.label_store_client import StoreClient
+    from medviewer.gui.shell import Shell
     from medviewer.labels.io import ImportPlan
     from medviewer.labels.store import ImportResult, LabelStore
 
@@ -62,6 +65,17 @@ EXPORT_FORMATS = {
              ".json", "image"),
     "coco": ("COCO JSON: regions (.json)", "COCO JSON, regions (*.json)", ".json", "region"),
 }
+
+
+@dataclass(frozen=True)
+class TransferContext:
+    """What the import and export dialogs use: the session's labelling state, the store
+    thread writes go through, the shell, and how to show what an import changed."""
+
+    labelling: Labelling
+    client: StoreClient
+    shell: Shell
+    reload: Callable[[str | None], None]  # re-read the store, choosing this label set
 
 
 def _plural(count: int, unit: str) -> str:
@@ -190,11 +204,12 @@ class ImportDialog(QDialog):
     state_changed = Signal(str)
     imported = Signal(object)  # the ImportResult
 
-    def __init__(self, panel: LabelPanel, source: Path, parent: QWidget | None = None) -> None:
+    def __init__(self, context: TransferContext, source: Path,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Import labels")
         self.setObjectName("importLabelsDialog")
-        self.panel = panel
+        self.context = context
         from medviewer.labels.io import import_kind  # the store loads on first use
 
         self.source = Path(source)
@@ -206,7 +221,7 @@ class ImportDialog(QDialog):
         self.problems_dialog: ProblemsDialog | None = None
         self._closed = False
         self._shut_down = False
-        existing = [s.name for s in panel.label_sets]
+        existing = [s.name for s in context.labelling.label_sets]
 
         self.file_label = QLabel(str(self.source))
         self.file_label.setWordWrap(True)
@@ -220,7 +235,7 @@ class ImportDialog(QDialog):
         if self.kind == "json":
             self.set_combo.addItem(FILE_OWN_SET)
         self.set_combo.addItems(existing)
-        current = panel.label_set.name if panel.label_set is not None else None
+        current = context.labelling.label_set.name if context.labelling.label_set is not None else None
         if self.kind == "csv":
             self.set_combo.setCurrentText(current or "")
             self.set_combo.lineEdit().setPlaceholderText("an existing set, or a new name")
@@ -233,7 +248,7 @@ class ImportDialog(QDialog):
         self.set_info = QLabel()
         self.set_info.setEnabled(False)
         self.set_info.setWordWrap(True)
-        self.reader_edit = QLineEdit(panel.reader)
+        self.reader_edit = QLineEdit(context.labelling.reader)
         self.reader_edit.setToolTip("Rows (or COCO annotations) that name no reader are "
                                     "imported as this reader's")
 
@@ -288,7 +303,7 @@ class ImportDialog(QDialog):
         return [c.strip() for c in self.classes_edit.text().split(",") if c.strip()]
 
     def _existing_set(self, name: str | None):
-        return next((s for s in self.panel.label_sets if s.name == name), None)
+        return next((s for s in self.context.labelling.label_sets if s.name == name), None)
 
     def _show_set_fields(self) -> None:
         name = self.chosen_label_set()
@@ -321,7 +336,7 @@ class ImportDialog(QDialog):
     def show_error(self, sentence: str) -> None:
         self.error_label.setText(sentence)
         self.error_label.show()
-        self.panel.main_window.statusBar().showMessage(sentence, 15_000)
+        self.context.shell.show_status(sentence, 15_000)
 
     # -- checking (a job of its own)
     def start_check(self) -> bool:
@@ -345,7 +360,7 @@ class ImportDialog(QDialog):
                             "characters).")
             return False
         new_csv_set = self.kind == "csv" and self._existing_set(name) is None
-        store_path, source = self.panel.store_path, self.source
+        store_path, source = self.context.labelling.store_path, self.source
         multi = self.multi_check.isChecked() and new_csv_set
         wanted = classes if new_csv_set else None
         worker = JobWorker(lambda cancel: validation_job(
@@ -409,7 +424,7 @@ class ImportDialog(QDialog):
 
     def _on_check_cancelled(self) -> None:
         self.worker = None
-        self.panel.main_window.statusBar().showMessage(
+        self.context.shell.show_status(
             f"Import of {self.source.name} cancelled; nothing was imported.", 8000)
 
     def _on_problems_declined(self) -> None:
@@ -430,7 +445,7 @@ class ImportDialog(QDialog):
         self._set_state("importing")
         self.import_button.setEnabled(False)
         self.cancel_button.setEnabled(False)  # the write is queued; it cannot be taken back
-        self.panel.client.call(
+        self.context.client.call(
             lambda store: label_io.apply_import(store, plan, accept_partial=accept_partial),
             lambda result: self._on_imported(plan, result), self._on_import_failed)
 
@@ -439,9 +454,9 @@ class ImportDialog(QDialog):
         summary = import_summary(plan, result)
         log.info("Import from the Labels menu: %d labels, %d regions into one label set",
                  result.labels_written, result.regions_written)
-        self.panel.main_window.statusBar().showMessage(summary, 15_000)
+        self.context.shell.show_status(summary, 15_000)
         if not self._shut_down:  # a reply delivered after close must not restart the thread
-            self.panel.reload_from_store(select=plan.label_set)
+            self.context.reload(plan.label_set)
         self.status_label.setText(f"✓ {summary}")
         self.status_label.setStyleSheet(SUCCESS_STYLE)
         self.import_button.hide()
@@ -491,11 +506,12 @@ class ExportDialog(QDialog):
     state_changed = Signal(str)
     exported = Signal(str)  # the status bar sentence
 
-    def __init__(self, panel: LabelPanel, folder: Path, parent: QWidget | None = None) -> None:
+    def __init__(self, context: TransferContext, folder: Path,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Export labels")
         self.setObjectName("exportLabelsDialog")
-        self.panel = panel
+        self.context = context
         self.state = "ready"
         self.worker: JobWorker | None = None
         self.file_dialog: QFileDialog | None = None
@@ -504,10 +520,10 @@ class ExportDialog(QDialog):
 
         self.set_combo = QComboBox()
         self.set_combo.setObjectName("exportLabelSet")
-        for label_set in panel.label_sets:
+        for label_set in context.labelling.label_sets:
             self.set_combo.addItem(label_set.name, label_set.name)
-        if panel.label_set is not None:
-            self.set_combo.setCurrentIndex(self.set_combo.findData(panel.label_set.name))
+        if context.labelling.label_set is not None:
+            self.set_combo.setCurrentIndex(self.set_combo.findData(context.labelling.label_set.name))
         self.format_combo = QComboBox()
         self.format_combo.setObjectName("exportFormat")
         for fmt, (text, *_rest) in EXPORT_FORMATS.items():
@@ -554,7 +570,7 @@ class ExportDialog(QDialog):
         self.browse_button.clicked.connect(self.show_file_dialog)
         self.export_button.clicked.connect(self.start_export)
         self.close_button.clicked.connect(self.reject)
-        if not panel.label_sets:
+        if not context.labelling.label_sets:
             self.status_label.setText("There is no label set to export yet.")
             self.export_button.setEnabled(False)
         self.resize(600, 0)
@@ -643,7 +659,7 @@ class ExportDialog(QDialog):
     def show_error(self, sentence: str) -> None:
         self.error_label.setText(sentence)
         self.error_label.show()
-        self.panel.main_window.statusBar().showMessage(sentence, 15_000)
+        self.context.shell.show_status(sentence, 15_000)
 
     def _set_state(self, state: str) -> None:
         self.state = state
@@ -664,7 +680,7 @@ class ExportDialog(QDialog):
         self.status_label.setText(f"Writing {target.name}…")
         self._set_state("exporting")
         # Through the store thread first: the reader's labels given before are committed.
-        self.panel.client.call(lambda _store: None,
+        self.context.client.call(lambda _store: None,
                                lambda _none: self._run_export(set_name, fmt, target),
                                self._on_export_failed)
         return True
@@ -672,7 +688,7 @@ class ExportDialog(QDialog):
     def _run_export(self, set_name: str, fmt: str, target: Path) -> None:
         if self._closed:
             return
-        store_path, reader = self.panel.store_path, self.panel.reader
+        store_path, reader = self.context.labelling.store_path, self.context.labelling.reader
         worker = JobWorker(lambda cancel: export_job(store_path, set_name, fmt, target, reader,
                                                      cancel), "exporting labels")
         worker.finished.connect(lambda count: self._on_exported(set_name, fmt, target, count))
@@ -687,7 +703,7 @@ class ExportDialog(QDialog):
         kind = {"csv": "CSV", "json": "MedViewer JSON", "coco": "COCO JSON"}[fmt]
         sentence = (f"Wrote {_plural(count, unit)} of label set '{set_name}' to {target} "
                     f"({kind}).")
-        self.panel.main_window.statusBar().showMessage(sentence, 15_000)
+        self.context.shell.show_status(sentence, 15_000)
         self.status_label.setText(f"✓ {sentence}")
         self.export_button.setEnabled(True)
         self._set_state("done")
@@ -723,9 +739,10 @@ class ExportDialog(QDialog):
 class LabelTransfer(QObject):
     """Owns the import and export dialogs (and so their jobs) of one label panel."""
 
-    def __init__(self, panel: LabelPanel) -> None:
-        super().__init__(panel)
-        self.panel = panel
+    def __init__(self, labelling: Labelling, client: StoreClient, shell: Shell,
+                 reload: Callable[[str | None], None]) -> None:
+        super().__init__(client)
+        self.context = TransferContext(labelling, client, shell, reload)
         self.import_dialog: ImportDialog | None = None
         self.export_dialog: ExportDialog | None = None
         self.file_dialog: QFileDialog | None = None
@@ -736,13 +753,13 @@ class LabelTransfer(QObject):
     def _import_start_folder(self) -> Path:
         if self._import_folder is not None:
             return self._import_folder
-        if self.panel.current_path is not None:  # label files often sit by their images
-            return self.panel.current_path.parent
+        if self.context.labelling.current_path is not None:  # label files often sit by their images
+            return self.context.labelling.current_path.parent
         return Path.home()
 
     def show_import_dialog(self) -> QFileDialog:
         """Labels > Import labels…: choose the file (the options dialog follows)."""
-        dialog = QFileDialog(self.panel.main_window, "Import labels",
+        dialog = QFileDialog(self.context.shell.dialog_parent(), "Import labels",
                              str(self._import_start_folder()))
         dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptOpen)
         dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
@@ -759,13 +776,13 @@ class LabelTransfer(QObject):
         if self.import_dialog is not None and self.import_dialog.state in ("checking",
                                                                             "importing"):
             self.import_dialog.raise_()
-            self.panel.main_window.statusBar().showMessage(
+            self.context.shell.show_status(
                 "An import is still running; wait for it to finish.", 8000)
             return None
         try:
-            dialog = ImportDialog(self.panel, source, self.panel.main_window)
+            dialog = ImportDialog(self.context, source, self.context.shell.dialog_parent())
         except UserError as exc:
-            self.panel.main_window.statusBar().showMessage(str(exc), 15_000)
+            self.context.shell.show_status(str(exc), 15_000)
             return None
         self._retire(self.import_dialog)
         self.import_dialog = dialog
@@ -777,8 +794,8 @@ class LabelTransfer(QObject):
         if self.export_dialog is not None and self.export_dialog.state == "exporting":
             self.export_dialog.raise_()
             return self.export_dialog
-        dialog = ExportDialog(self.panel, self._export_folder or Path.home(),
-                              self.panel.main_window)
+        dialog = ExportDialog(self.context, self._export_folder or Path.home(),
+                              self.context.shell.dialog_parent())
         dialog.exported.connect(lambda _s: self._remember_export_folder(dialog))
         self._retire(self.export_dialog)
         self.export_dialog = dialog

@@ -1,8 +1,10 @@
 """The main window: study browser, image view and tag browser, menus and a status bar.
 
-Others extend it without editing it: add a dock with :meth:`MainWindow.add_panel`, actions
-to ``window.menus['models' | 'labels' | 'training' | ...]`` (an empty menu stays hidden
-until something is added to it), and status bar fields with :meth:`MainWindow.add_status_field`.
+It is the GUI's composition root: it holds the Qt-free session (``medviewer/app/session.py``),
+tells it what the browser and the image view do, and builds the panels with the session and
+itself as their shell (``gui/shell.py``: docks, menus, status bar, close guards, shutdown
+steps). Panels never reach back into the window or into each other; an empty menu stays
+hidden until a panel adds an action to it.
 """
 
 from __future__ import annotations
@@ -154,7 +156,7 @@ class ShortcutsDialog(QDialog):
 
 
 class MainWindow(QMainWindow):
-    catalog_opened = Signal(object)  # Catalog, after it is in the browser
+    catalog_opened = Signal(object)  # Catalog, after it is in the browser and the session
     indexing_ended = Signal()  # the queue of paths to index is empty again
 
     def __init__(self, settings: Settings | None = None, parent: QWidget | None = None) -> None:
@@ -192,6 +194,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._build_tool_bar()
         self._connect()
+        self._connect_session()
         self._install_ai()
         self._install_labeling()
         self._install_training()
@@ -217,7 +220,13 @@ class MainWindow(QMainWindow):
 
     def _arrange_docks(self) -> None:
         """Reading panels (AI results, labels) stay in view; the tags share a tab with the
-        last of them (Ctrl+F brings the tags to the front)."""
+        last of them (Ctrl+F brings the tags to the front). The right-hand column runs to
+        the bottom; the batch table and the problem list sit under the image, so reading
+        panels are not squeezed."""
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        if "labels" in self.docks:
+            self.splitDockWidget(self.docks["labels"], self.docks["tags"],
+                                 Qt.Orientation.Vertical)
         partner = next((name for name in ("labels", "results") if name in self.docks), None)
         if partner is not None:
             self.tabifyDockWidget(self.docks[partner], self.docks["tags"])
@@ -239,6 +248,9 @@ class MainWindow(QMainWindow):
 
     def dialog_parent(self) -> QWidget:
         return self
+
+    def resize_panel(self, dock: QDockWidget, height: int) -> None:
+        self.resizeDocks([dock], [height], Qt.Orientation.Vertical)
 
     def add_close_guard(self, guard: CloseGuard) -> None:
         self._shutdown.add_close_guard(guard)
@@ -396,17 +408,32 @@ class MainWindow(QMainWindow):
         self.study_browser.thumbnail_failed.connect(self.problems.add)
         self.problems.changed.connect(self._on_problems_changed)
 
+    def _connect_session(self) -> None:
+        """What the browser and the view do becomes the session's state; what the session
+        asks for (open, show, a problem) the window does."""
+        session = self.session
+        self.image_view.image_shown.connect(session.show_image)
+        self.image_view.load_failed.connect(lambda _sentence: session.image_failed())
+        session.events.open_requested.connect(self.open_paths)
+        session.events.show_requested.connect(self.show_path)
+        session.events.problem.connect(lambda problem: self.problems.add(str(problem[0]),
+                                                                         problem[1]))
+
     def _install_ai(self) -> None:
         """Models menu, AI results docks, provider field, saliency overlay (results_panel.py)."""
         from medviewer.gui.results_panel import install_ai
 
-        self.ai = install_ai(self)
+        self.ai = install_ai(self, self.session, self.image_view)
 
     def _install_labeling(self) -> None:
-        """Labels dock and menu, reader field, study filter, regions (label_panel.py)."""
+        """Labels dock and menu, reader field, regions (label_panel.py) and the study filter
+        above the tree (label_filter.py)."""
+        from medviewer.gui.label_filter import StudyFilter
         from medviewer.gui.label_panel import install_labeling
 
-        self.label_panel = install_labeling(self)
+        self.label_panel = install_labeling(self, self.session, self.image_view)
+        self.study_filter = StudyFilter(self.session.labelling, self.study_browser)
+        self.study_browser.layout().insertWidget(0, self.study_filter)
 
     def _install_training(self) -> None:
         """Training > Train a model… (training_wizard.py is imported when it is chosen)."""
@@ -506,6 +533,7 @@ class MainWindow(QMainWindow):
             self._report_error(sentence)
         else:
             self._report_error(f"No images were found in {path}.")
+        self.session.add_catalog(catalog)
         self.catalog_opened.emit(catalog)
 
     def _on_index_failed(self, message: str) -> None:
@@ -559,6 +587,7 @@ class MainWindow(QMainWindow):
         self.cancel_indexing()
         self.study_browser.clear()
         self.image_view.clear()
+        self.session.close_all()
         self.presets_menu.clear()
         self.presets_menu.setEnabled(False)
         self.presets_button.setEnabled(False)
@@ -569,6 +598,16 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------ image and tags
     def _on_instance_selected(self, record: InstanceRecord) -> None:
         self.image_view.open_path(record.path)
+
+    def show_path(self, path: Path) -> None:
+        """Show an image: selected in the browser (its row shown even if the filter hid it)
+        when the browser lists it, else opened directly (a batch row of a folder)."""
+        item = self.study_browser.item_for(path)
+        while item is not None:  # a filtered-out row is shown while it is the current one
+            item.setHidden(False)
+            item = item.parent()
+        if not self.study_browser.select_path(Path(path)):
+            self.image_view.open_path(path)
 
     def _on_image_shown(self, instance) -> None:
         name = instance.path.name
@@ -733,8 +772,7 @@ class MainWindow(QMainWindow):
             self._indexer.wait(timeout_ms)
         self.study_browser.wait_for_workers(timeout_ms)
         self.image_view.wait_for_workers(timeout_ms)
-        self.ai.wait_for_workers(timeout_ms)
-        self.label_panel.shutdown(timeout_ms)  # finishes label writes already asked for
+        # The panels' own steps: AI jobs, the wizard, then label writes already asked for.
         self._shutdown.shut_down(timeout_ms)
 
     def closeEvent(self, event):  # noqa: N802 - Qt naming

@@ -1,6 +1,6 @@
 """The AI reading workflow in the viewer: model choice, results panel, batch table, saliency.
 
-:func:`install_ai` adds everything to a :class:`~medviewer.gui.main_window.MainWindow`:
+:func:`install_ai` adds everything to a shell (``gui/shell.py``, the main window in the app):
 
 - the Models menu (active model, Manage/Import, model information, Run AI, batch runs,
   saliency overlay, Use TensorRT) and a status bar field with the execution provider,
@@ -11,10 +11,12 @@
   job's results arrive,
 - a :class:`~medviewer.gui.overlay.SaliencyOverlay` on the image view.
 
-:class:`AiReader`, the controller, lives here. All model work runs on
-:class:`~medviewer.gui.workers.JobWorker` threads (the jobs are in
-:mod:`medviewer.gui.ai_jobs`): session creation and warm-up, one read per shown image (a
-stale read is cancelled and its result dropped), batch jobs
+:class:`AiReader`, the controller, lives here. The state (the active model, its load error,
+the read of the shown image, the reader's overlay class) is the session's ``session.ai``
+(``medviewer/app/ai_reading.py``), so the label panel follows the AI's read without knowing
+this panel. All model work runs on :class:`~medviewer.gui.workers.JobWorker` threads (the
+jobs are in :mod:`medviewer.app.ai_reading`): session creation and warm-up, one read per
+shown image (a stale read is cancelled and its result dropped), batch jobs
 (``medviewer.inference.predict.predict_job``) and occlusion maps. Nothing here imports
 onnxruntime, pydicom or pyqtgraph at import time: the viewer starts without them.
 Every prediction goes into the audit log (``medviewer.inference.audit``).
@@ -31,22 +33,22 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QLabel, QMessageBox
 
-from medviewer.errors import UserError
-from medviewer.gui.ai_jobs import (
-    ImageRead, LoadedModel, cam_map_job, default_class_index, import_model_job,
+from medviewer.app.ai_reading import (
+    ImageRead, LoadedModel, Painter, cam_map_job, default_class_index, import_model_job,
     load_model_job, occlusion_map_job, occlusion_passes, provider_name, read_image_job,
 )
 from medviewer.gui.batch_panel import BatchPanel
 from medviewer.gui.models_dialog import ModelInfoDialog, ModelsDialog
-from medviewer.gui.overlay import OverlayMap, SaliencyOverlay
+from medviewer.gui.overlay import OverlayMap, SaliencyOverlay, saliency_rgba
 from medviewer.gui.results_view import ResultsPanel
+from medviewer.gui.widgets import subscribe
 from medviewer.gui.workers import JobWorker
 from medviewer.jobs import CancelFlag, Progress
-from medviewer.settings import load_settings, save_settings
 
 if TYPE_CHECKING:
-    from medviewer.gui.main_window import MainWindow
-    from medviewer.inference.predict import Prediction
+    from medviewer.app.session import Session
+    from medviewer.gui.image_view import ImageView
+    from medviewer.gui.shell import Shell
     from medviewer.inference.registry import ModelEntry
     from medviewer.inference.runtime import ModelSession
 
@@ -62,7 +64,7 @@ BATCH_SIZE = 8
 
 
 class AiReader(QObject):
-    """Wires models, reads, batch runs and the overlay into a main window."""
+    """Wires models, reads, batch runs and the overlay into a shell and its image view."""
 
     model_ready = Signal(object)  # ModelSession
     model_failed = Signal(str)
@@ -72,24 +74,20 @@ class AiReader(QObject):
     batch_ended = Signal(str)  # 'finished' | 'cancelled' | 'failed'
     import_ended = Signal(str)  # 'finished' | 'failed'
 
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
-        self.window = window
-        self.view = window.image_view
-        settings = window.settings
-        self.entry: ModelEntry | None = None
-        self.session: ModelSession | None = None
-        self.load_info: LoadedModel | None = None
-        self.read: ImageRead | None = None  # the read shown in the panel
+    def __init__(self, session: Session, shell: Shell, view: ImageView) -> None:
+        super().__init__(shell.dialog_parent())
+        self.app_session = session
+        self.state = session.ai
+        self.shell = shell
+        self.view = view
+        settings = session.settings
         self.auto_read = True
         self.batch_size = BATCH_SIZE
         self.message_box: QMessageBox | None = None
         self.info_dialog: ModelInfoDialog | None = None
         self.models_dialog: ModelsDialog | None = None
-        self._chosen_class: str | None = None  # the user's class for the overlay, per model
         self._occlusion_wanted = False  # the user asked for occlusion maps on this model
         self._read_pending = False  # read the shown image once the model is loaded
-        self._model_error = ""
         self._workers: set[JobWorker] = set()
         self._loader: JobWorker | None = None
         self._reader: JobWorker | None = None
@@ -108,17 +106,15 @@ class AiReader(QObject):
         self.provider_field = QLabel("AI: no model")
         self.provider_field.setObjectName("aiProviderLabel")
         self.provider_field.setToolTip("The AI model and where it runs")
-        window.add_panel("results", "AI results", self.panel,
-                         Qt.DockWidgetArea.RightDockWidgetArea)
-        window.add_panel("batch", "AI batch results", self.batch_panel,
-                         Qt.DockWidgetArea.BottomDockWidgetArea, tabify_with="problems")
-        window.docks["batch"].hide()
-        # The right-hand column (results, labels) runs to the bottom; the batch table (and
-        # the problem list) sit under the image, so reading panels are not squeezed.
-        window.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
-        window.add_status_field(self.provider_field)
+        self.results_dock = shell.add_panel("results", "AI results", self.panel,
+                                            Qt.DockWidgetArea.RightDockWidgetArea)
+        self.batch_dock = shell.add_panel("batch", "AI batch results", self.batch_panel,
+                                          Qt.DockWidgetArea.BottomDockWidgetArea,
+                                          tabify_with="problems")
+        self.batch_dock.hide()
+        shell.add_status_field(self.provider_field)
         self._results_dock_fitted = False
-        window.docks["results"].visibilityChanged.connect(self._on_results_dock_visible)
+        self.results_dock.visibilityChanged.connect(self._on_results_dock_visible)
 
         self._read_timer = QTimer(self)
         self._read_timer.setSingleShot(True)
@@ -128,7 +124,7 @@ class AiReader(QObject):
         self._opacity_save_timer.setSingleShot(True)
         self._opacity_save_timer.setInterval(400)
         self._opacity_save_timer.timeout.connect(
-            lambda: self._save_settings(overlay_opacity=self.overlay.opacity))
+            lambda: self.app_session.update_settings(overlay_opacity=self.overlay.opacity))
         self._startup_timer = QTimer(self)
         self._startup_timer.setSingleShot(True)
         self._startup_timer.timeout.connect(self.load_default_model)
@@ -137,13 +133,32 @@ class AiReader(QObject):
         self._connect()
         self.panel.opacity_slider.setValue(round(self.overlay.opacity * 100))
         self.panel.opacity_value.setText(f"{self.panel.opacity_slider.value()} %")
+        shell.add_shutdown_step(self.wait_for_workers, order=40)
 
         self._startup_timer.start(STARTUP_LOAD_FALLBACK_MS)
 
+    # ------------------------------------------------------------ the session's AI state
+    @property
+    def entry(self) -> ModelEntry | None:
+        return self.state.entry
+
+    @property
+    def model(self) -> ModelSession | None:
+        """The loaded model's onnxruntime session (None while loading or unusable)."""
+        return self.state.model
+
+    @property
+    def load_info(self) -> LoadedModel | None:
+        return self.state.loaded
+
+    @property
+    def read(self) -> ImageRead | None:
+        """The read shown in the panel."""
+        return self.state.read
+
     # ------------------------------------------------------------ construction
     def _build_actions(self) -> None:
-        window = self.window
-        menu = window.menus["models"]
+        menu = self.shell.menu("models")
         self.active_menu = menu.addMenu("Active &model")
         self.active_menu.setObjectName("activeModelMenu")
         self.active_menu.aboutToShow.connect(self.refresh_model_menu)
@@ -173,18 +188,19 @@ class AiReader(QObject):
         menu.addSeparator()
         self.tensorrt_action = menu.addAction("Use &TensorRT (NVIDIA GPUs)")
         self.tensorrt_action.setCheckable(True)
-        self.tensorrt_action.setChecked(bool(window.settings.use_tensorrt))
+        self.tensorrt_action.setChecked(bool(self.app_session.settings.use_tensorrt))
         self.tensorrt_action.setToolTip("Faster on NVIDIA GPUs once its engine is built "
                                         "(the first load of a model takes longer)")
         self.tensorrt_action.toggled.connect(self.set_use_tensorrt)
         self.refresh_model_menu()
 
     def _connect(self) -> None:
-        view = self.view
-        view.image_shown.connect(self._on_image_shown)
-        view.load_failed.connect(self._on_image_failed)
-        view.frame_changed.connect(self._on_frame_changed)
-        self.window.close_all_action.triggered.connect(self.clear_image)
+        events = self.app_session.events
+        subscribe(self, events.image_shown, self._on_image_shown)
+        subscribe(self, events.image_gone, self._on_image_failed)
+        subscribe(self, events.catalogs_closed, self._on_image_failed)
+        subscribe(self, events.models_changed, lambda _none: self.refresh_models())
+        self.view.frame_changed.connect(self._on_frame_changed)
         panel = self.panel
         panel.run_button.clicked.connect(self.read_current)
         panel.batch_button.clicked.connect(self.run_batch_on_open)
@@ -208,22 +224,23 @@ class AiReader(QObject):
     def fit_results_dock(self) -> None:
         """Give the results dock the height of its content (up to 60 % of the window), so
         panels sharing its side do not squeeze the bars out of view."""
-        dock = self.window.docks["results"]
+        dock = self.results_dock
+        window = self.shell.dialog_parent()
         if dock.isFloating() or not dock.isVisible():
             return
         title = dock.fontMetrics().height() + 12
-        wanted = min(self.panel.sizeHint().height() + title, int(self.window.height() * 0.6))
+        wanted = min(self.panel.sizeHint().height() + title, int(window.height() * 0.6))
         if dock.height() < wanted:
-            self.window.resizeDocks([dock], [wanted], Qt.Orientation.Vertical)
+            self.shell.resize_panel(dock, wanted)
 
     def _show_batch_dock(self) -> None:
-        dock = self.window.docks["batch"]
+        dock = self.batch_dock
         first_time = dock.isHidden()
         dock.show()
         dock.raise_()
         if first_time:
-            self.window.resizeDocks([dock], [max(160, self.window.height() // 4)],
-                                    Qt.Orientation.Vertical)
+            window = self.shell.dialog_parent()
+            self.shell.resize_panel(dock, max(160, window.height() // 4))
             QTimer.singleShot(0, self.fit_results_dock)
 
     # ------------------------------------------------------------ workers
@@ -245,7 +262,7 @@ class AiReader(QObject):
             timer.stop()
         if self._opacity_save_timer.isActive():
             self._opacity_save_timer.stop()
-            self._save_settings(overlay_opacity=self.overlay.opacity)
+            self.app_session.update_settings(overlay_opacity=self.overlay.opacity)
         for worker in list(self._workers):
             worker.wait(timeout_ms)
         if self.message_box is not None:
@@ -254,19 +271,8 @@ class AiReader(QObject):
             if dialog is not None:
                 dialog.close()
 
-    def _save_settings(self, **changes: Any) -> None:
-        # Reload first: other parts of the app may have saved settings meanwhile.
-        fresh = load_settings()
-        for key, value in changes.items():
-            setattr(fresh, key, value)
-            setattr(self.window.settings, key, value)
-        try:
-            save_settings(fresh)
-        except OSError as exc:
-            log.warning("Could not save settings: %s", exc)
-
     def _status(self, sentence: str, ms: int = 10_000) -> None:
-        self.window.statusBar().showMessage(sentence, ms)
+        self.shell.show_status(sentence, ms)
 
     # ------------------------------------------------------------ models
     def installed_models(self) -> list[ModelEntry]:
@@ -307,7 +313,7 @@ class AiReader(QObject):
             self._show_model_error("No AI model is installed: import one with Models > "
                                    "Import model….", quiet=True)
             return
-        default = self.window.settings.default_model
+        default = self.app_session.settings.default_model
         try:
             entry = resolve_model(None, default or None)
         except ModelError as exc:
@@ -332,7 +338,7 @@ class AiReader(QObject):
         except ModelError as exc:
             self._show_model_error(str(exc))
             return False
-        self._save_settings(default_model=entry.key)
+        self.app_session.update_settings(default_model=entry.key)
         self._load(entry)
         return True
 
@@ -340,20 +346,15 @@ class AiReader(QObject):
         if self._loader is not None:
             self._loader.cancel()  # its result is dropped: a newer choice wins
         self._cancel_reads()
-        self.entry = entry
-        self.session = None
-        self.load_info = None
-        self._model_error = ""
-        self._chosen_class = None
+        self.state.choose(entry)
         self._occlusion_wanted = False
-        self.read = None
         self.overlay.clear()
         self.panel.clear_result()
         self.panel.show_model(entry, detail="loading…")
         self.panel.show_status(f"Loading {entry.name} {entry.version}…")
         self._set_provider_field(f"AI: loading {entry.name}…", entry.key)
         self._read_pending = self.view.instance is not None and self.auto_read
-        use_tensorrt = bool(self.window.settings.use_tensorrt)
+        use_tensorrt = bool(self.app_session.settings.use_tensorrt)
         worker = JobWorker(lambda cancel: load_model_job(entry, use_tensorrt, cancel),
                            "loading the AI model")
         worker.finished.connect(self._on_model_loaded)
@@ -371,8 +372,6 @@ class AiReader(QObject):
         if self.sender() is not self._loader:
             return
         self._loader = None
-        self.session = loaded.session
-        self.load_info = loaded
         session = loaded.session
         provider = provider_name(session.provider)
         detail = f"loaded in {loaded.load_seconds:.2f} s, warm-up {loaded.warm_up_seconds:.2f} s"
@@ -385,6 +384,7 @@ class AiReader(QObject):
             self._status(session.notice, 15_000)
         if self.view.instance is None:
             self.panel.show_status("Show an image to read it with the model.")
+        self.state.model_loaded(loaded)
         self.model_ready.emit(session)
         if self._read_pending and self.view.instance is not None:
             self.read_current()
@@ -394,12 +394,11 @@ class AiReader(QObject):
         if self.sender() is not self._loader:
             return
         self._loader = None
-        self.session = None
         self._show_model_error(sentence)
         self.model_failed.emit(sentence)
 
     def _show_model_error(self, sentence: str, quiet: bool = False) -> None:
-        self._model_error = sentence
+        self.state.model_unusable(sentence)
         self.panel.clear_result()
         self.overlay.clear()
         self.panel.show_model(self.entry, detail="not loaded")
@@ -414,33 +413,34 @@ class AiReader(QObject):
 
     def set_use_tensorrt(self, on: bool) -> None:
         """Models > Use TensorRT: saved in settings; the active model is reloaded."""
-        self._save_settings(use_tensorrt=bool(on))
+        self.app_session.update_settings(use_tensorrt=bool(on))
         if self.entry is not None:
             self._load(self.entry)
 
     # ------------------------------------------------------------ dialogs
     def show_model_info(self) -> ModelInfoDialog | None:
         if self.entry is None:
-            self._status(self._model_error or "No AI model is loaded.")
+            self._status(self.state.error or "No AI model is loaded.")
             return None
         if self.info_dialog is not None:
             self.info_dialog.close()
             self.info_dialog.deleteLater()
         provider = self._provider_text()
-        self.info_dialog = ModelInfoDialog(self.entry, provider, self.window)
+        self.info_dialog = ModelInfoDialog(self.entry, provider, self.shell.dialog_parent())
         self.info_dialog.show()
         self.info_dialog.raise_()
         return self.info_dialog
 
     def _provider_text(self) -> str:
-        if self.session is None:
+        model = self.model
+        if model is None:
             return ""
-        text = provider_name(self.session.provider)
-        return f"{text} ({self.session.notice})" if self.session.notice else text
+        text = provider_name(model.provider)
+        return f"{text} ({model.notice})" if model.notice else text
 
     def show_models_dialog(self) -> ModelsDialog:
         if self.models_dialog is None:
-            self.models_dialog = ModelsDialog(self.window)
+            self.models_dialog = ModelsDialog(self.shell.dialog_parent())
             self.models_dialog.use_requested.connect(self._use_from_dialog)
             self.models_dialog.import_requested.connect(self.choose_model_to_import)
         self._refresh_models_dialog()
@@ -469,14 +469,16 @@ class AiReader(QObject):
     def choose_model_to_import(self) -> None:
         """Models > Import model…: pick the .onnx file (and its card when not beside it)."""
         onnx_name, _ = QFileDialog.getOpenFileName(
-            self.window, "Import an AI model", str(Path.home()), "ONNX models (*.onnx)")
+            self.shell.dialog_parent(), "Import an AI model", str(Path.home()),
+            "ONNX models (*.onnx)")
         if not onnx_name:
             return
         onnx_path = Path(onnx_name)
         card_path: Path | None = onnx_path.with_suffix(".json")
         if not card_path.is_file():
             card_name, _ = QFileDialog.getOpenFileName(
-                self.window, f"Model card for {onnx_path.name}", str(onnx_path.parent),
+                self.shell.dialog_parent(), f"Model card for {onnx_path.name}",
+                str(onnx_path.parent),
                 "Model cards (*.json)")
             if not card_name:
                 return
@@ -513,7 +515,7 @@ class AiReader(QObject):
         if self.message_box is not None:
             self.message_box.close()
         box = QMessageBox(QMessageBox.Icon.Warning, title, sentence,
-                          QMessageBox.StandardButton.Ok, self.window)
+                          QMessageBox.StandardButton.Ok, self.shell.dialog_parent())
         box.setObjectName("aiMessageBox")
         box.setModal(False)  # the app keeps working while it is open
         box.show()
@@ -527,16 +529,16 @@ class AiReader(QObject):
         if self._startup_timer.isActive():  # start-up: the first image is on screen now
             self._startup_timer.start(STARTUP_LOAD_AFTER_IMAGE_MS)
         self._cancel_reads()
-        self.read = None
+        self.state.clear_read()
         self.overlay.clear()
         self.panel.clear_result()
         self._update_saliency_controls()
-        if self.session is None:
+        if self.model is None:
             if self.is_loading:
                 self._read_pending = self.auto_read
                 self.panel.show_status("Waiting for the model to load…")
-            elif self._model_error:
-                self.panel.show_status(self._model_error, error=True)
+            elif self.state.error:
+                self.panel.show_status(self.state.error, error=True)
             return
         if self.auto_read:
             self.panel.show_status(f"Reading {instance.path.name}…")
@@ -544,16 +546,16 @@ class AiReader(QObject):
         else:
             self.panel.show_status("Run AI (Ctrl+R) to read this image.")
 
-    def _on_image_failed(self, _sentence: str) -> None:
+    def _on_image_failed(self, _none: None = None) -> None:
         self.clear_image()
 
     def clear_image(self) -> None:
         """The shown image is gone (closed, or a file that could not be shown)."""
         self._cancel_reads()
-        self.read = None
+        self.state.clear_read()
         self.overlay.clear()
         self.panel.clear_result()
-        if self.session is not None:
+        if self.model is not None:
             self.panel.show_status("No image shown.")
 
     def _on_frame_changed(self, index: int, _count: int) -> None:
@@ -578,20 +580,20 @@ class AiReader(QObject):
         if instance is None:
             self._status("Show an image first, then run the AI on it.")
             return None
-        if self.session is None:
+        if self.model is None:
             if self.entry is None and not self.is_loading and not self._closed:
                 self.load_default_model()
             if self.is_loading:
                 self._read_pending = True
                 self.panel.show_status("Waiting for the model to load…")
             else:
-                self._status(self._model_error or "No AI model is loaded.")
+                self._status(self.state.error or "No AI model is loaded.")
             return None
         self._cancel_reads()
-        session, frame, chosen = self.session, self.view.frame, self._chosen_class
-        colours = self.overlay.colour_map
+        model, frame, chosen = self.model, self.view.frame, self.state.chosen_class
+        painter = self._painter()
         worker = JobWorker(
-            lambda cancel: read_image_job(session, instance, frame, chosen, colours, cancel),
+            lambda cancel: read_image_job(model, instance, frame, chosen, painter, cancel),
             "reading the image with the AI model")
         worker.finished.connect(self._on_read)
         worker.failed.connect(self._on_read_failed)
@@ -603,12 +605,9 @@ class AiReader(QObject):
         if self.sender() is not self._reader:
             return  # a stale read: the user moved on
         self._reader = None
-        if read.instance is not self.view.instance or read.prediction.model_sha256 != (
-                self.session.card.sha256 if self.session else ""):
+        if read.instance is not self.view.instance or not self.state.read_done(read):
             return
-        self.read = read
         self.panel.show_prediction(read.prediction, read.instance.path.name)
-        self._suggest_labels(read.prediction)
         index = self._overlay_class_index(read)
         self.panel.class_combo.blockSignals(True)
         self.panel.class_combo.setCurrentIndex(index)
@@ -631,32 +630,26 @@ class AiReader(QObject):
         self._status(sentence, 15_000)
         self.read_failed.emit(sentence)
 
-    def _suggest_labels(self, prediction: Prediction) -> None:
-        label_panel = getattr(self.window, "label_panel", None)
-        if label_panel is not None and hasattr(label_panel, "set_ai_suggestion"):
-            probabilities = {s.name: s.probability for s in prediction.scores}
-            model = f"{prediction.model_name}@{prediction.model_version}"
-            try:
-                # The image it belongs to, so a late result stays with its own image.
-                label_panel.set_ai_suggestion(probabilities, model, image_path=prediction.path)
-            except UserError as exc:
-                self._status(str(exc))
+    def _painter(self) -> tuple[str, Painter]:
+        """How the read jobs colour a map: the overlay's colour map, by name."""
+        name = self.overlay.colour_map
+        return name, lambda values: saliency_rgba(values, name)
 
     # ------------------------------------------------------------ saliency
     def _overlay_class_index(self, read: ImageRead) -> int:
         names = [s.name for s in read.prediction.scores]
-        if self._chosen_class in names:
-            return names.index(self._chosen_class)
+        if self.state.chosen_class in names:
+            return names.index(self.state.chosen_class)
         return default_class_index(read.prediction)
 
     def _update_saliency_controls(self) -> None:
         panel = self.panel
-        session = self.session
-        if session is None:
+        model = self.model
+        if model is None:
             panel.method_label.setText("No model loaded.")
             panel.compute_button.hide()
             return
-        if session.has_cam:
+        if model.has_cam:
             panel.method_label.setText("Class activation map, from the same forward pass "
                                        "as the result.")
             panel.compute_button.hide()
@@ -666,7 +659,7 @@ class AiReader(QObject):
             panel.method_label.setText("Occlusion: this model has no activation-map output.")
             panel.compute_button.hide()
             return
-        passes = occlusion_passes(instance.rows, instance.columns, session.card)
+        passes = occlusion_passes(instance.rows, instance.columns, model.card)
         cost = ""
         if self.read is not None and self.read.prediction.inference_ms > 0:
             cost = f", about {passes * self.read.prediction.inference_ms / 1000.0:.1f} s"
@@ -677,7 +670,7 @@ class AiReader(QObject):
     def _on_class_chosen(self, index: int) -> None:
         if index < 0 or self.read is None:
             return
-        self._chosen_class = self.panel.class_combo.itemText(index)
+        self.state.chosen_class = self.panel.class_combo.itemText(index)
         if self.read.cam is not None:
             if index in self.read.maps:
                 self._show_cam(index)
@@ -691,8 +684,8 @@ class AiReader(QObject):
         assert read is not None
         if self._saliency_worker is not None:
             self._saliency_worker.cancel()
-        colours = self.overlay.colour_map
-        worker = JobWorker(lambda cancel: cam_map_job(read, index, colours, cancel),
+        painter = self._painter()
+        worker = JobWorker(lambda cancel: cam_map_job(read, index, painter, cancel),
                            "mapping the activation map")
         worker.finished.connect(
             lambda result, w=worker, r=read: self._on_cam_map(w, r, result))
@@ -715,17 +708,17 @@ class AiReader(QObject):
 
     def compute_occlusion(self) -> JobWorker | None:
         """Occlusion map for the chosen class on a worker, with progress and Cancel."""
-        read, session = self.read, self.session
-        if read is None or session is None:
+        read, model = self.read, self.model
+        if read is None or model is None:
             self._status("Run the AI on an image first.")
             return None
         self._occlusion_wanted = True
         if self._saliency_worker is not None:
             self._saliency_worker.cancel()
         index = max(self.panel.class_combo.currentIndex(), 0)
-        instance, frame, colours = read.instance, read.frame, self.overlay.colour_map
+        instance, frame, painter = read.instance, read.frame, self._painter()
         worker = JobWorker(
-            lambda cancel: occlusion_map_job(session, instance, frame, index, colours, cancel),
+            lambda cancel: occlusion_map_job(model, instance, frame, index, painter, cancel),
             "computing the occlusion map", progress_per_second=8)
         worker.event.connect(self._on_saliency_event)
         worker.finished.connect(
@@ -808,7 +801,7 @@ class AiReader(QObject):
     # ------------------------------------------------------------ batch
     def run_batch_on_open(self) -> JobWorker | None:
         """Run the model over every image in the study browser."""
-        paths = [record.path for record in self.window.study_browser.records()]
+        paths = [record.path for record in self.app_session.open_records()]
         if not paths:
             self._status("Open a study or a folder first, then run the AI on it.")
             return None
@@ -816,7 +809,8 @@ class AiReader(QObject):
                                                                     else "s"))
 
     def choose_batch_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self.window, "Run the AI on a folder",
+        folder = QFileDialog.getExistingDirectory(self.shell.dialog_parent(),
+                                                  "Run the AI on a folder",
                                                   str(Path.home()))
         if folder:
             self.run_batch([Path(folder)], Path(folder).name)
@@ -826,9 +820,9 @@ class AiReader(QObject):
         if self._batch is not None and self._batch.is_running():
             self._status("An AI batch is already running: cancel it first.")
             return None
-        model = self.session or self.entry
+        model = self.model or self.entry
         if model is None:
-            self._status(self._model_error or "No AI model is loaded.")
+            self._status(self.state.error or "No AI model is loaded.")
             return None
         key = self.entry.key if self.entry else ""
         batch_size = self.batch_size
@@ -879,7 +873,7 @@ class AiReader(QObject):
             self._batch_flagged += bool(prediction.flagged)
             if not prediction.ok:
                 self._batch_errors += 1
-                self.window.problems.add(str(prediction.path), prediction.error or "")
+                self.app_session.report_problem(prediction.path, prediction.error or "")
             self.batch_panel.add_prediction(prediction)
 
     def _batch_summary(self) -> str:
@@ -910,11 +904,10 @@ class AiReader(QObject):
         self.batch_ended.emit(outcome)
 
     def open_image(self, path: Path) -> None:
-        """Show a batch row's image (through the browser when it lists it)."""
-        if not self.window.study_browser.select_path(Path(path)):
-            self.view.open_path(path)
+        """Show a batch row's image (the browser selects it when it lists it)."""
+        self.app_session.request_show(path)
 
 
-def install_ai(window: MainWindow) -> AiReader:
-    """Add the AI reading workflow to a main window (menus, docks, status field, overlay)."""
-    return AiReader(window)
+def install_ai(shell: Shell, session: Session, view: ImageView) -> AiReader:
+    """Add the AI reading workflow to a shell (menus, docks, status field, overlay)."""
+    return AiReader(session, shell, view)

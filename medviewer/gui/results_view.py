@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
     QPushButton, QScrollArea, QSizePolicy, QSlider, QVBoxLayout, QWidget,
 )
 
-from medviewer.gui.ai_jobs import provider_name
+from medviewer.app.ai_reading import provider_name
 from medviewer.gui.models_dialog import DEMO_BANNER, not_for_clinical_use
 from medviewer.gui.overlay import COLOUR_MAPS
 from medviewer.gui.widgets import wrapping_label

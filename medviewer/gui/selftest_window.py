@@ -15,7 +15,7 @@ from typing import Any
 from PySide6.QtCore import QEventLoop, QLibraryInfo, QTimer, qInstallMessageHandler
 from PySide6.QtWidgets import QMessageBox
 
-from medviewer.selftest import NATIVE_QT_PLATFORMS, SelfTestFailure, one_line
+from medviewer.selftest import NATIVE_QT_PLATFORMS, GuiChecks, SelfTestFailure, one_line
 
 log = logging.getLogger(__name__)
 
@@ -150,3 +150,7 @@ def check_qt_platform_plugins() -> None:
     if missing:
         raise SelfTestFailure(f"the Qt platform plugin(s) {', '.join(missing)} are missing "
                               f"from {folder}")
+
+
+# What `medviewer --self-test` runs in Qt (medviewer.cli hands it to the self-test).
+GUI_CHECKS = GuiChecks(main_window=check_main_window, training_tools=check_training_tools)

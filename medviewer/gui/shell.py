@@ -47,6 +47,9 @@ class Shell(Protocol):
     def add_shutdown_step(self, step: ShutdownStep, order: int = 50) -> None:
         """``step(timeout_ms)`` runs when the window closes, lower ``order`` first."""
 
+    def resize_panel(self, dock: QDockWidget, height: int) -> None:
+        """Give a dock this height (e.g. the first time it is shown)."""
+
 
 class ShutdownSteps:
     """The close guards and shutdown steps a shell keeps (shared by every implementation)."""
@@ -65,7 +68,9 @@ class ShutdownSteps:
         return all(guard() for guard in list(self._guards))
 
     def shut_down(self, timeout_ms: int) -> None:
-        for _order, _n, step in sorted(self._steps, key=lambda item: item[:2]):
+        """Run every step once, lower order first (a second call finds none left)."""
+        steps, self._steps = sorted(self._steps, key=lambda item: item[:2]), []
+        for _order, _n, step in steps:
             step(timeout_ms)
 
 
@@ -116,6 +121,9 @@ class StandaloneShell(QMainWindow):
 
     def add_shutdown_step(self, step: ShutdownStep, order: int = 50) -> None:
         self._shutdown.add_shutdown_step(step, order)
+
+    def resize_panel(self, dock: QDockWidget, height: int) -> None:
+        self.resizeDocks([dock], [height], Qt.Orientation.Vertical)
 
     def shut_down(self, timeout_ms: int = 10_000) -> None:
         self._shutdown.shut_down(timeout_ms)

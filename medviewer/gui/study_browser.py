@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,6 +17,7 @@ from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QStyle, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
+from medviewer.app.browse_order import FolderGroup, display_groups
 from medviewer.errors import UserError
 from medviewer.gui.lazy import LazyModule
 from medviewer.gui.workers import JobWorker
@@ -151,42 +151,6 @@ def plain_image_text(record: InstanceRecord) -> str:
     return text
 
 
-@dataclass
-class _FolderGroup:
-    """The plain images of one folder, shown as one row."""
-
-    folder: Path
-    records: list[InstanceRecord]
-
-
-def display_groups(catalog: Catalog, include: Callable[[InstanceRecord], bool] = lambda r: True,
-                   ) -> list[tuple[PatientNode | _FolderGroup, list[InstanceRecord]]]:
-    """The browser's top-level rows for ``catalog`` with their images, in the tree's order:
-    DICOM patients as the catalog sorts them, then plain images by folder and file name."""
-    rows: list[tuple[PatientNode | _FolderGroup, list[InstanceRecord]]] = []
-    folders: dict[Path, _FolderGroup] = {}
-    for patient in catalog.patients:
-        chosen = [record for study in patient.studies for series in study.series
-                  for record in series.instances if include(record)]
-        if not chosen:
-            continue
-        if all(images.is_plain_image(record.path) for record in chosen):
-            for record in chosen:
-                folder = record.path.parent
-                folders.setdefault(folder, _FolderGroup(folder, [])).records.append(record)
-        else:
-            rows.append((patient, chosen))
-    for group in sorted(folders.values(), key=lambda g: str(g.folder)):
-        group.records.sort(key=lambda r: r.path.name)
-        rows.append((group, group.records))
-    return rows
-
-
-def display_order(catalog: Catalog) -> list[InstanceRecord]:
-    """Every image of ``catalog`` in the order the browser lists it (N / P follow this)."""
-    return [record for _, records in display_groups(catalog) for record in records]
-
-
 def instance_text(record: InstanceRecord, index: int) -> str:
     number = record.instance_number if record.instance_number is not None else index + 1
     text = f"Image {number}"
@@ -269,7 +233,7 @@ class StudyBrowser(QWidget):
             batch: list[QTreeWidgetItem] = []
             while patients and (not batch or time.monotonic() < deadline):
                 patient, new = patients.pop(0)
-                if isinstance(patient, _FolderGroup):
+                if isinstance(patient, FolderGroup):
                     item = self._folder_item(patient)
                     if item.treeWidget() is None:
                         batch.append(item)
@@ -312,7 +276,7 @@ class StudyBrowser(QWidget):
                 patient_item.addChild(study_item)
         return patient_item
 
-    def _folder_item(self, group: _FolderGroup) -> QTreeWidgetItem:
+    def _folder_item(self, group: FolderGroup) -> QTreeWidgetItem:
         """The folder's row (made once; images opened later join it) with the new images."""
         folder_item = self._folder_items.get(group.folder)
         if folder_item is None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QLabel, QMainWindow
+
+if TYPE_CHECKING:
+    from medviewer.events import Emitter
 
 
 def interval_text(bounds: Any, decimals: int = 3) -> str:
@@ -57,3 +60,13 @@ def window_action(window: QMainWindow, text: str, slot: Callable[[], None],
         action.setStatusTip(tip)
     window.addAction(action)
     return action
+
+
+def subscribe(owner: QObject, emitter: Emitter, callback: Callable[..., Any]) -> None:
+    """Connect ``callback`` to a Qt-free event for as long as ``owner`` lives.
+
+    The session outlives its panels; without this, a closed panel would keep hearing (and
+    keep its Python object alive through) the session's events.
+    """
+    emitter.connect(callback)
+    owner.destroyed.connect(lambda *_args: emitter.disconnect(callback))

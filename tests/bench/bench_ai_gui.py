@@ -90,7 +90,9 @@ def _run(tmp: Path) -> None:
     entry = shipped[0] if shipped else import_model(stand_in_model(tmp / "src"))
     print(f"model: {entry.key} ({'shipped' if shipped else 'stand-in, ~free inference'})")
 
-    from medviewer.gui import ai_jobs, results_panel
+    from medviewer.app import ai_reading
+    from medviewer.gui import results_panel
+    from medviewer.gui.overlay import saliency_rgba
     from medviewer.gui.main_window import MainWindow
 
     window = MainWindow()
@@ -98,8 +100,8 @@ def _run(tmp: Path) -> None:
     window.show()
     ai, view = window.ai, window.image_view
     ai.choose_model(entry.key)
-    _wait(lambda: ai.session is not None)
-    session = ai.session
+    _wait(lambda: ai.model is not None)
+    session = ai.model
     print(f"provider: {session.provider}")
 
     kermany = sorted((SHARED / "xray/kermany224/test/PNEUMONIA").glob("*.jpeg"))
@@ -110,7 +112,8 @@ def _run(tmp: Path) -> None:
 
     def core(instance) -> float:
         started = time.perf_counter()
-        run_to_end(ai_jobs.read_image_job(session, instance, 0, None, "jet", CancelFlag()))
+        run_to_end(ai_reading.read_image_job(session, instance, 0, None,
+                                             ("jet", saliency_rgba), CancelFlag()))
         return time.perf_counter() - started
 
     shown: list[object] = []

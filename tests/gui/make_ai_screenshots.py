@@ -56,7 +56,7 @@ def main(out_dir: str) -> None:
         window.show()
         ai = window.ai
         ai.choose_model(entry.key)
-        wait_until(lambda: ai.session is not None or not ai.is_loading)
+        wait_until(lambda: ai.model is not None or not ai.is_loading)
 
         # 1. A chest X-ray read: bars against the operating point, CAM overlay on the image.
         study = Path(tmp) / "chest"

@@ -88,16 +88,17 @@ def main(out_dir: str) -> None:
         for which in (Qt.Key.Key_1, Qt.Key.Key_N, Qt.Key.Key_2, Qt.Key.Key_N, Qt.Key.Key_1,
                       Qt.Key.Key_N, Qt.Key.Key_N, Qt.Key.Key_2, Qt.Key.Key_N):
             key(window, which)
-        panel.set_ai_suggestion({"NORMAL": 0.13, "PNEUMONIA": 0.87}, "kermany-densenet@1.0")
+        panel.state.set_suggestion(panel.current_path, "kermany-densenet@1.0",
+                                   {"NORMAL": 0.13, "PNEUMONIA": 0.87})
         key(window, Qt.Key.Key_Return)
         panel.note_edit.setText("right lower lobe consolidation")
         panel.save_note()
         idle(window)
-        panel.filter.set_mode("unlabelled")
+        window.study_filter.set_mode("unlabelled")
         hover(view, 120.5, 100.5)
         idle(window)
         window.grab().save(str(out / "labeling_panel.png"))
-        panel.filter.set_mode("all")
+        window.study_filter.set_mode("all")
 
         # 3. Regions on a rotated view: region mode, a rectangle and an ellipse, one selected.
         key(window, Qt.Key.Key_U)

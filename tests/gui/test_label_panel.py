@@ -85,7 +85,12 @@ def stored(path: Path | None = None) -> LabelStore:
 
 
 def scope_paths(panel) -> list[Path]:
-    return panel._scope_of(panel.current_path).paths
+    return panel.state.scope_of(panel.current_path).paths
+
+
+def suggest(panel, probabilities: dict, model: str, image_path: Path | None = None) -> None:
+    """What the AI panel's read of an image tells the label panel, through the session."""
+    panel.state.set_suggestion(image_path or panel.current_path, model, probabilities)
 
 
 def key_of(panel, path: Path) -> str:
@@ -129,14 +134,14 @@ def test_label_a_folder_by_keyboard_alone(qtbot, main_window, folder):
     assert panel.current_path == paths[0]
     press(qtbot, window, Qt.Key.Key_U)
     assert panel.current_path == paths[2]
-    panel.set_ai_suggestion({"NORMAL": 0.08, "PNEUMONIA": 0.92}, "demo@1")
+    suggest(panel, {"NORMAL": 0.08, "PNEUMONIA": 0.92}, "demo@1")
     assert "suggests pneumonia" in panel.ai_label.text()
     press(qtbot, window, Qt.Key.Key_Return)
     press(qtbot, window, Qt.Key.Key_N)
-    panel.set_ai_suggestion({"NORMAL": 0.7, "PNEUMONIA": 0.3}, "demo@1")
+    suggest(panel, {"NORMAL": 0.7, "PNEUMONIA": 0.3}, "demo@1")
     press(qtbot, window, Qt.Key.Key_2)  # image 4: overrides the AI's "normal"
     press(qtbot, window, Qt.Key.Key_N)
-    panel.set_ai_suggestion({"normal": 0.6, "pneumonia": 0.4}, "demo@1")
+    suggest(panel, {"normal": 0.6, "pneumonia": 0.4}, "demo@1")
     press(qtbot, window, Qt.Key.Key_1)  # image 5: agrees with the AI by key
     assert panel.progress_label.text() == f"Labelled 5 / 6 in {folder.name}"
 
@@ -203,7 +208,7 @@ def test_enter_without_a_model_only_says_so(qtbot, main_window, folder):
     with stored() as store:
         assert len(store.history()) == before
     # A model whose classes are not in the set is explained, not applied.
-    panel.set_ai_suggestion({"cat": 0.9, "dog": 0.1}, "pets@2")
+    suggest(panel, {"cat": 0.9, "dog": 0.1}, "pets@2")
     press(qtbot, window, Qt.Key.Key_Enter)
     assert "its classes (cat, dog) are not in label set 'pneumonia'" in \
         window.statusBar().currentMessage()
@@ -369,7 +374,7 @@ def test_study_filter_labelled_unlabelled_and_disagreeing(qtbot, main_window, fo
     press(qtbot, window, Qt.Key.Key_N)
     press(qtbot, window, Qt.Key.Key_1)  # 3: normal, the stored AI read said pneumonia
     press(qtbot, window, Qt.Key.Key_N)
-    panel.set_ai_suggestion({"normal": 0.9, "pneumonia": 0.1}, "demo@1")
+    suggest(panel, {"normal": 0.9, "pneumonia": 0.1}, "demo@1")
     press(qtbot, window, Qt.Key.Key_2)  # 4: overrides the AI
     browser = window.study_browser
     browser.select_path(paths[5])
@@ -377,15 +382,15 @@ def test_study_filter_labelled_unlabelled_and_disagreeing(qtbot, main_window, fo
     settle(qtbot, panel)
 
     def shown(mode: str) -> set[str]:
-        panel.filter.set_mode(mode)
-        return {p.name for p in panel.filter.visible_paths()}
+        window.study_filter.set_mode(mode)
+        return {p.name for p in window.study_filter.visible_paths()}
 
     names = [p.name for p in paths]
     current = names[5]  # the image on screen always stays visible
     assert shown("labelled") == {names[0], names[1], names[3], names[4], current}
     assert shown("unlabelled") == {names[2], names[5]}
     assert shown("disagreeing") == {names[1], names[3], names[4], current}
-    assert panel.filter.count_label.text() == "4 of 6"
+    assert window.study_filter.count_label.text() == "4 of 6"
     # Hidden rows are really hidden in the tree, with their series/study/patient rows.
     hidden = [p for p in paths if p.name not in shown("unlabelled")]
     for path in hidden:
@@ -492,7 +497,7 @@ def test_an_image_that_cannot_be_shown_is_never_labelled(qtbot, main_window, fol
     assert window.statusBar().currentMessage() in (
         "Open an image to label it.", f"{broken.name} could not be shown, so it cannot be "
                                       f"labelled.")
-    panel.set_ai_suggestion({"normal": 0.9}, "demo@1", image_path=broken)
+    suggest(panel, {"normal": 0.9}, "demo@1", broken)
     press(qtbot, window, Qt.Key.Key_Return)
     with stored() as store:
         assert len(store.history()) == before

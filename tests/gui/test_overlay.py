@@ -14,7 +14,7 @@ import pytest
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QImage
 
-from medviewer.gui.ai_jobs import occlusion_passes
+from medviewer.app.ai_reading import occlusion_passes
 from medviewer.gui.overlay import COLOUR_MAPS, colour_lut, saliency_rgba
 from medviewer.settings import load_settings
 

@@ -15,7 +15,7 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QImage
 
-from medviewer.gui.ai_jobs import provider_name
+from medviewer.app.ai_reading import provider_name
 from medviewer.gui.models_dialog import DEMO_BANNER
 from medviewer.gui.results_view import FLAG_COLOUR
 from medviewer.inference import runtime
@@ -46,7 +46,7 @@ def ai_window(models, main_window):
 def choose(qtbot, window, key: str):
     with qtbot.waitSignal(window.ai.model_ready, timeout=LOAD_TIMEOUT_MS):
         assert window.ai.choose_model(key)
-    return window.ai.session
+    return window.ai.model
 
 
 def show_and_read(qtbot, window, path: Path):
@@ -116,12 +116,12 @@ def test_default_model_loads_at_start_up(qtbot, models, no_builtin_models, tmp_p
     window = MainWindow()
     try:
         window.show()
-        assert window.ai.session is None  # nothing loads before the first image
+        assert window.ai.model is None  # nothing loads before the first image
         with qtbot.waitSignal(window.ai.read_finished, timeout=LOAD_TIMEOUT_MS) as read:
             window.open_paths([uniform_png(tmp_path / "a.png", 100)])
         # The model loaded on a worker once the first image was on screen, then read it.
         assert read.args[0].prediction.model_name == "cam-test"
-        assert window.ai.session.card.key == models["cam"].key
+        assert window.ai.model.card.key == models["cam"].key
         assert window.ai.panel.model_label.text() == "cam-test 1.0"
     finally:
         window.close()
@@ -155,7 +155,7 @@ def test_a_model_that_fails_to_load_is_one_sentence(qtbot, ai_window, models):
     assert ai.panel.status_label.text() == sentence
     assert ai_window.statusBar().currentMessage() == sentence
     assert ai.provider_field.text() == "AI: unavailable"
-    assert ai.session is None
+    assert ai.model is None
     # The app keeps working: another model loads and reads.
     choose(qtbot, ai_window, models["mean"].key)
     assert ai.provider_field.text().startswith("AI: ")
@@ -185,14 +185,13 @@ def test_shown_image_gets_bars_against_the_threshold_and_the_flag(
         qtbot, ai_window, models, tmp_path):
     ai = ai_window.ai
     suggestions: list[tuple[dict, str, Path]] = []
-    label_panel = ai_window.label_panel
-    passed_on = label_panel.set_ai_suggestion
+    labelling = ai_window.session.labelling
 
-    def record_suggestion(class_probabilities, model_name, image_path=None):
-        suggestions.append((dict(class_probabilities), model_name, Path(image_path)))
-        passed_on(class_probabilities, model_name, image_path=image_path)
+    def record_suggestion(path):  # what the label panel is told, through the session
+        suggestion = labelling.suggestion(path)
+        suggestions.append((dict(suggestion.probabilities), suggestion.model_name, path))
 
-    label_panel.set_ai_suggestion = record_suggestion  # records the call, then makes it
+    labelling.events.suggestion_changed.connect(record_suggestion)
     choose(qtbot, ai_window, models["mean"].key)
     bright = uniform_png(tmp_path / "bright.png", 191)  # the model returns [1 - m, m]
     read = show_and_read(qtbot, ai_window, bright)
@@ -208,7 +207,7 @@ def test_shown_image_gets_bars_against_the_threshold_and_the_flag(
     assert finding.threshold_x() == pytest.approx(rect.left() + 0.5 * rect.width())
     assert finding.fill_width() == pytest.approx(rect.width() * 191 / 255)
     assert panel.finding_label.text() == "Flagged: finding (0.749 ≥ 0.500)"
-    provider = provider_name(ai.session.provider)
+    provider = provider_name(ai.model.provider)
     assert panel.timing_label.text().startswith("Inference ")
     assert panel.timing_label.text().endswith(f" ms on {provider}")
     assert panel.status_label.text() == "Result for bright.png"
@@ -237,7 +236,7 @@ def test_shown_image_gets_bars_against_the_threshold_and_the_flag(
     assert rows[1]["outputs"]["finding"] == pytest.approx(191 / 255, abs=1e-5)
     assert rows[1]["operating_points"]["finding"]["flagged"] is True
     assert rows[1]["model_sha256"] == models["mean"].card.sha256
-    assert rows[1]["provider"] == ai.session.provider
+    assert rows[1]["provider"] == ai.model.provider
     assert read.prediction.input_uid == rows[1]["input_uid"]
     assert [s[1:] for s in suggestions] == [("mean-test@1.0", bright), ("mean-test@1.0", dark)]
     assert suggestions[0][0]["finding"] == pytest.approx(191 / 255, abs=1e-5)

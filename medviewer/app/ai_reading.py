@@ -1,26 +1,26 @@
-"""The AI reading workflow's jobs: Qt-free generators that run on worker threads.
+"""Reading images with the AI: the jobs the GUI runs on workers (and tests run directly).
 
-:class:`~medviewer.gui.results_panel.AiReader` runs each of these on a
-:class:`~medviewer.gui.workers.JobWorker`: session creation and warm-up, one read per shown
-image (prediction and, for CAM models, the activation maps from the same forward pass),
-another class's map, occlusion maps and model import. They import no Qt (so they are safe on
-any thread) and import onnxruntime and the inference modules only when they run.
+Session creation and warm-up, one read per shown image (prediction and, for CAM models, the
+activation maps from the same forward pass), another class's map, occlusion maps and model
+import. They import onnxruntime and the inference modules only when they run. Colouring a
+map into a picture is the caller's (``paint``: the GUI passes its colour-map function), so
+the picture is still made on the worker while this module stays free of Qt and pyqtgraph.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from medviewer.gui.overlay import saliency_rgba
+from medviewer.events import EventGroup
 from medviewer.jobs import CancelFlag, Progress
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from medviewer.inference.predict import Prediction
     from medviewer.inference.registry import ModelEntry
     from medviewer.inference.runtime import ModelSession
@@ -29,6 +29,9 @@ PROVIDER_NAMES = {"CUDAExecutionProvider": "CUDA", "TensorrtExecutionProvider": 
                   "CPUExecutionProvider": "CPU"}
 OCCLUSION_PATCH = 32
 OCCLUSION_STRIDE = 16
+
+# A [rows, cols] map in [0, 1] -> its RGBA picture (uint8 [rows, cols, 4]).
+Painter = Callable[["np.ndarray"], "np.ndarray"]
 
 
 def provider_name(provider: str) -> str:
@@ -68,7 +71,7 @@ class ImageRead:
     cam: np.ndarray | None  # [classes, h, w] from the same forward pass, or None
     geometry: Any  # preprocess.InputGeometry: where the image sits in the model input
     maps: dict[int, np.ndarray] = field(default_factory=dict)  # class -> [rows, cols] map
-    pictures: dict[int, tuple[str, np.ndarray]] = field(default_factory=dict)  # (colours, RGBA)
+    pictures: dict[int, tuple[str, np.ndarray]] = field(default_factory=dict)  # (painter, RGBA)
     seconds: float = 0.0  # the whole read: preprocessing, inference, first map
 
 
@@ -90,7 +93,8 @@ def default_class_index(prediction: Prediction) -> int:
 
 
 def read_image_job(model: ModelSession, instance: Any, frame: int, class_name: str | None,
-                   colour_map: str, cancel: CancelFlag) -> Generator[Progress, None, ImageRead]:
+                   painter: tuple[str, Painter], cancel: CancelFlag,
+                   ) -> Generator[Progress, None, ImageRead]:
     """Predict one frame (with CAM from the same pass when the model has it) and audit it.
 
     A read cancelled before its result is delivered is not audited: nobody saw it.
@@ -104,7 +108,7 @@ def read_image_job(model: ModelSession, instance: Any, frame: int, class_name: s
     prepared = prepare_instance(instance, model.card, frame)
     cancel.raise_if_cancelled()
     yield Progress(1, 2, "Running the model")
-    output = model.run(prepared.tensor[np.newaxis], with_cam=model.has_cam)
+    output = model.run(prepared.tensor[None], with_cam=model.has_cam)
     prediction = make_prediction(model, instance.path, frame, input_uid(instance),
                                  output.probabilities[0], output.seconds * 1000.0)
     cam = output.cam[0] if output.cam is not None else None
@@ -113,20 +117,22 @@ def read_image_job(model: ModelSession, instance: Any, frame: int, class_name: s
         names = [c.lower() for c in model.card.classes]
         index = (names.index(class_name.lower()) if class_name and class_name.lower() in names
                  else default_class_index(prediction))
-        read.pictures[index] = (colour_map, saliency_rgba(cam_map(read, index), colour_map))
+        name, paint = painter
+        read.pictures[index] = (name, paint(cam_map(read, index)))
     cancel.raise_if_cancelled()
     record_predictions([prediction])
     read.seconds = time.perf_counter() - started
     return read
 
 
-def cam_map_job(read: ImageRead, class_index: int, colour_map: str, cancel: CancelFlag
-                ) -> Generator[Progress, None, int]:
+def cam_map_job(read: ImageRead, class_index: int, painter: tuple[str, Painter],
+                cancel: CancelFlag) -> Generator[Progress, None, int]:
     """Another class's map of a read (and its picture), cached on the read."""
     yield Progress(0, 1, "Mapping the class activation map onto the image")
     values = cam_map(read, class_index)
     cancel.raise_if_cancelled()
-    read.pictures[class_index] = (colour_map, saliency_rgba(values, colour_map))
+    name, paint = painter
+    read.pictures[class_index] = (name, paint(values))
     return class_index
 
 
@@ -147,15 +153,16 @@ def occlusion_passes(rows: int, cols: int, card: Any, patch: int = OCCLUSION_PAT
 
 
 def occlusion_map_job(model: ModelSession, instance: Any, frame: int, class_index: int,
-                      colour_map: str, cancel: CancelFlag
+                      painter: tuple[str, Painter], cancel: CancelFlag
                       ) -> Generator[Progress, None, tuple[Any, np.ndarray, str]]:
-    """The occlusion SaliencyMap, its picture and the picture's colour map."""
+    """The occlusion SaliencyMap, its picture and the name of the painter that made it."""
     from medviewer.inference.saliency import occlusion_job
 
     result = yield from occlusion_job(model, instance, class_name=class_index, frame=frame,
                                       patch=OCCLUSION_PATCH, stride=OCCLUSION_STRIDE,
                                       cancel=cancel)
-    return result, saliency_rgba(result.values, colour_map), colour_map
+    name, paint = painter
+    return result, paint(result.values), name
 
 
 def import_model_job(onnx_path: Path, card_path: Path | None, cancel: CancelFlag
@@ -164,3 +171,64 @@ def import_model_job(onnx_path: Path, card_path: Path | None, cancel: CancelFlag
 
     yield Progress(0, 1, f"Checking {onnx_path.name}")
     return import_model(onnx_path, card_path)
+
+
+# ---------------------------------------------------------------- the session's AI state
+
+
+class AiEvents(EventGroup):
+    names = ("model_chosen", "model_ready", "model_failed", "read_finished", "read_cleared")
+
+
+class AiState:
+    """The active model and the AI's read of the image on screen (``session.ai``).
+
+    Events: ``model_chosen(ModelEntry)`` (loading starts), ``model_ready(LoadedModel)``,
+    ``model_failed(str)``, ``read_finished(ImageRead)`` (the read of the shown image, which
+    the label suggestions follow), ``read_cleared(None)``.
+    """
+
+    def __init__(self) -> None:
+        self.events = AiEvents()
+        self.entry: ModelEntry | None = None
+        self.loaded: LoadedModel | None = None
+        self.error = ""  # why no model is usable, as one sentence ("" when one is)
+        self.read: ImageRead | None = None
+        self.chosen_class: str | None = None  # the reader's class for the overlay
+
+    @property
+    def model(self) -> ModelSession | None:
+        return self.loaded.session if self.loaded is not None else None
+
+    def choose(self, entry: ModelEntry) -> None:
+        """A model was chosen: what belonged to the previous one is dropped."""
+        self.entry = entry
+        self.loaded = None
+        self.error = ""
+        self.chosen_class = None
+        self.clear_read()
+        self.events.model_chosen.emit(entry)
+
+    def model_loaded(self, loaded: LoadedModel) -> None:
+        self.loaded = loaded
+        self.error = ""
+        self.events.model_ready.emit(loaded)
+
+    def model_unusable(self, sentence: str) -> None:
+        self.loaded = None
+        self.error = sentence
+        self.clear_read()
+        self.events.model_failed.emit(sentence)
+
+    def read_done(self, read: ImageRead) -> bool:
+        """The read of the shown image; False (and dropped) when it belongs to another model."""
+        if self.model is None or read.prediction.model_sha256 != self.model.card.sha256:
+            return False
+        self.read = read
+        self.events.read_finished.emit(read)
+        return True
+
+    def clear_read(self) -> None:
+        if self.read is not None:
+            self.read = None
+            self.events.read_cleared.emit(None)
