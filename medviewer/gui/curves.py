@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 from PySide6.QtCore import QPointF, Qt, QTimer, Signal
-from PySide6.QtWidgets import QHBoxLayout, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QMenu, QVBoxLayout, QWidget
 
 from medviewer.gui.lazy import import_pyqtgraph
 
@@ -46,7 +46,20 @@ def _styled_plot(title: str, left: str, bottom: str,
         plot.showGrid(x=True, y=True, alpha=0.2)
     plot.setMenuEnabled(False)
     plot.setMinimumSize(260, 200)
+    _own_menus(plot, item.ctrlMenu, item.getViewBox().menu)
     return plot
+
+
+def _own_menus(owner: QWidget, *menus: QMenu | None) -> None:
+    """pyqtgraph makes its context menus (and their submenus) without a parent and keeps
+    them alive through signal closures, so they outlive the plot as stray top-level
+    widgets; owned by the plot, they are deleted with it."""
+    pending = [m for m in menus if m is not None]
+    while pending:
+        menu = pending.pop()
+        if menu.parent() is None:
+            menu.setParent(owner, menu.windowFlags())
+        pending.extend(a.menu() for a in menu.actions() if a.menu() is not None)
 
 
 def _legend(plot: pg.PlotWidget, bottom: bool = False) -> pg.LegendItem:

@@ -398,5 +398,10 @@ class StudyBrowser(QWidget):
             worker.cancel()
 
     def wait_for_workers(self, timeout_ms: int = 10_000) -> None:
+        """Cancel and join the thumbnail jobs; their queued outcomes then go nowhere (the
+        browser may be deleted before the event loop delivers them)."""
         for worker in list(self._workers):
             worker.wait(timeout_ms)
+            worker.event.disconnect()
+            worker.ended.disconnect()
+        self._workers.clear()

@@ -184,6 +184,7 @@ def test_recent_items_survive_a_new_window(qtbot, main_window):
             [str(path.resolve())]
     finally:
         second.close()
+        second.deleteLater()
 
 
 def test_panel_layout_and_size_come_back_in_a_new_window(qtbot):
