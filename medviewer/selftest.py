@@ -122,9 +122,9 @@ def installation_info(with_provider: bool = True) -> dict[str, str]:
     if torch_installed():
         version = _distribution_version("torch")
         if not version:  # a bundle without torch's metadata
-            import torch
+            from medviewer.training.versions import torch_version
 
-            version = torch.__version__
+            version = torch_version()
         info["torch"] = version
     else:
         info["torch"] = "not included (training needs the Studio edition)"
