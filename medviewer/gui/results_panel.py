@@ -37,13 +37,13 @@ from medviewer.app.ai_reading import (
     ImageRead, LoadedModel, Painter, cam_map_job, default_class_index, import_model_job,
     load_model_job, occlusion_map_job, occlusion_passes, provider_name, read_image_job,
 )
-from medviewer.gui.batch_panel import BatchPanel
+from medviewer.gui.ai_batch import AiBatch
 from medviewer.gui.models_dialog import ModelInfoDialog, ModelsDialog
 from medviewer.gui.overlay import OverlayMap, SaliencyOverlay, saliency_rgba
 from medviewer.gui.results_view import ResultsPanel
 from medviewer.gui.widgets import subscribe
 from medviewer.gui.workers import JobWorker
-from medviewer.jobs import CancelFlag, Progress
+from medviewer.jobs import Progress
 
 if TYPE_CHECKING:
     from medviewer.app.session import Session
@@ -60,7 +60,6 @@ READ_DELAY_MS = 40
 # onnxruntime never competes with the window's first paint and first image.
 STARTUP_LOAD_AFTER_IMAGE_MS = 250
 STARTUP_LOAD_FALLBACK_MS = 2000
-BATCH_SIZE = 8
 
 
 class AiReader(QObject):
@@ -71,7 +70,6 @@ class AiReader(QObject):
     read_finished = Signal(object)  # ImageRead shown in the panel
     read_failed = Signal(str)
     saliency_shown = Signal(object)  # OverlayMap
-    batch_ended = Signal(str)  # 'finished' | 'cancelled' | 'failed'
     import_ended = Signal(str)  # 'finished' | 'failed'
 
     def __init__(self, session: Session, shell: Shell, view: ImageView) -> None:
@@ -82,7 +80,6 @@ class AiReader(QObject):
         self.view = view
         settings = session.settings
         self.auto_read = True
-        self.batch_size = BATCH_SIZE
         self.message_box: QMessageBox | None = None
         self.info_dialog: ModelInfoDialog | None = None
         self.models_dialog: ModelsDialog | None = None
@@ -92,26 +89,17 @@ class AiReader(QObject):
         self._loader: JobWorker | None = None
         self._reader: JobWorker | None = None
         self._saliency_worker: JobWorker | None = None
-        self._batch: JobWorker | None = None
-        self._batch_total = 0
-        self._batch_done = 0
-        self._batch_errors = 0
-        self._batch_flagged = 0
         self._importer: JobWorker | None = None
         self._closed = False
 
         self.panel = ResultsPanel()
-        self.batch_panel = BatchPanel()
         self.overlay = SaliencyOverlay(self.view, settings.overlay_opacity)
         self.provider_field = QLabel("AI: no model")
         self.provider_field.setObjectName("aiProviderLabel")
         self.provider_field.setToolTip("The AI model and where it runs")
         self.results_dock = shell.add_panel("results", "AI results", self.panel,
                                             Qt.DockWidgetArea.RightDockWidgetArea)
-        self.batch_dock = shell.add_panel("batch", "AI batch results", self.batch_panel,
-                                          Qt.DockWidgetArea.BottomDockWidgetArea,
-                                          tabify_with="problems")
-        self.batch_dock.hide()
+        self.batch = AiBatch(self)
         shell.add_status_field(self.provider_field)
         self._results_dock_fitted = False
         self.results_dock.visibilityChanged.connect(self._on_results_dock_visible)
@@ -174,11 +162,7 @@ class AiReader(QObject):
         self.auto_action.setCheckable(True)
         self.auto_action.setChecked(self.auto_read)
         self.auto_action.toggled.connect(self._set_auto_read)
-        self.batch_action = menu.addAction("Run AI on all &open images", self.run_batch_on_open)
-        self.batch_action.setShortcut(QKeySequence("Ctrl+Shift+R"))
-        self.folder_action = menu.addAction("Run AI on a &folder…", self.choose_batch_folder)
-        self.cancel_batch_action = menu.addAction("&Cancel AI batch", self.cancel_batch)
-        self.cancel_batch_action.setEnabled(False)
+        self.batch.add_actions(menu)
         menu.addSeparator()
         self.overlay_action = menu.addAction("Show &saliency overlay")
         self.overlay_action.setCheckable(True)
@@ -203,8 +187,8 @@ class AiReader(QObject):
         self.view.frame_changed.connect(self._on_frame_changed)
         panel = self.panel
         panel.run_button.clicked.connect(self.read_current)
-        panel.batch_button.clicked.connect(self.run_batch_on_open)
-        panel.folder_button.clicked.connect(self.choose_batch_folder)
+        panel.batch_button.clicked.connect(self.batch.run_on_open)
+        panel.folder_button.clicked.connect(self.batch.choose_folder)
         panel.overlay_check.setChecked(self.overlay_action.isChecked())
         panel.overlay_check.toggled.connect(self.overlay_action.setChecked)
         panel.class_combo.currentIndexChanged.connect(self._on_class_chosen)
@@ -212,8 +196,6 @@ class AiReader(QObject):
         panel.saliency_cancel.clicked.connect(self.cancel_saliency)
         panel.opacity_slider.valueChanged.connect(self._on_opacity_slider)
         panel.colour_combo.currentTextChanged.connect(self.overlay.set_colour_map)
-        self.batch_panel.cancel_requested.connect(self.cancel_batch)
-        self.batch_panel.image_requested.connect(self.open_image)
 
     # ------------------------------------------------------------ dock sizes
     def _on_results_dock_visible(self, visible: bool) -> None:
@@ -233,18 +215,9 @@ class AiReader(QObject):
         if dock.height() < wanted:
             self.shell.resize_panel(dock, wanted)
 
-    def _show_batch_dock(self) -> None:
-        dock = self.batch_dock
-        first_time = dock.isHidden()
-        dock.show()
-        dock.raise_()
-        if first_time:
-            window = self.shell.dialog_parent()
-            self.shell.resize_panel(dock, max(160, window.height() // 4))
-            QTimer.singleShot(0, self.fit_results_dock)
-
     # ------------------------------------------------------------ workers
-    def _start(self, worker: JobWorker) -> JobWorker:
+    def start(self, worker: JobWorker) -> JobWorker:
+        """Start an AI job this reader tracks (and cancels and joins at shutdown)."""
         self._workers.add(worker)
         worker.ended.connect(lambda: self._workers.discard(worker))
         worker.start()
@@ -271,7 +244,7 @@ class AiReader(QObject):
             if dialog is not None:
                 dialog.close()
 
-    def _status(self, sentence: str, ms: int = 10_000) -> None:
+    def status(self, sentence: str, ms: int = 10_000) -> None:
         self.shell.show_status(sentence, ms)
 
     # ------------------------------------------------------------ models
@@ -325,7 +298,7 @@ class AiReader(QObject):
             except ModelError:
                 self._show_model_error(str(exc), quiet=True)
                 return
-            self._status(f"{exc} Using {entry.name} {entry.version} instead.")
+            self.status(f"{exc} Using {entry.name} {entry.version} instead.")
         self._load(entry)
 
     def choose_model(self, key: str) -> bool:
@@ -360,7 +333,7 @@ class AiReader(QObject):
         worker.finished.connect(self._on_model_loaded)
         worker.failed.connect(self._on_model_failed)
         self._loader = worker
-        self._start(worker)
+        self.start(worker)
         for action in self._model_group.actions():
             action.setChecked(action.data() == entry.key)
 
@@ -381,7 +354,7 @@ class AiReader(QObject):
                                  + (f" {session.notice}" if session.notice else ""))
         self._update_saliency_controls()
         if session.notice:
-            self._status(session.notice, 15_000)
+            self.status(session.notice, 15_000)
         if self.view.instance is None:
             self.panel.show_status("Show an image to read it with the model.")
         self.state.model_loaded(loaded)
@@ -405,7 +378,7 @@ class AiReader(QObject):
         self.panel.show_status(sentence, error=True)
         self._set_provider_field("AI: unavailable" if self.entry else "AI: no model", sentence)
         if not quiet:
-            self._status(sentence, 15_000)
+            self.status(sentence, 15_000)
 
     def _set_provider_field(self, text: str, tip: str) -> None:
         self.provider_field.setText(text)
@@ -420,7 +393,7 @@ class AiReader(QObject):
     # ------------------------------------------------------------ dialogs
     def show_model_info(self) -> ModelInfoDialog | None:
         if self.entry is None:
-            self._status(self.state.error or "No AI model is loaded.")
+            self.status(self.state.error or "No AI model is loaded.")
             return None
         if self.info_dialog is not None:
             self.info_dialog.close()
@@ -494,20 +467,20 @@ class AiReader(QObject):
         worker.finished.connect(self._on_imported)
         worker.failed.connect(self._on_import_failed)
         self._importer = worker
-        self._status(f"Checking the model {onnx_path.name}…", 30_000)
-        return self._start(worker)
+        self.status(f"Checking the model {onnx_path.name}…", 30_000)
+        return self.start(worker)
 
     def _on_imported(self, entry: ModelEntry) -> None:
         self._importer = None
         self.refresh_model_menu()
-        self._status(f"Imported the model {entry.name} {entry.version}; it is now in use.")
+        self.status(f"Imported the model {entry.name} {entry.version}; it is now in use.")
         self.choose_model(entry.key)
         self._refresh_models_dialog()
         self.import_ended.emit("finished")
 
     def _on_import_failed(self, sentence: str) -> None:
         self._importer = None
-        self._status(sentence, 15_000)
+        self.status(sentence, 15_000)
         self._show_message("Model not imported", sentence)
         self.import_ended.emit("failed")
 
@@ -578,7 +551,7 @@ class AiReader(QObject):
         self._read_timer.stop()
         instance = self.view.instance
         if instance is None:
-            self._status("Show an image first, then run the AI on it.")
+            self.status("Show an image first, then run the AI on it.")
             return None
         if self.model is None:
             if self.entry is None and not self.is_loading and not self._closed:
@@ -587,7 +560,7 @@ class AiReader(QObject):
                 self._read_pending = True
                 self.panel.show_status("Waiting for the model to load…")
             else:
-                self._status(self.state.error or "No AI model is loaded.")
+                self.status(self.state.error or "No AI model is loaded.")
             return None
         self._cancel_reads()
         model, frame, chosen = self.model, self.view.frame, self.state.chosen_class
@@ -599,7 +572,7 @@ class AiReader(QObject):
         worker.failed.connect(self._on_read_failed)
         self._reader = worker
         self.panel.show_status(f"Reading {instance.path.name}…")
-        return self._start(worker)
+        return self.start(worker)
 
     def _on_read(self, read: ImageRead) -> None:
         if self.sender() is not self._reader:
@@ -627,7 +600,7 @@ class AiReader(QObject):
         self._reader = None
         self.panel.clear_result()
         self.panel.show_status(sentence, error=True)
-        self._status(sentence, 15_000)
+        self.status(sentence, 15_000)
         self.read_failed.emit(sentence)
 
     def _painter(self) -> tuple[str, Painter]:
@@ -691,7 +664,7 @@ class AiReader(QObject):
             lambda result, w=worker, r=read: self._on_cam_map(w, r, result))
         worker.failed.connect(self._on_saliency_failed)
         self._saliency_worker = worker
-        self._start(worker)
+        self.start(worker)
 
     def _on_cam_map(self, worker: JobWorker, read: ImageRead, index: int) -> None:
         if worker is not self._saliency_worker:
@@ -710,7 +683,7 @@ class AiReader(QObject):
         """Occlusion map for the chosen class on a worker, with progress and Cancel."""
         read, model = self.read, self.model
         if read is None or model is None:
-            self._status("Run the AI on an image first.")
+            self.status("Run the AI on an image first.")
             return None
         self._occlusion_wanted = True
         if self._saliency_worker is not None:
@@ -727,7 +700,7 @@ class AiReader(QObject):
         worker.cancelled.connect(lambda: self._on_saliency_cancelled(worker))
         self._saliency_worker = worker
         self.panel.set_saliency_progress(None, running=True)
-        return self._start(worker)
+        return self.start(worker)
 
     def _on_saliency_event(self, event: Any) -> None:
         if self.sender() is self._saliency_worker and isinstance(event, Progress):
@@ -753,7 +726,7 @@ class AiReader(QObject):
         self._saliency_worker = None
         self.panel.set_saliency_progress(None, running=False)
         self.panel.method_label.setText(sentence)
-        self._status(sentence)
+        self.status(sentence)
 
     def _on_saliency_cancelled(self, worker: JobWorker) -> None:
         if worker is self._saliency_worker:
@@ -767,7 +740,7 @@ class AiReader(QObject):
             self._occlusion_wanted = False  # until asked again
             self.panel.set_saliency_progress(None, running=False)
             self._update_saliency_controls()
-            self._status("Saliency map cancelled.")
+            self.status("Saliency map cancelled.")
 
     @property
     def saliency_running(self) -> bool:
@@ -797,116 +770,6 @@ class AiReader(QObject):
     def _on_opacity_slider(self, value: int) -> None:
         self.overlay.set_opacity(value / 100.0)
         self._opacity_save_timer.start()
-
-    # ------------------------------------------------------------ batch
-    def run_batch_on_open(self) -> JobWorker | None:
-        """Run the model over every image in the study browser."""
-        paths = [record.path for record in self.app_session.open_records()]
-        if not paths:
-            self._status("Open a study or a folder first, then run the AI on it.")
-            return None
-        return self.run_batch(paths, f"{len(paths)} open image" + ("" if len(paths) == 1
-                                                                    else "s"))
-
-    def choose_batch_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self.shell.dialog_parent(),
-                                                  "Run the AI on a folder",
-                                                  str(Path.home()))
-        if folder:
-            self.run_batch([Path(folder)], Path(folder).name)
-
-    def run_batch(self, paths: list[Path], description: str) -> JobWorker | None:
-        """Predict every image in ``paths`` (files and folders) on a worker, rows as they come."""
-        if self._batch is not None and self._batch.is_running():
-            self._status("An AI batch is already running: cancel it first.")
-            return None
-        model = self.model or self.entry
-        if model is None:
-            self._status(self.state.error or "No AI model is loaded.")
-            return None
-        key = self.entry.key if self.entry else ""
-        batch_size = self.batch_size
-
-        def job(cancel: CancelFlag):
-            from medviewer.inference.predict import predict_job
-
-            return predict_job(list(paths), model, batch_size=batch_size, cancel=cancel)
-
-        worker = JobWorker(job, "running the AI batch")
-        worker.event.connect(self._on_batch_event)
-        worker.finished.connect(self._on_batch_finished)
-        worker.failed.connect(self._on_batch_failed)
-        worker.cancelled.connect(self._on_batch_cancelled)
-        self._batch = worker
-        self._batch_done = self._batch_errors = self._batch_flagged = 0
-        # Files only: the total is known now (a folder's comes with the job's progress).
-        self._batch_total = 0 if any(Path(p).is_dir() or Path(p).name.upper() == "DICOMDIR"
-                                     for p in paths) else len(paths)
-        classes = list(model.card.classes)
-        self.batch_panel.start(f"{key} on {description}", classes)
-        self.cancel_batch_action.setEnabled(True)
-        self._show_batch_dock()
-        return self._start(worker)
-
-    @property
-    def batch_running(self) -> bool:
-        return self._batch is not None and self._batch.is_running()
-
-    def cancel_batch(self) -> None:
-        if self._batch is not None:
-            self._batch.cancel()
-            self.batch_panel.cancel_button.setEnabled(False)
-            self.batch_panel.summary_label.setText("Cancelling…")
-
-    def _on_batch_event(self, event: Any) -> None:
-        from medviewer.inference.predict import PredictionReady
-
-        if self.sender() is not self._batch:
-            return
-        if isinstance(event, Progress):
-            if event.total:
-                self._batch_total = event.total
-            self.batch_panel.set_progress(event)
-        elif isinstance(event, PredictionReady):
-            prediction = event.prediction
-            self._batch_done += 1
-            self._batch_flagged += bool(prediction.flagged)
-            if not prediction.ok:
-                self._batch_errors += 1
-                self.app_session.report_problem(prediction.path, prediction.error or "")
-            self.batch_panel.add_prediction(prediction)
-
-    def _batch_summary(self) -> str:
-        done, errors = self._batch_done, self._batch_errors
-        text = f"{done - errors} image" + ("" if done - errors == 1 else "s") + " read"
-        text += f", {self._batch_flagged} flagged"
-        if errors:
-            text += f", {errors} could not be read"
-        return text
-
-    def _on_batch_finished(self, _predictions: list) -> None:
-        self._end_batch(self._batch_summary() + ".", "finished")
-
-    def _on_batch_failed(self, sentence: str) -> None:
-        self._status(sentence, 15_000)
-        self._end_batch(sentence, "failed", error=True)
-
-    def _on_batch_cancelled(self) -> None:
-        total = f" of {self._batch_total}" if self._batch_total else ""
-        self._end_batch(f"Cancelled after {self._batch_done}{total} images: "
-                        f"{self._batch_summary()}.", "cancelled")
-
-    def _end_batch(self, summary: str, outcome: str, error: bool = False) -> None:
-        self._batch = None
-        self.cancel_batch_action.setEnabled(False)
-        self.batch_panel.finish(summary, error)
-        self._status(f"AI batch: {summary}")
-        self.batch_ended.emit(outcome)
-
-    def open_image(self, path: Path) -> None:
-        """Show a batch row's image (the browser selects it when it lists it)."""
-        self.app_session.request_show(path)
-
 
 def install_ai(shell: Shell, session: Session, view: ImageView) -> AiReader:
     """Add the AI reading workflow to a shell (menus, docks, status field, overlay)."""

@@ -6,7 +6,7 @@
    picture, audit row): the same work without the GUI.
 2. The GUI thread meanwhile: the longest gap between 2 ms timer ticks while those reads
    run, against the longest gap with the window idle for as long.
-3. Batch: ``AiReader.run_batch`` filling the table, against ``predict_paths`` on the same
+3. Batch: ``AiBatch.run`` filling the table, against ``predict_paths`` on the same
    files and session (both audited).
 
 Uses the shipped model from models/ when there is one, else a 224x224 stand-in CAM model
@@ -164,13 +164,13 @@ def _run(tmp: Path) -> None:
         predict_paths(files, session)
         baseline.append(time.perf_counter() - started)
         ended: list[str] = []
-        ai.batch_ended.connect(ended.append)
+        ai.batch.ended.connect(ended.append)
         started = time.perf_counter()
-        ai.run_batch(files, f"{len(files)} images")
+        ai.batch.run(files, f"{len(files)} images")
         _wait(lambda: bool(ended))
         in_gui.append(time.perf_counter() - started)
-        ai.batch_ended.disconnect(ended.append)
-        assert ended == ["finished"] and ai.batch_panel.table.rowCount() == len(files)
+        ai.batch.ended.disconnect(ended.append)
+        assert ended == ["finished"] and ai.batch.panel.table.rowCount() == len(files)
     base_rate = len(files) / min(baseline)
     gui_rate = len(files) / min(in_gui)
     print(f"\n3. batch of {len(files)} kermany224 JPEGs (best of 2, alternating)")

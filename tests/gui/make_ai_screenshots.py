@@ -92,11 +92,11 @@ def main(out_dir: str) -> None:
         dialog.close()
 
         # 4. A batch over the folder (one file is broken), sorted by probability.
-        ai.run_batch([study], study.name)
-        wait_until(lambda: not ai.batch_running, 120_000)
-        columns = ai.batch_panel.columns
+        ai.batch.run([study], study.name)
+        wait_until(lambda: not ai.batch.running, 120_000)
+        columns = ai.batch.panel.columns
         finding = next((c for c in columns if c == "P(PNEUMONIA)"), "Probability")
-        ai.batch_panel.table.sortItems(columns.index(finding), Qt.SortOrder.DescendingOrder)
+        ai.batch.panel.table.sortItems(columns.index(finding), Qt.SortOrder.DescendingOrder)
         settle(window, 300)
         window.grab().save(str(out / "ai_batch.png"))
 

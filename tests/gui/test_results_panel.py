@@ -307,13 +307,13 @@ def test_batch_over_a_folder_with_a_broken_file(qtbot, ai_window, models, tmp_pa
 
     expected = {p.path.name: p for p in predict_paths(images, session, audit=False)}
     audit_before = len(AuditLog().rows())
-    with qtbot.waitSignal(ai.batch_ended, timeout=60_000) as ended:
-        assert ai.run_batch([folder], folder.name) is not None
+    with qtbot.waitSignal(ai.batch.ended, timeout=60_000) as ended:
+        assert ai.batch.run([folder], folder.name) is not None
     assert ended.args == ["finished"]
     assert not ai_window.docks["batch"].isHidden()
-    assert ai.batch_panel.columns == ["Image", "Top class", "Probability", "Flagged",
+    assert ai.batch.panel.columns == ["Image", "Top class", "Probability", "Flagged",
                                       "P(normal)", "P(finding)", "Note"]
-    rows = {row["Image"]: row for row in ai.batch_panel.rows()}
+    rows = {row["Image"]: row for row in ai.batch.panel.rows()}
     assert set(rows) == {p.name for p in images} | {broken.name}
     for name, prediction in expected.items():
         top, row = prediction.top, rows[name]
@@ -329,20 +329,20 @@ def test_batch_over_a_folder_with_a_broken_file(qtbot, ai_window, models, tmp_pa
                                            "P(normal)", "P(finding)")} == {"—"}
     assert sentence in ai_window.problems.sentences()
     flagged = sum(1 for p in expected.values() if p.flagged)
-    assert ai.batch_panel.summary_label.text() == (
+    assert ai.batch.panel.summary_label.text() == (
         f"4 images read, {flagged} flagged, 1 could not be read.")
     assert len(AuditLog().rows()) == audit_before + 4  # the broken file made no prediction
 
     # Sorting by a class's probability puts the rows in numeric order (no result first).
-    table = ai.batch_panel.table
-    table.sortItems(ai.batch_panel.columns.index("P(finding)"), Qt.SortOrder.AscendingOrder)
-    ordered = [row["P(finding)"] for row in ai.batch_panel.rows()]
+    table = ai.batch.panel.table
+    table.sortItems(ai.batch.panel.columns.index("P(finding)"), Qt.SortOrder.AscendingOrder)
+    ordered = [row["P(finding)"] for row in ai.batch.panel.rows()]
     assert ordered[0] == "—"
     assert [float(v) for v in ordered[1:]] == sorted(float(v) for v in ordered[1:])
 
     # Clicking a row shows that image (and reads it).
-    target_row = next(r for r in range(table.rowCount()) if ai.batch_panel.path_at(r)
-                      and ai.batch_panel.path_at(r).name == images[2].name)
+    target_row = next(r for r in range(table.rowCount()) if ai.batch.panel.path_at(r)
+                      and ai.batch.panel.path_at(r).name == images[2].name)
     rect = table.visualItemRect(table.item(target_row, 0))
     with qtbot.waitSignal(ai.read_finished, timeout=20_000) as read:
         qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
@@ -354,24 +354,24 @@ def test_batch_can_be_cancelled(qtbot, ai_window, models, shared_data):
     ai = ai_window.ai
     choose(qtbot, ai_window, models["mean"].key)
     files = kermany(shared_data, 200)
-    ai.batch_size = 2
+    ai.batch.batch_size = 2
 
     def cancel_on_first_row(*_args):
-        if ai.batch_panel.cancel_button.isVisible() and ai.batch_panel.cancel_button.isEnabled():
-            qtbot.mouseClick(ai.batch_panel.cancel_button, Qt.MouseButton.LeftButton)
+        if ai.batch.panel.cancel_button.isVisible() and ai.batch.panel.cancel_button.isEnabled():
+            qtbot.mouseClick(ai.batch.panel.cancel_button, Qt.MouseButton.LeftButton)
 
-    ai.batch_panel.table.model().rowsInserted.connect(cancel_on_first_row)
-    with qtbot.waitSignal(ai.batch_ended, timeout=60_000) as ended:
-        ai.run_batch(files, "200 images")
+    ai.batch.panel.table.model().rowsInserted.connect(cancel_on_first_row)
+    with qtbot.waitSignal(ai.batch.ended, timeout=60_000) as ended:
+        ai.batch.run(files, "200 images")
     assert ended.args == ["cancelled"]
-    done = ai.batch_panel.table.rowCount()
+    done = ai.batch.panel.table.rowCount()
     assert 0 < done < len(files)
-    assert ai.batch_panel.summary_label.text().startswith(f"Cancelled after {done} of 200 images")
-    assert ai.batch_panel.cancel_button.isHidden()
-    assert not ai.cancel_batch_action.isEnabled()
+    assert ai.batch.panel.summary_label.text().startswith(f"Cancelled after {done} of 200 images")
+    assert ai.batch.panel.cancel_button.isHidden()
+    assert not ai.batch.cancel_action.isEnabled()
     # Everything delivered was audited (a batch is audited before its rows are handed out).
     audited = len(AuditLog().rows())
-    assert done <= audited < done + ai.batch_size
+    assert done <= audited < done + ai.batch.batch_size
 
 
 # ---------------------------------------------------------------- import and the model card
