@@ -19,7 +19,13 @@ import logging
 from pathlib import Path
 
 from medviewer.events import EventGroup
-from medviewer.settings import Settings, load_settings, save_settings
+from medviewer.settings import (
+    Settings,
+    check_setting,
+    load_settings,
+    load_settings_with_notices,
+    save_settings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +38,20 @@ class Session:
     """State shared by the panels and workflows of one window (Qt-free)."""
 
     def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings if settings is not None else load_settings()
+        # Sentences about settings that were replaced by their defaults at load: the GUI
+        # shows them once.
+        self.settings_notices: list[str] = []
+        if settings is None:
+            settings, self.settings_notices = load_settings_with_notices()
+        self.settings = settings
         self.events = SessionEvents()
 
     # ------------------------------------------------------------ settings
     def update_settings(self, **values: object) -> str | None:
         """Set and save settings (merged into a fresh read, since other windows may have
         saved meanwhile); returns a sentence when they could not be saved (they still apply
-        to this session)."""
+        to this session). A value outside its rule raises SettingsError and nothing changes."""
+        values = {name: check_setting(name, value) for name, value in values.items()}
         fresh = load_settings()
         for name, value in values.items():
             setattr(fresh, name, value)
