@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import platformdirs
@@ -82,3 +83,29 @@ def user_cache_dir() -> Path:
 
 def user_models_dir() -> Path:
     return _ensure(user_data_dir() / "models")
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Write ``text`` so the file is complete or untouched, readable by its owner only.
+
+    A temporary file beside it (mkstemp makes it 0600) is fsynced, then renamed over the
+    target, then the folder is fsynced: a crash leaves the old file or the new one, never
+    half of one. For the app's own files (settings, key images): they can name patients.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    if os.name == "posix":  # Windows cannot open a folder; NTFS journals the rename
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)

@@ -15,15 +15,13 @@ import getpass
 import json
 import logging
 import math
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from medviewer.errors import UserError
-from medviewer.paths import user_config_dir
+from medviewer.paths import user_config_dir, write_private_file
 
 log = logging.getLogger(__name__)
 
@@ -266,17 +264,6 @@ def load_settings(path: Path | None = None) -> Settings:
 
 def save_settings(settings: Settings, path: Path | None = None) -> None:
     """Write atomically so a crash never leaves a half-written settings file."""
-    path = path or settings_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = settings.to_dict()
     data["schema_version"] = SCHEMA_VERSION
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".settings-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_private_file(path or settings_path(), json.dumps(data, indent=2))
