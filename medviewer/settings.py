@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from medviewer.errors import UserError
-from medviewer.paths import user_config_dir, write_private_file
+from medviewer.paths import user_config_dir, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -266,4 +266,4 @@ def save_settings(settings: Settings, path: Path | None = None) -> None:
     """Write atomically so a crash never leaves a half-written settings file."""
     data = settings.to_dict()
     data["schema_version"] = SCHEMA_VERSION
-    write_private_file(path or settings_path(), json.dumps(data, indent=2))
+    write_atomically(path or settings_path(), json.dumps(data, indent=2))

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from medviewer.errors import UserError
-from medviewer.paths import user_data_dir, write_private_file
+from medviewer.paths import user_data_dir, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ class KeyImageStore:
                 "studies": {study: [_entry(k) for k in images]
                             for study, images in sorted(table.items()) if images}}
         try:
-            write_private_file(self.path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+            write_atomically(self.path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
         except OSError as exc:
             raise KeyImagesError(f"The key images could not be saved in {self.path} "
                                  f"({exc.strerror or exc}).") from None
