@@ -13,15 +13,15 @@ Importing it loads no Qt: the tools script runs it before Qt can start.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
-import shutil
-import subprocess
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+
+# subprocess, shutil and importlib.util are imported where used: the app imports this module
+# on every start, and only a failure or the tools need them.
 
 # SONAMEs whose Debian package does not follow the naming rule (see debian_package).
 _PACKAGE_EXCEPTIONS = {
@@ -35,8 +35,9 @@ _PACKAGE_EXCEPTIONS = {
     "libc.so.6": "libc6",
     "libm.so.6": "libc6",
 }
-_SONAME = re.compile(r"^(?P<name>lib[^/]+?)\.so\.(?P<version>[0-9][0-9.]*)$")
-_NOT_FOUND = re.compile(r"^\s*(\S+)\s+=>\s+not found", re.MULTILINE)
+# Patterns as text: re compiles them on first use, not on every start of the app.
+_SONAME = r"^(?P<name>lib[^/]+?)\.so\.(?P<version>[0-9][0-9.]*)$"
+_NOT_FOUND = r"(?m)^\s*(\S+)\s+=>\s+not found"
 
 
 def qt_plugins_dir() -> Path | None:
@@ -45,6 +46,8 @@ def qt_plugins_dir() -> Path | None:
         from PySide6.QtCore import QLibraryInfo
 
         return Path(QLibraryInfo.path(QLibraryInfo.LibraryPath.PluginsPath))
+    import importlib.util
+
     spec = importlib.util.find_spec("PySide6")
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -70,12 +73,15 @@ def missing_libraries(files: Sequence[Path], env: dict[str, str] | None = None) 
 
     Empty where there is no ``ldd`` (not Linux): nothing can be said there.
     """
+    import shutil
+    import subprocess
+
     ldd = shutil.which("ldd")
     if not files or ldd is None:
         return []
     result = subprocess.run([ldd, *map(str, files)], capture_output=True, text=True,
                             env=env, check=False)
-    return list(dict.fromkeys(_NOT_FOUND.findall(result.stdout)))
+    return list(dict.fromkeys(re.findall(_NOT_FOUND, result.stdout)))
 
 
 def debian_package(soname: str) -> str:
@@ -87,7 +93,7 @@ def debian_package(soname: str) -> str:
     """
     if soname in _PACKAGE_EXCEPTIONS:
         return _PACKAGE_EXCEPTIONS[soname]
-    match = _SONAME.match(soname)
+    match = re.match(_SONAME, soname)
     if not match:
         return soname.lower()
     name, version = match.group("name").lower(), match.group("version").split(".")[0]
@@ -99,6 +105,8 @@ def apt_names(packages: Iterable[str]) -> list[str]:
 
     A name apt does not know, or no apt at all, is kept as it is.
     """
+    import shutil
+
     wanted = list(dict.fromkeys(packages))
     if not wanted or shutil.which("apt-cache") is None:
         return wanted
@@ -107,6 +115,8 @@ def apt_names(packages: Iterable[str]) -> list[str]:
 
 
 def _known_to_apt(names: list[str]) -> set[str]:
+    import subprocess
+
     result = subprocess.run(["apt-cache", "policy", *names], capture_output=True, text=True,
                             check=False)
     known, current = set(), None
@@ -127,6 +137,8 @@ def install_command(packages: Sequence[str]) -> str:
 
 def missing_platform_sentence(platform: str, missing: Sequence[str]) -> str:
     """One sentence for the user: which libraries Qt's platform plugin lacks and the command."""
+    import shutil
+
     libraries = ", ".join(missing)
     if shutil.which("apt-get") is None:
         return (f"MedViewer's window cannot open: Qt's {platform} platform plugin needs "
