@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test test-fast fuzz bench package package-check clean
+.PHONY: run test test-fast fuzz bench package package-check clean system-packages test-system-packages
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11 or newer is needed"; exit 1; }
@@ -14,13 +14,23 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -e '.[studio,dev]'
 	touch $(STAMP)
 
-run: $(STAMP)
+# Qt's xcb plugin needs X11 libraries a fresh desktop lacks: installed as root, else the one
+# apt-get command is printed (tools/system_packages.py; nothing to do takes a blink).
+system-packages: $(STAMP)
+	$(PY) tools/system_packages.py run
+
+# The same plus Xvfb and poppler-utils for the tests that start a real X server or render the
+# PDF report; without root the tests that need them skip with a sentence.
+test-system-packages: $(STAMP)
+	$(PY) tools/system_packages.py test --optional
+
+run: $(STAMP) system-packages
 	$(PY) -m medviewer
 
-test: $(STAMP)
+test: $(STAMP) test-system-packages
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) test-system-packages
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -m "not slow"
 
 fuzz: $(STAMP)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import platformdirs
@@ -82,3 +83,34 @@ def user_cache_dir() -> Path:
 
 def user_models_dir() -> Path:
     return _ensure(user_data_dir() / "models")
+
+
+def write_atomically(path: Path, data: str | bytes, *, private: bool = True) -> None:
+    """Write ``data`` so the file is complete or untouched.
+
+    A temporary file beside it is fsynced, then renamed over the target, then the folder is
+    fsynced: a crash leaves the old file or the new one, never half of one. ``private``
+    (the app's own files: settings, key images, which can name patients) keeps mkstemp's
+    owner-only 0600; otherwise the file gets the mode a new file of the user's gets (a
+    report they save and hand on).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
+    try:
+        if not private and hasattr(os, "fchmod"):
+            os.fchmod(fd, new_file_mode())
+        with os.fdopen(fd, "wb" if isinstance(data, bytes) else "w",
+                       **({} if isinstance(data, bytes) else {"encoding": "utf-8"})) as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    if os.name == "posix":  # Windows cannot open a folder; NTFS journals the rename
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)

@@ -208,32 +208,50 @@ def system_dependencies(folder: Path) -> list[str]:
 
     ``ldd`` each bundled ELF file with the bundle's own folder first on the search path;
     whatever still resolves outside the bundle is a system library whose package the .deb
-    must depend on (libc6, libGL, X11/xcb, fontconfig...). Libraries not found at all here
-    (the NVIDIA driver's libcuda) are optional at run time.
+    must depend on (libc6, libGL, X11/xcb, fontconfig...). A library Qt needs that this build
+    machine lacks (a fresh machine has no libxcb-icccm4, say) is declared by its package name
+    all the same; other libraries not found here (the NVIDIA driver's libcuda) are optional
+    at run time.
     """
+    from medviewer.gui.qt_system_libraries import debian_package
+
     internal = folder / "_internal"
     env = {**os.environ, "LD_LIBRARY_PATH": str(internal)}
     outside: set[str] = set()
+    qt_missing: set[str] = set()
     for path in _elf_files(folder):
         result = subprocess.run(["ldd", str(path)], capture_output=True, text=True, env=env,
                                  check=False)
+        is_qt = "PySide6/Qt/" in path.as_posix()
         for line in result.stdout.splitlines():
             match = re.search(r"=>\s+(/\S+)", line)
             if match and not Path(match.group(1)).resolve().is_relative_to(folder.resolve()):
                 outside.add(match.group(1))
-    if not outside:
-        return []
-    result = subprocess.run(["dpkg", "-S", *sorted(outside)], capture_output=True, text=True,
-                            check=False)
-    packages = {line.split(":")[0].strip() for line in result.stdout.splitlines() if ": " in line}
-    # A library dpkg knows under /lib rather than /usr/lib (merged /usr): look it up again.
-    unknown = [p for p in outside if p not in result.stdout]
-    if unknown:
-        again = subprocess.run(["dpkg", "-S", *[p.replace("/usr/lib/", "/lib/") for p in unknown]],
-                               capture_output=True, text=True, check=False)
-        packages |= {line.split(":")[0].strip() for line in again.stdout.splitlines()
-                     if ": " in line}
-    return sorted(packages)
+            elif is_qt and line.strip().endswith("=> not found"):
+                qt_missing.add(line.split()[0])
+    missing_packages = {debian_package(name) for name in qt_missing}
+    return sorted(_owning_packages(outside) | missing_packages)
+
+
+def _owning_packages(paths: set[str]) -> set[str]:
+    """The installed packages that own these files, as ``dpkg -S`` knows them.
+
+    With merged /usr, ldd says /lib/... where dpkg may have recorded /usr/lib/... (or the
+    reverse, or a symlink's target): every spelling is asked for, in one call.
+    """
+    if not paths:
+        return set()
+    spellings: set[str] = set()
+    for path in paths:
+        for name in {path, os.path.realpath(path)}:
+            spellings.add(name)
+            if name.startswith("/usr/lib/"):
+                spellings.add(name[len("/usr"):])
+            elif name.startswith("/lib/"):
+                spellings.add("/usr" + name)
+    result = subprocess.run(["dpkg", "-S", *sorted(spellings)], capture_output=True,
+                            text=True, check=False)
+    return {line.split(":")[0].strip() for line in result.stdout.splitlines() if ": " in line}
 
 
 def _fill(template: Path, values: dict[str, str]) -> str:

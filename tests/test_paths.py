@@ -38,3 +38,18 @@ def test_model_cards_and_label_exports_are_as_readable_as_any_new_file(tmp_path)
         os.umask(old)
     for name in ("card.json", "labels.csv"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_write_atomically_is_owner_only_unless_the_file_is_the_users_to_hand_on(tmp_path):
+    old = os.umask(0o022)
+    try:
+        paths.write_atomically(tmp_path / "settings.json", "{}")
+        paths.write_atomically(tmp_path / "report.pdf", b"%PDF-1.4\n", private=False)
+        paths.write_atomically(tmp_path / "report.pdf", b"%PDF-1.7\n", private=False)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "settings.json").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "report.pdf").stat().st_mode) == 0o644
+    assert (tmp_path / "report.pdf").read_bytes() == b"%PDF-1.7\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.pdf", "settings.json"]

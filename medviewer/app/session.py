@@ -30,7 +30,13 @@ from typing import TYPE_CHECKING, Any
 from medviewer.app.ai_reading import AiState
 from medviewer.app.labelling import Labelling
 from medviewer.events import EventGroup
-from medviewer.settings import Settings, load_settings, save_settings
+from medviewer.settings import (
+    Settings,
+    check_setting,
+    load_settings,
+    load_settings_with_notices,
+    save_settings,
+)
 
 if TYPE_CHECKING:
     from medviewer.app.ai_reading import ImageRead
@@ -50,7 +56,12 @@ class Session:
 
     def __init__(self, settings: Settings | None = None,
                  label_store_path: Path | None = None) -> None:
-        self.settings = settings if settings is not None else load_settings()
+        # Sentences about settings that were replaced by their defaults at load: the GUI
+        # shows them once.
+        self.settings_notices: list[str] = []
+        if settings is None:
+            settings, self.settings_notices = load_settings_with_notices()
+        self.settings = settings
         self.events = SessionEvents()
         self.catalogs: list[Catalog] = []
         self.image: Any = None  # the Instance on screen (medviewer.dicom.reader.Instance)
@@ -107,7 +118,8 @@ class Session:
     def update_settings(self, **values: object) -> str | None:
         """Set and save settings (merged into a fresh read, since other windows may have
         saved meanwhile); returns a sentence when they could not be saved (they still apply
-        to this session)."""
+        to this session). A value outside its rule raises SettingsError and nothing changes."""
+        values = {name: check_setting(name, value) for name, value in values.items()}
         fresh = load_settings()
         for name, value in values.items():
             setattr(fresh, name, value)

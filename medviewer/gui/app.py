@@ -113,9 +113,12 @@ def create_application():
     """The QApplication (created once) and its style; pyqtgraph is imported later."""
     from PySide6.QtWidgets import QApplication
 
+    from medviewer.gui.qt_system_libraries import platform_failure_guard
+
     app = QApplication.instance()
     if app is None:
-        app = QApplication(sys.argv[:1])
+        with platform_failure_guard():  # one sentence, not Qt's abort, when libraries lack
+            app = QApplication(sys.argv[:1])
         app.setApplicationName("MedViewer")
         app.setApplicationDisplayName("MedViewer")
         apply_style(app)

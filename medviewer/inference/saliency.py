@@ -76,9 +76,18 @@ def _class_index(model: ModelSession, probabilities: np.ndarray, class_name: str
     return model.card.class_index(class_name)
 
 
+def flagged_first_index(prediction: Prediction) -> int:
+    """The class most worth explaining: the most probable flagged class, else the top class."""
+    flagged = [i for i, s in enumerate(prediction.scores) if s.flagged]
+    candidates = flagged or range(len(prediction.scores))
+    return max(candidates, key=lambda i: prediction.scores[i].probability)
+
+
 def explain_instance(model: ModelSession, instance: Instance, class_name: str | int | None = None,
-                     frame: int = 0, audit: bool = True) -> tuple[Prediction, SaliencyMap]:
-    """Prediction and CAM from one forward pass (the top class's map unless one is named)."""
+                     frame: int = 0, audit: bool = True, *, flagged_first: bool = False,
+                     ) -> tuple[Prediction, SaliencyMap]:
+    """Prediction and CAM from one forward pass: the named class's map, else the top class's
+    (``flagged_first``: the most probable flagged class's, else the top class's)."""
     if not model.has_cam:
         raise ModelError(f"Model '{model.card.name}' has no class activation map output; "
                          "use occlusion saliency instead.")
@@ -87,7 +96,10 @@ def explain_instance(model: ModelSession, instance: Instance, class_name: str | 
     output = model.run(prepared.tensor[np.newaxis], with_cam=True)
     prediction = make_prediction(model, instance.path, frame, input_uid(instance),
                                  output.probabilities[0], output.seconds * 1000.0)
-    index = _class_index(model, output.probabilities[0], class_name)
+    if flagged_first and (class_name is None or class_name == ""):
+        index = flagged_first_index(prediction)
+    else:
+        index = _class_index(model, output.probabilities[0], class_name)
     assert output.cam is not None
     values, raw_range = cam_to_image(output.cam[0, index], prepared.geometry)
     saliency = SaliencyMap(values, "cam", model.card.classes[index], index,

@@ -210,6 +210,26 @@ def test_deb_dependencies_come_from_the_libraries_the_bundle_links(tmp_path):
     assert "libc6" in packages
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ldd and dpkg are Linux tools")
+def test_deb_depends_on_qts_xcb_libraries_even_where_the_build_machine_lacks_one(tmp_path):
+    """A fresh build machine has no libxcb-icccm4: the .deb must still depend on it. Here the
+    bundled xcb plugin needs a library no machine has, standing for such a missing one."""
+    from medviewer.gui.qt_system_libraries import qt_plugins_dir
+
+    folder = tmp_path / "medviewer-viewer"
+    qt = folder / "_internal" / "PySide6" / "Qt"
+    (qt / "plugins" / "platforms").mkdir(parents=True)
+    plugin = (qt_plugins_dir() / "platforms" / "libqxcb.so").read_bytes()
+    assert b"libxcb-icccm.so.4" in plugin
+    (qt / "plugins" / "platforms" / "libqxcb.so").write_bytes(
+        plugin.replace(b"libxcb-icccm.so.4", b"libxcb-iccxx.so.4"))
+    (qt / "lib").symlink_to(qt_plugins_dir().parent / "lib")  # Qt's own libraries
+    packages = build.system_dependencies(folder)
+    assert "libxcb-iccxx4" in packages  # not on this machine: named from its SONAME
+    assert {"libxcb-keysyms1", "libxkbcommon-x11-0", "libxcb-cursor0", "libc6"} <= set(packages)
+    assert not any(p.startswith("libqt6") for p in packages)
+
+
 def test_self_test_environment_has_no_venv_or_pythonpath(monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(PROJECT_ROOT))
     monkeypatch.setenv("VIRTUAL_ENV", str(PROJECT_ROOT / ".venv"))
