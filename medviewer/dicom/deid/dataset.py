@@ -11,7 +11,8 @@ What each action does here:
   and its items are de-identified like the rest.
 * K: kept; a kept sequence's items are still walked.
 * C: dates (DA, DT) move by the patient's whole-day shift, times stay (a whole-day shift
-  leaves them right); text loses every name, ID, date, accession number and institution
+  leaves them right), binary values that cannot be cleaned (a binary timestamp) are
+  emptied; text loses every name, ID, date, accession number and institution
   this file's own header holds (case-insensitive), the best a program can do with free
   text; a sequence is walked, then cleaned the same way.
 
@@ -231,6 +232,10 @@ class _Walker:
             return "C"
         if vr in TEXT_VRS:
             element.value = _map_values(element.value, self._scrub)
+            return "C"
+        if vr in BYTES_VRS or vr in DUMMY_NUMBER_VRS:  # e.g. a binary timestamp: no safe shift
+            self._zero(ds, number)
+            return "Z"
         return "C"
 
     def _scrub(self, text: object) -> str:
