@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "medviewer.commands.models",
     "medviewer.commands.labels",
     "medviewer.commands.training",
+    "medviewer.commands.deid",
 )
 
 Handler = Callable[[argparse.Namespace], int]
