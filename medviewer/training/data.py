@@ -180,11 +180,31 @@ def from_label_store(label_set: str, store_path: str | Path | None = None,
     return _finish(records, class_names, f"label set {label_set}")
 
 
+def from_dataset(folder: str | Path) -> LabelledSet:
+    """A research dataset folder exported from a label set (``medviewer labels
+    export-dataset``): its images, classes and (pseudonymous) patients. The trainer makes
+    its own split of it, by patient."""
+    from medviewer.labels.research_dataset import read_dataset
+
+    contents = read_dataset(folder)
+    if contents.multi_label:
+        raise DataError(f"The dataset {folder} allows several classes per image; the trainer "
+                        f"needs exactly one class per image.")
+    index = {name: i for i, name in enumerate(contents.classes)}
+    records = [ImageRecord(str(row.path), index[row.classes[0]], row.patient)
+               for row in contents.rows if len(row.classes) == 1 and row.classes[0] in index]
+    return _finish(records, contents.classes, str(folder))
+
+
 def resolve_source(spec: str) -> LabelledSet:
-    """``DIR`` (a folder per class), ``FILE.csv``, or ``labelset:NAME``."""
+    """``DIR`` (a folder per class, or a research dataset), ``FILE.csv``, or ``labelset:NAME``."""
+    from medviewer.labels.research_dataset import is_dataset_folder
+
     if spec.startswith("labelset:"):
         return from_label_store(spec.split(":", 1)[1])
     path = Path(spec).expanduser()
+    if path.is_dir() and is_dataset_folder(path):
+        return from_dataset(path)
     if path.is_dir():
         return from_folder(path)
     if path.suffix.lower() == ".csv":
