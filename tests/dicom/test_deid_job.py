@@ -124,7 +124,7 @@ def test_a_dicomdir_input_is_followed(tmp_path):
 
 
 def ultrasound(path: Path) -> pydicom.Dataset:
-    ds = core_dataset(sop_class=US_IMAGE, modality="US", rows=20, columns=30)
+    ds = core_dataset(sop_class=US_IMAGE, modality="US", rows=20, columns=30, instance=9)
     ds.BurnedInAnnotation = "YES"
     write(ds, path)
     return ds
