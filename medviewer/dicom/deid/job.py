@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import functools
 import logging
 import os
 import shutil
@@ -163,6 +164,7 @@ def write_dataset(ds: Dataset, target: Path) -> None:
         raise
 
 
+@functools.cache
 def _umask() -> int:
     from medviewer.paths import new_file_mode
 
