@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "medviewer.commands.labels",
     "medviewer.commands.training",
     "medviewer.commands.report",
+    "medviewer.commands.deid",
 )
 
 Handler = Callable[[argparse.Namespace], int]

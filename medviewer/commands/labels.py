@@ -1,5 +1,5 @@
-"""`medviewer labels list|stats|import|export|history|undo|redo|recover`: the label store from
-the command line."""
+"""`medviewer labels list|stats|import|export|export-dataset|history|undo|redo|recover`: the
+label store from the command line."""
 
 from __future__ import annotations
 
@@ -59,6 +59,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     common(exporting)
     exporting.set_defaults(handler=_export)
 
+    dataset = actions.add_parser(
+        "export-dataset", help="write a research dataset: images, labels, split, manifest",
+        description="Export a label set as a research dataset folder: the images (PNG of the "
+                    "model's input, or de-identified DICOM), a labels file keyed by "
+                    "pseudonymous IDs (with --deidentify), a patient-level train/val/test "
+                    "split and a manifest with counts and the SHA-256 of every file.")
+    dataset.add_argument("--label-set", required=True, metavar="NAME")
+    dataset.add_argument("-o", "--output", required=True, type=Path, metavar="DIR",
+                         help="new (or empty) dataset folder")
+    dataset.add_argument("--deidentify", action="store_true",
+                         help="pseudonymous image and patient IDs, de-identified DICOM")
+    dataset.add_argument("--key-file", type=Path, metavar="K",
+                         help="project key (created if missing) for consistent pseudonyms; "
+                              "also keeps a private mapping beside the label store")
+    dataset.add_argument("--images", choices=("png", "dicom"), default="png",
+                         help="PNG of the model's input (default) or de-identified DICOM")
+    dataset.add_argument("--format", choices=("folder", "coco"), default="folder",
+                         help="folder: images/<split>/<class>/ and labels.csv (default); "
+                              "coco: annotations.json with regions")
+    dataset.add_argument("--split-by", choices=("patient", "image"), default="patient")
+    dataset.add_argument("--val-fraction", type=float, default=0.15)
+    dataset.add_argument("--test-fraction", type=float, default=0.15)
+    dataset.add_argument("--seed", type=int, default=0)
+    dataset.add_argument("--rule", default="majority",
+                         help="consensus rule: majority (default) or reader:NAME")
+    dataset.add_argument("--option", action="append", default=[], metavar="OPTION",
+                         help="a de-identification profile option (see medviewer deid -h)")
+    dataset.add_argument("--confirm-burned-in", action="store_true",
+                         help="include images that may show burned-in text")
+    common(dataset)
+    dataset.set_defaults(handler=_export_dataset)
+
     history = actions.add_parser("history", help="what changed, newest first")
     history.add_argument("--label-set", metavar="NAME")
     history.add_argument("--image", metavar="KEY", help="one image's key (see export)")
@@ -88,6 +120,37 @@ def _open(args: argparse.Namespace, *, create: bool = False, reader: str | None 
     if not create and args.store is not None and not path.exists():
         raise UserError(f"There is no label store at {path}.")
     return LabelStore(path, reader=reader)
+
+
+def _export_dataset(args: argparse.Namespace) -> int:
+    from medviewer.app.dataset_export import DatasetExportRequest, export_dataset_job
+    from medviewer.jobs import run_to_end
+
+    request = DatasetExportRequest(
+        args.label_set, args.output, store_path=args.store, deidentify=args.deidentify,
+        key_file=args.key_file, images=args.images, format=args.format,
+        split_by=args.split_by, val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction, seed=args.seed, rule=args.rule,
+        options=frozenset(args.option), confirm_burned_in=args.confirm_burned_in)
+    result = run_to_end(export_dataset_job(request))
+    if args.json:
+        from medviewer.cli import print_json
+
+        print_json(result.to_json())
+        return 0
+    print(f"Exported {result.images} images of {result.patients} patients to {result.output}"
+          + ("" if result.deidentified else " (not de-identified: IDs are the originals)")
+          + ".")
+    for split, counts in result.counts.items():
+        print(f"  {split}: " + (", ".join(f"{c} {n}" for c, n in sorted(counts.items()))
+                                or "none"))
+    for sentence in result.skipped:
+        print(f"  left out: {sentence}")
+    if result.key_created:
+        print(f"A new project key was written to {result.key_file}: keep it private.")
+    if result.mapping_file is not None:
+        print(f"The mapping back to the originals is in {result.mapping_file} (private).")
+    return 0
 
 
 def _fmt(value: float | None) -> str:

@@ -15,9 +15,7 @@ import json
 import logging
 import math
 import os
-import random
-import re
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Generator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,11 +26,11 @@ import torch.nn.functional as F
 
 from medviewer.errors import UserError
 from medviewer.jobs import CancelFlag, Progress
+from medviewer.labels.splits import SPLIT_NAMES, SplitError, grouped_split, patient_from_name
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".dcm", ".dicom"})
-SPLIT_NAMES = ("train", "val", "test")
 SPLIT_FORMAT = "medviewer-split"
 
 
@@ -62,25 +60,7 @@ class LabelledSet:
 
 # ---------------------------------------------------------------- patient keys
 
-# Kermany/Guangzhou names: person1234_bacteria_5678.jpeg, IM-0001-0001.jpeg,
-# NORMAL2-IM-0012-0001.jpeg. The last number of the IM- names counts images of one patient.
-_PATIENT_PATTERNS = (
-    re.compile(r"^(person\d+)_", re.IGNORECASE),
-    re.compile(r"^((?:[a-z0-9]+-)?IM-\d+)-\d+", re.IGNORECASE),
-    re.compile(r"^(patient[_-]?\d+)", re.IGNORECASE),
-)
-
-
-def patient_from_name(path: str | Path) -> str | None:
-    """A patient key from a file name pattern, or None when the name carries none."""
-    name = Path(path).name
-    for pattern in _PATIENT_PATTERNS:
-        match = pattern.match(name)
-        if match:
-            return match.group(1).upper()
-    return None
-
-
+# patient_from_name lives with the torch-free split (the dataset export uses both).
 def patient_from_dicom(path: str | Path) -> str | None:
     """DICOM Patient ID (header only), or None for plain images and files without one."""
     from medviewer.dicom import images
@@ -200,11 +180,31 @@ def from_label_store(label_set: str, store_path: str | Path | None = None,
     return _finish(records, class_names, f"label set {label_set}")
 
 
+def from_dataset(folder: str | Path) -> LabelledSet:
+    """A research dataset folder exported from a label set (``medviewer labels
+    export-dataset``): its images, classes and (pseudonymous) patients. The trainer makes
+    its own split of it, by patient."""
+    from medviewer.labels.research_dataset import read_dataset
+
+    contents = read_dataset(folder)
+    if contents.multi_label:
+        raise DataError(f"The dataset {folder} allows several classes per image; the trainer "
+                        f"needs exactly one class per image.")
+    index = {name: i for i, name in enumerate(contents.classes)}
+    records = [ImageRecord(str(row.path), index[row.classes[0]], row.patient)
+               for row in contents.rows if len(row.classes) == 1 and row.classes[0] in index]
+    return _finish(records, contents.classes, str(folder))
+
+
 def resolve_source(spec: str) -> LabelledSet:
-    """``DIR`` (a folder per class), ``FILE.csv``, or ``labelset:NAME``."""
+    """``DIR`` (a folder per class, or a research dataset), ``FILE.csv``, or ``labelset:NAME``."""
+    from medviewer.labels.research_dataset import is_dataset_folder
+
     if spec.startswith("labelset:"):
         return from_label_store(spec.split(":", 1)[1])
     path = Path(spec).expanduser()
+    if path.is_dir() and is_dataset_folder(path):
+        return from_dataset(path)
     if path.is_dir():
         return from_folder(path)
     if path.suffix.lower() == ".csv":
@@ -240,42 +240,16 @@ def split_records(records: Sequence[ImageRecord], val_fraction: float, test_frac
     """Stratified, seeded split that keeps every patient's images in one split.
 
     Patients are the groups when a patient key is known, otherwise each image is its own
-    group. Within each class (a patient's majority label), groups are shuffled and each is
-    given to the split furthest below its target number of images.
+    group (``medviewer.labels.splits.grouped_split``, shared with the dataset export).
     """
-    if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 \
-            or val_fraction + test_fraction >= 1:
-        raise DataError(f"The split fractions (validation {val_fraction}, test "
-                        f"{test_fraction}) must leave images for training.")
-    groups: dict[str, list[int]] = defaultdict(list)
-    for index, record in enumerate(records):
-        groups[_group_key(record)].append(index)
+    try:
+        parts = grouped_split([r.label for r in records], [_group_key(r) for r in records],
+                              val_fraction, test_fraction, seed)
+    except SplitError as exc:
+        raise DataError(str(exc)) from None
     by_patient = any(r.patient for r in records)
-    strata: dict[int, list[str]] = defaultdict(list)
-    for key in sorted(groups):
-        labels = Counter(records[i].label for i in groups[key])
-        strata[min(labels, key=lambda lab: (-labels[lab], lab))].append(key)
-    fractions = {"train": 1.0 - val_fraction - test_fraction, "val": val_fraction,
-                 "test": test_fraction}
-    rng = random.Random(seed)
-    assigned: dict[str, list[int]] = {name: [] for name in SPLIT_NAMES}
-    for label in sorted(strata):
-        keys = strata[label]
-        rng.shuffle(keys)
-        total = sum(len(groups[k]) for k in keys)
-        counts = dict.fromkeys(SPLIT_NAMES, 0)
-        for key in keys:
-            # The split with the largest shortfall against its target takes the next group.
-            name = max((n for n in SPLIT_NAMES if fractions[n] > 0),
-                       key=lambda n: (fractions[n] * total - counts[n], fractions[n]))
-            assigned[name].extend(groups[key])
-            counts[name] += len(groups[key])
-    for name in SPLIT_NAMES:
-        if fractions[name] > 0 and not assigned[name]:
-            raise DataError(f"There are too few images ({len(records)}) to make a "
-                            f"{name} split.")
-    return Split(sorted(assigned["train"]), sorted(assigned["val"]), sorted(assigned["test"]),
-                 "patient" if by_patient else "image", seed, fractions)
+    return Split(parts.train, parts.val, parts.test, "patient" if by_patient else "image",
+                 seed, parts.fractions)
 
 
 def check_no_leakage(records: Sequence[ImageRecord], split: Split) -> None:

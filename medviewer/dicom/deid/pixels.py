@@ -1,0 +1,120 @@
+"""Identity in the pixels: which files may carry burned-in text, and rectangle masks.
+
+Header de-identification cannot see text written into the image (ultrasound and secondary
+captures often show the patient's name) or an encapsulated PDF. Such files are refused
+unless the user confirms them or masks them: a mask is a list of rectangles in image pixels,
+filled on every frame. Masking decodes the pixel data, so a compressed file is written
+back uncompressed (Explicit VR Little Endian, pydicom's ``decompress``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from pydicom.dataset import Dataset
+
+# Modalities whose images commonly show text burned into the pixels.
+BURNED_IN_MODALITIES = {
+    "US": "an ultrasound image", "IVUS": "an intravascular ultrasound image",
+    "OT": "an 'other' (OT) image, often a screen capture", "XC": "an external camera photo",
+    "ES": "an endoscopy image", "DOC": "a scanned document",
+}
+SECONDARY_CAPTURE_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.7", "1.2.840.10008.5.1.4.1.1.7.1",
+                                 "1.2.840.10008.5.1.4.1.1.7.2", "1.2.840.10008.5.1.4.1.1.7.3",
+                                 "1.2.840.10008.5.1.4.1.1.7.4"}
+ULTRASOUND_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.6.1", "1.2.840.10008.5.1.4.1.1.6.2",
+                          "1.2.840.10008.5.1.4.1.1.3.1"}
+
+
+def burned_in_reason(ds: Dataset) -> str | None:
+    """Why a file may show identity in its pixels or content (None: no known reason)."""
+    if str(ds.get("BurnedInAnnotation", "") or "").strip().upper() == "YES":
+        return "its Burned In Annotation says YES"
+    if str(ds.get("RecognizableVisualFeatures", "") or "").strip().upper() == "YES":
+        return "its Recognizable Visual Features says YES (a face or other feature)"
+    if "EncapsulatedDocument" in ds:
+        return "it holds an encapsulated document, whose text cannot be de-identified"
+    sop_class = str(ds.get("SOPClassUID", "") or "")
+    if sop_class in SECONDARY_CAPTURE_SOP_CLASSES:
+        return "it is a secondary capture, which commonly shows burned-in text"
+    if sop_class in ULTRASOUND_SOP_CLASSES:
+        return "it is an ultrasound image, which commonly shows burned-in text"
+    modality = str(ds.get("Modality", "") or "").strip().upper()
+    if modality in BURNED_IN_MODALITIES:
+        return f"it is {BURNED_IN_MODALITIES[modality]}, which commonly shows burned-in text"
+    return None
+
+
+@dataclass(frozen=True)
+class MaskRect:
+    """A rectangle in image pixels: top-left column x, row y, and its size."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+    @classmethod
+    def parse(cls, text: str) -> "MaskRect":
+        """'X,Y,W,H' in pixels."""
+        parts = text.split(",")
+        if len(parts) != 4 or not all(p.strip().isdigit() for p in parts):
+            raise ValueError(f"'{text}' is not X,Y,WIDTH,HEIGHT in whole pixels")
+        x, y, width, height = (int(p) for p in parts)
+        if width <= 0 or height <= 0:
+            raise ValueError(f"the rectangle '{text}' has no area")
+        return cls(x, y, width, height)
+
+
+@dataclass(frozen=True)
+class PixelMask:
+    """Rectangles filled on every frame of the files flagged for burned-in text.
+
+    ``rows``/``columns``: the image size the rectangles were drawn on; when given, the mask
+    applies only to images of that size (rectangles on another size would miss the text).
+    """
+
+    rectangles: tuple[MaskRect, ...]
+    rows: int | None = None
+    columns: int | None = None
+
+    def fits(self, ds: Dataset) -> bool:
+        if not self.rectangles or "PixelData" not in ds:
+            return False
+        if self.rows is None or self.columns is None:
+            return True
+        return (int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)) == \
+            (self.rows, self.columns)
+
+
+def apply_mask(ds: Dataset, mask: PixelMask) -> int:
+    """Fill the rectangles on every frame (in place); returns the frames masked.
+
+    The fill is the darkest value as displayed: the minimum stored value, or the maximum
+    for MONOCHROME1 (inverted) images.
+    """
+    if ds.file_meta.TransferSyntaxUID.is_compressed:
+        ds.decompress()
+    array = np.array(ds.pixel_array)  # a writable copy
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if frames == 1:
+        array = array[np.newaxis]
+    rows, columns = array.shape[1], array.shape[2]
+    inverted = str(ds.get("PhotometricInterpretation", "")).strip() == "MONOCHROME1"
+    fill = array.max() if inverted else array.min()
+    if array.ndim == 4:  # colour: black
+        fill = 0
+    for rect in mask.rectangles:
+        top, left = max(0, rect.y), max(0, rect.x)
+        bottom, right = min(rows, rect.y + rect.height), min(columns, rect.x + rect.width)
+        if top < bottom and left < right:
+            array[:, top:bottom, left:right] = fill
+    if frames == 1:
+        array = array[0]
+    if array.ndim == 4 or (frames == 1 and array.ndim == 3):  # colour, now interleaved RGB
+        ds.PlanarConfiguration = 0
+        if str(ds.get("PhotometricInterpretation", "")).startswith("YBR"):
+            ds.PhotometricInterpretation = "RGB"
+    ds.PixelData = array.tobytes()
+    return frames
