@@ -238,11 +238,16 @@ class LabelPanel(QWidget):
                                           "Import labels from CSV, MedViewer JSON or COCO JSON")
         self.export_action = self._action("&Export labels…", self.transfer.show_export_dialog,
                                           "Write a label set to CSV, MedViewer JSON or COCO JSON")
+        self.dataset_action = self._action(
+            "Export research &dataset…", self.show_dataset_dialog,
+            "A label set's images, labels, patient-level split and manifest, de-identified "
+            "if asked, for training elsewhere or sharing")
         menu.addAction(self.new_set_action)
         menu.addAction(self.reader_action)
         menu.addAction(self.store_action)
         menu.addAction(self.import_action)
         menu.addAction(self.export_action)
+        menu.addAction(self.dataset_action)
         menu.addSeparator()
         self.class_actions: list[QAction] = []
         for index in range(MAX_CLASS_KEYS):
@@ -424,6 +429,14 @@ class LabelPanel(QWidget):
         self.client.call(lambda store: store.create_label_set(name, classes,
                                                               multi_label=multi_label),
                          done, failed)
+
+    def show_dataset_dialog(self):
+        """Labels > Export research dataset… for the chosen label set."""
+        from medviewer.gui.dataset_dialog import DatasetExportDialog
+
+        name = self.label_set.name if self.label_set is not None else None
+        return self.shell.keep_dialog(DatasetExportDialog(self.store_path, name,
+                                                          self.shell.dialog_parent()))
 
     # ------------------------------------------------------------ reader
     def show_reader_dialog(self) -> QInputDialog:

@@ -14,7 +14,8 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, QUrl, Signal
+import shiboken6
+from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QDialog, QDialogButtonBox, QDockWidget, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
@@ -164,6 +165,8 @@ class MainWindow(QMainWindow):
         self.session = Session(settings)
         self.settings = self.session.settings
         self._shutdown = ShutdownSteps()
+        self._dialogs: list[QDialog] = []
+        self._shutdown.add_shutdown_step(self._close_dialogs, order=10)
         self.setWindowTitle("MedViewer")
         self.setObjectName("mainWindow")
         self.setAcceptDrops(True)
@@ -316,6 +319,12 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         self.close_all_action = file_menu.addAction("&Close all", self.close_all)
         self.close_all_action.setShortcut(QKeySequence("Ctrl+Shift+W"))
+        file_menu.addSeparator()
+        self.deid_action = file_menu.addAction("&De-identify DICOM…", self.show_deid_dialog)
+        self.deid_action.setToolTip("Write a de-identified copy of DICOM files (PS3.15 "
+                                    "Annex E), e.g. to share them")
+        self.preferences_action = file_menu.addAction("&Preferences…", self.show_preferences)
+        self.preferences_action.setShortcut(QKeySequence("Ctrl+,"))
         file_menu.addSeparator()
         self.quit_action = file_menu.addAction("&Quit", self.close)
         self.quit_action.setShortcut(QKeySequence("Ctrl+Q"))
@@ -683,6 +692,45 @@ class MainWindow(QMainWindow):
         self._shortcuts_dialog.raise_()
         return self._shortcuts_dialog
 
+    # ------------------------------------------------------------ dialogs of their own
+    def keep_dialog(self, dialog: QDialog) -> QDialog:
+        """Show a non-modal dialog this window closes when it closes (its job is then
+        cancelled and joined by the dialog's own ``done``); deleted once closed."""
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self._dialogs.append(dialog)
+        dialog.destroyed.connect(lambda *_args: self._dialogs.remove(dialog)
+                                 if dialog in self._dialogs else None)
+        dialog.show()
+        dialog.raise_()
+        return dialog
+
+    def _close_dialogs(self, _timeout_ms: int) -> None:
+        for dialog in list(self._dialogs):
+            if shiboken6.isValid(dialog) and dialog.isVisible():
+                dialog.done(QDialog.DialogCode.Rejected)
+
+    def show_preferences(self) -> QDialog:
+        from medviewer.gui.preferences_dialog import PreferencesDialog
+
+        return self.keep_dialog(PreferencesDialog(self.session, self))
+
+    def show_deid_dialog(self) -> QDialog:
+        """File > De-identify DICOM…, with the open folders and files as its inputs."""
+        from medviewer.gui.deid_dialog import DeidDialog
+
+        inputs = [Path(c.root) for c in self.session.catalogs]
+        return self.keep_dialog(DeidDialog(inputs, self))
+
+    def _show_settings_notices(self) -> None:
+        """Settings that were replaced by their defaults at load: said once, not hidden."""
+        notices = self.session.settings_notices
+        if not notices:
+            return
+        box = QMessageBox(QMessageBox.Icon.Warning, "Settings were reset",
+                          "\n".join(notices), QMessageBox.StandardButton.Ok, self)
+        box.setObjectName("settingsNotices")
+        self.keep_dialog(box)
+
     def show_about(self) -> QMessageBox:
         # Versions and the execution provider (a tiny onnxruntime probe, cached per process).
         from medviewer.selftest import installation_info
@@ -726,6 +774,7 @@ class MainWindow(QMainWindow):
             self._docks_sized = True
             if not self._layout_restored:
                 self._size_docks()
+            QTimer.singleShot(0, self._show_settings_notices)
 
     def _size_docks(self) -> None:
         """Side panels in proportion to the window the user actually gets."""

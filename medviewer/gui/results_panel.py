@@ -158,6 +158,10 @@ class AiReader(QObject):
         menu.addSeparator()
         self.run_action = menu.addAction("&Run AI on this image", self.read_current)
         self.run_action.setShortcut(QKeySequence("Ctrl+R"))
+        self.report_action = menu.addAction("Save a &report of this read (PDF)…",
+                                            self.choose_report_file)
+        self.report_action.setToolTip("The image with its saliency map, each finding, the "
+                                      "model and its limitations, your label: one PDF")
         self.auto_action = menu.addAction("Read each image &automatically")
         self.auto_action.setCheckable(True)
         self.auto_action.setChecked(self.auto_read)
@@ -493,6 +497,45 @@ class AiReader(QObject):
         box.setModal(False)  # the app keeps working while it is open
         box.show()
         self.message_box = box
+
+    # ------------------------------------------------------------ the PDF report
+    def choose_report_file(self) -> JobWorker | None:
+        """Models > Save a report of this read: ask where, then write it on a worker."""
+        instance = self.view.instance
+        if instance is None or self.model is None:
+            self.status("Show an image and load a model first; the report reads that image.")
+            return None
+        suggested = Path.home() / f"{Path(instance.path).stem}-ai-report.pdf"
+        name, _ = QFileDialog.getSaveFileName(self.shell.dialog_parent(), "Save the AI report",
+                                              str(suggested), "PDF (*.pdf)")
+        if not name:
+            return None
+        return self.save_report(Path(name))
+
+    def save_report(self, output: Path, deidentify: bool = False) -> JobWorker | None:
+        """Write the PDF report of the shown frame (app/report.py), the reader's label in
+        the chosen label set included, on a worker."""
+        from medviewer.app.report import ReportRequest, report_job
+
+        instance = self.view.instance
+        if instance is None or self.model is None:
+            self.status("Show an image and load a model first; the report reads that image.")
+            return None
+        labelling = self.app_session.labelling
+        request = ReportRequest(
+            image=Path(instance.path), model=self.model, output=Path(output),
+            deidentify=deidentify, frame=self.view.frame, class_name=self.state.chosen_class,
+            opacity=self.overlay.opacity, reader=labelling.reader,
+            label_set=labelling.label_set.name if labelling.label_set else None)
+        worker = JobWorker(lambda cancel: report_job(request, cancel),
+                           "writing the AI report")
+        worker.finished.connect(lambda result: self.status(
+            f"Wrote the AI report {result.output} ({result.pages} page"
+            f"{'' if result.pages == 1 else 's'}).", 15_000))
+        worker.failed.connect(lambda sentence: self._show_message("Report not written",
+                                                                  sentence))
+        self.status(f"Writing the AI report {Path(output).name}…", 30_000)
+        return self.start(worker)
 
     # ------------------------------------------------------------ reading the shown image
     def _set_auto_read(self, on: bool) -> None:

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+import shiboken6
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QWidget
+from PySide6.QtWidgets import QDialog, QDockWidget, QMainWindow, QMenu, QWidget
 
 # Asked before the window closes: False keeps it open (e.g. the user declined to stop a run).
 CloseGuard = Callable[[], bool]
@@ -40,6 +41,9 @@ class Shell(Protocol):
 
     def dialog_parent(self) -> QWidget:
         """The widget dialogs and message boxes belong to."""
+
+    def keep_dialog(self, dialog: QDialog) -> QDialog:
+        """Show a non-modal dialog the shell closes (``done``) when it closes."""
 
     def add_close_guard(self, guard: CloseGuard) -> None:
         """``guard()`` is asked before the window closes; False keeps it open."""
@@ -115,6 +119,14 @@ class StandaloneShell(QMainWindow):
 
     def dialog_parent(self) -> QWidget:
         return self
+
+    def keep_dialog(self, dialog: QDialog) -> QDialog:
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        self.add_shutdown_step(
+            lambda _ms: shiboken6.isValid(dialog) and dialog.isVisible() and dialog.done(0),
+            order=10)
+        dialog.show()
+        return dialog
 
     def add_close_guard(self, guard: CloseGuard) -> None:
         self._shutdown.add_close_guard(guard)
