@@ -29,7 +29,7 @@ from pathlib import Path
 from medviewer.errors import UserError
 from medviewer.labels import schema
 from medviewer.labels.durable_files import fsync_dir, fsync_file, unused_path
-from medviewer.labels.store import now_iso
+from medviewer.labels.values import now_iso
 
 log = logging.getLogger(__name__)
 
