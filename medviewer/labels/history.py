@@ -76,7 +76,7 @@ class History:
         """Write back every change of ``action_id`` in ``work``, or raise
         :class:`UndoConflictError` if any of its rows was changed since."""
         changes = work.conn.execute(
-            "SELECT target, label_set_id, image_key, reader, region_id, old, new "
+            "SELECT target, label_set_id, image_key, reader, row_id, old, new "
             "FROM changes WHERE action_id = ? ORDER BY id DESC", (action_id,)).fetchall()
         work.undoes, work.label_set_id = action_id, action_set
         what = "the last undo" if kind == "undo" else f"the last {kind.replace('_', ' ')}"
@@ -101,7 +101,7 @@ class History:
         """Changes, newest first; filter by label set, image and/or the row's reader."""
         def query(conn: sqlite3.Connection) -> list[HistoryEntry]:
             sql = ("SELECT a.id, a.actor, a.kind, a.created_at, a.undoes, c.target, s.name, "
-                   "c.image_key, c.reader, c.region_id, c.old, c.new FROM changes c "
+                   "c.image_key, c.reader, c.row_id, c.old, c.new FROM changes c "
                    "JOIN actions a ON a.id = c.action_id "
                    "LEFT JOIN label_sets s ON s.id = c.label_set_id WHERE 1")
             params: list[Any] = []
@@ -120,9 +120,10 @@ class History:
             entries = []
             for r in conn.execute(sql, params):
                 rows = self._kinds.get(r[5])
+                region_id = r[9] if r[5] == "region" else None
                 entries.append(HistoryEntry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7],
-                                            r[8], r[9], _stored_state(rows, r[10]),
-                                            _stored_state(rows, r[11])))
+                                            r[8], region_id, _stored_state(rows, r[10]),
+                                            _stored_state(rows, r[11]), r[9]))
             return entries
 
         return self._db.read(query)

@@ -306,9 +306,9 @@ def _restore_from_history(conn: sqlite3.Connection, report: RecoveryReport) -> N
         return
     kinds = [kind for kind in row_kinds() if kind.table in tables]
     latest = conn.execute(
-        "SELECT c.target, c.label_set_id, c.image_key, c.reader, c.region_id, c.new "
+        "SELECT c.target, c.label_set_id, c.image_key, c.reader, c.row_id, c.new "
         "FROM changes c JOIN (SELECT max(id) AS id FROM changes "
-        "  GROUP BY target, label_set_id, image_key, reader, region_id) last "
+        "  GROUP BY target, label_set_id, image_key, reader, row_id) last "
         "ON last.id = c.id WHERE c.new IS NOT NULL").fetchall()
     restored = {kind.target: 0 for kind in kinds}
     by_target = {kind.target: kind for kind in kinds}

@@ -200,7 +200,7 @@ class UnitOfWork:
             key, new = rows.write(self.conn, key, new)
         self.conn.execute(
             "INSERT INTO changes (action_id, target, label_set_id, image_key, reader, "
-            "region_id, old, new) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "row_id, old, new) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (self.action_id, rows.target, key.label_set_id, key.image_key, key.reader,
              key.row_id, json_text(old) if old is not None else None,
              json_text(new) if new is not None else None))

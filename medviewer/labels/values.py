@@ -243,7 +243,12 @@ class Region:
 
 @dataclass(frozen=True)
 class HistoryEntry:
-    """One change of one action: ``old`` and ``new`` are the stored rows (None = absent)."""
+    """One change of one action: ``old`` and ``new`` are the stored rows (None = absent).
+
+    ``target`` is the row's kind (``image_label``, ``region``, ``measurement``);
+    ``row_id`` its id for kinds that have one (``region_id`` repeats it for regions);
+    ``label_set`` is None for rows outside any label set (measurements).
+    """
 
     action_id: int
     actor: str
@@ -257,6 +262,7 @@ class HistoryEntry:
     region_id: int | None
     old: dict | None
     new: dict | None
+    row_id: int | None = None
 
 
 @dataclass(frozen=True)
