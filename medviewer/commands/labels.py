@@ -235,7 +235,7 @@ def _history(args: argparse.Namespace) -> int:
         return 0
     for e in entries:
         where = f"{e.label_set}, " if e.label_set else ""
-        target = f"region {e.region_id}" if e.target == "region" else "label"
+        target = f"{e.target} {e.row_id}" if e.row_id is not None else "label"
         print(f"#{e.action_id} {e.at} {e.actor}: {e.kind.replace('_', ' ')}"
               f"{f' (of #{e.undoes})' if e.undoes else ''} - {where}{target} of "
               f"{e.reader} on {e.image_key}: {_state_text(e.old)} -> {_state_text(e.new)}")
@@ -247,6 +247,8 @@ def _state_text(state: dict | None) -> str:
         return "(none)"
     if "classes" in state:
         return "+".join(state["classes"]) or "(no class)"
+    if "spacing_source" in state:  # a measurement
+        return " ".join(str(v) for v in (state["kind"], state.get("label")) if v)
     return str(state.get("class_name") or state.get("shape") or "region")
 
 

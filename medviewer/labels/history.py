@@ -23,7 +23,8 @@ from medviewer.labels.values import HistoryEntry, UndoResult
 
 # Actions a reader makes (each one undo step); "undo" and "redo" are their reversals.
 EDIT_KINDS = ("set_label", "toggle_class", "clear_label", "set_note", "add_region",
-              "update_region", "delete_region", "import")
+              "update_region", "delete_region", "import", "add_measurement",
+              "update_measurement", "delete_measurement")
 _UNDOABLE_SQL = ", ".join(f"'{kind}'" for kind in EDIT_KINDS)
 
 
@@ -36,36 +37,46 @@ class History:
         self._actions = actions
         self._kinds = kinds
 
-    def undo(self, reader: str, label_set: str | None = None) -> UndoResult | None:
+    def undo(self, reader: str, label_set: str | None = None, *,
+             row_kind: str | None = None) -> UndoResult | None:
         """Undo the reader's last not-yet-undone action, optionally only among actions in
-        one label set. None when there is nothing to undo; :class:`UndoConflictError` (and
-        nothing changed) when something the action wrote was changed since."""
+        one label set and/or that changed rows of one kind (e.g. ``"measurement"``). None
+        when there is nothing to undo; :class:`UndoConflictError` (and nothing changed)
+        when something the action wrote was changed since."""
         return self._revert_latest(
-            reader, label_set, "undo",
+            reader, label_set, row_kind, "undo",
             f"SELECT id, kind, label_set_id FROM actions a WHERE actor = ? "
             f"AND kind IN ({_UNDOABLE_SQL}, 'redo') "
             f"AND NOT EXISTS (SELECT 1 FROM actions u WHERE u.undoes = a.id)")
 
-    def redo(self, reader: str, label_set: str | None = None) -> UndoResult | None:
-        """Re-apply what the reader's last undo took back (itself undoable). None when
-        there is nothing to redo: no undo yet, every undo redone, or a new edit by the
-        reader since the undo (as in any editor, a new edit ends the redo chain)."""
+    def redo(self, reader: str, label_set: str | None = None, *,
+             row_kind: str | None = None) -> UndoResult | None:
+        """Re-apply what the reader's last undo took back (itself undoable), with the same
+        filters as :meth:`undo`. None when there is nothing to redo: no undo yet, every undo
+        redone, or a new edit by the reader since the undo (as in any editor, a new edit,
+        of any kind, ends the redo chain)."""
         return self._revert_latest(
-            reader, label_set, "redo",
+            reader, label_set, row_kind, "redo",
             f"SELECT id, kind, label_set_id FROM actions a WHERE actor = ? AND kind = 'undo' "
             f"AND NOT EXISTS (SELECT 1 FROM actions r WHERE r.undoes = a.id) "
             f"AND NOT EXISTS (SELECT 1 FROM actions n WHERE n.actor = a.actor "
             f"AND n.id > a.id AND n.kind IN ({_UNDOABLE_SQL}))")
 
-    def _revert_latest(self, reader: str, label_set: str | None, as_kind: str,
-                       candidates_sql: str) -> UndoResult | None:
+    def _revert_latest(self, reader: str, label_set: str | None, row_kind: str | None,
+                       as_kind: str, candidates_sql: str) -> UndoResult | None:
         """Revert the newest action ``candidates_sql`` selects for the reader (one unit of
         work), or None when it selects nothing (then nothing is written)."""
+        if row_kind is not None and self._kinds.get(row_kind) is None:
+            raise ValueError(f"unknown row kind {row_kind!r}")
         with self._actions.begin(as_kind) as work:
             sql, params = candidates_sql, [reader]
             if label_set is not None:
                 sql += " AND label_set_id = ?"
                 params.append(find_label_set(work.conn, label_set).id)
+            if row_kind is not None:
+                sql += (" AND EXISTS (SELECT 1 FROM changes c WHERE c.action_id = a.id "
+                        "AND c.target = ?)")
+                params.append(row_kind)
             row = work.conn.execute(sql + " ORDER BY id DESC LIMIT 1", params).fetchone()
             if row is None:
                 return None

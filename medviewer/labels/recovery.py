@@ -68,7 +68,8 @@ class RecoveryReport:
         lost = sum(self.damaged_stretches.values()) + sum(self.rows_rejected.values())
         rebuilt = sum(self.rebuilt_from_history.values())
         parts = [f"Rebuilt {self.path}: image labels salvaged {self.labels_salvaged}, "
-                 f"regions salvaged {self.rows_salvaged.get('regions', 0)}"]
+                 f"regions salvaged {self.rows_salvaged.get('regions', 0)}, measurements "
+                 f"salvaged {self.rows_salvaged.get('measurements', 0)}"]
         if rebuilt:
             parts.append(f", {rebuilt} more restored from the label history")
         if lost or self.unreadable_tables:

@@ -6,9 +6,10 @@ here."""
 from __future__ import annotations
 
 from medviewer.labels.decisions import LABEL_ROWS
+from medviewer.labels.measurements import MEASUREMENT_ROWS
 from medviewer.labels.regions import REGION_ROWS
 from medviewer.labels.unit_of_work import RowKinds
 
 
 def row_kinds() -> RowKinds:
-    return RowKinds(LABEL_ROWS, REGION_ROWS)
+    return RowKinds(LABEL_ROWS, REGION_ROWS, MEASUREMENT_ROWS)

@@ -23,7 +23,8 @@ docs/labels-format.md).
 one responsibility and state their contract: ``connection`` (opening, the transaction,
 error sentences), ``unit_of_work`` (one action = one transaction, its rows' before/after
 states and its history record; every write goes through it), ``label_sets``, ``images``,
-``decisions``, ``notes``, ``regions`` (each a collaborator with its row kind) and
+``decisions``, ``notes``, ``regions``, ``measurements`` (each a collaborator with its
+row kind) and
 ``history`` (undo/redo over any row kind, reading the history). This module wires them
 together, delegates to them and writes an import (decisions and regions as one action).
 Every name callers import from here is re-exported (``__all__``).
@@ -33,9 +34,9 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from medviewer.labels.connection import BUSY_TIMEOUT_MS, StoreConnection
 from medviewer.labels.decisions import Decisions
@@ -43,6 +44,7 @@ from medviewer.labels.errors import UnknownLabelSetError
 from medviewer.labels.history import EDIT_KINDS, History
 from medviewer.labels.images import Images, upsert_image
 from medviewer.labels.label_sets import LabelSets, find_label_set
+from medviewer.labels.measurements import KEEP, Measurements
 from medviewer.labels.notes import Notes
 from medviewer.labels.regions import Regions
 from medviewer.labels.row_kinds import row_kinds
@@ -50,8 +52,10 @@ from medviewer.labels.unit_of_work import Actions
 from medviewer.labels.values import (
     HASH_PREFIX,
     MAX_NAME_LENGTH,
+    MEASUREMENT_KINDS,
     SHAPES,
     SOURCES,
+    SPACING_SOURCES,
     Ellipse,
     Geometry,
     HistoryEntry,
@@ -60,6 +64,7 @@ from medviewer.labels.values import (
     ImportResult,
     LabelEntry,
     LabelSet,
+    Measurement,
     Polygon,
     Rectangle,
     Region,
@@ -79,10 +84,10 @@ if TYPE_CHECKING:
 # What other modules import from here.
 __all__ = [
     "BUSY_TIMEOUT_MS", "DEFAULT_STORE_NAME", "EDIT_KINDS", "HASH_PREFIX", "MAX_NAME_LENGTH",
-    "SHAPES", "SOURCES", "Ellipse", "Geometry", "HistoryEntry", "ImageLabel", "ImageRef",
-    "ImportResult", "LabelEntry", "LabelSet", "LabelStore", "Polygon", "Rectangle", "Region",
-    "RegionEntry", "UndoResult", "check_region_geometry", "default_store_path", "is_ai_reader",
-    "now_iso",
+    "MEASUREMENT_KINDS", "SHAPES", "SOURCES", "SPACING_SOURCES", "Ellipse", "Geometry",
+    "HistoryEntry", "ImageLabel", "ImageRef", "ImportResult", "LabelEntry", "LabelSet",
+    "LabelStore", "Measurement", "Polygon", "Rectangle", "Region", "RegionEntry", "UndoResult",
+    "check_region_geometry", "default_store_path", "is_ai_reader", "now_iso",
 ]
 
 DEFAULT_STORE_NAME = "labels.sqlite"
@@ -120,6 +125,7 @@ class LabelStore:
         self._decisions = Decisions(self._db, self._actions)
         self._notes = Notes(self._actions)
         self._regions = Regions(self._db, self._actions)
+        self._measurements = Measurements(self._db, self._actions)
         self._history = History(self._db, self._actions, row_kinds())
 
     @property
@@ -273,26 +279,68 @@ class LabelStore:
                 reader: str | None = None) -> list[Region]:
         return self._regions.regions(label_set, image_key, reader=reader)
 
+    # -- measurements and annotations (a reader's, on an image; in no label set)
+
+    def add_measurement(self, image: ImageRef, kind: str, points: Sequence[Sequence[float]],
+                        *, frame: int = 0, pixel_spacing: Sequence[float] | None = None,
+                        spacing_source: str = "none", label: str | None = None,
+                        text: str | None = None, values: Mapping[str, Any] | None = None,
+                        reader: str | None = None) -> Measurement:
+        """Keep a measurement (``kind`` in ``MEASUREMENT_KINDS``) of the reader (default:
+        this store's) on the image; ``points`` are (column, row) image pixels,
+        ``pixel_spacing`` (row, column) mm from ``spacing_source``, ``values`` what was
+        computed (e.g. ``{"length_mm": 41.2}``). One undoable action."""
+        return self._measurements.add_measurement(
+            image, kind, points, reader=self._reader(reader), frame=frame,
+            pixel_spacing=pixel_spacing, spacing_source=spacing_source, label=label,
+            text=text, values=values)
+
+    def update_measurement(self, measurement_id: int, *,
+                           points: Sequence[Sequence[float]] | None = None,
+                           pixel_spacing: Sequence[float] | None = KEEP,
+                           spacing_source: str | None = None, label: str | None = None,
+                           text: str | None = None,
+                           values: Mapping[str, Any] | None = None) -> Measurement:
+        """Move a measurement or change its label, text, values, or pixel spacing (given
+        with its source). None keeps a field; an empty label removes it. New points or a
+        new spacing need the ``values`` computed for them. One undoable action."""
+        return self._measurements.update_measurement(
+            measurement_id, points=points, pixel_spacing=pixel_spacing,
+            spacing_source=spacing_source, label=label, text=text, values=values)
+
+    def delete_measurement(self, measurement_id: int) -> None:
+        self._measurements.delete_measurement(measurement_id)
+
+    def measurements(self, image_key: str | None = None, *,
+                     reader: str | None = None) -> list[Measurement]:
+        """Measurements on one image (all when None), all readers unless ``reader``."""
+        return self._measurements.measurements(image_key, reader=reader)
+
     # -- history, undo and redo
 
-    def undo(self, reader: str | None = None, label_set: str | None = None) -> UndoResult | None:
+    def undo(self, reader: str | None = None, label_set: str | None = None, *,
+             row_kind: str | None = None) -> UndoResult | None:
         """Undo the last not-yet-undone action of ``reader`` (default: this store's reader),
-        optionally only among actions in one label set. None when there is nothing to undo.
+        optionally only among actions in one label set and/or that changed one kind of row
+        (``"image_label"``, ``"region"``, ``"measurement"``: an image view undoes only
+        measurements). None when there is nothing to undo.
 
         Raises :class:`UndoConflictError` (and changes nothing) when something the action
         wrote was changed since by someone else.
         """
-        return self._history.undo(self._reader(reader), label_set)
+        return self._history.undo(self._reader(reader), label_set, row_kind=row_kind)
 
-    def redo(self, reader: str | None = None, label_set: str | None = None) -> UndoResult | None:
-        """Re-apply what the last undo of ``reader`` took back (itself undoable). None when
+    def redo(self, reader: str | None = None, label_set: str | None = None, *,
+             row_kind: str | None = None) -> UndoResult | None:
+        """Re-apply what the last undo of ``reader`` took back (itself undoable; the same
+        filters as :meth:`undo`). None when
         there is nothing to redo: no undo yet, every undo redone, or a new edit by ``reader``
         since the undo (as in any editor, a new edit ends the redo chain).
 
         Raises :class:`UndoConflictError` (and changes nothing) when something the undo
         restored was changed since by someone else.
         """
-        return self._history.redo(self._reader(reader), label_set)
+        return self._history.redo(self._reader(reader), label_set, row_kind=row_kind)
 
     def history(self, label_set: str | None = None, image_key: str | None = None, *,
                 reader: str | None = None, limit: int | None = None) -> list[HistoryEntry]:

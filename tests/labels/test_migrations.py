@@ -238,7 +238,7 @@ def test_recovering_an_old_store_replays_its_history_into_the_current_schema(tmp
     conn.close()
     report = LabelStore.recover(path)
     assert report.schema_version_found == 1
-    assert report.rebuilt_from_history == {"image_labels": 1, "regions": 0}
+    assert report.rebuilt_from_history == {"image_labels": 1, "regions": 0, "measurements": 0}
     with LabelStore(path, reader="alice") as store:
         assert store.schema_version == SCHEMA_VERSION
         label = store.label_for("pneumonia", image(1).key)
