@@ -24,9 +24,9 @@ one responsibility and state their contract: ``connection`` (opening, the transa
 error sentences), ``unit_of_work`` (one action = one transaction, its rows' before/after
 states and its history record; every write goes through it), ``label_sets``, ``images``,
 ``decisions``, ``notes``, ``regions``, ``measurements`` (each a collaborator with its
-row kind) and
-``history`` (undo/redo over any row kind, reading the history). This module wires them
-together, delegates to them and writes an import (decisions and regions as one action).
+row kind) and ``history`` (undo/redo over any row kind, reading the history). This module
+wires them together, delegates to them and writes an import (decisions and regions as one
+action).
 Every name callers import from here is re-exported (``__all__``).
 """
 
