@@ -50,8 +50,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     common(importing)
     importing.set_defaults(handler=_import)
 
-    exporting = actions.add_parser("export", help="write a label set to CSV, JSON or COCO")
-    exporting.add_argument("--label-set", required=True, metavar="NAME")
+    exporting = actions.add_parser(
+        "export", help="write a label set to CSV, JSON or COCO, or measurements to CSV or "
+                       "JSON")
+    exporting.add_argument("--label-set", metavar="NAME", help="the label set to write")
+    exporting.add_argument("--measurements", action="store_true",
+                           help="write measurements and annotations instead (all images, or "
+                                "--image / --reader)")
+    exporting.add_argument("--image", metavar="KEY",
+                           help="with --measurements: only this image's (see export)")
+    exporting.add_argument("--reader", help="with --measurements: only this reader's")
     exporting.add_argument("-o", "--output", required=True, type=Path,
                            metavar="FILE.csv|FILE.json")
     exporting.add_argument("--format", choices=("csv", "json", "coco"),
@@ -266,10 +274,17 @@ def _export(args: argparse.Namespace) -> int:
     from medviewer.cli import print_json
     from medviewer.labels import io as label_io
 
+    if bool(args.label_set) == args.measurements:
+        raise UserError("Give the label set to export (--label-set NAME) or --measurements, "
+                        "one of the two.")
+    if not args.measurements and (args.image or args.reader):
+        raise UserError("--image and --reader choose measurements; add --measurements.")
     fmt = args.format or {".csv": "csv", ".json": "json"}.get(args.output.suffix.lower())
     if fmt is None:
         raise UserError(f"Cannot tell the format of {args.output} from its name; add "
                         f"--format csv, json or coco.")
+    if args.measurements:
+        return _export_measurements(args, fmt)
     write, unit = label_io.EXPORTERS[fmt]
     with _open(args) as store:
         store.label_set(args.label_set)  # a clear error for an unknown set
@@ -278,6 +293,23 @@ def _export(args: argparse.Namespace) -> int:
         print_json({"output": str(args.output), "format": fmt, unit: count})
     else:
         print(f"Wrote {count} {unit} of label set '{args.label_set}' to {args.output} "
+              f"({fmt}).")
+    return 0
+
+
+def _export_measurements(args: argparse.Namespace, fmt: str) -> int:
+    from medviewer.cli import print_json
+    from medviewer.labels import io as label_io
+
+    if fmt not in label_io.MEASUREMENT_EXPORTERS:
+        raise UserError(f"Measurements are written as CSV or JSON, not {fmt}.")
+    with _open(args) as store:
+        count = label_io.MEASUREMENT_EXPORTERS[fmt](store, args.output, image_key=args.image,
+                                                    reader=args.reader)
+    if args.json:
+        print_json({"output": str(args.output), "format": fmt, "measurements": count})
+    else:
+        print(f"Wrote {count} measurement{'' if count == 1 else 's'} to {args.output} "
               f"({fmt}).")
     return 0
 
@@ -298,7 +330,7 @@ def _history(args: argparse.Namespace) -> int:
         return 0
     for e in entries:
         where = f"{e.label_set}, " if e.label_set else ""
-        target = f"region {e.region_id}" if e.target == "region" else "label"
+        target = f"{e.target} {e.row_id}" if e.row_id is not None else "label"
         print(f"#{e.action_id} {e.at} {e.actor}: {e.kind.replace('_', ' ')}"
               f"{f' (of #{e.undoes})' if e.undoes else ''} - {where}{target} of "
               f"{e.reader} on {e.image_key}: {_state_text(e.old)} -> {_state_text(e.new)}")
@@ -310,6 +342,8 @@ def _state_text(state: dict | None) -> str:
         return "(none)"
     if "classes" in state:
         return "+".join(state["classes"]) or "(no class)"
+    if "spacing_source" in state:  # a measurement
+        return " ".join(str(v) for v in (state["kind"], state.get("label")) if v)
     return str(state.get("class_name") or state.get("shape") or "region")
 
 

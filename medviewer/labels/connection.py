@@ -3,20 +3,22 @@ errors as one sentence for the user.
 
 Opening checks the file's header and (unless told not to) runs ``PRAGMA quick_check``,
 switches to WAL with ``synchronous=FULL``, and creates or migrates the schema, backing up an
-older file first. :class:`StoreConnection` is the base of
-:class:`~medviewer.labels.store.LabelStore`, whose ``__init__`` sets ``path``, ``_lock`` (a
-``threading.RLock``) and ``_conn`` and then calls ``_open``.
+older file first. :class:`StoreConnection` is the one connection a
+:class:`~medviewer.labels.store.LabelStore` and all its parts share: every query runs in
+:meth:`StoreConnection.read` and every write in one :meth:`StoreConnection.transaction`,
+both behind one lock, so the store can be shared between threads.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
 from medviewer.labels import schema
 from medviewer.labels.durable_files import fsync_dir, fsync_file, unused_path
@@ -30,12 +32,27 @@ from medviewer.labels.errors import (
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 BUSY_TIMEOUT_MS = 10_000
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 class StoreConnection:
-    """One SQLite connection behind a lock; every query and transaction goes through it."""
+    """One SQLite connection behind a lock; every query and transaction goes through it.
+
+    Contract: :meth:`transaction` yields the connection inside ``BEGIN IMMEDIATE``; leaving
+    the block normally means the transaction committed (and, with ``synchronous=FULL``, the
+    WAL was fsynced); any exception rolls everything back. :meth:`read` runs a query
+    function. Both translate SQLite's errors into one-sentence ``LabelError``s (damaged,
+    busy, full, read-only), and hold a re-entrant lock, so a read may run inside a
+    transaction on the same thread.
+    """
+
+    def __init__(self, path: Path, *, check: bool = True) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._conn = self._open(check)
 
     # -- opening, checking, closing
 
@@ -135,7 +152,7 @@ class StoreConnection:
         """SQLite's own check: an empty list when the file is sound."""
         with self._lock:
             try:
-                return _integrity_check(self._connection, full)
+                return _integrity_check(self.sqlite, full)
             except sqlite3.Error as exc:
                 return [str(exc)]
 
@@ -146,22 +163,24 @@ class StoreConnection:
                 self._conn = None
 
     @property
-    def _connection(self) -> sqlite3.Connection:
+    def sqlite(self) -> sqlite3.Connection:
+        """The sqlite3 connection itself (for checks and tests; writes go through
+        :meth:`transaction`)."""
         if self._conn is None:
             raise StoreUnavailableError(f"The label store {self.path} is closed.")
         return self._conn
 
     @property
     def schema_version(self) -> int:
-        return self._read(lambda c: c.execute("PRAGMA user_version").fetchone()[0])
+        return self.read(lambda c: c.execute("PRAGMA user_version").fetchone()[0])
 
     # -- transactions and error translation
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE ... COMMIT; leaving the block normally means it committed."""
         with self._lock:
-            conn = self._connection
+            conn = self.sqlite
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
@@ -179,10 +198,11 @@ class StoreConnection:
                     raise self._translate(exc, "write") from None
                 raise
 
-    def _read(self, query: Any) -> Any:
+    def read(self, query: Callable[[sqlite3.Connection], T]) -> T:
+        """``query(connection)`` under the lock, SQLite's errors as one sentence."""
         with self._lock:
             try:
-                return query(self._connection)
+                return query(self.sqlite)
             except sqlite3.Error as exc:
                 raise self._translate(exc, "read") from None
 

@@ -1,4 +1,5 @@
-"""Import and export of labels: CSV, MedViewer JSON and COCO-style JSON for regions.
+"""Import and export of labels: CSV, MedViewer JSON and COCO-style JSON for regions; export
+of measurements and annotations as CSV and JSON.
 
 Formats are documented in docs/labels-format.md. Imports are two steps so nothing is
 imported by surprise: ``validate_*`` reads the file, resolves every path to its image key
@@ -223,6 +224,87 @@ def _ellipse_outline(x: float, y: float, width: float, height: float,
 # What each export format writes, and what its count counts (CLI and GUI alike).
 EXPORTERS = {"csv": (export_csv, "rows"), "json": (export_json, "images"),
              "coco": (export_coco, "regions")}
+
+
+# ---------------------------------------------------------------- measurement export
+
+MEASUREMENTS_FORMAT = "medviewer-measurements"
+MEASUREMENTS_FORMAT_VERSION = 1
+MEASUREMENT_CSV_COLUMNS = ("path", "image_key", "sop_instance_uid", "content_hash",
+                           "patient_id", "frame", "reader", "id", "kind", "label", "text",
+                           "points", "pixel_spacing_row_mm", "pixel_spacing_column_mm",
+                           "spacing_source", "created_at", "updated_at")
+
+
+def measurements_document(store: LabelStore, *, image_key: str | None = None,
+                          reader: str | None = None) -> dict:
+    """Measurements per image (all, or one image's / one reader's) as MedViewer JSON."""
+    measurements = store.measurements(image_key, reader=reader)
+    images = store.images(m.image_key for m in measurements)
+    by_key: dict[str, dict] = {}
+    for m in measurements:
+        if m.image_key not in by_key:
+            image = images.get(m.image_key) or ImageRef(m.image_key)
+            by_key[m.image_key] = {
+                "image_key": m.image_key, "sop_instance_uid": image.sop_instance_uid,
+                "content_hash": image.content_hash, "path": image.path,
+                "patient_id": image.patient_id, "width": image.width,
+                "height": image.height, "measurements": []}
+        by_key[m.image_key]["measurements"].append({
+            "id": m.id, "reader": m.reader, "kind": m.kind, "frame": m.frame,
+            "points": [list(p) for p in m.points],
+            "pixel_spacing": list(m.pixel_spacing) if m.pixel_spacing else None,
+            "spacing_source": m.spacing_source, "label": m.label, "text": m.text,
+            "values": dict(m.values), "created_at": m.created_at,
+            "updated_at": m.updated_at})
+    return {"format": MEASUREMENTS_FORMAT, "version": MEASUREMENTS_FORMAT_VERSION,
+            "exported_at": now_iso(), "images": list(by_key.values())}
+
+
+def export_measurements_json(store: LabelStore, path: str | os.PathLike, *,
+                             image_key: str | None = None, reader: str | None = None) -> int:
+    """Write :func:`measurements_document`; returns the number of measurements."""
+    document = measurements_document(store, image_key=image_key, reader=reader)
+    with atomic_writer(path) as handle:
+        json.dump(document, handle, indent=1, ensure_ascii=False)
+        handle.write("\n")
+    return sum(len(image["measurements"]) for image in document["images"])
+
+
+def export_measurements_csv(store: LabelStore, path: str | os.PathLike, *,
+                            image_key: str | None = None, reader: str | None = None) -> int:
+    """One row per measurement: the fixed columns, then one column per value name found
+    (sorted; ``value_<name>`` where a name is already a fixed column). Returns the rows."""
+    document = measurements_document(store, image_key=image_key, reader=reader)
+    names = sorted({name for image in document["images"]
+                    for m in image["measurements"] for name in m["values"]})
+    value_columns = [f"value_{n}" if n in MEASUREMENT_CSV_COLUMNS else n for n in names]
+    rows = 0
+    with atomic_writer(path, newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([*MEASUREMENT_CSV_COLUMNS, *value_columns])
+        for image in document["images"]:
+            for m in image["measurements"]:
+                spacing = m["pixel_spacing"] or ("", "")
+                writer.writerow([
+                    image["path"] or "", image["image_key"], image["sop_instance_uid"] or "",
+                    image["content_hash"] or "", image["patient_id"] or "", m["frame"],
+                    m["reader"], m["id"], m["kind"], m["label"] or "", m["text"] or "",
+                    json.dumps(m["points"], separators=(",", ":")), spacing[0], spacing[1],
+                    m["spacing_source"], m["created_at"], m["updated_at"],
+                    *(_csv_value(m["values"].get(n)) for n in names)])
+                rows += 1
+    return rows
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    return json.dumps(value) if isinstance(value, (list, dict, bool)) else value
+
+
+# Measurement export formats (``medviewer labels export --measurements``); counts measurements.
+MEASUREMENT_EXPORTERS = {"csv": export_measurements_csv, "json": export_measurements_json}
 
 
 # ---------------------------------------------------------------- import

@@ -7,9 +7,11 @@
 2. works on a second, throw-away copy and reads every table row by row in rowid order,
    skipping forward past pages SQLite reports as malformed (the approach of the sqlite3
    shell's ``.recover``, done through the public API that Python has);
-3. writes the rows into a fresh store of the damaged file's schema version, re-creates
-   label sets and classes that labels still refer to, migrates it to the current version,
-   checks it with ``PRAGMA integrity_check`` and only then moves it into place.
+3. writes the rows into a fresh store of the damaged file's schema version, migrates it to
+   the current version, writes back rows that were unreadable from their latest state in
+   the history (through their row kind), re-creates label sets and classes that labels
+   still refer to, checks it with ``PRAGMA integrity_check`` and only then moves it into
+   place.
 
 Run it with MedViewer closed: nothing else may have the store open meanwhile.
 """
@@ -29,7 +31,9 @@ from pathlib import Path
 from medviewer.errors import UserError
 from medviewer.labels import schema
 from medviewer.labels.durable_files import fsync_dir, fsync_file, unused_path
-from medviewer.labels.store import now_iso
+from medviewer.labels.row_kinds import row_kinds
+from medviewer.labels.unit_of_work import RowKey
+from medviewer.labels.values import now_iso
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +68,8 @@ class RecoveryReport:
         lost = sum(self.damaged_stretches.values()) + sum(self.rows_rejected.values())
         rebuilt = sum(self.rebuilt_from_history.values())
         parts = [f"Rebuilt {self.path}: image labels salvaged {self.labels_salvaged}, "
-                 f"regions salvaged {self.rows_salvaged.get('regions', 0)}"]
+                 f"regions salvaged {self.rows_salvaged.get('regions', 0)}, measurements "
+                 f"salvaged {self.rows_salvaged.get('measurements', 0)}"]
         if rebuilt:
             parts.append(f", {rebuilt} more restored from the label history")
         if lost or self.unreadable_tables:
@@ -148,10 +153,11 @@ def _rebuild(damaged: Path, rebuilt: Path, report: RecoveryReport) -> None:
         finally:
             if source is not None:
                 source.close()
-        _restore_from_history(target, report)
-        _restore_references(target, report)
+        # Migrated before the history is replayed: the row kinds write current rows.
         if version < schema.SCHEMA_VERSION:
             schema.migrate(target, version)
+        _restore_from_history(target, report)
+        _restore_references(target, report)
         target.execute("COMMIT")
         problems = [r[0] for r in target.execute("PRAGMA integrity_check")]
         if problems != ["ok"]:  # cannot happen for a file we just wrote; never install it
@@ -289,60 +295,38 @@ def _probe_past_damage(conn: sqlite3.Connection, table: str, names: str,
 
 
 def _restore_from_history(conn: sqlite3.Connection, report: RecoveryReport) -> None:
-    """Bring back current labels and regions whose rows were unreadable.
+    """Bring back current rows (labels, regions, ...) whose rows were unreadable.
 
-    Every action appends the state it wrote to ``changes``; where a label's or region's row
-    was lost but its latest recorded change survived, that change's new state is the row.
+    Every action appends the state it wrote to ``changes``; where a row was lost but its
+    latest recorded change survived, that change's new state is the row, written back
+    through its row kind. A row is identified by all of the change's key columns (for
+    kinds with an id the other columns never change).
     """
     tables = _tables(conn)
     if "changes" not in tables:
         return
-    latest_labels = conn.execute(
-        "SELECT c.label_set_id, c.image_key, c.reader, c.new FROM changes c "
-        "JOIN (SELECT max(id) AS id FROM changes WHERE target = 'image_label' "
-        "      GROUP BY label_set_id, image_key, reader) last ON last.id = c.id "
-        "WHERE c.new IS NOT NULL AND NOT EXISTS (SELECT 1 FROM image_labels l "
-        "  WHERE l.label_set_id = c.label_set_id AND l.image_key = c.image_key "
-        "  AND l.reader = c.reader)").fetchall()
-    columns = [c for c in _columns(conn, "image_labels") if c != "id"]
-    restored = 0
-    for set_id, key, reader, text in latest_labels:
+    kinds = [kind for kind in row_kinds() if kind.table in tables]
+    latest = conn.execute(
+        "SELECT c.target, c.label_set_id, c.image_key, c.reader, c.row_id, c.new "
+        "FROM changes c JOIN (SELECT max(id) AS id FROM changes "
+        "  GROUP BY target, label_set_id, image_key, reader, row_id) last "
+        "ON last.id = c.id WHERE c.new IS NOT NULL").fetchall()
+    restored = {kind.target: 0 for kind in kinds}
+    by_target = {kind.target: kind for kind in kinds}
+    for target, set_id, image_key, reader, row_id, text in latest:
+        kind = by_target.get(target)
+        if kind is None:
+            continue
+        key = RowKey(set_id, image_key, reader, row_id)
         try:
-            state = json.loads(text)
-            row = {"label_set_id": set_id, "image_key": key, "reader": reader,
-                   "classes": json.dumps(state["classes"]), "source": state["source"],
-                   "note": state.get("note"), "labelled_at": state["labelled_at"],
-                   "action_id": state["action_id"],
-                   "ai_classes": json.dumps(state["ai_classes"])
-                   if state.get("ai_classes") is not None else None}
-            conn.execute(f"INSERT INTO image_labels ({', '.join(columns)}) "
-                         f"VALUES ({', '.join('?' * len(columns))})",
-                         [row[c] for c in columns])
-            restored += 1
+            if kind.read(conn, key) is not None:
+                continue
+            kind.write(conn, key, kind.from_history(json.loads(text)))
+            restored[target] += 1
         except (ValueError, KeyError, TypeError, sqlite3.Error):
             continue
-    report.rebuilt_from_history["image_labels"] = restored
-    if "regions" not in tables:
-        return
-    latest_regions = conn.execute(
-        "SELECT c.new FROM changes c JOIN (SELECT max(id) AS id FROM changes "
-        "  WHERE target = 'region' GROUP BY region_id) last ON last.id = c.id "
-        "WHERE c.new IS NOT NULL AND NOT EXISTS (SELECT 1 FROM regions r "
-        "  WHERE r.id = c.region_id)").fetchall()
-    columns = _columns(conn, "regions")
-    restored = 0
-    for (text,) in latest_regions:
-        try:
-            state = json.loads(text)
-            if state.get("points") is not None:
-                state["points"] = json.dumps(state["points"])
-            conn.execute(f"INSERT INTO regions ({', '.join(columns)}) "
-                         f"VALUES ({', '.join('?' * len(columns))})",
-                         [state[c] for c in columns])
-            restored += 1
-        except (ValueError, KeyError, TypeError, sqlite3.Error):
-            continue
-    report.rebuilt_from_history["regions"] = restored
+    for kind in kinds:
+        report.rebuilt_from_history[kind.table] = restored[kind.target]
 
 
 def _restore_references(conn: sqlite3.Connection, report: RecoveryReport) -> None:

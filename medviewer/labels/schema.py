@@ -124,6 +124,60 @@ def _v2_regions(conn: sqlite3.Connection) -> None:
     """)
 
 
+def _v3_measurements(conn: sqlite3.Connection) -> None:
+    """Measurements and annotations (a reader's, on an image, outside any label set), and a
+    history that records rows of any kind: ``changes.label_set_id`` may be NULL and
+    ``region_id`` becomes ``row_id`` (the id of a region, a measurement, ...).
+
+    SQLite cannot drop a NOT NULL, so ``changes`` is rebuilt: its append-only triggers are
+    dropped and re-created around the copy, inside the migration's transaction.
+    """
+    _run(conn, """
+        CREATE TABLE measurements (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            image_key TEXT NOT NULL,
+            reader TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            frame INTEGER NOT NULL DEFAULT 0,
+            points TEXT NOT NULL,
+            pixel_spacing TEXT,
+            spacing_source TEXT NOT NULL,
+            label TEXT,
+            text TEXT,
+            computed TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            action_id INTEGER NOT NULL
+        );
+        CREATE INDEX measurements_by_image ON measurements (image_key, reader);
+        DROP TRIGGER IF EXISTS changes_append_only_update;
+        DROP TRIGGER IF EXISTS changes_append_only_delete;
+        CREATE TABLE changes_v3 (
+            id INTEGER PRIMARY KEY,
+            action_id INTEGER NOT NULL REFERENCES actions(id),
+            target TEXT NOT NULL,
+            label_set_id INTEGER,
+            image_key TEXT NOT NULL,
+            reader TEXT NOT NULL,
+            row_id INTEGER,
+            old TEXT,
+            new TEXT
+        );
+        INSERT INTO changes_v3 (id, action_id, target, label_set_id, image_key, reader,
+                                row_id, old, new)
+            SELECT id, action_id, target, label_set_id, image_key, reader, region_id, old, new
+            FROM changes ORDER BY id;
+        DROP TABLE changes;
+        ALTER TABLE changes_v3 RENAME TO changes;
+        CREATE INDEX changes_by_action ON changes (action_id);
+        CREATE INDEX changes_by_image ON changes (label_set_id, image_key);
+        CREATE TRIGGER changes_append_only_update BEFORE UPDATE ON changes
+            BEGIN SELECT RAISE(ABORT, 'label history is append-only'); END;
+        CREATE TRIGGER changes_append_only_delete BEFORE DELETE ON changes
+            BEGIN SELECT RAISE(ABORT, 'label history is append-only'); END;
+    """)
+
+
 def _run(conn: sqlite3.Connection, script: str) -> None:
     """Run a multi-statement script statement by statement.
 
@@ -140,11 +194,12 @@ def _run(conn: sqlite3.Connection, script: str) -> None:
         raise ValueError(f"incomplete SQL statement in migration: {statement.strip()[:80]}")
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1_base, _v2_regions)
+MIGRATIONS: tuple[Migration, ...] = (_v1_base, _v2_regions, _v3_measurements)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # The tables a store of the current version holds, for the recovery's salvage pass.
-TABLES = ("label_sets", "classes", "images", "image_labels", "actions", "changes", "regions")
+TABLES = ("label_sets", "classes", "images", "image_labels", "actions", "changes", "regions",
+          "measurements")
 
 
 def migrate(conn: sqlite3.Connection, from_version: int,

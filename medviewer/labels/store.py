@@ -19,33 +19,43 @@ are per reader: each reader has at most one decision (a set of classes) per imag
 set. Region coordinates are in the original, un-rotated stored pixel grid (see
 docs/labels-format.md).
 
-This module holds :class:`LabelStore` with label sets, decisions, reading and import; its
-other parts live beside it: ``connection`` (opening, transactions, error sentences: the
-base class), ``history`` (actions, undo/redo), ``regions``, ``values`` (value types and
-their checks), ``rows`` (how values sit in rows) and ``durable_files`` (fsync). Every name
-callers import from here is re-exported (``__all__``).
+:class:`LabelStore` is the one object callers use. It is composed of parts that each own
+one responsibility and state their contract: ``connection`` (opening, the transaction,
+error sentences), ``unit_of_work`` (one action = one transaction, its rows' before/after
+states and its history record; every write goes through it), ``label_sets``, ``images``,
+``decisions``, ``notes``, ``regions``, ``measurements`` (each a collaborator with its
+row kind) and ``history`` (undo/redo over any row kind, reading the history). This module
+wires them together, delegates to them and writes an import (decisions and regions as one
+action).
+Every name callers import from here is re-exported (``__all__``).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
-import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medviewer.labels.connection import BUSY_TIMEOUT_MS, StoreConnection
-from medviewer.labels.errors import InvalidLabelError, UnknownLabelSetError
-from medviewer.labels.history import EDIT_KINDS, HistoryMixin
-from medviewer.labels.regions import RegionsMixin
-from medviewer.labels.rows import geometry_state, json_text, stored_classes, tuple_or_none
+from medviewer.labels.decisions import Decisions
+from medviewer.labels.errors import UnknownLabelSetError
+from medviewer.labels.history import EDIT_KINDS, History
+from medviewer.labels.images import Images, upsert_image
+from medviewer.labels.label_sets import LabelSets, find_label_set
+from medviewer.labels.measurements import KEEP, Measurements
+from medviewer.labels.notes import Notes
+from medviewer.labels.regions import Regions
+from medviewer.labels.row_kinds import row_kinds
+from medviewer.labels.unit_of_work import Actions
 from medviewer.labels.values import (
     HASH_PREFIX,
     MAX_NAME_LENGTH,
+    MEASUREMENT_KINDS,
     SHAPES,
     SOURCES,
+    SPACING_SOURCES,
     Ellipse,
     Geometry,
     HistoryEntry,
@@ -54,6 +64,7 @@ from medviewer.labels.values import (
     ImportResult,
     LabelEntry,
     LabelSet,
+    Measurement,
     Polygon,
     Rectangle,
     Region,
@@ -73,15 +84,13 @@ if TYPE_CHECKING:
 # What other modules import from here.
 __all__ = [
     "BUSY_TIMEOUT_MS", "DEFAULT_STORE_NAME", "EDIT_KINDS", "HASH_PREFIX", "MAX_NAME_LENGTH",
-    "SHAPES", "SOURCES", "Ellipse", "Geometry", "HistoryEntry", "ImageLabel", "ImageRef",
-    "ImportResult", "LabelEntry", "LabelSet", "LabelStore", "Polygon", "Rectangle", "Region",
-    "RegionEntry", "UndoResult", "check_region_geometry", "default_store_path", "is_ai_reader",
-    "now_iso",
+    "MEASUREMENT_KINDS", "SHAPES", "SOURCES", "SPACING_SOURCES", "Ellipse", "Geometry",
+    "HistoryEntry", "ImageLabel", "ImageRef", "ImportResult", "LabelEntry", "LabelSet",
+    "LabelStore", "Measurement", "Polygon", "Rectangle", "Region", "RegionEntry", "UndoResult",
+    "check_region_geometry", "default_store_path", "is_ai_reader", "now_iso",
 ]
 
 DEFAULT_STORE_NAME = "labels.sqlite"
-# IN (...) lists are chunked below SQLite's bound-parameter limit.
-_CHUNK = 500
 
 
 def default_store_path() -> Path:
@@ -93,7 +102,7 @@ def default_store_path() -> Path:
 # ---------------------------------------------------------------- the store
 
 
-class LabelStore(RegionsMixin, HistoryMixin, StoreConnection):
+class LabelStore:
     """A label store file; every writing method is one committed transaction.
 
     ``reader`` is who is labelling (default: ``settings.reader_name``): labels without an
@@ -108,12 +117,27 @@ class LabelStore(RegionsMixin, HistoryMixin, StoreConnection):
             from medviewer.settings import load_settings
 
             reader = load_settings().reader_name
-        self.reader = check_name("reader name", reader)
-        self._lock = threading.RLock()
-        self._conn: sqlite3.Connection | None = None
-        self._conn = self._open(check)
+        reader = check_name("reader name", reader)
+        self._db = StoreConnection(self.path, check=check)
+        self._actions = Actions(self._db, reader, find_label_set)
+        self._label_sets = LabelSets(self._db, self._actions)
+        self._images = Images(self._db)
+        self._decisions = Decisions(self._db, self._actions)
+        self._notes = Notes(self._actions)
+        self._regions = Regions(self._db, self._actions)
+        self._measurements = Measurements(self._db, self._actions)
+        self._history = History(self._db, self._actions, row_kinds())
 
-    # -- recovering, and the context manager (opening, checking, closing: StoreConnection)
+    @property
+    def reader(self) -> str:
+        return self._actions.actor
+
+    @reader.setter
+    def reader(self, name: str) -> None:
+        """Act as another reader from now on (the panel's reader name changed)."""
+        self._actions.actor = check_name("reader name", name)
+
+    # -- opening, checking, closing, recovering
 
     @staticmethod
     def recover(path: str | os.PathLike | None = None) -> RecoveryReport:
@@ -122,83 +146,42 @@ class LabelStore(RegionsMixin, HistoryMixin, StoreConnection):
 
         return recover(Path(path) if path is not None else default_store_path())
 
+    def check(self, full: bool = False) -> list[str]:
+        """SQLite's own check: an empty list when the file is sound."""
+        return self._db.check(full)
+
+    @property
+    def schema_version(self) -> int:
+        return self._db.schema_version
+
+    def close(self) -> None:
+        self._db.close()
+
     def __enter__(self) -> "LabelStore":
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def _reader(self, reader: str | None) -> str:
+        return self.reader if reader is None else check_name("reader name", reader)
+
     # -- label sets
 
     def create_label_set(self, name: str, classes: Sequence[str], *, multi_label: bool = False,
                          description: str = "") -> LabelSet:
-        name = check_name("label set name", name)
-        class_names = check_classes(classes)
-        with self._transaction() as conn:
-            if conn.execute("SELECT 1 FROM label_sets WHERE name = ?", (name,)).fetchone():
-                raise InvalidLabelError(f"A label set named '{name}' already exists.")
-            self._insert_label_set(conn, name, class_names, multi_label, description)
-            return self._get_set(conn, name)
-
-    def _insert_label_set(self, conn: sqlite3.Connection, name: str, classes: Sequence[str],
-                          multi_label: bool, description: str) -> int:
-        at = now_iso()
-        cursor = conn.execute(
-            "INSERT INTO label_sets (name, multi_label, description, created_at) "
-            "VALUES (?, ?, ?, ?)", (name, int(bool(multi_label)), description or "", at))
-        set_id = cursor.lastrowid
-        conn.executemany("INSERT INTO classes (label_set_id, position, name) VALUES (?, ?, ?)",
-                         [(set_id, i, c) for i, c in enumerate(classes)])
-        conn.execute("INSERT INTO actions (actor, kind, label_set_id, created_at, detail) "
-                     "VALUES (?, 'create_label_set', ?, ?, ?)",
-                     (self.reader, set_id, at,
-                      json_text({"name": name, "classes": list(classes),
-                                 "multi_label": bool(multi_label)})))
-        return set_id
+        return self._label_sets.create_label_set(name, classes, multi_label=multi_label,
+                                                 description=description)
 
     def add_classes(self, label_set: str, classes: Sequence[str]) -> LabelSet:
         """Append classes to a label set's list (existing ones are left as they are)."""
-        with self._transaction() as conn:
-            current = self._get_set(conn, label_set)
-            new = [c for c in check_classes(classes) if c not in current.classes]
-            if new:
-                self._append_classes(conn, current, new)
-            return self._get_set(conn, label_set)
-
-    def _append_classes(self, conn: sqlite3.Connection, current: LabelSet,
-                        new: Sequence[str]) -> None:
-        start = len(current.classes)
-        conn.executemany("INSERT INTO classes (label_set_id, position, name) VALUES (?, ?, ?)",
-                         [(current.id, start + i, c) for i, c in enumerate(new)])
-        conn.execute("INSERT INTO actions (actor, kind, label_set_id, created_at, detail) "
-                     "VALUES (?, 'add_classes', ?, ?, ?)",
-                     (self.reader, current.id, now_iso(), json_text({"classes": list(new)})))
+        return self._label_sets.add_classes(label_set, classes)
 
     def label_set(self, name: str) -> LabelSet:
-        return self._read(lambda conn: self._get_set(conn, name))
+        return self._label_sets.label_set(name)
 
     def label_sets(self) -> list[LabelSet]:
-        def query(conn: sqlite3.Connection) -> list[LabelSet]:
-            names = [r[0] for r in conn.execute("SELECT name FROM label_sets ORDER BY name")]
-            return [self._get_set(conn, n) for n in names]
-
-        return self._read(query)
-
-    def _get_set(self, conn: sqlite3.Connection, name: str) -> LabelSet:
-        row = conn.execute("SELECT id, name, multi_label, description, created_at "
-                           "FROM label_sets WHERE name = ?", (name,)).fetchone()
-        if row is None:
-            existing = [r[0] for r in conn.execute("SELECT name FROM label_sets ORDER BY name")]
-            raise UnknownLabelSetError(name, existing)
-        classes = tuple(r[0] for r in conn.execute(
-            "SELECT name FROM classes WHERE label_set_id = ? ORDER BY position, id", (row[0],)))
-        return LabelSet(row[0], row[1], classes, bool(row[2]), row[3], row[4])
-
-    def _set_name(self, conn: sqlite3.Connection, set_id: int | None) -> str | None:
-        if set_id is None:
-            return None
-        row = conn.execute("SELECT name FROM label_sets WHERE id = ?", (set_id,)).fetchone()
-        return row[0] if row else None
+        return self._label_sets.label_sets()
 
     # -- image labels: one method per user action
 
@@ -210,29 +193,8 @@ class LabelStore(RegionsMixin, HistoryMixin, StoreConnection):
         Returns after the transaction committed. Setting the same decision again writes
         nothing and returns the stored label.
         """
-        reader = self._reader(reader)
-        check_source(source)
-        wanted = [classes] if isinstance(classes, str) else list(classes)
-        with self._transaction() as conn:
-            current_set = self._get_set(conn, label_set)
-            ordered = current_set.ordered(wanted)
-            ai = current_set.ordered(ai_classes, what="AI suggestion") \
-                if ai_classes is not None else None
-            self._upsert_image(conn, image)
-            old = self._label_state(conn, current_set.id, image.key, reader)
-            if old is not None and (tuple(old["classes"]), old["source"], old["note"],
-                                    tuple_or_none(old["ai_classes"])) == (ordered, source,
-                                                                          note, ai):
-                return self._label_from_state(current_set.name, image.key, reader, old,
-                                              image.path)
-            action = self._new_action(conn, "set_label", current_set.id)
-            new = {"classes": list(ordered), "source": source, "note": note,
-                   "ai_classes": list(ai) if ai is not None else None,
-                   "labelled_at": now_iso(), "action_id": action}
-            self._write_label(conn, current_set.id, image.key, reader, new)
-            self._record(conn, action, "image_label", current_set.id, image.key, reader, None,
-                         old, new)
-        return self._label_from_state(current_set.name, image.key, reader, new, image.path)
+        return self._decisions.set_label(label_set, image, classes, reader=self._reader(reader),
+                                         source=source, note=note, ai_classes=ai_classes)
 
     def toggle_class(self, label_set: str, image: ImageRef, class_name: str, *,
                      reader: str | None = None, source: str = "manual") -> ImageLabel | None:
@@ -241,123 +203,20 @@ class LabelStore(RegionsMixin, HistoryMixin, StoreConnection):
         In a single-label set, toggling another class replaces the current one. Returns the
         decision after the change (None when no class is left), after the commit.
         """
-        reader = self._reader(reader)
-        check_source(source)
-        with self._transaction() as conn:
-            current_set = self._get_set(conn, label_set)
-            (wanted,) = current_set.ordered([class_name])
-            self._upsert_image(conn, image)
-            old = self._label_state(conn, current_set.id, image.key, reader)
-            have = list(old["classes"]) if old else []
-            if wanted in have:
-                have.remove(wanted)
-            elif current_set.multi_label:
-                have.append(wanted)
-            else:
-                have = [wanted]
-            action = self._new_action(conn, "toggle_class", current_set.id)
-            if have:
-                ordered = current_set.ordered(have)
-                new: dict | None = {
-                    "classes": list(ordered), "source": source,
-                    "note": old["note"] if old else None,
-                    "ai_classes": old["ai_classes"] if old else None,
-                    "labelled_at": now_iso(), "action_id": action}
-                self._write_label(conn, current_set.id, image.key, reader, new)
-            else:
-                new = None
-                self._delete_label(conn, current_set.id, image.key, reader)
-            self._record(conn, action, "image_label", current_set.id, image.key, reader, None,
-                         old, new)
-        if new is None:
-            return None
-        return self._label_from_state(current_set.name, image.key, reader, new, image.path)
+        return self._decisions.toggle_class(label_set, image, class_name,
+                                            reader=self._reader(reader), source=source)
 
     def clear_label(self, label_set: str, image: ImageRef | str, *,
                     reader: str | None = None) -> bool:
         """Remove the reader's decision on the image; False when there was none."""
-        reader = self._reader(reader)
         key = image.key if isinstance(image, ImageRef) else image
-        with self._transaction() as conn:
-            current_set = self._get_set(conn, label_set)
-            old = self._label_state(conn, current_set.id, key, reader)
-            if old is None:
-                return False
-            action = self._new_action(conn, "clear_label", current_set.id)
-            self._delete_label(conn, current_set.id, key, reader)
-            self._record(conn, action, "image_label", current_set.id, key, reader, None, old,
-                         None)
-        return True
+        return self._decisions.clear_label(label_set, key, reader=self._reader(reader))
 
     def set_note(self, label_set: str, image: ImageRef | str, note: str | None, *,
                  reader: str | None = None) -> ImageLabel:
         """Change the note on the reader's existing decision."""
-        reader = self._reader(reader)
         key = image.key if isinstance(image, ImageRef) else image
-        with self._transaction() as conn:
-            current_set = self._get_set(conn, label_set)
-            old = self._label_state(conn, current_set.id, key, reader)
-            if old is None:
-                raise InvalidLabelError(f"Reader '{reader}' has no label on this image in "
-                                        f"label set '{label_set}' to add a note to.")
-            action = self._new_action(conn, "set_note", current_set.id)
-            new = dict(old, note=note or None, labelled_at=now_iso(), action_id=action)
-            self._write_label(conn, current_set.id, key, reader, new)
-            self._record(conn, action, "image_label", current_set.id, key, reader, None, old,
-                         new)
-        return self._label_from_state(current_set.name, key, reader, new, None)
-
-    def _reader(self, reader: str | None) -> str:
-        return self.reader if reader is None else check_name("reader name", reader)
-
-    def _upsert_image(self, conn: sqlite3.Connection, image: ImageRef) -> None:
-        conn.execute(
-            "INSERT INTO images (image_key, path, patient_id, width, height, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (image_key) DO UPDATE SET "
-            "path = coalesce(excluded.path, path), "
-            "patient_id = coalesce(excluded.patient_id, patient_id), "
-            "width = coalesce(excluded.width, width), "
-            "height = coalesce(excluded.height, height), updated_at = excluded.updated_at",
-            (image.key, image.path, image.patient_id, image.width, image.height, now_iso()))
-
-    @staticmethod
-    def _label_state(conn: sqlite3.Connection, set_id: int, key: str,
-                     reader: str) -> dict | None:
-        row = conn.execute(
-            "SELECT classes, source, note, ai_classes, labelled_at, action_id FROM image_labels "
-            "WHERE label_set_id = ? AND image_key = ? AND reader = ?",
-            (set_id, key, reader)).fetchone()
-        if row is None:
-            return None
-        return {"classes": json.loads(row[0]), "source": row[1], "note": row[2],
-                "ai_classes": json.loads(row[3]) if row[3] is not None else None,
-                "labelled_at": row[4], "action_id": row[5]}
-
-    @staticmethod
-    def _write_label(conn: sqlite3.Connection, set_id: int, key: str, reader: str,
-                     state: dict) -> None:
-        conn.execute(
-            "INSERT INTO image_labels (label_set_id, image_key, reader, classes, source, note, "
-            "ai_classes, labelled_at, action_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (label_set_id, image_key, reader) DO UPDATE SET "
-            "classes = excluded.classes, source = excluded.source, note = excluded.note, "
-            "ai_classes = excluded.ai_classes, labelled_at = excluded.labelled_at, "
-            "action_id = excluded.action_id",
-            (set_id, key, reader, json_text(state["classes"]), state["source"], state["note"],
-             json_text(state["ai_classes"]) if state["ai_classes"] is not None else None,
-             state["labelled_at"], state["action_id"]))
-
-    @staticmethod
-    def _delete_label(conn: sqlite3.Connection, set_id: int, key: str, reader: str) -> None:
-        conn.execute("DELETE FROM image_labels WHERE label_set_id = ? AND image_key = ? "
-                     "AND reader = ?", (set_id, key, reader))
-
-    @staticmethod
-    def _label_from_state(set_name: str, key: str, reader: str, state: dict,
-                          path: str | None) -> ImageLabel:
-        return ImageLabel(set_name, key, reader, tuple(state["classes"]), state["source"],
-                          state["note"], state["labelled_at"], state["action_id"],
-                          tuple_or_none(state["ai_classes"]), path)
+        return self._notes.set_note(label_set, key, note, reader=self._reader(reader))
 
     # -- reading labels
 
@@ -365,33 +224,7 @@ class LabelStore(RegionsMixin, HistoryMixin, StoreConnection):
                        reader: str | None = None) -> list[ImageLabel]:
         """Current decisions in a label set: of the given images (all when None), all readers
         unless ``reader`` is given. Ordered by image key, then reader."""
-        keys = None if image_keys is None else list(dict.fromkeys(image_keys))
-
-        def query(conn: sqlite3.Connection) -> list[ImageLabel]:
-            current_set = self._get_set(conn, label_set)
-            sql = ("SELECT l.image_key, l.reader, l.classes, l.source, l.note, l.labelled_at, "
-                   "l.action_id, l.ai_classes, i.path FROM image_labels l "
-                   "LEFT JOIN images i ON i.image_key = l.image_key WHERE l.label_set_id = ?")
-            base: list[Any] = [current_set.id]
-            if reader is not None:
-                sql += " AND l.reader = ?"
-                base.append(reader)
-            rows: list[tuple] = []
-            if keys is None:
-                rows = conn.execute(sql + " ORDER BY l.image_key, l.reader", base).fetchall()
-            else:
-                for start in range(0, len(keys), _CHUNK):
-                    chunk = keys[start:start + _CHUNK]
-                    marks = ",".join("?" * len(chunk))
-                    rows += conn.execute(f"{sql} AND l.image_key IN ({marks})",
-                                         base + chunk).fetchall()
-                rows.sort(key=lambda r: (r[0], r[1]))
-            return [ImageLabel(current_set.name, r[0], r[1], stored_classes(r[2]), r[3], r[4],
-                               r[5], r[6], stored_classes(r[7]) if r[7] is not None else None,
-                               r[8])
-                    for r in rows]
-
-        return self._read(query)
+        return self._decisions.current_labels(label_set, image_keys, reader=reader)
 
     def label_for(self, label_set: str, image_key: str,
                   reader: str | None = None) -> ImageLabel | None:
@@ -401,35 +234,11 @@ class LabelStore(RegionsMixin, HistoryMixin, StoreConnection):
 
     def decisions(self, label_set: str) -> dict[str, dict[str, tuple[str, ...]]]:
         """{image key: {reader: classes}} for the whole label set (agreement, consensus)."""
-        def query(conn: sqlite3.Connection) -> dict[str, dict[str, tuple[str, ...]]]:
-            set_id = self._get_set(conn, label_set).id
-            table: dict[str, dict[str, tuple[str, ...]]] = {}
-            for key, reader, classes in conn.execute(
-                    "SELECT image_key, reader, classes FROM image_labels WHERE label_set_id = ? "
-                    "ORDER BY image_key, reader", (set_id,)):
-                table.setdefault(key, {})[reader] = stored_classes(classes)
-            return table
-
-        return self._read(query)
+        return self._decisions.decisions(label_set)
 
     def images(self, image_keys: Iterable[str] | None = None) -> dict[str, ImageRef]:
         """What the store knows about images (path hint, patient id, size), by key."""
-        keys = None if image_keys is None else list(dict.fromkeys(image_keys))
-
-        def query(conn: sqlite3.Connection) -> dict[str, ImageRef]:
-            sql = "SELECT image_key, path, patient_id, width, height FROM images"
-            rows: list[tuple] = []
-            if keys is None:
-                rows = conn.execute(sql).fetchall()
-            else:
-                for start in range(0, len(keys), _CHUNK):
-                    chunk = keys[start:start + _CHUNK]
-                    rows += conn.execute(
-                        f"{sql} WHERE image_key IN ({','.join('?' * len(chunk))})",
-                        chunk).fetchall()
-            return {r[0]: ImageRef(r[0], r[1], r[2], r[3], r[4]) for r in rows}
-
-        return self._read(query)
+        return self._images.images(image_keys)
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Per label set: images labelled, decisions, readers and regions."""
@@ -446,7 +255,97 @@ class LabelStore(RegionsMixin, HistoryMixin, StoreConnection):
                                 "regions": regions, "region_images": region_images}
             return result
 
-        return self._read(query)
+        return self._db.read(query)
+
+    # -- regions
+
+    def add_region(self, label_set: str, image: ImageRef, class_name: str, geometry: Geometry,
+                   *, frame: int = 0, reader: str | None = None, source: str = "manual",
+                   note: str | None = None) -> Region:
+        return self._regions.add_region(label_set, image, class_name, geometry, frame=frame,
+                                        reader=self._reader(reader), source=source, note=note)
+
+    def update_region(self, region_id: int, *, class_name: str | None = None,
+                      geometry: Geometry | None = None, note: str | None = None,
+                      source: str | None = None) -> Region:
+        """Move/resize a region or change its class, note or source (None = keep)."""
+        return self._regions.update_region(region_id, class_name=class_name,
+                                           geometry=geometry, note=note, source=source)
+
+    def delete_region(self, region_id: int) -> None:
+        self._regions.delete_region(region_id)
+
+    def regions(self, label_set: str, image_key: str | None = None, *,
+                reader: str | None = None) -> list[Region]:
+        return self._regions.regions(label_set, image_key, reader=reader)
+
+    # -- measurements and annotations (a reader's, on an image; in no label set)
+
+    def add_measurement(self, image: ImageRef, kind: str, points: Sequence[Sequence[float]],
+                        *, frame: int = 0, pixel_spacing: Sequence[float] | None = None,
+                        spacing_source: str = "none", label: str | None = None,
+                        text: str | None = None, values: Mapping[str, Any] | None = None,
+                        reader: str | None = None) -> Measurement:
+        """Keep a measurement (``kind`` in ``MEASUREMENT_KINDS``) of the reader (default:
+        this store's) on the image; ``points`` are (column, row) image pixels,
+        ``pixel_spacing`` (row, column) mm from ``spacing_source``, ``values`` what was
+        computed (e.g. ``{"length_mm": 41.2}``). One undoable action."""
+        return self._measurements.add_measurement(
+            image, kind, points, reader=self._reader(reader), frame=frame,
+            pixel_spacing=pixel_spacing, spacing_source=spacing_source, label=label,
+            text=text, values=values)
+
+    def update_measurement(self, measurement_id: int, *,
+                           points: Sequence[Sequence[float]] | None = None,
+                           pixel_spacing: Sequence[float] | None = KEEP,
+                           spacing_source: str | None = None, label: str | None = None,
+                           text: str | None = None,
+                           values: Mapping[str, Any] | None = None) -> Measurement:
+        """Move a measurement or change its label, text, values, or pixel spacing (given
+        with its source). None keeps a field; an empty label removes it. New points or a
+        new spacing need the ``values`` computed for them. One undoable action."""
+        return self._measurements.update_measurement(
+            measurement_id, points=points, pixel_spacing=pixel_spacing,
+            spacing_source=spacing_source, label=label, text=text, values=values)
+
+    def delete_measurement(self, measurement_id: int) -> None:
+        self._measurements.delete_measurement(measurement_id)
+
+    def measurements(self, image_key: str | None = None, *,
+                     reader: str | None = None) -> list[Measurement]:
+        """Measurements on one image (all when None), all readers unless ``reader``."""
+        return self._measurements.measurements(image_key, reader=reader)
+
+    # -- history, undo and redo
+
+    def undo(self, reader: str | None = None, label_set: str | None = None, *,
+             row_kind: str | None = None) -> UndoResult | None:
+        """Undo the last not-yet-undone action of ``reader`` (default: this store's reader),
+        optionally only among actions in one label set and/or that changed one kind of row
+        (``"image_label"``, ``"region"``, ``"measurement"``: an image view undoes only
+        measurements). None when there is nothing to undo.
+
+        Raises :class:`UndoConflictError` (and changes nothing) when something the action
+        wrote was changed since by someone else.
+        """
+        return self._history.undo(self._reader(reader), label_set, row_kind=row_kind)
+
+    def redo(self, reader: str | None = None, label_set: str | None = None, *,
+             row_kind: str | None = None) -> UndoResult | None:
+        """Re-apply what the last undo of ``reader`` took back (itself undoable; the same
+        filters as :meth:`undo`). None when
+        there is nothing to redo: no undo yet, every undo redone, or a new edit by ``reader``
+        since the undo (as in any editor, a new edit ends the redo chain).
+
+        Raises :class:`UndoConflictError` (and changes nothing) when something the undo
+        restored was changed since by someone else.
+        """
+        return self._history.redo(self._reader(reader), label_set, row_kind=row_kind)
+
+    def history(self, label_set: str | None = None, image_key: str | None = None, *,
+                reader: str | None = None, limit: int | None = None) -> list[HistoryEntry]:
+        """Changes, newest first; filter by label set, image and/or the label's reader."""
+        return self._history.history(label_set, image_key, reader=reader, limit=limit)
 
     # -- bulk import (one action, one transaction)
 
@@ -461,25 +360,25 @@ class LabelStore(RegionsMixin, HistoryMixin, StoreConnection):
         Entries must already be validated (see :mod:`medviewer.labels.io`); an invalid one
         aborts the whole import and nothing is written.
         """
-        with self._transaction() as conn:
+        with self._actions.begin("import", detail=detail) as work:
             created = False
             added: tuple[str, ...] = ()
             try:
-                current_set = self._get_set(conn, label_set)
+                current_set = find_label_set(work.conn, label_set)
             except UnknownLabelSetError:
                 if not classes:
                     raise
-                self._insert_label_set(conn, check_name("label set name", label_set),
-                                       check_classes(classes), multi_label, description)
-                current_set = self._get_set(conn, label_set)
+                current_set = self._label_sets.insert(
+                    work, check_name("label set name", label_set), check_classes(classes),
+                    multi_label, description)
                 created = True
             if classes and not created:
                 added = tuple(c for c in check_classes(classes)
                               if c not in current_set.classes)
                 if added:
-                    self._append_classes(conn, current_set, added)
-                    current_set = self._get_set(conn, label_set)
-            action = self._new_action(conn, "import", current_set.id, detail=detail)
+                    current_set = self._label_sets.append(work, current_set, added)
+            work.label_set = current_set
+            action = work.action_id  # an import is recorded even when it changes nothing
             written = unchanged = 0
             for entry in labels:
                 reader = check_name("reader name", entry.reader)
@@ -487,34 +386,13 @@ class LabelStore(RegionsMixin, HistoryMixin, StoreConnection):
                 ordered = current_set.ordered(entry.classes)
                 ai = current_set.ordered(entry.ai_classes, what="AI suggestion") \
                     if entry.ai_classes is not None else None
-                self._upsert_image(conn, entry.image)
-                old = self._label_state(conn, current_set.id, entry.image.key, reader)
-                if old is not None and (tuple(old["classes"]), old["source"], old["note"],
-                                        tuple_or_none(old["ai_classes"])) == (
-                        ordered, entry.source, entry.note, ai):
-                    unchanged += 1
-                    continue
-                new = {"classes": list(ordered), "source": entry.source, "note": entry.note,
-                       "ai_classes": list(ai) if ai is not None else None,
-                       "labelled_at": now_iso(), "action_id": action}
-                self._write_label(conn, current_set.id, entry.image.key, reader, new)
-                self._record(conn, action, "image_label", current_set.id, entry.image.key,
-                             reader, None, old, new)
-                written += 1
+                upsert_image(work.conn, entry.image)
+                _, changed = self._decisions.decide(work, current_set, entry.image.key, reader,
+                                                    ordered, entry.source, entry.note, ai)
+                written += changed
+                unchanged += not changed
             for region in regions:
-                reader = check_name("reader name", region.reader)
-                check_source(region.source)
-                (class_name,) = current_set.ordered([region.class_name], what="region")
-                self._upsert_image(conn, region.image)
-                check_region_geometry(region.geometry, region.frame,
-                                self._image_size(conn, region.image.key))
-                at = now_iso()
-                state = {"label_set_id": current_set.id, "image_key": region.image.key,
-                         "reader": reader, "class_name": class_name,
-                         **geometry_state(region.geometry), "frame": int(region.frame),
-                         "source": region.source, "note": region.note, "created_at": at,
-                         "updated_at": at, "action_id": action}
-                state["id"] = self._write_region(conn, None, state)
-                self._record(conn, action, "region", current_set.id, region.image.key, reader,
-                             state["id"], None, state)
+                self._regions.add(work, current_set, region.image,
+                                  check_name("reader name", region.reader), region.class_name,
+                                  region.geometry, region.frame, region.source, region.note)
         return ImportResult(action, written, unchanged, len(regions), created, added)

@@ -1,5 +1,5 @@
 """The label store's values: what callers hand to the store and get back, and the checks a
-name, source, class list or region passes before it is stored.
+name, source, class list, region or measurement passes before it is stored.
 
 Plain data without SQLite; :mod:`medviewer.labels.store` re-exports every name here, so
 ``from medviewer.labels.store import ImageRef`` keeps working.
@@ -7,8 +7,9 @@ Plain data without SQLite; :mod:`medviewer.labels.store` re-exports every name h
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,6 +21,22 @@ SOURCES = ("manual", "ai_accepted", "ai_overridden", "imported")
 SHAPES = ("rectangle", "ellipse", "polygon")
 HASH_PREFIX = "sha256:"
 MAX_NAME_LENGTH = 200
+# Measurement kinds and the points each is drawn with (image pixels: column, row).
+MEASUREMENT_POINTS = {
+    "distance": (2, "2 points (its two ends)"),
+    "angle": (3, "3 points (one arm's end, the vertex, the other arm's end)"),
+    "cobb": (4, "4 points (two lines of two points each)"),
+    "rectangle": (2, "2 points (opposite corners)"),
+    "ellipse": (2, "2 points (opposite corners of its bounding box)"),
+    "text": (1, "1 point (where the text is anchored)"),
+}
+MEASUREMENT_KINDS = tuple(MEASUREMENT_POINTS)
+# Where the pixel spacing used came from: a DICOM attribute, the reader's calibration on a
+# known distance, or nothing (then lengths and areas are in pixels only).
+SPACING_SOURCES = ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing",
+                   "calibrated", "none")
+MAX_ANNOTATION_TEXT = 2000
+MAX_VALUES_TEXT = 10_000
 
 
 def now_iso() -> str:
@@ -242,8 +259,39 @@ class Region:
 
 
 @dataclass(frozen=True)
+class Measurement:
+    """A reader's measurement or text annotation on one image (and frame).
+
+    ``points`` are (column, row) in the original stored pixel grid, as regions are;
+    ``pixel_spacing`` is (row spacing, column spacing) in mm as DICOM orders it, None when
+    ``spacing_source`` is "none"; ``values`` holds what was computed when it was stored
+    (e.g. ``length_mm``, ``angle_deg``, ``mean``, ``sd``, ``min``, ``max``, ``area_mm2``).
+    """
+
+    id: int
+    image_key: str
+    reader: str
+    kind: str
+    points: tuple[tuple[float, float], ...]
+    frame: int
+    pixel_spacing: tuple[float, float] | None
+    spacing_source: str
+    label: str | None
+    text: str | None
+    values: Mapping[str, Any]
+    created_at: str
+    updated_at: str
+    action_id: int
+
+
+@dataclass(frozen=True)
 class HistoryEntry:
-    """One change of one action: ``old`` and ``new`` are the stored rows (None = absent)."""
+    """One change of one action: ``old`` and ``new`` are the stored rows (None = absent).
+
+    ``target`` is the row's kind (``image_label``, ``region``, ``measurement``);
+    ``row_id`` its id for kinds that have one (``region_id`` repeats it for regions);
+    ``label_set`` is None for rows outside any label set (measurements).
+    """
 
     action_id: int
     actor: str
@@ -257,6 +305,7 @@ class HistoryEntry:
     region_id: int | None
     old: dict | None
     new: dict | None
+    row_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -325,3 +374,101 @@ def check_region_geometry(geometry: Geometry, frame: int,
             raise InvalidLabelError(
                 f"The region ({geometry.x:g}, {geometry.y:g}, {geometry.width:g} x "
                 f"{geometry.height:g}) lies outside the {width} x {height} image.")
+
+
+def check_measurement(kind: str, points: Sequence[Sequence[float]], frame: int,
+                      pixel_spacing: Sequence[float] | None, spacing_source: str,
+                      label: str | None, text: str | None, values: Mapping[str, Any] | None,
+                      size: tuple[int, int] | None) -> dict:
+    """The measurement's stored fields (points as lists, values as a dict), or
+    InvalidLabelError naming what is wrong."""
+    if kind not in MEASUREMENT_POINTS:
+        raise InvalidLabelError(f"The measurement kind '{kind}' is not one of "
+                                f"{', '.join(MEASUREMENT_KINDS)}.")
+    wanted, described = MEASUREMENT_POINTS[kind]
+    try:
+        xy = [(float(p[0]), float(p[1])) for p in points if len(p) == 2]
+        complete = len(xy) == len(points)
+    except (TypeError, ValueError):
+        complete = False
+    if not complete or not all(math.isfinite(v) for p in xy for v in p):
+        raise InvalidLabelError("A measurement's points must be pairs of finite numbers "
+                                "(column, row).")
+    if len(xy) != wanted:
+        raise InvalidLabelError(f"A {kind} measurement needs {described}, not {len(xy)}.")
+    _check_shape(kind, xy)
+    if isinstance(frame, bool) or not isinstance(frame, int) or frame < 0:
+        raise InvalidLabelError("A measurement's frame must be a frame index (0 or more).")
+    if size is not None:
+        width, height = size
+        tolerance = 1e-6
+        for column, row in xy:
+            if not (-tolerance <= column <= width + tolerance
+                    and -tolerance <= row <= height + tolerance):
+                raise InvalidLabelError(f"The measurement point ({column:g}, {row:g}) lies "
+                                        f"outside the {width} x {height} image.")
+    spacing = _check_spacing(pixel_spacing, spacing_source)
+    if label is not None and label.strip() == "":
+        label = None
+    label = check_name("measurement label", label) if label is not None else None
+    if kind == "text":
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidLabelError("A text annotation needs its text.")
+        if len(text) > MAX_ANNOTATION_TEXT:
+            raise InvalidLabelError(f"A text annotation is limited to {MAX_ANNOTATION_TEXT} "
+                                    f"characters.")
+    elif text is not None:
+        raise InvalidLabelError(f"Only a text annotation has text; give the {kind} a "
+                                f"label instead.")
+    return {"kind": kind, "points": [list(p) for p in xy], "frame": frame,
+            "pixel_spacing": spacing, "spacing_source": spacing_source, "label": label,
+            "text": text, "values": _check_values(values)}
+
+
+def _check_shape(kind: str, xy: list[tuple[float, float]]) -> None:
+    if kind == "distance" and xy[0] == xy[1]:
+        raise InvalidLabelError("A distance needs two different points.")
+    if kind == "angle" and xy[1] in (xy[0], xy[2]):
+        raise InvalidLabelError("An angle's arms need a length: its vertex is on an arm's end.")
+    if kind == "cobb" and (xy[0] == xy[1] or xy[2] == xy[3]):
+        raise InvalidLabelError("Each line of a Cobb angle needs two different points.")
+    if kind in ("rectangle", "ellipse") and (xy[0][0] == xy[1][0] or xy[0][1] == xy[1][1]):
+        raise InvalidLabelError(f"A {kind} needs a positive width and height.")
+
+
+def _check_spacing(pixel_spacing: Sequence[float] | None,
+                   spacing_source: str) -> list[float] | None:
+    if spacing_source not in SPACING_SOURCES:
+        raise InvalidLabelError(f"The pixel spacing source '{spacing_source}' is not one of "
+                                f"{', '.join(SPACING_SOURCES)}.")
+    if spacing_source == "none":
+        if pixel_spacing is not None:
+            raise InvalidLabelError("A pixel spacing was given with the source 'none'; name "
+                                    "where it came from.")
+        return None
+    try:
+        spacing = [float(v) for v in pixel_spacing]  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        spacing = []
+    if len(spacing) != 2 or not all(math.isfinite(v) and v > 0 for v in spacing):
+        raise InvalidLabelError(f"A pixel spacing from {spacing_source} must be two positive "
+                                f"numbers (row spacing, column spacing, in mm).")
+    return spacing
+
+
+def _check_values(values: Mapping[str, Any] | None) -> dict:
+    if values is None:
+        return {}
+    if not isinstance(values, Mapping) or not all(isinstance(k, str) and k.strip()
+                                                  for k in values):
+        raise InvalidLabelError("A measurement's values must be named (a mapping from "
+                                "names to values).")
+    try:
+        text = json.dumps(dict(values), allow_nan=False)
+    except (TypeError, ValueError):
+        raise InvalidLabelError("A measurement's values must be finite numbers, text or "
+                                "lists of them.") from None
+    if len(text) > MAX_VALUES_TEXT:
+        raise InvalidLabelError(f"A measurement's values take more than {MAX_VALUES_TEXT} "
+                                f"characters.")
+    return json.loads(text)

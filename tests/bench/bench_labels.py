@@ -5,6 +5,11 @@ Baselines, measured in the same run on the same disk:
   (WAL, synchronous=FULL), i.e. the cost of the fsync alone;
 * queries: one plain indexed SELECT per image on the same table.
 
+Also the store's own CPU time per call (process time, store on a RAM disk when the machine
+has /dev/shm, so the fsync's wait does not count), against the same plain INSERT + COMMIT:
+what the store's Python and extra statements cost, which the commit-bound rates above
+cannot show on a busy disk.
+
 Run: .venv/bin/python -m tests.bench labels
 """
 
@@ -124,12 +129,56 @@ def bench_queries(folder: Path) -> None:
         store.close()
 
 
+def bench_cpu() -> None:
+    ram = Path("/dev/shm")
+    folder = Path(tempfile.mkdtemp(prefix="bench-labels-cpu-",
+                                   dir=ram if ram.is_dir() else None))
+    try:
+        raw = sqlite3.connect(folder / "baseline.sqlite", isolation_level=None)
+        raw.execute("PRAGMA journal_mode = WAL")
+        raw.execute("PRAGMA synchronous = FULL")
+        raw.execute("CREATE TABLE labels (id INTEGER PRIMARY KEY, image_key TEXT, "
+                    "classes TEXT)")
+
+        def plain(n: int) -> None:
+            raw.execute("BEGIN IMMEDIATE")
+            raw.execute("INSERT INTO labels (image_key, classes) VALUES (?, '[\"normal\"]')",
+                        (_key(n),))
+            raw.execute("COMMIT")
+
+        baseline = _cpu_ms(plain, 3000)
+        raw.close()
+        with LabelStore(folder / "store.sqlite", reader="alice") as store:
+            store.create_label_set("bench", list(CLASSES))
+            set_ms = _cpu_ms(lambda n: store.set_label(
+                "bench", ImageRef(_key(n % 500), path=f"/data/{n}.dcm"), CLASSES[n // 500 % 2]),
+                3000)  # every call changes the decision: one action each
+            undo_ms = _cpu_ms(lambda n: store.undo(), 1000)
+            read_ms = _cpu_ms(lambda n: store.label_for("bench", _key(n % 500)), 5000)
+            entries = [LabelEntry(ImageRef(_key(n)), "bob", ("normal",)) for n in range(20_000)]
+            import_s = _cpu_ms(lambda n: store.import_labels("bench", entries), 1) / 1000
+        print(f"store CPU per call ({'RAM disk' if ram.is_dir() else 'temp folder'}): "
+              f"set_label {set_ms:.3f} ms (baseline plain INSERT + COMMIT {baseline:.3f} ms, "
+              f"ratio {set_ms / baseline:.1f}), undo {undo_ms:.3f} ms, label_for "
+              f"{read_ms:.4f} ms, import of 20000 labels {import_s:.2f} s")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _cpu_ms(call, repeat: int) -> float:
+    started = time.process_time()
+    for n in range(repeat):
+        call(n)
+    return (time.process_time() - started) / repeat * 1000
+
+
 def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="bench-labels-", dir=os.environ.get("BENCH_DIR")))
     try:
         print(f"store folder: {folder}")
         bench_commits(folder)
         bench_queries(folder)
+        bench_cpu()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -171,3 +171,39 @@ def test_history_undo_and_redo_commands(tmp_path, capsys):
     assert len(json.loads(capsys.readouterr().out)["history"]) == 1
     assert main(["labels", "history", "--label-set", "nope", *store_args]) == 1
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_measurements_are_exported_and_listed_in_the_history(tmp_path, capsys):
+    from tests.labels.helpers import image
+
+    path = tmp_path / "labels.sqlite"
+    with LabelStore(path, reader="alice") as store:
+        store.add_measurement(image(1), "distance", [(0, 0), (30, 40)], label="AP",
+                              values={"length_px": 50.0})
+        store.add_measurement(image(2), "text", [(1, 1)], text="prior", reader="bob")
+    store_args = ["--store", str(path)]
+    out_csv = tmp_path / "measurements.csv"
+    assert main(["labels", "export", "--measurements", "-o", str(out_csv), *store_args]) == 0
+    assert capsys.readouterr().out == f"Wrote 2 measurements to {out_csv} (csv).\n"
+    assert out_csv.read_text().splitlines()[0].startswith("path,image_key,")
+    out_json = tmp_path / "bob.json"
+    assert main(["labels", "export", "--measurements", "--reader", "bob", "-o",
+                 str(out_json), "--json", *store_args]) == 0
+    assert json.loads(capsys.readouterr().out) == {"output": str(out_json), "format": "json",
+                                                   "measurements": 1}
+    assert json.loads(out_json.read_text())["images"][0]["image_key"] == image(2).key
+
+    assert main(["labels", "history", "--image", image(1).key, *store_args]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert " alice: add measurement - measurement 1 of alice on " in line
+    assert line.endswith("(none) -> distance AP")
+
+    for wrong, sentence in (
+            (["--measurements", "--label-set", "p"], "one of the two"),
+            ([], "one of the two"),
+            (["--label-set", "p", "--reader", "bob"], "add --measurements"),
+            (["--measurements", "--format", "coco"], "CSV or JSON, not coco")):
+        assert main(["labels", "export", *wrong, "-o", str(tmp_path / "x.json"),
+                     *store_args]) == 1
+        err = capsys.readouterr().err
+        assert sentence in err and err.count("\n") == 1

@@ -29,8 +29,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 KILLS = 120
 
 
-def run_and_kill(store_path: Path, run: int, delay_s: float) -> tuple[list[str], str]:
-    process = subprocess.Popen([sys.executable, str(WRITER), str(store_path), str(run)],
+def run_and_kill(store_path: Path, run: int, delay_s: float,
+                 *mode: str) -> tuple[list[str], str]:
+    process = subprocess.Popen([sys.executable, str(WRITER), str(store_path), str(run), *mode],
                                cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     try:
@@ -91,3 +92,37 @@ def test_no_reported_label_is_lost_when_the_writer_is_killed(tmp_path):
     unreported = set(stored) - set(committed)
     assert unreported <= set(in_flight), "only an in-flight label may be unreported"
     assert set(stored) <= history_keys
+
+
+@pytest.mark.slow
+def test_no_reported_measurement_is_lost_when_the_writer_is_killed(tmp_path):
+    """The same for measurements (fewer kills: the write path is the same unit of work)."""
+    store_path = tmp_path / "crash.sqlite"
+    LabelStore(store_path, reader="setup").close()
+    rng = random.Random(20240302)
+    committed: dict[str, float] = {}
+    in_flight: set[str] = set()
+    for run in range(KILLS // 4):
+        lines, _ = run_and_kill(store_path, run, rng.uniform(0.005, 0.050), "measurements")
+        pending = None
+        for line in lines:
+            word, name, length = line.split()
+            if word == "begin":
+                pending = name
+            else:
+                assert pending == name
+                committed[name] = int(length) / 2
+                pending = None
+        if pending is not None:
+            in_flight.add(pending)
+
+    with LabelStore(store_path, reader="checker") as store:
+        assert store.check(full=True) == []
+        stored = {m.label: m for m in store.measurements()}
+        history_ids = {e.row_id for e in store.history() if e.target == "measurement"}
+    assert len(committed) > KILLS // 4, "the writer must commit several between kills"
+    for name, length_mm in committed.items():
+        assert stored[name].values == {"length_mm": length_mm}, name
+        assert stored[name].points[1][0] == length_mm * 2
+    assert set(stored) - set(committed) <= in_flight
+    assert {m.id for m in stored.values()} <= history_ids

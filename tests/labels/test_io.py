@@ -384,3 +384,75 @@ def test_any_import_file_is_checked_by_its_kind(store, pneumonia, tmp_path, xray
     with pytest.raises(UserError, match="only .csv and .json files can be imported"):
         label_io.import_kind(tmp_path / "reads.txt")
     assert set(label_io.EXPORTERS) == {"csv", "json", "coco"}
+
+
+def _measured_store(path: Path) -> LabelStore:
+    store = LabelStore(path, reader="alice")
+    chest = image(1, path="/data/chest.dcm", patient_id="P1", width=500, height=400)
+    store.add_measurement(chest, "distance", [(10, 20), (110, 20)], pixel_spacing=(0.5, 0.5),
+                          spacing_source="PixelSpacing", label="width",
+                          values={"length_mm": 50.0, "length_px": 100.0})
+    store.add_measurement(chest, "rectangle", [(0, 0), (10, 10)], label="ROI 1",
+                          values={"mean": 812.5, "sd": 3.25, "min": 800, "max": 830,
+                                  "area_px": 100.0, "units": "HU", "label": "x"})
+    store.add_measurement(image(2), "text", [(5, 5)], text='He said "=1+1", then left',
+                          reader="bob")
+    return store
+
+
+def test_measurements_export_as_json_per_image(tmp_path):
+    with _measured_store(tmp_path / "labels.sqlite") as store:
+        count = label_io.export_measurements_json(store, tmp_path / "m.json")
+        alices = label_io.measurements_document(store, reader="alice")
+    assert count == 3
+    document = json.loads((tmp_path / "m.json").read_text(encoding="utf-8"))
+    assert (document["format"], document["version"]) == ("medviewer-measurements", 1)
+    first, second = document["images"]
+    assert (first["image_key"], first["path"], first["patient_id"], first["width"]) == (
+        image(1).key, "/data/chest.dcm", "P1", 500)
+    distance, roi = first["measurements"]
+    assert distance["points"] == [[10.0, 20.0], [110.0, 20.0]]
+    assert distance["pixel_spacing"] == [0.5, 0.5]
+    assert distance["spacing_source"] == "PixelSpacing" and distance["label"] == "width"
+    assert distance["values"] == {"length_mm": 50.0, "length_px": 100.0}
+    assert roi["pixel_spacing"] is None and roi["spacing_source"] == "none"
+    assert second["measurements"][0]["reader"] == "bob"
+    assert second["measurements"][0]["text"] == 'He said "=1+1", then left'
+    assert [len(i["measurements"]) for i in alices["images"]] == [2]
+
+
+def test_measurements_export_as_csv_with_a_column_per_value(tmp_path):
+    import csv
+
+    with _measured_store(tmp_path / "labels.sqlite") as store:
+        rows = label_io.export_measurements_csv(store, tmp_path / "m.csv")
+        one = label_io.export_measurements_csv(store, tmp_path / "one.csv",
+                                               image_key=image(2).key)
+    assert (rows, one) == (3, 1)
+    with open(tmp_path / "m.csv", newline="", encoding="utf-8") as handle:
+        table = list(csv.DictReader(handle))
+    header = list(table[0])
+    assert header[:len(label_io.MEASUREMENT_CSV_COLUMNS)] == list(
+        label_io.MEASUREMENT_CSV_COLUMNS)
+    assert header[len(label_io.MEASUREMENT_CSV_COLUMNS):] == [
+        "area_px", "value_label", "length_mm", "length_px", "max", "mean", "min", "sd",
+        "units"]  # sorted by value name; one named like a fixed column keeps its own column
+    distance, roi, text = table
+    assert (distance["kind"], distance["length_mm"], distance["mean"]) == ("distance",
+                                                                          "50.0", "")
+    assert distance["points"] == "[[10.0,20.0],[110.0,20.0]]"
+    assert (distance["pixel_spacing_row_mm"], distance["pixel_spacing_column_mm"]) == (
+        "0.5", "0.5")
+    assert (roi["label"], roi["value_label"], roi["units"], roi["min"]) == ("ROI 1", "x",
+                                                                           "HU", "800")
+    assert (text["reader"], text["text"], text["path"]) == ("bob",
+                                                            'He said "=1+1", then left', "")
+    assert text["pixel_spacing_row_mm"] == "" and text["spacing_source"] == "none"
+
+
+def test_an_empty_measurement_export_is_a_valid_file(store, tmp_path):
+    assert label_io.export_measurements_csv(store, tmp_path / "none.csv") == 0
+    assert (tmp_path / "none.csv").read_text().splitlines() == [
+        ",".join(label_io.MEASUREMENT_CSV_COLUMNS)]
+    assert label_io.export_measurements_json(store, tmp_path / "none.json") == 0
+    assert json.loads((tmp_path / "none.json").read_text())["images"] == []

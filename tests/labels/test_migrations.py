@@ -75,7 +75,7 @@ def test_a_v1_store_is_backed_up_and_migrated_keeping_its_labels(tmp_path):
     path = tmp_path / "project.sqlite"
     make_v1_store(path)
     with LabelStore(path, reader="alice") as store:
-        assert store.schema_version == SCHEMA_VERSION == len(MIGRATIONS) == 2
+        assert store.schema_version == SCHEMA_VERSION == len(MIGRATIONS) == 3
         assert store.check(full=True) == []
         label = store.label_for("pneumonia", image(1).key)
         assert (label.classes, label.note, label.labelled_at) == (("pneumonia",), "v1 note", T0)
@@ -112,7 +112,7 @@ def test_a_failing_migration_leaves_the_file_as_it_was(tmp_path):
     conn.commit()
     conn.close()
     with pytest.raises(LabelError, match="Cannot upgrade the label store .* from schema "
-                                         "version 1 to 2 .* left as it was; a backup is at"):
+                                         "version 1 to 3 .* left as it was; a backup is at"):
         LabelStore(path, reader="alice")
     conn = sqlite3.connect(path)
     try:
@@ -122,3 +122,125 @@ def test_a_failing_migration_leaves_the_file_as_it_was(tmp_path):
         assert conn.execute("SELECT count(*) FROM image_labels").fetchone()[0] == 1
     finally:
         conn.close()
+
+
+# What a v1 MedViewer also wrote (left out of V1_SCHEMA above) and the v2 step, typed out.
+V1_TRIGGERS = """
+CREATE TRIGGER actions_append_only_update BEFORE UPDATE ON actions
+    BEGIN SELECT RAISE(ABORT, 'label history is append-only'); END;
+CREATE TRIGGER actions_append_only_delete BEFORE DELETE ON actions
+    BEGIN SELECT RAISE(ABORT, 'label history is append-only'); END;
+CREATE TRIGGER changes_append_only_update BEFORE UPDATE ON changes
+    BEGIN SELECT RAISE(ABORT, 'label history is append-only'); END;
+CREATE TRIGGER changes_append_only_delete BEFORE DELETE ON changes
+    BEGIN SELECT RAISE(ABORT, 'label history is append-only'); END;
+"""
+V2_STEP = """
+ALTER TABLE images ADD COLUMN width INTEGER;
+ALTER TABLE images ADD COLUMN height INTEGER;
+ALTER TABLE image_labels ADD COLUMN ai_classes TEXT;
+CREATE TABLE regions (id INTEGER PRIMARY KEY AUTOINCREMENT,
+    label_set_id INTEGER NOT NULL REFERENCES label_sets(id), image_key TEXT NOT NULL,
+    reader TEXT NOT NULL, class_name TEXT NOT NULL,
+    shape TEXT NOT NULL CHECK (shape IN ('rectangle', 'ellipse', 'polygon')),
+    x REAL NOT NULL, y REAL NOT NULL, width REAL NOT NULL, height REAL NOT NULL, points TEXT,
+    frame INTEGER NOT NULL DEFAULT 0, source TEXT NOT NULL, note TEXT,
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL, action_id INTEGER NOT NULL);
+CREATE INDEX regions_by_image ON regions (label_set_id, image_key);
+PRAGMA user_version = 2;
+"""
+REGION_STATE = {"id": 1, "label_set_id": 1, "image_key": image(1).key, "reader": "alice",
+                "class_name": "pneumonia", "shape": "rectangle", "x": 10.0, "y": 20.0,
+                "width": 30.0, "height": 40.0, "points": None, "frame": 0,
+                "source": "manual", "note": "v2 region", "created_at": T0,
+                "updated_at": T0, "action_id": 2}
+
+
+def make_v2_store(path: Path) -> None:
+    """The v1 store above, migrated by a v2 MedViewer, plus one region drawn in v2."""
+    make_v1_store(path)
+    conn = sqlite3.connect(path)
+    conn.executescript(V1_TRIGGERS + V2_STEP)
+    conn.execute("INSERT INTO actions VALUES (2, 'alice', 'add_region', 1, ?, NULL, NULL)",
+                 (T0,))
+    conn.execute("INSERT INTO regions VALUES (1, 1, ?, 'alice', 'pneumonia', 'rectangle', "
+                 "10, 20, 30, 40, NULL, 0, 'manual', 'v2 region', ?, ?, 2)",
+                 (image(1).key, T0, T0))
+    conn.execute("INSERT INTO changes (action_id, target, label_set_id, image_key, reader, "
+                 "region_id, old, new) VALUES (2, 'region', 1, ?, 'alice', 1, NULL, ?)",
+                 (image(1).key, json.dumps(REGION_STATE)))
+    conn.commit()
+    conn.close()
+
+
+def test_a_v2_store_keeps_its_history_undoable_and_append_only_after_migration(tmp_path):
+    path = tmp_path / "project.sqlite"
+    make_v2_store(path)
+    with LabelStore(path, reader="alice") as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert store.check(full=True) == []
+        (region,) = store.regions("pneumonia")
+        assert (region.id, region.note, region.geometry) == (1, "v2 region",
+                                                             Rectangle(10, 20, 30, 40))
+        # The v2 history reads back with the region's id in its new, generic place.
+        added = store.history("pneumonia", image(1).key)[0]
+        assert (added.kind, added.target, added.region_id, added.row_id) == (
+            "add_region", "region", 1, 1)
+        assert added.new == REGION_STATE
+        assert store.undo().kind == "add_region"
+        assert store.regions("pneumonia") == []
+        assert store.undo().undone_action_id == 1
+        assert store.current_labels("pneumonia") == []
+    assert len(list(tmp_path.glob("project.sqlite.v2-backup-*"))) == 1
+    raw = sqlite3.connect(path)
+    try:
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            raw.execute("UPDATE changes SET new = NULL")
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            raw.execute("DELETE FROM changes")
+        columns = [r[1] for r in raw.execute("PRAGMA table_info(changes)")]
+        assert "row_id" in columns and "region_id" not in columns
+        assert raw.execute("PRAGMA foreign_key_check").fetchall() == []
+    finally:
+        raw.close()
+
+
+def test_a_failing_v3_step_leaves_the_v2_file_as_it_was(tmp_path):
+    path = tmp_path / "project.sqlite"
+    make_v2_store(path)
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE measurements (id INTEGER PRIMARY KEY)")  # in v3's way
+    conn.commit()
+    conn.close()
+    with pytest.raises(LabelError, match="from schema version 2 to 3 .* left as it was"):
+        LabelStore(path, reader="alice")
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        columns = [r[1] for r in conn.execute("PRAGMA table_info(changes)")]
+        assert "region_id" in columns and "row_id" not in columns
+        triggers = {r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+        assert {"changes_append_only_update", "changes_append_only_delete"} <= triggers
+        assert conn.execute("SELECT count(*) FROM changes").fetchone()[0] == 2
+    finally:
+        conn.close()
+
+
+def test_recovering_an_old_store_replays_its_history_into_the_current_schema(tmp_path):
+    """A v1 file whose label row was lost: the recovery migrates it, then the label comes
+    back from its v1 history state (which had no AI suggestion yet)."""
+    path = tmp_path / "project.sqlite"
+    make_v1_store(path)
+    conn = sqlite3.connect(path)
+    conn.execute("DELETE FROM image_labels")
+    conn.commit()
+    conn.close()
+    report = LabelStore.recover(path)
+    assert report.schema_version_found == 1
+    assert report.rebuilt_from_history == {"image_labels": 1, "regions": 0, "measurements": 0}
+    with LabelStore(path, reader="alice") as store:
+        assert store.schema_version == SCHEMA_VERSION
+        label = store.label_for("pneumonia", image(1).key)
+        assert (label.classes, label.note, label.ai_classes) == (("pneumonia",), "v1 note",
+                                                                  None)

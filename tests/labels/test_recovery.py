@@ -171,3 +171,25 @@ def test_raw_sqlite_agrees_the_rebuilt_file_is_sound(tmp_path, template):
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
     finally:
         conn.close()
+
+
+def test_a_lost_measurement_comes_back_from_its_history(tmp_path):
+    path = tmp_path / "labels.sqlite"
+    with LabelStore(path, reader="alice") as store:
+        kept = store.add_measurement(image(1), "angle", [(0, 0), (10, 0), (10, 10)],
+                                     values={"angle_deg": 90.0}, label="knee")
+        moved = store.update_measurement(kept.id, points=[(0, 0), (10, 0), (0, 10)],
+                                         values={"angle_deg": 45.0})
+        gone = store.add_measurement(image(1), "text", [(1, 1)], text="deleted later")
+        store.delete_measurement(gone.id)
+    raw = sqlite3.connect(path)
+    raw.execute("DELETE FROM measurements")  # as if its page had been unreadable
+    raw.commit()
+    raw.close()
+    report = LabelStore.recover(path)
+    assert report.rebuilt_from_history["measurements"] == 1
+    assert "measurements salvaged 0" in report.summary()
+    with LabelStore(path, reader="alice") as store:
+        assert store.measurements() == [moved]  # the latest state; the deleted one stays gone
+        assert store.undo().kind == "delete_measurement"
+        assert [m.text for m in store.measurements()] == [None, "deleted later"]

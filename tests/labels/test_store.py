@@ -38,7 +38,7 @@ def test_a_committed_label_is_in_the_file_for_any_other_connection(store, store_
 
 
 def test_the_store_runs_in_wal_mode_with_full_sync(store, store_path):
-    conn = store._connection
+    conn = store._db.sqlite
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
