@@ -23,9 +23,11 @@ from typing import Any
 import numpy as np
 
 from medviewer.dicom.reader import Instance
-from medviewer.inference.predict import Prediction, input_uid, make_prediction
+from medviewer.inference.predict import Prediction, input_uid, make_prediction, ood_scores
+from medviewer.inference.prediction import publish
+from medviewer.inference.scope import check_scope
 from medviewer.inference.preprocess import InputGeometry, prepare_instance, resize_plane
-from medviewer.inference.registry import ModelError
+from medviewer.inference.model_card import ModelError
 from medviewer.inference.runtime import ModelSession
 from medviewer.jobs import CancelFlag, Progress, run_to_end
 
@@ -77,8 +79,13 @@ def _class_index(model: ModelSession, probabilities: np.ndarray, class_name: str
 
 
 def explain_instance(model: ModelSession, instance: Instance, class_name: str | int | None = None,
-                     frame: int = 0, audit: bool = True) -> tuple[Prediction, SaliencyMap]:
-    """Prediction and CAM from one forward pass (the top class's map unless one is named)."""
+                     frame: int = 0, audit: bool = True, read_out_of_scope: bool = False,
+                     ) -> tuple[Prediction, SaliencyMap]:
+    """Prediction and CAM from one forward pass.
+
+    The map is of the class named, else of the decision's class to explain (the most
+    probable flagged finding), else of the most probable class.
+    """
     if not model.has_cam:
         raise ModelError(f"Model '{model.card.name}' has no class activation map output; "
                          "use occlusion saliency instead.")
@@ -86,7 +93,12 @@ def explain_instance(model: ModelSession, instance: Instance, class_name: str | 
     prepared = prepare_instance(instance, model.card, frame)
     output = model.run(prepared.tensor[np.newaxis], with_cam=True)
     prediction = make_prediction(model, instance.path, frame, input_uid(instance),
-                                 output.probabilities[0], output.seconds * 1000.0)
+                                 output.probabilities[0], output.seconds * 1000.0,
+                                 scope=check_scope(instance, model.card),
+                                 read_out_of_scope=read_out_of_scope,
+                                 ood_score=ood_scores(model, output)[0])
+    if class_name is None and prediction.decision and prediction.decision.explain_class:
+        class_name = prediction.decision.explain_class
     index = _class_index(model, output.probabilities[0], class_name)
     assert output.cam is not None
     values, raw_range = cam_to_image(output.cam[0, index], prepared.geometry)
@@ -95,9 +107,7 @@ def explain_instance(model: ModelSession, instance: Instance, class_name: str | 
                            time.perf_counter() - started, raw_range,
                            {"cam_shape": list(output.cam.shape[2:])})
     if audit:
-        from medviewer.inference.audit import record_predictions
-
-        record_predictions([prediction])
+        publish([prediction])
     return prediction, saliency
 
 

@@ -45,7 +45,7 @@ def test_database_uses_wal_and_survives_reopening(tmp_path):
     connection = sqlite3.connect(tmp_path / "audit.sqlite3")
     try:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert connection.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == 2
     finally:
         connection.close()
     assert AuditLog(tmp_path / "audit.sqlite3").rows() == []
