@@ -96,3 +96,15 @@ def complete_card(card: ModelCard, onnx_path: Path, validation: ScoredSplit,
                                      test.features if test is not None else None)
         card.outputs.features = card.outputs.features or "features"
     return test_metrics
+
+
+def calibrated_threshold(threshold: float, class_index: int, n_classes: int,
+                         temperature: float) -> float:
+    """A two-class threshold chosen on uncalibrated scores, in the calibrated scale (exact:
+    with two classes the calibrated probability is a monotone function of the raw one).
+    For the training wizard, whose thresholds are picked on the trainer's raw scores."""
+    if n_classes != 2 or temperature == 1.0:
+        return float(threshold)
+    raw = np.array([[1.0 - threshold, threshold]] if class_index == 1
+                   else [[threshold, 1.0 - threshold]], np.float64)
+    return float(apply_temperature(raw, temperature)[0, class_index])
