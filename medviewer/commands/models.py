@@ -38,6 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("paths", nargs="+", metavar="PATH", help="files or folders")
     _add_model_options(predict)
     predict.add_argument("--batch-size", type=int, default=8, help="images per batch (default 8)")
+    predict.add_argument("--read-out-of-scope", action="store_true",
+                         help="also flag findings on images outside the model's intended use "
+                              "(recorded in the audit log)")
     output = predict.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print JSON")
     output.add_argument("--csv", metavar="OUT.csv", help="also write one CSV row per image")
@@ -133,33 +136,57 @@ def _import_model(args: argparse.Namespace) -> int:
 def _format_prediction(prediction: Any) -> str:
     if prediction.error:
         return f"{prediction.path}: error: {prediction.error}"
+    if prediction.decision and prediction.decision.withheld:
+        answer = "not read: outside intended use"
+    elif prediction.flagged:
+        answer = "FLAGGED " + ", ".join(prediction.flagged)
+    else:
+        answer = prediction.offered[0] if prediction.offered else "nothing flagged"
     parts = []
-    for score in sorted(prediction.scores, key=lambda s: -s.probability):
+    for score in prediction.scores:
         text = f"{score.name} {score.probability:.3f}"
         if score.threshold is not None:
-            verdict = "FLAGGED" if score.flagged else "not flagged"
-            text += f" [{verdict} at {score.threshold:.3f}]"
+            text += f" ({'>=' if score.flagged else '<'} {score.threshold:.3f})"
         parts.append(text)
-    return f"{prediction.path}: " + ", ".join(parts)
+    line = f"{prediction.path}: {answer} [{', '.join(parts)}]"
+    if prediction.ood:
+        line += f"; unusual image for this model (score {prediction.ood_score:.1f})"
+    for reason in prediction.scope_reasons:
+        line += f"\n    {reason}"
+    if prediction.read_out_of_scope:
+        line += "\n    Read anyway (--read-out-of-scope)."
+    return line
 
 
 def _write_csv(path: Path, predictions: list, classes: list[str]) -> None:
-    header = ["path", "input_uid", "top_class"]
+    header = ["path", "input_uid", "decision"]
     for name in classes:
-        header += [f"p_{name}", f"flagged_{name}"]
-    header += ["error", "model", "version", "sha256", "provider", "inference_ms"]
+        header += [f"p_{name}", f"threshold_{name}", f"flagged_{name}"]
+    header += ["in_scope", "scope_reasons", "read_out_of_scope", "ood_score", "ood",
+               "operating_points_source", "error", "model", "version", "sha256", "provider",
+               "inference_ms"]
+
+    def flag(value: bool | None) -> Any:
+        return "" if value is None else int(value)
+
     try:
         with open(path, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(header)
             for p in predictions:
-                row: list[Any] = [str(p.path), p.input_uid, p.top.name if p.top else ""]
+                row: list[Any] = [str(p.path), p.input_uid, ";".join(p.offered)]
                 scores = {s.name: s for s in p.scores}
                 for name in classes:
                     score = scores.get(name)
                     row += [f"{score.probability:.6f}" if score else "",
-                            "" if score is None or score.flagged is None else int(score.flagged)]
-                row += [p.error or "", p.model_name, p.model_version, p.model_sha256,
+                            "" if score is None or score.threshold is None
+                            else f"{score.threshold:.6f}",
+                            "" if score is None else int(score.flagged)]
+                row += [flag(p.in_scope) if p.ok else "", " ".join(p.scope_reasons),
+                        int(p.read_out_of_scope),
+                        "" if p.ood_score is None else f"{p.ood_score:.4f}", flag(p.ood),
+                        p.operating_points_source if p.ok else "",
+                        p.error or "", p.model_name, p.model_version, p.model_sha256,
                         p.provider, f"{p.inference_ms:.3f}"]
                 writer.writerow(row)
     except OSError as exc:
@@ -173,22 +200,34 @@ def _predict(args: argparse.Namespace) -> int:
 
     entry = _resolve(args.model)
     session = get_session(entry, args.device)
-    predictions = predict_paths(args.paths, session, batch_size=args.batch_size)
+    predictions = predict_paths(args.paths, session, batch_size=args.batch_size,
+                                read_out_of_scope=args.read_out_of_scope)
     ok = [p for p in predictions if p.ok]
+    card = entry.card
+    checks = {"calibrated": card.calibration is not None,
+              "ood_check": ("available" if card.ood is not None else
+                            "not available: this model's card has no out-of-distribution "
+                            "statistics"),
+              "intended_scope": card.intended_scope.to_dict() if card.intended_scope else None}
     if args.json:
         print_json({"model": {"name": entry.name, "version": entry.version,
-                              "sha256": entry.card.sha256},
+                              "sha256": entry.card.sha256, **checks},
                     "provider": session.provider, "notice": session.notice,
                     "predictions": [p.to_dict() for p in predictions]})
     else:
         print(f"Model {entry.name} {entry.version} on {session.provider}")
         if session.notice:
             print(f"Notice: {session.notice}")
+        if card.ood is None:
+            print("No out-of-distribution check is available for this model.")
         for prediction in predictions:
             print(_format_prediction(prediction))
         flagged = sum(1 for p in ok if p.flagged)
+        outside = sum(1 for p in ok if p.in_scope is False)
+        unusual = sum(1 for p in ok if p.ood)
         print(f"{len(predictions)} inputs: {len(ok)} predicted, "
-              f"{len(predictions) - len(ok)} errors, {flagged} flagged.")
+              f"{len(predictions) - len(ok)} errors, {flagged} flagged, {outside} outside "
+              f"intended use, {unusual} unusual.")
     if args.csv:
         _write_csv(Path(args.csv), predictions, entry.card.classes)
         if not args.json:

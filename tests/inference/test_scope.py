@@ -94,3 +94,18 @@ def test_a_ct_dicom_is_withheld(install, shared_data):
     assert ct.ok and ct.in_scope is False and ct.flagged == []
     assert ct.scope_reasons == ["Outside this model's intended use: CT (this model reads chest "
                                 "CR/DX)."]
+
+
+def test_reading_out_of_scope_is_recorded_in_the_audit_log(install, tmp_path):
+    from medviewer.inference.audit import AuditLog
+
+    entry = install("mean", intended_scope=CHEST,
+                    operating_points={"finding": {"threshold": 0.1, "method": "fixed"}})
+    small = write_grey_png(tmp_path / "thumb.png", np.full((64, 64), 200, np.uint8))
+    predict_paths([small], entry, device="cpu")
+    predict_paths([small], entry, device="cpu", read_out_of_scope=True)
+    anyway, withheld = AuditLog().rows()  # newest first
+    assert (withheld["in_scope"], withheld["read_out_of_scope"]) == (0, 0)
+    assert withheld["decision"]["offered"] == [] and withheld["scope_reasons"]
+    assert (anyway["in_scope"], anyway["read_out_of_scope"]) == (0, 1)
+    assert anyway["decision"]["flagged"] == ["finding"]
