@@ -1,4 +1,5 @@
-"""Sub-commands for AI models: ``models list|import``, ``predict`` and ``saliency``.
+"""Sub-commands for AI models: ``models list|import``, ``predict``, ``saliency`` and
+``evaluate`` (local validation on a site's labelled images).
 
 onnxruntime and numpy-heavy modules are imported inside the handlers so the CLI starts fast.
 """
@@ -64,6 +65,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           help="where to write the overlay image (PNG)")
     saliency.add_argument("--json", action="store_true", help="print JSON")
     saliency.set_defaults(handler=_saliency)
+
+    evaluate = subparsers.add_parser(
+        "evaluate", help="check a model on your own labelled images (local validation)",
+        description="Read labelled images with a model and report AUROC, sensitivity, "
+                    "specificity, PPV and NPV (95 % intervals), calibration, unusual images "
+                    "and unreadable files. The report is kept beside the model's other local "
+                    "records; the model card is never changed.")
+    evaluate.add_argument("--labels", required=True, metavar="FILE.csv",
+                          help="CSV with the columns path,label (paths relative to the CSV)")
+    evaluate.add_argument("--map", metavar="SRC=CLASS,...",
+                          help="labels in the CSV that name a model class differently")
+    evaluate.add_argument("--threshold", action="append", metavar="CLASS=T",
+                          help="also report the figures at this threshold (repeatable)")
+    _add_model_options(evaluate)
+    evaluate.add_argument("--batch-size", type=int, default=8)
+    evaluate.add_argument("--no-save", action="store_true",
+                          help="do not keep the report as a local validation record")
+    evaluate.add_argument("--json", action="store_true", help="print JSON")
+    evaluate.set_defaults(handler=_evaluate)
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -278,3 +298,39 @@ def _saliency(args: argparse.Namespace) -> int:
               f"(p={saliency.probability:.3f}), {passes} in {saliency.seconds:.2f} s "
               f"on {session.provider}")
     return 0
+
+
+# ---------------------------------------------------------------- evaluate
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from medviewer.app import validation
+    from medviewer.cli import print_json
+    from medviewer.jobs import Progress, run_to_end
+
+    entry = _resolve(args.model)
+    classes = list(entry.card.classes)
+    pairs = validation.read_labels_csv(args.labels, classes, validation.parse_mapping(args.map))
+    thresholds = validation.parse_thresholds(args.threshold, classes)
+    shown = {"last": -1}
+
+    def progress(event: object) -> None:
+        # One line per tenth on stderr: stdout stays the report (or pure JSON).
+        if isinstance(event, Progress) and event.total and not args.json:
+            tenth = int(10 * event.done / event.total)
+            if tenth > shown["last"]:
+                shown["last"] = tenth
+                print(f"{event.done}/{event.total} images", file=sys.stderr, flush=True)
+
+    report = run_to_end(validation.validation_job(
+        entry, pairs, user_thresholds=thresholds, device=args.device,
+        batch_size=args.batch_size, source=str(args.labels)), progress)
+    saved = None if args.no_save else validation.save_validation(entry, report)
+    if args.json:
+        print_json({**report.to_dict(), "saved": str(saved) if saved else None})
+    else:
+        for line in validation.report_lines(report):
+            print(line)
+        if saved:
+            print(f"Kept as local validation {report.id} ({saved}).")
+    return 0 if report.read else 1
