@@ -206,6 +206,8 @@ def measure(model_dir: Path) -> dict:
         withheld = [p for p in results if p.ood or p.in_scope is False]
         report[name] = {"images": len(results), "flagged_unusual": len(unusual) / len(results),
                         "unusual_or_outside_intended_use": len(withheld) / len(results)}
+        report[name]["score_range"] = [min(p.ood_score for p in results),
+                                       max(p.ood_score for p in results)]
         if name != "kermany_test":
             report[name]["files"] = sorted({f"{p.path.parent.name}/{p.path.name}"
                                             for p in results})
@@ -280,6 +282,7 @@ def record_measurement(model_dir: Path, report: dict) -> None:
         "out_of_scope_unusual_or_outside_intended_use":
             report["out_of_scope"]["unusual_or_outside_intended_use"],
         "out_of_scope_images": report["out_of_scope"]["images"],
+        "out_of_scope_smallest_score": report["out_of_scope"]["score_range"][0],
         "adult_or_unknown_chest_radiographs_flagged_unusual":
             report["adult_or_unknown_chest_radiographs"]["flagged_unusual"],
         "out_of_scope_set": "one file per distinct image (CT, MR, US, NM, PT, XA, MG, "
