@@ -283,7 +283,7 @@ def _ensemble_validation(onnx_path: Path, payloads: list[dict], paths: list[Path
     probabilities, _ = run_onnx(onnx_path, images, cancel=cancel)
     val = evaluate(probabilities, np.array([r.label for r in records]),
                    list(first["class_names"]), None, config.operating_point)
-    members = [{"checkpoint": portable(str(path.parent.parent)), "seed": payload["config"]["seed"],
+    members = [{"run": path.parent.parent.name, "seed": payload["config"]["seed"],
                 "epochs_run": _epochs_run(path, payload),
                 "best_epoch": payload.get("best_epoch"),
                 "best_val_auroc": payload.get("best_val_auroc")}

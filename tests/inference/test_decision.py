@@ -62,3 +62,39 @@ def test_training_metrics_use_the_same_comparison_at_the_boundary():
 def test_mismatched_lengths_are_refused():
     with pytest.raises(ValueError):
         decide(CLASSES, [0.5, 0.5], {})
+
+
+def test_every_consumer_agrees_when_the_probability_equals_the_threshold(install, tmp_path,
+                                                                        capsys):
+    """predict's JSON and CSV, the audit log, the local validation and the training metrics
+    all call an image whose probability is exactly the threshold positive."""
+    import csv
+    import json
+
+    from medviewer.app import validation
+    from medviewer.cli import main
+    from medviewer.inference.audit import AuditLog
+    from medviewer.inference.predict import predict_paths
+    from tests.inference.conftest import write_grey_png
+
+    pixels = np.full((16, 16), 128, np.uint8)
+    pixels[0, 0], pixels[0, 1] = 0, 255
+    image = write_grey_png(tmp_path / "edge.png", pixels)
+    probe = install("mean", name="probe")
+    [first] = predict_paths([image], probe, device="cpu", audit=False)
+    exact = first.score("finding").probability
+    entry = install("mean", name="edge", no_finding_class="normal",
+                    operating_points={"finding": {"threshold": exact, "method": "exact"}})
+    out_csv = tmp_path / "edge.csv"
+    assert main(["predict", str(image), "--model", "edge", "--device", "cpu", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)["predictions"][0]
+    assert report["classes"]["finding"]["probability"] == exact
+    assert report["decision"] == report["flagged"] == ["finding"]
+    assert main(["predict", str(image), "--model", "edge", "--csv", str(out_csv)]) == 0
+    [row] = list(csv.DictReader(out_csv.open()))
+    assert row["flagged_finding"] == "1" and row["decision"] == "finding"
+    assert AuditLog().rows()[0]["decision"]["flagged"] == ["finding"]
+    figures = validation.figures_at(np.array([True]), np.array([exact]), exact, "card")
+    assert figures["tp"] == 1
+    assert metrics.sensitivity_specificity(np.array([1, 0]), np.array([exact, 0.0]),
+                                           exact) == (1.0, 1.0)
