@@ -54,7 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     saliency.add_argument("path", metavar="FILE", help="a DICOM, PNG or JPEG image")
     _add_model_options(saliency)
     saliency.add_argument("--class", dest="class_name", metavar="C",
-                          help="class name or index (default: the top class)")
+                          help="class name or index (default: the most probable flagged "
+                               "finding, else the most probable class)")
     saliency.add_argument("--method", choices=("cam", "occlusion"),
                           help="default: cam when the model has it, else occlusion")
     saliency.add_argument("--frame", type=int, default=1, help="frame number, from 1")

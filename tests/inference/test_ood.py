@@ -80,3 +80,18 @@ def test_sidecar_round_trip_and_card_round_trip(tmp_path):
     del bad["outputs"]["features"]
     with pytest.raises(ModelError, match="needs outputs.features"):
         ModelCard.from_dict(bad)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"no_finding_class": "cat"}, "no_finding_class 'cat' is not one of the classes"),
+    ({"no_finding_class": "finding"}, "cannot have an operating point"),
+    ({"calibration": {"temperature": 0}}, "temperature must be a number between"),
+    ({"intended_scope": {"patient_age_years": [9, 2]}}, "patient_age_years must be"),
+    ({"intended_scope": {"modalities": "CR"}}, "intended_scope.modalities' must be list"),
+])
+def test_new_card_fields_are_checked_in_one_sentence(tmp_path, change, message):
+    path = onnx_models.mean_model(tmp_path / "m.onnx")
+    card = onnx_models.card_dict(path)
+    card.update(change)
+    with pytest.raises(ModelError, match=message):
+        ModelCard.from_dict(card)
