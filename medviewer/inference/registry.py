@@ -23,7 +23,7 @@ from medviewer.inference.model_card import (  # noqa: F401 - re-exported for cal
     ACTIVATIONS, CARD_FORMAT_VERSION, CHANNEL_MODES, INTERPOLATIONS, RESIZE_MODES, SOURCES,
     TASKS, Calibration, InputSpec, IntendedScope, ModelCard, ModelCardError, ModelEntry,
     ModelError, NoModelError, OodCheck, OperatingPoint, OutputSpec, Preprocessing, Window,
-    card_path_for, file_sha256,
+    _write_atomically, card_path_for, file_sha256,
 )
 
 log = logging.getLogger(__name__)
