@@ -74,6 +74,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    # Every read is recorded: the audit log subscribes to "prediction made" before any
+    # command, the self-test or the GUI can make one (idempotent).
+    from medviewer.inference.audit import connect_audit_log
+
+    connect_audit_log()
     try:
         if args.self_test:
             from medviewer.gui.selftest_window import GUI_CHECKS

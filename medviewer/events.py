@@ -74,6 +74,10 @@ class Emitter(Generic[T]):
     def __len__(self) -> int:
         return len(self._subscribers)
 
+    def __contains__(self, callback: object) -> bool:
+        """Whether ``callback`` is subscribed."""
+        return callback in self._subscribers
+
     def __repr__(self) -> str:
         return f"<Emitter {self.name or '?'} ({len(self)} subscribers)>"
 

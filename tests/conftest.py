@@ -25,3 +25,12 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.fail(f"shared test data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True, scope="session")
+def audit_log_connected():
+    """As ``medviewer.cli.main`` does for the app: every published prediction is audited.
+    Tests that call library functions directly get the same wiring."""
+    from medviewer.inference.audit import connect_audit_log
+
+    connect_audit_log()

@@ -86,22 +86,29 @@ def cam_map(read: ImageRead, class_index: int) -> np.ndarray:
 
 
 def default_class_index(prediction: Prediction) -> int:
-    """The class to explain first: the most probable flagged class, else the top class."""
-    flagged = [i for i, s in enumerate(prediction.scores) if s.flagged]
-    candidates = flagged or range(len(prediction.scores))
-    return max(candidates, key=lambda i: prediction.scores[i].probability)
+    """The class to explain first: the decision's (the most probable flagged finding), else
+    the top class. The results panel still needs an index for its class box; whether a map
+    is shown for an image with nothing flagged is the panel's choice (``decision``)."""
+    names = [s.name for s in prediction.scores]
+    explain = prediction.decision.explain_class if prediction.decision else None
+    if explain in names:
+        return names.index(explain)
+    return max(range(len(names)), key=lambda i: prediction.scores[i].probability)
 
 
 def read_image_job(model: ModelSession, instance: Any, frame: int, class_name: str | None,
                    painter: tuple[str, Painter], cancel: CancelFlag,
-                   ) -> Generator[Progress, None, ImageRead]:
-    """Predict one frame (with CAM from the same pass when the model has it) and audit it.
+                   read_out_of_scope: bool = False) -> Generator[Progress, None, ImageRead]:
+    """Predict one frame (with CAM from the same pass when the model has it) and publish it
+    (the audit log records it). ``read_out_of_scope``: the reader pressed "Read anyway" for
+    an image outside the model's intended use (recorded with the read).
 
-    A read cancelled before its result is delivered is not audited: nobody saw it.
+    A read cancelled before its result is delivered is not published: nobody saw it.
     """
-    from medviewer.inference.audit import record_predictions
-    from medviewer.inference.predict import input_uid, make_prediction
+    from medviewer.inference.predict import input_uid, make_prediction, ood_scores
+    from medviewer.inference.prediction import publish
     from medviewer.inference.preprocess import prepare_instance
+    from medviewer.inference.scope import check_scope
 
     started = time.perf_counter()
     yield Progress(0, 2, "Preparing the image")
@@ -110,7 +117,10 @@ def read_image_job(model: ModelSession, instance: Any, frame: int, class_name: s
     yield Progress(1, 2, "Running the model")
     output = model.run(prepared.tensor[None], with_cam=model.has_cam)
     prediction = make_prediction(model, instance.path, frame, input_uid(instance),
-                                 output.probabilities[0], output.seconds * 1000.0)
+                                 output.probabilities[0], output.seconds * 1000.0,
+                                 scope=check_scope(instance, model.card),
+                                 read_out_of_scope=read_out_of_scope,
+                                 ood_score=ood_scores(model, output)[0])
     cam = output.cam[0] if output.cam is not None else None
     read = ImageRead(instance, frame, prediction, cam, prepared.geometry)
     if cam is not None:
@@ -120,7 +130,7 @@ def read_image_job(model: ModelSession, instance: Any, frame: int, class_name: s
         name, paint = painter
         read.pictures[index] = (name, paint(cam_map(read, index)))
     cancel.raise_if_cancelled()
-    record_predictions([prediction])
+    publish([prediction])
     read.seconds = time.perf_counter() - started
     return read
 

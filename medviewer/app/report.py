@@ -74,15 +74,18 @@ class Finding:
     name: str
     probability: float
     threshold: float | None  # the operating point; None where the card has none
-    decision: str  # 'Flagged', 'Not flagged' or 'No operating point'
+    decision: str  # 'Flagged', 'Not flagged', 'No operating point' or not read (scope)
     method: str = ""  # how the operating point was chosen
 
 
 def findings_from_prediction(prediction: Prediction) -> list[Finding]:
     """The report's findings from a Prediction: the only function that reads its decisions."""
     findings = []
+    withheld = prediction.decision.withheld if prediction.decision is not None else ""
     for score in prediction.scores:
-        if score.flagged is None:
+        if withheld:
+            decision = "Not read: outside intended use"
+        elif score.threshold is None:
             decision = "No operating point"
         else:
             decision = "Flagged" if score.flagged else "Not flagged"
@@ -619,7 +622,7 @@ def report_job(request: ReportRequest, cancel: CancelFlag | None = None,
     saliency = None
     if method == "cam":
         prediction, saliency = explain_instance(model, instance, request.class_name,
-                                                request.frame, flagged_first=True)
+                                                request.frame)
     else:
         prediction = predict_instance(model, instance, request.frame)
         if method == "occlusion":

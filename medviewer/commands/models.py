@@ -1,4 +1,5 @@
-"""Sub-commands for AI models: ``models list|import``, ``predict`` and ``saliency``.
+"""Sub-commands for AI models: ``models list|import``, ``predict``, ``saliency`` and
+``evaluate`` (local validation on a site's labelled images).
 
 onnxruntime and numpy-heavy modules are imported inside the handlers so the CLI starts fast.
 """
@@ -38,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("paths", nargs="+", metavar="PATH", help="files or folders")
     _add_model_options(predict)
     predict.add_argument("--batch-size", type=int, default=8, help="images per batch (default 8)")
+    predict.add_argument("--read-out-of-scope", action="store_true",
+                         help="also flag findings on images outside the model's intended use "
+                              "(recorded in the audit log)")
     output = predict.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print JSON")
     output.add_argument("--csv", metavar="OUT.csv", help="also write one CSV row per image")
@@ -50,7 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     saliency.add_argument("path", metavar="FILE", help="a DICOM, PNG or JPEG image")
     _add_model_options(saliency)
     saliency.add_argument("--class", dest="class_name", metavar="C",
-                          help="class name or index (default: the top class)")
+                          help="class name or index (default: the most probable flagged "
+                               "finding, else the most probable class)")
     saliency.add_argument("--method", choices=("cam", "occlusion"),
                           help="default: cam when the model has it, else occlusion")
     saliency.add_argument("--frame", type=int, default=1, help="frame number, from 1")
@@ -61,6 +66,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           help="where to write the overlay image (PNG)")
     saliency.add_argument("--json", action="store_true", help="print JSON")
     saliency.set_defaults(handler=_saliency)
+
+    evaluate = subparsers.add_parser(
+        "evaluate", help="check a model on your own labelled images (local validation)",
+        description="Read labelled images with a model and report AUROC, sensitivity, "
+                    "specificity, PPV and NPV (95 % intervals), calibration, unusual images "
+                    "and unreadable files. The report is kept beside the model's other local "
+                    "records; the model card is never changed.")
+    evaluate.add_argument("--labels", required=True, metavar="FILE.csv",
+                          help="CSV with the columns path,label (paths relative to the CSV)")
+    evaluate.add_argument("--map", metavar="SRC=CLASS,...",
+                          help="labels in the CSV that name a model class differently")
+    evaluate.add_argument("--threshold", action="append", metavar="CLASS=T",
+                          help="also report the figures at this threshold (repeatable)")
+    _add_model_options(evaluate)
+    evaluate.add_argument("--batch-size", type=int, default=8)
+    evaluate.add_argument("--no-save", action="store_true",
+                          help="do not keep the report as a local validation record")
+    evaluate.add_argument("--json", action="store_true", help="print JSON")
+    evaluate.set_defaults(handler=_evaluate)
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -133,33 +157,57 @@ def _import_model(args: argparse.Namespace) -> int:
 def _format_prediction(prediction: Any) -> str:
     if prediction.error:
         return f"{prediction.path}: error: {prediction.error}"
+    if prediction.decision and prediction.decision.withheld:
+        answer = "not read: outside intended use"
+    elif prediction.flagged:
+        answer = "FLAGGED " + ", ".join(prediction.flagged)
+    else:
+        answer = prediction.offered[0] if prediction.offered else "nothing flagged"
     parts = []
-    for score in sorted(prediction.scores, key=lambda s: -s.probability):
+    for score in prediction.scores:
         text = f"{score.name} {score.probability:.3f}"
         if score.threshold is not None:
-            verdict = "FLAGGED" if score.flagged else "not flagged"
-            text += f" [{verdict} at {score.threshold:.3f}]"
+            text += f" ({'>=' if score.flagged else '<'} {score.threshold:.3f})"
         parts.append(text)
-    return f"{prediction.path}: " + ", ".join(parts)
+    line = f"{prediction.path}: {answer} [{', '.join(parts)}]"
+    if prediction.ood:
+        line += f"; unusual image for this model (score {prediction.ood_score:.1f})"
+    for reason in prediction.scope_reasons:
+        line += f"\n    {reason}"
+    if prediction.read_out_of_scope:
+        line += "\n    Read anyway (--read-out-of-scope)."
+    return line
 
 
 def _write_csv(path: Path, predictions: list, classes: list[str]) -> None:
-    header = ["path", "input_uid", "top_class"]
+    header = ["path", "input_uid", "decision"]
     for name in classes:
-        header += [f"p_{name}", f"flagged_{name}"]
-    header += ["error", "model", "version", "sha256", "provider", "inference_ms"]
+        header += [f"p_{name}", f"threshold_{name}", f"flagged_{name}"]
+    header += ["in_scope", "scope_reasons", "read_out_of_scope", "ood_score", "ood",
+               "operating_points_source", "error", "model", "version", "sha256", "provider",
+               "inference_ms"]
+
+    def flag(value: bool | None) -> Any:
+        return "" if value is None else int(value)
+
     try:
         with open(path, "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(header)
             for p in predictions:
-                row: list[Any] = [str(p.path), p.input_uid, p.top.name if p.top else ""]
+                row: list[Any] = [str(p.path), p.input_uid, ";".join(p.offered)]
                 scores = {s.name: s for s in p.scores}
                 for name in classes:
                     score = scores.get(name)
                     row += [f"{score.probability:.6f}" if score else "",
-                            "" if score is None or score.flagged is None else int(score.flagged)]
-                row += [p.error or "", p.model_name, p.model_version, p.model_sha256,
+                            "" if score is None or score.threshold is None
+                            else f"{score.threshold:.6f}",
+                            "" if score is None else int(score.flagged)]
+                row += [flag(p.in_scope) if p.ok else "", " ".join(p.scope_reasons),
+                        int(p.read_out_of_scope),
+                        "" if p.ood_score is None else f"{p.ood_score:.4f}", flag(p.ood),
+                        p.operating_points_source if p.ok else "",
+                        p.error or "", p.model_name, p.model_version, p.model_sha256,
                         p.provider, f"{p.inference_ms:.3f}"]
                 writer.writerow(row)
     except OSError as exc:
@@ -173,22 +221,34 @@ def _predict(args: argparse.Namespace) -> int:
 
     entry = _resolve(args.model)
     session = get_session(entry, args.device)
-    predictions = predict_paths(args.paths, session, batch_size=args.batch_size)
+    predictions = predict_paths(args.paths, session, batch_size=args.batch_size,
+                                read_out_of_scope=args.read_out_of_scope)
     ok = [p for p in predictions if p.ok]
+    card = entry.card
+    checks = {"calibrated": card.calibration is not None,
+              "ood_check": ("available" if card.ood is not None else
+                            "not available: this model's card has no out-of-distribution "
+                            "statistics"),
+              "intended_scope": card.intended_scope.to_dict() if card.intended_scope else None}
     if args.json:
         print_json({"model": {"name": entry.name, "version": entry.version,
-                              "sha256": entry.card.sha256},
+                              "sha256": entry.card.sha256, **checks},
                     "provider": session.provider, "notice": session.notice,
                     "predictions": [p.to_dict() for p in predictions]})
     else:
         print(f"Model {entry.name} {entry.version} on {session.provider}")
         if session.notice:
             print(f"Notice: {session.notice}")
+        if card.ood is None:
+            print("No out-of-distribution check is available for this model.")
         for prediction in predictions:
             print(_format_prediction(prediction))
         flagged = sum(1 for p in ok if p.flagged)
+        outside = sum(1 for p in ok if p.in_scope is False)
+        unusual = sum(1 for p in ok if p.ood)
         print(f"{len(predictions)} inputs: {len(ok)} predicted, "
-              f"{len(predictions) - len(ok)} errors, {flagged} flagged.")
+              f"{len(predictions) - len(ok)} errors, {flagged} flagged, {outside} outside "
+              f"intended use, {unusual} unusual.")
     if args.csv:
         _write_csv(Path(args.csv), predictions, entry.card.classes)
         if not args.json:
@@ -239,3 +299,39 @@ def _saliency(args: argparse.Namespace) -> int:
               f"(p={saliency.probability:.3f}), {passes} in {saliency.seconds:.2f} s "
               f"on {session.provider}")
     return 0
+
+
+# ---------------------------------------------------------------- evaluate
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from medviewer.app import validation
+    from medviewer.cli import print_json
+    from medviewer.jobs import Progress, run_to_end
+
+    entry = _resolve(args.model)
+    classes = list(entry.card.classes)
+    pairs = validation.read_labels_csv(args.labels, classes, validation.parse_mapping(args.map))
+    thresholds = validation.parse_thresholds(args.threshold, classes)
+    shown = {"last": -1}
+
+    def progress(event: object) -> None:
+        # One line per tenth on stderr: stdout stays the report (or pure JSON).
+        if isinstance(event, Progress) and event.total and not args.json:
+            tenth = int(10 * event.done / event.total)
+            if tenth > shown["last"]:
+                shown["last"] = tenth
+                print(f"{event.done}/{event.total} images", file=sys.stderr, flush=True)
+
+    report = run_to_end(validation.validation_job(
+        entry, pairs, user_thresholds=thresholds, device=args.device,
+        batch_size=args.batch_size, source=str(args.labels)), progress)
+    saved = None if args.no_save else validation.save_validation(entry, report)
+    if args.json:
+        print_json({**report.to_dict(), "saved": str(saved) if saved else None})
+    else:
+        for line in validation.report_lines(report):
+            print(line)
+        if saved:
+            print(f"Kept as local validation {report.id} ({saved}).")
+    return 0 if report.read else 1

@@ -49,7 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--schedule", choices=("onecycle", "cosine"), default="onecycle")
     train.add_argument("--balance", choices=("weights", "sampler", "none"), default="weights")
     train.add_argument("--operating-point", default="youden",
-                       help="youden or sensitivity:0.95 (chosen on validation)")
+                       help="youden, sensitivity:0.95 or specificity:0.9 (chosen on "
+                            "validation)")
     train.add_argument("--threads", type=int, help="CPU threads for torch")
     train.add_argument("--no-augment", action="store_true")
     train.add_argument("--json", action="store_true", help="print JSON lines")
@@ -70,6 +71,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="how the file stores the weights: float16 halves it (outputs "
                              "within 5e-3), int8 quarters it (within 3e-2); the parity "
                              "check reports the actual difference")
+    export.add_argument("--operating-point", metavar="METHOD",
+                        help="how finding thresholds are chosen on the calibrated validation "
+                             "scores: youden, sensitivity:X or specificity:X (default: the "
+                             "run's)")
     export.add_argument("--register", action="store_true",
                         help="also install it into the user models folder")
     export.add_argument("--json", action="store_true")
@@ -209,9 +214,18 @@ def run_export(args: argparse.Namespace) -> int:
     from medviewer.jobs import run_to_end
     from medviewer.training.export import export_run
 
+    from medviewer.errors import UserError
+    from medviewer.training.metrics import check_operating_point_method
+
+    if args.operating_point:
+        try:
+            check_operating_point_method(args.operating_point)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
     runs = args.run_dir[0] if len(args.run_dir) == 1 else args.run_dir
     result = run_to_end(export_run(runs, args.name, args.version, args.out_dir,
-                                   args.register, args.description, weights=args.weights))
+                                   args.register, args.description, weights=args.weights,
+                                   operating_point=args.operating_point))
     if args.json:
         from medviewer.cli import print_json
 

@@ -1,9 +1,11 @@
 """Models > Manage models and Model information: the installed models and their model cards.
 
 The card is shown as the registry reads it (``medviewer.inference.registry.ModelCard``): name,
-version, classes with their operating points, intended use and limitations, training data and
-test metrics. A card whose intended use says it is a demonstration or not for clinical use
-gets a banner saying so, above everything else.
+version, classes with their operating points (and any the site adopted), intended use in
+words and as checked on every read, the out-of-distribution check and calibration, test
+figures with the sentences that explain where validation and test disagree, the site's local
+validations, training data and test metrics. A card whose intended use says it is a
+demonstration or not for clinical use gets a banner saying so, above everything else.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from PySide6.QtWidgets import (
 from medviewer.gui.widgets import bracketed_interval
 
 if TYPE_CHECKING:
+    from medviewer.app.validation import ValidationReport
     from medviewer.inference.registry import ModelCard, ModelEntry, ScanProblem
 
 DEMO_BANNER = "Demo model, not for clinical use."
@@ -118,7 +121,149 @@ def headline_test_figures(card: ModelCard) -> list[str]:
     return lines
 
 
-def card_html(entry: ModelEntry, provider: str = "") -> str:
+def validation_test_differences(card: ModelCard) -> list[str]:
+    """Sentences for each figure whose validation value lies outside the test figure's 95 %
+    interval (e.g. the shipped model's specificity: 0.99 on validation, 0.61 on test)."""
+    def mapping(value: Any) -> dict:
+        return value if isinstance(value, dict) else {}
+
+    metrics = mapping(card.metrics)
+    intervals = mapping(metrics.get("intervals"))
+    lines = []
+    for name, point in card.operating_points.items():
+        for figure in ("sensitivity", "specificity"):
+            validation = point.metrics.get(f"val_{figure}")
+            test = point.metrics.get(f"test_{figure}")
+            bounds = mapping(intervals.get(figure)).get(name)
+            if not (isinstance(validation, (int, float)) and isinstance(test, (int, float))
+                    and isinstance(bounds, list) and len(bounds) == 2):
+                continue
+            low, high = bounds
+            if low <= validation <= high:
+                continue
+            direction = "lower" if test < validation else "higher"
+            lines.append(
+                f"{name}: the {figure} at the operating point was {validation:.2f} on the "
+                f"validation images but {test:.2f} [{low:.2f}-{high:.2f}] on the test set, "
+                f"{direction} and outside the test figure's 95 % interval, so the difference "
+                "is not chance. The validation images were split off the training images "
+                "(same source, same selection); the test set was gathered apart and differs "
+                "from them. Expect figures nearer the test set's on new images, and check "
+                "the model on your own labelled images before relying on it.")
+    val_auroc = mapping(mapping(card.training.get("val_metrics")).get("auroc"))
+    test_auroc = mapping(metrics.get("auroc"))
+    for name in card.operating_points:
+        bounds = mapping(intervals.get("auroc")).get(name)
+        value, test = val_auroc.get(name), test_auroc.get(name)
+        if (isinstance(value, (int, float)) and isinstance(test, (int, float))
+                and isinstance(bounds, list) and len(bounds) == 2
+                and not bounds[0] <= value <= bounds[1]):
+            lines.append(f"{name}: AUROC {value:.3f} on validation, {test:.3f} "
+                         f"[{bounds[0]:.3f}-{bounds[1]:.3f}] on the test set: the validation "
+                         "figure is outside the test interval.")
+    return lines
+
+
+def scope_rows(card: ModelCard) -> list[tuple[str, str]]:
+    """The machine-readable intended use, one row per check a read goes through."""
+    scope = card.intended_scope
+    if scope is None:
+        return []
+
+    def listed(values: list[str]) -> str:
+        return ", ".join(values) if values else "any"
+
+    ages = (f"{scope.patient_age_years[0]:g} to {scope.patient_age_years[1]:g} years"
+            if scope.patient_age_years else "any")
+    if scope.age_source and scope.patient_age_years:
+        ages += f" ({scope.age_source})"
+    return [("Modalities", listed(scope.modalities)), ("Body parts", listed(scope.body_parts)),
+            ("Views", listed(scope.views)), ("Patient age", ages),
+            ("Smallest side", f"{scope.minimum_size} pixels" if scope.minimum_size else "any"),
+            ("Pixels", listed(scope.photometric))]
+
+
+def checks_lines(card: ModelCard) -> list[str]:
+    """Calibration and out-of-distribution status, in sentences."""
+    lines = []
+    if card.calibration is None:
+        lines.append("Probabilities are the model's own: it carries no calibration.")
+    else:
+        cal = card.calibration
+        text = (f"Probabilities are calibrated by temperature scaling (T = "
+                f"{cal.temperature:.3g}, fitted on the {cal.fitted_on or 'validation split'}).")
+        figures = cal.figures if isinstance(cal.figures, dict) else {}
+        parts = []
+        for split in ("validation", "test"):
+            before = figures.get("before", {}).get(split)
+            after = figures.get("after", {}).get(split)
+            if isinstance(before, dict) and isinstance(after, dict):
+                parts.append(f"{split}: ECE {before.get('ece', float('nan')):.3f} -> "
+                             f"{after.get('ece', float('nan')):.3f}, Brier "
+                             f"{before.get('brier', float('nan')):.3f} -> "
+                             f"{after.get('brier', float('nan')):.3f}")
+        if parts:
+            text += " Before -> after: " + "; ".join(parts) + "."
+        test_before = figures.get("before", {}).get("test", {})
+        test_after = figures.get("after", {}).get("test", {})
+        if (isinstance(test_before, dict) and isinstance(test_after, dict)
+                and test_after.get("ece", 0) > test_before.get("ece", 0)):
+            text += (" On the test set the calibration got worse: the scaling fitted the "
+                     "validation images, which this model finds easier than the test images.")
+        lines.append(text)
+    if card.ood is None:
+        lines.append("No out-of-distribution check is available for this model: unusual "
+                     "images are not recognised.")
+    else:
+        measured = card.ood.detail.get("measured", {})
+        text = ("Every read gets an out-of-distribution score from the same forward pass; "
+                f"above {card.ood.threshold:.3g} the image is shown as unusual for this model "
+                f"({card.ood.detail.get('threshold_rule', '')}).")
+        if measured:
+            text += (f" Measured: {measured.get('kermany_test_flagged_unusual', 0):.1%} of "
+                     f"the test images and {measured.get('out_of_scope_flagged_unusual', 0):.0%}"
+                     f" of {measured.get('out_of_scope_images', '?')} out-of-scope images were "
+                     "flagged unusual.")
+        lines.append(text)
+    return lines
+
+
+def validations_html(validations: list[ValidationReport], site_points: dict[str, Any]) -> str:
+    """The site's local validations of this model file and any operating point adopted."""
+    esc = html.escape
+    parts = []
+    adopted = site_points.get("points", {}) if isinstance(site_points, dict) else {}
+    for name, point in adopted.items():
+        parts.append(f"<p><b>Site operating point in force:</b> {esc(name)} at "
+                     f"{float(point.get('threshold', 0)):.3f} ({esc(point.get('method', ''))}, "
+                     f"{esc(str(point.get('adopted_at', '')))}); the card says "
+                     f"{point.get('card_threshold')}.</p>")
+    if not validations:
+        parts.append("<p><i>None yet. Models &gt; Evaluate on labelled images… checks this "
+                     "model on your own images.</i></p>")
+        return "".join(parts)
+    rows = []
+    for report in validations[:_MAX_ITEMS]:
+        for name, figures in report.findings.items():
+            auroc = figures.get("auroc", {})
+            at = figures.get("at_card_point") or {}
+            sens = at.get("sensitivity", {}).get("value")
+            spec = at.get("specificity", {}).get("value")
+            rows.append((
+                report.created[:16].replace("T", " "), report.id, f"{report.read}", name,
+                (f"{auroc['value']:.3f}{bracketed_interval(auroc.get('interval'))}"
+                 if auroc.get("value") is not None else "—"),
+                (f"{sens:.2f} / {spec:.2f}" if sens is not None and spec is not None else "—"),
+                (f"{report.ood['fraction_unusual']:.0%}"
+                 if report.ood.get("fraction_unusual") is not None else "no check")))
+    parts.append(_table(rows, ("Date (UTC)", "Record", "Images", "Finding", "AUROC",
+                               "Sens. / spec. at card point", "Unusual")))
+    return "".join(parts)
+
+
+def card_html(entry: ModelEntry, provider: str = "",
+              validations: list[ValidationReport] | None = None,
+              site_points: dict[str, Any] | None = None) -> str:
     """The model card as rich text for a QTextBrowser."""
     card = entry.card
     esc = html.escape
@@ -130,15 +275,28 @@ def card_html(entry: ModelEntry, provider: str = "") -> str:
         parts.append(f"<p>{esc(card.description)}</p>")
     parts.append("<h3>Intended use</h3>")
     parts.append(f"<p>{esc(card.intended_use) or '<i>not stated in the card</i>'}</p>")
+    scope = scope_rows(card)
+    if scope:
+        parts.append("<p>Checked on every read (an image outside this is not shown as a "
+                     "finding unless the reader chooses to read it anyway):</p>")
+        parts.append(_table(scope))
+    else:
+        parts.append("<p><i>The card states no machine-readable intended use: images are not "
+                     "checked against it.</i></p>")
     if card.limitations:
         parts.append(f"<h3>Limitations</h3><p>{esc(card.limitations)}</p>")
+
+    parts.append("<h3>Checks on every answer</h3>")
+    parts.extend(f"<p>{esc(line)}</p>" for line in checks_lines(card))
 
     parts.append("<h3>Classes and operating points</h3>")
     rows = []
     for name in card.classes:
         op = card.operating_point(name)
         if op is None:
-            rows.append((name, "—", "no operating point: shown, never flagged", ""))
+            offered = (" (offered when nothing is flagged)" if name == card.no_finding_class
+                       else "")
+            rows.append((name, "—", f"no operating point: shown, never flagged{offered}", ""))
         else:
             detail = ", ".join(f"{k} {_number(v)}" for k, v in op.metrics.items())
             rows.append((name, f"{op.threshold:.3f}", op.method or "—", detail))
@@ -150,6 +308,13 @@ def card_html(entry: ModelEntry, provider: str = "") -> str:
     if tested:
         parts.append("<h3>On the test set</h3>")
         parts.extend(f"<p>{esc(line)}</p>" for line in tested)
+    differences = validation_test_differences(card)
+    if differences:
+        parts.append("<h3>Validation and test disagree</h3>")
+        parts.extend(f'<p style="color:#ffcf70;">{esc(line)}</p>' for line in differences)
+    if validations is not None:
+        parts.append("<h3>Local validations at this site</h3>")
+        parts.append(validations_html(validations, site_points or {}))
 
     parts.append("<h3>Training data</h3>")
     training = flatten(card.training)
@@ -184,6 +349,22 @@ def card_html(entry: ModelEntry, provider: str = "") -> str:
     return "\n".join(parts)
 
 
+def local_records(entry: ModelEntry) -> tuple[list[ValidationReport], dict[str, Any]]:
+    """This model file's local validations and adopted points (a few small JSON files, read
+    when a card is shown; an unreadable one is left out rather than hiding the card)."""
+    from medviewer.app.validation import list_validations
+    from medviewer.errors import UserError
+    from medviewer.inference.site_points import read_site_points
+
+    try:
+        site = read_site_points(entry.card)
+    except UserError:
+        site = {}
+    if site.get("sha256") != entry.card.sha256:
+        site = {}
+    return list_validations(entry), site
+
+
 class CardView(QTextBrowser):
     """A read-only, scrollable rendering of one model card."""
 
@@ -200,7 +381,8 @@ class CardView(QTextBrowser):
         if entry is None:
             self.setHtml("<p><i>No model selected.</i></p>")
         else:
-            self.setHtml(card_html(entry, provider))
+            validations, site_points = local_records(entry)
+            self.setHtml(card_html(entry, provider, validations, site_points))
 
 
 class ModelInfoDialog(QDialog):

@@ -4,7 +4,13 @@
 :class:`~medviewer.jobs.Progress` and one :class:`PredictionReady` per image as soon as its
 result exists, checks the cancel flag between batches and returns every
 :class:`Prediction` in input order. A file that cannot be read becomes a Prediction carrying
-the error sentence, never a crash. Every prediction is appended to the audit log.
+the error sentence, never a crash.
+
+:func:`make_prediction` turns one row of model output into a :class:`Prediction`: the
+operating points in force (the card's, or the site's adopted ones), the one decision rule
+(``decision.decide``), the intended-use check (``scope``) and the out-of-distribution score
+(``ood``). Every prediction is published on ``prediction.prediction_made`` (the audit log
+records it) unless the caller asks otherwise.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import os
 from collections import deque
 from collections.abc import Generator, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,72 +28,19 @@ import numpy as np
 
 from medviewer.dicom.reader import Instance, open_instance
 from medviewer.errors import UserError
+from medviewer.inference.decision import decide
+from medviewer.inference.model_card import ModelEntry
+from medviewer.inference.prediction import (  # noqa: F401 - re-exported for callers
+    ClassScore, Prediction, prediction_made, publish)
 from medviewer.inference.preprocess import PreparedInput, prepare_instance
-from medviewer.inference.registry import ModelEntry
-from medviewer.inference.runtime import ModelSession, get_session
+from medviewer.inference.runtime import ModelSession, RunOutput, get_session
+from medviewer.inference.scope import ScopeCheck, check_scope
 from medviewer.jobs import CancelFlag, Progress
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 8
 DEFAULT_WORKERS = 2
-
-
-@dataclass(frozen=True)
-class ClassScore:
-    name: str
-    probability: float
-    threshold: float | None  # the card's operating point; None where it has none
-    flagged: bool | None  # probability >= threshold; None without an operating point
-    method: str = ""  # how the threshold was chosen
-
-
-@dataclass
-class Prediction:
-    """One image's result, or the sentence saying why it has none (``error``)."""
-
-    path: Path  # for the caller's display only: never logged or audited
-    frame: int
-    input_uid: str  # SOP Instance UID, or 'sha256:<hex>' of a plain image file
-    model_name: str
-    model_version: str
-    model_sha256: str
-    provider: str
-    scores: list[ClassScore] = field(default_factory=list)
-    inference_ms: float = 0.0
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    @property
-    def top(self) -> ClassScore | None:
-        return max(self.scores, key=lambda s: s.probability) if self.scores else None
-
-    @property
-    def flagged(self) -> list[str]:
-        return [s.name for s in self.scores if s.flagged]
-
-    def score(self, class_name: str) -> ClassScore:
-        for score in self.scores:
-            if score.name == class_name:
-                return score
-        raise KeyError(class_name)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "path": str(self.path), "frame": self.frame, "input_uid": self.input_uid,
-            "model": {"name": self.model_name, "version": self.model_version,
-                      "sha256": self.model_sha256},
-            "provider": self.provider, "inference_ms": round(self.inference_ms, 3),
-            "classes": {s.name: {"probability": s.probability, "threshold": s.threshold,
-                                 "flagged": s.flagged, "method": s.method}
-                        for s in self.scores},
-            "top_class": self.top.name if self.top else None,
-            "flagged": self.flagged,
-            "error": self.error,
-        }
 
 
 @dataclass(frozen=True)
@@ -105,19 +58,55 @@ def input_uid(instance: Instance) -> str:
     return instance.sop_instance_uid or "unknown"
 
 
+def ood_scores(model: ModelSession, output: RunOutput) -> list[float | None]:
+    """Each row's out-of-distribution score (None for all when the model has no check)."""
+    from medviewer.inference.ood import statistics_for
+
+    statistics = statistics_for(model.entry) if output.features is not None else None
+    if statistics is None:
+        return [None] * output.probabilities.shape[0]
+    return [float(v) for v in statistics.scores(output.features)]
+
+
+def withheld_sentence(scope: ScopeCheck | None, read_out_of_scope: bool) -> str:
+    """Why a read is not shown as a finding ('' when it may be)."""
+    if scope is None or scope.in_scope is not False or read_out_of_scope:
+        return ""
+    return "Not read as a finding: " + " ".join(scope.reasons)
+
+
 def make_prediction(model: ModelSession, path: Path, frame: int, uid: str,
-                    probabilities: np.ndarray, inference_ms: float) -> Prediction:
+                    probabilities: np.ndarray, inference_ms: float, *,
+                    scope: ScopeCheck | None = None, read_out_of_scope: bool = False,
+                    ood_score: float | None = None) -> Prediction:
+    """One image's Prediction from its row of (calibrated) probabilities."""
+    from medviewer.inference.site_points import effective_points
+
     card = model.card
+    in_force = effective_points(card)
+    thresholds = in_force.thresholds()
+    values = [float(p) for p in np.asarray(probabilities).tolist()]
+    decision = decide(card.classes, values, thresholds, card.no_finding_class,
+                      withheld_sentence(scope, read_out_of_scope))
+    flagged = set(decision.flagged)
     scores = []
-    for name, probability in zip(card.classes, probabilities.tolist()):
-        op = card.operating_point(name)
-        scores.append(ClassScore(
-            name=name, probability=float(probability),
-            threshold=op.threshold if op else None,
-            flagged=(probability >= op.threshold) if op else None,
-            method=op.method if op else ""))
+    for name, probability in zip(card.classes, values):
+        op = in_force.points.get(name)
+        scores.append(ClassScore(name=name, probability=probability,
+                                 threshold=op.threshold if op else None,
+                                 flagged=name in flagged, method=op.method if op else ""))
+    ood = None
+    if ood_score is not None and card.ood is not None:
+        ood = bool(ood_score > card.ood.threshold)
     return Prediction(path, frame, uid, card.name, card.version, card.sha256, model.provider,
-                      scores, inference_ms)
+                      scores, inference_ms, decision=decision,
+                      in_scope=scope.in_scope if scope else None,
+                      scope_reasons=list(scope.reasons) if scope else [],
+                      read_out_of_scope=bool(read_out_of_scope and scope is not None
+                                             and scope.in_scope is False),
+                      ood_score=ood_score, ood=ood,
+                      operating_points_source=in_force.source,
+                      calibrated=card.calibration is not None)
 
 
 def error_prediction(model: ModelSession, path: Path, message: str, frame: int = 0) -> Prediction:
@@ -127,16 +116,21 @@ def error_prediction(model: ModelSession, path: Path, message: str, frame: int =
 
 
 def predict_instance(model: ModelSession, instance: Instance, frame: int = 0,
-                     audit: bool = True) -> Prediction:
-    """One image, synchronously (call from a worker thread in the GUI)."""
+                     audit: bool = True, read_out_of_scope: bool = False) -> Prediction:
+    """One image, synchronously (call from a worker thread in the GUI).
+
+    ``audit=False`` makes a prediction nobody is shown (self-test, evaluation): it is not
+    published, so the audit log does not record it.
+    """
     prepared = prepare_instance(instance, model.card, frame)
     output = model.run(prepared.tensor[np.newaxis])
     prediction = make_prediction(model, instance.path, frame, input_uid(instance),
-                                 output.probabilities[0], output.seconds * 1000.0)
+                                 output.probabilities[0], output.seconds * 1000.0,
+                                 scope=check_scope(instance, model.card),
+                                 read_out_of_scope=read_out_of_scope,
+                                 ood_score=ood_scores(model, output)[0])
     if audit:
-        from medviewer.inference.audit import record_predictions
-
-        record_predictions([prediction])
+        publish([prediction])
     return prediction
 
 
@@ -170,11 +164,12 @@ def expand_inputs(paths: Iterable[str | os.PathLike], cancel: CancelFlag | None 
     return files, problems
 
 
-def _load(path: Path, model: ModelSession) -> tuple[str, PreparedInput] | str:
-    """Decode and preprocess one file (on a pool thread); an error is its sentence."""
+def _load(path: Path, model: ModelSession) -> tuple[str, PreparedInput, ScopeCheck] | str:
+    """Decode, check and preprocess one file (on a pool thread); an error is its sentence."""
     try:
         instance = open_instance(path)
-        return input_uid(instance), prepare_instance(instance, model.card, 0)
+        return (input_uid(instance), prepare_instance(instance, model.card, 0),
+                check_scope(instance, model.card))
     except UserError as exc:
         return str(exc)
     except MemoryError:
@@ -191,12 +186,14 @@ def _load(path: Path, model: ModelSession) -> tuple[str, PreparedInput] | str:
 def predict_job(paths: Sequence[str | os.PathLike], model: ModelEntry | ModelSession, *,
                 batch_size: int = DEFAULT_BATCH_SIZE, workers: int = DEFAULT_WORKERS,
                 device: str = "auto", cancel: CancelFlag | None = None, audit: bool = True,
+                read_out_of_scope: bool = False,
                 ) -> Generator[Progress | PredictionReady, None, list[Prediction]]:
     """Predict every image in ``paths`` (files and folders); frame 0 of multi-frame images.
 
     Decoding and preprocessing run on ``workers`` threads, up to two batches ahead of the
     batch being inferred. The model session is created here (on the job's thread) when a
-    ModelEntry is given.
+    ModelEntry is given. Images outside the model's intended use flag nothing unless
+    ``read_out_of_scope``; ``audit=False`` does not publish the predictions (evaluation).
     """
     batch_size = max(1, int(batch_size))
     cancel = cancel or CancelFlag()
@@ -208,12 +205,6 @@ def predict_job(paths: Sequence[str | os.PathLike], model: ModelEntry | ModelSes
         model = get_session(model, device)
     if model.fixed_batch:
         batch_size = model.fixed_batch
-    audit_log = None
-    if audit:
-        from medviewer.inference.audit import AuditLog
-
-        audit_log = AuditLog()
-
     results: list[Prediction | None] = [None] * total
     done = 0
     for offset, (path, reason) in enumerate(missing, start=len(files)):
@@ -237,7 +228,7 @@ def predict_job(paths: Sequence[str | os.PathLike], model: ModelEntry | ModelSes
         while pending or next_index < len(files):
             cancel.raise_if_cancelled()
             top_up()
-            batch: list[tuple[int, str, PreparedInput]] = []
+            batch: list[tuple[int, str, PreparedInput, ScopeCheck]] = []
             while pending and len(batch) < batch_size:
                 index, future = pending.popleft()
                 loaded = future.result()
@@ -252,16 +243,19 @@ def predict_job(paths: Sequence[str | os.PathLike], model: ModelEntry | ModelSes
                 continue
             output = model.run(np.stack([item[2].tensor for item in batch]))
             per_image_ms = output.seconds * 1000.0 / len(batch)
+            unusual = ood_scores(model, output)
             made = []
-            for row, (index, uid, _) in enumerate(batch):
+            for row, (index, uid, _, scope) in enumerate(batch):
                 prediction = make_prediction(model, files[index], 0, uid,
-                                             output.probabilities[row], per_image_ms)
+                                             output.probabilities[row], per_image_ms,
+                                             scope=scope, read_out_of_scope=read_out_of_scope,
+                                             ood_score=unusual[row])
                 results[index] = prediction
                 made.append(prediction)
-            if audit_log is not None:
+            if audit:
                 # Before any is handed out: a consumer may stop the job in the middle of a batch.
-                audit_log.record(made)
-            for (index, _, _), prediction in zip(batch, made):
+                publish(made)
+            for (index, *_), prediction in zip(batch, made):
                 done += 1
                 yield PredictionReady(index, prediction)
             yield Progress(done, total, f"{done}/{total} images")

@@ -27,7 +27,7 @@ import numpy as np
 
 from medviewer.dicom import pixels
 from medviewer.dicom.reader import Instance
-from medviewer.inference.registry import ModelCard, Preprocessing
+from medviewer.inference.model_card import ModelCard, Preprocessing
 
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)
 

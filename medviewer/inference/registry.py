@@ -1,431 +1,35 @@
-"""Model cards and the model registry: built-in models plus the user's imported models.
+"""The model registry: built-in models plus the user's imported models, and the checks a
+model file passes before it is listed, imported or run.
 
-A model is an ``.onnx`` file with a model card (JSON, same stem, ``.json``) beside it. The
-card says what the model expects (input size, channels, how pixels become the tensor), what
-it returns (class probabilities or logits, optionally class activation maps), the per-class
-operating points and where the model came from. ``docs/model-card.md`` documents the format.
-
-Everything here reads ONNX files with ``onnx`` only (no weights are loaded to check a model's
-inputs and outputs) and never imports torch.
+The card and entry types live in ``model_card`` (a leaf both this module and ``runtime``
+import); they are re-exported here, so ``registry.ModelCard`` keeps working. Everything here
+reads ONNX files with ``onnx`` only (no weights are loaded to check a model's inputs and
+outputs) and never imports torch. ``docs/model-card.md`` documents the format.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import math
 import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from medviewer import paths
-from medviewer.errors import UserError
+from medviewer.inference.model_card import (  # noqa: F401 - re-exported for callers
+    ACTIVATIONS, CARD_FORMAT_VERSION, CHANNEL_MODES, INTERPOLATIONS, RESIZE_MODES, SOURCES,
+    TASKS, Calibration, InputSpec, IntendedScope, ModelCard, ModelCardError, ModelEntry,
+    ModelError, NoModelError, OodCheck, OperatingPoint, OutputSpec, Preprocessing, Window,
+    _write_atomically, card_path_for, file_sha256,
+)
 
 log = logging.getLogger(__name__)
 
-CARD_FORMAT_VERSION = 1
-TASKS = ("multiclass", "multilabel")
-SOURCES = ("display", "modality")
-RESIZE_MODES = ("stretch", "letterbox")
-INTERPOLATIONS = ("bilinear",)
-CHANNEL_MODES = ("replicate", "rgb")
-ACTIVATIONS = ("none", "softmax", "sigmoid")
-_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 # ONNX TensorProto element types MedViewer can feed: FLOAT and FLOAT16.
 _FLOAT_TYPES = {1: "float32", 10: "float16"}
-
-
-class ModelError(UserError):
-    """A model that cannot be imported, found or run; ``str()`` is one sentence."""
-
-
-class ModelCardError(ModelError):
-    """A model card that is missing, unreadable or inconsistent."""
-
-
-class NoModelError(ModelError):
-    """No model is installed at all, or none matches the name asked for."""
-
-
-# ---------------------------------------------------------------- the card
-
-
-@dataclass
-class InputSpec:
-    """The image tensor the model takes: float [N, channels, height, width]."""
-
-    channels: int
-    height: int
-    width: int
-    name: str = ""  # the ONNX input name; filled in from the file when empty
-
-
-@dataclass
-class Window:
-    """A linear VOI window in modality units (centre/width as in DICOM)."""
-
-    center: float
-    width: float
-
-
-@dataclass
-class Preprocessing:
-    """How an image's pixels become the model's input tensor (see docs/model-card.md)."""
-
-    source: str = "display"  # 'display': 8-bit after default VOI; 'modality': windowed values
-    window: Window | None = None  # required for 'modality'
-    resize: str = "stretch"  # 'stretch' (aspect not kept) or 'letterbox' (kept, centred, padded)
-    interpolation: str = "bilinear"  # antialiased when shrinking (Pillow / torchvision antialias)
-    pad_value: float = 0.0  # letterbox padding, in [0, 1] intensity units before normalisation
-    mean: list[float] = field(default_factory=lambda: [0.0])
-    std: list[float] = field(default_factory=lambda: [1.0])
-    channel_mode: str = "replicate"  # 'replicate': grey into every channel; 'rgb': keep colour
-
-
-@dataclass
-class OutputSpec:
-    probabilities: str = "probabilities"  # ONNX output [N, C]
-    cam: str | None = None  # optional ONNX output [N, C, h, w]: class activation maps
-    activation: str = "none"  # what turns the output into probabilities: none/softmax/sigmoid
-
-
-@dataclass
-class OperatingPoint:
-    threshold: float
-    method: str = ""  # how it was chosen, e.g. "youden on validation"
-    metrics: dict[str, float] = field(default_factory=dict)  # e.g. sensitivity at threshold
-
-
-@dataclass
-class ModelCard:
-    name: str
-    version: str
-    classes: list[str]
-    input: InputSpec
-    sha256: str
-    task: str = "multiclass"
-    preprocessing: Preprocessing = field(default_factory=Preprocessing)
-    outputs: OutputSpec = field(default_factory=OutputSpec)
-    operating_points: dict[str, OperatingPoint] = field(default_factory=dict)
-    description: str = ""
-    intended_use: str = ""
-    limitations: str = ""
-    training: dict[str, Any] = field(default_factory=dict)  # data summary, split, epochs...
-    metrics: dict[str, Any] = field(default_factory=dict)  # test-set metrics
-    external_data: dict[str, str] = field(default_factory=dict)  # relative path -> SHA-256
-    created: str = ""
-    format_version: int = CARD_FORMAT_VERSION
-    extra: dict[str, Any] = field(default_factory=dict)  # unknown keys, kept on save
-
-    @property
-    def key(self) -> str:
-        return f"{self.name}@{self.version}"
-
-    @property
-    def has_cam(self) -> bool:
-        return bool(self.outputs.cam)
-
-    def operating_point(self, class_name: str) -> OperatingPoint | None:
-        return self.operating_points.get(class_name)
-
-    def class_index(self, class_name: str | int) -> int:
-        """Index of a class given by name (case-insensitive) or by number."""
-        if isinstance(class_name, int) or str(class_name).isdigit():
-            index = int(class_name)
-            if 0 <= index < len(self.classes):
-                return index
-        else:
-            lowered = [c.lower() for c in self.classes]
-            if str(class_name).lower() in lowered:
-                return lowered.index(str(class_name).lower())
-        raise ModelError(f"Model '{self.name}' has no class '{class_name}' "
-                         f"(its classes are {', '.join(self.classes)}).")
-
-    # -- (de)serialisation
-    @classmethod
-    def from_dict(cls, data: Any, origin: str = "the model card") -> ModelCard:
-        """Build and validate a card; any problem is a ModelCardError naming ``origin``."""
-        reader = _CardReader(data, origin)
-        card = reader.card()
-        card.validate(origin)
-        return card
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> ModelCard:
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ModelCardError(f"The model card {path} does not exist.") from None
-        except (OSError, UnicodeError) as exc:
-            raise ModelCardError(f"The model card {path} cannot be read ({exc}).") from None
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise ModelCardError(f"The model card {path} is not valid JSON ({exc}).") from None
-        return cls.from_dict(data, origin=f"the model card {path}")
-
-    def to_dict(self) -> dict[str, Any]:
-        prep = self.preprocessing
-        data: dict[str, Any] = {
-            "format_version": self.format_version,
-            "name": self.name,
-            "version": self.version,
-            "task": self.task,
-            "description": self.description,
-            "classes": list(self.classes),
-            "input": {"name": self.input.name, "channels": self.input.channels,
-                      "height": self.input.height, "width": self.input.width},
-            "preprocessing": {
-                "source": prep.source,
-                "window": ({"center": prep.window.center, "width": prep.window.width}
-                           if prep.window else None),
-                "resize": prep.resize,
-                "interpolation": prep.interpolation,
-                "pad_value": prep.pad_value,
-                "mean": list(prep.mean),
-                "std": list(prep.std),
-                "channel_mode": prep.channel_mode,
-            },
-            "outputs": {"probabilities": self.outputs.probabilities, "cam": self.outputs.cam,
-                        "activation": self.outputs.activation},
-            "operating_points": {
-                name: {"threshold": op.threshold, "method": op.method, "metrics": dict(op.metrics)}
-                for name, op in self.operating_points.items()
-            },
-            "intended_use": self.intended_use,
-            "limitations": self.limitations,
-            "training": self.training,
-            "metrics": self.metrics,
-            "external_data": dict(self.external_data),
-            "created": self.created,
-            "sha256": self.sha256,
-        }
-        for key, value in self.extra.items():
-            data.setdefault(key, value)
-        return data
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Validate, then write the card atomically (UTF-8 JSON, indented)."""
-        path = Path(path)
-        self.validate(f"the model card {path}")
-        _write_atomically(path, json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n")
-
-    def validate(self, origin: str = "the model card") -> None:
-        """Raise ModelCardError with one sentence for the first inconsistency found."""
-
-        def fail(reason: str) -> None:
-            raise ModelCardError(f"{origin[0].upper()}{origin[1:]} is invalid: {reason}.")
-
-        if self.format_version > CARD_FORMAT_VERSION:
-            fail(f"it uses card format {self.format_version}, newer than this MedViewer "
-                 f"understands ({CARD_FORMAT_VERSION})")
-        if not _NAME_PATTERN.match(self.name):
-            fail(f"the name '{self.name}' must be 1-64 letters, digits, '.', '_' or '-'")
-        if not _NAME_PATTERN.match(self.version):
-            fail(f"the version '{self.version}' must be 1-64 letters, digits, '.', '_' or '-'")
-        if self.task not in TASKS:
-            fail(f"task '{self.task}' is not one of {', '.join(TASKS)}")
-        if not self.classes or any(not isinstance(c, str) or not c.strip() for c in self.classes):
-            fail("'classes' must be a non-empty list of class names")
-        if len(set(c.lower() for c in self.classes)) != len(self.classes):
-            fail("class names must be unique")
-        if self.input.channels not in (1, 3):
-            fail(f"input channels must be 1 or 3, not {self.input.channels}")
-        if not (0 < self.input.height <= 8192 and 0 < self.input.width <= 8192):
-            fail(f"input size {self.input.height}x{self.input.width} is out of range")
-        prep = self.preprocessing
-        if prep.source not in SOURCES:
-            fail(f"preprocessing source '{prep.source}' is not one of {', '.join(SOURCES)}")
-        if prep.source == "modality" and prep.window is None:
-            fail("preprocessing source 'modality' needs a window (center and width)")
-        if prep.window is not None and not (prep.window.width > 0 and math.isfinite(prep.window.center)):
-            fail("the preprocessing window needs a finite center and a positive width")
-        if prep.resize not in RESIZE_MODES:
-            fail(f"resize '{prep.resize}' is not one of {', '.join(RESIZE_MODES)}")
-        if prep.interpolation not in INTERPOLATIONS:
-            fail(f"interpolation '{prep.interpolation}' is not one of {', '.join(INTERPOLATIONS)}")
-        if prep.channel_mode not in CHANNEL_MODES:
-            fail(f"channel_mode '{prep.channel_mode}' is not one of {', '.join(CHANNEL_MODES)}")
-        if prep.channel_mode == "rgb" and self.input.channels != 3:
-            fail("channel_mode 'rgb' needs a 3-channel input")
-        for label, values in (("mean", prep.mean), ("std", prep.std)):
-            if len(values) not in (1, self.input.channels):
-                fail(f"preprocessing {label} needs 1 or {self.input.channels} values, "
-                     f"not {len(values)}")
-            if not all(math.isfinite(v) for v in values):
-                fail(f"preprocessing {label} values must be finite numbers")
-        if any(v <= 0 for v in prep.std):
-            fail("preprocessing std values must be positive")
-        if self.outputs.activation not in ACTIVATIONS:
-            fail(f"output activation '{self.outputs.activation}' is not one of "
-                 f"{', '.join(ACTIVATIONS)}")
-        if not self.outputs.probabilities:
-            fail("outputs.probabilities must name the ONNX output with the class scores")
-        if self.outputs.cam is not None and self.outputs.cam == self.outputs.probabilities:
-            fail("outputs.cam and outputs.probabilities must be different outputs")
-        for class_name, op in self.operating_points.items():
-            if class_name not in self.classes:
-                fail(f"operating point for unknown class '{class_name}'")
-            if not (0.0 <= op.threshold <= 1.0):
-                fail(f"the threshold for '{class_name}' must be a probability in [0, 1]")
-        if not _SHA256_PATTERN.match(self.sha256):
-            fail("'sha256' must be the 64 lowercase hex digits of the .onnx file's SHA-256")
-        for relative, digest in self.external_data.items():
-            if not _SHA256_PATTERN.match(str(digest)):
-                fail(f"external_data '{relative}' needs a 64-hex-digit SHA-256")
-
-
-class _CardReader:
-    """Reads a card dict with type checks that name the offending field."""
-
-    def __init__(self, data: Any, origin: str) -> None:
-        if not isinstance(data, dict):
-            self._fail("it is not a JSON object", origin)
-        self.data = data
-        self.origin = origin
-
-    @staticmethod
-    def _fail(reason: str, origin: str) -> None:
-        raise ModelCardError(f"{origin[0].upper()}{origin[1:]} is invalid: {reason}.")
-
-    def fail(self, reason: str) -> None:
-        self._fail(reason, self.origin)
-
-    def get(self, mapping: dict, key: str, kind: type | tuple, where: str, default: Any = ...) -> Any:
-        if key not in mapping or mapping[key] is None:
-            if default is ...:
-                self.fail(f"the required field '{where}{key}' is missing")
-            return default
-        value = mapping[key]
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        # JSON has no int/float distinction worth failing on; bools are not numbers here.
-        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-            names = "/".join(k.__name__ for k in kinds)
-            self.fail(f"the field '{where}{key}' must be {names}")
-        return value
-
-    def section(self, key: str, required: bool = False) -> dict:
-        value = self.get(self.data, key, dict, "", default=... if required else {})
-        return value
-
-    def floats(self, mapping: dict, key: str, where: str, default: list[float]) -> list[float]:
-        values = self.get(mapping, key, list, where, default=default)
-        out = []
-        for v in values:
-            if isinstance(v, bool) or not isinstance(v, (int, float)):
-                self.fail(f"the field '{where}{key}' must be a list of numbers")
-            out.append(float(v))
-        return out
-
-    def card(self) -> ModelCard:
-        d = self.data
-        known = {"format_version", "name", "version", "task", "description", "classes", "input",
-                 "preprocessing", "outputs", "operating_points", "intended_use", "limitations",
-                 "training", "metrics", "external_data", "created", "sha256"}
-        classes = self.get(d, "classes", list, "")
-        inp = self.section("input", required=True)
-        input_spec = InputSpec(
-            channels=self.get(inp, "channels", int, "input."),
-            height=self.get(inp, "height", int, "input."),
-            width=self.get(inp, "width", int, "input."),
-            name=self.get(inp, "name", str, "input.", default=""),
-        )
-        prep_raw = self.section("preprocessing")
-        window_raw = self.get(prep_raw, "window", dict, "preprocessing.", default=None)
-        window = None
-        if window_raw is not None:
-            window = Window(center=self.get(window_raw, "center", float, "preprocessing.window."),
-                            width=self.get(window_raw, "width", float, "preprocessing.window."))
-        prep = Preprocessing(
-            source=self.get(prep_raw, "source", str, "preprocessing.", default="display"),
-            window=window,
-            resize=self.get(prep_raw, "resize", str, "preprocessing.", default="stretch"),
-            interpolation=self.get(prep_raw, "interpolation", str, "preprocessing.",
-                                   default="bilinear"),
-            pad_value=self.get(prep_raw, "pad_value", float, "preprocessing.", default=0.0),
-            mean=self.floats(prep_raw, "mean", "preprocessing.", [0.0]),
-            std=self.floats(prep_raw, "std", "preprocessing.", [1.0]),
-            channel_mode=self.get(prep_raw, "channel_mode", str, "preprocessing.",
-                                  default="replicate"),
-        )
-        out_raw = self.section("outputs")
-        outputs = OutputSpec(
-            probabilities=self.get(out_raw, "probabilities", str, "outputs.",
-                                   default="probabilities"),
-            cam=self.get(out_raw, "cam", str, "outputs.", default=None) or None,
-            activation=self.get(out_raw, "activation", str, "outputs.", default="none"),
-        )
-        ops: dict[str, OperatingPoint] = {}
-        for class_name, raw in self.section("operating_points").items():
-            if not isinstance(raw, dict):
-                self.fail(f"operating_points.{class_name} must be an object")
-            where = f"operating_points.{class_name}."
-            metrics = self.get(raw, "metrics", dict, where, default={})
-            ops[class_name] = OperatingPoint(
-                threshold=self.get(raw, "threshold", float, where),
-                method=self.get(raw, "method", str, where, default=""),
-                metrics={k: v for k, v in metrics.items()},
-            )
-        external = self.section("external_data")
-        return ModelCard(
-            format_version=self.get(d, "format_version", int, "", default=CARD_FORMAT_VERSION),
-            name=self.get(d, "name", str, ""),
-            version=self.get(d, "version", str, ""),
-            task=self.get(d, "task", str, "", default="multiclass"),
-            description=self.get(d, "description", str, "", default=""),
-            classes=classes,
-            input=input_spec,
-            preprocessing=prep,
-            outputs=outputs,
-            operating_points=ops,
-            intended_use=self.get(d, "intended_use", str, "", default=""),
-            limitations=self.get(d, "limitations", str, "", default=""),
-            training=self.section("training"),
-            metrics=self.section("metrics"),
-            external_data={str(k): str(v) for k, v in external.items()},
-            created=self.get(d, "created", str, "", default=""),
-            sha256=self.get(d, "sha256", str, "").lower(),
-            extra={k: v for k, v in d.items() if k not in known},
-        )
-
-
-# ---------------------------------------------------------------- files and hashes
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
-    try:
-        if hasattr(os, "fchmod"):
-            os.fchmod(fd, paths.new_file_mode())  # mkstemp's 0600 would hide a shared card
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def card_path_for(onnx_path: str | os.PathLike) -> Path:
-    """The card that belongs to a model file: same folder, same stem, ``.json``."""
-    return Path(onnx_path).with_suffix(".json")
 
 
 # ---------------------------------------------------------------- checking an ONNX file
@@ -581,6 +185,14 @@ def check_model_matches_card(onnx_path: Path, card: ModelCard, summary: OnnxSumm
         if isinstance(cam.shape[1], int) and cam.shape[1] != n_classes:
             refuse(f"output '{cam.name}' has {cam.shape[1]} maps but the card lists "
                    f"{n_classes} classes")
+    if card.outputs.features:
+        features = by_name.get(card.outputs.features)
+        if features is None:
+            refuse(f"it has no output named '{card.outputs.features}' for the pooled features")
+        assert features is not None
+        if len(features.shape) != 2:
+            refuse(f"output '{features.name}' has rank {len(features.shape)}, not 2 "
+                   "(batch, features)")
     batch_dims = [tensor.shape[0], prob.shape[0]]
     if any(isinstance(d, int) and d < 1 for d in batch_dims):
         refuse("its batch dimension is not positive")
@@ -606,43 +218,21 @@ def verify_model_files(onnx_path: Path, card: ModelCard) -> OnnxSummary:
             raise ModelError(f"The model file {onnx_path.name} is refused: its weights file "
                              f"'{location}' does not match the SHA-256 in the card.")
     check_model_matches_card(onnx_path, card, summary)
+    verify_ood_file(onnx_path, card)
     return summary
 
 
-# ---------------------------------------------------------------- the registry
-
-
-@dataclass
-class ModelEntry:
-    """An installed model: its card and where its files are."""
-
-    card: ModelCard
-    onnx_path: Path
-    card_path: Path
-    source: str  # 'built-in' or 'user'
-
-    @property
-    def name(self) -> str:
-        return self.card.name
-
-    @property
-    def version(self) -> str:
-        return self.card.version
-
-    @property
-    def key(self) -> str:
-        return self.card.key
-
-    def to_dict(self) -> dict[str, Any]:
-        card = self.card
-        return {
-            "name": card.name, "version": card.version, "source": self.source,
-            "task": card.task, "classes": list(card.classes),
-            "input": f"{card.input.channels}x{card.input.height}x{card.input.width}",
-            "cam": card.has_cam, "sha256": card.sha256,
-            "operating_points": {k: v.threshold for k, v in card.operating_points.items()},
-            "path": str(self.onnx_path),
-        }
+def verify_ood_file(onnx_path: Path, card: ModelCard) -> None:
+    """The card's OOD statistics file exists beside the model and matches its SHA-256."""
+    if card.ood is None:
+        return
+    target = onnx_path.parent / card.ood.file
+    if not target.is_file():
+        raise ModelError(f"The model {onnx_path.name} is refused: its out-of-distribution "
+                         f"file '{card.ood.file}' is missing.")
+    if file_sha256(target) != card.ood.sha256:
+        raise ModelError(f"The model {onnx_path.name} is refused: its out-of-distribution "
+                         f"file '{card.ood.file}' does not match the SHA-256 in the card.")
 
 
 @dataclass
@@ -764,6 +354,10 @@ def import_model(onnx_path: str | os.PathLike, card_path: str | os.PathLike | No
             target = staging / location
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(onnx_path.parent / location, target)
+        if card.ood is not None:
+            target = staging / card.ood.file
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(onnx_path.parent / card.ood.file, target)
         card.save(card_path_for(target_onnx))
         if file_sha256(target_onnx) != card.sha256:  # a file changed while copying
             raise ModelError(f"The model file {onnx_path.name} changed while it was imported.")

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from medviewer.inference.registry import ModelEntry, ModelError, file_sha256
+from medviewer.inference.model_card import ModelEntry, ModelError, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -226,9 +226,11 @@ def _first_line(exc: BaseException) -> str:
 
 @dataclass(frozen=True)
 class RunOutput:
-    probabilities: np.ndarray  # [N, C] float32, after the card's activation
+    probabilities: np.ndarray  # [N, C] float32, after the card's activation and calibration
     cam: np.ndarray | None  # [N, C, h, w] float32 when asked for and the model has it
     seconds: float  # wall time of session.run for the whole batch
+    features: np.ndarray | None = None  # [N, D] pooled features, when the card names them
+    uncalibrated: np.ndarray | None = None  # [N, C] before calibration (None: no calibration)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -264,6 +266,8 @@ class ModelSession:
         self.fixed_batch: int | None = batch if isinstance(batch, int) and batch > 0 else None
         outputs = {o.name for o in self._session.get_outputs()}
         self.has_cam = bool(self.card.outputs.cam) and self.card.outputs.cam in outputs
+        self.has_features = (bool(self.card.outputs.features)
+                             and self.card.outputs.features in outputs)
 
     @property
     def session(self) -> Any:
@@ -297,6 +301,8 @@ class ModelSession:
         names = [self.card.outputs.probabilities]
         if with_cam:
             names.append(self.card.outputs.cam)
+        if self.has_features:  # the OOD score's input, from this same pass
+            names.append(self.card.outputs.features)
         feed = np.ascontiguousarray(batch, dtype=self.input_dtype)
         started = time.perf_counter()
         try:
@@ -323,13 +329,20 @@ class ModelSession:
             scores = softmax(scores)
         elif activation == "sigmoid":
             scores = sigmoid(scores)
+        uncalibrated = None
+        if self.card.calibration is not None:
+            from medviewer.inference.calibration import apply_temperature
+
+            uncalibrated = scores
+            scores = apply_temperature(scores, self.card.calibration.temperature, self.card.task)
         cam = None
         if with_cam:
             cam = np.asarray(raw[1], dtype=np.float32)
             if cam.ndim != 4 or cam.shape[:2] != (feed.shape[0], n_classes):
                 raise ModelError(f"Model '{self.card.name}' returned class activation maps of "
                                  f"shape {cam.shape}, not {feed.shape[0]} x {n_classes} x h x w.")
-        return RunOutput(scores, cam, seconds)
+        features = np.asarray(raw[-1], dtype=np.float32) if self.has_features else None
+        return RunOutput(scores, cam, seconds, features, uncalibrated)
 
     def _run_chunks(self, names: list[str], feed: np.ndarray) -> list[np.ndarray]:
         session = self._session

@@ -23,9 +23,11 @@ from typing import Any
 import numpy as np
 
 from medviewer.dicom.reader import Instance
-from medviewer.inference.predict import Prediction, input_uid, make_prediction
+from medviewer.inference.predict import Prediction, input_uid, make_prediction, ood_scores
+from medviewer.inference.prediction import publish
+from medviewer.inference.scope import check_scope
 from medviewer.inference.preprocess import InputGeometry, prepare_instance, resize_plane
-from medviewer.inference.registry import ModelError
+from medviewer.inference.model_card import ModelError
 from medviewer.inference.runtime import ModelSession
 from medviewer.jobs import CancelFlag, Progress, run_to_end
 
@@ -77,17 +79,23 @@ def _class_index(model: ModelSession, probabilities: np.ndarray, class_name: str
 
 
 def flagged_first_index(prediction: Prediction) -> int:
-    """The class most worth explaining: the most probable flagged class, else the top class."""
-    flagged = [i for i, s in enumerate(prediction.scores) if s.flagged]
-    candidates = flagged or range(len(prediction.scores))
-    return max(candidates, key=lambda i: prediction.scores[i].probability)
+    """The class most worth explaining: the decision's (the most probable flagged finding),
+    else the most probable class."""
+    names = [s.name for s in prediction.scores]
+    decision = prediction.decision
+    if decision is not None and decision.explain_class in names:
+        return names.index(decision.explain_class)
+    return max(range(len(names)), key=lambda i: prediction.scores[i].probability)
 
 
 def explain_instance(model: ModelSession, instance: Instance, class_name: str | int | None = None,
-                     frame: int = 0, audit: bool = True, *, flagged_first: bool = False,
+                     frame: int = 0, audit: bool = True, read_out_of_scope: bool = False,
                      ) -> tuple[Prediction, SaliencyMap]:
-    """Prediction and CAM from one forward pass: the named class's map, else the top class's
-    (``flagged_first``: the most probable flagged class's, else the top class's)."""
+    """Prediction and CAM from one forward pass.
+
+    The map is of the class named, else of the decision's class to explain (the most
+    probable flagged finding), else of the most probable class.
+    """
     if not model.has_cam:
         raise ModelError(f"Model '{model.card.name}' has no class activation map output; "
                          "use occlusion saliency instead.")
@@ -95,11 +103,13 @@ def explain_instance(model: ModelSession, instance: Instance, class_name: str | 
     prepared = prepare_instance(instance, model.card, frame)
     output = model.run(prepared.tensor[np.newaxis], with_cam=True)
     prediction = make_prediction(model, instance.path, frame, input_uid(instance),
-                                 output.probabilities[0], output.seconds * 1000.0)
-    if flagged_first and (class_name is None or class_name == ""):
-        index = flagged_first_index(prediction)
-    else:
-        index = _class_index(model, output.probabilities[0], class_name)
+                                 output.probabilities[0], output.seconds * 1000.0,
+                                 scope=check_scope(instance, model.card),
+                                 read_out_of_scope=read_out_of_scope,
+                                 ood_score=ood_scores(model, output)[0])
+    if class_name is None and prediction.decision and prediction.decision.explain_class:
+        class_name = prediction.decision.explain_class
+    index = _class_index(model, output.probabilities[0], class_name)
     assert output.cam is not None
     values, raw_range = cam_to_image(output.cam[0, index], prepared.geometry)
     saliency = SaliencyMap(values, "cam", model.card.classes[index], index,
@@ -107,9 +117,7 @@ def explain_instance(model: ModelSession, instance: Instance, class_name: str | 
                            time.perf_counter() - started, raw_range,
                            {"cam_shape": list(output.cam.shape[2:])})
     if audit:
-        from medviewer.inference.audit import record_predictions
-
-        record_predictions([prediction])
+        publish([prediction])
     return prediction, saliency
 
 

@@ -2,12 +2,14 @@
 
 The exported graph takes ``image`` [N, 1, S, S] float32 (``pixel / 255`` of the 8-bit grey
 display image; normalisation is inside the graph) and returns ``probabilities`` [N, C]
-(after softmax) and ``cam`` [N, C, h, w]: the last convolutional features weighted by the
-linear head (no bias, before any upsampling), whose spatial mean plus the bias is the logit.
+(after softmax), ``cam`` [N, C, h, w]: the last convolutional features weighted by the
+linear head (no bias, before any upsampling), whose spatial mean plus the bias is the logit,
+and ``features`` [N, K]: the pooled features the head reads (the OOD check's input).
 
 The card is the inference package's :class:`~medviewer.inference.registry.ModelCard`; its
-test metrics are computed with onnxruntime on the exported file itself, so they are what
-``medviewer predict`` reproduces on the same images.
+calibration, operating points, test metrics and OOD check are computed with onnxruntime on
+the exported file itself (``training.gates.complete_card``), so they are what ``medviewer
+predict`` reproduces on the same images. The card names no path of this machine.
 
 Several runs trained on one split (same ``split_seed``) export together as one ensemble
 graph; its operating points are then chosen on validation with the ensemble's own scores.
@@ -30,6 +32,7 @@ from torch import nn
 from medviewer.errors import UserError
 from medviewer.jobs import CancelFlag, Progress, run_to_end
 from medviewer.training import data as data_mod
+from medviewer.training import gates
 from medviewer.training import metrics as metrics_mod
 from medviewer.training.models import Classifier, Ensemble
 from medviewer.training.trainer import (TrainConfig, evaluate, load_checkpoint,
@@ -41,6 +44,7 @@ OPSET = 17
 INPUT_NAME = "image"
 PROBABILITIES_NAME = "probabilities"
 CAM_NAME = "cam"
+FEATURES_NAME = "features"
 PARITY_TOLERANCE = 1e-4
 INTENDED_USE = ("Demonstration model trained on a public pediatric chest X-ray set "
                 "(Kermany et al. 2018, Guangzhou); not for clinical use.")
@@ -60,9 +64,9 @@ class ExportedGraph(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits, cam = self.model.logits_and_cam(image)
-        return torch.softmax(logits, dim=1), cam
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        logits, cam, features = self.model.logits_cam_and_features(image)
+        return torch.softmax(logits, dim=1), cam, features
 
 
 @dataclass
@@ -102,9 +106,10 @@ def export_onnx(model: Classifier | Ensemble, size: int, path: Path) -> None:
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
             graph, (example,), str(path), dynamo=False, opset_version=OPSET,
-            input_names=[INPUT_NAME], output_names=[PROBABILITIES_NAME, CAM_NAME],
+            input_names=[INPUT_NAME],
+            output_names=[PROBABILITIES_NAME, CAM_NAME, FEATURES_NAME],
             dynamic_axes={INPUT_NAME: {0: "batch"}, PROBABILITIES_NAME: {0: "batch"},
-                          CAM_NAME: {0: "batch"}},
+                          CAM_NAME: {0: "batch"}, FEATURES_NAME: {0: "batch"}},
             do_constant_folding=True)
 
 
@@ -198,29 +203,31 @@ WEIGHT_STORAGE = {
 
 
 def run_onnx(path: Path, images: torch.Tensor, batch_size: int = 128,
-             cancel: CancelFlag | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Probabilities and CAMs from onnxruntime (CPU) for a float tensor [N, 1, S, S]."""
+             cancel: CancelFlag | None = None,
+             names: tuple[str, ...] = (PROBABILITIES_NAME, CAM_NAME)) -> tuple[np.ndarray, ...]:
+    """The named outputs (probabilities and CAMs by default) from onnxruntime (CPU) for a
+    float tensor [N, 1, S, S]."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    probs, cams = [], []
+    parts: list[list[np.ndarray]] = []
     for start in range(0, images.shape[0], batch_size):
         if cancel is not None:
             cancel.raise_if_cancelled()
         batch = images[start:start + batch_size].numpy()
-        p, c = session.run([PROBABILITIES_NAME, CAM_NAME], {INPUT_NAME: batch})
-        probs.append(p)
-        cams.append(c)
-    return np.concatenate(probs), np.concatenate(cams)
+        parts.append(session.run(list(names), {INPUT_NAME: batch}))
+    if not parts:
+        return tuple(np.zeros((0,)) for _ in names)
+    return tuple(np.concatenate([p[k] for p in parts]) for k in range(len(names)))
 
 
 @torch.no_grad()
 def run_torch(model: Classifier | Ensemble,
               images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     graph = ExportedGraph(model).eval()
-    probs, cam = graph(images)
+    probs, cam, _ = graph(images)
     return probs.numpy(), cam.numpy()
 
 
@@ -231,27 +238,6 @@ def parity(model: Classifier | Ensemble, onnx_path: Path,
     onnx_probs, onnx_cam = run_onnx(onnx_path, images)
     return (float(np.abs(torch_probs - onnx_probs).max()),
             float(np.abs(torch_cam - onnx_cam).max()))
-
-
-def _card_operating_points(best_points: dict, test: dict, class_names: list[str]) -> dict:
-    """Validation-chosen thresholds for the finding classes only (see finding_classes)."""
-    from medviewer.inference.registry import OperatingPoint
-
-    points = {}
-    findings = set(metrics_mod.finding_classes(class_names))
-    for name, point in (best_points or {}).items():
-        if name not in findings:
-            continue
-        tested = test.get("operating_points", {}).get(name, {})
-        point_metrics = {"val_sensitivity": point["sensitivity"],
-                         "val_specificity": point["specificity"]}
-        if tested:
-            point_metrics.update(test_sensitivity=tested["sensitivity"],
-                                 test_specificity=tested["specificity"])
-        method = point["method"].replace(":", " ")
-        points[name] = OperatingPoint(float(point["threshold"]), f"{method} on validation",
-                                      point_metrics)
-    return points
 
 
 def _data_summary(split: dict) -> dict:
@@ -297,7 +283,7 @@ def _ensemble_validation(onnx_path: Path, payloads: list[dict], paths: list[Path
     probabilities, _ = run_onnx(onnx_path, images, cancel=cancel)
     val = evaluate(probabilities, np.array([r.label for r in records]),
                    list(first["class_names"]), None, config.operating_point)
-    members = [{"checkpoint": str(path), "seed": payload["config"]["seed"],
+    members = [{"run": path.parent.parent.name, "seed": payload["config"]["seed"],
                 "epochs_run": _epochs_run(path, payload),
                 "best_epoch": payload.get("best_epoch"),
                 "best_val_auroc": payload.get("best_val_auroc")}
@@ -316,17 +302,40 @@ def _epochs_run(checkpoint_path: Path, payload: dict) -> int:
     return int(payload.get("epoch", len(payload.get("history", []))))
 
 
+def score_split(onnx_path: Path, rows: list[dict], size: int,
+                cancel: CancelFlag | None = None) -> gates.ScoredSplit:
+    """A split scored by the exported file: uncalibrated probabilities, features, labels."""
+    records = [data_mod.ImageRecord(**row) for row in rows]
+    images = run_to_end(data_mod.preload_images(records, size, cancel))
+    probabilities, features = run_onnx(onnx_path, images, cancel=cancel,
+                                       names=(PROBABILITIES_NAME, FEATURES_NAME))
+    return gates.ScoredSplit(probabilities, np.array([r.label for r in records], np.int64),
+                             features)
+
+
+def portable(path: str | None) -> str | None:
+    """A data or run path as the card may record it: its last two parts
+    ("/data/xray/kermany224/train" -> "kermany224/train"), never this machine's layout."""
+    return "/".join(Path(path).parts[-2:]) if path else path
+
+
 def score_test_split(onnx_path: Path, test_rows: list[dict], size: int,
                      class_names: list[str], points: dict[str, metrics_mod.OperatingPoint],
-                     method: str, source: str | None, cancel: CancelFlag | None = None) -> dict:
-    """The model card's test metrics: the exported file itself scored on the test split,
-    at the operating points chosen on validation, with 95 % intervals. Empty without a
-    test split."""
+                     method: str, source: str | None, cancel: CancelFlag | None = None,
+                     temperature: float = 1.0) -> dict:
+    """Test metrics: the exported file itself scored on the test split, at the given
+    operating points (in the calibrated scale when ``temperature`` is the card's), with 95 %
+    intervals. Empty without a test split. (The wizard re-scores with its chosen points;
+    the export itself goes through ``gates.complete_card``.)"""
     if not test_rows:
         return {}
     records = [data_mod.ImageRecord(**row) for row in test_rows]
     images = run_to_end(data_mod.preload_images(records, size, cancel))
     probabilities, _ = run_onnx(onnx_path, images, cancel=cancel)
+    if temperature != 1.0:
+        from medviewer.inference.calibration import apply_temperature
+
+        probabilities = apply_temperature(probabilities, temperature)
     labels = np.array([r.label for r in records])
     scored = metrics_mod.classification_metrics(probabilities, labels, class_names,
                                                 points or None, method, intervals=True)
@@ -336,9 +345,11 @@ def score_test_split(onnx_path: Path, test_rows: list[dict], size: int,
 def export_run(run_dir: str | Path | Sequence[str | Path], name: str, version: str,
                out_dir: str | Path | None = None, register: bool = False,
                description: str = "", parity_images: int = 64, weights: str = "float32",
-               cancel: CancelFlag | None = None) -> Generator[Progress, None, ExportResult]:
+               cancel: CancelFlag | None = None, operating_point: str | None = None,
+               ) -> Generator[Progress, None, ExportResult]:
     """Export a run's best checkpoint, or several runs' as one ensemble; see the module
-    docstring.
+    docstring. ``operating_point`` (youden, sensitivity:X, specificity:X; default: the
+    run's) is how the finding thresholds are chosen on the calibrated validation scores.
 
     Files go to ``out_dir/NAME-VERSION/NAME.onnx`` (+ ``.json``), by default under the (first)
     run folder; ``register`` also imports them into the user models dir via the registry.
@@ -386,12 +397,10 @@ def export_run(run_dir: str | Path | Sequence[str | Path], name: str, version: s
         yield Progress(2, 4, "choosing the ensemble's operating point on validation")
         payload = _ensemble_validation(onnx_path, payloads, checkpoint_paths, config, cancel)
 
-    yield Progress(2, 4, "evaluating the exported model on the test split")
-    points = {k: metrics_mod.OperatingPoint(**v)
-              for k, v in (payload.get("best_operating_points") or {}).items()}
-    test_metrics = score_test_split(onnx_path, split["test"], size, class_names, points,
-                                    config.operating_point,
-                                    split.get("test_source", split.get("source")), cancel)
+    yield Progress(2, 4, "scoring the exported model on the training, validation and test "
+                         "splits")
+    scored = {name: score_split(onnx_path, split[name], size, cancel)
+              for name in ("train", "val", "test")}
 
     yield Progress(3, 4, "writing the model card")
     best_epoch = payload.get("best_epoch")
@@ -402,9 +411,7 @@ def export_run(run_dir: str | Path | Sequence[str | Path], name: str, version: s
         sha256=registry.file_sha256(onnx_path), task="multiclass",
         preprocessing=data_mod.card_preprocessing(),
         outputs=registry.OutputSpec(probabilities=PROBABILITIES_NAME, cam=CAM_NAME,
-                                    activation="none"),
-        operating_points=_card_operating_points(payload.get("best_operating_points") or {},
-                                                test_metrics, class_names),
+                                    activation="none", features=FEATURES_NAME),
         description=description or (
             f"{config.arch} classifier ({', '.join(class_names)}) trained from "
             f"{'a checkpoint' if config.init_checkpoint else 'scratch'} with MedViewer."),
@@ -417,10 +424,13 @@ def export_run(run_dir: str | Path | Sequence[str | Path], name: str, version: s
             "best_val_auroc": payload.get("best_val_auroc"),
             "val_metrics": val_metrics,
             **({"ensemble_members": payload["members"]} if "members" in payload else {}),
-            "data": {"source": split.get("source"), "test_source": split.get("test_source"),
+            "data": {"source": portable(split.get("source")),
+                     "test_source": portable(split.get("test_source")),
                      "split_by": split.get("by"), "seed": split.get("seed"),
                      "summary": _data_summary(split)},
-            "config": config.to_dict(),
+            "config": {**config.to_dict(), "data": portable(config.data),
+                       "test_data": portable(config.test_data),
+                       "init_checkpoint": portable(config.init_checkpoint)},
             "preprocessing_detail": data_mod.preprocessing_spec(size),
             "weights": weights_wording,
             "parity": {"images": int(val_images.shape[0]),
@@ -429,9 +439,13 @@ def export_run(run_dir: str | Path | Sequence[str | Path], name: str, version: s
             "cam": "last conv features x linear head weights (no bias), before upsampling",
             "torch": str(torch.__version__), "machine": platform.machine(),
         },
-        metrics=test_metrics,
         created=_dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
     )
+    test_metrics = gates.complete_card(
+        card, onnx_path, scored["val"], scored["test"], scored["train"],
+        method=metrics_mod.check_operating_point_method(operating_point or
+                                                        config.operating_point),
+        test_source=portable(split.get("test_source", split.get("source"))))
     card_path = registry.card_path_for(onnx_path)
     card.save(card_path)
     # A copy of the split beside the model documents exactly which images were used.

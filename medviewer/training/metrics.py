@@ -11,6 +11,8 @@ from statistics import NormalDist
 
 import numpy as np
 
+from medviewer.inference.decision import at_or_above
+
 
 def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray,
                                                                np.ndarray]:
@@ -106,7 +108,7 @@ class OperatingPoint:
 def sensitivity_specificity(labels: np.ndarray, scores: np.ndarray,
                             threshold: float) -> tuple[float, float]:
     labels = np.asarray(labels).astype(bool)
-    predicted = np.asarray(scores) >= threshold
+    predicted = at_or_above(np.asarray(scores), threshold)  # the reading rule, exactly
     positives, negatives = labels.sum(), (~labels).sum()
     sensitivity = float((predicted & labels).sum() / positives) if positives else float("nan")
     specificity = float((~predicted & ~labels).sum() / negatives) if negatives else float("nan")
@@ -115,8 +117,10 @@ def sensitivity_specificity(labels: np.ndarray, scores: np.ndarray,
 
 def choose_operating_point(labels: np.ndarray, scores: np.ndarray,
                            method: str = "youden") -> OperatingPoint:
-    """``youden`` (max sensitivity + specificity - 1) or ``sensitivity:0.95`` (the highest
-    threshold that reaches that sensitivity, i.e. the best specificity that keeps it)."""
+    """``youden`` (max sensitivity + specificity - 1), ``sensitivity:0.95`` (the highest
+    threshold that reaches that sensitivity, i.e. the best specificity that keeps it) or
+    ``specificity:0.9`` (the lowest threshold that keeps that specificity, i.e. the best
+    sensitivity at it)."""
     fpr, tpr, thresholds = roc_curve(labels, scores)
     finite = np.isfinite(thresholds)
     if method == "youden":
@@ -127,6 +131,10 @@ def choose_operating_point(labels: np.ndarray, scores: np.ndarray,
         target = float(method.split(":", 1)[1])
         reaching = np.nonzero(finite & (tpr >= target - 1e-12))[0]
         best = int(reaching[0]) if reaching.size else int(np.nonzero(finite)[0][-1])
+    elif method.startswith("specificity:"):
+        target = float(method.split(":", 1)[1])
+        keeping = np.nonzero(finite & (1.0 - fpr >= target - 1e-12))[0]
+        best = int(keeping[-1]) if keeping.size else int(np.nonzero(finite)[0][0])
     else:
         raise ValueError(f"unknown operating point method {method!r}")
     return OperatingPoint(float(thresholds[best]), float(tpr[best]), float(1.0 - fpr[best]),
@@ -169,7 +177,7 @@ def classification_metrics(probabilities: np.ndarray, labels: np.ndarray,
             spread = result.setdefault("intervals", {"level": INTERVAL_LEVEL, "auroc": {},
                                                      "sensitivity": {}, "specificity": {}})
             spread["auroc"][name] = list(auroc_interval(positive, scores))
-            predicted = scores >= point.threshold
+            predicted = at_or_above(scores, point.threshold)
             spread["sensitivity"][name] = list(proportion_interval(
                 int((predicted & positive).sum()), int(positive.sum())))
             spread["specificity"][name] = list(proportion_interval(
@@ -177,6 +185,95 @@ def classification_metrics(probabilities: np.ndarray, labels: np.ndarray,
     values = list(result["auroc"].values())
     result["auroc_mean"] = float(np.mean(values)) if values else float("nan")
     return result
+
+
+OPERATING_POINT_METHODS = ("youden", "sensitivity:X", "specificity:X")
+
+
+def check_operating_point_method(method: str) -> str:
+    """The method as given when it is one :func:`choose_operating_point` knows; else a
+    ValueError with a sentence (for the command-line options)."""
+    if method == "youden":
+        return method
+    kind, _, target = method.partition(":")
+    try:
+        value = float(target)
+    except ValueError:
+        value = -1.0
+    if kind not in ("sensitivity", "specificity") or not 0.0 < value < 1.0:
+        raise ValueError(f"An operating point is chosen by 'youden', 'sensitivity:X' or "
+                         f"'specificity:X' with X between 0 and 1, not '{method}'.")
+    return method
+
+
+def method_in_words(method: str) -> str:
+    """'sensitivity:0.95' -> 'target sensitivity 0.95'; 'youden' -> 'youden'."""
+    kind, _, target = method.partition(":")
+    return f"target {kind} {target}" if target else method
+
+
+# ---------------------------------------------------------------- calibration
+
+
+def brier_score(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """Mean over images of the squared distance between the probability vector and the
+    one-hot truth (multiclass Brier score; 0 is perfect, 2 the worst)."""
+    probabilities = np.asarray(probabilities, np.float64)
+    onehot = np.zeros_like(probabilities)
+    onehot[np.arange(len(labels)), np.asarray(labels, np.int64)] = 1.0
+    return float(((probabilities - onehot) ** 2).sum(axis=1).mean()) if len(labels) else \
+        float("nan")
+
+
+def reliability_bins(probabilities: np.ndarray, labels: np.ndarray, class_index: int | None
+                     = None, bins: int = 10) -> list[dict]:
+    """The reliability diagram's data: equal-width bins of predicted probability.
+
+    ``class_index`` None: the top class's confidence against whether it was right (the
+    usual multiclass diagram); a number: that class's probability against whether the image
+    is of that class (one finding). Each bin: ``low``, ``high``, ``count``, ``mean_predicted``
+    and ``observed`` (None for an empty bin). JSON-able; the wizard and the evaluation
+    report plot it.
+    """
+    probabilities = np.asarray(probabilities, np.float64)
+    labels = np.asarray(labels, np.int64)
+    if class_index is None:
+        predicted = probabilities.max(axis=1) if probabilities.size else np.zeros(0)
+        outcome = (probabilities.argmax(axis=1) == labels) if probabilities.size else \
+            np.zeros(0, bool)
+    else:
+        predicted = probabilities[:, class_index] if probabilities.size else np.zeros(0)
+        outcome = labels == class_index
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    # Bin i holds low < p <= high; p == 0 goes into the first bin.
+    which = np.clip(np.searchsorted(edges, predicted, side="left") - 1, 0, bins - 1)
+    out = []
+    for i in range(bins):
+        inside = which == i
+        count = int(inside.sum())
+        out.append({"low": float(edges[i]), "high": float(edges[i + 1]), "count": count,
+                    "mean_predicted": float(predicted[inside].mean()) if count else None,
+                    "observed": float(outcome[inside].mean()) if count else None})
+    return out
+
+
+def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray,
+                               class_index: int | None = None, bins: int = 10) -> float:
+    """ECE: the count-weighted mean |observed - mean predicted| over the reliability bins."""
+    table = reliability_bins(probabilities, labels, class_index, bins)
+    total = sum(b["count"] for b in table)
+    if not total:
+        return float("nan")
+    return float(sum(b["count"] * abs(b["observed"] - b["mean_predicted"])
+                     for b in table if b["count"]) / total)
+
+
+def calibration_figures(probabilities: np.ndarray, labels: np.ndarray,
+                        bins: int = 10) -> dict:
+    """ECE (top-class confidence, 10 bins) and Brier score of one split; JSON-able."""
+    return {"n": int(len(labels)), "ece": expected_calibration_error(probabilities, labels,
+                                                                     None, bins),
+            "brier": brier_score(probabilities, labels)}
 
 
 # Class names that mean "nothing found": such a class is the reference, never a finding.

@@ -50,6 +50,15 @@ class Classifier(nn.Module):
         cam = torch.nn.functional.conv2d(features, self.head.weight[:, :, None, None])
         return logits, cam
 
+    def logits_cam_and_features(self, images: torch.Tensor
+                                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """As :meth:`logits_and_cam`, plus the pooled features [N, K] the head reads (the
+        out-of-distribution check's input), all from one forward pass."""
+        features = self.feature_maps(images)
+        pooled = features.mean(dim=(2, 3))
+        cam = torch.nn.functional.conv2d(features, self.head.weight[:, :, None, None])
+        return self.head(pooled), cam, pooled
+
 
 class Ensemble(nn.Module):
     """Classifiers of one input size averaged in logit space.
@@ -69,6 +78,14 @@ class Ensemble(nn.Module):
         outputs = [member.logits_and_cam(images) for member in self.members]
         return (torch.stack([logits for logits, _ in outputs]).mean(dim=0),
                 torch.stack([cam for _, cam in outputs]).mean(dim=0))
+
+    def logits_cam_and_features(self, images: torch.Tensor
+                                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Averaged logits and CAM; the members' pooled features side by side [N, sum K]."""
+        outputs = [member.logits_cam_and_features(images) for member in self.members]
+        return (torch.stack([o[0] for o in outputs]).mean(dim=0),
+                torch.stack([o[1] for o in outputs]).mean(dim=0),
+                torch.cat([o[2] for o in outputs], dim=1))
 
 
 def _conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:

@@ -75,6 +75,18 @@ def cam_model(path: Path, height: int = 64, width: int = 64, pool: int = 8) -> P
     return _save(nodes + head, [_image_input(1, height, width)], [out, cam_out], path)
 
 
+def features_model(path: Path, height: int = 16, width: int = 16) -> Path:
+    """The mean model plus ``features`` [N, 2] = [mean(x), max(x)]: an OOD check's input."""
+    nodes = [helper.make_node("ReduceMean", ["image"], ["mean4"], axes=[1, 2, 3], keepdims=1),
+             helper.make_node("Flatten", ["mean4"], ["mean"], axis=1),
+             helper.make_node("ReduceMax", ["image"], ["max4"], axes=[1, 2, 3], keepdims=1),
+             helper.make_node("Flatten", ["max4"], ["max"], axis=1),
+             helper.make_node("Concat", ["mean", "max"], ["features"], axis=1)]
+    head, out = _two_class_from_mean("mean")
+    features = helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 2])
+    return _save(nodes + head, [_image_input(1, height, width)], [out, features], path)
+
+
 def region_model(path: Path, height: int, width: int, region: tuple[int, int, int, int]) -> Path:
     """probabilities = [1 - m, m], m = mean of x[:, :, y0:y1, x0:x1]: only that region counts."""
     y0, y1, x0, x1 = region

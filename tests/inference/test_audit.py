@@ -45,7 +45,33 @@ def test_database_uses_wal_and_survives_reopening(tmp_path):
     connection = sqlite3.connect(tmp_path / "audit.sqlite3")
     try:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert connection.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == 2
     finally:
         connection.close()
     assert AuditLog(tmp_path / "audit.sqlite3").rows() == []
+
+
+def test_a_version_1_log_gains_the_new_columns_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "audit.sqlite3"
+    connection = sqlite3.connect(path)
+    connection.executescript(
+        "CREATE TABLE predictions (id INTEGER PRIMARY KEY AUTOINCREMENT, time_utc TEXT NOT NULL,"
+        " user TEXT NOT NULL, model_name TEXT NOT NULL, model_version TEXT NOT NULL,"
+        " model_sha256 TEXT NOT NULL, input_uid TEXT NOT NULL, frame INTEGER NOT NULL,"
+        " outputs TEXT NOT NULL, operating_points TEXT NOT NULL, provider TEXT NOT NULL,"
+        " inference_ms REAL, app_version TEXT NOT NULL);"
+        "INSERT INTO predictions VALUES (1, 't', 'u', 'm', '1', 'h', 'uid', 0, '{}', '{}',"
+        " 'CPU', 1.0, '0.1'); PRAGMA user_version = 1;")
+    connection.commit()
+    connection.close()
+    log = AuditLog(path, user="someone")
+    [old] = log.rows()
+    assert old["input_uid"] == "uid" and old["decision"] is None
+    assert old["read_out_of_scope"] == 0 and old["ood"] is None
+    log.record_event("site_operating_point", "m", "1", "h", {"class": "x"})
+    assert log.events()[0]["detail"] == {"class": "x"}
+    connection = sqlite3.connect(path)
+    try:
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == 2
+    finally:
+        connection.close()

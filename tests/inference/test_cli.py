@@ -76,7 +76,16 @@ def test_predict_json_and_csv(capsys, cam_files, kermany_images, broken_dicom, t
     for p in predictions[:2]:
         assert p["error"] is None
         assert sum(c["probability"] for c in p["classes"].values()) == pytest.approx(1.0)
-        assert p["classes"]["finding"]["threshold"] == 0.5
+        finding = p["classes"]["finding"]
+        assert finding["threshold"] == 0.5
+        assert finding["flagged"] == (finding["probability"] >= 0.5)
+        assert p["classes"]["normal"] == {**p["classes"]["normal"], "threshold": None,
+                                          "flagged": False}
+        # The test card names no "no finding" class: nothing is offered unless flagged.
+        assert p["decision"] == (["finding"] if finding["flagged"] else [])
+        assert "top_class" not in p
+        assert p["in_scope"] is None and p["ood"] is None and p["ood_score"] is None
+    assert report["model"]["ood_check"].startswith("not available")
 
     out_csv = tmp_path / "out.csv"
     code, out, _ = _run(capsys, "predict", *inputs, "--csv", str(out_csv))
@@ -86,6 +95,12 @@ def test_predict_json_and_csv(capsys, cam_files, kermany_images, broken_dicom, t
     assert float(rows[0]["p_finding"]) == pytest.approx(
         predictions[0]["classes"]["finding"]["probability"], abs=1e-6)
     assert rows[2]["error"] and rows[2]["p_finding"] == ""
+    assert "top_class" not in rows[0]
+    for row, p in zip(rows[:2], predictions[:2]):
+        assert row["decision"] == ";".join(p["decision"])
+        assert float(row["threshold_finding"]) == 0.5 and row["threshold_normal"] == ""
+        assert row["flagged_finding"] == str(int(p["classes"]["finding"]["flagged"]))
+        assert row["ood"] == "" and row["in_scope"] == ""
 
 
 def test_predict_uses_the_default_model_from_settings(capsys, tmp_path, kermany_images):

@@ -50,7 +50,8 @@ def test_folder_with_a_broken_file_gives_results_and_one_error(install, tmp_path
         assert result.score("finding").probability == pytest.approx(_display_mean(path), abs=1e-5)
         finding = result.score("finding")
         assert finding.threshold == 0.5 and finding.flagged == (finding.probability >= 0.5)
-        assert result.score("normal").flagged is None  # no operating point for that class
+        assert result.score("normal").flagged is False  # no operating point: never flagged
+        assert result.offered == (["finding"] if finding.flagged else [])  # no "no finding" class
         assert result.inference_ms > 0
 
     ready = [e for e in events if isinstance(e, PredictionReady)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -36,7 +37,7 @@ def test_onnx_graph_has_the_agreed_inputs_and_outputs(exported):
     model = onnx.load(exported.onnx_path)
     assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
     assert [i.name for i in model.graph.input] == ["image"]
-    assert [o.name for o in model.graph.output] == ["probabilities", "cam"]
+    assert [o.name for o in model.graph.output] == ["probabilities", "cam", "features"]
     dims = [d.dim_value or d.dim_param for d in
             model.graph.input[0].type.tensor_type.shape.dim]
     assert dims[1:] == [1, 64, 64] and isinstance(dims[0], str)
@@ -180,7 +181,11 @@ def test_runs_on_one_split_export_as_one_ensemble(trained_run, kermany_subset_cs
     val_images = run_to_end(data.preload_images(val_records, 64))
     val_probs, _ = export.run_onnx(result.onnx_path, val_images)
     labels = np.array([r.label for r in val_records])
-    chosen = metrics.choose_operating_point(labels == 1, val_probs[:, 1])
+    # Chosen on the calibrated validation scores (temperature fitted on validation).
+    from medviewer.inference.calibration import apply_temperature
+
+    calibrated = apply_temperature(val_probs, card.calibration.temperature)
+    chosen = metrics.choose_operating_point(labels == 1, calibrated[:, 1])
     assert card.operating_points["PNEUMONIA"].threshold == pytest.approx(chosen.threshold,
                                                                          abs=1e-5)
 
@@ -248,3 +253,34 @@ def test_the_card_counts_epochs_to_the_last_checkpoint_not_the_best(tmp_path):
     assert export._epochs_run(folder / "best.pt", best) == 10
     (folder / "last.pt").unlink()  # a best.pt exported on its own
     assert export._epochs_run(folder / "best.pt", best) == 7
+
+
+def test_the_card_is_calibrated_gated_and_names_no_path_of_this_machine(exported):
+    """Calibration fitted on validation, a features output with its OOD statistics, the
+    finding's threshold chosen on calibrated scores, the no-finding class named; and no
+    absolute path anywhere in the card."""
+    import json
+
+    card = registry.ModelCard.load(exported.card_path)
+    assert card.calibration is not None and 0.05 <= card.calibration.temperature <= 20
+    figures = card.calibration.figures
+    assert set(figures["before"]) == set(figures["after"]) == {"validation", "test"}
+    assert card.outputs.features == "features" and card.ood is not None
+    assert (Path(exported.onnx_path).parent / card.ood.file).is_file()
+    assert card.no_finding_class == "NORMAL"
+    assert card.operating_points["PNEUMONIA"].method == "youden on validation"
+    assert card.metrics["calibrated"] is True
+
+    def strings(value):
+        if isinstance(value, dict):
+            for item in value.values():
+                yield from strings(item)
+        elif isinstance(value, list):
+            for item in value:
+                yield from strings(item)
+        elif isinstance(value, str):
+            yield value
+
+    absolute = [s for s in strings(json.loads(Path(exported.card_path).read_text()))
+                if s.startswith("/") or s.startswith(str(Path.home()))]
+    assert absolute == []

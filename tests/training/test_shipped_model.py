@@ -1,8 +1,14 @@
 """The shipped demo model: its card's test figures are what `medviewer predict` reproduces.
 
-Runs the inference package's own predict pipeline (decode, preprocess, onnxruntime) over the
-official Kermany test split and recomputes AUROC and sensitivity/specificity at the card's
-operating point. Also runnable as a script: ``python -m tests.training.test_shipped_model``.
+Runs the inference package's own predict pipeline (decode, preprocess, onnxruntime,
+calibration) over the official Kermany test split and recomputes AUROC and
+sensitivity/specificity at the card's operating point. Also runnable as a script:
+``python -m tests.training.test_shipped_model``.
+
+Since tools/add_model_gates.py calibrated the model (temperature fitted on validation), the
+card's threshold and probabilities are in the calibrated scale: the threshold moved from
+0.2425 to 0.1121, while AUROC (0.96698), accuracy and sensitivity/specificity at the point
+(0.992 / 0.611) and their intervals are unchanged, as a monotone rescaling must leave them.
 """
 
 from __future__ import annotations
@@ -69,6 +75,46 @@ def test_card_metrics_are_reproduced_by_predict(shared_data):
     for name in _shipped_entry().card.operating_points:
         for figure in ("sensitivity", "specificity"):
             assert again[figure][name] == pytest.approx(intervals[figure][name], abs=1e-3)
+
+
+# Before calibration and graph surgery; a monotone rescaling must not move it.
+AUROC_BEFORE_CALIBRATION = 0.9669844400613631
+REFERENCE = Path(__file__).parent / "data" / "pneumonia-demo-1.3-original-outputs.npz"
+
+
+def test_card_auroc_is_unchanged_by_calibration():
+    card = _shipped_entry().card
+    assert card.metrics["auroc"]["PNEUMONIA"] == pytest.approx(AUROC_BEFORE_CALIBRATION,
+                                                               abs=1e-12)
+    assert card.calibration is not None and card.metrics["calibrated"] is True
+    assert card.no_finding_class == "NORMAL"
+    assert card.ood is not None and card.outputs.features == "features"
+    assert card.intended_scope is not None and card.intended_scope.patient_age_years == (1, 5)
+
+
+def test_graph_surgery_left_every_existing_output_bit_for_bit(shared_data):
+    """The original file's probabilities and CAM for eight test images (recorded before the
+    features output was added) come out of the shipped file unchanged, weights too."""
+    import onnxruntime as ort
+
+    from medviewer.dicom.reader import open_instance
+    from medviewer.inference.preprocess import prepare_instance
+
+    entry = _shipped_entry()
+    reference = np.load(REFERENCE, allow_pickle=False)
+    files = [shared_data / "xray/kermany224" / name for name in reference["files"]]
+    tensors = np.stack([prepare_instance(open_instance(f), entry.card).tensor for f in files])
+    session = ort.InferenceSession(str(entry.onnx_path), providers=["CPUExecutionProvider"])
+    probabilities, cam, features = session.run(["probabilities", "cam", "features"],
+                                               {"image": tensors})
+    assert np.array_equal(probabilities, reference["probabilities"])
+    assert np.array_equal(cam, reference["cam"])
+    assert features.shape == (8, 512)
+
+
+def test_the_shipped_card_names_no_path_of_the_machine_it_was_built_on():
+    text = _shipped_entry().card_path.read_text(encoding="utf-8")
+    assert "/work/" not in text and "/tmp/" not in text and "/home/" not in text
 
 
 if __name__ == "__main__":
