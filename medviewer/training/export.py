@@ -31,9 +31,10 @@ from medviewer.errors import UserError
 from medviewer.jobs import CancelFlag, Progress, run_to_end
 from medviewer.training import data as data_mod
 from medviewer.training import metrics as metrics_mod
+from medviewer.training.checkpoints import load_checkpoint, model_from_checkpoint
+from medviewer.training.config import TrainConfig
+from medviewer.training.evaluation import evaluate
 from medviewer.training.models import Classifier, Ensemble
-from medviewer.training.trainer import (TrainConfig, evaluate, load_checkpoint,
-                                        model_from_checkpoint)
 
 log = logging.getLogger(__name__)
 
