@@ -76,7 +76,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "within 5e-3), int8 quarters it (within 3e-2); the parity "
                              "check reports the actual difference")
     export.add_argument("--register", action="store_true",
-                        help="also install it into the user models folder")
+                        help="also install it into the user models folder, with the "
+                             "run's checkpoint beside it for fine-tuning")
     export.add_argument("--json", action="store_true")
     export.set_defaults(handler=run_export)
 
@@ -224,11 +225,14 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     _require_torch()
-    from medviewer.training.export import export_run
+    from medviewer.app.training_export import export_model
 
+    # The wizard's export workflow, without thresholds chosen by hand: the same run gives
+    # the same card and registration from both.
     runs = args.run_dir[0] if len(args.run_dir) == 1 else args.run_dir
-    result = run_to_end(export_run(runs, args.name, args.version, args.out_dir,
-                                   args.register, args.description, weights=args.weights))
+    result = run_to_end(export_model(runs, args.name, args.version,
+                                     description=args.description, register=args.register,
+                                     out_dir=args.out_dir, weights=args.weights)).result
     if args.json:
         from medviewer.cli import print_json
 

@@ -20,7 +20,6 @@ import logging
 import math
 import os
 import re
-import shutil
 import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from PySide6.QtWidgets import (
     QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget, QWizard, QWizardPage,
 )
 
+from medviewer.app.training_export import FINE_TUNE_CHECKPOINT_NAME, ExportOutcome
 from medviewer.errors import UserError
 from medviewer.gui.widgets import bold_label, bracketed_interval, interval_text
 from medviewer.gui.workers import JobWorker
@@ -55,8 +55,6 @@ STUDIO_EXPLANATION = (
     "appears in the model list.\n\n"
     "Install MedViewer Studio (or, from source, pip install 'medviewer[studio]') to train.")
 
-# Saved beside a model the wizard registers, so that model can be fine-tuned later.
-FINE_TUNE_CHECKPOINT_NAME = "training-checkpoint.pt"
 # The wizard's weight average spans ~200 batches; its warm-up keeps short runs current.
 WEIGHT_AVERAGE_DECAY = 0.995
 _NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
@@ -373,69 +371,16 @@ def score_checkpoint(checkpoint: str, device: str, threads: int | None,
                       installed, intervals)
 
 
-@dataclass
-class ExportOutcome:
-    result: Any  # medviewer.training.export.ExportResult
-    entry: Any  # medviewer.inference.registry.ModelEntry, or None when not registered
-    chosen_points: dict[str, dict]
-
-
 def export_model(run_dir: str, name: str, version: str, description: str,
                  chosen_points: dict[str, dict], register: bool,
                  cancel: CancelFlag | None = None, out_dir: str | None = None,
-                 weights: str = "float32") -> Generator[Progress, None, ExportOutcome]:
-    """Export the run's best checkpoint, apply operating points chosen in the wizard, register.
+                 weights: str = "float32") -> Generator[Progress, None, Any]:
+    """The export workflow medviewer export uses too (medviewer.app.training_export)."""
+    from medviewer.app.training_export import export_model as shared_export
 
-    ``chosen_points`` maps a class to ``{threshold, val_sensitivity, val_specificity}`` for
-    the classes whose threshold the user moved; the card's test figures are then recomputed
-    with onnxruntime on the exported file, as the exporter does for the trained points.
-    Files go to ``out_dir/NAME-VERSION/`` (default: the run folder's ``export/``);
-    ``weights`` is how the file stores them (export.WEIGHT_STORAGE).
-    """
-    from medviewer.inference import registry
-    from medviewer.training import export, metrics, trainer
-
-    result = yield from export.export_run(run_dir, name, version, out_dir=out_dir or None,
-                                          register=False, description=description,
-                                          weights=weights, cancel=cancel)
-    checkpoint = Path(run_dir) / "checkpoints" / "best.pt"
-    if chosen_points:
-        yield Progress(4, 5, "applying the chosen operating point")
-        payload = trainer.load_checkpoint(checkpoint)
-        config = trainer.TrainConfig.from_dict(payload["config"])
-        class_names = list(payload["class_names"])
-        points = {k: metrics.OperatingPoint(**v)
-                  for k, v in (payload.get("best_operating_points") or {}).items()}
-        for class_name, chosen in chosen_points.items():
-            points[class_name] = metrics.OperatingPoint(
-                float(chosen["threshold"]), float(chosen["val_sensitivity"]),
-                float(chosen["val_specificity"]), "chosen in the training wizard")
-        card = registry.ModelCard.load(result.card_path)
-        test_metrics = export.score_test_split(
-            Path(result.onnx_path), payload["split"]["test"], config.input_size, class_names,
-            points, config.operating_point, card.metrics.get("source"), cancel) \
-            or dict(card.metrics)
-        for class_name, chosen in chosen_points.items():
-            figures = {"val_sensitivity": float(chosen["val_sensitivity"]),
-                       "val_specificity": float(chosen["val_specificity"])}
-            tested = test_metrics.get("operating_points", {}).get(class_name)
-            if tested:
-                figures.update(test_sensitivity=tested["sensitivity"],
-                               test_specificity=tested["specificity"])
-            card.operating_points[class_name] = registry.OperatingPoint(
-                float(chosen["threshold"]), "chosen on validation in the training wizard",
-                figures)
-        card.metrics = test_metrics
-        card.save(result.card_path)
-        result.test_metrics = test_metrics
-    entry = None
-    if register:
-        yield Progress(5, 5, "adding it to the model list")
-        entry = registry.import_model(result.onnx_path, result.card_path)
-        result.registered_path = str(entry.onnx_path)
-        # Kept beside the model so it can be fine-tuned later (the registry ignores it).
-        shutil.copyfile(checkpoint, entry.onnx_path.parent / FINE_TUNE_CHECKPOINT_NAME)
-    return ExportOutcome(result, entry, chosen_points)
+    return (yield from shared_export(run_dir, name, version, description=description,
+                                     chosen_points=chosen_points, register=register,
+                                     out_dir=out_dir, weights=weights, cancel=cancel))
 
 
 def suggest_model_name(spec: str, arch: str) -> str:
