@@ -244,7 +244,7 @@ def _train_in_group(config: TrainConfig | None, run_dir: str | Path, cancel: Can
 def _run_epochs(run: TrainingRun, net: nn.Module) -> Generator[Any, None, None]:
     """The epochs from ``run.start_epoch + 1`` until the last, or until a handler sets
     ``run.stop``; ``run.epochs_run`` counts those that ended."""
-    config, model, device = run.config, run.model, run.device
+    config, device = run.config, run.device
     optimizer, scaler, use_amp = run.optimizer, run.scaler, run.use_amp
     train_images, train_labels = run.images["train"], run.labels["train"].to(device)
     counts = torch.bincount(run.labels["train"], minlength=len(run.class_names)).float()

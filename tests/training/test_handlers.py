@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 
-import pytest
 import torch
 
 from medviewer.jobs import run_to_end

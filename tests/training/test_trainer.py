@@ -10,6 +10,7 @@ import torch
 
 from medviewer.jobs import CancelFlag, JobCancelled, Progress, run_to_end
 from medviewer.training import data, handlers, trainer
+from medviewer.training.events import TRAINER_EVENTS
 from medviewer.training.trainer import (BatchProgress, CheckpointSaved, EpochEnd, RunStarted,
                                         TrainConfig)
 
@@ -46,6 +47,7 @@ def test_a_run_yields_events_in_order_and_writes_its_folder(full_run):
     run_dir, events, result = full_run
     kinds = [type(e) for e in events]
     assert kinds[0] is Progress
+    assert set(kinds) == set(TRAINER_EVENTS) - {trainer.EarlyStopped}  # consumers know them
     started = next(e for e in events if isinstance(e, RunStarted))
     assert started.counts == {"train": 32, "val": 16, "test": 16}
     assert started.split_by == "patient"
