@@ -2,8 +2,8 @@
 reading a checkpoint, training, scoring the best checkpoint, naming the exported model.
 
 Every long step is a plain job generator (:mod:`medviewer.jobs`) that the wizard runs on a
-``JobWorker``; ``medviewer train`` and tests can run the same functions. torch and the
-training package are imported inside the functions, never at module level, so the GUI can
+``JobWorker``; tests and scripts can run the same functions. The training package (which
+imports torch; this module never does) is imported inside the functions, so the GUI can
 import this module before PyTorch is loaded (and in the Viewer edition, which has none).
 Exporting and registering a trained model is :mod:`medviewer.app.training_export`.
 """
@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 
 # The wizard's weight average spans ~200 batches; its warm-up keeps short runs current.
 WEIGHT_AVERAGE_DECAY = 0.995
-SPLIT_TITLES = {"train": "Train", "val": "Validation", "test": "Test"}
 
 
 def studio_available() -> bool:
@@ -95,24 +94,16 @@ def load_training_tools(cancel: CancelFlag | None = None) -> Generator[Progress,
     """Import PyTorch and the training package, detect the GPU, list data and checkpoints."""
     yield Progress(0, 4, "loading PyTorch")
     with without_gc_pauses():
-        import torch
-
-        from medviewer.training import data as _data  # noqa: F401 - loaded here, off the GUI
-        from medviewer.training import export as _export  # noqa: F401
-        from medviewer.training import models, trainer  # noqa: F401
+        from medviewer.training import environment
 
         yield Progress(1, 4, "preparing the optimiser")
-        # The first optimiser imports torch's compiler stack (a few seconds): do it now.
-        torch.optim.AdamW([torch.zeros(1, requires_grad=True)])
+        environment.warm_up_optimiser()
         yield Progress(2, 4, "loading the image readers")
         _warm_image_pipeline()
     yield Progress(3, 4, "looking for a GPU")
-    cuda_name = cuda_memory = None
-    if torch.cuda.is_available():
-        cuda_name = torch.cuda.get_device_name(0)
-        cuda_memory = torch.cuda.get_device_properties(0).total_memory / 2 ** 30
-    info = ToolsInfo(list(models.ARCHITECTURES), cuda_name, cuda_memory,
-                     str(torch.__version__))
+    found = environment.describe()
+    info = ToolsInfo(found.architectures, found.cuda_name, found.cuda_memory_gb,
+                     found.torch_version)
     info.label_sets = _label_sets()
     info.fine_tune_sources = _fine_tune_sources()
     yield Progress(4, 4, "ready")
@@ -281,29 +272,12 @@ class Evaluation:
 def score_checkpoint(checkpoint: str, device: str, threads: int | None,
                      cancel: CancelFlag | None = None) -> Generator[Progress, None, Evaluation]:
     """Probabilities of the best checkpoint on its run's validation and test images."""
-    import torch
-
     from medviewer.inference import registry
-    from medviewer.training import data as data_mod
-    from medviewer.training import metrics, trainer
+    from medviewer.training import metrics
+    from medviewer.training.evaluation import score_checkpoint_splits
 
-    if threads:
-        torch.set_num_threads(threads)
-    payload = trainer.load_checkpoint(checkpoint)
-    config = trainer.TrainConfig.from_dict(payload["config"])
-    torch_device = trainer.resolve_device(device)
-    model = trainer.model_from_checkpoint(payload).to(torch_device)
-    scores = {}
-    for split in ("val", "test"):
-        records = [data_mod.ImageRecord(**row) for row in payload["split"][split]]
-        if not records:
-            continue
-        job = data_mod.preload_images(records, config.input_size, cancel, config.use_cache)
-        images = yield from job
-        probabilities = trainer.predict_probabilities(model, images, torch_device,
-                                                      config.eval_batch_size, cancel)
-        scores[split] = (probabilities, np.array([r.label for r in records]))
-        yield Progress(len(scores), 2, f"scored the {SPLIT_TITLES[split].lower()} images")
+    payload, scores = yield from score_checkpoint_splits(checkpoint, device, threads,
+                                                         ("val", "test"), cancel)
     class_names = list(payload["class_names"])
     intervals = {}
     for split, (probabilities, labels) in scores.items():
@@ -317,7 +291,8 @@ def score_checkpoint(checkpoint: str, device: str, threads: int | None,
     installed = {entry.key for entry in registry.list_models()}
     return Evaluation(checkpoint, class_names, scores,
                       dict(payload.get("best_operating_points") or {}),
-                      payload.get("best_epoch"), payload.get("best_val_auroc"), config.arch,
+                      payload.get("best_epoch"), payload.get("best_val_auroc"),
+                      payload["config"]["arch"],
                       installed, intervals)
 
 

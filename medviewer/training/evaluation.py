@@ -1,17 +1,25 @@
-"""Scoring a model on a split: probabilities, the metrics of an epoch or a test, and the
-gathering of scores across processes under torchrun."""
+"""Scoring a model on a split: probabilities, the metrics of an epoch or a test, the
+gathering of scores across processes under torchrun, and a checkpoint's scores on its
+run's splits."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Generator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from medviewer.jobs import CancelFlag
+from medviewer.jobs import CancelFlag, Progress
+from medviewer.training import data as data_mod
 from medviewer.training import metrics as metrics_mod
+from medviewer.training.checkpoints import load_checkpoint, model_from_checkpoint
+from medviewer.training.config import TrainConfig, resolve_device
+
+SPLIT_WORDS = {"train": "training", "val": "validation", "test": "test"}
 
 
 def distributed() -> tuple[int, int, bool]:
@@ -87,3 +95,30 @@ def evaluate_split(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
         p.size for p, _ in parts) else np.zeros((0, len(class_names)))
     all_labels = np.concatenate([y for _, y in parts])
     return evaluate(all_probs, all_labels, class_names, operating_points, method)
+
+
+def score_checkpoint_splits(checkpoint: str | Path, device: str, threads: int | None,
+                            splits: tuple[str, ...] = ("val", "test"),
+                            cancel: CancelFlag | None = None,
+                            ) -> Generator[Progress, None,
+                                           tuple[dict, dict[str, tuple[np.ndarray, np.ndarray]]]]:
+    """A checkpoint's probabilities [N, C] and labels [N] on its run's splits (those with
+    images), with the checkpoint itself."""
+    if threads:
+        torch.set_num_threads(threads)
+    payload = load_checkpoint(checkpoint)
+    config = TrainConfig.from_dict(payload["config"])
+    torch_device = resolve_device(device)
+    model = model_from_checkpoint(payload).to(torch_device)
+    scores = {}
+    for split in splits:
+        records = [data_mod.ImageRecord(**row) for row in payload["split"][split]]
+        if not records:
+            continue
+        images = yield from data_mod.preload_images(records, config.input_size, cancel,
+                                                    config.use_cache)
+        probabilities = predict_probabilities(model, images, torch_device,
+                                              config.eval_batch_size, cancel)
+        scores[split] = (probabilities, np.array([r.label for r in records]))
+        yield Progress(len(scores), len(splits), f"scored the {SPLIT_WORDS[split]} images")
+    return payload, scores

@@ -13,10 +13,10 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFormLayout, QHBoxL
                                QHeaderView, QPushButton, QSlider, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
-from medviewer.app.training import SPLIT_TITLES, Evaluation, score_checkpoint
-from medviewer.gui.training_wizard.page_helpers import (WizardHost, WizardPage, cell,
-                                                        fit_height, note, read_only_table,
-                                                        set_error)
+from medviewer.app.training import Evaluation, score_checkpoint
+from medviewer.gui.training_wizard.page_helpers import (SPLIT_TITLES, WizardHost, WizardPage,
+                                                        cell, fit_height, note,
+                                                        read_only_table, set_error)
 from medviewer.gui.widgets import bold_label, bracketed_interval, interval_text
 
 

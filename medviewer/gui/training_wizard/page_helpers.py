@@ -12,6 +12,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QTableWid
 
 from medviewer.jobs import CancelFlag
 
+SPLIT_TITLES = {"train": "Train", "val": "Validation", "test": "Test"}
+
 
 class WizardHost(Protocol):
     """The wizard as its pages see it: its jobs, the pages' choices and the other pages.

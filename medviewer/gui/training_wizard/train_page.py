@@ -9,8 +9,9 @@ from typing import Any
 
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout
 
-from medviewer.app.training import SPLIT_TITLES, format_duration, runs_dir, train_job
-from medviewer.gui.training_wizard.page_helpers import WizardHost, WizardPage, note, set_error
+from medviewer.app.training import format_duration, runs_dir, train_job
+from medviewer.gui.training_wizard.page_helpers import (SPLIT_TITLES, WizardHost, WizardPage,
+                                                        note, set_error)
 from medviewer.gui.widgets import bold_label
 from medviewer.jobs import EventConsumer, Progress
 from medviewer.training.events import (BatchProgress, CheckpointSaved, EarlyStopped, EpochEnd,
