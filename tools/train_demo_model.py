@@ -62,7 +62,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from medviewer.jobs import CancelFlag, Progress, run_to_end  # noqa: E402
+from medviewer.jobs import CancelFlag, JobCancelled, Progress, run_to_end  # noqa: E402
 from medviewer.training import data, export, metrics, trainer  # noqa: E402
 
 KERMANY = ROOT.parent / "shared" / "data" / "xray" / "kermany224"
@@ -179,6 +179,10 @@ def main() -> int:
         except StopIteration as stop:
             result = stop.value
             break
+        except JobCancelled:  # --stop-after: the run folder keeps its checkpoints
+            print(f"stopped after {args.stop_after} epochs in "
+                  f"{(time.time() - started) / 60:.1f} min", flush=True)
+            return 0
         if isinstance(event, trainer.RunStarted):
             print(f"start: {event.counts} by {event.split_by} on {event.device}, "
                   f"{event.parameters:,} parameters", flush=True)
@@ -208,7 +212,7 @@ def main() -> int:
                   flush=True)
     print(f"training done in {(time.time() - started) / 60:.1f} min; best epoch "
           f"{result.best_epoch}, val AUROC {result.best_val_auroc:.4f}", flush=True)
-    if args.no_export or result.cancelled:
+    if args.no_export:
         return 0
     return export_demo(args)
 

@@ -12,6 +12,11 @@ import os
 import sys
 from typing import Any
 
+from medviewer.jobs import EventConsumer, Progress, run_to_end
+# Torch-free dataclasses: naming them here costs no start-up time.
+from medviewer.training.events import (BatchProgress, CheckpointSaved, EarlyStopped, EpochEnd,
+                                       RunStarted, TestEvaluated)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser(
@@ -76,7 +81,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "scores: youden, sensitivity:X or specificity:X (default: the "
                              "run's)")
     export.add_argument("--register", action="store_true",
-                        help="also install it into the user models folder")
+                        help="also install it into the user models folder, with the "
+                             "run's checkpoint beside it for fine-tuning")
     export.add_argument("--json", action="store_true")
     export.set_defaults(handler=run_export)
 
@@ -114,10 +120,63 @@ def _require_torch() -> None:
                         "installed here (from source: pip install 'medviewer[studio]').")
 
 
+class TrainPrinter(EventConsumer):
+    """What `medviewer train` prints for each trainer event: a line per epoch, or with
+    ``--json`` a JSON object per line."""
+
+    # One line per epoch is the CLI's rhythm: batches and checkpoint writes are not shown.
+    ignored_events = (BatchProgress, CheckpointSaved)
+
+    def __init__(self, as_json: bool, model_name: str) -> None:
+        self.as_json = as_json
+        self.model_name = model_name
+        self.class_names: list[str] = []
+        self.epochs = 0
+        self._last_progress = -1
+
+    def on_progress(self, event: Progress) -> None:
+        if self.as_json or not event.total:
+            return
+        percent = int(100 * event.done / event.total)
+        if percent // 25 != self._last_progress // 25 or event.done == event.total:
+            print(f"  {event.message} {event.done}/{event.total}", file=sys.stderr, flush=True)
+        self._last_progress = percent
+
+    def on_run_started(self, event: RunStarted) -> None:
+        self.class_names, self.epochs = event.class_names, event.epochs
+        if self.as_json:
+            _emit_json("started", event.__dict__)
+            return
+        counts = ", ".join(f"{k} {v}" for k, v in event.counts.items())
+        print(f"training {self.model_name} on {event.device} (x{event.world_size}): "
+              f"{counts} images, split by {event.split_by}; classes "
+              f"{', '.join(self.class_names)}; {event.parameters:,} parameters", flush=True)
+
+    def on_epoch_end(self, event: EpochEnd) -> None:
+        if self.as_json:
+            _emit_json("epoch", event.metrics)
+        else:
+            print(_format_epoch(event.metrics, self.epochs, self.class_names), flush=True)
+
+    def on_early_stopped(self, event: EarlyStopped) -> None:
+        if self.as_json:
+            _emit_json("early_stopped", event.__dict__)
+        else:
+            print(f"early stop after epoch {event.epoch} (best epoch {event.best_epoch})",
+                  flush=True)
+
+    def on_test_evaluated(self, event: TestEvaluated) -> None:
+        if self.as_json:
+            _emit_json("test", event.metrics)
+            return
+        auroc = ", ".join(f"{k} {v:.4f}" for k, v in event.metrics["auroc"].items())
+        print(f"test: accuracy {event.metrics['accuracy']:.4f}, AUROC {auroc}", flush=True)
+
+
 def run_train(args: argparse.Namespace) -> int:
     _require_torch()
     from medviewer.errors import UserError
-    from medviewer.jobs import CancelFlag, Progress
+    from medviewer.jobs import CancelFlag
     from medviewer.training import trainer
 
     if not args.resume and (not args.data or not args.out):
@@ -149,59 +208,19 @@ def run_train(args: argparse.Namespace) -> int:
     cancel = CancelFlag()
     job = trainer.train(config, run_dir, cancel, resume=args.resume,
                         epochs=args.epochs if args.resume else None)
-    class_names: list[str] = []
-    epochs = 0
-    last_progress = -1
+    printer = TrainPrinter(args.json, args.arch if config else "resumed run")
     try:
-        while True:
-            try:
-                event = next(job)
-            except StopIteration as stop:
-                result = stop.value
-                break
-            if not main_rank:
-                continue
-            if isinstance(event, trainer.RunStarted):
-                class_names, epochs = event.class_names, event.epochs
-                if args.json:
-                    _emit_json("started", event.__dict__)
-                else:
-                    counts = ", ".join(f"{k} {v}" for k, v in event.counts.items())
-                    print(f"training {args.arch if config else 'resumed run'} on {event.device}"
-                          f" (x{event.world_size}): {counts} images, split by "
-                          f"{event.split_by}; classes {', '.join(class_names)}; "
-                          f"{event.parameters:,} parameters", flush=True)
-            elif isinstance(event, trainer.EpochEnd):
-                if args.json:
-                    _emit_json("epoch", event.metrics)
-                else:
-                    print(_format_epoch(event.metrics, epochs, class_names), flush=True)
-            elif isinstance(event, trainer.EarlyStopped):
-                if args.json:
-                    _emit_json("early_stopped", event.__dict__)
-                else:
-                    print(f"early stop after epoch {event.epoch} (best epoch "
-                          f"{event.best_epoch})", flush=True)
-            elif isinstance(event, trainer.TestEvaluated):
-                if args.json:
-                    _emit_json("test", event.metrics)
-                else:
-                    auroc = ", ".join(f"{k} {v:.4f}" for k, v in event.metrics["auroc"].items())
-                    print(f"test: accuracy {event.metrics['accuracy']:.4f}, AUROC {auroc}",
-                          flush=True)
-            elif isinstance(event, Progress) and not args.json and event.total:
-                percent = int(100 * event.done / event.total)
-                if percent // 25 != last_progress // 25 or event.done == event.total:
-                    print(f"  {event.message} {event.done}/{event.total}", file=sys.stderr,
-                          flush=True)
-                last_progress = percent
+        # Only rank 0 prints under torchrun; the others still drive their share of the run.
+        result = run_to_end(job, printer.dispatch if main_rank else None)
     except KeyboardInterrupt:
         cancel.cancel()
         job.close()
         raise
     if main_rank:
         if args.json:
-            _emit_json("result", result.to_dict())
+            # "cancelled" stays in the line (as in result.json) for scripts that read it:
+            # a run that returns a result was not cancelled (Ctrl+C ends the command).
+            _emit_json("result", {**result.to_dict(), "cancelled": False})
         else:
             print(f"best epoch {result.best_epoch} (val AUROC "
                   f"{result.best_val_auroc if result.best_val_auroc is None else round(result.best_val_auroc, 4)}); "
@@ -211,8 +230,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     _require_torch()
-    from medviewer.jobs import run_to_end
-    from medviewer.training.export import export_run
+    from medviewer.app.training_export import export_model
 
     from medviewer.errors import UserError
     from medviewer.training.metrics import check_operating_point_method
@@ -222,10 +240,13 @@ def run_export(args: argparse.Namespace) -> int:
             check_operating_point_method(args.operating_point)
         except ValueError as exc:
             raise UserError(str(exc)) from None
+    # The wizard's export workflow, without thresholds chosen by hand: the same run gives
+    # the same card and registration from both.
     runs = args.run_dir[0] if len(args.run_dir) == 1 else args.run_dir
-    result = run_to_end(export_run(runs, args.name, args.version, args.out_dir,
-                                   args.register, args.description, weights=args.weights,
-                                   operating_point=args.operating_point))
+    result = run_to_end(export_model(runs, args.name, args.version,
+                                     description=args.description, register=args.register,
+                                     out_dir=args.out_dir, weights=args.weights,
+                                     operating_point=args.operating_point)).result
     if args.json:
         from medviewer.cli import print_json
 

@@ -445,7 +445,7 @@ class MainWindow(QMainWindow):
         self.study_browser.layout().insertWidget(0, self.study_filter)
 
     def _install_training(self) -> None:
-        """Training > Train a model… (training_wizard.py is imported when it is chosen)."""
+        """Training > Train a model… (the training_wizard package is imported when chosen)."""
         self.train_model_action = self.menus["training"].addAction(
             "&Train a model…", self.open_training_wizard)
         self.train_model_action.setObjectName("trainModelAction")

@@ -123,8 +123,8 @@ def check_training_tools() -> str:
     """
     import gc
 
+    from medviewer.app.training import load_training_tools
     from medviewer.gui.app import create_application
-    from medviewer.gui.training_wizard import load_training_tools
     from medviewer.jobs import run_to_end
 
     app = create_application()

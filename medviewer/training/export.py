@@ -1,4 +1,4 @@
-"""Export a trained run to ONNX with a CAM output, check parity, write and register its card.
+"""Export a trained run to ONNX with a CAM output, check parity, write its model card.
 
 The exported graph takes ``image`` [N, 1, S, S] float32 (``pixel / 255`` of the 8-bit grey
 display image; normalisation is inside the graph) and returns ``probabilities`` [N, C]
@@ -34,9 +34,10 @@ from medviewer.jobs import CancelFlag, Progress, run_to_end
 from medviewer.training import data as data_mod
 from medviewer.training import gates
 from medviewer.training import metrics as metrics_mod
+from medviewer.training.checkpoints import load_checkpoint, model_from_checkpoint
+from medviewer.training.config import TrainConfig
+from medviewer.training.evaluation import evaluate
 from medviewer.training.models import Classifier, Ensemble
-from medviewer.training.trainer import (TrainConfig, evaluate, load_checkpoint,
-                                        model_from_checkpoint)
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class ExportedGraph(nn.Module):
 class ExportResult:
     onnx_path: str
     card_path: str
-    registered_path: str | None
+    registered_path: str | None  # set by the export workflow when it registers the model
     parity_max_abs_probabilities: float
     parity_max_abs_cam: float
     parity_images: int
@@ -84,7 +85,8 @@ class ExportResult:
         return asdict(self)
 
 
-def _best_checkpoint(run_dir: Path) -> Path:
+def best_checkpoint_path(run_dir: Path) -> Path:
+    """The checkpoint a run exports: its ``checkpoints/best.pt`` (or the file itself)."""
     if run_dir.is_file():
         return run_dir
     path = run_dir / "checkpoints" / "best.pt"
@@ -343,8 +345,8 @@ def score_test_split(onnx_path: Path, test_rows: list[dict], size: int,
 
 
 def export_run(run_dir: str | Path | Sequence[str | Path], name: str, version: str,
-               out_dir: str | Path | None = None, register: bool = False,
-               description: str = "", parity_images: int = 64, weights: str = "float32",
+               out_dir: str | Path | None = None, description: str = "",
+               parity_images: int = 64, weights: str = "float32",
                cancel: CancelFlag | None = None, operating_point: str | None = None,
                ) -> Generator[Progress, None, ExportResult]:
     """Export a run's best checkpoint, or several runs' as one ensemble; see the module
@@ -352,7 +354,9 @@ def export_run(run_dir: str | Path | Sequence[str | Path], name: str, version: s
     run's) is how the finding thresholds are chosen on the calibrated validation scores.
 
     Files go to ``out_dir/NAME-VERSION/NAME.onnx`` (+ ``.json``), by default under the (first)
-    run folder; ``register`` also imports them into the user models dir via the registry.
+    run folder. Registering the result (and the thresholds a user chose) is the application's
+    export workflow, ``medviewer.app.training_export.export_model``, which the wizard and
+    ``medviewer export`` share.
     """
     from medviewer.inference import registry
 
@@ -363,7 +367,7 @@ def export_run(run_dir: str | Path | Sequence[str | Path], name: str, version: s
     run_dirs = [Path(run_dir)] if isinstance(run_dir, (str, Path)) else \
         [Path(r) for r in run_dir]
     run_dir = run_dirs[0]
-    checkpoint_paths = [_best_checkpoint(r) for r in run_dirs]
+    checkpoint_paths = [best_checkpoint_path(r) for r in run_dirs]
     checkpoint_path = checkpoint_paths[0]
     payloads = [load_checkpoint(path) for path in checkpoint_paths]
     payload = payloads[0]
@@ -452,11 +456,7 @@ def export_run(run_dir: str | Path | Sequence[str | Path], name: str, version: s
     if run_dir.is_dir() and (run_dir / "split.json").is_file():
         shutil.copyfile(run_dir / "split.json", folder / "split.json")
 
-    registered = None
-    if register:
-        entry = registry.import_model(onnx_path, card_path)
-        registered = str(entry.onnx_path)
     yield Progress(4, 4, "done")
-    return ExportResult(str(onnx_path), str(card_path), registered, max_probs, max_cam,
+    return ExportResult(str(onnx_path), str(card_path), None, max_probs, max_cam,
                         int(val_images.shape[0]), test_metrics, onnx_path.stat().st_size)
 

@@ -102,13 +102,13 @@ class GcClock:
 def record_train_events(page) -> list[tuple[float, object]]:
     """Record what the train page is given (set before the run starts; bench only)."""
     recorded: list[tuple[float, object]] = []
-    handler = page._on_event
+    handler = page.dispatch
 
     def record(event) -> None:
         recorded.append((time.perf_counter(), event))
         handler(event)
 
-    page._on_event = record  # start() connects the worker to page._on_event
+    page.dispatch = record  # start() connects the worker to page.dispatch
     return recorded
 
 
@@ -116,7 +116,7 @@ def replay(page, recorded: list[tuple[float, object]]) -> None:
     """Feed recorded events to the page at their original pace, with nothing training."""
     from PySide6.QtCore import QTimer
 
-    handler = type(page)._on_event.__get__(page)
+    handler = type(page).dispatch.__get__(page)
     page.curves.clear()
     page.started = None
     first = recorded[0][0]
@@ -261,9 +261,9 @@ def run_variant(variant: str, screenshots: str | None = None) -> dict:
     if shots:
         shots.mkdir(parents=True, exist_ok=True)
     if variant == "no-gc-handling":
-        from medviewer.gui import training_wizard
+        from medviewer.app import training as app_training
 
-        training_wizard._without_gc_pauses = contextlib.nullcontext
+        app_training.without_gc_pauses = contextlib.nullcontext
     try:
         return _run(home, shots)
     finally:
@@ -319,7 +319,7 @@ def _run(home: Path, shots: Path | None) -> dict:
 
     recorded = record_train_events(wizard.train_page)
     train_once(wizard, meter, marks, "training")
-    del wizard.train_page._on_event
+    del wizard.train_page.dispatch
     redraws = wizard.train_page.curves.redraw_count
     _grab(wizard, shots, "4_train")
     marks["replay start"] = time.perf_counter()

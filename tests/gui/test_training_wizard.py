@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +19,11 @@ import pytest
 from PySide6.QtCore import QPointF, Qt, QTimer
 from PySide6.QtWidgets import QMessageBox, QWizard
 
+from medviewer.app import training as app_training
+from medviewer.app.training_export import FINE_TUNE_CHECKPOINT_NAME
 from medviewer.gui import training_wizard as tw
 from medviewer.gui import workers
+from medviewer.jobs import CancelFlag, Progress
 from tests.gui.helpers import mouse_drag
 
 TOOLS_TIMEOUT_MS = 180_000  # the first import of torch in this process, on a busy machine
@@ -56,7 +60,7 @@ def click(qtbot, wizard: tw.TrainingWizard, which: QWizard.WizardButton) -> None
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
 
 
-def read_folder(qtbot, wizard: tw.TrainingWizard, folder: Path) -> tw.DataSummary:
+def read_folder(qtbot, wizard: tw.TrainingWizard, folder: Path) -> app_training.DataSummary:
     page = wizard.data_page
     page.path_edit.setText(str(folder))  # as if pasted; read after a short pause
     qtbot.waitUntil(page.isComplete, timeout=TOOLS_TIMEOUT_MS)
@@ -119,7 +123,7 @@ def test_every_page_from_a_folder_to_a_registered_model(qtbot, wizard, kermany_f
     import torch
 
     best = torch.load(train.best_checkpoint, map_location="cpu", weights_only=True)
-    assert best["config"]["ema_decay"] == tw.WEIGHT_AVERAGE_DECAY
+    assert best["config"]["ema_decay"] == app_training.WEIGHT_AVERAGE_DECAY
     wizard.settings_page.average_check.setChecked(False)
     assert wizard.choices()["ema_decay"] == 0.0
     wizard.settings_page.average_check.setChecked(True)
@@ -204,7 +208,12 @@ def test_every_page_from_a_folder_to_a_registered_model(qtbot, wizard, kermany_f
     assert "wizard-test@1" in installed and installed["wizard-test@1"].source == "user"
     card = installed["wizard-test@1"].card
     point = card.operating_points["PNEUMONIA"]
-    assert point.threshold == pytest.approx(chosen)
+    # Chosen on the trainer's raw scores; the card's probabilities are calibrated, so the
+    # same operating point sits at the calibrated threshold (the test figures below agree).
+    from medviewer.training.gates import calibrated_threshold
+
+    assert point.threshold == pytest.approx(calibrated_threshold(
+        chosen, card.classes.index("PNEUMONIA"), 2, card.calibration.temperature))
     assert "training wizard" in point.method
     assert point.metrics["val_sensitivity"] == pytest.approx(tp / (tp + fn))
     tested = card.metrics["operating_points"]["PNEUMONIA"]
@@ -215,14 +224,14 @@ def test_every_page_from_a_folder_to_a_registered_model(qtbot, wizard, kermany_f
     assert low <= tested["sensitivity"] <= high
     assert f"sensitivity {tested['sensitivity']:.3f} [{low:.3f}–{high:.3f}]" in \
         export.result_label.text()
-    assert (installed["wizard-test@1"].onnx_path.parent / tw.FINE_TUNE_CHECKPOINT_NAME).is_file()
+    assert (installed["wizard-test@1"].onnx_path.parent / FINE_TUNE_CHECKPOINT_NAME).is_file()
     assert "wizard-test@1" in export.result_label.text()
     assert "PNEUMONIA at threshold" in export.result_label.text()
     assert "NORMAL at threshold" not in export.result_label.text()  # never flagged
     saved = saved_in / "wizard-test-1"
     assert (saved / "wizard-test.onnx").is_file() and (saved / "wizard-test.json").is_file()
     assert registry.ModelCard.load(saved / "wizard-test.json").operating_points[
-        "PNEUMONIA"].threshold == pytest.approx(chosen)
+        "PNEUMONIA"].threshold == pytest.approx(point.threshold)
     assert card.training["weights"] == "float32"
 
     # The same run again with 8-bit weights: a quarter of the file, said in the card.
@@ -252,7 +261,7 @@ def test_every_page_from_a_folder_to_a_registered_model(qtbot, wizard, kermany_f
         assert model.arch == "smallcnn" and model.input_spin.value() == 32
         assert not model.arch_combo.isEnabled()
         read_folder(qtbot, again, kermany_folder)
-        assert again.choices()["init_checkpoint"].endswith(tw.FINE_TUNE_CHECKPOINT_NAME)
+        assert again.choices()["init_checkpoint"].endswith(FINE_TUNE_CHECKPOINT_NAME)
     finally:
         again.shutdown()
         again.deleteLater()
@@ -307,10 +316,11 @@ def test_training_menu_opens_the_wizard_and_closing_the_window_closes_it(qtbot, 
     action = main_window.train_model_action
     assert action in main_window.menus["training"].actions()
     action.trigger()
-    wizard = main_window._training_wizard
+    wizard = tw.training_wizard_of(main_window)
     assert isinstance(wizard, tw.TrainingWizard) and wizard.isVisible()
     action.trigger()  # a second time: the same wizard comes to the front
-    assert main_window._training_wizard is wizard
+    assert tw.training_wizard_of(main_window) is wizard
+    assert not hasattr(main_window, "_training_wizard")  # the opener keeps it, not the window
     qtbot.waitUntil(lambda: wizard.tools is not None, timeout=TOOLS_TIMEOUT_MS)
     assert "smallcnn" in wizard.tools.architectures
     main_window.close()
@@ -319,13 +329,70 @@ def test_training_menu_opens_the_wizard_and_closing_the_window_closes_it(qtbot, 
 
 def test_viewer_edition_explains_what_studio_adds(qtbot, main_window, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # as if torch were not installed
-    assert not tw.studio_available()
+    assert not app_training.studio_available()
     box = main_window.open_training_wizard()
     assert isinstance(box, QMessageBox) and box.isVisible()
     assert box.windowTitle() == tw.STUDIO_TITLE
     assert "Studio" in box.text() and "PyTorch" in box.text()
-    assert getattr(main_window, "_training_wizard", None) is None
+    assert tw.training_wizard_of(main_window) is None
     box.button(QMessageBox.StandardButton.Ok).click()
+
+
+def test_every_trainer_event_is_handled_or_deliberately_ignored_by_cli_and_wizard():
+    """One dispatcher, no silent drop: each event type a run may yield has an on_<type>
+    method in `medviewer train`'s printer and the Train page, or is in their ignore list."""
+    import dataclasses
+
+    from medviewer.commands.training import TrainPrinter
+    from medviewer.gui.training_wizard.export_page import ExportPage
+    from medviewer.gui.training_wizard.train_page import TrainPage
+    from medviewer.jobs import unhandled_events
+    from medviewer.training import events
+
+    defined = {value for value in vars(events).values() if isinstance(value, type)
+               and dataclasses.is_dataclass(value) and value.__module__ == events.__name__}
+    assert defined <= set(events.TRAINER_EVENTS)  # the list names every event type
+    assert unhandled_events(TrainPrinter, events.TRAINER_EVENTS) == []
+    assert unhandled_events(TrainPage, events.TRAINER_EVENTS) == []
+    assert unhandled_events(ExportPage, [Progress]) == []  # the export job's only event
+
+
+def waiting_job(cancel: CancelFlag):
+    """A job that runs until it is cancelled (stands in for a long training run)."""
+    while not cancel.cancelled:
+        time.sleep(0.01)
+        yield Progress(0, None, "waiting")
+
+
+def test_the_wizard_opens_in_any_shell_asks_before_it_closes_and_reports_new_models(qtbot):
+    """No main window: a StandaloneShell and a Session are all the opener needs."""
+    from medviewer.app.session import Session
+    from medviewer.gui.shell import StandaloneShell
+    from medviewer.inference import registry
+
+    shell, session = StandaloneShell(), Session()
+    shell.show()
+    qtbot.waitExposed(shell)
+    changes = []
+    session.events.models_changed.connect(changes.append)
+    wizard = tw.open_training_wizard(shell, session)
+    assert tw.training_wizard_of(shell) is wizard and wizard.parent() is shell
+    assert tw.open_training_wizard(shell, session) is wizard  # one per window
+    assert not hasattr(shell, "_training_wizard")
+
+    entry = registry.list_models()[0]  # the bundled model, as the export page would send
+    wizard.model_registered.emit(entry)
+    assert changes == [None]
+    assert shell.messages[-1] == f"Model {entry.key} was added to the model list."
+
+    wizard.start_job("train", waiting_job, "training a model")
+    answer_stop_question(wizard, QMessageBox.StandardButton.No)
+    assert not shell.close()  # the user keeps the run: the window stays
+    assert shell.isVisible() and wizard.is_running("train")
+    answer_stop_question(wizard, QMessageBox.StandardButton.Yes)
+    assert shell.close()
+    assert not wizard.isVisible() and not workers.running_workers()
+    shell.deleteLater()
 
 
 def test_data_page_shows_one_sentence_for_unusable_data(qtbot, wizard, tmp_path,
@@ -435,10 +502,12 @@ def test_roc_plot_picks_the_curve_point_nearest_a_click(qtbot):
 
 
 def test_names_versions_and_durations():
-    assert tw.suggest_model_name("/data/chest x-rays", "resnet18") == "chest-x-rays-resnet18"
-    assert tw.suggest_model_name("labelset:pneumonia", "smallcnn") == "pneumonia-smallcnn"
-    assert tw.next_free_version("m", {"m@1", "M@2", "other@3"}) == "3"
-    assert tw.format_duration(42) == "42 s"
-    assert tw.format_duration(150) == "2 min"
-    assert tw.format_duration(3 * 3600 + 5 * 60) == "3 h 05 min"
-    assert tw.format_duration(float("nan")) == ""
+    assert app_training.suggest_model_name("/data/chest x-rays",
+                                           "resnet18") == "chest-x-rays-resnet18"
+    assert app_training.suggest_model_name("labelset:pneumonia",
+                                           "smallcnn") == "pneumonia-smallcnn"
+    assert app_training.next_free_version("m", {"m@1", "M@2", "other@3"}) == "3"
+    assert app_training.format_duration(42) == "42 s"
+    assert app_training.format_duration(150) == "2 min"
+    assert app_training.format_duration(3 * 3600 + 5 * 60) == "3 h 05 min"
+    assert app_training.format_duration(float("nan")) == ""

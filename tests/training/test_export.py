@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from medviewer import cli
+from medviewer.app.training_export import export_model
 from medviewer.inference import registry
 from medviewer.jobs import run_to_end
 from medviewer.training import data, export, metrics, trainer
@@ -28,9 +29,9 @@ def trained_run(kermany_subset_csv, tmp_path_factory):
 
 @pytest.fixture
 def exported(trained_run, tmp_path):
-    result = run_to_end(export.export_run(trained_run, "tiny-pneumonia", "0.1",
-                                          out_dir=tmp_path, register=True))
-    return result
+    outcome = run_to_end(export_model(trained_run, "tiny-pneumonia", "0.1", out_dir=tmp_path,
+                                      register=True))
+    return outcome.result
 
 
 def test_onnx_graph_has_the_agreed_inputs_and_outputs(exported):
@@ -284,3 +285,52 @@ def test_the_card_is_calibrated_gated_and_names_no_path_of_this_machine(exported
     absolute = [s for s in strings(json.loads(Path(exported.card_path).read_text()))
                 if s.startswith("/") or s.startswith(str(Path.home()))]
     assert absolute == []
+def test_the_command_line_and_the_wizard_give_the_same_card_and_registration(
+        trained_run, tmp_path, monkeypatch, capsys):
+    """`medviewer export --register` and the workflow the wizard's Export page runs (no
+    threshold moved, the defaults of its fields), each into its own home: the same card
+    field by field (but its time stamp) and the same registered files, the checkpoint for
+    fine-tuning included."""
+    registered = {}
+    for way in ("cli", "wizard"):
+        monkeypatch.setenv("MEDVIEWER_HOME", str(tmp_path / f"home-{way}"))
+        out_dir = tmp_path / f"exported-{way}"
+        if way == "cli":
+            assert cli.main(["export", str(trained_run), "--name", "same-run", "--version",
+                             "1", "--out-dir", str(out_dir), "--register"]) == 0
+            assert "registered as" in capsys.readouterr().out
+        else:
+            outcome = run_to_end(export_model(str(trained_run), "same-run", "1",
+                                              description="", chosen_points={},
+                                              register=True, out_dir=str(out_dir),
+                                              weights="float32"))
+            assert outcome.entry.key == "same-run@1"
+        (entry,) = [e for e in registry.list_models() if e.key == "same-run@1"]
+        assert entry.source == "user"
+        registered[way] = entry
+
+    cli_entry, wizard_entry = registered["cli"], registered["wizard"]
+    cli_card, wizard_card = cli_entry.card.to_dict(), wizard_entry.card.to_dict()
+    assert cli_card.pop("created") and wizard_card.pop("created")
+    assert cli_card.keys() == wizard_card.keys()
+    for field_name in cli_card:  # one field at a time, so a failure names the field
+        assert cli_card[field_name] == wizard_card[field_name], field_name
+    cli_folder, wizard_folder = cli_entry.onnx_path.parent, wizard_entry.onnx_path.parent
+    files = sorted(p.name for p in cli_folder.iterdir())
+    assert files == sorted(p.name for p in wizard_folder.iterdir())
+    assert "training-checkpoint.pt" in files and cli_entry.onnx_path.name in files
+    card_name = registry.card_path_for(cli_entry.onnx_path).name
+    for name in files:
+        if name != card_name:
+            assert (cli_folder / name).read_bytes() == (wizard_folder / name).read_bytes(), name
+    assert (cli_folder / "training-checkpoint.pt").read_bytes() == \
+        (trained_run / "checkpoints" / "best.pt").read_bytes()
+
+
+def test_thresholds_are_chosen_for_one_run_not_an_ensemble(trained_run, tmp_path):
+    with pytest.raises(export.ExportError, match="one run, not for an ensemble"):
+        run_to_end(export_model([trained_run, trained_run], "x", "1", out_dir=tmp_path,
+                                chosen_points={"PNEUMONIA": {"threshold": 0.5,
+                                                             "val_sensitivity": 1.0,
+                                                             "val_specificity": 0.5}}))
+    assert not tmp_path.joinpath("x-1").exists()

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from medviewer.jobs import CancelFlag, Progress, run_to_end
-from medviewer.training import data, trainer
+from medviewer.jobs import CancelFlag, JobCancelled, Progress, run_to_end
+from medviewer.training import data, handlers, trainer
+from medviewer.training.events import TRAINER_EVENTS
 from medviewer.training.trainer import (BatchProgress, CheckpointSaved, EpochEnd, RunStarted,
                                         TrainConfig)
 
@@ -46,6 +47,7 @@ def test_a_run_yields_events_in_order_and_writes_its_folder(full_run):
     run_dir, events, result = full_run
     kinds = [type(e) for e in events]
     assert kinds[0] is Progress
+    assert set(kinds) == set(TRAINER_EVENTS) - {trainer.EarlyStopped}  # consumers know them
     started = next(e for e in events if isinstance(e, RunStarted))
     assert started.counts == {"train": 32, "val": 16, "test": 16}
     assert started.split_by == "patient"
@@ -62,11 +64,12 @@ def test_a_run_yields_events_in_order_and_writes_its_folder(full_run):
         assert 0 <= point["sensitivity"] <= 1 and 0 <= point["specificity"] <= 1
         json.dumps(m)  # JSON-able for the GUI and history.jsonl
     assert isinstance(events[-1], trainer.TestEvaluated)
-    assert result.test_metrics["n"] == 16 and not result.cancelled
+    assert result.test_metrics["n"] == 16
     assert any(isinstance(e, CheckpointSaved) and e.best for e in events)
     assert (run_dir / "split.json").is_file() and (run_dir / "config.json").is_file()
     assert len((run_dir / "history.jsonl").read_text().splitlines()) == 2
-    assert json.loads((run_dir / "result.json").read_text())["best_epoch"] == result.best_epoch
+    recorded = json.loads((run_dir / "result.json").read_text())
+    assert recorded["best_epoch"] == result.best_epoch and recorded["cancelled"] is False
 
 
 def test_saved_split_has_no_leakage(full_run):
@@ -101,29 +104,28 @@ def test_same_seed_same_weights_and_cancel_then_resume_matches(full_run, tiny_co
     cancel = CancelFlag()
     job = trainer.train(tiny_config, tmp_path, cancel)
     events = []
-    while True:
-        try:
-            event = next(job)
-        except StopIteration as stop:
-            result = stop.value
-            break
-        events.append(event)
-        if isinstance(event, BatchProgress) and (event.epoch, event.batch) == (2, 1):
-            best_before = _weights(tmp_path / "checkpoints" / "best.pt")
-            cancel.cancel()
+    with pytest.raises(JobCancelled):  # the one way a job says it stopped
+        for event in job:
+            events.append(event)
+            if isinstance(event, BatchProgress) and (event.epoch, event.batch) == (2, 1):
+                best_before = _weights(tmp_path / "checkpoints" / "best.pt")
+                cancel.cancel()
     # Nothing more was trained after the cancel: the next batch never started.
     after_cancel = events[events.index(next(e for e in events if isinstance(e, BatchProgress)
                                              and (e.epoch, e.batch) == (2, 1))) + 1:]
     assert not any(isinstance(e, (BatchProgress, EpochEnd)) for e in after_cancel)
-    assert result.cancelled and result.best_epoch == 1 and result.epochs_run == 1
-    assert result.best_checkpoint == str(tmp_path / "checkpoints" / "best.pt")
+    # The run folder records how it ended and what it kept.
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["cancelled"] and result["best_epoch"] == 1 and result["epochs_run"] == 1
+    assert result["best_checkpoint"] == str(tmp_path / "checkpoints" / "best.pt")
     assert _same_weights(best_before, _weights(tmp_path / "checkpoints" / "best.pt"))
     assert trainer.load_checkpoint(tmp_path / "checkpoints" / "last.pt")["epoch"] == 1
 
     resumed_events, resumed = _collect(trainer.train(
         None, tmp_path, resume=tmp_path / "checkpoints" / "last.pt"))
     assert [e.epoch for e in resumed_events if isinstance(e, EpochEnd)] == [2]
-    assert not resumed.cancelled and resumed.epochs_run == 1
+    assert resumed.epochs_run == 1
+    assert json.loads((tmp_path / "result.json").read_text())["cancelled"] is False
     assert _same_weights(_weights(tmp_path / "checkpoints" / "last.pt"),
                          _weights(reference_dir / "checkpoints" / "last.pt"))
     assert resumed.best_val_auroc == pytest.approx(reference.best_val_auroc)
@@ -132,8 +134,9 @@ def test_same_seed_same_weights_and_cancel_then_resume_matches(full_run, tiny_co
 def test_cancel_before_training_returns_without_checkpoint(tiny_config, tmp_path):
     cancel = CancelFlag()
     cancel.cancel()
-    result = run_to_end(trainer.train(tiny_config, tmp_path, cancel))
-    assert result.cancelled and result.best_checkpoint is None
+    with pytest.raises(JobCancelled):
+        run_to_end(trainer.train(tiny_config, tmp_path, cancel))
+    assert not (tmp_path / "checkpoints" / "best.pt").exists()
 
 
 def test_fine_tuning_starts_from_a_checkpoint(full_run, tiny_config, tmp_path):
@@ -224,9 +227,10 @@ def test_weight_average_is_validated_exported_and_resumes_exactly(tiny_config, t
     cancel = CancelFlag()
     resumed_dir = tmp_path / "resumed"
     job = trainer.train(config, resumed_dir, cancel)
-    for event in job:
-        if isinstance(event, BatchProgress) and (event.epoch, event.batch) == (2, 1):
-            cancel.cancel()
+    with pytest.raises(JobCancelled):
+        for event in job:
+            if isinstance(event, BatchProgress) and (event.epoch, event.batch) == (2, 1):
+                cancel.cancel()
     _collect(trainer.train(None, resumed_dir, resume=resumed_dir / "checkpoints" / "last.pt"))
     resumed_last = trainer.load_checkpoint(resumed_dir / "checkpoints" / "last.pt")
     assert _same_weights(resumed_last["model"], last["model"])
@@ -237,7 +241,7 @@ def test_weight_average_warms_up_then_follows_its_decay():
     model = torch.nn.Linear(1, 1, bias=False)
     with torch.no_grad():
         model.weight.fill_(0.0)
-    average = trainer.WeightAverage(model, decay=0.99)
+    average = handlers.WeightAverage(model, decay=0.99)
     with torch.no_grad():
         model.weight.fill_(1.0)
     average.update(model)  # warm-up decay (1 + 1) / (10 + 1)

@@ -1,0 +1,62 @@
+"""Checkpoint files: their format, writing them atomically, loading them safely.
+
+A checkpoint holds only tensors and plain JSON-able data, so it loads with
+``torch.load(weights_only=True)``. Its ``model`` is always the weights that were validated
+(with weight averaging, the average; the raw training weights travel as ``train_model``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from medviewer.training.config import TrainConfig, TrainingError
+from medviewer.training.models import Classifier, build_model
+
+CHECKPOINT_FORMAT = "medviewer-training-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """A checkpoint written by this trainer, loaded with ``weights_only=True``."""
+    path = Path(path)
+    if not path.is_file():
+        raise TrainingError(f"The checkpoint {path} does not exist.")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - pickle and zip errors of every kind
+        raise TrainingError(f"The checkpoint {path} cannot be loaded "
+                            f"({str(exc).splitlines()[0][:200]}).") from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise TrainingError(f"The checkpoint {path} is not a MedViewer training checkpoint.")
+    return payload
+
+
+def model_from_checkpoint(payload: dict) -> Classifier:
+    config = TrainConfig.from_dict(payload["config"])
+    model = build_model(config.arch, len(payload["class_names"]), config.dropout)
+    model.load_state_dict(payload["model"])
+    model.eval()
+    return model
+
+
+def plain_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A state dict in the default (NCHW-contiguous) layout, whatever the training layout."""
+    return {k: v.contiguous() for k, v in model.state_dict().items()}
+
+
+def save_checkpoint(payload: dict, path: Path) -> None:
+    """Write through a temporary file, so a crash never leaves half a checkpoint."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+
+
+def write_json(path: Path, payload: Any) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=1, default=float))
+    tmp.replace(path)
