@@ -26,6 +26,8 @@ from medviewer.pacs.servers import ServerConfig
 log = logging.getLogger(__name__)
 
 STOW_BATCH = 16  # instances per STOW-RS request: progress and cancel between requests
+QIDO_PAGE = 500  # results per QIDO-RS request
+MAX_RESULTS = 5000  # a search stops there and says so
 STUDY_FIELDS = ("PatientBirthDate", "StudyDescription", "NumberOfStudyRelatedSeries",
                 "NumberOfStudyRelatedInstances", "ModalitiesInStudy")
 SERIES_FIELDS = ("SeriesDescription", "SeriesNumber", "Modality",
@@ -71,7 +73,8 @@ def make_session(server: ServerConfig, secret: str | None) -> requests.Session:
 def make_client(server: ServerConfig, secret: str | None):
     from dicomweb_client.api import DICOMwebClient
 
-    client = DICOMwebClient(url=server.url, session=make_session(server, secret))
+    client = DICOMwebClient(url=server.url, session=make_session(server, secret),
+                            timeout=(min(server.timeout_s, 15.0), server.timeout_s))
     client.set_http_retry_params(retry=False)
     return client
 
@@ -194,22 +197,42 @@ def find_studies(server: ServerConfig, secret: str | None, query: StudyQuery,
                  ) -> Generator[Progress, None, list[StudyRow]]:
     yield Progress(0, None, "Searching")
     client = make_client(server, secret)
-    with http_errors(server, "searching for studies"):
-        found = client.search_for_studies(search_filters=study_filters(query),
-                                          fields=list(STUDY_FIELDS), limit=limit,
-                                          get_remaining=limit is None)
-    cancel.raise_if_cancelled()
+    found = yield from _paged(server, "studies", "StudyInstanceUID", cancel, limit,
+                              lambda offset, count: client.search_for_studies(
+                                  search_filters=study_filters(query), fields=list(STUDY_FIELDS),
+                                  offset=offset, limit=count))
     return [study_row(item) for item in found]
+
+
+def _paged(server: ServerConfig, what: str, key: str, cancel: CancelFlag, limit: int | None,
+           search: Callable[[int, int], list[dict]]) -> Generator[Progress, None, list[dict]]:
+    """Page through a QIDO-RS search with offset and limit, bounded: a server that ignores
+    ``offset`` (it sends the first page again) cannot make this loop forever."""
+    wanted = min(limit or MAX_RESULTS, MAX_RESULTS)
+    found: list[dict] = []
+    seen: set[str] = set()
+    while len(found) < wanted:
+        count = min(QIDO_PAGE, wanted - len(found))
+        with http_errors(server, f"searching for {what}"):
+            page = search(len(found), count)
+        cancel.raise_if_cancelled()
+        new = [item for item in page if str(_value(item, key)) not in seen]
+        seen.update(str(_value(item, key)) for item in new)
+        found.extend(new)
+        if len(page) < count or not new:
+            break
+        yield Progress(len(found), None, f"{len(found)} {what} found")
+    return found[:wanted]
 
 
 def find_series(server: ServerConfig, secret: str | None, study_uid: str, cancel: CancelFlag
                 ) -> Generator[Progress, None, list[SeriesRow]]:
     yield Progress(0, None, "Searching for series")
     client = make_client(server, secret)
-    with http_errors(server, "searching for series"):
-        found = client.search_for_series(study_instance_uid=study_uid,
-                                         fields=list(SERIES_FIELDS), get_remaining=True)
-    cancel.raise_if_cancelled()
+    found = yield from _paged(server, "series", "SeriesInstanceUID", cancel, None,
+                              lambda offset, count: client.search_for_series(
+                                  study_instance_uid=study_uid, fields=list(SERIES_FIELDS),
+                                  offset=offset, limit=count))
     rows = [SeriesRow(study_uid, str(_value(i, "SeriesInstanceUID")), str(_value(i, "Modality")),
                       as_int(_value(i, "SeriesNumber")), str(_value(i, "SeriesDescription")),
                       as_int(_value(i, "NumberOfSeriesRelatedInstances"))) for i in found]
@@ -260,8 +283,9 @@ def retrieve(server: ServerConfig, secret: str | None, study_uid: str, series_ui
             except StopIteration:
                 break
             except errors.PacsError as exc:
+                log.info("WADO-RS retrieve ended early: %s", exc)
                 raise errors.partial(server.label, arrived, expected,
-                                     str(exc).rstrip("."), folder) from None
+                                     "the connection was lost or timed out", folder) from None
             path = instance_path(root, str(dataset.get("StudyInstanceUID", study_uid)),
                                  str(dataset.get("SeriesInstanceUID", "unknown")),
                                  str(dataset.SOPInstanceUID))

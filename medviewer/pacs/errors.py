@@ -44,6 +44,7 @@ def partial(label: str, arrived: list[Path], expected: int | None, why: str,
     of = f" of {expected}" if expected is not None else ""
     kept = (f"the {len(arrived)} that arrived are kept in {folder}" if arrived
             else "nothing was kept")
+    source = label[:1].lower() + label[1:]
     return PartialRetrieveError(
-        f"Only {len(arrived)}{of} instances arrived from {label} ({why}); {kept}.",
+        f"Only {len(arrived)}{of} instances arrived from {source} ({why}); {kept}.",
         arrived, expected)
