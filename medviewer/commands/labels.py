@@ -50,12 +50,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     common(importing)
     importing.set_defaults(handler=_import)
 
-    exporting = actions.add_parser("export", help="write a label set to CSV, JSON or COCO")
+    exporting = actions.add_parser("export", help="write a label set to CSV, JSON, COCO or "
+                                                  "DICOM SR")
     exporting.add_argument("--label-set", required=True, metavar="NAME")
     exporting.add_argument("-o", "--output", required=True, type=Path,
                            metavar="FILE.csv|FILE.json")
-    exporting.add_argument("--format", choices=("csv", "json", "coco"),
-                           help="default: from the file name; coco writes the regions")
+    exporting.add_argument("--format", choices=("csv", "json", "coco", "dicom-sr"),
+                           help="default: from the file name; coco writes the regions; "
+                                "dicom-sr writes one SR per image and reader into the "
+                                "folder OUTPUT")
     common(exporting)
     exporting.set_defaults(handler=_export)
 

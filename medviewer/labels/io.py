@@ -44,6 +44,7 @@ from medviewer.labels.store import (
     check_region_geometry,
     now_iso,
 )
+from medviewer.labels.sr_export import export_dicom_sr
 from medviewer.labels.values import check_classes
 from medviewer.paths import new_file_mode
 
@@ -223,6 +224,7 @@ def _ellipse_outline(x: float, y: float, width: float, height: float,
 # What each export format writes, and what its count counts (CLI and GUI alike).
 EXPORTERS = {"csv": (export_csv, "rows"), "json": (export_json, "images"),
              "coco": (export_coco, "regions")}
+EXPORTERS["dicom-sr"] = (export_dicom_sr, "reports")  # OUTPUT is a folder (labels/sr_export.py)
 
 
 # ---------------------------------------------------------------- import
