@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "medviewer.commands.models",
     "medviewer.commands.labels",
     "medviewer.commands.training",
+    "medviewer.commands.pacs",
 )
 
 Handler = Callable[[argparse.Namespace], int]

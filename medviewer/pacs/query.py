@@ -33,11 +33,11 @@ def parse_date_range(text: str) -> tuple[date | None, date | None]:
         day = _date(*one.groups(), text)
         return day, day
     match = _RANGE.match(text)
-    if not match or (match.group(1) is None and match.group(6) is None):
+    if not match or (match.group(1) is None and match.group(5) is None):
         raise PacsError(f"'{text}' is not a date range (use FROM-TO, e.g. "
                         f"20240101-20240630; either end may be left out).")
     start = _date(*match.group(1, 2, 3), text) if match.group(1) else None
-    end = _date(*match.group(6, 7, 8), text) if match.group(6) else None
+    end = _date(*match.group(5, 6, 7), text) if match.group(5) else None
     if start and end and start > end:
         raise PacsError(f"The date range '{text}' ends before it starts.")
     return start, end
