@@ -16,6 +16,8 @@ import contextlib
 import logging
 import queue
 import socket
+import sys
+import threading
 import time
 from collections.abc import Callable, Generator
 from pathlib import Path
@@ -134,6 +136,39 @@ def associate(ae: AE, server: ServerConfig, ext_neg: list | None = None,
     raise _probe(server)
 
 
+@contextlib.contextmanager
+def _abort_on_cancel(assoc, cancel: CancelFlag):
+    """Abort the association as soon as the flag is set, even while the job's thread waits
+    for the server's next message (a PACS may take its own timeout to answer a refused
+    sub-operation)."""
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.05):
+            if cancel.cancelled:
+                assoc.abort()
+                return
+
+    watcher = threading.Thread(target=watch, name="medviewer-pacs-cancel", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
+
+
+def _end(assoc, cancel: CancelFlag) -> None:
+    """Release a finished association; abort one left early (cancelled, failed, or closed by
+    the job's runner): a release in the middle of a retrieve waits for the PACS's timeout."""
+    if not assoc.is_established:
+        return
+    if cancel.cancelled or sys.exc_info()[0] is not None:
+        assoc.abort()
+    else:
+        assoc.release()
+
+
 def _check_cancel(cancel: CancelFlag, assoc) -> None:
     if cancel.cancelled:
         assoc.abort()
@@ -159,8 +194,7 @@ def echo(server: ServerConfig, cancel: CancelFlag) -> Generator[Progress, None, 
             raise errors.PacsError(f"{server.label} answered the verification with "
                                    f"{_status_text(status.Status)}.")
     finally:
-        if assoc.is_established:
-            assoc.release()
+        _end(assoc, cancel)
     yield Progress(1, 1, "Verified")
     return (time.perf_counter() - started) * 1000.0
 
@@ -175,23 +209,23 @@ def _find(server: ServerConfig, identifier: Dataset, model, cancel: CancelFlag,
     assoc = associate(ae, server)
     matches: list[Dataset] = []
     try:
-        for status, found in assoc.send_c_find(identifier, model):
-            _check_cancel(cancel, assoc)
-            if not status:
-                raise errors.PacsError(f"{server.label} stopped answering the search for "
-                                       f"{what} (the connection was lost or timed out after "
-                                       f"{server.timeout_s:g} s).")
-            if status.Status in _PENDING:
-                if found is not None:
-                    matches.append(found)
-                    if len(matches) % 50 == 0:
-                        yield Progress(len(matches), None, f"{len(matches)} {what} found")
-            elif status.Status != 0x0000:
-                raise errors.PacsError(f"{server.label} refused the search for {what}: "
-                                       f"{_status_text(status.Status)}.")
+        with _abort_on_cancel(assoc, cancel):
+            for status, found in assoc.send_c_find(identifier, model):
+                _check_cancel(cancel, assoc)
+                if not status:
+                    raise errors.PacsError(f"{server.label} stopped answering the search for "
+                                           f"{what} (the connection was lost or timed out after "
+                                           f"{server.timeout_s:g} s).")
+                if status.Status in _PENDING:
+                    if found is not None:
+                        matches.append(found)
+                        if len(matches) % 50 == 0:
+                            yield Progress(len(matches), None, f"{len(matches)} {what} found")
+                elif status.Status != 0x0000:
+                    raise errors.PacsError(f"{server.label} refused the search for {what}: "
+                                           f"{_status_text(status.Status)}.")
     finally:
-        if assoc.is_established:
-            assoc.release()
+        _end(assoc, cancel)
     return matches
 
 
@@ -355,33 +389,33 @@ def retrieve(server: ServerConfig, study_uid: str, series_uid: str | None, root:
     try:
         assoc = associate(ae, server, ext_neg=ext_neg, handlers=handlers)
         try:
-            if scp is not None:
-                responses = assoc.send_c_move(identifier, server.calling_ae, model)
-            else:
-                responses = assoc.send_c_get(identifier, model)
-            for status, _identifier in responses:
-                for path in receiver.drain():
-                    arrived.append(path)
-                    yield on_arrival(path, expected)
-                _check_cancel(cancel, assoc)
-                if not status:
-                    lost = ("the connection was lost or the server did not answer within "
-                            f"{server.timeout_s:g} s")
-                    break
-                counts = [as_int(status.get(k)) or 0 for k in (
-                    "NumberOfRemainingSuboperations", "NumberOfCompletedSuboperations",
-                    "NumberOfFailedSuboperations", "NumberOfWarningSuboperations")]
-                if status.Status in _PENDING:
-                    if "NumberOfRemainingSuboperations" in status:
-                        expected = sum(counts)
+            with _abort_on_cancel(assoc, cancel):
+                if scp is not None:
+                    responses = assoc.send_c_move(identifier, server.calling_ae, model)
                 else:
-                    final = status.Status
-                    failed_subops = counts[2]
-                    if expected is None and any(counts[1:]):
-                        expected = sum(counts[1:])
+                    responses = assoc.send_c_get(identifier, model)
+                for status, _identifier in responses:
+                    for path in receiver.drain():
+                        arrived.append(path)
+                        yield on_arrival(path, expected)
+                    _check_cancel(cancel, assoc)
+                    if not status:
+                        lost = ("the connection was lost or the server did not answer within "
+                                f"{server.timeout_s:g} s")
+                        break
+                    counts = [as_int(status.get(k)) or 0 for k in (
+                        "NumberOfRemainingSuboperations", "NumberOfCompletedSuboperations",
+                        "NumberOfFailedSuboperations", "NumberOfWarningSuboperations")]
+                    if status.Status in _PENDING:
+                        if "NumberOfRemainingSuboperations" in status:
+                            expected = sum(counts)
+                    else:
+                        final = status.Status
+                        failed_subops = counts[2]
+                        if expected is None and any(counts[1:]):
+                            expected = sum(counts[1:])
         finally:
-            if assoc.is_established:
-                assoc.release()
+            _end(assoc, cancel)
     finally:
         if scp is not None:
             _drain_scp(scp, receiver, expected, len(arrived), server.timeout_s)
@@ -486,7 +520,6 @@ def store(server: ServerConfig, paths: list[Path], cancel: CancelFlag
                     failed.append((path, f"{server.label} refused {path.name}: "
                                          f"{_status_text(status.Status)}"))
         finally:
-            if assoc.is_established:
-                assoc.release()
+            _end(assoc, cancel)
     yield Progress(len(paths), len(paths), f"Sent {sent} files")
     return sent, failed

@@ -24,7 +24,7 @@ def _need_orthanc() -> None:
 
 def pytest_collection_modifyitems(items):
     for item in items:
-        if "tests/pacs/" in item.nodeid or "pacs" in item.fixturenames:
+        if "tests/pacs/" in item.nodeid or {"orthanc", "own_orthanc"} & set(item.fixturenames):
             item.add_marker(pytest.mark.pacs)
 
 
