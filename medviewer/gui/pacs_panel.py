@@ -46,12 +46,21 @@ def _date_text(value: str) -> str:
     return f"{value[:4]}-{value[4:6]}-{value[6:8]}" if len(value) == 8 else value
 
 
+def person_name(value: str) -> str:
+    """A DICOM person name as people write it: 'Garcia^Maria' -> 'Garcia, Maria'."""
+    parts = [p for p in value.split("=")[0].split("^") if p]
+    if not parts:
+        return ""
+    return parts[0] + (", " + " ".join(parts[1:]) if len(parts) > 1 else "")
+
+
 def _count(value: int | None) -> str:
     return "" if value is None else str(value)
 
 
 class PacsPanel(QWidget):
-    COLUMNS = ("Patient / study / series", "Date", "Modality", "Series", "Images", "ID")
+    COLUMNS = ("Patient / study / series", "Date", "Modality", "Series", "Images",
+               "Patient ID / accession")
 
     def __init__(self, session: Session, shell: Shell, *,
                  open_study_uids: Callable[[], Iterable[str]] | None = None,
@@ -143,6 +152,8 @@ class PacsPanel(QWidget):
         layout.addWidget(self.progress)
         layout.addWidget(self.message)
         self.reload_servers()
+        # Results belong to the server they came from.
+        self.server_box.currentTextChanged.connect(lambda _name: self._clear_results())
         self._update_buttons()
         shell.add_shutdown_step(self._shut_down, order=20)
 
@@ -261,10 +272,11 @@ class PacsPanel(QWidget):
             studies = [keep, *studies]
         self.tree.clear()
         for patient in group_by_patient(studies):
-            top = QTreeWidgetItem([f"{patient.patient_name or '(no name)'}", "", "",
-                                   "", "", patient.patient_id])
+            n = len(patient.studies)
+            top = QTreeWidgetItem([f"{person_name(patient.patient_name) or '(no name)'} "
+                                   f"({n} stud{'y' if n == 1 else 'ies'})", "", "", "", "",
+                                   patient.patient_id])
             top.setData(0, _KIND, "patient")
-            top.setText(3, str(len(patient.studies)) + " studies")
             self.tree.addTopLevelItem(top)
             for study in patient.studies:
                 child = QTreeWidgetItem([study.description or "(no description)",
@@ -446,6 +458,11 @@ class PacsPanel(QWidget):
             or bool(self._series_workers)
 
     # ------------------------------------------------------------ helpers
+    def _clear_results(self) -> None:
+        self.tree.clear()
+        self._say("")
+        self._update_buttons()
+
     def _selected(self) -> QTreeWidgetItem | None:
         items = self.tree.selectedItems()
         return items[0] if items else None

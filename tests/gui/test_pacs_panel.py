@@ -85,8 +85,8 @@ def test_search_shows_patients_studies_and_series_with_counts(qtbot, panel, stud
                                                               server_name):
     panel.server_box.setCurrentText(server_name)
     _search(qtbot, panel, patient_name="panel")
-    assert _tree(panel) == [("Panel^Paula", [("2024-02-10", "2", "30"),
-                                             ("2019-01-05", "1", "3")])]
+    assert _tree(panel) == [("Panel, Paula (2 studies)", [("2024-02-10", "2", "30"),
+                                                          ("2019-01-05", "1", "3")])]
     assert panel.message.text() == "2 studies found."
     study_item = panel.tree.topLevelItem(0).child(0)
     study_item.setExpanded(True)
@@ -95,7 +95,7 @@ def test_search_shows_patients_studies_and_series_with_counts(qtbot, panel, stud
             for i in range(2)] == [("1", "15"), ("2", "15")]
 
     _search(qtbot, panel, patient_name="", study_dates="20240211-20240211", modality="MR")
-    assert _tree(panel) == [("Other^Olaf", [("2024-02-11", "1", "2")])]
+    assert _tree(panel) == [("Other, Olaf (1 study)", [("2024-02-11", "1", "2")])]
 
 
 def test_double_click_retrieves_and_opens_the_first_image_at_once(qtbot, panel, studies):
@@ -137,8 +137,8 @@ def test_priors_lists_the_patients_other_studies(qtbot, panel, studies):
     panel.priors_button.click()
     qtbot.waitUntil(lambda: panel._search_worker is None and
                     panel.message.text().endswith("of this patient."), timeout=15_000)
-    assert _tree(panel) == [("Panel^Paula", [("2024-02-10", "2", "30"),
-                                             ("2019-01-05", "1", "3")])]
+    assert _tree(panel) == [("Panel, Paula (2 studies)", [("2024-02-10", "2", "30"),
+                                                          ("2019-01-05", "1", "3")])]
     assert panel.message.text() == "1 other study of this patient."
 
 
