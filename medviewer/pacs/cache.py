@@ -39,7 +39,8 @@ def instance_path(root: Path, study_uid: str, series_uid: str, sop_uid: str) -> 
 
 def write_instance(path: Path, data: bytes) -> Path:
     """Write a whole file or nothing: a viewer opening the first image never sees half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".part")
     with open(partial, "wb") as handle:
         handle.write(data)

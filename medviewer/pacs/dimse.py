@@ -46,7 +46,7 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
-from medviewer.jobs import CancelFlag, JobCancelled, Progress
+from medviewer.jobs import CancelFlag, JobCancelled, Progress, run_to_end
 from medviewer.pacs import errors
 from medviewer.pacs.cache import instance_path, safe_name, write_instance
 from medviewer.pacs.query import SeriesRow, StudyQuery, StudyRow, as_int, name_pattern
@@ -59,6 +59,18 @@ log = logging.getLogger(__name__)
 RECEIVE_SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian,
                     DeflatedExplicitVRLittleEndian, JPEGBaseline8Bit, JPEGExtended12Bit,
                     JPEGLosslessSV1, JPEGLSLossless, JPEG2000Lossless, JPEG2000, RLELossless]
+# Proposed for C-GET besides the classes the PACS says the study holds: proposing all ~120
+# storage classes with every syntax costs ~0.3 s of association set-up before the first image.
+COMMON_STORAGE = (
+    "1.2.840.10008.5.1.4.1.1.1", "1.2.840.10008.5.1.4.1.1.1.1", "1.2.840.10008.5.1.4.1.1.1.2",
+    "1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.2.1", "1.2.840.10008.5.1.4.1.1.4",
+    "1.2.840.10008.5.1.4.1.1.4.1", "1.2.840.10008.5.1.4.1.1.6.1", "1.2.840.10008.5.1.4.1.1.7",
+    "1.2.840.10008.5.1.4.1.1.12.1", "1.2.840.10008.5.1.4.1.1.20", "1.2.840.10008.5.1.4.1.1.128",
+    "1.2.840.10008.5.1.4.1.1.1.2.1", "1.2.840.10008.5.1.4.1.1.88.11",
+    "1.2.840.10008.5.1.4.1.1.88.22", "1.2.840.10008.5.1.4.1.1.88.33",
+    "1.2.840.10008.5.1.4.1.1.88.34", "1.2.840.10008.5.1.4.1.1.11.1",
+    "1.2.840.10008.5.1.4.1.1.104.1", "1.2.840.10008.5.1.4.1.1.66.4",
+)  # CR, DX, MG, CT, enhanced CT, MR, enhanced MR, US, SC, XA, NM, PET, SR, GSPS, PDF, SEG
 _PENDING = (0xFF00, 0xFF01)
 _STORE_OK, _STORE_FAILED = 0x0000, 0xA700  # success; "refused: out of resources"
 
@@ -377,10 +389,10 @@ def retrieve(server: ServerConfig, study_uid: str, series_uid: str | None, root:
     else:
         model = StudyRootQueryRetrieveInformationModelGet
         ae.add_requested_context(model)
-        for context in StoragePresentationContexts[:127]:
-            ae.add_requested_context(context.abstract_syntax, RECEIVE_SYNTAXES)
-        ext_neg = [build_role(c.abstract_syntax, scp_role=True)
-                   for c in StoragePresentationContexts[:127]]
+        classes = _storage_classes(server, study_uid, cancel)
+        for sop_class in classes:
+            ae.add_requested_context(sop_class, RECEIVE_SYNTAXES)
+        ext_neg = [build_role(sop_class, scp_role=True) for sop_class in classes]
         handlers = [(evt.EVT_C_STORE, receiver)]
     arrived: list[Path] = []
     expected: int | None = None
@@ -440,6 +452,28 @@ def retrieve(server: ServerConfig, study_uid: str, series_uid: str | None, root:
                else "the server stopped sending")
         raise errors.partial(server.label, arrived, expected, why, folder)
     return arrived, expected if expected is not None else len(arrived)
+
+
+def _storage_classes(server: ServerConfig, study_uid: str, cancel: CancelFlag) -> list[str]:
+    """The storage classes to offer for a C-GET: those the PACS says the study holds plus the
+    common ones; every class pynetdicom knows when the PACS does not say."""
+    ds = Dataset()
+    ds.QueryRetrieveLevel = "STUDY"
+    ds.StudyInstanceUID = study_uid
+    ds.SOPClassesInStudy = ""
+    try:
+        found = run_to_end(_find(server, ds, StudyRootQueryRetrieveInformationModelFind,
+                                 cancel, "the study's kinds of object"))
+    except errors.PacsError:
+        found = []
+    in_study: list[str] = []
+    for match in found:
+        value = match.get("SOPClassesInStudy")
+        if value:  # one UID is a str, several a MultiValue
+            in_study.extend([str(value)] if isinstance(value, str) else map(str, value))
+    if not in_study:
+        return [c.abstract_syntax for c in StoragePresentationContexts[:127]]
+    return list(dict.fromkeys([*in_study, *COMMON_STORAGE]))[:127]
 
 
 def _start_storage_scp(server: ServerConfig, receiver: _Receiver):
