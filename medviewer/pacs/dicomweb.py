@@ -320,12 +320,20 @@ def _close(stream) -> None:
 
 def rendered_thumbnail(server: ServerConfig, secret: str | None, study_uid: str,
                        series_uid: str, sop_uid: str, size: int = 128) -> bytes:
-    """A small JPEG of one instance, rendered by the server (for quick previews)."""
+    """A JPEG of one instance rendered by the server, at most ``size`` pixels wide and high
+    where the server honours the viewport (for quick previews)."""
     client = make_client(server, secret)
     with http_errors(server, "fetching a thumbnail"):
-        return client.retrieve_instance_rendered(
-            study_uid, series_uid, sop_uid, media_types=("image/jpeg",),
-            params={"viewport": f"{size},{size}"})
+        try:
+            return client.retrieve_instance_rendered(
+                study_uid, series_uid, sop_uid, media_types=("image/jpeg",),
+                params={"viewport": f"{size},{size}"})
+        except requests.exceptions.HTTPError as exc:
+            if exc.response is None or exc.response.status_code != 400:
+                raise
+        # Some servers (Orthanc's plugin 1.7) refuse the viewport parameter: full size.
+        return client.retrieve_instance_rendered(study_uid, series_uid, sop_uid,
+                                                 media_types=("image/jpeg",))
 
 
 # ---------------------------------------------------------------- STOW-RS

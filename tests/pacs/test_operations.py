@@ -235,3 +235,17 @@ def test_cancel_mid_retrieve_stops_and_keeps_what_arrived(orthanc, tmp_path, pro
     # The server is still fine for the next call (the association was aborted cleanly).
     assert run_to_end(ops.echo_job(server)) > 0
     assert not [t for t in threading.enumerate() if t.name.startswith("AcceptorThread")]
+
+
+def test_dicomweb_rendered_thumbnail(web_server, stored_study):
+    from PIL import Image
+
+    from medviewer.pacs import dicomweb
+
+    first = pydicom.dcmread(stored_study.paths[0])
+    data = dicomweb.rendered_thumbnail(web_server, PASSWORD, first.StudyInstanceUID,
+                                       first.SeriesInstanceUID, first.SOPInstanceUID, size=32)
+    import io
+
+    image = Image.open(io.BytesIO(data))
+    assert image.format == "JPEG" and image.size[0] in (32, first.Columns)
