@@ -53,6 +53,10 @@ from medviewer.pacs.query import SeriesRow, StudyQuery, StudyRow, as_int, name_p
 from medviewer.pacs.servers import ServerConfig
 
 log = logging.getLogger(__name__)
+# pynetdicom logs every refused or rejected association at ERROR; MedViewer says the same in
+# one sentence, so its lines would only duplicate it on stderr. Debug runs (-v) keep them.
+if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+    logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
 
 # What we accept when a PACS sends us instances: uncompressed first, then the compressed
 # syntaxes the viewer decodes, so compressed studies arrive as stored (no transcoding).
