@@ -21,8 +21,19 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QAbstractItemView, QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QInputDialog,
-    QLineEdit, QProgressBar, QPushButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QInputDialog,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
 )
 
 from medviewer.app.session import Session
@@ -33,8 +44,13 @@ from medviewer.gui.workers import JobWorker
 from medviewer.jobs import Progress
 from medviewer.pacs import servers
 from medviewer.pacs.cache import RetrieveCache
-from medviewer.pacs.query import SeriesRow, StudyQuery, StudyRow, group_by_patient, \
-    parse_date_range
+from medviewer.pacs.query import (
+    SeriesRow,
+    StudyQuery,
+    StudyRow,
+    group_by_patient,
+    parse_date_range,
+)
 
 ERROR_STYLE = "color: #b00020;"
 MODALITIES = ("", "CR", "DX", "CT", "MR", "US", "MG", "PT", "NM", "XA", "SR")
@@ -251,7 +267,7 @@ class PacsPanel(QWidget):
         if secret is False:
             return
         if factory is None:
-            job = lambda cancel: find_studies_job(server, query, secret, cancel)  # noqa: E731
+            job = lambda cancel: find_studies_job(server, query, secret, cancel)
         else:
             job = factory(server, secret)
         self._say(f"{what} on {server.name}…")
@@ -273,9 +289,9 @@ class PacsPanel(QWidget):
         self.tree.clear()
         for patient in group_by_patient(studies):
             n = len(patient.studies)
-            top = QTreeWidgetItem([f"{person_name(patient.patient_name) or '(no name)'} "
-                                   f"({n} stud{'y' if n == 1 else 'ies'})", "", "", "", "",
-                                   patient.patient_id])
+            title = (f"{person_name(patient.patient_name) or '(no name)'} "
+                     f"({n} stud{'y' if n == 1 else 'ies'})")
+            top = QTreeWidgetItem([title, "", "", "", "", patient.patient_id])
             top.setData(0, _KIND, "patient")
             self.tree.addTopLevelItem(top)
             for study in patient.studies:

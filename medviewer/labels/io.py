@@ -30,6 +30,7 @@ from medviewer.jobs import CancelFlag, Progress, run_to_end
 from medviewer.labels.durable_files import fsync_dir
 from medviewer.labels.errors import (ExportError, ImportRejectedError, InvalidLabelError,
                                      UnknownLabelSetError)
+from medviewer.labels.sr_export import export_dicom_sr
 from medviewer.labels.store import (
     HASH_PREFIX,
     SOURCES,
@@ -44,7 +45,6 @@ from medviewer.labels.store import (
     check_region_geometry,
     now_iso,
 )
-from medviewer.labels.sr_export import export_dicom_sr
 from medviewer.labels.values import check_classes
 from medviewer.paths import new_file_mode
 

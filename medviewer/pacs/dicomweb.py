@@ -39,7 +39,7 @@ class _TimeoutAdapter(HTTPAdapter):
         super().__init__(max_retries=0)
         self.timeout_s = timeout_s
 
-    def send(self, request, **kwargs):  # noqa: D401 - requests' signature
+    def send(self, request, **kwargs):
         request.url = literal_wildcards(request.url)
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = (min(self.timeout_s, 15.0), self.timeout_s)

@@ -26,10 +26,10 @@ from typing import Any
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import (
+    JPEG2000,
     DeflatedExplicitVRLittleEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
-    JPEG2000,
     JPEG2000Lossless,
     JPEGBaseline8Bit,
     JPEGExtended12Bit,
@@ -106,7 +106,7 @@ def _probe(server: ServerConfig) -> errors.PacsError:
             pass
     except ConnectionRefusedError:
         return errors.refused(server.label, where)
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         return errors.timed_out(server.label, min(server.timeout_s, 15.0), "accept a connection")
     except OSError as exc:
         return errors.PacsError(f"{server.label} cannot be reached at {where}: "
@@ -348,7 +348,7 @@ class _Receiver:
             path = instance_path(self.root, str(dataset.get("StudyInstanceUID", self.study_uid)),
                                  str(dataset.get("SeriesInstanceUID", "unknown")), sop_uid)
             write_instance(path, event.encoded_dataset(include_meta=True))
-        except Exception:  # noqa: BLE001 - a bad instance or a full disk: say so to the PACS
+        except Exception:
             log.exception("Could not keep an instance the PACS sent")
             self.failures += 1
             return _STORE_FAILED
@@ -555,8 +555,8 @@ def store(server: ServerConfig, paths: list[Path], cancel: CancelFlag
                 if status.Status in (0x0000, 0xB000, 0xB007, 0xB006):
                     sent += 1
                 else:
-                    failed.append((path, f"{server.label} refused {path.name}: "
-                                         f"{_status_text(status.Status)}"))
+                    reason = f"{server.label} refused {path.name}: {_status_text(status.Status)}"
+                    failed.append((path, reason))
         finally:
             _end(assoc, cancel)
     yield Progress(len(paths), len(paths), f"Sent {sent} files")

@@ -20,7 +20,13 @@ from typing import Any
 from medviewer.jobs import CancelFlag, Progress
 from medviewer.pacs import errors
 from medviewer.pacs.cache import RetrieveCache, safe_name
-from medviewer.pacs.query import PatientRow, SeriesRow, StudyQuery, StudyRow, group_by_patient
+from medviewer.pacs.query import (
+    PatientRow,
+    SeriesRow,
+    StudyQuery,
+    StudyRow,
+    group_by_patient,
+)
 from medviewer.pacs.servers import ServerConfig, secret_for
 
 log = logging.getLogger(__name__)

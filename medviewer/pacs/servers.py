@@ -64,7 +64,7 @@ class ServerConfig:
     def needs_secret(self) -> bool:
         return self.kind == "dicomweb" and self.auth != "none"
 
-    def checked(self) -> "ServerConfig":
+    def checked(self) -> ServerConfig:
         """This configuration, or a PacsError naming the first field that is wrong."""
         name = self.name.strip()
         if not name:
@@ -108,7 +108,7 @@ class ServerConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, raw: dict) -> "ServerConfig":
+    def from_dict(cls, raw: dict) -> ServerConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in raw.items() if k in known})
 

@@ -31,7 +31,7 @@ from tests.pacs.studies import make_instance, make_study
 INSTANCES = 60
 SIZE = 512  # 512 x 512 x 16 bit: 0.5 MB an instance, 30 MB the study
 REPEATS = 5
-QUERY_STUDIES = int(os.environ.get("BENCH_PACS_STUDIES", 1000))  # fewer for a quick look
+QUERY_STUDIES = int(os.environ.get("BENCH_PACS_STUDIES", "1000"))  # fewer for a quick look
 QUERY_REPEATS = 5
 # DCMTK at its fastest: Nagle's algorithm off, as MedViewer's associations have it.
 DCMTK_ENV = {**os.environ, "TCP_NODELAY": "1"}

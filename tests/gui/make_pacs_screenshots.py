@@ -39,7 +39,7 @@ def main(out_dir: str) -> int:
     from tests.pacs.orthanc import ORTHANC_AE, PASSWORD, USER, Orthanc, free_port
     from tests.pacs.studies import make_study
 
-    app = QApplication.instance() or QApplication(sys.argv)
+    _app = QApplication.instance() or QApplication(sys.argv)
     orthanc = Orthanc(work / "orthanc").start()
     try:
         for n, (pid, name, date, modality, description, count) in enumerate([

@@ -9,8 +9,14 @@ from __future__ import annotations
 import pytest
 
 from medviewer.pacs.servers import ServerConfig, secrets
-from tests.pacs.orthanc import ORTHANC_AE, PASSWORD, USER, Orthanc, missing_programs, \
-    pacs_required
+from tests.pacs.orthanc import (
+    ORTHANC_AE,
+    PASSWORD,
+    USER,
+    Orthanc,
+    missing_programs,
+    pacs_required,
+)
 from tests.pacs.studies import make_study
 
 
@@ -47,14 +53,14 @@ def own_orthanc(tmp_path):
 
 
 def dimse_config(server: Orthanc, name: str = "pacs", **changes) -> ServerConfig:
-    values = dict(name=name, kind="dimse", ae_title=ORTHANC_AE, host="127.0.0.1",
-                  port=server.dicom_port, move_port=server.move_port, timeout_s=10)
+    values = {"name": name, "kind": "dimse", "ae_title": ORTHANC_AE, "host": "127.0.0.1",
+              "port": server.dicom_port, "move_port": server.move_port, "timeout_s": 10}
     return ServerConfig(**{**values, **changes}).checked()
 
 
 def web_config(server: Orthanc, name: str = "web", **changes) -> ServerConfig:
-    values = dict(name=name, kind="dicomweb", url=server.dicomweb_url, auth="basic",
-                  username=USER, timeout_s=10)
+    values = {"name": name, "kind": "dicomweb", "url": server.dicomweb_url, "auth": "basic",
+              "username": USER, "timeout_s": 10}
     return ServerConfig(**{**values, **changes}).checked()
 
 

@@ -102,14 +102,16 @@ class Orthanc:
                          "Host": f"127.0.0.1:{self.http_port}", "Ssl": False},
         }
 
-    def start(self, timeout_s: float = 30.0) -> "Orthanc":
+    def start(self, timeout_s: float = 30.0) -> Orthanc:
         (self.folder / "storage").mkdir(parents=True, exist_ok=True)
         config = self.folder / "orthanc.json"
         config.write_text(json.dumps(self.configuration(), indent=1))
-        log = open(self.folder / "orthanc.log", "ab")
-        self.process = subprocess.Popen(["Orthanc", *os.environ.get("MV_ORTHANC_FLAGS", "").split(), str(config)], stdout=log, stderr=log,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
-        log.close()
+        # MV_ORTHANC_FLAGS=--verbose shows what the server did with a request (debugging).
+        flags = os.environ.get("MV_ORTHANC_FLAGS", "").split()
+        with open(self.folder / "orthanc.log", "ab") as log:
+            self.process = subprocess.Popen(["Orthanc", *flags, str(config)], stdout=log,
+                                            stderr=log, stdin=subprocess.DEVNULL,
+                                            start_new_session=True)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -121,7 +121,7 @@ def test_send_stores_files_on_the_server(orthanc, tmp_path, protocol):
     study = make_study(tmp_path / "new", 5, patient_id=f"SENT-{protocol}")
     result = run_to_end(ops.send_job(server, [tmp_path / "new"]))
     assert (result.sent, result.failed) == (5, [])
-    found = orthanc.rest("GET", f"/studies?expand")
+    found = orthanc.rest("GET", "/studies?expand")
     mine = [s for s in found if s["MainDicomTags"]["StudyInstanceUID"] == study.study_uid]
     assert len(mine) == 1 and len(orthanc.rest("GET", f"/studies/{mine[0]['ID']}/instances")) == 5
 
