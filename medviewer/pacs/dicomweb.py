@@ -34,15 +34,21 @@ SERIES_FIELDS = ("SeriesDescription", "SeriesNumber", "Modality",
                  "NumberOfSeriesRelatedInstances")
 
 
-class _TimeoutAdapter(HTTPAdapter):
-    def __init__(self, timeout_s: float) -> None:
+class _ServerAdapter(HTTPAdapter):
+    """Every request to the server: its timeout, its certificate check, no retries."""
+
+    def __init__(self, timeout_s: float, verify: bool | str) -> None:
         super().__init__(max_retries=0)
         self.timeout_s = timeout_s
+        self.verify = verify
 
     def send(self, request, **kwargs):
         request.url = literal_wildcards(request.url)
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = (min(self.timeout_s, 15.0), self.timeout_s)
+        # Set here, not only on the session: requests lets REQUESTS_CA_BUNDLE (or
+        # CURL_CA_BUNDLE) replace a session's CA file.
+        kwargs["verify"] = self.verify
         return super().send(request, **kwargs)
 
 
@@ -58,7 +64,7 @@ def literal_wildcards(url: str) -> str:
 
 def make_session(server: ServerConfig, secret: str | None) -> requests.Session:
     session = requests.Session()
-    adapter = _TimeoutAdapter(server.timeout_s)
+    adapter = _ServerAdapter(server.timeout_s, server.ca_file or True)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     if server.auth == "basic":
@@ -87,8 +93,8 @@ def http_errors(server: ServerConfig, doing: str) -> Iterator[None]:
     except requests.exceptions.SSLError as exc:
         raise errors.PacsError(
             f"{server.label} ({server.url}) presented a TLS certificate that could not be "
-            f"verified while {doing}; ask for the hospital's CA file and set it in the server "
-            f"settings ({_root_reason(exc)}).") from None
+            f"verified while {doing} ({_tls_reason(exc)}); ask for the hospital's CA file "
+            f"and set it in the server settings.") from None
     except requests.exceptions.ConnectTimeout:
         raise errors.timed_out(server.label, min(server.timeout_s, 15.0),
                                "accept a connection") from None
@@ -130,6 +136,24 @@ def _caused_by(exc: BaseException, kind: type) -> bool:
                       *[a for a in getattr(current, "args", ()) if isinstance(a, BaseException)],
                       getattr(current, "reason", None)])
     return False
+
+
+def _tls_reason(exc: BaseException) -> str:
+    """OpenSSL's own words for a failed certificate check, without requests' wrapping."""
+    import ssl
+
+    seen: set[int] = set()
+    stack: list[Any] = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return current.verify_message or "certificate verify failed"
+        stack.extend([current.__cause__, current.__context__, getattr(current, "reason", None),
+                      *[a for a in getattr(current, "args", ()) if isinstance(a, BaseException)]])
+    return "the TLS handshake failed"
 
 
 def _root_reason(exc: BaseException) -> str:
