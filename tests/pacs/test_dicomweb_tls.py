@@ -29,7 +29,7 @@ STUDY = {"0020000D": {"vr": "UI", "Value": ["1.2.3.4"]},
 
 
 def _certificate(subject: str, key, issuer_name, issuer_key, ca: bool):
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     builder = (x509.CertificateBuilder()
                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
                .issuer_name(issuer_name).public_key(key.public_key())
@@ -58,7 +58,7 @@ def https_server(tmp_path_factory):
         serialization.NoEncryption()))
 
     class Qido(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - http.server's naming
+        def do_GET(self):
             if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                 self.send_response(401)
                 self.end_headers()
