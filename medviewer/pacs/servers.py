@@ -72,13 +72,13 @@ class ServerConfig:
         if self.kind not in KINDS:
             raise PacsError(f"The server '{name}' has the unknown kind '{self.kind}' "
                             f"(use {' or '.join(KINDS)}).")
-        if not _AE_TITLE.match(self.calling_ae.strip() or "?"):
+        if not _AE_TITLE.match(self.calling_ae.strip()):
             raise PacsError(f"MedViewer's AE title '{self.calling_ae}' for '{name}' must be "
                             f"1 to 16 printable characters.")
         if not 0 < self.timeout_s <= 3600:
             raise PacsError(f"The timeout of '{name}' must be between 0 and 3600 seconds.")
         if self.kind == "dimse":
-            if not _AE_TITLE.match(self.ae_title.strip() or "?"):
+            if not _AE_TITLE.match(self.ae_title.strip()):
                 raise PacsError(f"The AE title '{self.ae_title}' of '{name}' must be 1 to 16 "
                                 f"printable characters.")
             if not self.host.strip():

@@ -160,3 +160,31 @@ def test_a_server_that_is_down_is_one_sentence(qtbot, panel):
     text = panel.message.text()
     assert text.startswith("The server 'Down PACS' refused the connection at 127.0.0.1:")
     assert panel.shell.errors == [text]
+
+
+def test_server_dialog_saves_verifies_and_keeps_secrets_out_of_the_file(
+        qtbot, orthanc):  # noqa: F811
+    from medviewer.gui.pacs_server_dialog import ServerDialog
+
+    dialog = ServerDialog()
+    qtbot.addWidget(dialog)
+    dialog.name.setText("Night DICOMweb")
+    dialog.kind.setCurrentIndex(1)
+    dialog.url.setText(orthanc.dicomweb_url)
+    dialog.auth.setCurrentIndex(1)  # user name and password
+    dialog.username.setText("alice")
+    dialog.secret.setText(PASSWORD)
+    dialog.test_button.click()
+    qtbot.waitUntil(lambda: dialog._worker is None and "answered in" in dialog.message.text(),
+                    timeout=15_000)
+    assert dialog.message.text().startswith("Night DICOMweb answered in ")
+    assert PASSWORD not in servers.config_path().read_text()
+    assert servers.load_config().find("Night DICOMweb").username == "alice"
+
+    dialog.port.setValue(1)  # a PACS whose settings are wrong: one sentence, nothing saved
+    dialog.kind.setCurrentIndex(0)
+    dialog.ae_title.setText("")
+    assert dialog.save() is None
+    assert dialog.message.text() == "The AE title '' of 'Night DICOMweb' must be 1 to 16 " \
+                                    "printable characters."
+    servers.secrets.forget("Night DICOMweb")
