@@ -402,6 +402,7 @@ def retrieve(server: ServerConfig, study_uid: str, series_uid: str | None, root:
     expected: int | None = None
     failed_subops = 0
     lost = final = None
+    comment = ""
     try:
         assoc = associate(ae, server, ext_neg=ext_neg, handlers=handlers)
         try:
@@ -427,6 +428,7 @@ def retrieve(server: ServerConfig, study_uid: str, series_uid: str | None, root:
                             expected = sum(counts)
                     else:
                         final = status.Status
+                        comment = str(status.get("ErrorComment", "") or "").strip()
                         failed_subops = counts[2]
                         if expected is None and any(counts[1:]):
                             expected = sum(counts[1:])
@@ -444,13 +446,13 @@ def retrieve(server: ServerConfig, study_uid: str, series_uid: str | None, root:
     if lost:
         raise errors.partial(server.label, arrived, expected, lost, folder)
     if final is not None and final not in (0x0000, 0xB000, 0xFE00) and not arrived:
-        if final == 0xA801:
+        reason = _status_text(final) + (f": {comment.rstrip('.')}" if comment else "")
+        if scp is not None:  # most often the PACS does not know where to send
             raise errors.PacsError(
-                f"{server.label} does not know MedViewer's AE title '{server.calling_ae}' as a "
-                f"C-MOVE destination; register it there with this computer's address and port "
-                f"{server.move_port}.")
-        raise errors.PacsError(f"{server.label} could not send the study: "
-                               f"{_status_text(final)}.")
+                f"{server.label} could not send the study to MedViewer ({reason}); check that "
+                f"the PACS knows MedViewer's AE title '{server.calling_ae}' as a C-MOVE "
+                f"destination with this computer's address and port {server.move_port}.")
+        raise errors.PacsError(f"{server.label} could not send the study ({reason}).")
     if expected is not None and len(arrived) < expected:
         why = (f"the server reported {failed_subops} failed transfers" if failed_subops
                else "the server stopped sending")

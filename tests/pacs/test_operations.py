@@ -249,3 +249,16 @@ def test_dicomweb_rendered_thumbnail(web_server, stored_study):
 
     image = Image.open(io.BytesIO(data))
     assert image.format == "JPEG" and image.size[0] in (32, first.Columns)
+
+
+def test_c_move_to_an_unregistered_destination_says_what_to_register(orthanc, stored_study,
+                                                                      tmp_path):
+    server = dimse_config(orthanc, retrieve_method="move", calling_ae="STRANGER",
+                          move_port=free_port())
+    with pytest.raises(PacsError) as caught:
+        run_to_end(ops.retrieve_job(server, stored_study.study_uid, root=tmp_path))
+    text = str(caught.value)
+    assert text.startswith("The server 'pacs' could not send the study to MedViewer (")
+    assert text.endswith(f"check that the PACS knows MedViewer's AE title 'STRANGER' as a "
+                         f"C-MOVE destination with this computer's address and port "
+                         f"{server.move_port}.")
