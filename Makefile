@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test test-fast fuzz bench package package-check clean system-packages test-system-packages
+.PHONY: run test test-fast fuzz bench package package-check clean system-packages test-system-packages pacs-deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11 or newer is needed"; exit 1; }
@@ -27,7 +27,11 @@ test-system-packages: $(STAMP)
 run: $(STAMP) system-packages
 	$(PY) -m medviewer
 
-test: $(STAMP) test-system-packages
+# Orthanc, its DICOMweb plugin and DCMTK for the PACS tests (installed when root, else named).
+pacs-deps:
+	bash tools/install_pacs_deps.sh
+
+test: $(STAMP) test-system-packages pacs-deps
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
 
 test-fast: $(STAMP) test-system-packages
@@ -36,7 +40,7 @@ test-fast: $(STAMP) test-system-packages
 fuzz: $(STAMP)
 	QT_QPA_PLATFORM=offscreen MEDVIEWER_FUZZ_MUTANTS=20000 $(PY) -m pytest tests/dicom/test_fuzz.py
 
-bench: $(STAMP)
+bench: $(STAMP) pacs-deps
 	QT_QPA_PLATFORM=offscreen $(PY) -m tests.bench
 
 # Both editions (folder, .tar.gz, .deb) and the Viewer's GPU runtime; e.g.

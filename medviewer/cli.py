@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "medviewer.commands.training",
     "medviewer.commands.report",
     "medviewer.commands.deid",
+    "medviewer.commands.pacs",
 )
 
 Handler = Callable[[argparse.Namespace], int]

@@ -11,6 +11,7 @@ thread that calls the method (the GUI thread in the app).
 - ``image_shown(Instance)``: the image on screen changed (``image_gone(None)``: none is);
 - ``show_requested(Path)``: show this open image (the browser selects it);
 - ``open_requested(list[Path])``: open these files or folders (index, then show the first);
+- ``send_requested(list[Path])``: send these DICOM files (AI results as SR) to a PACS;
 - ``problem(tuple[Path, str])``: a file could not be read, with its one sentence;
 - ``settings_changed(Settings)``: settings were changed and saved;
 - ``models_changed(None)``: the installed models changed (import, training, removal).
@@ -47,8 +48,8 @@ log = logging.getLogger(__name__)
 
 class SessionEvents(EventGroup):
     names = ("catalog_opened", "catalogs_closed", "image_shown", "image_gone",
-             "show_requested", "open_requested", "problem", "settings_changed",
-             "models_changed")
+             "show_requested", "open_requested", "send_requested", "problem",
+             "settings_changed", "models_changed")
 
 
 class Session:
@@ -141,6 +142,10 @@ class Session:
     def request_show(self, path: str | Path) -> None:
         """Ask the shell to show this image (selected in the browser when it lists it)."""
         self.events.show_requested.emit(Path(path))
+
+    def request_send(self, paths: list[str | Path]) -> None:
+        """Ask the shell to send these DICOM files to a PACS (its PACS panel does)."""
+        self.events.send_requested.emit([Path(p) for p in paths])
 
     def report_problem(self, path: str | Path, sentence: str) -> None:
         self.events.problem.emit((Path(path), sentence))

@@ -51,8 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     importing.set_defaults(handler=_import)
 
     exporting = actions.add_parser(
-        "export", help="write a label set to CSV, JSON or COCO, or measurements to CSV or "
-                       "JSON")
+        "export", help="write a label set to CSV, JSON, COCO or DICOM SR, or measurements "
+                       "to CSV or JSON")
     exporting.add_argument("--label-set", metavar="NAME", help="the label set to write")
     exporting.add_argument("--measurements", action="store_true",
                            help="write measurements and annotations instead (all images, or "
@@ -62,8 +62,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     exporting.add_argument("--reader", help="with --measurements: only this reader's")
     exporting.add_argument("-o", "--output", required=True, type=Path,
                            metavar="FILE.csv|FILE.json")
-    exporting.add_argument("--format", choices=("csv", "json", "coco"),
-                           help="default: from the file name; coco writes the regions")
+    exporting.add_argument("--format", choices=("csv", "json", "coco", "dicom-sr"),
+                           help="default: from the file name; coco writes the regions; "
+                                "dicom-sr writes one SR per image and reader into the "
+                                "folder OUTPUT")
     common(exporting)
     exporting.set_defaults(handler=_export)
 

@@ -45,6 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     output = predict.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print JSON")
     output.add_argument("--csv", metavar="OUT.csv", help="also write one CSV row per image")
+    predict.add_argument("--sr", metavar="OUT_DIR", type=Path,
+                         help="also write each DICOM image's read as a DICOM SR into OUT_DIR")
     predict.set_defaults(handler=_predict)
 
     saliency = subparsers.add_parser(
@@ -253,10 +255,21 @@ def _predict(args: argparse.Namespace) -> int:
         _write_csv(Path(args.csv), predictions, entry.card.classes)
         if not args.json:
             print(f"Wrote {args.csv}")
+    if args.sr:
+        _write_sr(args, predictions)
     if not ok:
         print(f"medviewer: none of the {len(predictions)} inputs could be read.", file=sys.stderr)
         return 1
     return 0
+
+
+def _write_sr(args: argparse.Namespace, predictions: list) -> None:
+    from medviewer.app.dicom_results import write_ai_reports
+
+    written = write_ai_reports(predictions, args.sr)
+    if not args.json:  # stdout stays one JSON document with --json
+        print(f"Wrote {len(written.paths)} DICOM SR reports to {args.sr}"
+              f"{f' ({len(written.skipped)} inputs without one)' if written.skipped else ''}.")
 
 
 # ---------------------------------------------------------------- saliency

@@ -314,6 +314,11 @@ class MainWindow(QMainWindow):
         self.open_file_action.setShortcut(QKeySequence.StandardKey.Open)
         self.open_folder_action = file_menu.addAction("Open &folder…", self.choose_folder)
         self.open_folder_action.setShortcut(QKeySequence("Ctrl+Shift+O"))
+        self.pacs_action = file_menu.addAction("Query/retrieve from a &PACS…",
+                                               self.show_pacs_panel)
+        self.pacs_action.setShortcut(QKeySequence("Ctrl+Shift+P"))
+        self.pacs_action.setToolTip("Search a PACS or DICOMweb server, retrieve studies, "
+                                    "send AI results back")
         self.recent_menu = file_menu.addMenu("&Recent items")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         file_menu.addSeparator()
@@ -425,6 +430,8 @@ class MainWindow(QMainWindow):
         self.image_view.load_failed.connect(lambda _sentence: session.image_failed())
         session.events.open_requested.connect(self.open_paths)
         session.events.show_requested.connect(self.show_path)
+        session.events.send_requested.connect(lambda paths: self.show_pacs_panel()
+                                              .send_files(paths))
         session.events.problem.connect(lambda problem: self.problems.add(str(problem[0]),
                                                                          problem[1]))
 
@@ -708,6 +715,26 @@ class MainWindow(QMainWindow):
         for dialog in list(self._dialogs):
             if shiboken6.isValid(dialog) and dialog.isVisible():
                 dialog.done(QDialog.DialogCode.Rejected)
+
+    def show_pacs_panel(self):
+        """File > Query/retrieve from a PACS: the panel is built the first time it is asked
+        for, so start-up does not pay for it."""
+        if "pacs" not in self.docks:
+            from medviewer.gui.pacs_panel import PacsPanel
+
+            self.pacs_panel = PacsPanel(self.session, self,
+                                        open_study_uids=self._open_study_uids)
+            self.add_panel("pacs", "PACS", self.pacs_panel, Qt.DockWidgetArea.LeftDockWidgetArea,
+                           tabify_with="studies")
+        dock = self.docks["pacs"]
+        dock.show()
+        dock.raise_()
+        return self.pacs_panel
+
+    def _open_study_uids(self) -> set[str]:
+        """Studies open in this window: the retrieve cache never evicts them."""
+        return {study.uid for catalog in self.session.catalogs
+                for patient in catalog.patients for study in patient.studies}
 
     def show_preferences(self) -> QDialog:
         from medviewer.gui.preferences_dialog import PreferencesDialog

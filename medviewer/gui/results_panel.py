@@ -43,7 +43,7 @@ from medviewer.gui.overlay import OverlayMap, SaliencyOverlay, saliency_rgba
 from medviewer.gui.results_view import ResultsPanel
 from medviewer.gui.widgets import subscribe
 from medviewer.gui.workers import JobWorker
-from medviewer.jobs import Progress
+from medviewer.jobs import CancelFlag, Progress
 
 if TYPE_CHECKING:
     from medviewer.app.session import Session
@@ -162,6 +162,10 @@ class AiReader(QObject):
                                             self.choose_report_file)
         self.report_action.setToolTip("The image with its saliency map, each finding, the "
                                       "model and its limitations, your label: one PDF")
+        self.send_sr_action = menu.addAction("Send this read to a PACS as DICOM &SR…",
+                                             self.send_read_as_sr)
+        self.send_sr_action.setToolTip("A structured report of the findings, with the model's "
+                                       "identity, in a new series of the image's study")
         self.auto_action = menu.addAction("Read each image &automatically")
         self.auto_action.setCheckable(True)
         self.auto_action.setChecked(self.auto_read)
@@ -535,6 +539,36 @@ class AiReader(QObject):
         worker.failed.connect(lambda sentence: self._show_message("Report not written",
                                                                   sentence))
         self.status(f"Writing the AI report {Path(output).name}…", 30_000)
+        return self.start(worker)
+
+    def send_read_as_sr(self) -> JobWorker | None:
+        """Write the shown read as a DICOM SR (app/dicom_results.py) on a worker, then ask
+        the shell to send it to a PACS."""
+        from medviewer.app.dicom_results import write_ai_reports
+        from medviewer.paths import user_cache_dir
+
+        read = self.read
+        if read is None:
+            self.status("Read a DICOM image with the AI first; its result is what is sent.")
+            return None
+        prediction = read.prediction
+        outbox = user_cache_dir() / "sr-outbox"
+
+        def job(_cancel: CancelFlag):
+            yield Progress(0, 1, "Writing the structured report")
+            return write_ai_reports([prediction], outbox)
+
+        def written(result) -> None:
+            if result.paths:
+                self.app_session.request_send(result.paths)
+            else:
+                why = result.skipped[0][1] if result.skipped else "nothing to write"
+                self.status(f"No structured report was written for {Path(prediction.path).name}"
+                            f": {why}.", 15_000)
+
+        worker = JobWorker(job, "writing the structured report")
+        worker.finished.connect(written)
+        worker.failed.connect(lambda sentence: self.status(sentence, 15_000))
         return self.start(worker)
 
     # ------------------------------------------------------------ reading the shown image

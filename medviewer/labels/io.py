@@ -31,6 +31,7 @@ from medviewer.jobs import CancelFlag, Progress, run_to_end
 from medviewer.labels.durable_files import fsync_dir
 from medviewer.labels.errors import (ExportError, ImportRejectedError, InvalidLabelError,
                                      UnknownLabelSetError)
+from medviewer.labels.sr_export import export_dicom_sr
 from medviewer.labels.store import (
     HASH_PREFIX,
     SOURCES,
@@ -224,6 +225,7 @@ def _ellipse_outline(x: float, y: float, width: float, height: float,
 # What each export format writes, and what its count counts (CLI and GUI alike).
 EXPORTERS = {"csv": (export_csv, "rows"), "json": (export_json, "images"),
              "coco": (export_coco, "regions")}
+EXPORTERS["dicom-sr"] = (export_dicom_sr, "reports")  # OUTPUT is a folder (labels/sr_export.py)
 
 
 # ---------------------------------------------------------------- measurement export

@@ -73,3 +73,38 @@ def test_report_of_the_shown_read_is_written_as_a_pdf(
 def test_report_without_an_image_says_what_is_missing(main_window, with_image):
     assert main_window.ai.save_report(Path("/nonexistent/report.pdf")) is None
     assert "Show an image and load a model first" in main_window.statusBar().currentMessage()
+
+
+def test_pacs_panel_is_built_on_first_use_and_tabbed_with_the_studies(qtbot, main_window):
+    assert "pacs" not in main_window.docks  # start-up does not pay for it
+    panel = main_window.show_pacs_panel()
+    assert main_window.docks["pacs"].isVisible()
+    assert main_window.show_pacs_panel() is panel  # one panel per window
+    assert main_window.tabifiedDockWidgets(main_window.docks["studies"]) == [
+        main_window.docks["pacs"]]
+
+
+def test_a_read_is_sent_to_the_pacs_as_an_sr_through_the_session(
+        qtbot, main_window, no_builtin_models, tmp_path):  # noqa: F811 - a fixture
+    from pydicom import dcmread
+
+    from medviewer.paths import SAMPLE_STUDY_DIR
+
+    entry = install_mean_model(tmp_path / "models")
+    ai = main_window.ai
+    with qtbot.waitSignal(ai.model_ready, timeout=30_000):
+        ai.choose_model(entry.key)
+    image = sorted(SAMPLE_STUDY_DIR.glob("*.dcm"))[0]
+    with qtbot.waitSignal(ai.read_finished, timeout=30_000):
+        main_window.image_view.open_path(image)
+    asked: list[list[Path]] = []
+    main_window.session.events.send_requested.connect(asked.append)
+    worker = ai.send_read_as_sr()
+    with qtbot.waitSignal(worker.ended, timeout=30_000):
+        pass
+    (sr_path,) = asked[0]
+    report = dcmread(sr_path)
+    assert report.Modality == "SR"
+    assert report.StudyInstanceUID == dcmread(image, stop_before_pixels=True).StudyInstanceUID
+    # The main window answers with its PACS panel, which needs a server chosen first.
+    assert main_window.docks["pacs"].isVisible()

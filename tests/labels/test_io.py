@@ -383,7 +383,7 @@ def test_any_import_file_is_checked_by_its_kind(store, pneumonia, tmp_path, xray
     assert plan.problems == [] and len(plan.labels) == 1
     with pytest.raises(UserError, match="only .csv and .json files can be imported"):
         label_io.import_kind(tmp_path / "reads.txt")
-    assert set(label_io.EXPORTERS) == {"csv", "json", "coco"}
+    assert set(label_io.EXPORTERS) == {"csv", "json", "coco", "dicom-sr"}
 
 
 def _measured_store(path: Path) -> LabelStore:
