@@ -18,6 +18,7 @@ from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QStyle, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
+from medviewer.dicom.display_text import dicom_date, person_name
 from medviewer.errors import UserError
 from medviewer.gui.lazy import LazyModule
 from medviewer.gui.workers import JobWorker
@@ -97,21 +98,6 @@ def array_to_pixmap(image: np.ndarray) -> QPixmap:
 
 
 # ---------------------------------------------------------------- text
-
-
-def person_name(raw: str) -> str:
-    """DICOM PN 'Family^Given^Middle' -> 'Family, Given Middle'."""
-    parts = [p for p in str(raw).split("=")[0].split("^") if p]
-    if not parts:
-        return "(no name)"
-    return parts[0] if len(parts) == 1 else f"{parts[0]}, {' '.join(parts[1:])}"
-
-
-def dicom_date(raw: str) -> str:
-    text = str(raw or "")
-    if len(text) == 8 and text.isdigit():
-        return f"{text[:4]}-{text[4:6]}-{text[6:]}"
-    return text
 
 
 def patient_text(patient: PatientNode) -> str:
