@@ -47,6 +47,8 @@ SOURCE_NAMES = {"PixelSpacing": "Pixel Spacing", "ImagerPixelSpacing": "Imager P
                 "NominalScannedPixelSpacing": "Nominal Scanned Pixel Spacing",
                 "calibrated": "calibrated", "none": "no pixel spacing"}
 CALIBRATED = "calibrated"
+KIND_TITLES = {"distance": "Distance", "angle": "Angle", "cobb": "Cobb angle",
+               "rectangle": "Rectangle ROI", "ellipse": "Ellipse ROI", "text": "Note"}
 
 Point = tuple[float, float]
 
@@ -127,10 +129,14 @@ class Measurement:
                     f"min {_number(v['min'])}  max {_number(v['max'])}\n{area}")
         return self.label
 
+    @property
+    def title(self) -> str:
+        """What it is, for menus: 'Rectangle ROI'."""
+        return KIND_TITLES[self.kind]
+
     def summary(self) -> str:
         """One line for the status bar: 'Distance 12.3 mm (Pixel Spacing)'."""
-        name = {"distance": "Distance", "angle": "Angle", "cobb": "Cobb angle",
-                "rectangle": "Rectangle ROI", "ellipse": "Ellipse ROI", "text": "Note"}[self.kind]
+        name = self.title
         body = self.text().replace("\n", ", ")
         if self.kind == "cobb":
             body = body.removeprefix("Cobb ")
