@@ -116,6 +116,7 @@ class ImageView(QWidget):
         self.orientation = Orientation()
         self.mouse_mapping = MouseMapping()
         self._measures = MeasurementController(self)
+        self.spacing_changed.connect(lambda: self._refresh_corner_text())
         self._planes: DisplayPlanes | None = None
         self.corner_overlay: CornerTextOverlay | None = None
         self._corner_layout = corner_text.check_layout(corner_text.DEFAULT_LAYOUT)
@@ -514,8 +515,12 @@ class ImageView(QWidget):
         start = self._drag_start_window
         scale = self.window_drag_scale()
         function = start.function if start.function != "SIGMOID" else "LINEAR"
+        # Whole steps of the drag's resolution: 'C 1721 / W 4117', not 'C 1721.12 / ...'.
+        step = 10.0 ** math.floor(math.log10(scale)) if scale > 0 else 1.0
+        center = round((start.center + dy * scale) / step) * step
+        width = round((start.width + dx * scale) / step) * step
         # Right = wider (less contrast), down = higher centre (darker).
-        self.set_window(start.center + dy * scale, max(start.width + dx * scale, 1.0), function)
+        self.set_window(center, max(width, 1.0), function)
         if finished:
             self._drag_start_window = None
 

@@ -84,6 +84,8 @@ class MeasurementGraphic:
         self.marker.setBrush(QBrush(colour))
         self.marker.setVisible(kind == "text")
         self.caption = canvas.make_text_item(colour)
+        self._view = view
+        self._anchor = (0.0, 1.0)
         for item in (self.outline, self.marker, self.caption):
             view.add_image_overlay(item)
             item.setZValue(MEASURE_Z)
@@ -112,6 +114,21 @@ class MeasurementGraphic:
         self.caption.setText(text)
         self.caption.setPos(anchor)
         self.caption.setVisible(bool(text))
+        self.fit_caption()
+
+    def fit_caption(self) -> None:
+        """Keep the caption on screen: it grows left near the right edge, down near the top."""
+        parent = self.caption.parentItem()
+        if parent is None or not self.caption.isVisible():
+            return
+        graphics_view = self._view.graphics_view
+        point = graphics_view.viewportTransform().map(parent.mapToScene(self.caption.pos()))
+        viewport = graphics_view.viewport()
+        anchor = (1.0 if point.x() > viewport.width() * 0.6 else 0.0,
+                  0.0 if point.y() < viewport.height() * 0.15 else 1.0)
+        if anchor != self._anchor:
+            self._anchor = anchor
+            self.caption.setAnchor(anchor)
 
     def _caption_anchor(self, pts: list[QPointF]) -> QPointF:
         if not pts:

@@ -83,6 +83,11 @@ class MeasurementController(QObject):
         self._layer: Any = None  # MeasurementLayer, made with the canvas
         self._calibrations: dict[str, Spacing] = {}  # image path -> calibrated spacing
         self.pending_dialog: QInputDialog | None = None  # a question about to complete a tool
+        view.view_changed.connect(self._fit_captions)
+
+    def _fit_captions(self) -> None:
+        for shown in self.shown:
+            shown.graphic.fit_caption()
 
     # ------------------------------------------------------------ the tool
     @property

@@ -122,9 +122,14 @@ def test_window_drag_changes_window_in_modality_units(qtbot, image_view, button,
     mouse_drag(qtbot, viewport, start, end, button)
     assert image_view.zoom_percent() == pytest.approx(zoom), "a W/L drag does not zoom"
     center, width = 600 - 40 * scale, 1600 + 100 * scale
-    assert image_view.voi.center == pytest.approx(center)
-    assert image_view.voi.width == pytest.approx(width)
+    step = 10 ** math.floor(math.log10(scale))  # the window moves in whole steps of this
+    assert image_view.voi.center == pytest.approx(round(center / step) * step)
+    assert image_view.voi.width == pytest.approx(round(width / step) * step)
     assert image_view.preset_key == "custom"
+    assert image_view.voi.describe() == (f"C {image_view.voi.center:g} / "
+                                         f"W {image_view.voi.width:g}")
+    assert len(image_view.voi.describe()) < 20, "no long decimals after a drag"
+    center, width = image_view.voi.center, image_view.voi.width
     expected = linear_window(values, center, width)
     assert np.abs(image_view.displayed_image().astype(int) - expected).max() <= 1
     assert not np.array_equal(expected, linear_window(values, 600, 1600))

@@ -163,8 +163,8 @@ def test_calibration_from_a_known_distance_when_the_file_has_no_spacing(qtbot, i
                                                        rel=0.02)
     after = image_view.measures.add("distance", [(0.0, 0.0), (30.0, 40.0)])
     assert after.label().endswith("mm (calibrated)")
-    assert any(line.startswith("Spacing: calibrated") for line in image_view.corner_lines()[
-        "bottom_right"])
+    assert any(line.startswith("Spacing: calibrated") for line in
+               image_view.corner_overlay.lines["bottom_right"]), "the corner text follows"
     image_view.clear_calibration()
     assert image_view.measurements[0].record.spacing_source == "none"
 
@@ -435,3 +435,15 @@ def test_tooltips_name_the_keys_an_action_has_now(qtbot, image_view):
     action.setShortcuts([QKeySequence("R")])
     assert action.toolTip() == "Rotate right 90° (R)"
     assert image_view.actions_by_name["fit"].toolTip() == "Show the whole image (F)"
+
+
+def test_captions_stay_on_screen_near_the_edges(qtbot, image_view):
+    show(qtbot, image_view, pydicom_file("CT_small.dcm"))
+    left = image_view.measures.add("distance", [(60.0, 60.0), (5.0, 100.0)])
+    right = image_view.measures.add("distance", [(60.0, 60.0), (125.0, 100.0)])
+    top = image_view.measures.add("distance", [(60.0, 60.0), (5.0, 1.0)])
+    assert tuple(left.graphic.caption.anchor) == (0.0, 1.0)  # grows right and up
+    assert tuple(right.graphic.caption.anchor) == (1.0, 1.0)  # near the right edge: left
+    assert tuple(top.graphic.caption.anchor) == (0.0, 0.0)  # near the top: down
+    image_view.rotate_right()  # the right end goes to the bottom: captions follow the view
+    assert tuple(right.graphic.caption.anchor) == (0.0, 1.0)
