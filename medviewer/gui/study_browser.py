@@ -21,6 +21,7 @@ from PySide6.QtWidgets import QStyle, QTreeWidget, QTreeWidgetItem, QVBoxLayout,
 from medviewer.dicom.display_text import dicom_date, person_name
 from medviewer.errors import UserError
 from medviewer.gui.lazy import LazyModule
+from medviewer.gui.path_mime import PATHS_MIME, mime_for_paths
 from medviewer.gui.workers import JobWorker
 from medviewer.jobs import CancelFlag
 
@@ -137,6 +138,31 @@ def plain_image_text(record: InstanceRecord) -> str:
     return text
 
 
+class _StudyTree(QTreeWidget):
+    """The tree; a dragged patient, study, series or image carries its images' paths, in
+    the tree's order, so dropping a series on a viewport shows that series."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setDragEnabled(True)
+        self.setDragDropMode(QTreeWidget.DragDropMode.DragOnly)
+
+    def mimeTypes(self) -> list[str]:  # noqa: N802 - Qt naming
+        return [PATHS_MIME, "text/uri-list"]
+
+    def mimeData(self, items):  # noqa: N802 - Qt naming
+        paths: list[Path] = []
+        for item in items:
+            stack = [item]
+            while stack:
+                node = stack.pop()
+                record = node.data(0, _RECORD_ROLE)
+                if record is not None and record.path not in paths:
+                    paths.append(record.path)
+                stack.extend(node.child(i) for i in reversed(range(node.childCount())))
+        return mime_for_paths(paths)
+
+
 @dataclass
 class _FolderGroup:
     """The plain images of one folder, shown as one row."""
@@ -196,7 +222,7 @@ class StudyBrowser(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.tree = QTreeWidget()
+        self.tree = _StudyTree()
         self.tree.setObjectName("studyTree")
         self.tree.setHeaderHidden(True)
         self.tree.setIconSize(QSize(THUMBNAIL_SIZE, THUMBNAIL_SIZE))

@@ -22,19 +22,19 @@ focus is inside them (which makes them active first), so no key is ever ambiguou
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QEvent, QMimeData, QObject, Qt, QUrl, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup
 from PySide6.QtWidgets import QFrame, QGridLayout, QVBoxLayout, QWidget
 
 from medviewer.gui.image_view import ImageView
 from medviewer.gui.lazy import LazyModule
+from medviewer.gui.path_mime import PATHS_MIME, mime_for_paths, paths_from_mime
 from medviewer.gui.workers import JobWorker
 
 if TYPE_CHECKING:
@@ -48,37 +48,16 @@ else:
 
 log = logging.getLogger(__name__)
 
+__all__ = ["LAYOUTS", "PATHS_MIME", "Viewport", "ViewportGrid", "mime_for_paths",
+           "paths_from_mime"]
+
 LAYOUTS = {"1x1": (1, 1), "1x2": (1, 2), "2x1": (2, 1), "2x2": (2, 2)}  # rows x columns
-PATHS_MIME = "application/x-medviewer-paths"  # a JSON list of file or folder paths
 SYNC_KINDS = ("window", "pan_zoom", "frames")
 ACTIVE_STYLE = "#viewport[active=\"true\"] { border: 2px solid #3d8ee0; }" \
                "#viewport[active=\"false\"] { border: 2px solid #303030; }"
 
 
 # ---------------------------------------------------------------- drag and drop
-
-
-def mime_for_paths(paths: Iterable[str | Path]) -> QMimeData:
-    """What a drag of these files/folders carries: file URLs, and the app's own list."""
-    paths = [Path(p) for p in paths]
-    data = QMimeData()
-    data.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    data.setData(PATHS_MIME, json.dumps([str(p) for p in paths]).encode("utf-8"))
-    return data
-
-
-def paths_from_mime(data: QMimeData) -> list[Path]:
-    """The local paths a drop carries (the app's list first, else file URLs), in order."""
-    if data.hasFormat(PATHS_MIME):
-        try:
-            listed = json.loads(bytes(data.data(PATHS_MIME)).decode("utf-8"))
-            if isinstance(listed, list) and all(isinstance(p, str) for p in listed):
-                return [Path(p) for p in listed]
-        except (ValueError, UnicodeDecodeError):
-            log.info("Dropped path list is not readable")
-    if data.hasUrls():
-        return [Path(url.toLocalFile()) for url in data.urls() if url.isLocalFile()]
-    return []
 
 
 def _index_paths(paths: list[Path], cancel):

@@ -269,3 +269,24 @@ def test_the_grid_adds_layout_and_prior_to_each_views_menu(qtbot, grid):
     menu = grid.primary_view.build_context_menu((10.0, 10.0))
     titles = [a.text() for a in menu.actions()]
     assert "&Layout" in titles and "Compare with &prior" in titles
+
+
+def test_a_series_dragged_from_the_study_browser_is_shown_as_a_series(qtbot, grid):
+    from medviewer.gui.study_browser import StudyBrowser
+
+    browser = StudyBrowser()
+    qtbot.addWidget(browser)
+    catalog = run_to_end(index_path(SAMPLE_STUDY_DIR))
+    browser.add_catalog(catalog)
+    qtbot.waitUntil(lambda: not browser.is_busy, timeout=20_000)
+    series_item = browser.item_for(SAMPLE[3]).parent()
+    dragged = paths_from_mime(browser.tree.mimeData([series_item]))
+    assert dragged == SAMPLE[3:6]  # the series' three images, in order
+    patient_item = series_item.parent().parent()
+    assert paths_from_mime(browser.tree.mimeData([patient_item])) == SAMPLE
+    grid.set_layout("1x2")
+    target = grid.viewports[1]
+    with qtbot.waitSignal(target.view.image_shown, timeout=10_000):
+        drop(qtbot, target, dragged)
+    assert target.series == SAMPLE[3:6] and target.view.instance.path == SAMPLE[3]
+    browser.wait_for_workers()
