@@ -11,13 +11,12 @@ as the main window will hold them.
 
 from __future__ import annotations
 
-import math
 import sys
 import tempfile
 from pathlib import Path
 
 import pydicom
-from PySide6.QtCore import QEvent, QEventLoop, QPointF, Qt, QTimer
+from PySide6.QtCore import QEvent, QEventLoop, Qt, QTimer
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication, QMainWindow
 
