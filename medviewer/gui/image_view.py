@@ -121,6 +121,7 @@ class ImageView(QWidget):
         self.corner_overlay: CornerTextOverlay | None = None
         self._corner_layout = corner_text.check_layout(corner_text.DEFAULT_LAYOUT)
         self._header_values: dict[str, str] = {}
+        self._zoom = 100.0  # the last zoom the view box reported (for the corner text)
         self._data_window: pixels.Window | None = None  # the image's value range
         self._drag_start_window: pixels.Window | None = None
         self._loading = view_loader.ViewLoader(self)
@@ -232,8 +233,10 @@ class ImageView(QWidget):
     @property
     def display_planes(self) -> DisplayPlanes:
         """The file's display shutter and overlay planes on this view."""
-        if self._planes is None:
+        if self._planes is None:  # pydicom loads with it: not before the first image
             self._planes = display_planes.DisplayPlanes(self)
+            self._planes.set_overlays_enabled(self.actions_by_name["overlay_planes"].isChecked())
+            self._planes.set_shutter_enabled(self.actions_by_name["shutter"].isChecked())
         return self._planes
 
     def _action(self, name: str, text: str, shortcuts: list[str] | str, slot,
@@ -721,6 +724,7 @@ class ImageView(QWidget):
         factor = zoom / 100.0
         exact = factor >= 4.0 or (factor >= 0.99 and abs(factor - round(factor)) < 0.01)
         self.graphics_view.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, not exact)
+        self._zoom = zoom
         self.zoom_changed.emit(zoom)
         self.view_changed.emit()
         self._refresh_corner_text()
@@ -832,8 +836,7 @@ class ImageView(QWidget):
         if self.instance is None:
             return {corner: [] for corner in corner_text.CORNERS}
         values = dict(self._header_values)
-        values.update(corner_text.view_values(self.window_text(),
-                                              self.zoom_percent() if self._canvas else None,
+        values.update(corner_text.view_values(self.window_text(), self._zoom,
                                               self._measures.spacing_text(), self.frame,
                                               self.frame_count))
         return corner_text.corner_lines(self._corner_layout, values)
@@ -847,14 +850,16 @@ class ImageView(QWidget):
         if action.isChecked() != bool(visible):
             action.setChecked(bool(visible))
             return
-        self.display_planes.set_overlays_enabled(bool(visible))
+        if self._planes is not None:
+            self._planes.set_overlays_enabled(bool(visible))
 
     def set_shutter_visible(self, visible: bool) -> None:
         action = self.actions_by_name["shutter"]
         if action.isChecked() != bool(visible):
             action.setChecked(bool(visible))
             return
-        self.display_planes.set_shutter_enabled(bool(visible))
+        if self._planes is not None:
+            self._planes.set_shutter_enabled(bool(visible))
 
     # ------------------------------------------------------------ mouse mapping and menu
     def set_mouse_mapping(self, mapping: MouseMapping) -> None:

@@ -83,6 +83,7 @@ class MeasurementController(QObject):
         self._layer: Any = None  # MeasurementLayer, made with the canvas
         self._calibrations: dict[str, Spacing] = {}  # image path -> calibrated spacing
         self.pending_dialog: QInputDialog | None = None  # a question about to complete a tool
+        self._spacing_text: tuple[tuple, str] | None = None
         view.view_changed.connect(self._fit_captions)
 
     def _fit_captions(self) -> None:
@@ -171,8 +172,9 @@ class MeasurementController(QObject):
     def image_key(self) -> str:
         return str(self._view.instance.path) if self._view.instance is not None else ""
 
-    def spacing(self) -> Spacing | None:
-        """The calibration for this image, else the file's pixel spacing for the frame."""
+    def spacing(self, frame: int | None = None) -> Spacing | None:
+        """The calibration for this image, else the file's pixel spacing for the frame
+        (the current one unless said)."""
         view = self._view
         if view.instance is None:
             return None
@@ -180,7 +182,7 @@ class MeasurementController(QObject):
         if calibrated is not None:
             return calibrated
         try:
-            return view.instance.pixel_spacing(view.frame)
+            return view.instance.pixel_spacing(view.frame if frame is None else frame)
         except UserError:
             return None
 
@@ -189,7 +191,7 @@ class MeasurementController(QObject):
         assert view.instance is not None
         frame = view.frame if frame is None else frame
         values = view.instance.modality_frame(frame) if kind in measurements.ROI_KINDS else None
-        return measurements.measure(kind, points, frame=frame, spacing=self.spacing(),
+        return measurements.measure(kind, points, frame=frame, spacing=self.spacing(frame),
                                     values=values, unit=view.instance.modality_unit, label=label)
 
     def add(self, kind: str, points, label: str = "") -> ShownMeasurement:
@@ -285,11 +287,14 @@ class MeasurementController(QObject):
         assert view.instance is not None
         for shown in self.shown:
             record = shown.record
-            values = view.instance.modality_frame(record.frame) \
-                if record.kind in measurements.ROI_KINDS else None
-            spacing = self._calibrations.get(self.image_key()) or \
-                view.instance.pixel_spacing(record.frame)
-            shown.record = measurements.remeasure(record, spacing=spacing, values=values,
+            values = None
+            if record.kind in measurements.ROI_KINDS:
+                try:
+                    values = view.instance.modality_frame(record.frame)
+                except UserError:
+                    pass  # a frame that no longer decodes keeps its area only
+            shown.record = measurements.remeasure(record, spacing=self.spacing(record.frame),
+                                                  values=values,
                                                   unit=view.instance.modality_unit)
             shown.graphic.place(shown.record.points, shown.record.text())
         if self.shown:
@@ -301,10 +306,18 @@ class MeasurementController(QObject):
         return self.image_key() in self._calibrations
 
     def spacing_text(self) -> str:
-        """Where lengths come from, for the corner text ('' when nowhere)."""
+        """Where lengths come from, for the corner text ('' when nowhere); remembered per
+        image, frame and calibration, since the corner text asks on every zoom step."""
+        view = self._view
+        key = (view.instance, view.frame, self._calibrations.get(self.image_key()))
+        if self._spacing_text is not None and self._spacing_text[0] == key:
+            return self._spacing_text[1]
         spacing = self.spacing()
         if spacing is None:
-            return ""
-        if spacing.attribute == "calibrated":
-            return f"calibrated ({spacing.col_mm:.3g} mm/pixel)"
-        return spacing.source
+            text = ""
+        elif spacing.attribute == "calibrated":
+            text = f"calibrated ({spacing.col_mm:.3g} mm/pixel)"
+        else:
+            text = spacing.source
+        self._spacing_text = (key, text)
+        return text

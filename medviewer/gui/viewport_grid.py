@@ -233,6 +233,10 @@ class ViewportGrid(QWidget):
         view.frame_changed.connect(lambda index, _n, v=view: self._on_position(v, index))
         view.image_shown.connect(lambda _i, v=view: self._on_position(v, None))
         view.context_menu_about_to_show.connect(self._add_menu_items)
+        # W/L presets are new actions for each image: route their keys (Ctrl+1...) too.
+        view.presets_changed.connect(
+            lambda v=view: self._route_shortcuts(v, self._active is not None
+                                                 and v is self._active.view))
         self.viewports.append(viewport)
         return viewport
 

@@ -81,6 +81,10 @@ def test_a_click_makes_a_viewport_active_and_only_it_owns_the_keys(qtbot, grid):
     qtbot.keyClick(right.graphics_view, Qt.Key.Key_R)
     assert right.orientation.quarter_turns_clockwise == 1
     assert left.orientation.quarter_turns_clockwise == 0
+    # W/L presets are made anew for each image; their Ctrl+1... keys are routed too.
+    show(qtbot, left, SAMPLE[2])
+    assert left.preset_actions()[0].shortcutContext() != window_wide
+    assert right.preset_actions()[0].shortcutContext() == window_wide
 
 
 def test_views_hidden_by_a_smaller_layout_keep_their_images(qtbot, grid):
