@@ -113,9 +113,27 @@ class LeaveWatcher(QObject):
         return False
 
 
+class ImageGraphicsView(pg.GraphicsView):
+    """GraphicsView that lets its owner paint over the scene in viewport pixels (the corner
+    text), in the same paint as the image."""
+
+    def __init__(self) -> None:
+        super().__init__(background="k")
+        self.foreground_painter = None  # callable(painter, width, height)
+
+    def drawForeground(self, painter, rect):  # noqa: N802 - Qt naming
+        super().drawForeground(painter, rect)
+        if self.foreground_painter is not None:
+            painter.save()
+            painter.resetTransform()
+            viewport = self.viewport()
+            self.foreground_painter(painter, viewport.width(), viewport.height())
+            painter.restore()
+
+
 def make_canvas():
     """(graphics view, view box, image item), wired together; black background."""
-    graphics_view = pg.GraphicsView(background="k")
+    graphics_view = ImageGraphicsView()
     graphics_view.setObjectName("imageGraphicsView")
     graphics_view.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
     view_box = ImageViewBox()

@@ -209,7 +209,7 @@ class ImageView(QWidget):
         graphics_view.scene().sigMouseMoved.connect(self._on_mouse_moved)
         graphics_view.viewport().installEventFilter(
             canvas.LeaveWatcher(lambda: self.cursor_moved.emit(""), self))
-        self.corner_overlay = corner_text_overlay.CornerTextOverlay(graphics_view.viewport())
+        self.corner_overlay = corner_text_overlay.CornerTextOverlay(graphics_view)
         self.corner_overlay.setVisible(self.actions_by_name["corner_text"].isChecked())
         self._stack.addWidget(graphics_view)
         self._update_tool_cursor()
