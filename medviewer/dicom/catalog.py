@@ -79,6 +79,7 @@ class StudyNode:
     description: str = ""
     accession_number: str = ""
     series: list[SeriesNode] = field(default_factory=list)
+    time: str = ""  # DICOM TM, HHMMSS.FFFFFF (orders studies of one day, e.g. for priors)
 
 
 @dataclass
@@ -88,6 +89,7 @@ class PatientNode:
     birth_date: str = ""
     sex: str = ""
     studies: list[StudyNode] = field(default_factory=list)
+    issuer: str = ""  # Issuer of Patient ID: the same ID from two issuers is two patients
 
 
 @dataclass
@@ -114,7 +116,7 @@ class Catalog:
 
 PROGRESS_EVERY = 50
 MAX_CACHE_FILES = 200  # index caches kept (one per folder opened), most recent first
-CACHE_SCHEMA_VERSION = 1
+CACHE_SCHEMA_VERSION = 2  # 2: study time and issuer of patient ID
 MEDIA_STORAGE_DIRECTORY_UID = "1.2.840.10008.1.3.10"
 
 # Suffixes of files that commonly sit beside DICOM files but are never images we can show.
@@ -187,11 +189,13 @@ def _int_from_text(text: str) -> int | None:
 # SH), "is" for Integer Strings and "us" for binary unsigned shorts.
 _FIELDS: tuple[tuple[str, str, int, str], ...] = (
     ("patient_id", "PatientID", 0x00100020, "text"),
+    ("issuer", "IssuerOfPatientID", 0x00100021, "text"),
     ("patient_name", "PatientName", 0x00100010, "text"),
     ("birth_date", "PatientBirthDate", 0x00100030, "ascii"),
     ("sex", "PatientSex", 0x00100040, "ascii"),
     ("study_uid", "StudyInstanceUID", 0x0020000D, "ascii"),
     ("study_date", "StudyDate", 0x00080020, "ascii"),
+    ("study_time", "StudyTime", 0x00080030, "ascii"),
     ("study_description", "StudyDescription", 0x00081030, "text"),
     ("accession_number", "AccessionNumber", 0x00080050, "text"),
     ("series_uid", "SeriesInstanceUID", 0x0020000E, "ascii"),
@@ -624,11 +628,13 @@ def build_catalog(root: Path, records: list[tuple[Path, dict[str, Any]]]) -> Cat
     studies: dict[tuple[tuple[str, str], str], StudyNode] = {}
     series_nodes: dict[tuple[tuple[str, str], str, str], SeriesNode] = {}
     for path, rec in records:
-        patient_key = (rec.get("patient_id", ""), rec.get("patient_name", ""))
+        patient_key = (rec.get("patient_id", ""), rec.get("patient_name", ""),
+                       rec.get("issuer", ""))
         patient = patients.get(patient_key)
         if patient is None:
             patient = PatientNode(patient_id=patient_key[0], name=patient_key[1],
-                                  birth_date=rec.get("birth_date", ""), sex=rec.get("sex", ""))
+                                  birth_date=rec.get("birth_date", ""), sex=rec.get("sex", ""),
+                                  issuer=patient_key[2])
             patients[patient_key] = patient
             catalog.patients.append(patient)
         study_key = (patient_key, rec.get("study_uid", ""))
@@ -636,7 +642,8 @@ def build_catalog(root: Path, records: list[tuple[Path, dict[str, Any]]]) -> Cat
         if study is None:
             study = StudyNode(uid=study_key[1], date=rec.get("study_date", ""),
                               description=rec.get("study_description", ""),
-                              accession_number=rec.get("accession_number", ""))
+                              accession_number=rec.get("accession_number", ""),
+                              time=rec.get("study_time", ""))
             studies[study_key] = study
             patient.studies.append(study)
         series_key = (patient_key, study_key[1], rec.get("series_uid", ""))
@@ -662,7 +669,7 @@ def build_catalog(root: Path, records: list[tuple[Path, dict[str, Any]]]) -> Cat
         ))
     catalog.patients.sort(key=lambda p: (p.name.upper(), p.patient_id))
     for patient in catalog.patients:
-        patient.studies.sort(key=lambda s: (s.date or "99999999", s.uid))
+        patient.studies.sort(key=lambda s: (s.date or "99999999", s.time, s.uid))
         for study in patient.studies:
             study.series.sort(key=lambda s: (_sort_key_number(s.number), s.uid))
             for series in study.series:

@@ -11,7 +11,7 @@ lookup takes the frame index.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -71,6 +71,9 @@ class Spacing:
     row_mm: float  # distance between rows (vertical)
     col_mm: float  # distance between columns (horizontal)
     source: str
+    # The attribute's keyword ("PixelSpacing", "ImagerPixelSpacing", ...), or "calibrated"
+    # for a spacing the reader set from a known distance; what measurements record.
+    attribute: str = field(default="", compare=False)
 
 
 # ---------------------------------------------------------------- functional groups
@@ -204,6 +207,38 @@ def modality_range(ds: Dataset, frame: int = 0) -> tuple[float, float] | None:
     return float(np.min(ends)), float(np.max(ends))
 
 
+# Rescale Type / Modality LUT Type defined terms (PS3.3 C.11.1.1.2) -> the text after a value.
+# "US" (unspecified) has none; codes not listed are named as codes, never passed off as units.
+_MODALITY_UNITS = {
+    "HU": "HU", "HU_MOD": "HU (modified)", "OD": "OD", "MGML": "mg/ml", "Z_EFF": "Zeff",
+    "ED": "×10²³ electrons/ml", "EDW": "× water's electron density", "PCT": "%",
+    "PVAL": "(presentation value)", "US": "",
+}
+
+
+def modality_unit(ds: Dataset, frame: int = 0) -> str:
+    """What follows a modality value for the user: 'HU', 'mg/ml', '' when unspecified.
+
+    CT values are Hounsfield units whatever the file says; a code the standard does not
+    define is shown as "(Rescale Type X)" so it is not read as a unit.
+    """
+    if is_colour(ds):
+        return ""
+    if str(ds.get("Modality", "") or "").strip().upper() == "CT":
+        return "HU"
+    code = ""
+    sequence = ds.get("ModalityLUTSequence")
+    if sequence:
+        code = str(sequence[0].get("ModalityLUTType", "") or "")
+    if not code:
+        code = str(frame_attribute(ds, frame, "PixelValueTransformationSequence",
+                                   "RescaleType") or "")
+    code = code.strip().upper()
+    if code in _MODALITY_UNITS:
+        return _MODALITY_UNITS[code]
+    return f"(Rescale Type {code})" if code else ""
+
+
 # ---------------------------------------------------------------- VOI
 
 
@@ -224,7 +259,8 @@ def file_windows(ds: Dataset, frame: int = 0) -> list[Window]:
             continue
         if function == "LINEAR" and width < 1:
             continue
-        label = str(explanations[i]) if i < len(explanations) else f"File window {i + 1}"
+        explanation = str(explanations[i]).strip() if i < len(explanations) else ""
+        label = explanation or f"File window {i + 1}"
         windows.append(Window(center, width, function, label))
     return windows
 
@@ -438,16 +474,19 @@ def pixel_spacing(ds: Dataset, frame: int = 0) -> Spacing | None:
     """Pixel size in mm, preferring calibrated Pixel Spacing, then Imager Pixel Spacing."""
     values = _floats(frame_attribute(ds, frame, "PixelMeasuresSequence", "PixelSpacing"))
     if len(values) >= 2 and values[0] > 0 and values[1] > 0:
-        return Spacing(values[0], values[1], "Pixel Spacing (in the patient)")
+        return Spacing(values[0], values[1], "Pixel Spacing (in the patient)", "PixelSpacing")
     values = _floats(ds.get("ImagerPixelSpacing"))
     if len(values) >= 2 and values[0] > 0 and values[1] > 0:
         magnification = _floats(ds.get("EstimatedRadiographicMagnificationFactor"))
         if magnification and magnification[0] > 0 and magnification[0] != 1.0:
             m = magnification[0]
             return Spacing(values[0] / m, values[1] / m,
-                           f"Imager Pixel Spacing corrected by magnification {m:g}")
-        return Spacing(values[0], values[1], "Imager Pixel Spacing (at the detector)")
+                           f"Imager Pixel Spacing corrected by magnification {m:g}",
+                           "ImagerPixelSpacing")
+        return Spacing(values[0], values[1], "Imager Pixel Spacing (at the detector)",
+                       "ImagerPixelSpacing")
     values = _floats(ds.get("NominalScannedPixelSpacing"))
     if len(values) >= 2 and values[0] > 0 and values[1] > 0:
-        return Spacing(values[0], values[1], "Nominal Scanned Pixel Spacing (film scan)")
+        return Spacing(values[0], values[1], "Nominal Scanned Pixel Spacing (film scan)",
+                       "NominalScannedPixelSpacing")
     return None

@@ -23,7 +23,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
-from medviewer.dicom import pixels
+from medviewer.dicom import overlay_planes, pixels, shutters
 from medviewer.dicom.frames import PixelSource
 from medviewer.dicom.header import parse_file, read_header
 from medviewer.dicom.image_geometry import MAX_FRAME_PIXELS, read_image_geometry
@@ -101,6 +101,8 @@ class Instance:
         self.content_hash = content_hash
         self._load_frame = load_frame
         self._cache_key = cache_key
+        self._shutter: shutters.DisplayShutter | None | bool = False  # False: not read yet
+        self._overlays: overlay_planes.OverlayPlanes | None = None
 
     # -- identity and geometry
     @property
@@ -140,6 +142,29 @@ class Instance:
     def pixel_spacing(self, frame: int = 0) -> pixels.Spacing | None:
         with as_load_error(self.path, "reading its pixel spacing"):
             return pixels.pixel_spacing(self.header, frame)
+
+    # -- what is drawn over the pixels
+    def display_shutter(self) -> shutters.DisplayShutter | None:
+        """The file's display shutter (read once), or None when it has none."""
+        if self._shutter is False:
+            self._shutter = shutters.read_display_shutter(self.header)
+        return self._shutter  # type: ignore[return-value]
+
+    def overlay_planes(self) -> overlay_planes.OverlayPlanes:
+        """The file's overlay planes (read once; none for most files, found without reading)."""
+        if self._overlays is None:
+            found = overlay_planes.has_overlay_planes(self.header)
+            self._overlays = overlay_planes.read_overlay_planes(self.header) if found \
+                else overlay_planes.OverlayPlanes()
+        return self._overlays
+
+    @property
+    def modality_unit(self) -> str:
+        """What follows a modality value for the user ('HU', 'mg/ml', '' when unspecified)."""
+        try:
+            return pixels.modality_unit(self.header)
+        except Exception:  # noqa: BLE001 - a damaged code must not stop a readout
+            return ""
 
     # -- pixels
     def _check_frame(self, frame: int) -> None:

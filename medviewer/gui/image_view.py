@@ -1,6 +1,7 @@
-"""The image view: one DICOM/X-ray instance on pyqtgraph, with W/L, orientation, cine and rulers.
+"""The image view: one DICOM/X-ray instance on pyqtgraph, with W/L, orientation, cine,
+measurement tools, corner text, the file's display shutter and overlay planes.
 
-Coordinates, for whoever draws on top (saliency overlays, region labels):
+Coordinates, for whoever draws on top (saliency overlays, region labels, measurements):
 
 - *image coordinates*: x = column, y = row, in image pixels; pixel (row r, col c) covers
   [c, c+1) x [r, r+1). Items made children of :attr:`ImageView.image_item` (see
@@ -12,240 +13,74 @@ Coordinates, for whoever draws on top (saliency overlays, region labels):
   :meth:`ImageView.map_scene_to_image` and :meth:`ImageView.map_image_to_widget`.
 
 Display pixels always come from ``Instance.display_frame`` (the DICOM pipeline lives in
-``medviewer.dicom``); this module only chooses the VOI, the frame and the geometry.
+``medviewer.dicom``); this module only chooses the VOI, the frame and the geometry. Its
+helpers: ``window_presets`` (W/L presets), ``view_measurements`` and ``measurement_layer``
+(tools and measurements), ``display_planes`` (shutter, overlay planes),
+``corner_text_overlay``, ``view_menu`` (actions, right-click menu, export) and ``canvas``.
+
+For a viewport grid the view offers what synchronising needs: ``window_changed`` /
+:meth:`set_window`, ``pan_zoom_changed`` / :meth:`view_geometry` /
+:meth:`set_view_geometry`, and ``frame_changed`` / :meth:`set_frame`.
+
+Why this module is longer than 800 lines: it is the one widget every panel draws on, and
+its public API (loading, W/L, geometry, zoom, frames, tools, corner text, planes, sync) is
+what they call; each section is thin and the work lives in the helper modules above, so
+cutting it further would spread one widget's state over several files.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QEvent, QPointF, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QColor, QKeySequence, QPainter, QPen, QTransform
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QPainter, QTransform
 from PySide6.QtWidgets import (
-    QGraphicsLineItem, QHBoxLayout, QLabel, QSlider, QSpinBox, QStackedWidget, QToolButton,
-    QVBoxLayout, QWidget,
+    QHBoxLayout, QLabel, QMenu, QStackedWidget, QToolButton, QVBoxLayout,
+    QWidget,
 )
 
+from medviewer.app import corner_text
 from medviewer.errors import UserError
+from medviewer.gui import frame_bar, view_loader, view_menu
 from medviewer.gui.lazy import LazyModule
+from medviewer.gui.orientation import Orientation
+from medviewer.gui.view_measurements import MeasurementController, ShownMeasurement
+from medviewer.gui.view_tools import TOOLS, MouseMapping
+from medviewer.gui.window_presets import Preset, presets_for, preset_voi, window_of
 from medviewer.gui.workers import JobWorker
-from medviewer.jobs import CancelFlag, Progress
 
 if TYPE_CHECKING:
     import numpy as np
 
     from medviewer.dicom import pixels
     from medviewer.dicom.reader import Instance
+    from medviewer.gui.corner_text_overlay import CornerTextOverlay
+    from medviewer.gui.display_planes import DisplayPlanes
 else:  # numpy, pydicom and pyqtgraph load on first use, after the window is shown
     np = LazyModule("numpy")
     pixels = LazyModule("medviewer.dicom.pixels")
-    reader = LazyModule("medviewer.dicom.reader")
 canvas = LazyModule("medviewer.gui.canvas")
+display_planes = LazyModule("medviewer.gui.display_planes")
+corner_text_overlay = LazyModule("medviewer.gui.corner_text_overlay")
+
+__all__ = ["ImageView", "Orientation", "Preset", "ShownMeasurement"]
 
 log = logging.getLogger(__name__)
 
 # W/L drag: dragging across this many screen pixels changes width/centre by the data range.
 WINDOW_DRAG_PIXELS_PER_RANGE = 500.0
 ZOOM_STEP = 1.25
-DEFAULT_FPS = 10
-MEASURE_COLOUR = QColor(255, 210, 0)
-
-# Common CT windows (centre, width) in HU.
-CT_PRESETS = (
-    ("CT brain", 40.0, 80.0),
-    ("CT subdural", 75.0, 215.0),
-    ("CT lung", -600.0, 1500.0),
-    ("CT mediastinum", 50.0, 350.0),
-    ("CT abdomen", 40.0, 400.0),
-    ("CT liver", 60.0, 160.0),
-    ("CT bone", 400.0, 1800.0),
-)
-PROJECTION_MODALITIES = frozenset({"CR", "DX", "MG", "RF", "XA", "DR", "IO", "PX", "OT"})
-
-
-# ---------------------------------------------------------------- orientation
-
-
-Matrix = tuple[tuple[int, int], tuple[int, int]]
-_IDENTITY: Matrix = ((1, 0), (0, 1))
-_ROTATE_RIGHT: Matrix = ((0, -1), (1, 0))
-_FLIP_HORIZONTAL: Matrix = ((-1, 0), (0, 1))
-_FLIP_VERTICAL: Matrix = ((1, 0), (0, -1))
-
-
-def _multiply(a: Matrix, b: Matrix) -> Matrix:
-    return tuple(tuple(sum(a[i][k] * b[k][j] for k in range(2)) for j in range(2))
-                 for i in range(2))  # type: ignore[return-value]
-
-
-class Orientation:
-    """Rotation by quarter turns and flips, as the 2x2 matrix applied to the *displayed* image.
-
-    View y points down (as on screen), so a clockwise quarter turn maps (x, y) to (-y, x).
-    Each operation acts on what the user currently sees, whatever was done before.
-    ``matrix`` is ((m00, m01), (m10, m11)) with view = matrix . image (about the centre).
-    """
-
-    def __init__(self, matrix=None) -> None:
-        self.matrix: Matrix = _IDENTITY if matrix is None else tuple(
-            tuple(int(v) for v in row) for row in matrix)  # type: ignore[assignment]
-
-    def rotate_right(self) -> None:
-        self.matrix = _multiply(_ROTATE_RIGHT, self.matrix)
-
-    def rotate_left(self) -> None:
-        rotate_left = ((0, 1), (-1, 0))
-        self.matrix = _multiply(rotate_left, self.matrix)
-
-    def flip_horizontal(self) -> None:
-        self.matrix = _multiply(_FLIP_HORIZONTAL, self.matrix)
-
-    def flip_vertical(self) -> None:
-        self.matrix = _multiply(_FLIP_VERTICAL, self.matrix)
-
-    def reset(self) -> None:
-        self.matrix = _IDENTITY
-
-    @property
-    def swaps_axes(self) -> bool:
-        return self.matrix[0][0] == 0
-
-    @property
-    def is_mirrored(self) -> bool:
-        (a, b), (c, d) = self.matrix
-        return a * d - b * c < 0
-
-    @property
-    def quarter_turns_clockwise(self) -> int:
-        """Rotation part, after an optional horizontal flip applied first."""
-        rotation = _multiply(self.matrix, _FLIP_HORIZONTAL) if self.is_mirrored else self.matrix
-        turn = _IDENTITY
-        for quarter in range(4):
-            if turn == rotation:
-                return quarter
-            turn = _multiply(_ROTATE_RIGHT, turn)
-        raise AssertionError("orientation matrix is not a rotation/flip")
-
-    def apply_to_array(self, array: np.ndarray) -> np.ndarray:
-        """The array as it appears on screen (row 0 at the top), e.g. for export or checks."""
-        out = np.fliplr(array) if self.is_mirrored else array
-        return np.rot90(out, -self.quarter_turns_clockwise, axes=(0, 1))
-
-    def transform(self, width: float, height: float) -> QTransform:
-        """Image -> view: orient about the centre, then shift so the result starts at (0, 0)."""
-        (m00, m01), (m10, m11) = self.matrix
-        out_w, out_h = (height, width) if self.swaps_axes else (width, height)
-        cx, cy = width / 2.0, height / 2.0
-        dx = out_w / 2.0 - (m00 * cx + m01 * cy)
-        dy = out_h / 2.0 - (m10 * cx + m11 * cy)
-        # QTransform(m11, m12, m21, m22, dx, dy) maps x' = m11 x + m21 y + dx, y' = m12 x + m22 y + dy
-        return QTransform(float(m00), float(m10), float(m01), float(m11), dx, dy)
-
-    def describe(self) -> str:
-        parts = []
-        turns = self.quarter_turns_clockwise
-        if self.is_mirrored:
-            parts.append("flipped horizontally")
-        if turns:
-            parts.append(f"rotated {turns * 90}° clockwise")
-        return ", ".join(parts) or "as stored"
-
-
-# ---------------------------------------------------------------- presets and measurements
-
-
-@dataclass(frozen=True)
-class Preset:
-    key: str
-    name: str  # menu text
-    short: str = ""  # status bar text, before the centre/width
-
-    @property
-    def status_name(self) -> str:
-        return self.short or self.name
-
-
-@dataclass
-class Measurement:
-    """A distance drawn on the image; end points in image coordinates (x = col, y = row)."""
-
-    start: tuple[float, float]
-    end: tuple[float, float]
-    spacing: pixels.Spacing | None
-    items: list[Any] = field(default_factory=list, repr=False)
-
-    @property
-    def length_px(self) -> float:
-        return math.hypot(self.end[0] - self.start[0], self.end[1] - self.start[1])
-
-    @property
-    def length_mm(self) -> float | None:
-        if self.spacing is None:
-            return None
-        dx_mm = (self.end[0] - self.start[0]) * self.spacing.col_mm
-        dy_mm = (self.end[1] - self.start[1]) * self.spacing.row_mm
-        return math.hypot(dx_mm, dy_mm)
-
-    def label(self) -> str:
-        mm = self.length_mm
-        if mm is None:
-            return f"{self.length_px:.1f} px (no pixel spacing)"
-        source = self.spacing.source.split(" (")[0] if self.spacing else ""
-        return f"{mm:.1f} mm ({source})"
-
-
-def _window_of(voi: pixels.Voi | None, data_window: pixels.Window) -> pixels.Window:
-    """A linear window equivalent enough to start a W/L drag from."""
-    if isinstance(voi, pixels.Window):
-        return voi
-    if isinstance(voi, pixels.VoiLut):
-        n = float(len(voi.table))
-        return pixels.Window(voi.first_mapped + n / 2.0, n, "LINEAR", "Custom")
-    return data_window
-
-
-def _percentile_window(values: np.ndarray, low: float, high: float, label: str) -> pixels.Window:
-    sample = values[:: max(1, values.shape[0] // 512), :: max(1, values.shape[1] // 512)]
-    lo, hi = np.percentile(sample, [low, high])
-    return pixels.Window((lo + hi) / 2.0, max(float(hi - lo), 1.0), "LINEAR", label)
+FRAME_ACTIONS = ("play", "next_frame", "previous_frame", "first_frame", "last_frame")
 
 
 def _format_value(value: Any) -> str:
     if isinstance(value, np.ndarray):
         return ", ".join(_format_value(v) for v in value.tolist())
     return f"{float(value):.6g}"
-
-
-def _load_for_display(path: Path, cancel: CancelFlag):
-    """Job: open the file and decode its first frame, so the GUI thread only maps VOI.
-
-    Returns (instance, None), or (instance, sentence) when the header is readable but the
-    pixels are not, so the tags can still be shown.
-    """
-    instance = reader.open_instance(path)
-    yield Progress(0, 1, "Decoding")
-    cancel.raise_if_cancelled()
-    try:
-        instance.modality_frame(0)
-    except UserError as exc:
-        return instance, str(exc)
-    return instance, None
-
-
-def _prefetch_frames(instance: Instance, first: int, cancel: CancelFlag):
-    """Job: decode every frame of a multi-frame image into the pixel cache for smooth cine."""
-    n = instance.n_frames
-    order = list(range(first, n)) + list(range(0, first))
-    for done, index in enumerate(order):
-        cancel.raise_if_cancelled()
-        instance.modality_frame(index)
-        yield Progress(done + 1, n, "Decoding frames")
-    return n
 
 
 # ---------------------------------------------------------------- the widget
@@ -259,11 +94,17 @@ class ImageView(QWidget):
     load_failed = Signal(str)  # one sentence
     frame_changed = Signal(int, int)  # index, count
     voi_changed = Signal(str)  # description for the status bar
+    window_changed = Signal(object)  # the pixels.Voi now shown (None for colour as stored)
     zoom_changed = Signal(float)  # percent: screen pixels per image pixel x 100
+    pan_zoom_changed = Signal()  # the reader panned or zoomed (not a fit on resize)
     cursor_moved = Signal(str)  # readout text, "" when the cursor is off the image
-    measurement_added = Signal(object)  # Measurement
+    measurement_added = Signal(object)  # ShownMeasurement (.record, .label(), .summary())
+    measurements_changed = Signal(list)  # every Measurement record now on this image
+    spacing_changed = Signal()  # a calibration was set or forgotten
+    tool_changed = Signal(str)  # the chosen tool's name, "" for none
     view_changed = Signal()  # pan, zoom, orientation or image changed: overlays may re-layout
     presets_changed = Signal()  # the W/L preset actions were rebuilt for a new image
+    context_menu_about_to_show = Signal(object)  # the QMenu, so a holder can add its items
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -273,21 +114,36 @@ class ImageView(QWidget):
         self.preset_key = "file"
         self.user_invert = False
         self.orientation = Orientation()
-        self.measurements: list[Measurement] = []
+        self.mouse_mapping = MouseMapping()
+        self._measures = MeasurementController(self)
+        self.spacing_changed.connect(lambda: self._refresh_corner_text())
+        self._planes: DisplayPlanes | None = None
+        self.corner_overlay: CornerTextOverlay | None = None
+        self._corner_layout = corner_text.check_layout(corner_text.DEFAULT_LAYOUT)
+        self._header_values: dict[str, str] = {}
+        self._zoom = 100.0  # the last zoom the view box reported (for the corner text)
         self._data_window: pixels.Window | None = None  # the image's value range
         self._drag_start_window: pixels.Window | None = None
-        self._measure_items: list[Any] | None = None
-        self._loader: JobWorker | None = None
+        self._loading = view_loader.ViewLoader(self)
+        self._loading.loaded.connect(self.show_instance)
+        self._loading.header_only.connect(self._on_header_only)
+        self._loading.failed.connect(self._on_load_failed)
         self.requested_path: Path | None = None  # the file last asked for by open_path
-        self._prefetcher: JobWorker | None = None
         # Optional cache (the label panel's prefetch): path -> an Instance already opened and
         # decoded, or None. open_path shows such an instance at once, with no worker.
         self.instance_source: Callable[[Path], Instance | None] | None = None
-        self._workers: set[JobWorker] = set()
+        # Optional: a holder showing a series here (the viewport grid) steps through its
+        # images when frame keys or the wheel ask for a frame a single-frame image lacks.
+        self.image_stepper: Callable[[int], object] | None = None
         self._displayed: np.ndarray | None = None
 
         self._canvas: tuple | None = None  # (graphics view, view box, image item), built lazily
-        self._build_frame_bar()
+        self._frame_bar = frame_bar.FrameBar(self.set_frame, self.step_frame, self)
+        # The bar's widgets, as the view's own (tests and panels use them).
+        self.play_button = self._frame_bar.play_button
+        self.frame_slider = self._frame_bar.frame_slider
+        self.frame_label = self._frame_bar.frame_label
+        self.fps_spin = self._frame_bar.fps_spin
         self._build_actions()
 
         self._placeholder = QLabel(
@@ -323,10 +179,7 @@ class ImageView(QWidget):
         layout.addWidget(self._message_bar)
         layout.addWidget(self._stack, 1)
         layout.addWidget(self._frame_bar)
-        self.setAcceptDrops(False)  # the main window handles drops
-
-        self._cine_timer = QTimer(self)
-        self._cine_timer.timeout.connect(self._next_frame_cine)
+        self.setAcceptDrops(False)  # whoever holds the view handles drops
         self._update_action_state()
 
     # ------------------------------------------------------------ construction
@@ -342,15 +195,24 @@ class ImageView(QWidget):
             return self._canvas
         graphics_view, view_box, image_item = canvas.make_canvas()
         self._canvas = (graphics_view, view_box, image_item)
-        view_box.measuring = self.actions_by_name["measure"].isChecked()
+        self._apply_mouse_mapping()
+        view_box.tool_active = self._measures.tool is not None
         view_box.window_dragged.connect(self._on_window_drag)
-        view_box.measure_dragged.connect(self._on_measure_drag)
+        view_box.tool_dragged.connect(self._on_tool_drag)
+        view_box.tool_clicked.connect(
+            lambda scene: self._measures.click(self.map_scene_to_image(scene)))
+        view_box.wheel_frames.connect(self.step_frame)
+        view_box.context_requested.connect(self._on_context_requested)
         view_box.sigRangeChanged.connect(self._on_range_changed)
         view_box.sigResized.connect(self._on_range_changed)
+        view_box.sigRangeChangedManually.connect(lambda *_a: self.pan_zoom_changed.emit())
         graphics_view.scene().sigMouseMoved.connect(self._on_mouse_moved)
         graphics_view.viewport().installEventFilter(
             canvas.LeaveWatcher(lambda: self.cursor_moved.emit(""), self))
+        self.corner_overlay = corner_text_overlay.CornerTextOverlay(graphics_view)
+        self.corner_overlay.setVisible(self.actions_by_name["corner_text"].isChecked())
         self._stack.addWidget(graphics_view)
+        self._update_tool_cursor()
         return self._canvas
 
     @property
@@ -368,32 +230,14 @@ class ImageView(QWidget):
         """The pyqtgraph ImageItem; its local coordinates are image pixels (x = column)."""
         return self._ensure_canvas()[2]
 
-    def _build_frame_bar(self) -> None:
-        self._frame_bar = QWidget()
-        self._frame_bar.setObjectName("frameBar")
-        self.play_button = QToolButton()
-        self.play_button.setCheckable(True)
-        self.play_button.setText("▶ Play")
-        self.play_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        self.play_button.toggled.connect(self.set_playing)
-        self.frame_slider = QSlider(Qt.Orientation.Horizontal)
-        self.frame_slider.setMinimum(0)
-        self.frame_slider.valueChanged.connect(self.set_frame)
-        self.frame_label = QLabel()
-        self.frame_label.setMinimumWidth(90)
-        self.fps_spin = QSpinBox()
-        self.fps_spin.setRange(1, 60)
-        self.fps_spin.setValue(DEFAULT_FPS)
-        self.fps_spin.setSuffix(" fps")
-        self.fps_spin.setToolTip("Cine speed in frames per second")
-        self.fps_spin.valueChanged.connect(self._on_fps_changed)
-        layout = QHBoxLayout(self._frame_bar)
-        layout.setContentsMargins(6, 3, 6, 3)
-        layout.addWidget(self.play_button)
-        layout.addWidget(self.frame_slider, 1)
-        layout.addWidget(self.frame_label)
-        layout.addWidget(self.fps_spin)
-        self._frame_bar.hide()
+    @property
+    def display_planes(self) -> DisplayPlanes:
+        """The file's display shutter and overlay planes on this view."""
+        if self._planes is None:  # pydicom loads with it: not before the first image
+            self._planes = display_planes.DisplayPlanes(self)
+            self._planes.set_overlays_enabled(self.actions_by_name["overlay_planes"].isChecked())
+            self._planes.set_shutter_enabled(self.actions_by_name["shutter"].isChecked())
+        return self._planes
 
     def _action(self, name: str, text: str, shortcuts: list[str] | str, slot,
                 checkable: bool = False, tip: str = "", image_focus_only: bool = False) -> QAction:
@@ -405,13 +249,17 @@ class ImageView(QWidget):
         keys = [shortcuts] if isinstance(shortcuts, str) else shortcuts
         action.setShortcuts([QKeySequence(k) for k in keys if k])
         action.setCheckable(checkable)
+        action.setProperty("tip", tip)
         if tip:
-            action.setToolTip(tip)
             action.setStatusTip(tip)
         if checkable:
             action.toggled.connect(slot)
         else:
             action.triggered.connect(lambda _checked=False: slot())
+        # Others move keys (labelling takes R and gives rotate right Shift+R): the tooltip
+        # names the keys the action has now, never the ones it had.
+        action.changed.connect(lambda a=action: view_menu.refresh_tooltip(a))
+        view_menu.refresh_tooltip(action)
         self.addAction(action)
         self.actions_by_name[name] = action
         return action
@@ -419,7 +267,7 @@ class ImageView(QWidget):
     def _build_actions(self) -> None:
         self.actions_by_name: dict[str, QAction] = {}
         a = self._action
-        a("fit", "&Fit to window", "F", self.fit, tip="Show the whole image")
+        a("fit", "&Fit to window", "F", self.fit_by_user, tip="Show the whole image")
         a("actual_size", "&Actual size (1:1)", "1", self.zoom_actual_size,
           tip="One image pixel per screen pixel")
         a("zoom_in", "Zoom &in", ["+", "="], lambda: self.zoom_by(ZOOM_STEP))
@@ -431,9 +279,7 @@ class ImageView(QWidget):
         a("flip_vertical", "Flip &vertical", "V", self.flip_vertical)
         a("reset_view", "Rese&t view", "Ctrl+0", self.reset_view,
           tip="Undo zoom, rotation, flips, inversion and W/L changes")
-        a("measure", "&Measure distance", "M", self.set_measuring, checkable=True,
-          tip="Left-drag on the image to measure a distance")
-        a("clear_measurements", "&Clear measurements", "Escape", self.clear_measurements)
+        view_menu.build_tool_actions(self)
         # Frame keys act when the image has focus (click it), so trees keep their arrow keys.
         a("play", "&Play / pause cine", "Space", self.toggle_playing, image_focus_only=True)
         a("next_frame", "&Next frame", ["Right", "PgDown"], lambda: self.step_frame(1),
@@ -444,8 +290,13 @@ class ImageView(QWidget):
           image_focus_only=True)
         a("last_frame", "L&ast frame", "End", lambda: self.set_frame(self.frame_count - 1),
           image_focus_only=True)
+        view_menu.build_display_actions(self)
         self.presets_menu_actions = QActionGroup(self)
         self.presets_menu_actions.setExclusive(True)
+
+    def tool_actions(self) -> list[QAction]:
+        """The measurement tools' actions, in menu order (one of them, or none, is checked)."""
+        return [self.actions_by_name[tool.action_name] for tool in TOOLS.values()]
 
     # ------------------------------------------------------------ loading
     def open_path(self, path: str | Path) -> JobWorker | None:
@@ -454,65 +305,39 @@ class ImageView(QWidget):
         If :attr:`instance_source` already holds the file opened and decoded, it is shown
         before this returns (``image_shown`` has been emitted) and None is returned.
         """
-        if self._loader is not None:
-            self._loader.cancel()
+        self._loading.cancel()
         self.requested_path = Path(path)
         ready = self.instance_source(Path(path)) if self.instance_source is not None else None
         if ready is not None:
-            self._loader = None
             self.show_instance(ready)
             return None
-        worker = JobWorker(lambda cancel: _load_for_display(Path(path), cancel),
-                           "opening the image")
-        worker.finished.connect(self._on_loaded)
-        worker.failed.connect(self._on_load_failed)
-        self._track(worker)
-        self._loader = worker
-        worker.start()
-        return worker
-
-    def _track(self, worker: JobWorker) -> None:
-        self._workers.add(worker)
-        worker.ended.connect(lambda: self._workers.discard(worker))
+        return self._loading.open(Path(path))
 
     @property
     def is_loading(self) -> bool:
-        return self._loader is not None
+        return self._loading.loading
 
-    def _on_loaded(self, result: tuple[Instance, str | None]) -> None:
-        if self.sender() is not self._loader:
-            return  # superseded by a newer request
-        self._loader = None
-        instance, error = result
-        if error is not None:
-            # Show nothing rather than the previous image beside this file's tags.
-            self.clear()
-            self.header_loaded.emit(instance)
-            self.show_message(error)
-            self.load_failed.emit(error)
-            return
-        self.show_instance(instance)
+    def _on_header_only(self, instance: Instance, error: str) -> None:
+        # Show nothing rather than the previous image beside this file's tags.
+        self.clear()
+        self.header_loaded.emit(instance)
+        self._on_load_failed(error)
 
     def _on_load_failed(self, message: str) -> None:
-        if self.sender() is not self._loader:
-            return
-        self._loader = None
         self.show_message(message)
         self.load_failed.emit(message)
 
     def show_instance(self, instance: Instance, frame: int = 0) -> bool:
         """Show an opened instance now (decoding on this thread if not cached)."""
         self.set_playing(False)
-        if self._prefetcher is not None:
-            self._prefetcher.cancel()
-            self._prefetcher = None
+        self._loading.cancel_prefetch()
         previous = self.instance
         self.instance = instance
         self.frame = min(max(frame, 0), instance.n_frames - 1)
         self.orientation.reset()
         self.user_invert = False
         self.preset_key = "file"
-        self.clear_measurements()
+        self._measures.on_image_changed()
         try:
             self.voi = instance.default_voi(self.frame)
             self._data_window = self._compute_data_window()
@@ -528,44 +353,39 @@ class ImageView(QWidget):
         self._apply_geometry()
         self._stack.setCurrentWidget(self.graphics_view)
         self.fit()
+        self.display_planes.show(instance, self.frame)
+        self._header_values = corner_text.header_values(instance.header)
         self._setup_frames()
         self._rebuild_presets()
         self._update_action_state()
-        self.voi_changed.emit(self.voi_description())
+        self._emit_window()
         self.frame_changed.emit(self.frame, self.frame_count)
         if instance.n_frames > 1:
-            self._start_prefetch()
+            self._loading.prefetch(instance, self.frame)
         self.image_shown.emit(instance)
         return True
 
     def clear(self) -> None:
         """Show nothing (e.g. when the catalog is closed)."""
         self.set_playing(False)
-        if self._loader is not None:
-            self._loader.cancel()
-            self._loader = None
+        self._loading.cancel()
         self.instance = None
-        self.clear_measurements()
+        self._measures.on_image_changed()
         if self._canvas is not None:
             self.image_item.clear()
+        if self._planes is not None:
+            self._planes.clear()
+        self._header_values = {}
+        self._refresh_corner_text()
         self._displayed = None
         self._stack.setCurrentWidget(self._placeholder)
         self._frame_bar.hide()
         self._update_action_state()
 
-    def _start_prefetch(self) -> None:
-        instance, first = self.instance, self.frame
-        worker = JobWorker(lambda cancel: _prefetch_frames(instance, first, cancel),
-                           "decoding frames")
-        self._track(worker)
-        self._prefetcher = worker
-        worker.start()
-
     def wait_for_workers(self, timeout_ms: int = 10_000) -> None:
-        """Cancel and join every worker this view started (close handlers, tests)."""
+        """Join every worker this view started (close handlers, tests)."""
         self.set_playing(False)
-        for worker in list(self._workers):
-            worker.wait(timeout_ms)
+        self._loading.wait(timeout_ms)
 
     def closeEvent(self, event):  # noqa: N802 - Qt naming
         self.wait_for_workers()
@@ -631,57 +451,30 @@ class ImageView(QWidget):
             return f"VOI LUT: {self.voi.describe()}"
         names = {p.key: p.status_name for p in self.presets()}
         name = names.get(self.preset_key, "Custom")
-        if self.preset_key == "file":
-            # default_voi falls back to the data's range when the file suggests nothing
-            name = ("Full range (no window in file)" if self.voi.label == "Full range"
-                    else f"From file ({self.voi.label})" if self.voi.label else "From file")
+        if self.preset_key == "file" and self.voi.label == "Full range":
+            name = "Full range (no window in file)"  # default_voi fell back to the data
         return f"{name}: {self.voi.describe()}"
+
+    def window_text(self) -> str:
+        """The W/L in short, for the corner text: 'C 40 / W 400', 'VOI LUT', ''."""
+        if self.voi is None:
+            return ""
+        if isinstance(self.voi, pixels.VoiLut):
+            return f"VOI LUT: {self.voi.describe()}"
+        return self.voi.describe()
 
     def presets(self) -> list[Preset]:
         """Every W/L choice for the current image, in menu order."""
-        if self.instance is None:
-            return []
-        out = [Preset("file", "From file"), Preset("full", "Full range")]
-        if self.instance.is_colour:
-            return out
-        for i, window in enumerate(self.instance.file_windows(self.frame)):
-            out.append(Preset(f"window:{i}", f"{window.label} ({window.describe()})",
-                              window.label))
-        for i, lut in enumerate(self.instance.voi_luts()):
-            out.append(Preset(f"voilut:{i}", f"VOI LUT: {lut.describe()}"))
-        out.append(Preset("auto", "Auto (1st-99th percentile)", "Auto 1-99 %"))
-        if self.instance.modality == "CT":
-            out.extend(Preset(f"ct:{name}", f"{name} (C {c:g} / W {w:g})", name)
-                       for name, c, w in CT_PRESETS)
-        elif self.instance.modality in PROJECTION_MODALITIES:
-            out.append(Preset("contrast", "High contrast (5th-95th percentile)",
-                              "High contrast 5-95 %"))
-        return out
+        return [] if self.instance is None else presets_for(self.instance, self.frame)
 
     def _preset_voi(self, key: str) -> pixels.Voi | None:
-        instance = self.instance
-        assert instance is not None
-        if key == "file":
-            return instance.default_voi(self.frame)
-        if key == "full":
-            if instance.is_colour:
-                return pixels.Window(127.5, 256.0, "LINEAR_EXACT", "Full range")
-            return instance.full_range_voi(self.frame)
-        kind, _, rest = key.partition(":")
-        if kind == "window":
-            return instance.file_windows(self.frame)[int(rest)]
-        if kind == "voilut":
-            return instance.voi_luts()[int(rest)]
-        if kind == "ct":
-            for name, center, width in CT_PRESETS:
-                if name == rest:
-                    return pixels.Window(center, width, "LINEAR", name)
-        values = instance.modality_frame(self.frame)
-        if key == "auto":
-            return _percentile_window(values, 1, 99, "Auto")
-        if key == "contrast":
-            return _percentile_window(values, 5, 95, "High contrast")
-        raise KeyError(key)
+        assert self.instance is not None
+        return preset_voi(self.instance, self.frame, key)
+
+    def _emit_window(self) -> None:
+        self.voi_changed.emit(self.voi_description())
+        self.window_changed.emit(self.voi)
+        self._refresh_corner_text()
 
     def apply_preset(self, key: str) -> None:
         if self.instance is None:
@@ -698,7 +491,7 @@ class ImageView(QWidget):
         self.voi = voi
         self.refresh()
         self._check_preset_action()
-        self.voi_changed.emit(self.voi_description())
+        self._emit_window()
 
     def set_window(self, center: float, width: float, function: str = "LINEAR") -> None:
         """Set a custom window in modality units."""
@@ -708,10 +501,10 @@ class ImageView(QWidget):
         self.voi = pixels.Window(float(center), max(float(width), 1.0), function, "Custom")
         self.refresh()
         self._check_preset_action()
-        self.voi_changed.emit(self.voi_description())
+        self._emit_window()
 
     def window_drag_scale(self) -> float:
-        """Modality units per screen pixel of right-drag for the current image."""
+        """Modality units per screen pixel of a W/L drag for the current image."""
         if self._data_window is None:
             return 1.0
         return max(self._data_window.width, 1.0) / WINDOW_DRAG_PIXELS_PER_RANGE
@@ -720,13 +513,17 @@ class ImageView(QWidget):
         if self.instance is None:
             return
         if self._drag_start_window is None:
-            self._drag_start_window = _window_of(self.voi, self._data_window
-                                                 or self._compute_data_window())
+            self._drag_start_window = window_of(self.voi, self._data_window
+                                                or self._compute_data_window())
         start = self._drag_start_window
         scale = self.window_drag_scale()
         function = start.function if start.function != "SIGMOID" else "LINEAR"
+        # Whole steps of the drag's resolution: 'C 1721 / W 4117', not 'C 1721.12 / ...'.
+        step = 10.0 ** math.floor(math.log10(scale)) if scale > 0 else 1.0
+        center = round((start.center + dy * scale) / step) * step
+        width = round((start.width + dx * scale) / step) * step
         # Right = wider (less contrast), down = higher centre (darker).
-        self.set_window(start.center + dy * scale, max(start.width + dx * scale, 1.0), function)
+        self.set_window(center, max(width, 1.0), function)
         if finished:
             self._drag_start_window = None
 
@@ -844,7 +641,7 @@ class ImageView(QWidget):
         if item.zValue() <= 0:
             item.setZValue(1)
 
-    # ------------------------------------------------------------ zoom
+    # ------------------------------------------------------------ zoom and pan
     def zoom_percent(self) -> float:
         self._sync_view()
         size = self.view_box.viewPixelSize()
@@ -859,20 +656,17 @@ class ImageView(QWidget):
         self.view_box.autoRange(items=[self.image_item], padding=0.02)
         self.view_box.enableAutoRange(self.view_box.XYAxes, True)
 
+    def fit_by_user(self) -> None:
+        self.fit()
+        self.pan_zoom_changed.emit()  # the others in a synchronised grid follow
+
     def zoom_actual_size(self) -> None:
         """One image pixel per screen pixel (per column pixel for non-square pixels)."""
         if self.instance is None:
             return
         self._sync_view()
-        self.view_box.disableAutoRange()
-        rect = self.view_box.viewRect()
-        center = rect.center()
-        width_px = self.view_box.width()
-        height_px = self.view_box.height()
-        self.view_box.setRange(
-            xRange=(center.x() - width_px / 2.0, center.x() + width_px / 2.0),
-            yRange=(center.y() - height_px / 2.0, center.y() + height_px / 2.0),
-            padding=0.0)
+        self._set_zoom(100.0, self.view_box.viewRect().center())
+        self.pan_zoom_changed.emit()
 
     def zoom_by(self, factor: float) -> None:
         if self.instance is None:
@@ -880,6 +674,48 @@ class ImageView(QWidget):
         self._sync_view()
         self.view_box.disableAutoRange()
         self.view_box.scaleBy((1.0 / factor, 1.0 / factor))
+        self.pan_zoom_changed.emit()
+
+    def _set_zoom(self, percent: float, center: QPointF) -> None:
+        """``percent`` zoom with ``center`` (view coordinates) in the middle of the view."""
+        self.view_box.disableAutoRange()
+        width = self.view_box.width() * 100.0 / percent
+        height = self.view_box.height() * 100.0 / percent
+        self.view_box.setRange(xRange=(center.x() - width / 2.0, center.x() + width / 2.0),
+                               yRange=(center.y() - height / 2.0, center.y() + height / 2.0),
+                               padding=0.0)
+
+    def _column_mm(self) -> float | None:
+        spacing = self._measures.spacing()
+        return spacing.col_mm if spacing is not None and spacing.col_mm > 0 else None
+
+    def view_geometry(self) -> dict[str, Any] | None:
+        """Zoom and pan in a form another view can copy whatever its image's size:
+        zoom (%), the column spacing in mm (None without one), and the image point in the
+        middle of the view as a fraction of the image's width and height."""
+        if self.instance is None:
+            return None
+        self._sync_view()
+        inverse, _ = self.image_transform().inverted()
+        middle = inverse.map(self.view_box.viewRect().center())
+        return {"zoom": self.zoom_percent(), "column_mm": self._column_mm(),
+                "center": (middle.x() / max(self.instance.columns, 1),
+                           middle.y() / max(self.instance.rows, 1))}
+
+    def set_view_geometry(self, geometry: Mapping[str, Any]) -> None:
+        """Copy another view's :meth:`view_geometry`: the same size on screen in mm when both
+        images have a pixel spacing, else the same zoom; the same relative point centred."""
+        if self.instance is None or not geometry:
+            return
+        zoom = float(geometry["zoom"])
+        mine, theirs = self._column_mm(), geometry.get("column_mm")
+        if mine and theirs:
+            zoom *= mine / theirs  # screen pixels per mm kept equal
+        fx, fy = geometry["center"]
+        center = self.image_transform().map(QPointF(fx * self.instance.columns,
+                                                    fy * self.instance.rows))
+        self._sync_view()
+        self._set_zoom(zoom, center)
 
     def _on_range_changed(self, *_args) -> None:
         zoom = self.zoom_percent()
@@ -888,8 +724,10 @@ class ImageView(QWidget):
         factor = zoom / 100.0
         exact = factor >= 4.0 or (factor >= 0.99 and abs(factor - round(factor)) < 0.01)
         self.graphics_view.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, not exact)
+        self._zoom = zoom
         self.zoom_changed.emit(zoom)
         self.view_changed.emit()
+        self._refresh_corner_text()
 
     # ------------------------------------------------------------ cursor readout
     def pixel_readout(self, x: float, y: float) -> str:
@@ -906,90 +744,155 @@ class ImageView(QWidget):
         value = values[row, col]
         if self.instance.is_colour:
             return f"x {col}, y {row}: RGB {_format_value(np.asarray(value))}"
-        return f"x {col}, y {row}: {_format_value(value)}{self._unit_suffix()}"
-
-    def _unit_suffix(self) -> str:
-        assert self.instance is not None
-        header = self.instance.header
-        if self.instance.modality == "CT":
-            return " HU"
-        unit = str(header.get("RescaleType", "") or "").strip()
-        return f" {unit}" if unit and unit.upper() != "US" else ""
+        unit = self.instance.modality_unit
+        return f"x {col}, y {row}: {_format_value(value)}{' ' + unit if unit else ''}"
 
     def _on_mouse_moved(self, scene_pos: QPointF) -> None:
         if self.instance is None:
             return
         x, y = self.map_scene_to_image(scene_pos)
+        self._measures.hover((x, y))
         self.cursor_moved.emit(self.pixel_readout(x, y))
 
-    # ------------------------------------------------------------ measurement
+    # ------------------------------------------------------------ tools and measurements
+    @property
+    def tool(self) -> str | None:
+        """The chosen tool's name (see ``gui/view_tools.py``), None when none is."""
+        return self._measures.tool
+
+    def set_tool(self, name: str | None) -> None:
+        """Choose a tool (its action is checked) or none; left drags follow it."""
+        name = name if name in TOOLS else None
+        changed = name != self.tool
+        if changed:  # the state first: the toggles below come back here as no-ops
+            self._measures.set_tool(name)
+            if self._canvas is not None:
+                self.view_box.tool_active = name is not None
+                self._update_tool_cursor()
+        for tool in TOOLS.values():
+            action = self.actions_by_name[tool.action_name]
+            if action.isChecked() != (tool.name == name):
+                action.setChecked(tool.name == name)
+        if changed:
+            self.tool_changed.emit(name or "")
+
+    def _on_tool_toggled(self, name: str, on: bool) -> None:
+        if on:
+            self.set_tool(name)
+        elif self.tool == name and not any(a.isChecked() for a in self.tool_actions()):
+            self.set_tool(None)  # unchecked, not switched to another tool
+
     def set_measuring(self, on: bool) -> None:
-        action = self.actions_by_name["measure"]
-        if action.isChecked() != bool(on):
-            action.setChecked(bool(on))
-            return
-        if self._canvas is None:
-            return  # applied when the canvas is built
-        self.view_box.measuring = bool(on)
-        cursor = Qt.CursorShape.CrossCursor if on else Qt.CursorShape.ArrowCursor
+        """The distance tool on, or no tool (kept for code that knew only the ruler)."""
+        self.set_tool("distance" if on else None)
+
+    def _update_tool_cursor(self) -> None:
+        cursor = Qt.CursorShape.CrossCursor if self.tool else Qt.CursorShape.ArrowCursor
         self.graphics_view.viewport().setCursor(cursor)
 
-    def add_measurement(self, start: tuple[float, float], end: tuple[float, float]) -> Measurement:
+    def _on_tool_drag(self, scene_start: QPointF, scene_now: QPointF, finished: bool) -> None:
+        if self.instance is not None:
+            self._measures.drag(self.map_scene_to_image(scene_start),
+                                self.map_scene_to_image(scene_now), finished)
+
+    @property
+    def measures(self) -> MeasurementController:
+        """This view's measurements: ``add``, ``remove``, ``records``, ``set_records`` (the
+        label store's), ``nearest``, ``calibrate``, ``clear_calibration``."""
+        return self._measures
+
+    @property
+    def measurements(self) -> list[ShownMeasurement]:
+        """The measurements on this image (every frame), in the order they were made."""
+        return list(self._measures.shown)
+
+    def add_measurement(self, start: tuple[float, float], end: tuple[float, float]) -> ShownMeasurement:
         """Add a ruler between two points in image coordinates."""
-        assert self.instance is not None
-        measurement = Measurement(start, end, self.instance.pixel_spacing(self.frame))
-        measurement.items = self._make_ruler_items()
-        self._place_ruler(measurement.items, start, end, measurement.label())
-        self.measurements.append(measurement)
-        self.measurement_added.emit(measurement)
-        return measurement
-
-    def _make_ruler_items(self) -> list[Any]:
-        pen = QPen(MEASURE_COLOUR)
-        pen.setWidthF(2.0)
-        pen.setCosmetic(True)  # stays 2 screen pixels wide at any zoom
-        line = QGraphicsLineItem()
-        line.setPen(pen)
-        text = canvas.make_text_item(MEASURE_COLOUR)
-        for item in (line, text):
-            self.add_image_overlay(item)
-            item.setZValue(10)
-        return [line, text]
-
-    @staticmethod
-    def _place_ruler(items: list[Any], start, end, label: str) -> None:
-        line, text = items
-        line.setLine(start[0], start[1], end[0], end[1])
-        text.setText(label)
-        text.setPos(QPointF(end[0], end[1]))
-
-    def _on_measure_drag(self, scene_start: QPointF, scene_now: QPointF, finished: bool) -> None:
-        if self.instance is None:
-            return
-        start = self.map_scene_to_image(scene_start)
-        end = self.map_scene_to_image(scene_now)
-        if self._measure_items is None:
-            self._measure_items = self._make_ruler_items()
-        preview = Measurement(start, end, self.instance.pixel_spacing(self.frame))
-        self._place_ruler(self._measure_items, start, end, preview.label())
-        if finished:
-            for item in self._measure_items:
-                self._remove_item(item)
-            self._measure_items = None
-            if preview.length_px > 0.5:
-                self.add_measurement(start, end)
-
-    def _remove_item(self, item) -> None:
-        scene = item.scene()
-        item.setParentItem(None)
-        if scene is not None:
-            scene.removeItem(item)
+        return self._measures.add("distance", (start, end))
 
     def clear_measurements(self) -> None:
-        for measurement in self.measurements:
-            for item in measurement.items:
-                self._remove_item(item)
-        self.measurements.clear()
+        self._measures.cancel_drawing()
+        self._measures.clear()
+
+    def clear_calibration(self) -> None:
+        self._measures.clear_calibration()
+
+    # ------------------------------------------------------------ corner text and planes
+    def set_corner_text_visible(self, visible: bool) -> None:
+        action = self.actions_by_name["corner_text"]
+        if action.isChecked() != bool(visible):
+            action.setChecked(bool(visible))  # re-enters through toggled
+            return
+        if self.corner_overlay is not None:
+            self.corner_overlay.setVisible(bool(visible))
+
+    def set_corner_layout(self, layout: Mapping[str, Sequence[str]]) -> None:
+        """Which fields go in which corner (``app.corner_text``); UserError if unknown."""
+        self._corner_layout = corner_text.check_layout(layout)
+        self._refresh_corner_text()
+
+    def corner_lines(self) -> dict[str, list[str]]:
+        """What each corner shows now (also while hidden)."""
+        if self.instance is None:
+            return {corner: [] for corner in corner_text.CORNERS}
+        values = dict(self._header_values)
+        values.update(corner_text.view_values(self.window_text(), self._zoom,
+                                              self._measures.spacing_text(), self.frame,
+                                              self.frame_count))
+        return corner_text.corner_lines(self._corner_layout, values)
+
+    def _refresh_corner_text(self) -> None:
+        if self.corner_overlay is not None:
+            self.corner_overlay.set_lines(self.corner_lines())
+
+    def set_overlay_planes_visible(self, visible: bool) -> None:
+        action = self.actions_by_name["overlay_planes"]
+        if action.isChecked() != bool(visible):
+            action.setChecked(bool(visible))
+            return
+        if self._planes is not None:
+            self._planes.set_overlays_enabled(bool(visible))
+
+    def set_shutter_visible(self, visible: bool) -> None:
+        action = self.actions_by_name["shutter"]
+        if action.isChecked() != bool(visible):
+            action.setChecked(bool(visible))
+            return
+        if self._planes is not None:
+            self._planes.set_shutter_enabled(bool(visible))
+
+    # ------------------------------------------------------------ mouse mapping and menu
+    def set_mouse_mapping(self, mapping: MouseMapping) -> None:
+        """What each button's drag and the wheel do (``MouseMapping.from_settings``)."""
+        self.mouse_mapping = mapping
+        if self._canvas is not None:
+            self._apply_mouse_mapping()
+
+    def _apply_mouse_mapping(self) -> None:
+        box, mapping = self._canvas[1], self.mouse_mapping
+        box.drag_actions = {Qt.MouseButton.LeftButton: mapping.left,
+                            Qt.MouseButton.MiddleButton: mapping.middle,
+                            Qt.MouseButton.RightButton: mapping.right}
+        box.wheel_action = mapping.wheel
+        box.can_scroll_frames = self.frame_count > 1 or self.image_stepper is not None
+
+    def mouse_gestures(self) -> list[tuple[str, str]]:
+        """Rows for Help > Keyboard shortcuts: what each button and the wheel do now."""
+        return self.mouse_mapping.gestures()
+
+    def build_context_menu(self, image_point: tuple[float, float] | None = None) -> QMenu:
+        """The right-click menu at ``image_point``; ``context_menu_about_to_show`` lets the
+        holder (the grid) add its items before it is shown."""
+        menu = view_menu.context_menu(self, image_point)
+        self.context_menu_about_to_show.emit(menu)
+        return menu
+
+    def _on_context_requested(self, scene_pos: QPointF, screen_pos: QPointF) -> None:
+        if self.instance is None:
+            return
+        menu = self.build_context_menu(self.map_scene_to_image(scene_pos))
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        menu.popup(screen_pos.toPoint())
 
     # ------------------------------------------------------------ frames and cine
     @property
@@ -998,34 +901,9 @@ class ImageView(QWidget):
 
     def _setup_frames(self) -> None:
         n = self.frame_count
-        self.frame_slider.blockSignals(True)
-        self.frame_slider.setMaximum(max(n - 1, 0))
-        self.frame_slider.setValue(self.frame)
-        self.frame_slider.blockSignals(False)
-        self._frame_bar.setVisible(n > 1)
-        self.fps_spin.setValue(self._file_fps())
-        self._update_frame_label()
-
-    def _file_fps(self) -> int:
-        assert self.instance is not None
-        header = self.instance.header
-        for keyword in ("CineRate", "RecommendedDisplayFrameRate"):
-            try:
-                value = float(header.get(keyword) or 0)
-            except (TypeError, ValueError):
-                value = 0
-            if value > 0:
-                return int(min(max(round(value), 1), 60))
-        try:
-            frame_time_ms = float(header.get("FrameTime") or 0)
-        except (TypeError, ValueError):
-            frame_time_ms = 0
-        if frame_time_ms > 0:
-            return int(min(max(round(1000.0 / frame_time_ms), 1), 60))
-        return DEFAULT_FPS
-
-    def _update_frame_label(self) -> None:
-        self.frame_label.setText(f"Frame {self.frame + 1} / {self.frame_count}")
+        self._frame_bar.set_frames(self.frame, n, frame_bar.file_fps(self.instance.header))
+        if self._canvas is not None:
+            self.view_box.can_scroll_frames = n > 1 or self.image_stepper is not None
 
     def set_frame(self, index: int) -> None:
         if self.instance is None:
@@ -1034,10 +912,7 @@ class ImageView(QWidget):
         if index == self.frame and self._displayed is not None:
             return
         self.frame = index
-        if self.frame_slider.value() != index:
-            self.frame_slider.blockSignals(True)
-            self.frame_slider.setValue(index)
-            self.frame_slider.blockSignals(False)
+        self._frame_bar.show_index(index)
         if self.preset_key != "custom":
             # File windows and data ranges can differ per frame (enhanced multi-frame).
             try:
@@ -1051,51 +926,40 @@ class ImageView(QWidget):
                 self.show_message(str(exc))
                 return
         self.refresh()
-        self._update_frame_label()
+        self._measures.on_frame_changed()
+        self.display_planes.show(self.instance, self.frame)
         self.frame_changed.emit(self.frame, self.frame_count)
-        self.voi_changed.emit(self.voi_description())
+        self._emit_window()
 
     def step_frame(self, step: int) -> None:
+        """The next/previous frame (wrapping); on a single frame, the holder's next image."""
         if self.frame_count > 1:
             self.set_frame((self.frame + step) % self.frame_count)
+        elif self.image_stepper is not None:
+            self.image_stepper(step)
 
     def set_playing(self, playing: bool) -> None:
-        playing = bool(playing) and self.frame_count > 1
-        if self.play_button.isChecked() != playing:
-            self.play_button.blockSignals(True)
-            self.play_button.setChecked(playing)
-            self.play_button.blockSignals(False)
-        self.play_button.setText("❚❚ Pause" if playing else "▶ Play")
-        if playing:
-            self._cine_timer.start(int(1000 / self.fps_spin.value()))
-        else:
-            self._cine_timer.stop()
+        self._frame_bar.set_playing(playing)
 
     def toggle_playing(self) -> None:
-        self.set_playing(not self._cine_timer.isActive())
+        self.set_playing(not self.is_playing)
 
     @property
     def is_playing(self) -> bool:
-        return self._cine_timer.isActive()
-
-    def _on_fps_changed(self, fps: int) -> None:
-        if self._cine_timer.isActive():
-            self._cine_timer.setInterval(int(1000 / fps))
-
-    def _next_frame_cine(self) -> None:
-        self.step_frame(1)
+        return self._frame_bar.is_playing
 
     # ------------------------------------------------------------ actions
     def _update_action_state(self) -> None:
         has_image = self.instance is not None
         multi = self.frame_count > 1
+        steps = multi or (has_image and self.image_stepper is not None)
         for name, action in self.actions_by_name.items():
-            if name in ("play", "next_frame", "previous_frame", "first_frame", "last_frame"):
-                action.setEnabled(multi)
+            if name in FRAME_ACTIONS:
+                action.setEnabled(multi if name == "play" else steps)
             else:
                 action.setEnabled(has_image)
         if not has_image:
-            self.set_measuring(False)
+            self.set_tool(None)
         self.actions_by_name["invert"].blockSignals(True)
         self.actions_by_name["invert"].setChecked(self.user_invert)
         self.actions_by_name["invert"].blockSignals(False)

@@ -18,8 +18,10 @@ from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QStyle, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from medviewer.app.browse_order import FolderGroup, display_groups
+from medviewer.dicom.display_text import dicom_date, person_name
 from medviewer.errors import UserError
 from medviewer.gui.lazy import LazyModule
+from medviewer.gui.path_mime import PATHS_MIME, mime_for_paths
 from medviewer.gui.workers import JobWorker
 from medviewer.jobs import CancelFlag
 
@@ -99,21 +101,6 @@ def array_to_pixmap(image: np.ndarray) -> QPixmap:
 # ---------------------------------------------------------------- text
 
 
-def person_name(raw: str) -> str:
-    """DICOM PN 'Family^Given^Middle' -> 'Family, Given Middle'."""
-    parts = [p for p in str(raw).split("=")[0].split("^") if p]
-    if not parts:
-        return "(no name)"
-    return parts[0] if len(parts) == 1 else f"{parts[0]}, {' '.join(parts[1:])}"
-
-
-def dicom_date(raw: str) -> str:
-    text = str(raw or "")
-    if len(text) == 8 and text.isdigit():
-        return f"{text[:4]}-{text[4:6]}-{text[6:]}"
-    return text
-
-
 def patient_text(patient: PatientNode) -> str:
     bits = [person_name(patient.name)]
     if patient.patient_id:
@@ -151,6 +138,31 @@ def plain_image_text(record: InstanceRecord) -> str:
     return text
 
 
+class _StudyTree(QTreeWidget):
+    """The tree; a dragged patient, study, series or image carries its images' paths, in
+    the tree's order, so dropping a series on a viewport shows that series."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setDragEnabled(True)
+        self.setDragDropMode(QTreeWidget.DragDropMode.DragOnly)
+
+    def mimeTypes(self) -> list[str]:  # noqa: N802 - Qt naming
+        return [PATHS_MIME, "text/uri-list"]
+
+    def mimeData(self, items):  # noqa: N802 - Qt naming
+        paths: list[Path] = []
+        for item in items:
+            stack = [item]
+            while stack:
+                node = stack.pop()
+                record = node.data(0, _RECORD_ROLE)
+                if record is not None and record.path not in paths:
+                    paths.append(record.path)
+                stack.extend(node.child(i) for i in reversed(range(node.childCount())))
+        return mime_for_paths(paths)
+
+
 def instance_text(record: InstanceRecord, index: int) -> str:
     number = record.instance_number if record.instance_number is not None else index + 1
     text = f"Image {number}"
@@ -174,7 +186,7 @@ class StudyBrowser(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.tree = QTreeWidget()
+        self.tree = _StudyTree()
         self.tree.setObjectName("studyTree")
         self.tree.setHeaderHidden(True)
         self.tree.setIconSize(QSize(THUMBNAIL_SIZE, THUMBNAIL_SIZE))

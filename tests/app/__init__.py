@@ -1,0 +1,1 @@
+"""Tests of the Qt-free application layer (medviewer.app)."""

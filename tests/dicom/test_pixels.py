@@ -425,3 +425,41 @@ def test_enhanced_windows_are_per_frame():
                                                              frame_voi("600", "2000")]))
     assert pixels.file_windows(ds, 0)[0].center == 40
     assert pixels.file_windows(ds, 1)[0] == pixels.Window(600, 2000, "LINEAR", "File window 1")
+
+
+# ---------------------------------------------------------------- what the viewer says about values
+
+
+def test_spacing_names_its_attribute_for_measurements():
+    assert pixels.pixel_spacing(_dataset(PixelSpacing=["0.2", "0.3"])).attribute == "PixelSpacing"
+    imager = pixels.pixel_spacing(_dataset(ImagerPixelSpacing=["0.1", "0.1"],
+                                           EstimatedRadiographicMagnificationFactor="1.2"))
+    assert imager.attribute == "ImagerPixelSpacing"
+    scanned = pixels.pixel_spacing(_dataset(NominalScannedPixelSpacing=["0.5", "0.5"]))
+    assert scanned.attribute == "NominalScannedPixelSpacing"
+
+
+def test_a_blank_window_explanation_gets_a_name():
+    ds = _dataset(WindowCenter=["2048", "100"], WindowWidth=["4096", "200"],
+                  WindowCenterWidthExplanation=["  ", "BONE"])
+    assert [w.label for w in pixels.file_windows(ds)] == ["File window 1", "BONE"]
+
+
+@pytest.mark.parametrize("attributes, unit", [
+    ({"Modality": "CT", "RescaleType": "US"}, "HU"),
+    ({"Modality": "CR", "RescaleType": "OD"}, "OD"),
+    ({"Modality": "MR", "RescaleType": "US"}, ""),
+    ({"Modality": "PT", "RescaleType": "MGML"}, "mg/ml"),
+    ({"Modality": "OT", "RescaleType": "PVAL"}, "(presentation value)"),
+    ({"Modality": "OT", "RescaleType": "OD REL"}, "(Rescale Type OD REL)"),
+    ({"Modality": "DX"}, ""),
+])
+def test_modality_unit_never_passes_a_code_off_as_a_unit(attributes, unit):
+    assert pixels.modality_unit(_dataset(**attributes)) == unit
+
+
+def test_modality_unit_from_a_modality_lut_type():
+    ds = _dataset(Modality="CR", RescaleType="US",
+                  ModalityLUTSequence=Sequence([_lut_item([4, 0, 16], [0, 1, 2, 3],
+                                                          ModalityLUTType="OD")]))
+    assert pixels.modality_unit(ds) == "OD"

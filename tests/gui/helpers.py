@@ -46,3 +46,13 @@ def grab_grey(widget: QWidget) -> np.ndarray:
                            count=image.bytesPerLine() * height)
     rows = buffer.reshape(height, image.bytesPerLine())[:, : width * 3]
     return rows.reshape(height, width, 3)[:, :, 0].copy()
+
+
+def mouse_click(qtbot, widget: QWidget, pos: QPointF,
+                button: Qt.MouseButton = Qt.MouseButton.LeftButton) -> None:
+    """Press and release at ``pos`` without moving (a click, not a drag)."""
+    qtbot.wait(30)
+    _send_mouse(widget, QEvent.Type.MouseButtonPress, QPointF(pos), button, button)
+    qtbot.wait(30)
+    _send_mouse(widget, QEvent.Type.MouseButtonRelease, QPointF(pos), button,
+                Qt.MouseButton.NoButton)

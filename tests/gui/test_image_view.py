@@ -13,6 +13,7 @@ from PySide6.QtCore import QPointF, Qt
 from medviewer.dicom import pixels
 from medviewer.dicom.reader import open_instance
 from medviewer.gui.image_view import ImageView, Orientation
+from medviewer.gui.view_tools import MouseMapping
 
 from .conftest import pydicom_data_file, pydicom_file
 from .helpers import grab_grey, mouse_drag, mouse_move
@@ -44,7 +45,8 @@ def test_open_file_shows_the_default_display(qtbot, image_view):
     ds = pydicom.dcmread(path)
     expected = linear_window(ds.pixel_array, 600, 1600)  # the file's own window
     assert np.array_equal(image_view.displayed_image(), expected)
-    assert image_view.voi_description() == "From file (File window 1): C 600 / W 1600"
+    assert image_view.voi_description() == "From file: C 600 / W 1600"
+    assert image_view.presets()[0].name == "From file (C 600 / W 1600)"
     assert image_view.frame_count == 1
 
 
@@ -101,9 +103,14 @@ def test_undecodable_jpeg2000_keeps_the_header(qtbot, image_view, shared_data):
 # ---------------------------------------------------------------- window / level
 
 
-def test_right_drag_changes_window_in_modality_units(qtbot, image_view):
+@pytest.mark.parametrize("button, mapping", [
+    (Qt.MouseButton.LeftButton, MouseMapping()),  # the default: left drag is W/L
+    (Qt.MouseButton.RightButton, MouseMapping(left="pan", right="window_level")),
+])
+def test_window_drag_changes_window_in_modality_units(qtbot, image_view, button, mapping):
     path = pydicom_file("MR_small.dcm")
     show(qtbot, image_view, path)
+    image_view.set_mouse_mapping(mapping)
     values = pydicom.dcmread(path).pixel_array
     scale = image_view.window_drag_scale()
     data_width = float(values.max()) - float(values.min())
@@ -111,11 +118,18 @@ def test_right_drag_changes_window_in_modality_units(qtbot, image_view):
     viewport = image_view.graphics_view.viewport()
     start = QPointF(200, 200)
     end = QPointF(300, 160)  # 100 px right (wider), 40 px up (lower centre)
-    mouse_drag(qtbot, viewport, start, end, Qt.MouseButton.RightButton)
+    zoom = image_view.zoom_percent()
+    mouse_drag(qtbot, viewport, start, end, button)
+    assert image_view.zoom_percent() == pytest.approx(zoom), "a W/L drag does not zoom"
     center, width = 600 - 40 * scale, 1600 + 100 * scale
-    assert image_view.voi.center == pytest.approx(center)
-    assert image_view.voi.width == pytest.approx(width)
+    step = 10 ** math.floor(math.log10(scale))  # the window moves in whole steps of this
+    assert image_view.voi.center == pytest.approx(round(center / step) * step)
+    assert image_view.voi.width == pytest.approx(round(width / step) * step)
     assert image_view.preset_key == "custom"
+    assert image_view.voi.describe() == (f"C {image_view.voi.center:g} / "
+                                         f"W {image_view.voi.width:g}")
+    assert len(image_view.voi.describe()) < 20, "no long decimals after a drag"
+    center, width = image_view.voi.center, image_view.voi.width
     expected = linear_window(values, center, width)
     assert np.abs(image_view.displayed_image().astype(int) - expected).max() <= 1
     assert not np.array_equal(expected, linear_window(values, 600, 1600))
@@ -279,7 +293,7 @@ def test_measurement_in_mm_with_pixel_spacing_and_after_rotation(qtbot, image_vi
     ds.save_as(path)
     show(qtbot, image_view, path)
     image_view.actions_by_name["measure"].trigger()
-    assert image_view.view_box.measuring
+    assert image_view.view_box.tool_active and image_view.tool == "distance"
     # 40 columns across = 10 mm; 20 rows down = 10 mm.
     horizontal = draw_ruler(qtbot, image_view, (10.5, 30.5), (50.5, 30.5))
     assert horizontal.length_mm == pytest.approx(10.0, abs=0.2)
@@ -293,8 +307,9 @@ def test_measurement_in_mm_with_pixel_spacing_and_after_rotation(qtbot, image_vi
     assert diagonal.length_mm == pytest.approx(math.hypot(15 * 0.25, 20 * 0.5), abs=0.2)
     # Rulers drawn before the rotation still sit on the same image points.
     line = horizontal.items[0]
-    p1 = line.mapToScene(line.line().p1())
-    expected = image_view.map_image_to_scene(*horizontal.start)
+    first = line.path().elementAt(0)
+    p1 = line.mapToScene(QPointF(first.x, first.y))
+    expected = image_view.map_image_to_scene(*horizontal.points[0])
     assert (p1.x(), p1.y()) == pytest.approx((expected.x(), expected.y()))
     assert len(image_view.measurements) == 3
     image_view.actions_by_name["clear_measurements"].trigger()
@@ -312,6 +327,7 @@ def test_measurement_names_imager_pixel_spacing_or_falls_back_to_pixels(qtbot, i
     m = image_view.add_measurement((0, 0), (30, 40))
     assert m.length_mm == pytest.approx(10.0)
     assert m.label() == "10.0 mm (Imager Pixel Spacing)"
+    assert m.record.spacing_source == "ImagerPixelSpacing"
     del ds.ImagerPixelSpacing
     none = tmp_path / "nospacing.dcm"
     ds.save_as(none)
@@ -381,8 +397,8 @@ def test_colour_multiframe_file_and_a_frame_that_fails_to_decode(qtbot, image_vi
     assert np.array_equal(image_view.displayed_image(), open_instance(path).display_frame(20))
 
 
-def test_left_drag_pans_and_wheel_zooms(qtbot, image_view):
-    from PySide6.QtCore import QEvent, QPoint
+def test_middle_drag_pans_and_wheel_zooms_a_single_frame(qtbot, image_view):
+    from PySide6.QtCore import QPoint
     from PySide6.QtGui import QWheelEvent
     from PySide6.QtWidgets import QApplication
 
@@ -390,13 +406,13 @@ def test_left_drag_pans_and_wheel_zooms(qtbot, image_view):
     viewport = image_view.graphics_view.viewport()
     zoom = image_view.zoom_percent()
     before = image_view.view_box.viewRect().center()
-    mouse_drag(qtbot, viewport, QPointF(300, 250), QPointF(200, 250), Qt.MouseButton.LeftButton)
+    mouse_drag(qtbot, viewport, QPointF(300, 250), QPointF(200, 250), Qt.MouseButton.MiddleButton)
     after = image_view.view_box.viewRect().center()
     # Dragging the image 100 screen pixels left moves the view right by 100 / scale.
     assert after.x() - before.x() == pytest.approx(100 * 100 / zoom, rel=0.05)
     assert after.y() == pytest.approx(before.y(), abs=0.5)
     assert image_view.zoom_percent() == pytest.approx(zoom)
-    assert image_view.preset_key == "file", "a left drag must not touch W/L"
+    assert image_view.preset_key == "file", "a pan must not touch W/L"
 
     position = QPointF(300, 250)
     wheel = QWheelEvent(position, viewport.mapToGlobal(position), QPoint(0, 0), QPoint(0, 240),
