@@ -9,7 +9,7 @@ files go to the session's problems.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence
@@ -20,9 +20,27 @@ from medviewer.gui.workers import JobWorker
 from medviewer.jobs import CancelFlag, Progress
 
 if TYPE_CHECKING:
-    from medviewer.gui.results_panel import AiReader
+    from medviewer.app.ai_reading import AiState
+    from medviewer.app.session import Session
+    from medviewer.gui.shell import Shell
 
 BATCH_SIZE = 8
+
+
+class BatchHost(Protocol):
+    """What the batch uses of the AI reader that owns it (results_panel.AiReader)."""
+
+    shell: Shell
+    app_session: Session
+    state: AiState
+    model: Any  # the loaded ModelSession, or None
+    entry: Any  # the chosen ModelEntry, or None
+
+    def status(self, sentence: str, ms: int = 10_000) -> None: ...
+
+    def start(self, worker: JobWorker) -> JobWorker: ...
+
+    def fit_results_dock(self) -> None: ...
 
 
 class AiBatch(QObject):
@@ -30,7 +48,7 @@ class AiBatch(QObject):
 
     ended = Signal(str)  # 'finished' | 'cancelled' | 'failed'
 
-    def __init__(self, reader: AiReader) -> None:
+    def __init__(self, reader: BatchHost) -> None:
         super().__init__(reader)
         self.reader = reader
         self.batch_size = BATCH_SIZE

@@ -21,7 +21,7 @@ from medviewer.dicom import shutters
 
 if TYPE_CHECKING:
     from medviewer.dicom.reader import Instance
-    from medviewer.gui.image_view import ImageView
+    from medviewer.gui.view_host import OverlayHost
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def shutter_path(shutter: shutters.DisplayShutter, rows: int, columns: int) -> Q
 class DisplayPlanes:
     """The shutter and overlay plane items of one image view."""
 
-    def __init__(self, view: ImageView) -> None:
+    def __init__(self, view: OverlayHost) -> None:
         self._view = view
         self._shutter_items: list[Any] = []  # the path, then one image item per bitmap
         self._overlay_items: dict[int, Any] = {}  # group -> pyqtgraph ImageItem

@@ -34,7 +34,7 @@ from medviewer.gui.view_tools import TOOLS, Tool
 
 if TYPE_CHECKING:
     from medviewer.app.measurements import Measurement
-    from medviewer.gui.image_view import ImageView
+    from medviewer.gui.view_host import DrawingView
 
 MEASURE_COLOUR = QColor(255, 210, 0)
 CALIBRATE_COLOUR = QColor(0, 220, 255)
@@ -64,7 +64,7 @@ def _distance_to_segment(p: tuple[float, float], a: tuple[float, float],
 class MeasurementGraphic:
     """One measurement (or a shape being drawn) on the image: outline, marker, caption."""
 
-    def __init__(self, view: ImageView, kind: str, colour: QColor = MEASURE_COLOUR,
+    def __init__(self, view: DrawingView, kind: str, colour: QColor = MEASURE_COLOUR,
                  dashed: bool = False) -> None:
         self.kind = kind
         self.points: tuple[tuple[float, float], ...] = ()
@@ -175,7 +175,7 @@ class MeasurementLayer(QObject):
     completed = Signal(str, object)  # tool name, tuple of (x, y) image points
     probed = Signal(float, float)  # image point the pixel probe reads
 
-    def __init__(self, view: ImageView, preview_text: Callable[[str, tuple], str]) -> None:
+    def __init__(self, view: DrawingView, preview_text: Callable[[str, tuple], str]) -> None:
         super().__init__(view)
         self._view = view
         self._preview_text = preview_text  # (tool, points) -> caption while drawing

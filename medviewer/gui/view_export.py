@@ -18,13 +18,13 @@ from PySide6.QtWidgets import QApplication
 from medviewer.errors import UserError
 
 if TYPE_CHECKING:
-    from medviewer.gui.image_view import ImageView
+    from medviewer.gui.view_host import ExportedView
 
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 JPEG_QUALITY = 92
 
 
-def render_view(view: ImageView, annotations: bool = True) -> QImage:
+def render_view(view: ExportedView, annotations: bool = True) -> QImage:
     """The viewport's picture; without annotations everything over the image is hidden."""
     if view.instance is None:
         raise UserError("There is no image to export: open one first.")
@@ -47,7 +47,7 @@ def render_view(view: ImageView, annotations: bool = True) -> QImage:
     return image.convertToFormat(QImage.Format.Format_RGB888)
 
 
-def save_view(view: ImageView, path: str | os.PathLike, annotations: bool = True) -> Path:
+def save_view(view: ExportedView, path: str | os.PathLike, annotations: bool = True) -> Path:
     """Write the view to ``path`` (.png, .jpg or .jpeg); UserError naming the file if not."""
     target = Path(path)
     image_format = FORMATS.get(target.suffix.lower())
@@ -66,7 +66,7 @@ def save_view(view: ImageView, path: str | os.PathLike, annotations: bool = True
     return target
 
 
-def copy_view(view: ImageView, annotations: bool = True) -> QImage:
+def copy_view(view: ExportedView, annotations: bool = True) -> QImage:
     """Put the view on the clipboard as an image; returns what was copied."""
     image = render_view(view, annotations)
     QApplication.clipboard().setImage(image)

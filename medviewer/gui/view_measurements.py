@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from medviewer.app.measurements import Measurement
     from medviewer.dicom.pixels import Spacing
     from medviewer.gui import measurement_layer
-    from medviewer.gui.image_view import ImageView
+    from medviewer.gui.view_host import MeasuringView
 else:
     measurements = LazyModule("medviewer.app.measurements")
     measurement_layer = LazyModule("medviewer.gui.measurement_layer")
@@ -75,7 +75,7 @@ class MeasurementController(QObject):
     """An image view's measurements (``ImageView.measures``): the API the label store and
     the main window use; points are image coordinates (x = column, y = row)."""
 
-    def __init__(self, view: ImageView) -> None:
+    def __init__(self, view: MeasuringView) -> None:
         super().__init__(view)
         self._view = view
         self.shown: list[ShownMeasurement] = []

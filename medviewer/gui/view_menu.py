@@ -16,7 +16,7 @@ from medviewer.errors import UserError
 from medviewer.gui.view_tools import TOOLS
 
 if TYPE_CHECKING:
-    from medviewer.gui.image_view import ImageView
+    from medviewer.gui.view_host import ActionView
 
 # Export (view_export.py) loads on first use.
 EXPORT_FILTER = "PNG image (*.png);;JPEG image (*.jpg *.jpeg)"
@@ -33,7 +33,7 @@ def refresh_tooltip(action: QAction) -> None:
         action.setToolTip(tip)
 
 
-def build_tool_actions(view: ImageView) -> None:
+def build_tool_actions(view: ActionView) -> None:
     """One checkable action per tool (at most one checked), Escape for none, clearing."""
     group = QActionGroup(view)
     group.setExclusionPolicy(QActionGroup.ExclusionPolicy.ExclusiveOptional)
@@ -49,14 +49,14 @@ def build_tool_actions(view: ImageView) -> None:
                  view.clear_measurements, tip="Remove every measurement from this image")
 
 
-def _stop_tool(view: ImageView):
+def _stop_tool(view: ActionView):
     def stop() -> None:
         view.measures.cancel_drawing()
         view.set_tool(None)
     return stop
 
 
-def build_display_actions(view: ImageView) -> None:
+def build_display_actions(view: ActionView) -> None:
     a = view._action
     a("corner_text", "Corner &text", "T", view.set_corner_text_visible, checkable=True,
       tip="Show or hide the patient, study and view text in the image's corners")
@@ -77,7 +77,7 @@ def build_display_actions(view: ImageView) -> None:
       tip="Measure this image with the file's pixel spacing again")
 
 
-def save_dialog(view: ImageView, annotations: bool) -> None:
+def save_dialog(view: ActionView, annotations: bool) -> None:
     from medviewer.gui import view_export
 
     stem = view.instance.path.stem if view.instance is not None else "view"
@@ -91,7 +91,7 @@ def save_dialog(view: ImageView, annotations: bool) -> None:
         view.show_message(str(exc))
 
 
-def copy(view: ImageView, annotations: bool) -> None:
+def copy(view: ActionView, annotations: bool) -> None:
     from medviewer.gui import view_export
 
     try:
@@ -100,7 +100,7 @@ def copy(view: ImageView, annotations: bool) -> None:
         view.show_message(str(exc))
 
 
-def context_menu(view: ImageView, image_point: tuple[float, float] | None) -> QMenu:
+def context_menu(view: ActionView, image_point: tuple[float, float] | None) -> QMenu:
     """Tools, W/L presets, what is shown, export and reset; the measurement under the
     pointer can be deleted."""
     actions = view.actions_by_name
