@@ -85,15 +85,17 @@ def cam_map(read: ImageRead, class_index: int) -> np.ndarray:
     return read.maps[class_index]
 
 
-def default_class_index(prediction: Prediction) -> int:
-    """The class to explain first: the decision's (the most probable flagged finding), else
-    the top class. The results panel still needs an index for its class box; whether a map
-    is shown for an image with nothing flagged is the panel's choice (``decision``)."""
+def overlay_class_index(prediction: Prediction, chosen_class: str | None) -> int:
+    """The class whose map is shown: the one the reader chose (any case), else the
+    decision's class to explain (the most probable flagged finding), else -1: an image with
+    nothing flagged gets no map unless the reader asks for one."""
     names = [s.name for s in prediction.scores]
+    if chosen_class:
+        folded = [n.casefold() for n in names]
+        if chosen_class.casefold() in folded:
+            return folded.index(chosen_class.casefold())
     explain = prediction.decision.explain_class if prediction.decision else None
-    if explain in names:
-        return names.index(explain)
-    return max(range(len(names)), key=lambda i: prediction.scores[i].probability)
+    return names.index(explain) if explain in names else -1
 
 
 def read_image_job(model: ModelSession, instance: Any, frame: int, class_name: str | None,
@@ -123,10 +125,8 @@ def read_image_job(model: ModelSession, instance: Any, frame: int, class_name: s
                                  ood_score=ood_scores(model, output)[0])
     cam = output.cam[0] if output.cam is not None else None
     read = ImageRead(instance, frame, prediction, cam, prepared.geometry)
-    if cam is not None:
-        names = [c.lower() for c in model.card.classes]
-        index = (names.index(class_name.lower()) if class_name and class_name.lower() in names
-                 else default_class_index(prediction))
+    index = overlay_class_index(prediction, class_name)
+    if cam is not None and index >= 0:
         name, paint = painter
         read.pictures[index] = (name, paint(cam_map(read, index)))
     cancel.raise_if_cancelled()

@@ -28,7 +28,6 @@ from medviewer.events import EventGroup
 if TYPE_CHECKING:
     from medviewer.labels.values import ImageLabel, ImageRef, LabelSet
 
-AI_THRESHOLD = 0.5  # multi-label: a class is suggested at this probability or more
 FILTER_MODES = (("all", "All images"), ("labelled", "Labelled by me"),
                 ("unlabelled", "Not labelled by me"), ("disagreeing", "Readers or AI disagree"))
 
@@ -44,47 +43,67 @@ def _values():  # the label value types load on first use, not at start-up
 
 @dataclass(frozen=True)
 class AiSuggestion:
-    """What a model said about one image: class name -> probability."""
+    """What the AI's decision offers for one image (``inference.decision``): the flagged
+    findings, else the card's "no finding" class, else nothing; with the probabilities to
+    show beside it. The label panel never decides anything of its own from probabilities."""
 
     model_name: str
     probabilities: Mapping[str, float]
+    offered: tuple[str, ...]  # decision.offered, in the model's class names
+    flagged: tuple[str, ...] = ()
+    withheld: str = ""  # why the model's answer is not offered (outside intended use)
 
-    def _matched(self, label_set: LabelSet) -> dict[str, float]:
-        by_fold = {name.casefold(): name for name in label_set.classes}
-        matched: dict[str, float] = {}
-        for name, probability in self.probabilities.items():
-            target = name if name in label_set.classes else by_fold.get(str(name).casefold())
-            if target is not None:
-                matched[target] = max(float(probability), matched.get(target, 0.0))
-        return matched
+    @classmethod
+    def from_prediction(cls, prediction: Any) -> AiSuggestion:
+        decision = prediction.decision
+        return cls(f"{prediction.model_name}@{prediction.model_version}",
+                   {s.name: s.probability for s in prediction.scores},
+                   tuple(decision.offered) if decision else (),
+                   tuple(decision.flagged) if decision else (),
+                   decision.withheld if decision else "")
+
+    @staticmethod
+    def _in_set(name: str, label_set: LabelSet) -> str | None:
+        """The label set's class for a model class: the same name, else ignoring case."""
+        if name in label_set.classes:
+            return name
+        folded = {c.casefold(): c for c in label_set.classes}
+        return folded.get(str(name).casefold())
 
     def classes_for(self, label_set: LabelSet) -> tuple[str, ...] | None:
-        """The suggested classes in this label set; None when no model class is in the set.
+        """The offered classes in this label set; None when no model class is in the set.
 
-        Single-label: the most probable class. Multi-label: every class at
-        :data:`AI_THRESHOLD` or more (possibly none).
+        Single-label: the first offered class the set has (the most probable flagged one).
+        Multi-label: every offered class the set has, in the set's order (possibly none).
         """
-        matched = self._matched(label_set)
-        if not matched:
+        if not any(self._in_set(name, label_set) for name in self.probabilities):
             return None
+        if self.withheld:
+            return ()
+        offered = [c for c in (self._in_set(name, label_set) for name in self.offered) if c]
         if label_set.multi_label:
-            return tuple(c for c in label_set.classes if matched.get(c, -1.0) >= AI_THRESHOLD)
-        best = max(label_set.classes, key=lambda c: matched.get(c, -1.0))
-        return (best,)
+            return tuple(c for c in label_set.classes if c in offered)
+        return tuple(offered[:1])
 
     def describe(self, label_set: LabelSet | None) -> str:
         if label_set is None:
             return f"AI ({self.model_name})"
-        matched = self._matched(label_set)
+        matched = {self._in_set(name, label_set): p for name, p in self.probabilities.items()}
+        matched.pop(None, None)
         if not matched:
             names = ", ".join(sorted(map(str, self.probabilities))) or "none"
             return (f"AI ({self.model_name}): its classes ({names}) are not in label set "
                     f"'{label_set.name}'.")
+        if self.withheld:
+            return f"AI ({self.model_name}) offers nothing: {self.withheld}"
         ranked = sorted(matched.items(), key=lambda item: -item[1])[:3]
         odds = ", ".join(f"{name} {probability * 100:.0f} %" for name, probability in ranked)
         suggested = self.classes_for(label_set) or ()
         verdict = " + ".join(suggested) if suggested else "none of the classes"
-        return f"AI ({self.model_name}) suggests {verdict} — {odds}. Enter accepts."
+        why = ("flagged" if self.flagged else "nothing flagged") if suggested else ""
+        return (f"AI ({self.model_name}) suggests {verdict}"
+                f"{f' ({why})' if why else ''} — {odds}."
+                + (" Enter accepts." if suggested else ""))
 
 
 # ---------------------------------------------------------------- scopes
@@ -275,10 +294,9 @@ class Labelling:
         return dict(self._labels.get(key, {}))
 
     # ------------------------------------------------------------ AI suggestions
-    def set_suggestion(self, path: Path, model_name: str,
-                       class_probabilities: Mapping[str, float]) -> None:
+    def set_suggestion(self, path: Path, suggestion: AiSuggestion) -> None:
         path = Path(path)
-        self._suggestions[path] = AiSuggestion(model_name, dict(class_probabilities))
+        self._suggestions[path] = suggestion
         self.events.suggestion_changed.emit(path)
 
     def clear_suggestion(self, path: Path | None = None) -> None:

@@ -110,10 +110,11 @@ class Session:
         self.events.image_gone.emit(None)
 
     def _suggest_from_read(self, read: ImageRead) -> None:
+        """The AI's decision on an image becomes the label panel's suggestion for it."""
+        from medviewer.app.labelling import AiSuggestion
+
         prediction = read.prediction
-        self.labelling.set_suggestion(
-            prediction.path, f"{prediction.model_name}@{prediction.model_version}",
-            {s.name: s.probability for s in prediction.scores})
+        self.labelling.set_suggestion(prediction.path, AiSuggestion.from_prediction(prediction))
 
     # ------------------------------------------------------------ settings
     def update_settings(self, **values: object) -> str | None:

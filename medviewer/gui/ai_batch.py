@@ -128,7 +128,9 @@ class AiBatch(QObject):
         # Files only: the total is known now (a folder's comes with the job's progress).
         self._total = 0 if any(Path(p).is_dir() or Path(p).name.upper() == "DICOMDIR"
                                for p in paths) else len(paths)
-        self.panel.start(f"{key} on {description}", list(model.card.classes))
+        card = model.card  # the findings (classes with an operating point) get a column each
+        findings = [c for c in card.classes if card.operating_point(c)] or list(card.classes)
+        self.panel.start(f"{key} on {description}", findings)
         self.cancel_action.setEnabled(True)
         self._show_dock()
         return reader.start(worker)

@@ -41,14 +41,17 @@ class _NumberItem(QTableWidgetItem):
 class BatchPanel(QWidget):
     """A batch run's results: one row per image, filled in as they arrive.
 
-    Columns: image, top class, its probability, the flagged classes, then one probability
-    column per class (sort by a finding to triage), and a note for files without a result.
+    Columns: image, the decision (the one rule's: flagged findings in the flag colour,
+    else the "no finding" class; "not read" outside the model's intended use), one
+    probability column per finding (sort by it to triage), whether the image is unusual for
+    the model, and a note for files without a result.
     """
 
     image_requested = Signal(object)  # Path of the clicked row's image
     cancel_requested = Signal()
 
-    FIXED_COLUMNS = ("Image", "Top class", "Probability", "Flagged")
+    FIXED_COLUMNS = ("Image", "Decision")
+    LAST_COLUMNS = ("Unusual", "Note")
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -98,7 +101,8 @@ class BatchPanel(QWidget):
 
     @property
     def columns(self) -> list[str]:
-        return [*self.FIXED_COLUMNS, *(f"P({name})" for name in self.classes), "Note"]
+        return [*self.FIXED_COLUMNS, *(f"P({name})" for name in self.classes),
+                *self.LAST_COLUMNS]
 
     def _set_columns(self, classes: list[str]) -> None:
         self.classes = list(classes)
@@ -107,13 +111,14 @@ class BatchPanel(QWidget):
         self.table.setHorizontalHeaderLabels(names)
         metrics = self.table.fontMetrics()
         longest_class = max((metrics.horizontalAdvance(c) for c in classes), default=60)
-        widths = [metrics.horizontalAdvance("x" * 30), longest_class + 24,
-                  metrics.horizontalAdvance("Probability") + 28, longest_class + 24]
+        widths = [metrics.horizontalAdvance("x" * 30), max(longest_class + 24, 120)]
         widths += [max(metrics.horizontalAdvance(f"P({c})") + 28, 70) for c in classes]
+        widths += [metrics.horizontalAdvance("Unusual") + 24]
         for column, width in enumerate(widths):
             self.table.setColumnWidth(column, width)
 
     def start(self, title: str, classes: list[str]) -> None:
+        """A new run; ``classes`` are the findings whose probabilities get a column."""
         self._pending.clear()
         self._flush_timer.stop()
         self.table.setSortingEnabled(False)
@@ -163,13 +168,16 @@ class BatchPanel(QWidget):
         name.setData(Qt.ItemDataRole.UserRole, str(prediction.path))
         name.setToolTip(str(prediction.path))
         cells: list[QTableWidgetItem] = [name]
-        top = prediction.top
-        if prediction.ok and top is not None:
-            flagged = QTableWidgetItem(", ".join(prediction.flagged) or "—")
-            if prediction.flagged:
-                flagged.setForeground(FLAG_COLOUR)
-            cells += [QTableWidgetItem(top.name),
-                      _NumberItem(top.probability, f"{top.probability:.3f}"), flagged]
+        if prediction.ok:
+            decision = prediction.decision
+            if decision is not None and decision.withheld:
+                verdict = QTableWidgetItem("not read (outside intended use)")
+                verdict.setToolTip(decision.withheld)
+            else:
+                verdict = QTableWidgetItem(", ".join(prediction.offered) or "—")
+                if prediction.flagged:
+                    verdict.setForeground(FLAG_COLOUR)
+            cells.append(verdict)
             by_name = {s.name: s for s in prediction.scores}
             for class_name in self.classes:
                 score = by_name.get(class_name)
@@ -178,10 +186,13 @@ class BatchPanel(QWidget):
                 if score is not None and score.flagged:
                     item.setForeground(FLAG_COLOUR)
                 cells.append(item)
+            unusual = {True: "unusual", False: "", None: "no check"}[prediction.ood]
+            cells.append(QTableWidgetItem(unusual))
             cells.append(QTableWidgetItem(""))
         else:
-            cells += [QTableWidgetItem("—"), _NumberItem(None, "—"), QTableWidgetItem("—")]
+            cells.append(QTableWidgetItem("—"))
             cells += [_NumberItem(None, "—") for _ in self.classes]
+            cells.append(QTableWidgetItem("—"))
             note = QTableWidgetItem(prediction.error or "")
             note.setToolTip(prediction.error or "")
             note.setForeground(QColor(255, 154, 138))

@@ -34,8 +34,9 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QLabel, QMessageBox
 
 from medviewer.app.ai_reading import (
-    ImageRead, LoadedModel, Painter, cam_map_job, default_class_index, import_model_job,
-    load_model_job, occlusion_map_job, occlusion_passes, provider_name, read_image_job,
+    ImageRead, LoadedModel, Painter, cam_map_job, import_model_job,
+    load_model_job, occlusion_map_job, occlusion_passes, overlay_class_index, provider_name,
+    read_image_job,
 )
 from medviewer.gui.ai_batch import AiBatch
 from medviewer.gui.models_dialog import ModelInfoDialog, ModelsDialog
@@ -79,7 +80,7 @@ class AiReader(QObject):
         self.shell = shell
         self.view = view
         settings = session.settings
-        self.auto_read = True
+        self.auto_read = bool(settings.ai_auto_run)
         self.message_box: QMessageBox | None = None
         self.info_dialog: ModelInfoDialog | None = None
         self.models_dialog: ModelsDialog | None = None
@@ -174,7 +175,7 @@ class AiReader(QObject):
         menu.addSeparator()
         self.overlay_action = menu.addAction("Show &saliency overlay")
         self.overlay_action.setCheckable(True)
-        self.overlay_action.setChecked(True)
+        self.overlay_action.setChecked(bool(self.app_session.settings.saliency_overlay))
         self.overlay_action.setShortcut(QKeySequence("O"))
         self.overlay_action.toggled.connect(self.set_overlay_enabled)
         menu.addSeparator()
@@ -192,9 +193,11 @@ class AiReader(QObject):
         subscribe(self, events.image_gone, self._on_image_failed)
         subscribe(self, events.catalogs_closed, self._on_image_failed)
         subscribe(self, events.models_changed, lambda _none: self.refresh_models())
+        subscribe(self, events.settings_changed, self._on_settings_changed)
         self.view.frame_changed.connect(self._on_frame_changed)
         panel = self.panel
         panel.run_button.clicked.connect(self.read_current)
+        panel.read_anyway_button.clicked.connect(lambda: self.read_current(out_of_scope=True))
         panel.batch_button.clicked.connect(self.batch.run_on_open)
         panel.folder_button.clicked.connect(self.batch.choose_folder)
         panel.overlay_check.setChecked(self.overlay_action.isChecked())
@@ -623,8 +626,16 @@ class AiReader(QObject):
         self._saliency_worker = None
         self.panel.set_saliency_progress(None, running=False)
 
-    def read_current(self) -> JobWorker | None:
-        """Run AI on the shown frame (Ctrl+R); a read still running for it is dropped."""
+    def _on_settings_changed(self, settings: Any) -> None:
+        """Preferences: reading each image on open, and the overlay shown by default."""
+        self.auto_action.setChecked(bool(settings.ai_auto_run))
+        self.overlay_action.setChecked(bool(settings.saliency_overlay))
+
+    def read_current(self, out_of_scope: bool = False) -> JobWorker | None:
+        """Run AI on the shown frame (Ctrl+R); a read still running for it is dropped.
+
+        ``out_of_scope``: the reader pressed "Read anyway" for an image outside the model's
+        intended use; the read is then shown as a finding and the audit log says so."""
         self._read_timer.stop()
         instance = self.view.instance
         if instance is None:
@@ -643,7 +654,8 @@ class AiReader(QObject):
         model, frame, chosen = self.model, self.view.frame, self.state.chosen_class
         painter = self._painter()
         worker = JobWorker(
-            lambda cancel: read_image_job(model, instance, frame, chosen, painter, cancel),
+            lambda cancel: read_image_job(model, instance, frame, chosen, painter, cancel,
+                                          read_out_of_scope=out_of_scope),
             "reading the image with the AI model")
         worker.finished.connect(self._on_read)
         worker.failed.connect(self._on_read_failed)
@@ -663,7 +675,9 @@ class AiReader(QObject):
         self.panel.class_combo.setCurrentIndex(index)
         self.panel.class_combo.blockSignals(False)
         self._update_saliency_controls()
-        if read.cam is not None and index in read.maps:
+        if index < 0:  # nothing flagged and no class chosen: no map is shown silently
+            self.overlay.clear()
+        elif read.cam is not None and index in read.maps:
             self._show_cam(index)
         elif read.cam is not None:
             self._start_cam_map(index)
@@ -687,10 +701,7 @@ class AiReader(QObject):
 
     # ------------------------------------------------------------ saliency
     def _overlay_class_index(self, read: ImageRead) -> int:
-        names = [s.name for s in read.prediction.scores]
-        if self.state.chosen_class in names:
-            return names.index(self.state.chosen_class)
-        return default_class_index(read.prediction)
+        return overlay_class_index(read.prediction, self.state.chosen_class)
 
     def _update_saliency_controls(self) -> None:
         panel = self.panel
@@ -762,10 +773,14 @@ class AiReader(QObject):
         if read is None or model is None:
             self.status("Run the AI on an image first.")
             return None
+        index = self.panel.class_combo.currentIndex()
+        if index < 0:  # nothing flagged: the reader picks the class to explain
+            self.panel.method_label.setText("Nothing is flagged: choose the class whose "
+                                            "evidence you want to see.")
+            return None
         self._occlusion_wanted = True
         if self._saliency_worker is not None:
             self._saliency_worker.cancel()
-        index = max(self.panel.class_combo.currentIndex(), 0)
         instance, frame, painter = read.instance, read.frame, self._painter()
         worker = JobWorker(
             lambda cancel: occlusion_map_job(model, instance, frame, index, painter, cancel),

@@ -19,8 +19,8 @@ from PySide6.QtWidgets import (
 
 from medviewer.app.ai_reading import provider_name
 from medviewer.gui.models_dialog import DEMO_BANNER, not_for_clinical_use
+from medviewer.gui.widgets import ignore_wheel_unless_focused, wrapping_label
 from medviewer.gui.overlay import COLOUR_MAPS
-from medviewer.gui.widgets import wrapping_label
 from medviewer.jobs import Progress
 
 if TYPE_CHECKING:
@@ -49,6 +49,8 @@ class ProbabilityBar(QWidget):
         self.method = ""
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setMinimumWidth(220)
+        # Never squeezed by wrapped sentences around it: a bar cut in half reads wrongly.
+        self.setMinimumHeight(self.sizeHint().height())
 
     def set_score(self, name: str, probability: float, threshold: float | None,
                   flagged: bool | None, method: str = "") -> None:
@@ -132,6 +134,29 @@ class ProbabilityBar(QWidget):
         painter.end()
 
 
+def finding_text(prediction: Prediction) -> str:
+    """The answer in words, from the decision: what is flagged (with the probability at or
+    above its point), else each finding below its point, else that the card has none."""
+    flagged = [prediction.score(name) for name in prediction.flagged]
+    if flagged:
+        return "Flagged: " + ", ".join(f"{s.name} ({s.probability:.3f} ≥ {s.threshold:.3f})"
+                                       for s in flagged)
+    findings = [s for s in prediction.scores if s.threshold is not None]
+    if findings:
+        return "Not flagged: " + ", ".join(f"{s.name} {s.probability:.3f} < {s.threshold:.3f}"
+                                           for s in findings)
+    return "The model card gives no operating points: probabilities only."
+
+
+def ood_text(prediction: Prediction) -> str:
+    if prediction.ood_score is None:
+        return "This model has no check for unusual images (no out-of-distribution data)."
+    if prediction.ood:
+        return ("Unusual image for this model: it differs from the images the model was "
+                f"trained on (score {prediction.ood_score:.1f}), so its answer may not apply.")
+    return f"A usual image for this model (out-of-distribution score {prediction.ood_score:.1f})."
+
+
 class ResultsPanel(QWidget):
     """The shown image's AI read: model, provider, bars, timing, saliency controls."""
 
@@ -149,6 +174,18 @@ class ResultsPanel(QWidget):
         self.notice_label.hide()
         self.status_label = wrapping_label("aiStatusLabel")
         self.finding_label = wrapping_label("aiFindingLabel", "font-weight: bold;")
+        # Why the answer is not shown as a finding (outside intended use), and the way past it.
+        self.scope_label = wrapping_label("aiScopeLabel", WARNING_STYLE)
+        self.scope_label.hide()
+        self.read_anyway_button = QPushButton("Read anyway")
+        self.read_anyway_button.setObjectName("readAnywayButton")
+        self.read_anyway_button.setToolTip("Show this model's answer although the image is "
+                                           "outside its intended use (written to the audit "
+                                           "log)")
+        self.read_anyway_button.hide()
+        # "Unusual image for this model" (out-of-distribution), or why there is no check.
+        self.ood_label = wrapping_label("aiOodLabel")
+        self.ood_label.hide()
         self.timing_label = wrapping_label("aiTimingLabel", "color: #a0a0a0;")
 
         self.bars_box = QWidget()
@@ -188,8 +225,11 @@ class ResultsPanel(QWidget):
         rule.setStyleSheet("color: #4a4a4e;")
         layout.addWidget(rule)
         layout.addWidget(self.status_label)
+        layout.addWidget(self.scope_label)
+        layout.addWidget(self.read_anyway_button)
         layout.addWidget(self.bars_box)
         layout.addWidget(self.finding_label)
+        layout.addWidget(self.ood_label)
         layout.addWidget(self.timing_label)
         layout.addWidget(self.saliency_box)
         layout.addStretch(1)
@@ -219,6 +259,7 @@ class ResultsPanel(QWidget):
         self.class_combo = QComboBox()
         self.class_combo.setObjectName("saliencyClassCombo")
         self.class_combo.setToolTip("Which class's evidence the overlay shows")
+        self.class_combo.setPlaceholderText("Nothing flagged: choose a class")
         self.compute_button = QPushButton("Compute occlusion map")
         self.compute_button.setObjectName("computeSaliencyButton")
         self.compute_button.hide()
@@ -245,6 +286,7 @@ class ResultsPanel(QWidget):
         self.colour_combo = QComboBox()
         self.colour_combo.setObjectName("colourMapCombo")
         self.colour_combo.addItems(list(COLOUR_MAPS))
+        ignore_wheel_unless_focused(self.class_combo, self.colour_combo, self.opacity_slider)
         form = QFormLayout(box)
         form.setContentsMargins(8, 6, 8, 8)
         form.addRow(self.overlay_check)
@@ -290,6 +332,8 @@ class ResultsPanel(QWidget):
             bar.hide()
         self.finding_label.clear()
         self.finding_label.hide()
+        for widget in (self.scope_label, self.read_anyway_button, self.ood_label):
+            widget.hide()
         self.timing_label.clear()
         self.timing_label.hide()
         self.class_combo.blockSignals(True)
@@ -297,6 +341,11 @@ class ResultsPanel(QWidget):
         self.class_combo.blockSignals(False)
 
     def show_prediction(self, prediction: Prediction, image_name: str = "") -> None:
+        """The read as the one decision rule gives it (``prediction.decision``): flagged
+        findings, or why nothing is; not read as a finding outside the model's intended use
+        (the reasons and "Read anyway"); the out-of-distribution check."""
+        decision = prediction.decision
+        withheld = decision.withheld if decision is not None else ""
         while len(self.bars) < len(prediction.scores):
             bar = ProbabilityBar()
             self.bars.append(bar)
@@ -304,27 +353,35 @@ class ResultsPanel(QWidget):
         for bar, score in zip(self.bars, prediction.scores):
             bar.set_score(score.name, score.probability, score.threshold, score.flagged,
                           score.method)
-            bar.show()
+            bar.setVisible(not withheld)
         for bar in self.bars[len(prediction.scores):]:
             bar.hide()
-        flagged = [s for s in prediction.scores if s.flagged]
-        if flagged:
-            parts = [f"{s.name} ({s.probability:.3f} ≥ {s.threshold:.3f})" for s in flagged]
-            self.finding_label.setText("Flagged: " + ", ".join(parts))
-            self.finding_label.setStyleSheet(f"font-weight: bold; color: {FLAG_COLOUR.name()};")
-        elif any(s.threshold is not None for s in prediction.scores):
-            self.finding_label.setText("Nothing above its operating point.")
+        self.scope_label.setVisible(bool(withheld))
+        self.read_anyway_button.setVisible(bool(withheld))
+        if withheld:
+            self.scope_label.setText(withheld + " The answer is not shown as a finding.")
+            self.finding_label.setText("Not read as a finding.")
             self.finding_label.setStyleSheet("font-weight: bold;")
         else:
-            self.finding_label.setText("The model card gives no operating points: "
-                                       "probabilities only.")
-            self.finding_label.setStyleSheet("")
+            self.finding_label.setText(finding_text(prediction))
+            style = f"font-weight: bold; color: {FLAG_COLOUR.name()};" if prediction.flagged \
+                else ("font-weight: bold;" if any(s.threshold is not None
+                                                  for s in prediction.scores) else "")
+            self.finding_label.setStyleSheet(style)
         self.finding_label.show()
+        self.ood_label.setText(ood_text(prediction))
+        self.ood_label.setStyleSheet(WARNING_STYLE if prediction.ood else "color: #a0a0a0;")
+        self.ood_label.setVisible(not withheld)
         frame = f", frame {prediction.frame + 1}" if prediction.frame else ""
+        site = (f"; operating points: {prediction.operating_points_source}"
+                if prediction.operating_points_source != "card" else "")
         self.timing_label.setText(f"Inference {prediction.inference_ms:.1f} ms on "
-                                  f"{provider_name(prediction.provider)}{frame}")
+                                  f"{provider_name(prediction.provider)}{frame}{site}")
         self.timing_label.show()
-        self.show_status(f"Result for {image_name}" if image_name else "", error=False)
+        # A long file name cannot wrap and would push the numbers out of the panel.
+        shown = image_name if len(image_name) <= 40 else f"{image_name[:19]}…{image_name[-19:]}"
+        self.show_status(f"Result for {shown}" if image_name else "", error=False)
+        self.status_label.setToolTip(image_name)
         names = [s.name for s in prediction.scores]
         if [self.class_combo.itemText(i) for i in range(self.class_combo.count())] != names:
             self.class_combo.blockSignals(True)

@@ -6,9 +6,9 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, Qt
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QLabel, QMainWindow
+from PySide6.QtWidgets import QLabel, QMainWindow, QWidget
 
 if TYPE_CHECKING:
     from medviewer.events import Emitter
@@ -70,3 +70,23 @@ def subscribe(owner: QObject, emitter: Emitter, callback: Callable[..., Any]) ->
     """
     emitter.connect(callback)
     owner.destroyed.connect(lambda *_args: emitter.disconnect(callback))
+
+
+class _WheelNeedsFocus(QObject):
+    """Drops wheel events on a widget that has no keyboard focus (they scroll the panel)."""
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt naming
+        if event.type() == QEvent.Type.Wheel and not watched.hasFocus():
+            event.ignore()
+            return True
+        return False
+
+
+def ignore_wheel_unless_focused(*widgets: QWidget) -> None:
+    """Combo boxes and spin boxes inside a scrolling panel: a wheel notch while scrolling
+    past them must not change their value (it changed the saliency class); once clicked
+    (focused) the wheel works on them as usual."""
+    for widget in widgets:
+        widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        guard = _WheelNeedsFocus(widget)
+        widget.installEventFilter(guard)

@@ -95,7 +95,7 @@ def main(out_dir: str) -> None:
         ai.batch.run([study], study.name)
         wait_until(lambda: not ai.batch.running, 120_000)
         columns = ai.batch.panel.columns
-        finding = next((c for c in columns if c == "P(PNEUMONIA)"), "Probability")
+        finding = next((c for c in columns if c.startswith("P(")), columns[1])
         ai.batch.panel.table.sortItems(columns.index(finding), Qt.SortOrder.DescendingOrder)
         settle(window, 300)
         window.grab().save(str(out / "ai_batch.png"))

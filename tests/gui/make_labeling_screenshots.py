@@ -17,6 +17,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QEventLoop, QTimer, Qt
 
+from medviewer.app.labelling import AiSuggestion
 from tests.gui.make_screenshots import hover, settle, wait_until
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -88,8 +89,9 @@ def main(out_dir: str) -> None:
         for which in (Qt.Key.Key_1, Qt.Key.Key_N, Qt.Key.Key_2, Qt.Key.Key_N, Qt.Key.Key_1,
                       Qt.Key.Key_N, Qt.Key.Key_N, Qt.Key.Key_2, Qt.Key.Key_N):
             key(window, which)
-        panel.state.set_suggestion(panel.current_path, "kermany-densenet@1.0",
-                                   {"NORMAL": 0.13, "PNEUMONIA": 0.87})
+        panel.state.set_suggestion(panel.current_path, AiSuggestion(
+            "kermany-densenet@1.0", {"NORMAL": 0.13, "PNEUMONIA": 0.87}, ("PNEUMONIA",),
+            ("PNEUMONIA",)))
         key(window, Qt.Key.Key_Return)
         panel.note_edit.setText("right lower lobe consolidation")
         panel.save_note()

@@ -16,6 +16,7 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QApplication
 
+from medviewer.app.labelling import AiSuggestion
 from medviewer.labels.store import ImageRef, LabelStore, default_store_path
 from medviewer.settings import load_settings
 
@@ -88,9 +89,12 @@ def scope_paths(panel) -> list[Path]:
     return panel.state.scope_of(panel.current_path).paths
 
 
-def suggest(panel, probabilities: dict, model: str, image_path: Path | None = None) -> None:
-    """What the AI panel's read of an image tells the label panel, through the session."""
-    panel.state.set_suggestion(image_path or panel.current_path, model, probabilities)
+def suggest(panel, probabilities: dict, model: str, offered: tuple[str, ...],
+            image_path: Path | None = None) -> None:
+    """What the AI panel's read of an image tells the label panel, through the session:
+    the probabilities and what the decision offers (flagged findings, else no finding)."""
+    panel.state.set_suggestion(image_path or panel.current_path,
+                               AiSuggestion(model, probabilities, offered))
 
 
 def key_of(panel, path: Path) -> str:
@@ -134,14 +138,14 @@ def test_label_a_folder_by_keyboard_alone(qtbot, main_window, folder):
     assert panel.current_path == paths[0]
     press(qtbot, window, Qt.Key.Key_U)
     assert panel.current_path == paths[2]
-    suggest(panel, {"NORMAL": 0.08, "PNEUMONIA": 0.92}, "demo@1")
+    suggest(panel, {"NORMAL": 0.08, "PNEUMONIA": 0.92}, "demo@1", ("PNEUMONIA",))
     assert "suggests pneumonia" in panel.ai_label.text()
     press(qtbot, window, Qt.Key.Key_Return)
     press(qtbot, window, Qt.Key.Key_N)
-    suggest(panel, {"NORMAL": 0.7, "PNEUMONIA": 0.3}, "demo@1")
+    suggest(panel, {"NORMAL": 0.7, "PNEUMONIA": 0.3}, "demo@1", ("NORMAL",))
     press(qtbot, window, Qt.Key.Key_2)  # image 4: overrides the AI's "normal"
     press(qtbot, window, Qt.Key.Key_N)
-    suggest(panel, {"normal": 0.6, "pneumonia": 0.4}, "demo@1")
+    suggest(panel, {"normal": 0.6, "pneumonia": 0.4}, "demo@1", ("normal",))
     press(qtbot, window, Qt.Key.Key_1)  # image 5: agrees with the AI by key
     assert panel.progress_label.text() == f"Labelled 5 / 6 in {folder.name}"
 
@@ -208,7 +212,7 @@ def test_enter_without_a_model_only_says_so(qtbot, main_window, folder):
     with stored() as store:
         assert len(store.history()) == before
     # A model whose classes are not in the set is explained, not applied.
-    suggest(panel, {"cat": 0.9, "dog": 0.1}, "pets@2")
+    suggest(panel, {"cat": 0.9, "dog": 0.1}, "pets@2", ("cat",))
     press(qtbot, window, Qt.Key.Key_Enter)
     assert "its classes (cat, dog) are not in label set 'pneumonia'" in \
         window.statusBar().currentMessage()
@@ -374,7 +378,7 @@ def test_study_filter_labelled_unlabelled_and_disagreeing(qtbot, main_window, fo
     press(qtbot, window, Qt.Key.Key_N)
     press(qtbot, window, Qt.Key.Key_1)  # 3: normal, the stored AI read said pneumonia
     press(qtbot, window, Qt.Key.Key_N)
-    suggest(panel, {"normal": 0.9, "pneumonia": 0.1}, "demo@1")
+    suggest(panel, {"normal": 0.9, "pneumonia": 0.1}, "demo@1", ("normal",))
     press(qtbot, window, Qt.Key.Key_2)  # 4: overrides the AI
     browser = window.study_browser
     browser.select_path(paths[5])
@@ -497,7 +501,7 @@ def test_an_image_that_cannot_be_shown_is_never_labelled(qtbot, main_window, fol
     assert window.statusBar().currentMessage() in (
         "Open an image to label it.", f"{broken.name} could not be shown, so it cannot be "
                                       f"labelled.")
-    suggest(panel, {"normal": 0.9}, "demo@1", broken)
+    suggest(panel, {"normal": 0.9}, "demo@1", ("normal",), broken)
     press(qtbot, window, Qt.Key.Key_Return)
     with stored() as store:
         assert len(store.history()) == before

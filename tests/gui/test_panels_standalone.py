@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from medviewer.app.labelling import AiSuggestion
 from medviewer.app.session import Session
 from medviewer.dicom.catalog import index_path
 from medviewer.gui.image_view import ImageView
@@ -92,8 +93,8 @@ def test_label_panel_labels_and_walks_with_only_a_session_and_a_shell(
     assert panel.progress_label.text() == f"Labelled 1 / {len(paths)} in {folder.name}"
 
     # An AI read reaches the panel through the session, never through another panel.
-    session.labelling.set_suggestion(panel.current_path, "demo@1",
-                                     {"normal": 0.2, "pneumonia": 0.8})
+    session.labelling.set_suggestion(panel.current_path, AiSuggestion(
+        "demo@1", {"normal": 0.2, "pneumonia": 0.8}, ("pneumonia",), ("pneumonia",)))
     assert "suggests pneumonia" in panel.ai_label.text()
     assert panel.accept_button.isEnabled()
 

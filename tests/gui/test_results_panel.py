@@ -227,7 +227,7 @@ def test_shown_image_gets_bars_against_the_threshold_and_the_flag(
     show_and_read(qtbot, ai_window, dark)
     normal, finding = panel.visible_bars()
     assert finding.probability == pytest.approx(64 / 255, abs=1e-5) and not finding.flagged
-    assert panel.finding_label.text() == "Nothing above its operating point."
+    assert panel.finding_label.text() == "Not flagged: finding 0.251 < 0.500"
 
     rows = AuditLog().rows()
     assert len(rows) == 2  # one per read; the newest first
@@ -311,22 +311,18 @@ def test_batch_over_a_folder_with_a_broken_file(qtbot, ai_window, models, tmp_pa
         assert ai.batch.run([folder], folder.name) is not None
     assert ended.args == ["finished"]
     assert not ai_window.docks["batch"].isHidden()
-    assert ai.batch.panel.columns == ["Image", "Top class", "Probability", "Flagged",
-                                      "P(normal)", "P(finding)", "Note"]
+    # One column per finding (normal has no operating point), no "top class" column.
+    assert ai.batch.panel.columns == ["Image", "Decision", "P(finding)", "Unusual", "Note"]
     rows = {row["Image"]: row for row in ai.batch.panel.rows()}
     assert set(rows) == {p.name for p in images} | {broken.name}
     for name, prediction in expected.items():
-        top, row = prediction.top, rows[name]
-        assert (row["Top class"], row["Probability"], row["Flagged"]) == (
-            top.name, f"{top.probability:.3f}", ", ".join(prediction.flagged) or "—")
-        for class_name in ("normal", "finding"):
-            probability = prediction.score(class_name).probability
-            assert row[f"P({class_name})"] == f"{probability:.3f}"
-        assert row["Note"] == ""
+        row = rows[name]
+        assert row["Decision"] == (", ".join(prediction.offered) or "—")
+        assert row["P(finding)"] == f"{prediction.score('finding').probability:.3f}"
+        assert (row["Unusual"], row["Note"]) == ("no check", "")
     sentence = rows[broken.name]["Note"]
     assert sentence.endswith(".") and broken.name in sentence and "\n" not in sentence
-    assert {rows[broken.name][c] for c in ("Top class", "Probability", "Flagged",
-                                           "P(normal)", "P(finding)")} == {"—"}
+    assert {rows[broken.name][c] for c in ("Decision", "P(finding)", "Unusual")} == {"—"}
     assert sentence in ai_window.problems.sentences()
     flagged = sum(1 for p in expected.values() if p.flagged)
     assert ai.batch.panel.summary_label.text() == (
