@@ -12,6 +12,8 @@ thread that calls the method (the GUI thread in the app).
 - ``show_requested(Path)``: show this open image (the browser selects it);
 - ``open_requested(list[Path])``: open these files or folders (index, then show the first);
 - ``send_requested(list[Path])``: send these DICOM files (AI results as SR) to a PACS;
+- ``evaluation_requested((list[(Path, class)], source))``: check a model on these
+  labelled images (the AI panel opens its evaluation);
 - ``problem(tuple[Path, str])``: a file could not be read, with its one sentence;
 - ``settings_changed(Settings)``: settings were changed and saved;
 - ``models_changed(None)``: the installed models changed (import, training, removal).
@@ -48,7 +50,8 @@ log = logging.getLogger(__name__)
 
 class SessionEvents(EventGroup):
     names = ("catalog_opened", "catalogs_closed", "image_shown", "image_gone",
-             "show_requested", "open_requested", "send_requested", "problem",
+             "show_requested", "open_requested", "send_requested", "evaluation_requested",
+             "problem",
              "settings_changed", "models_changed")
 
 
@@ -147,6 +150,10 @@ class Session:
     def request_send(self, paths: list[str | Path]) -> None:
         """Ask the shell to send these DICOM files to a PACS (its PACS panel does)."""
         self.events.send_requested.emit([Path(p) for p in paths])
+
+    def request_evaluation(self, pairs: list[tuple[Path, str]], source: str) -> None:
+        """Ask for a model to be checked on these (image, class) pairs (e.g. a label set)."""
+        self.events.evaluation_requested.emit((list(pairs), source))
 
     def report_problem(self, path: str | Path, sentence: str) -> None:
         self.events.problem.emit((Path(path), sentence))

@@ -238,6 +238,10 @@ class LabelPanel(QWidget):
                                           "Import labels from CSV, MedViewer JSON or COCO JSON")
         self.export_action = self._action("&Export labels…", self.transfer.show_export_dialog,
                                           "Write a label set to CSV, MedViewer JSON or COCO JSON")
+        self.evaluate_action = self._action(
+            "E&valuate the AI on this label set…", self.evaluate_on_label_set,
+            "How the active model does on the images of this label set (their majority "
+            "label among human readers), before it is used here")
         self.dataset_action = self._action(
             "Export research &dataset…", self.show_dataset_dialog,
             "A label set's images, labels, patient-level split and manifest, de-identified "
@@ -248,6 +252,7 @@ class LabelPanel(QWidget):
         menu.addAction(self.import_action)
         menu.addAction(self.export_action)
         menu.addAction(self.dataset_action)
+        menu.addAction(self.evaluate_action)
         menu.addSeparator()
         self.class_actions: list[QAction] = []
         for index in range(MAX_CLASS_KEYS):
@@ -437,6 +442,33 @@ class LabelPanel(QWidget):
         name = self.label_set.name if self.label_set is not None else None
         return self.shell.keep_dialog(DatasetExportDialog(self.store_path, name,
                                                           self.shell.dialog_parent()))
+
+    def evaluate_on_label_set(self) -> None:
+        """The label set's images with their majority human label (read on the store
+        thread), handed to the session's shell as an evaluation request."""
+        if self.label_set is None:
+            self.show_status("Choose or create a label set first (Labels > New label set).")
+            return
+        if self.label_set.multi_label:
+            self.show_status("Evaluating needs a single-label label set (one class per "
+                             "image).")
+            return
+        set_name = self.label_set.name
+
+        def pairs(store: LabelStore) -> list[tuple[Path, str]]:
+            from medviewer.labels.consensus import training_labels
+
+            items = training_labels(store, set_name).items
+            return [(Path(i.path), i.labels[0]) for i in items if i.path and i.labels]
+
+        def done(found: list[tuple[Path, str]]) -> None:
+            if not found:
+                self.show_status(f"Label set '{set_name}' has no image with a human label "
+                                 f"and a known file to evaluate on.")
+                return
+            self.session.request_evaluation(found, f"label set '{set_name}'")
+
+        self.read(pairs, done)
 
     # ------------------------------------------------------------ reader
     def show_reader_dialog(self) -> QInputDialog:

@@ -156,6 +156,11 @@ class AiReader(QObject):
         self.manage_action = menu.addAction("&Manage models…", self.show_models_dialog)
         self.import_action = menu.addAction("&Import model…", self.choose_model_to_import)
         self.info_action = menu.addAction("Model &information…", self.show_model_info)
+        self.evaluate_action = menu.addAction("&Evaluate on labelled images…",
+                                              lambda: self.show_evaluate_dialog())
+        self.evaluate_action.setToolTip("Check a model on your own labelled images before "
+                                        "using it: AUROC, sensitivity/specificity, "
+                                        "calibration, unusual images")
         menu.addSeparator()
         self.run_action = menu.addAction("&Run AI on this image", self.read_current)
         self.run_action.setShortcut(QKeySequence("Ctrl+R"))
@@ -194,6 +199,8 @@ class AiReader(QObject):
         subscribe(self, events.catalogs_closed, self._on_image_failed)
         subscribe(self, events.models_changed, lambda _none: self.refresh_models())
         subscribe(self, events.settings_changed, self._on_settings_changed)
+        subscribe(self, events.evaluation_requested,
+                  lambda request: self.show_evaluate_dialog(*request))
         self.view.frame_changed.connect(self._on_frame_changed)
         panel = self.panel
         panel.run_button.clicked.connect(self.read_current)
@@ -421,6 +428,22 @@ class AiReader(QObject):
             return ""
         text = provider_name(model.provider)
         return f"{text} ({model.notice})" if model.notice else text
+
+    def show_evaluate_dialog(self, pairs: list[tuple[Path, str]] | None = None,
+                             source: str = ""):
+        """Models > Evaluate on labelled images… (a CSV of path,label), or the pairs of a
+        label set (the label panel's Labels > Evaluate the AI on this label set…)."""
+        from medviewer.gui.evaluate_dialog import EvaluateDialog
+        from medviewer.inference.registry import list_models
+
+        entries = list_models()
+        if not entries:
+            self.status("No AI model is installed: import one with Models > Import model….")
+            return None
+        dialog = EvaluateDialog(entries, self.entry.key if self.entry else "", pairs=pairs,
+                                source=source, parent=self.shell.dialog_parent())
+        dialog.validation_saved.connect(lambda _key: self._refresh_models_dialog())
+        return self.shell.keep_dialog(dialog)
 
     def show_models_dialog(self) -> ModelsDialog:
         if self.models_dialog is None:

@@ -108,3 +108,38 @@ def test_a_read_is_sent_to_the_pacs_as_an_sr_through_the_session(
     assert report.StudyInstanceUID == dcmread(image, stop_before_pixels=True).StudyInstanceUID
     # The main window answers with its PACS panel, which needs a server chosen first.
     assert main_window.docks["pacs"].isVisible()
+
+
+def test_evaluate_opens_from_the_models_menu_and_from_a_label_set(
+        qtbot, main_window, no_builtin_models, shared_data, tmp_path):  # noqa: F811
+    entry = install_mean_model(tmp_path / "models")
+    ai = main_window.ai
+    with qtbot.waitSignal(ai.model_ready, timeout=30_000):
+        ai.choose_model(entry.key)
+    dialog = ai.show_evaluate_dialog()
+    assert dialog.isVisible() and dialog.pairs is None  # a CSV of path,label
+    dialog.done(0)
+
+    images = sorted((shared_data / "xray/kermany224/test/NORMAL").glob("*.jpeg"))[:2]
+    from medviewer.labels.identity import resolve_image
+
+    with LabelStore(default_store_path(), reader="dr-a") as store:
+        store.create_label_set("chest", ["normal", "finding"])
+        for path, cls in zip(images, ("normal", "finding")):
+            store.set_label("chest", resolve_image(path), cls)
+    panel = main_window.label_panel
+    panel.reload_label_sets("chest")
+    qtbot.waitUntil(lambda: panel.label_set is not None, timeout=10_000)
+    opened = []
+    main_window.session.events.evaluation_requested.connect(opened.append)
+    panel.evaluate_on_label_set()
+    qtbot.waitUntil(lambda: bool(opened), timeout=10_000)
+    pairs, source = opened[0]
+    assert sorted((p.name, c) for p, c in pairs) == sorted(
+        (p.name, c) for p, c in zip(images, ("normal", "finding")))
+    assert source == "label set 'chest'"
+    qtbot.waitUntil(lambda: any(w.windowTitle().startswith("Evaluate")
+                                for w in main_window._dialogs), timeout=10_000)
+    (dialog,) = [w for w in main_window._dialogs if w.windowTitle().startswith("Evaluate")]
+    assert len(dialog.pairs) == 2
+    dialog.done(0)
