@@ -1,4 +1,5 @@
-"""The label panel's dialogs: a new label set, the reader name, the label store file.
+"""The label panel's dialogs: a new label set, the reader name, the label store file; and
+what the import and export dialogs share (``TransferContext``, the result styles).
 
 They only collect input; the panel connects their signals and does the work (on the store
 thread), so the new label set dialog closes only once the store created the set.
@@ -6,7 +7,10 @@ thread), so the new label set dialog closes only once the store created the set.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
@@ -14,7 +18,13 @@ from PySide6.QtWidgets import (
     QLineEdit, QPlainTextEdit, QVBoxLayout, QWidget,
 )
 
+if TYPE_CHECKING:
+    from medviewer.app.labelling import Labelling
+    from medviewer.gui.label_store_client import StoreClient
+    from medviewer.gui.shell import Shell
+
 ERROR_STYLE = "color: #ff6b6b;"  # the store's one-sentence errors, here and in the panel
+SUCCESS_STYLE = "color: #7ddc7d;"
 
 
 class NewLabelSetDialog(QDialog):
@@ -87,3 +97,14 @@ def store_file_dialog(parent: QWidget, folder: Path) -> QFileDialog:
     dialog.setOption(QFileDialog.Option.DontConfirmOverwrite, True)
     dialog.setDefaultSuffix("sqlite")
     return dialog
+
+
+@dataclass(frozen=True)
+class TransferContext:
+    """What the import and export dialogs use: the session's labelling state, the store
+    thread writes go through, the shell, and how to show what an import changed."""
+
+    labelling: Labelling
+    client: StoreClient
+    shell: Shell
+    reload: Callable[[str | None], None]  # re-read the store, choosing this label set
