@@ -28,19 +28,16 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QLabel, QMessageBox
 
 from medviewer.app.ai_reading import (
-    ImageRead, LoadedModel, Painter, cam_map_job, import_model_job,
-    load_model_job, occlusion_map_job, occlusion_passes, overlay_class_index, provider_name,
-    read_image_job,
+    ImageRead, LoadedModel, import_model_job, load_model_job, provider_name, read_image_job,
 )
 from medviewer.gui.ai_batch import AiBatch
+from medviewer.gui.ai_saliency import AiSaliency
 from medviewer.gui.models_dialog import ModelInfoDialog, ModelsDialog
-from medviewer.gui.overlay import OverlayMap, SaliencyOverlay, saliency_rgba
 from medviewer.gui.results_view import ResultsPanel
 from medviewer.gui.widgets import subscribe
 from medviewer.gui.workers import JobWorker
@@ -70,7 +67,6 @@ class AiReader(QObject):
     model_failed = Signal(str)
     read_finished = Signal(object)  # ImageRead shown in the panel
     read_failed = Signal(str)
-    saliency_shown = Signal(object)  # OverlayMap
     import_ended = Signal(str)  # 'finished' | 'failed'
 
     def __init__(self, session: Session, shell: Shell, view: ImageView) -> None:
@@ -84,17 +80,17 @@ class AiReader(QObject):
         self.message_box: QMessageBox | None = None
         self.info_dialog: ModelInfoDialog | None = None
         self.models_dialog: ModelsDialog | None = None
-        self._occlusion_wanted = False  # the user asked for occlusion maps on this model
         self._read_pending = False  # read the shown image once the model is loaded
         self._workers: set[JobWorker] = set()
         self._loader: JobWorker | None = None
         self._reader: JobWorker | None = None
-        self._saliency_worker: JobWorker | None = None
         self._importer: JobWorker | None = None
         self._closed = False
 
         self.panel = ResultsPanel()
-        self.overlay = SaliencyOverlay(self.view, settings.overlay_opacity)
+        self.saliency = AiSaliency(self, settings.overlay_opacity, bool(settings.saliency_overlay))
+        self.overlay = self.saliency.overlay
+        self.saliency_shown = self.saliency.shown  # an OverlayMap is on the image
         self.provider_field = QLabel("AI: no model")
         self.provider_field.setObjectName("aiProviderLabel")
         self.provider_field.setToolTip("The AI model and where it runs")
@@ -109,10 +105,10 @@ class AiReader(QObject):
         self._read_timer.setSingleShot(True)
         self._read_timer.setInterval(READ_DELAY_MS)
         self._read_timer.timeout.connect(self.read_current)
-        self._opacity_save_timer = QTimer(self)
-        self._opacity_save_timer.setSingleShot(True)
-        self._opacity_save_timer.setInterval(400)
-        self._opacity_save_timer.timeout.connect(
+        self.opacity_save_timer = QTimer(self)
+        self.opacity_save_timer.setSingleShot(True)
+        self.opacity_save_timer.setInterval(400)
+        self.opacity_save_timer.timeout.connect(
             lambda: self.app_session.update_settings(overlay_opacity=self.overlay.opacity))
         self._startup_timer = QTimer(self)
         self._startup_timer.setSingleShot(True)
@@ -120,8 +116,6 @@ class AiReader(QObject):
 
         self._build_actions()
         self._connect()
-        self.panel.opacity_slider.setValue(round(self.overlay.opacity * 100))
-        self.panel.opacity_value.setText(f"{self.panel.opacity_slider.value()} %")
         shell.add_shutdown_step(self.wait_for_workers, order=40)
 
         self._startup_timer.start(STARTUP_LOAD_FALLBACK_MS)
@@ -178,11 +172,8 @@ class AiReader(QObject):
         self.auto_action.toggled.connect(self._set_auto_read)
         self.batch.add_actions(menu)
         menu.addSeparator()
-        self.overlay_action = menu.addAction("Show &saliency overlay")
-        self.overlay_action.setCheckable(True)
-        self.overlay_action.setChecked(bool(self.app_session.settings.saliency_overlay))
-        self.overlay_action.setShortcut(QKeySequence("O"))
-        self.overlay_action.toggled.connect(self.set_overlay_enabled)
+        self.saliency.add_actions(menu)
+        self.overlay_action = self.saliency.overlay_action
         menu.addSeparator()
         self.tensorrt_action = menu.addAction("Use &TensorRT (NVIDIA GPUs)")
         self.tensorrt_action.setCheckable(True)
@@ -207,13 +198,7 @@ class AiReader(QObject):
         panel.read_anyway_button.clicked.connect(lambda: self.read_current(out_of_scope=True))
         panel.batch_button.clicked.connect(self.batch.run_on_open)
         panel.folder_button.clicked.connect(self.batch.choose_folder)
-        panel.overlay_check.setChecked(self.overlay_action.isChecked())
-        panel.overlay_check.toggled.connect(self.overlay_action.setChecked)
-        panel.class_combo.currentIndexChanged.connect(self._on_class_chosen)
-        panel.compute_button.clicked.connect(self.compute_occlusion)
-        panel.saliency_cancel.clicked.connect(self.cancel_saliency)
-        panel.opacity_slider.valueChanged.connect(self._on_opacity_slider)
-        panel.colour_combo.currentTextChanged.connect(self.overlay.set_colour_map)
+        self.saliency.connect_panel()
 
     # ------------------------------------------------------------ dock sizes
     def _on_results_dock_visible(self, visible: bool) -> None:
@@ -251,8 +236,8 @@ class AiReader(QObject):
         self._closed = True
         for timer in (self._read_timer, self._startup_timer):
             timer.stop()
-        if self._opacity_save_timer.isActive():
-            self._opacity_save_timer.stop()
+        if self.opacity_save_timer.isActive():
+            self.opacity_save_timer.stop()
             self.app_session.update_settings(overlay_opacity=self.overlay.opacity)
         for worker in list(self._workers):
             worker.wait(timeout_ms)
@@ -338,8 +323,7 @@ class AiReader(QObject):
             self._loader.cancel()  # its result is dropped: a newer choice wins
         self._cancel_reads()
         self.state.choose(entry)
-        self._occlusion_wanted = False
-        self.overlay.clear()
+        self.saliency.model_changed()
         self.panel.clear_result()
         self.panel.show_model(entry, detail="loading…")
         self.panel.show_status(f"Loading {entry.name} {entry.version}…")
@@ -370,7 +354,7 @@ class AiReader(QObject):
         self._set_provider_field(f"AI: {provider}" + (" ⚠" if session.notice else ""),
                                  f"{self.entry.key} runs on {provider}."
                                  + (f" {session.notice}" if session.notice else ""))
-        self._update_saliency_controls()
+        self.saliency.update_controls()
         if session.notice:
             self.status(session.notice, 15_000)
         if self.view.instance is None:
@@ -608,7 +592,7 @@ class AiReader(QObject):
         self.state.clear_read()
         self.overlay.clear()
         self.panel.clear_result()
-        self._update_saliency_controls()
+        self.saliency.update_controls()
         if self.model is None:
             if self.is_loading:
                 self._read_pending = self.auto_read
@@ -635,19 +619,14 @@ class AiReader(QObject):
             self.panel.show_status("No image shown.")
 
     def _on_frame_changed(self, index: int, _count: int) -> None:
-        if self.read is not None and self.overlay.map is not None:
-            # The map belongs to the frame that was read; another frame needs its own read.
-            self.overlay.set_enabled(self.overlay_action.isChecked()
-                                     and index == self.overlay.map.frame)
+        self.saliency.frame_changed(index)
 
     def _cancel_reads(self) -> None:
         self._read_timer.stop()
-        for worker in (self._reader, self._saliency_worker):
-            if worker is not None:
-                worker.cancel()
+        if self._reader is not None:
+            self._reader.cancel()
         self._reader = None
-        self._saliency_worker = None
-        self.panel.set_saliency_progress(None, running=False)
+        self.saliency.stop_jobs()
 
     def _on_settings_changed(self, settings: Any) -> None:
         """Preferences: reading each image on open, and the overlay shown by default."""
@@ -675,7 +654,7 @@ class AiReader(QObject):
             return None
         self._cancel_reads()
         model, frame, chosen = self.model, self.view.frame, self.state.chosen_class
-        painter = self._painter()
+        painter = self.saliency.painter()
         worker = JobWorker(
             lambda cancel: read_image_job(model, instance, frame, chosen, painter, cancel,
                                           read_out_of_scope=out_of_scope),
@@ -693,19 +672,7 @@ class AiReader(QObject):
         if read.instance is not self.view.instance or not self.state.read_done(read):
             return
         self.panel.show_prediction(read.prediction, read.instance.path.name)
-        index = self._overlay_class_index(read)
-        self.panel.class_combo.blockSignals(True)
-        self.panel.class_combo.setCurrentIndex(index)
-        self.panel.class_combo.blockSignals(False)
-        self._update_saliency_controls()
-        if index < 0:  # nothing flagged and no class chosen: no map is shown silently
-            self.overlay.clear()
-        elif read.cam is not None and index in read.maps:
-            self._show_cam(index)
-        elif read.cam is not None:
-            self._start_cam_map(index)
-        elif self._occlusion_wanted and self.overlay_action.isChecked():
-            self.compute_occlusion()
+        self.saliency.show_read(read)
         self.read_finished.emit(read)
 
     def _on_read_failed(self, sentence: str) -> None:
@@ -717,174 +684,6 @@ class AiReader(QObject):
         self.status(sentence, 15_000)
         self.read_failed.emit(sentence)
 
-    def _painter(self) -> tuple[str, Painter]:
-        """How the read jobs colour a map: the overlay's colour map, by name."""
-        name = self.overlay.colour_map
-        return name, lambda values: saliency_rgba(values, name)
-
-    # ------------------------------------------------------------ saliency
-    def _overlay_class_index(self, read: ImageRead) -> int:
-        return overlay_class_index(read.prediction, self.state.chosen_class)
-
-    def _update_saliency_controls(self) -> None:
-        panel = self.panel
-        model = self.model
-        if model is None:
-            panel.method_label.setText("No model loaded.")
-            panel.compute_button.hide()
-            return
-        if model.has_cam:
-            panel.method_label.setText("Class activation map, from the same forward pass "
-                                       "as the result.")
-            panel.compute_button.hide()
-            return
-        instance = self.view.instance
-        if instance is None:
-            panel.method_label.setText("Occlusion: this model has no activation-map output.")
-            panel.compute_button.hide()
-            return
-        passes = occlusion_passes(instance.rows, instance.columns, model.card)
-        cost = ""
-        if self.read is not None and self.read.prediction.inference_ms > 0:
-            cost = f", about {passes * self.read.prediction.inference_ms / 1000.0:.1f} s"
-        panel.method_label.setText(f"Occlusion (the model has no activation-map output): "
-                                   f"{passes} forward passes{cost}.")
-        panel.compute_button.setVisible(self.read is not None)
-
-    def _on_class_chosen(self, index: int) -> None:
-        if index < 0 or self.read is None:
-            return
-        self.state.chosen_class = self.panel.class_combo.itemText(index)
-        if self.read.cam is not None:
-            if index in self.read.maps:
-                self._show_cam(index)
-            else:
-                self._start_cam_map(index)
-        elif self._occlusion_wanted or self.overlay.map is not None:
-            self.compute_occlusion()
-
-    def _start_cam_map(self, index: int) -> None:
-        read = self.read
-        assert read is not None
-        if self._saliency_worker is not None:
-            self._saliency_worker.cancel()
-        painter = self._painter()
-        worker = JobWorker(lambda cancel: cam_map_job(read, index, painter, cancel),
-                           "mapping the activation map")
-        worker.finished.connect(
-            lambda result, w=worker, r=read: self._on_cam_map(w, r, result))
-        worker.failed.connect(self._on_saliency_failed)
-        self._saliency_worker = worker
-        self.start(worker)
-
-    def _on_cam_map(self, worker: JobWorker, read: ImageRead, index: int) -> None:
-        if worker is not self._saliency_worker:
-            return
-        self._saliency_worker = None
-        if read is self.read and self.panel.class_combo.currentIndex() == index:
-            self._show_cam(index)
-
-    def _show_cam(self, index: int) -> None:
-        read = self.read
-        assert read is not None
-        colours, picture = read.pictures.get(index, ("", None))
-        self._show_map(read.maps[index], "cam", index, read.frame, picture, colours)
-
-    def compute_occlusion(self) -> JobWorker | None:
-        """Occlusion map for the chosen class on a worker, with progress and Cancel."""
-        read, model = self.read, self.model
-        if read is None or model is None:
-            self.status("Run the AI on an image first.")
-            return None
-        index = self.panel.class_combo.currentIndex()
-        if index < 0:  # nothing flagged: the reader picks the class to explain
-            self.panel.method_label.setText("Nothing is flagged: choose the class whose "
-                                            "evidence you want to see.")
-            return None
-        self._occlusion_wanted = True
-        if self._saliency_worker is not None:
-            self._saliency_worker.cancel()
-        instance, frame, painter = read.instance, read.frame, self._painter()
-        worker = JobWorker(
-            lambda cancel: occlusion_map_job(model, instance, frame, index, painter, cancel),
-            "computing the occlusion map", progress_per_second=8)
-        worker.event.connect(self._on_saliency_event)
-        worker.finished.connect(
-            lambda result, w=worker, r=read: self._on_occlusion(w, r, result))
-        worker.failed.connect(self._on_saliency_failed)
-        worker.cancelled.connect(lambda: self._on_saliency_cancelled(worker))
-        self._saliency_worker = worker
-        self.panel.set_saliency_progress(None, running=True)
-        return self.start(worker)
-
-    def _on_saliency_event(self, event: Any) -> None:
-        if self.sender() is self._saliency_worker and isinstance(event, Progress):
-            self.panel.set_saliency_progress(event, running=True)
-
-    def _on_occlusion(self, worker: JobWorker, read: ImageRead,
-                      made: tuple[Any, np.ndarray, str]) -> None:
-        result, picture, colours = made
-        if worker is not self._saliency_worker:
-            return
-        self._saliency_worker = None
-        self.panel.set_saliency_progress(None, running=False)
-        if read is not self.read:
-            return
-        self.panel.method_label.setText(
-            f"Occlusion: {result.forward_passes} forward passes in {result.seconds:.1f} s.")
-        self._show_map(result.values, "occlusion", result.class_index, read.frame, picture,
-                       colours)
-
-    def _on_saliency_failed(self, sentence: str) -> None:
-        if self.sender() is not self._saliency_worker:
-            return
-        self._saliency_worker = None
-        self.panel.set_saliency_progress(None, running=False)
-        self.panel.method_label.setText(sentence)
-        self.status(sentence)
-
-    def _on_saliency_cancelled(self, worker: JobWorker) -> None:
-        if worker is self._saliency_worker:
-            self._saliency_worker = None
-        self.panel.set_saliency_progress(None, running=False)
-
-    def cancel_saliency(self) -> None:
-        if self._saliency_worker is not None:
-            self._saliency_worker.cancel()
-            self._saliency_worker = None
-            self._occlusion_wanted = False  # until asked again
-            self.panel.set_saliency_progress(None, running=False)
-            self._update_saliency_controls()
-            self.status("Saliency map cancelled.")
-
-    @property
-    def saliency_running(self) -> bool:
-        return self._saliency_worker is not None and self._saliency_worker.is_running()
-
-    def _show_map(self, values: np.ndarray, method: str, index: int, frame: int,
-                  picture: np.ndarray | None = None, colours: str = "") -> None:
-        if self.read is None or self.view.instance is not self.read.instance:
-            return
-        overlay_map = OverlayMap(values, method, self.read.prediction.scores[index].name, frame,
-                                 picture, colours)
-        self.overlay.set_map(overlay_map)
-        self.overlay.set_enabled(self.overlay_action.isChecked() and self.view.frame == frame)
-        self.saliency_shown.emit(overlay_map)
-
-    def set_overlay_enabled(self, on: bool) -> None:
-        """Models > Show saliency overlay (O); for occlusion models this computes the map."""
-        if self.panel.overlay_check.isChecked() != bool(on):
-            self.panel.overlay_check.blockSignals(True)
-            self.panel.overlay_check.setChecked(bool(on))
-            self.panel.overlay_check.blockSignals(False)
-        self.overlay.set_enabled(bool(on))
-        if (on and self.read is not None and self.read.cam is None and self.overlay.map is None
-                and not self.saliency_running):
-            self.compute_occlusion()
-
-    def _on_opacity_slider(self, value: int) -> None:
-        self.overlay.set_opacity(value / 100.0)
-        self._opacity_save_timer.start()
 
 def install_ai(shell: Shell, session: Session, view: ImageView) -> AiReader:
     """Add the AI reading workflow to a shell (menus, docks, status field, overlay)."""

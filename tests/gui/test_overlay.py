@@ -267,11 +267,11 @@ def test_occlusion_shows_progress_and_can_be_cancelled(qtbot, no_builtin_models,
 
     def cancel_on_progress(value: int) -> None:
         progress_seen.append(value)
-        if value > 0 and ai.saliency_running and not ai.panel.saliency_cancel.isHidden():
+        if value > 0 and ai.saliency.running and not ai.panel.saliency_cancel.isHidden():
             qtbot.mouseClick(ai.panel.saliency_cancel, Qt.MouseButton.LeftButton)
 
     ai.panel.saliency_progress.valueChanged.connect(cancel_on_progress)
-    worker = ai.compute_occlusion()
+    worker = ai.saliency.compute_occlusion()
     with qtbot.waitSignal(worker.ended, timeout=TIMEOUT_MS):
         pass
     assert progress_seen and 0 < max(progress_seen) < 961
@@ -279,7 +279,7 @@ def test_occlusion_shows_progress_and_can_be_cancelled(qtbot, no_builtin_models,
     assert ai.panel.saliency_progress.isHidden() and ai.panel.saliency_cancel.isHidden()
     assert window.statusBar().currentMessage() == "Saliency map cancelled."
     qtbot.wait(10)
-    assert not ai.saliency_running
+    assert not ai.saliency.running
 
 
 def test_overlay_belongs_to_the_frame_that_was_read(qtbot, cam_window, shared_data):
