@@ -20,7 +20,9 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
-from medviewer.dicom.reader import MAX_FRAME_PIXELS, Instance, LoadError, pixel_cache
+from medviewer.dicom.image_geometry import MAX_FRAME_PIXELS
+from medviewer.dicom.instance import Instance, file_cache_key, pixel_cache
+from medviewer.dicom.load_errors import LoadError
 
 log = logging.getLogger(__name__)
 
@@ -178,8 +180,7 @@ def open_plain_image(path: str | os.PathLike) -> Instance:
                                   f"pixels, not the {info.width} x {info.height} it declares")
         return array
 
-    stat = path.stat()
-    cache_key = (str(path), stat.st_mtime_ns, stat.st_size)
+    cache_key = file_cache_key(path)
     instance = PlainImageInstance(path, header, load, cache_key, content_hash=digest)
     # Another Instance of this file (a thumbnail, a prefetch) may have decoded it already.
     cached = pixel_cache.get((*cache_key, "stored", 0))
