@@ -17,6 +17,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
 from medviewer.dicom import pixels
+from medviewer.dicom.header import transfer_syntax_name
 from medviewer.dicom.load_errors import LoadError, as_load_error
 
 
@@ -121,7 +122,7 @@ class Instance:
     def transfer_syntax(self) -> str:
         """The transfer syntax's name ('' for plain images and files that do not say)."""
         uid = getattr(self.header, "file_meta", Dataset()).get("TransferSyntaxUID")
-        return uid.name if isinstance(uid, UID) else str(uid or "")
+        return transfer_syntax_name(uid) if isinstance(uid, UID) else str(uid or "")
 
     def pixel_spacing(self, frame: int = 0) -> pixels.Spacing | None:
         with as_load_error(self.path, "reading its pixel spacing"):
@@ -220,7 +221,8 @@ class Instance:
         if image is None:
             values = self.modality_frame(frame)
             with as_load_error(self.path, "rendering its image"):
-                image = pixels.to_display(values, voi, self.inverted != invert)
+                step = pixels.modality_step(self.header, stored.dtype, frame)
+                image = pixels.to_display(values, voi, self.inverted != invert, step)
         return image
 
 

@@ -212,7 +212,9 @@ def _window_of(voi: pixels.Voi | None, data_window: pixels.Window) -> pixels.Win
 def _percentile_window(values: np.ndarray, low: float, high: float, label: str) -> pixels.Window:
     sample = values[:: max(1, values.shape[0] // 512), :: max(1, values.shape[1] // 512)]
     lo, hi = np.percentile(sample, [low, high])
-    return pixels.Window((lo + hi) / 2.0, max(float(hi - lo), 1.0), "LINEAR", label)
+    width = float(hi - lo)  # at the data's own scale: values 0..0.002 get a 0.002 window
+    return pixels.Window(float(lo) / 2.0 + float(hi) / 2.0, width if width > 0 else 1.0,
+                         "LINEAR", label)
 
 
 def _format_value(value: Any) -> str:
@@ -705,7 +707,8 @@ class ImageView(QWidget):
         if self.instance is None:
             return
         self.preset_key = "custom"
-        self.voi = pixels.Window(float(center), max(float(width), 1.0), function, "Custom")
+        self.voi = pixels.Window(float(center), max(float(width), self._narrowest_width()),
+                                 function, "Custom")
         self.refresh()
         self._check_preset_action()
         self.voi_changed.emit(self.voi_description())
@@ -714,7 +717,12 @@ class ImageView(QWidget):
         """Modality units per screen pixel of right-drag for the current image."""
         if self._data_window is None:
             return 1.0
-        return max(self._data_window.width, 1.0) / WINDOW_DRAG_PIXELS_PER_RANGE
+        return self._data_window.width / WINDOW_DRAG_PIXELS_PER_RANGE
+
+    def _narrowest_width(self) -> float:
+        """The narrowest custom window: 1 for 16-bit data, less at a smaller scale."""
+        data = self._data_window
+        return pixels.smallest_width(data.width) if data is not None else 1.0
 
     def _on_window_drag(self, dx: float, dy: float, finished: bool) -> None:
         if self.instance is None:
@@ -726,7 +734,7 @@ class ImageView(QWidget):
         scale = self.window_drag_scale()
         function = start.function if start.function != "SIGMOID" else "LINEAR"
         # Right = wider (less contrast), down = higher centre (darker).
-        self.set_window(start.center + dy * scale, max(start.width + dx * scale, 1.0), function)
+        self.set_window(start.center + dy * scale, start.width + dx * scale, function)
         if finished:
             self._drag_start_window = None
 

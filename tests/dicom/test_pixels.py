@@ -376,8 +376,9 @@ def test_table_lookup_equals_the_per_pixel_pipeline(dtype, voi):
     stored = rng.integers(info.min, info.max, size=(37, 41), endpoint=True).astype(dtype)
     ds = _dataset(RescaleSlope="0.5", RescaleIntercept="-3",
                   PixelRepresentation=int(info.min < 0))
+    step = pixels.modality_step(ds, stored.dtype)  # 0.5: LINEAR at the data's own step
     for invert in (False, True):
-        expected = pixels.to_display(pixels.modality_lut(stored, ds), voi, invert)
+        expected = pixels.to_display(pixels.modality_lut(stored, ds), voi, invert, step)
         assert np.array_equal(pixels.display_from_stored(stored, ds, 0, voi, invert), expected)
     values = pixels.modality_lut(stored, ds)
     assert pixels.default_voi_for_stored(ds, stored) == pixels.full_range_window(values)
