@@ -19,8 +19,9 @@ from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from medviewer.dicom import catalog as catalog_module
-from medviewer.dicom import images, reader
-from medviewer.dicom.catalog import Catalog, cache_file_for, index_path, is_ignored_file
+from medviewer.dicom import images, index_cache, reader
+from medviewer.dicom.catalog import Catalog, index_path, is_ignored_file
+from medviewer.dicom.index_cache import cache_file_for
 from medviewer.dicom.reader import LoadError
 from medviewer.jobs import CancelFlag, JobCancelled, Progress, run_to_end
 from medviewer.paths import SAMPLE_STUDY_DIR
@@ -441,7 +442,8 @@ def test_corrupt_cache_is_discarded_and_rebuilt(shared_data, tmp_path):
 
     # one damaged row: only that file is read again
     with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE files SET record = '{not json' WHERE path = ?", (files[2].name,))
+        conn.execute("UPDATE files SET record = '{not json' WHERE path = ?",
+                     (os.fsencode(files[2].name),))  # paths are kept as bytes
     partly, _ = run_index(folder, cache)
     assert partly.from_cache == len(files) - 1
     assert partly.patients == reused.patients
@@ -456,7 +458,7 @@ def test_unusable_cache_folder_still_indexes(tmp_path):
 
 
 def test_old_caches_are_pruned(tmp_path, monkeypatch):
-    monkeypatch.setattr(catalog_module, "MAX_CACHE_FILES", 2)
+    monkeypatch.setattr(index_cache, "MAX_CACHE_FILES", 2)
     cache = tmp_path / "cache"
     folders = []
     for name in ("one", "two", "three"):
@@ -521,4 +523,4 @@ def test_unexpected_reader_failure_becomes_an_error_entry(tmp_path, monkeypatch)
     result, _ = run_index(folder, tmp_path / "cache")
     assert len(result.instances()) == 1
     assert [e.reason for e in result.errors] == [
-        f"Cannot open {folder / 'S01_I02.dcm'}: it could not be read (ZeroDivisionError)."]
+        f"Cannot open {folder / 'S01_I02.dcm'}: {catalog_module.UNEXPECTED_FAILURE}."]
