@@ -4,6 +4,7 @@ the command line."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 from medviewer.errors import UserError
@@ -22,12 +23,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     listing = actions.add_parser("list", help="label sets with their counts")
     common(listing)
-    listing.set_defaults(handler=_list)
+    listing.set_defaults(handler=_disk_aware(_list))
 
     stats = actions.add_parser("stats", help="counts per class and reader, and agreement")
     stats.add_argument("--label-set", required=True, metavar="NAME")
     common(stats)
-    stats.set_defaults(handler=_stats)
+    stats.set_defaults(handler=_disk_aware(_stats))
 
     importing = actions.add_parser(
         "import", help="import labels from CSV (path,label[,reader]) or MedViewer JSON, "
@@ -48,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     importing.add_argument("--yes", action="store_true",
                            help="import the good rows even when others have problems")
     common(importing)
-    importing.set_defaults(handler=_import)
+    importing.set_defaults(handler=_disk_aware(_import))
 
     exporting = actions.add_parser("export", help="write a label set to CSV, JSON or COCO")
     exporting.add_argument("--label-set", required=True, metavar="NAME")
@@ -57,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     exporting.add_argument("--format", choices=("csv", "json", "coco"),
                            help="default: from the file name; coco writes the regions")
     common(exporting)
-    exporting.set_defaults(handler=_export)
+    exporting.set_defaults(handler=_disk_aware(_export))
 
     history = actions.add_parser("history", help="what changed, newest first")
     history.add_argument("--label-set", metavar="NAME")
@@ -65,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     history.add_argument("--reader", help="only labels of this reader")
     history.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     common(history)
-    history.set_defaults(handler=_history)
+    history.set_defaults(handler=_disk_aware(_history))
 
     for name, verb in (("undo", "take back your last action"),
                        ("redo", "re-apply what your last undo took back")):
@@ -73,12 +74,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         sub.add_argument("--label-set", metavar="NAME", help="only actions in this label set")
         sub.add_argument("--reader", help="act as this reader (default: the settings' reader)")
         common(sub)
-        sub.set_defaults(handler=_undo_or_redo, labels_verb=name)
+        sub.set_defaults(handler=_disk_aware(_undo_or_redo), labels_verb=name)
 
     recovering = actions.add_parser(
         "recover", help="keep a damaged store aside and rebuild it from its readable labels")
     common(recovering)
-    recovering.set_defaults(handler=_recover)
+    recovering.set_defaults(handler=_disk_aware(_recover))
+
+
+def _disk_aware(handler: Callable[[argparse.Namespace], int]
+                ) -> Callable[[argparse.Namespace], int]:
+    """SQLite reports a full disk as a plain I/O error (opening needs room for its WAL
+    index): say the disk is full when it is."""
+    def run(args: argparse.Namespace) -> int:
+        from medviewer.files import disk_is_full
+        from medviewer.labels.errors import StoreUnavailableError
+        from medviewer.labels.store import default_store_path
+
+        try:
+            return handler(args)
+        except StoreUnavailableError as exc:
+            path = args.store or default_store_path()
+            if "disk is full" in str(exc) or not disk_is_full(path):
+                raise
+            raise StoreUnavailableError(f"Cannot use the label store {path}: the disk is "
+                                        "full; nothing was changed.") from None
+
+    return run
 
 
 def _open(args: argparse.Namespace, *, create: bool = False, reader: str | None = None):
@@ -174,13 +196,12 @@ def _import(args: argparse.Namespace) -> int:
             reader=args.reader))
         problems = sorted(plan.problems, key=lambda p: p.row)
         if not args.json:
-            for problem in problems:
-                print(f"{args.file.name} {problem}")
+            _print_problems(args.file.name, problems, plan.problem_count)
         if problems and not args.yes:
             if args.json:
                 print_json({**plan.as_dict(), "imported": False})
             raise ImportRejectedError(
-                f"{len(plan.problem_rows)} of {plan.rows_total} {problems[0].where}s in "
+                f"{plan.problem_count} of {plan.rows_total} {problems[0].where}s in "
                 f"{args.file} have problems (listed above); nothing was imported: fix them, "
                 f"or run again with --yes to import the other {plan.rows_ok}.")
         result = label_io.apply_import(store, plan, accept_partial=args.yes)
@@ -192,11 +213,25 @@ def _import(args: argparse.Namespace) -> int:
                     "action_id": result.action_id})
         return 0
     created = " (new label set)" if result.label_set_created else ""
-    left_out = f"; {len(plan.problem_rows)} problem rows left out" if problems else ""
+    left_out = f"; {plan.problem_count} problem rows left out" if problems else ""
     print(f"Imported {result.labels_written} labels and {result.regions_written} regions into "
           f"'{plan.label_set}'{created}; {result.labels_unchanged} were already there"
           f"{left_out}.")
     return 0
+
+
+# The problems an import prints; --json lists more (labels.io.MAX_PROBLEMS_KEPT).
+MAX_PROBLEMS_PRINTED = 50
+
+
+def _print_problems(file_name: str, problems: list, count: int) -> None:
+    """The first problems, one line each, and how many more there are."""
+    for problem in problems[:MAX_PROBLEMS_PRINTED]:
+        print(f"{file_name} {problem}")
+    if count > MAX_PROBLEMS_PRINTED:
+        where = problems[0].where if problems else "row"
+        print(f"{file_name}: ... and {count - MAX_PROBLEMS_PRINTED} more {where}s with "
+              f"problems (--json lists the first {len(problems)}).")
 
 
 def _export(args: argparse.Namespace) -> int:

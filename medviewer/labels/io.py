@@ -7,7 +7,13 @@ imported by surprise: ``validate_*`` reads the file, resolves every path to its 
 refusing when there are problems unless the caller accepted a partial import.
 
 Exports are written atomically: a temporary file in the target's folder, fsynced, then
-renamed over the target, so a failure leaves any previous file untouched.
+renamed over the target, so a failure leaves any previous file untouched. CSV cells that a
+spreadsheet would run as formulas are neutralised on export and restored on import
+(``medviewer/csv_safety.py``), so a round trip is lossless.
+
+Imports are bounded in memory whatever the file's size: a CSV is read row by row, a plan
+keeps the first ``MAX_PROBLEMS_KEPT`` problems and counts the rest, and only the rows to
+import are held.
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from medviewer import csv_safety
 from medviewer.errors import UserError
+from medviewer.files import check_output_path, open_regular, os_error_reason
 from medviewer.jobs import CancelFlag, Progress, run_to_end
 from medviewer.labels.durable_files import fsync_dir
 from medviewer.labels.errors import (ExportError, ImportRejectedError, InvalidLabelError,
@@ -54,6 +62,12 @@ JSON_FORMAT_VERSION = 1
 CSV_COLUMNS = ("path", "label", "reader", "image_key", "sop_instance_uid", "content_hash",
                "patient_id", "source", "note", "labelled_at")
 _PROGRESS_EVERY = 25
+# A plan keeps this many problems (the first rows') and counts the others.
+MAX_PROBLEMS_KEPT = 1000
+# Resolved paths that failed, remembered so repeated rows do not read a file again.
+_FAILED_PATHS_KEPT = 10_000
+# JSON is read whole; larger files must be split (or exported as CSV, which streams).
+MAX_JSON_IMPORT_BYTES = 512 * 1024**2
 
 
 # ---------------------------------------------------------------- atomic writing
@@ -68,9 +82,10 @@ def atomic_writer(path: str | os.PathLike, *, newline: str | None = None) -> Ite
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
     try:
+        check_output_path(target)  # never rename over a folder, a pipe or a device
         fd, temp_name = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as exc:
-        raise ExportError(f"Cannot write {target}: {exc.strerror or exc}.") from None
+        raise ExportError(f"Cannot write {target}: {os_error_reason(exc)}.") from None
     temp = Path(temp_name)
     try:
         if hasattr(os, "fchmod"):
@@ -83,7 +98,7 @@ def atomic_writer(path: str | os.PathLike, *, newline: str | None = None) -> Ite
         fsync_dir(folder)
     except OSError as exc:
         temp.unlink(missing_ok=True)
-        raise ExportError(f"Cannot write {target}: {exc.strerror or exc}; any previous file "
+        raise ExportError(f"Cannot write {target}: {os_error_reason(exc)}; any previous file "
                           f"there is unchanged.") from None
     except BaseException:
         temp.unlink(missing_ok=True)
@@ -99,7 +114,7 @@ def export_csv(store: LabelStore, label_set: str, path: str | os.PathLike) -> in
     images = store.images(label.image_key for label in labels)
     rows = 0
     with atomic_writer(path, newline="") as handle:
-        writer = csv.writer(handle)
+        writer = csv_safety.writer(handle)
         writer.writerow(CSV_COLUMNS)
         for label in labels:
             image = images.get(label.image_key) or ImageRef(label.image_key)
@@ -251,16 +266,23 @@ class ImportPlan:
     rows_total: int = 0
     labels: list[LabelEntry] = field(default_factory=list)
     regions: list[RegionEntry] = field(default_factory=list)
+    # The first MAX_PROBLEMS_KEPT problems; problem_count counts them all (one per row).
     problems: list[ImportProblem] = field(default_factory=list)
-    problem_rows: set[int] = field(default_factory=set)
+    problem_count: int = 0
 
     @property
     def rows_ok(self) -> int:
-        return self.rows_total - len(self.problem_rows)
+        return self.rows_total - self.problem_count
+
+    @property
+    def problems_not_kept(self) -> int:
+        return self.problem_count - len(self.problems)
 
     def add_problem(self, row: int, reason: str, where: str = "row") -> None:
-        self.problems.append(ImportProblem(row, reason, where))
-        self.problem_rows.add(row)
+        """Count a problem row; only the first MAX_PROBLEMS_KEPT keep their sentence."""
+        self.problem_count += 1
+        if len(self.problems) < MAX_PROBLEMS_KEPT:
+            self.problems.append(ImportProblem(row, reason, where))
 
     def as_dict(self) -> dict:
         return {"source": str(self.source), "label_set": self.label_set,
@@ -268,9 +290,10 @@ class ImportPlan:
                 "creates_label_set": self.creates_label_set,
                 "new_classes": list(self.new_classes), "rows_total": self.rows_total,
                 "rows_ok": self.rows_ok, "labels": len(self.labels),
-                "regions": len(self.regions),
+                "regions": len(self.regions), "problem_count": self.problem_count,
                 "problems": [{"where": p.where, "row": p.row, "reason": p.reason}
-                             for p in sorted(self.problems, key=lambda p: p.row)]}
+                             for p in sorted(self.problems, key=lambda p: p.row)],
+                "problems_not_listed": self.problems_not_kept}
 
 
 def _target_set(store: LabelStore, label_set: str, classes: list[str] | None,
@@ -294,7 +317,8 @@ class _Resolver:
 
     def __init__(self, base: Path) -> None:
         self.base = base
-        self._cache: dict[Path, ImageRef | str] = {}
+        self._found: dict[Path, ImageRef] = {}
+        self._failed: dict[Path, str] = {}  # bounded: millions of bad rows must not pile up
 
     def __call__(self, text: str) -> ImageRef | str:
         """The image, or a reason why not (a str)."""
@@ -304,34 +328,67 @@ class _Resolver:
         path = Path(os.path.expanduser(text))
         if not path.is_absolute():
             path = self.base / path
-        if path in self._cache:
-            return self._cache[path]
-        if not path.exists():
-            result: ImageRef | str = f"the file {text} does not exist"
+        known = self._found.get(path) or self._failed.get(path)
+        if known is not None:
+            return known
+        try:
+            found = resolve_image(path)
+        except LoadError as exc:
+            reason = exc.reason
+        except OSError as exc:  # the name itself is unusable (too long...)
+            reason = os_error_reason(exc)
         else:
-            try:
-                result = resolve_image(path)
-            except LoadError as exc:
-                result = f"the file {text} cannot be read ({exc.reason})"
-        self._cache[path] = result
+            self._found[path] = found
+            return found
+        result = (f"the file {text} does not exist" if reason == "it does not exist"
+                  else f"the file {text} cannot be read ({reason})")
+        if len(self._failed) >= _FAILED_PATHS_KEPT:
+            self._failed.clear()
+        self._failed[path] = result
         return result
 
 
-def _read_csv(path: Path) -> list[tuple[int, list[str]]]:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise UserError(f"Cannot import {path}: the file does not exist.") from None
-    except UnicodeDecodeError:
-        raise UserError(f"Cannot import {path}: it is not UTF-8 text.") from None
-    except OSError as exc:
-        raise UserError(f"Cannot import {path}: {exc.strerror or exc}.") from None
-    try:
-        rows = list(csv.reader(io.StringIO(text, newline="")))
-    except csv.Error as exc:
-        raise UserError(f"Cannot import {path}: it is not valid CSV ({exc}).") from None
-    # Row numbers as a spreadsheet shows them: the header is row 1.
-    return [(number, row) for number, row in enumerate(rows, start=1)]
+class _CsvRows:
+    """A CSV file's rows, read one at a time, numbered as a spreadsheet shows them (the
+    header is row 1), cells restored (see csv_safety); ``fraction_read`` for progress."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._binary = open_regular(path, "rb")
+        except FileNotFoundError:
+            raise UserError(f"Cannot import {path}: the file does not exist.") from None
+        except OSError as exc:
+            raise UserError(f"Cannot import {path}: {os_error_reason(exc)}.") from None
+        self.size = os.fstat(self._binary.fileno()).st_size
+        self._text = io.TextIOWrapper(self._binary, encoding="utf-8-sig", newline="")
+
+    def __iter__(self) -> Iterator[tuple[int, list[str]]]:
+        number = 0
+        rows = csv_safety.restored_rows(self._text)
+        try:
+            for number, row in enumerate(rows, start=1):
+                yield number, row
+        except UnicodeDecodeError:
+            raise UserError(f"Cannot import {self.path}: it is not UTF-8 text (after row "
+                            f"{number}).") from None
+        except csv.Error as exc:
+            log.info("CSV parser on %s: %s", self.path, exc)
+            raise UserError(f"Cannot import {self.path}: row {number + 1} is not valid CSV "
+                            f"(an unclosed quote, a NUL byte or a cell over "
+                            f"{csv.field_size_limit()} characters).") from None
+        except OSError as exc:
+            raise UserError(f"Cannot import {self.path}: {os_error_reason(exc)}.") from None
+
+    @property
+    def fraction_read(self) -> float:
+        try:
+            return min(1.0, self._binary.tell() / self.size) if self.size else 1.0
+        except (OSError, ValueError):
+            return 0.0
+
+    def close(self) -> None:
+        self._text.close()
 
 
 def validate_csv_job(store: LabelStore, path: str | os.PathLike, label_set: str, *,
@@ -345,57 +402,65 @@ def validate_csv_job(store: LabelStore, path: str | os.PathLike, label_set: str,
     source = Path(path)
     plan = _target_set(store, label_set, classes, multi_label, source)
     default_reader = reader or store.reader
-    rows = _read_csv(source)
+    rows = _CsvRows(source)
     columns = {"path": 0, "label": 1, "reader": 2}
-    if rows and [c.strip().lower() for c in rows[0][1][:2]] == ["path", "label"]:
-        columns = {name.strip().lower(): i for i, name in enumerate(rows[0][1])}
-        rows = rows[1:]
     resolve = _Resolver(source.parent)
     groups: dict[tuple[str, str], list[tuple[int, str, str, str | None]]] = {}
     images: dict[str, ImageRef] = {}
-    data_rows = [(n, r) for n, r in rows if any(cell.strip() for cell in r)]
-    plan.rows_total = len(data_rows)
 
     def cell(row: list[str], name: str) -> str:
         index = columns.get(name)
         return row[index].strip() if index is not None and index < len(row) else ""
 
-    for done, (number, row) in enumerate(data_rows):
-        if cancel is not None:
-            cancel.raise_if_cancelled()
-        if done % _PROGRESS_EVERY == 0:
-            yield Progress(done, plan.rows_total, f"Checking {source.name}")
-        path_text, label = cell(row, "path"), cell(row, "label")
-        row_reader = cell(row, "reader") or default_reader
-        row_source = cell(row, "source") or "imported"
-        note = cell(row, "note") or None
-        if not path_text and not cell(row, "image_key"):
-            plan.add_problem(number, "the path is empty")
-            continue
-        if not label:
-            plan.add_problem(number, "the label is empty")
-            continue
-        if label not in plan.classes:
-            plan.add_problem(number, f"unknown class '{label}' (classes: "
-                                     f"{', '.join(plan.classes)})")
-            continue
-        if row_source not in SOURCES:
-            plan.add_problem(number, f"unknown source '{row_source}'")
-            continue
-        if "\n" in row_reader or len(row_reader) > 200:
-            plan.add_problem(number, "the reader name is not a single short line")
-            continue
-        image = resolve(path_text) if path_text else "no path given"
-        if isinstance(image, str):
-            key = cell(row, "image_key")
-            if not key:
-                plan.add_problem(number, image)
+    try:
+        for number, row in rows:
+            if number == 1 and [c.strip().lower() for c in row[:2]] == ["path", "label"]:
+                columns = {name.strip().lower(): i for i, name in enumerate(row)}
                 continue
-            # Rows exported elsewhere carry the key: the path is then only a hint.
-            image = ImageRef(key, path=path_text or None,
-                             patient_id=cell(row, "patient_id") or None)
-        images.setdefault(image.key, image)
-        groups.setdefault((image.key, row_reader), []).append((number, label, row_source, note))
+            if not any(c.strip() for c in row):
+                continue
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            if plan.rows_total % _PROGRESS_EVERY == 0:
+                fraction = rows.fraction_read
+                estimate = round(plan.rows_total / fraction) if fraction > 0 else None
+                yield Progress(plan.rows_total, max(estimate or 0, plan.rows_total) or None,
+                               f"Checking {source.name}")
+            plan.rows_total += 1
+            path_text, label = cell(row, "path"), cell(row, "label")
+            row_reader = cell(row, "reader") or default_reader
+            row_source = cell(row, "source") or "imported"
+            note = cell(row, "note") or None
+            if not path_text and not cell(row, "image_key"):
+                plan.add_problem(number, "the path is empty")
+                continue
+            if not label:
+                plan.add_problem(number, "the label is empty")
+                continue
+            if label not in plan.classes:
+                plan.add_problem(number, f"unknown class '{label}' (classes: "
+                                         f"{', '.join(plan.classes)})")
+                continue
+            if row_source not in SOURCES:
+                plan.add_problem(number, f"unknown source '{row_source}'")
+                continue
+            if "\n" in row_reader or len(row_reader) > 200:
+                plan.add_problem(number, "the reader name is not a single short line")
+                continue
+            image = resolve(path_text) if path_text else "no path given"
+            if isinstance(image, str):
+                key = cell(row, "image_key")
+                if not key:
+                    plan.add_problem(number, image)
+                    continue
+                # Rows exported elsewhere carry the key: the path is then only a hint.
+                image = ImageRef(key, path=path_text or None,
+                                 patient_id=cell(row, "patient_id") or None)
+            images.setdefault(image.key, image)
+            groups.setdefault((image.key, row_reader), []).append((number, label, row_source,
+                                                                   note))
+    finally:
+        rows.close()
     yield Progress(plan.rows_total, plan.rows_total, f"Checked {source.name}")
 
     for (key, row_reader), entries in groups.items():
@@ -425,11 +490,21 @@ def validate_json_job(store: LabelStore, path: str | os.PathLike,
     (problems per annotation; see validate_coco_document)."""
     source = Path(path)
     try:
-        document = json.loads(source.read_text(encoding="utf-8"))
+        with open_regular(source, "rb") as handle:
+            if os.fstat(handle.fileno()).st_size > MAX_JSON_IMPORT_BYTES:
+                raise UserError(f"Cannot import {source}: at over "
+                                f"{MAX_JSON_IMPORT_BYTES // 1024**2} MB it is too large to "
+                                "import as JSON; split it, or import a CSV, which is read "
+                                "row by row.")
+            document = json.loads(handle.read().decode("utf-8"))
     except FileNotFoundError:
         raise UserError(f"Cannot import {source}: the file does not exist.") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise UserError(f"Cannot import {source}: it is not readable JSON ({exc}).") from None
+    except OSError as exc:
+        raise UserError(f"Cannot import {source}: {os_error_reason(exc)}.") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        log.info("JSON parser on %s: %s", source, exc)
+        raise UserError(f"Cannot import {source}: it is not readable JSON (it is cut short, "
+                        "not UTF-8 text, or not JSON at all).") from None
     if isinstance(document, dict) and "format" not in document \
             and {"images", "annotations", "categories"} <= document.keys():
         return (yield from validate_coco_document(store, source, document, label_set,
@@ -690,7 +765,7 @@ def apply_import(store: LabelStore, plan: ImportPlan, *,
     if plan.problems and not accept_partial:
         first = min(plan.problems, key=lambda p: p.row)
         raise ImportRejectedError(
-            f"{len(plan.problem_rows)} of {plan.rows_total} {first.where}s in {plan.source} "
+            f"{plan.problem_count} of {plan.rows_total} {first.where}s in {plan.source} "
             f"have problems (first: {first}); nothing was imported: fix them, or accept a "
             f"partial import (--yes) to import the other {plan.rows_ok}.")
     if not plan.labels and not plan.regions and not plan.creates_label_set \
@@ -701,8 +776,8 @@ def apply_import(store: LabelStore, plan: ImportPlan, *,
         classes=plan.classes if plan.creates_label_set else plan.new_classes or None,
         multi_label=plan.multi_label,
         detail={"file": plan.source.name, "rows": plan.rows_total,
-                "rows_left_out": len(plan.problem_rows)})
+                "rows_left_out": plan.problem_count})
     log.info("Imported %d labels and %d regions into label set %s (%d rows left out)",
              result.labels_written, result.regions_written, plan.label_set,
-             len(plan.problem_rows))
+             plan.problem_count)
     return result
