@@ -33,6 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     info.add_argument("--json", action="store_true", help="print the catalog as JSON")
     info.add_argument("--no-cache", action="store_true",
                       help="index from scratch in a throw-away cache (the user cache is untouched)")
+    info.add_argument("--follow-links", action="store_true",
+                      help="follow symbolic links that lead out of the folder (and linked "
+                           "folders); by default such links are listed, not opened")
     info.set_defaults(handler=run_info)
 
     render = subparsers.add_parser(
@@ -167,9 +170,10 @@ def run_info(args: argparse.Namespace) -> int:
             import tempfile
 
             with tempfile.TemporaryDirectory(prefix="medviewer-index-") as scratch:
-                catalog = run_to_end(index_path(path, cache_dir=Path(scratch)), on_event)
+                catalog = run_to_end(index_path(path, cache_dir=Path(scratch),
+                                                follow_links=args.follow_links), on_event)
         else:
-            catalog = run_to_end(index_path(path), on_event)
+            catalog = run_to_end(index_path(path, follow_links=args.follow_links), on_event)
     if show_progress:
         print(file=sys.stderr)
     counts = _summary(catalog)
