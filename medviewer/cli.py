@@ -49,7 +49,12 @@ class CommandLineParser(argparse.ArgumentParser):
     """
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{message} (see '{self.prog} --help')")
+        raise UsageError(f"{message} (see '{self.prog} --help').")
+
+    def _print_message(self, message: str, file: Any = None) -> None:
+        # argparse drops write errors; a closed stdout must be reported like anywhere else.
+        if message:
+            (file or sys.stderr).write(message)
 
     def _check_value(self, action: argparse.Action, value: Any) -> None:
         if action.choices is not None and value not in action.choices:
@@ -140,7 +145,11 @@ def _run(argv: list[str], doing: list[str]) -> int:
         if not os.path.exists(argv[0]):
             raise UsageError(_unknown_command(argv[0], commands))
         gui_paths, argv = argv, []
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit:  # --help, --version: their text must reach the reader, or say not
+        sys.stdout.flush()
+        raise
     if args.verbose:
         from medviewer.error_log import configure_logging
 
@@ -158,7 +167,9 @@ def _run(argv: list[str], doing: list[str]) -> int:
     words = [args.command] + [str(value) for key, value in sorted(vars(args).items())
                               if key.endswith("_action") and isinstance(value, str)]
     doing[0] = f"running 'medviewer {' '.join(words)}'"
-    return args.handler(args)
+    code = args.handler(args)
+    sys.stdout.flush()  # a closed stdout is reported here, not at the interpreter's exit
+    return code
 
 
 def _unknown_command(word: str, commands: list[str]) -> str:

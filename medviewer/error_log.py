@@ -3,8 +3,8 @@
 Every entry point (the command line, the GUI, worker threads) hands an exception it did
 not expect to :func:`unexpected_error_sentence`: the traceback goes to the log file in the
 user's log folder (owner-only, rotated) and the user reads one sentence naming that file.
-Library messages and tracebacks are written here, never shown; on the terminal a log
-record is one line (:func:`configure_logging`).
+Library messages, warnings and tracebacks are written here, never shown; on the terminal
+only errors appear, as one line each (:func:`configure_logging`).
 """
 
 from __future__ import annotations
@@ -59,8 +59,9 @@ def log_file_path() -> Path:
 
 
 def configure_logging(verbose: bool = False) -> Path | None:
-    """Records at INFO and above to the log file, WARNING and above (DEBUG with ``verbose``)
-    as one line on stderr. Safe to call again (tests change MEDVIEWER_HOME between calls).
+    """Records at INFO and above to the log file; on stderr, one line per record at ERROR
+    and above (DEBUG and above with ``verbose``), since a command says what went wrong in
+    its own sentence. Safe to call again (tests change MEDVIEWER_HOME between calls).
 
     Returns the log file, or None when the log folder cannot be made (the terminal still
     gets its lines).
@@ -70,7 +71,7 @@ def configure_logging(verbose: bool = False) -> Path | None:
         root.removeHandler(handler)
         handler.close()
     terminal = logging.StreamHandler(sys.stderr)
-    terminal.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    terminal.setLevel(logging.DEBUG if verbose else logging.ERROR)
     terminal.setFormatter(OneLineFormatter("%(levelname)s %(name)s: %(message)s"))
     terminal.medviewer_handler = True  # type: ignore[attr-defined]
     root.addHandler(terminal)

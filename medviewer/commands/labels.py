@@ -106,9 +106,17 @@ def _disk_aware(handler: Callable[[argparse.Namespace], int]
 def _open(args: argparse.Namespace, *, create: bool = False, reader: str | None = None):
     from medviewer.labels.store import LabelStore, default_store_path
 
+    from medviewer.files import os_error_reason, require_regular
+
     path = args.store or default_store_path()
-    if not create and args.store is not None and not path.exists():
-        raise UserError(f"There is no label store at {path}.")
+    try:  # SQLite would open a pipe or device and report a disk I/O error
+        require_regular(path)
+    except FileNotFoundError:
+        if not create and args.store is not None:
+            raise UserError(f"There is no label store at {path}.") from None
+    except OSError as exc:
+        raise UserError(f"Cannot open the label store {path}: {os_error_reason(exc)}.") \
+            from None
     return LabelStore(path, reader=reader)
 
 

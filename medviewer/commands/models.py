@@ -200,6 +200,8 @@ def _predict(args: argparse.Namespace) -> int:
         _write_csv(Path(args.csv), predictions, entry.card.classes)
         if not args.json:
             print(f"Wrote {args.csv}")
+    if not predictions:
+        raise UserError(f"No images were found in {', '.join(map(str, args.paths))}.")
     if not ok:
         print(f"medviewer: none of the {len(predictions)} inputs could be read.", file=sys.stderr)
         return 1
