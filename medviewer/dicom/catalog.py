@@ -505,8 +505,10 @@ def _scan_folder(root: Path, cancel: CancelFlag | None,
                     continue
                 if entry.is_symlink():
                     target = os.path.realpath(entry.path)
-                    if not (follow_links or target.startswith(inside_prefix)):
-                        error = LoadError(entry.path, "it is a link to a file outside the "
+                    inside = target == root_text or target.startswith(inside_prefix)
+                    if not (follow_links or inside):
+                        kind = "folder" if os.path.isdir(target) else "file"
+                        error = LoadError(entry.path, f"it is a link to a {kind} outside the "
                                                       "opened folder, so it was not followed")
                         scan.errors.append(FileError(Path(entry.path), str(error)))
                         continue
