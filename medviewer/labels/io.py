@@ -332,10 +332,11 @@ class _Resolver:
         if known is not None:
             return known
         try:
+            os.stat(path)  # the cheap answer for the usual bad row: a missing file
             found = resolve_image(path)
         except LoadError as exc:
             reason = exc.reason
-        except OSError as exc:  # the name itself is unusable (too long...)
+        except OSError as exc:  # missing, or the name itself is unusable (too long...)
             reason = os_error_reason(exc)
         else:
             self._found[path] = found

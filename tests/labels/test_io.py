@@ -384,3 +384,78 @@ def test_any_import_file_is_checked_by_its_kind(store, pneumonia, tmp_path, xray
     with pytest.raises(UserError, match="only .csv and .json files can be imported"):
         label_io.import_kind(tmp_path / "reads.txt")
     assert set(label_io.EXPORTERS) == {"csv", "json", "coco"}
+
+
+# ---------------------------------------------------------------- hostile imports (#17)
+
+
+def _check_rows_naming_missing_files(store, folder: Path, rows: int):
+    """(plan, peak traced bytes) for a CSV of ``rows`` rows that all name missing files."""
+    import tracemalloc
+
+    csv_file = folder / f"huge-{rows}.csv"
+    with open(csv_file, "w", encoding="utf-8") as handle:
+        handle.write("path,label,reader\n")
+        for number in range(rows):
+            handle.write(f"{folder}/missing/scan-{number:07d}-{'x' * 60}.dcm,normal,bob\n")
+    tracemalloc.start()
+    try:
+        plan = label_io.validate_csv(store, csv_file, "pneumonia",
+                                     classes=["normal", "pneumonia"])
+        return plan, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.slow
+def test_a_huge_csv_of_bad_rows_is_checked_in_bounded_memory(store, tmp_path):
+    small, small_peak = _check_rows_naming_missing_files(store, tmp_path, 20_000)
+    rows = 100_000
+    plan, peak = _check_rows_naming_missing_files(store, tmp_path, rows)
+    assert plan.rows_total == rows and plan.problem_count == rows and plan.rows_ok == 0
+    assert len(plan.problems) == label_io.MAX_PROBLEMS_KEPT
+    assert [p.row for p in plan.problems[:2]] == [2, 3]
+    assert plan.as_dict()["problems_not_listed"] == rows - label_io.MAX_PROBLEMS_KEPT
+    # Five times the rows, the same memory: nothing grows with the file (it held every row
+    # and every problem before: gigabytes for millions of rows).
+    assert peak < small_peak * 1.25 + 1024**2, (small_peak, peak)
+    assert peak < 20 * 1024**2, f"peak {peak / 1024**2:.1f} MB"
+
+
+def test_a_fifo_is_neither_imported_nor_waited_on(store, tmp_path, xrays):
+    import os
+    import time
+
+    os.mkfifo(tmp_path / "pipe.csv")
+    started = time.monotonic()
+    with pytest.raises(UserError, match="it is a named pipe \\(FIFO\\), not a regular file"):
+        label_io.validate_csv(store, tmp_path / "pipe.csv", "pneumonia",
+                              classes=["normal", "pneumonia"])
+    os.mkfifo(tmp_path / "pipe.dcm")
+    csv_file = write_csv(tmp_path / "reads.csv", ["path,label", f"{tmp_path / 'pipe.dcm'},normal",
+                                                  f"{xrays[0]},normal"])
+    plan = label_io.validate_csv(store, csv_file, "pneumonia", classes=["normal", "pneumonia"])
+    assert time.monotonic() - started < 5
+    assert [p.reason for p in plan.problems] == [
+        "the file pipe.dcm cannot be read (it is a named pipe (FIFO), not a regular file)".replace(
+            "pipe.dcm", str(tmp_path / "pipe.dcm"))]
+    assert plan.rows_ok == 1
+
+
+def test_a_csv_that_is_not_text_or_not_csv_is_one_sentence(store, tmp_path):
+    (tmp_path / "binary.csv").write_bytes(b"path,label\n\xff\xfe,normal\n")
+    with pytest.raises(UserError, match="it is not UTF-8 text"):
+        label_io.validate_csv(store, tmp_path / "binary.csv", "pneumonia", classes=["normal"])
+    (tmp_path / "huge-cell.csv").write_text("path,label\n" + "a" * 200_000 + ",normal\n")
+    with pytest.raises(UserError, match="row 2 is not valid CSV"):
+        label_io.validate_csv(store, tmp_path / "huge-cell.csv", "pneumonia",
+                              classes=["normal"])
+
+
+def test_export_never_replaces_a_pipe_or_device(store, pneumonia, tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "pipe.csv")
+    for target in (tmp_path / "pipe.csv", tmp_path):
+        with pytest.raises(ExportError, match="not a regular file"):
+            label_io.export_csv(store, "pneumonia", target)
