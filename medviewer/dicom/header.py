@@ -92,10 +92,11 @@ _install_tolerant_value_hook()
 #
 # A run of zero bytes inside a header parses as one empty element per 8 bytes, each costing
 # the parser microseconds: a 64 MB run took 46 s before the file was refused. The readers
-# the parser reads through watch the element headers go by (8-byte reads) and stop a
-# header that repeats itself: thousands of empty elements in a row, or the same element
-# (or element and 8-byte value) over and over, which no real header holds. The work on
-# such a file is then bounded however large it is.
+# the parser reads files (and inflated datasets) through watch the element headers go by
+# (8-byte reads) and stop a header that repeats itself: thousands of empty elements in a
+# row, or the same element (or element and 8-byte value) over and over, which no real
+# header holds. The first HEAD_CHUNK bytes are parsed from memory unwatched (that much
+# costs little); the work on any file is then bounded however large it is.
 
 MAX_EMPTY_ELEMENTS_IN_A_ROW = 4096
 MAX_REPEATED_ELEMENTS = 20_000
@@ -342,7 +343,9 @@ def parse_file(path: Path) -> ParsedFile:
 def _parse_from_memory(path: Path, head: bytes, size: int, mtime: float,
                        has_preamble: bool) -> ParsedFile | None:
     whole = len(head) == size
-    buffer = WatchedBytesIO(head + _END_SENTINEL if whole else head)
+    # Not watched: at most HEAD_CHUNK bytes, so even a run of empty elements costs little
+    # here, while watching every read would slow every ordinary header by a third.
+    buffer = io.BytesIO(head + _END_SENTINEL if whole else head)
     try:
         header = pydicom.dcmread(buffer, stop_before_pixels=True, defer_size=HEADER_DEFER_SIZE,
                                  force=not has_preamble)
