@@ -58,6 +58,14 @@ def log_file_path() -> Path:
     return user_log_dir() / LOG_FILE_NAME
 
 
+def remove_handlers() -> None:
+    """Take back what configure_logging installed (tests, between two homes)."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, "medviewer_handler", False)]:
+        root.removeHandler(handler)
+        handler.close()
+
+
 def configure_logging(verbose: bool = False) -> Path | None:
     """Records at INFO and above to the log file; on stderr, one line per record at ERROR
     and above (DEBUG and above with ``verbose``), since a command says what went wrong in
@@ -67,9 +75,7 @@ def configure_logging(verbose: bool = False) -> Path | None:
     gets its lines).
     """
     root = logging.getLogger()
-    for handler in [h for h in root.handlers if getattr(h, "medviewer_handler", False)]:
-        root.removeHandler(handler)
-        handler.close()
+    remove_handlers()
     terminal = logging.StreamHandler(sys.stderr)
     terminal.setLevel(logging.DEBUG if verbose else logging.ERROR)
     terminal.setFormatter(OneLineFormatter("%(levelname)s %(name)s: %(message)s"))
@@ -91,11 +97,15 @@ def configure_logging(verbose: bool = False) -> Path | None:
 
 def _file_handler() -> tuple[_PrivateRotatingFile | None, bool]:
     """The installed log file handler, or a temporary one (True: close it after use)."""
+    try:
+        path = log_file_path()
+    except OSError:
+        return None, False
     for handler in logging.getLogger().handlers:
-        if isinstance(handler, _PrivateRotatingFile):
+        if isinstance(handler, _PrivateRotatingFile) and handler.baseFilename == str(path):
             return handler, False
     try:
-        handler = _PrivateRotatingFile(log_file_path(), maxBytes=MAX_LOG_BYTES,
+        handler = _PrivateRotatingFile(path, maxBytes=MAX_LOG_BYTES,
                                        backupCount=LOG_BACKUPS, delay=True)
     except OSError:
         return None, False
