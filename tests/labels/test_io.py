@@ -459,3 +459,14 @@ def test_export_never_replaces_a_pipe_or_device(store, pneumonia, tmp_path):
     for target in (tmp_path / "pipe.csv", tmp_path):
         with pytest.raises(ExportError, match="not a regular file"):
             label_io.export_csv(store, "pneumonia", target)
+
+
+def test_an_image_whose_name_is_not_utf8_can_be_labelled(store, pneumonia, tmp_path):
+    import os
+
+    odd = os.fsdecode(bytes(tmp_path) + b"/caf\xe9.dcm")
+    shutil.copy(PROJECT_ROOT / "resources" / "sample_study" / "S01_I01.dcm", odd)
+    ref = resolve_image(odd)
+    assert ref.path.endswith("caf\\xe9.dcm")  # kept as text, escaped
+    store.set_label("pneumonia", ref, ["normal"])
+    assert [label.image_key for label in store.current_labels("pneumonia")] == [ref.key]
