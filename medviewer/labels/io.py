@@ -317,8 +317,8 @@ class _Resolver:
 
     def __init__(self, base: Path) -> None:
         self.base = base
-        self._found: dict[Path, ImageRef] = {}
-        self._failed: dict[Path, str] = {}  # bounded: millions of bad rows must not pile up
+        self._found: dict[str, ImageRef] = {}
+        self._failed: dict[str, str] = {}  # bounded: millions of bad rows must not pile up
 
     def __call__(self, text: str) -> ImageRef | str:
         """The image, or a reason why not (a str)."""
@@ -328,7 +328,8 @@ class _Resolver:
         path = Path(os.path.expanduser(text))
         if not path.is_absolute():
             path = self.base / path
-        known = self._found.get(path) or self._failed.get(path)
+        key = str(path)
+        known = self._found.get(key) or self._failed.get(key)
         if known is not None:
             return known
         try:
@@ -339,13 +340,13 @@ class _Resolver:
         except OSError as exc:  # missing, or the name itself is unusable (too long...)
             reason = os_error_reason(exc)
         else:
-            self._found[path] = found
+            self._found[key] = found
             return found
         result = (f"the file {text} does not exist" if reason == "it does not exist"
                   else f"the file {text} cannot be read ({reason})")
         if len(self._failed) >= _FAILED_PATHS_KEPT:
             self._failed.clear()
-        self._failed[path] = result
+        self._failed[key] = result
         return result
 
 
