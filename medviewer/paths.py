@@ -81,6 +81,13 @@ def user_cache_dir() -> Path:
                            else platformdirs.user_cache_path(APP_NAME, False))
 
 
+def user_log_dir() -> Path:
+    """Where the log file lives (tracebacks name files and patients: owner-only too)."""
+    home = _home_override()
+    return _ensure_private(home / "logs" if home
+                           else platformdirs.user_log_path(APP_NAME, False))
+
+
 def user_models_dir() -> Path:
     return _ensure(user_data_dir() / "models")
 

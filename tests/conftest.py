@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,10 +15,13 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
 @pytest.fixture(autouse=True)
-def isolated_home(tmp_path_factory, monkeypatch) -> Path:
+def isolated_home(tmp_path_factory, monkeypatch) -> Iterator[Path]:
     home = tmp_path_factory.mktemp("medviewer-home")
     monkeypatch.setenv("MEDVIEWER_HOME", str(home))
-    return home
+    yield home
+    from medviewer.error_log import remove_handlers
+
+    remove_handlers()  # cli.main logs to this test's home: the next test has its own
 
 
 @pytest.fixture(scope="session")

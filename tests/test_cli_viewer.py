@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import runpy
 import shutil
 import subprocess
@@ -261,3 +262,31 @@ def test_sample_study_is_labelled_demo_data_with_its_source():
     attribution = (RESOURCES_DIR / "ATTRIBUTION.md").read_text()
     assert "CC BY 4.0" in attribution and "10.17632/rscbjbr9sj.2" in attribution
     assert "not for clinical use" in attribution.lower()
+
+
+@pytest.mark.parametrize("window", [("nan", "100"), ("50", "inf"), ("-inf", "10"),
+                                    ("40", "0"), ("40", "-3")])
+def test_render_refuses_windows_that_are_not_finite_and_positive(capsys, tmp_path, window):
+    code, _, err = run_cli(capsys, "render", SAMPLE_STUDY_DIR / "S01_I01.dcm", "--window",
+                           *window, "-o", tmp_path / "x.png")
+    assert code == 1 and one_sentence(err) and "window" in err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_render_with_a_narrow_window_on_small_scale_data_is_a_ramp(capsys, tmp_path):
+    from tests.dicom import write_dicom
+
+    ramp = (np.mgrid[0:16, 0:40][1] * 100).astype(np.uint16)
+    path = write_dicom(tmp_path / "tiny.dcm", ramp, RescaleSlope=str(0.002 / 3900))
+    for window in ([], ["--window", "0.001", "0.002"], ["--window", "0.001", "0.001"]):
+        code, _, err = run_cli(capsys, "render", path, *window, "-o", tmp_path / "t.png")
+        assert code == 0, err
+        image = np.asarray(Image.open(tmp_path / "t.png"))
+        assert len(np.unique(image)) > 20, window  # not flat grey, not a threshold
+
+
+def test_render_refuses_outputs_that_are_not_regular_files(capsys, tmp_path):
+    os.mkfifo(tmp_path / "pipe.png")
+    for output in (tmp_path / "pipe.png", tmp_path, tmp_path / ("o" * 300 + ".png")):
+        code, _, err = run_cli(capsys, "render", SAMPLE_STUDY_DIR / "S01_I01.dcm", "-o", output)
+        assert code == 1 and one_sentence(err) and err.startswith(f"medviewer: Cannot write ")

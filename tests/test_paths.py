@@ -26,7 +26,7 @@ def test_app_folders_are_private_even_when_they_existed_open(folder, tmp_path, m
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
 def test_model_cards_and_label_exports_are_as_readable_as_any_new_file(tmp_path):
     from medviewer.inference.registry import _write_atomically
-    from medviewer.labels.io import atomic_writer
+    from medviewer.labels.export import atomic_writer
 
     old = os.umask(0o022)
     try:

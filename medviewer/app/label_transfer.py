@@ -54,14 +54,14 @@ def validation_job(store_path: Path, source: Path, label_set: str | None, *,
 def export_job(store_path: Path, label_set: str, fmt: str, target: Path, reader: str,
                cancel: CancelFlag) -> Generator[Progress, None, int]:
     """Job: write one label set to ``target`` (atomically); returns export's count."""
-    from medviewer.labels import io as label_io
+    from medviewer.labels import export as label_export
 
     store = open_store(store_path, reader)
     try:
         store.label_set(label_set)  # a clear sentence if it was deleted meanwhile
         cancel.raise_if_cancelled()
         yield Progress(0, None, f"Writing {target.name}")
-        write, _ = label_io.EXPORTERS[fmt]
+        write, _ = label_export.EXPORTERS[fmt]
         return write(store, label_set, target)
     finally:
         store.close()
@@ -76,9 +76,9 @@ def import_summary(plan: ImportPlan, result: ImportResult) -> str:
         extras.append("a new label set")
     if result.labels_unchanged:
         extras.append(f"{result.labels_unchanged} already there")
-    if plan.problem_rows:
+    if plan.problem_count:
         where = plan.problems[0].where
-        extras.append(f"{plural(len(plan.problem_rows), f'problem {where}')} left out")
+        extras.append(f"{plural(plan.problem_count, f'problem {where}')} left out")
     extra = f" ({', '.join(extras)})" if extras else ""
     return (f"Imported {plural(result.labels_written, 'label')} and "
             f"{plural(result.regions_written, 'region')} into '{plan.label_set}'{extra}; "

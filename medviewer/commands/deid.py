@@ -61,7 +61,7 @@ def run_deid(args: argparse.Namespace) -> int:
                           mask=PixelMask(rects) if rects else None)
     result = run_to_end(deidentify_job(request))
     if args.json:
-        from medviewer.cli import print_json
+        from medviewer.commands.output import print_json
 
         print_json(result.to_json())
     else:

@@ -4,6 +4,7 @@ label store from the command line."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 from medviewer.errors import UserError
@@ -22,12 +23,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     listing = actions.add_parser("list", help="label sets with their counts")
     common(listing)
-    listing.set_defaults(handler=_list)
+    listing.set_defaults(handler=_disk_aware(_list))
 
     stats = actions.add_parser("stats", help="counts per class and reader, and agreement")
     stats.add_argument("--label-set", required=True, metavar="NAME")
     common(stats)
-    stats.set_defaults(handler=_stats)
+    stats.set_defaults(handler=_disk_aware(_stats))
 
     importing = actions.add_parser(
         "import", help="import labels from CSV (path,label[,reader]) or MedViewer JSON, "
@@ -48,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     importing.add_argument("--yes", action="store_true",
                            help="import the good rows even when others have problems")
     common(importing)
-    importing.set_defaults(handler=_import)
+    importing.set_defaults(handler=_disk_aware(_import))
 
     exporting = actions.add_parser(
         "export", help="write a label set to CSV, JSON, COCO or DICOM SR, or measurements "
@@ -67,7 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                 "dicom-sr writes one SR per image and reader into the "
                                 "folder OUTPUT")
     common(exporting)
-    exporting.set_defaults(handler=_export)
+    exporting.set_defaults(handler=_disk_aware(_export))
 
     dataset = actions.add_parser(
         "export-dataset", help="write a research dataset: images, labels, split, manifest",
@@ -107,7 +108,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     history.add_argument("--reader", help="only labels of this reader")
     history.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     common(history)
-    history.set_defaults(handler=_history)
+    history.set_defaults(handler=_disk_aware(_history))
 
     for name, verb in (("undo", "take back your last action"),
                        ("redo", "re-apply what your last undo took back")):
@@ -115,20 +116,49 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         sub.add_argument("--label-set", metavar="NAME", help="only actions in this label set")
         sub.add_argument("--reader", help="act as this reader (default: the settings' reader)")
         common(sub)
-        sub.set_defaults(handler=_undo_or_redo, labels_verb=name)
+        sub.set_defaults(handler=_disk_aware(_undo_or_redo), labels_verb=name)
 
     recovering = actions.add_parser(
         "recover", help="keep a damaged store aside and rebuild it from its readable labels")
     common(recovering)
-    recovering.set_defaults(handler=_recover)
+    recovering.set_defaults(handler=_disk_aware(_recover))
+
+
+def _disk_aware(handler: Callable[[argparse.Namespace], int]
+                ) -> Callable[[argparse.Namespace], int]:
+    """SQLite reports a full disk as a plain I/O error (opening needs room for its WAL
+    index): say the disk is full when it is."""
+    def run(args: argparse.Namespace) -> int:
+        from medviewer.files import disk_is_full
+        from medviewer.labels.errors import StoreUnavailableError
+        from medviewer.labels.store import default_store_path
+
+        try:
+            return handler(args)
+        except StoreUnavailableError as exc:
+            path = args.store or default_store_path()
+            if "disk is full" in str(exc) or not disk_is_full(path):
+                raise
+            raise StoreUnavailableError(f"Cannot use the label store {path}: the disk is "
+                                        "full; nothing was changed.") from None
+
+    return run
 
 
 def _open(args: argparse.Namespace, *, create: bool = False, reader: str | None = None):
     from medviewer.labels.store import LabelStore, default_store_path
 
+    from medviewer.files import os_error_reason, require_regular
+
     path = args.store or default_store_path()
-    if not create and args.store is not None and not path.exists():
-        raise UserError(f"There is no label store at {path}.")
+    try:  # SQLite would open a pipe or device and report a disk I/O error
+        require_regular(path)
+    except FileNotFoundError:
+        if not create and args.store is not None:
+            raise UserError(f"There is no label store at {path}.") from None
+    except OSError as exc:
+        raise UserError(f"Cannot open the label store {path}: {os_error_reason(exc)}.") \
+            from None
     return LabelStore(path, reader=reader)
 
 
@@ -144,7 +174,7 @@ def _export_dataset(args: argparse.Namespace) -> int:
         options=frozenset(args.option), confirm_burned_in=args.confirm_burned_in)
     result = run_to_end(export_dataset_job(request))
     if args.json:
-        from medviewer.cli import print_json
+        from medviewer.commands.output import print_json
 
         print_json(result.to_json())
         return 0
@@ -168,7 +198,7 @@ def _fmt(value: float | None) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from medviewer.cli import print_json
+    from medviewer.commands.output import print_json
 
     with _open(args) as store:
         sets = store.label_sets()
@@ -191,7 +221,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from medviewer.cli import print_json
+    from medviewer.commands.output import print_json
     from medviewer.labels.stats import label_stats
 
     with _open(args) as store:
@@ -233,7 +263,7 @@ def _stats(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from medviewer.cli import print_json
+    from medviewer.commands.output import print_json
     from medviewer.jobs import run_to_end
     from medviewer.labels import io as label_io
     from medviewer.labels.errors import ImportRejectedError
@@ -247,13 +277,12 @@ def _import(args: argparse.Namespace) -> int:
             reader=args.reader))
         problems = sorted(plan.problems, key=lambda p: p.row)
         if not args.json:
-            for problem in problems:
-                print(f"{args.file.name} {problem}")
+            _print_problems(args.file.name, problems, plan.problem_count)
         if problems and not args.yes:
             if args.json:
                 print_json({**plan.as_dict(), "imported": False})
             raise ImportRejectedError(
-                f"{len(plan.problem_rows)} of {plan.rows_total} {problems[0].where}s in "
+                f"{plan.problem_count} of {plan.rows_total} {problems[0].where}s in "
                 f"{args.file} have problems (listed above); nothing was imported: fix them, "
                 f"or run again with --yes to import the other {plan.rows_ok}.")
         result = label_io.apply_import(store, plan, accept_partial=args.yes)
@@ -265,16 +294,30 @@ def _import(args: argparse.Namespace) -> int:
                     "action_id": result.action_id})
         return 0
     created = " (new label set)" if result.label_set_created else ""
-    left_out = f"; {len(plan.problem_rows)} problem rows left out" if problems else ""
+    left_out = f"; {plan.problem_count} problem rows left out" if problems else ""
     print(f"Imported {result.labels_written} labels and {result.regions_written} regions into "
           f"'{plan.label_set}'{created}; {result.labels_unchanged} were already there"
           f"{left_out}.")
     return 0
 
 
+# The problems an import prints; --json lists more (labels.io.MAX_PROBLEMS_KEPT).
+MAX_PROBLEMS_PRINTED = 50
+
+
+def _print_problems(file_name: str, problems: list, count: int) -> None:
+    """The first problems, one line each, and how many more there are."""
+    for problem in problems[:MAX_PROBLEMS_PRINTED]:
+        print(f"{file_name} {problem}")
+    if count > MAX_PROBLEMS_PRINTED:
+        where = problems[0].where if problems else "row"
+        print(f"{file_name}: ... and {count - MAX_PROBLEMS_PRINTED} more {where}s with "
+              f"problems (--json lists the first {len(problems)}).")
+
+
 def _export(args: argparse.Namespace) -> int:
-    from medviewer.cli import print_json
-    from medviewer.labels import io as label_io
+    from medviewer.commands.output import print_json
+    from medviewer.labels import export as label_export
 
     if bool(args.label_set) == args.measurements:
         raise UserError("Give the label set to export (--label-set NAME) or --measurements, "
@@ -287,7 +330,7 @@ def _export(args: argparse.Namespace) -> int:
                         f"--format csv, json or coco.")
     if args.measurements:
         return _export_measurements(args, fmt)
-    write, unit = label_io.EXPORTERS[fmt]
+    write, unit = label_export.EXPORTERS[fmt]
     with _open(args) as store:
         store.label_set(args.label_set)  # a clear error for an unknown set
         count = write(store, args.label_set, args.output)
@@ -300,13 +343,13 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _export_measurements(args: argparse.Namespace, fmt: str) -> int:
-    from medviewer.cli import print_json
-    from medviewer.labels import io as label_io
+    from medviewer.commands.output import print_json
+    from medviewer.labels import export as label_export
 
-    if fmt not in label_io.MEASUREMENT_EXPORTERS:
+    if fmt not in label_export.MEASUREMENT_EXPORTERS:
         raise UserError(f"Measurements are written as CSV or JSON, not {fmt}.")
     with _open(args) as store:
-        count = label_io.MEASUREMENT_EXPORTERS[fmt](store, args.output, image_key=args.image,
+        count = label_export.MEASUREMENT_EXPORTERS[fmt](store, args.output, image_key=args.image,
                                                     reader=args.reader)
     if args.json:
         print_json({"output": str(args.output), "format": fmt, "measurements": count})
@@ -319,7 +362,7 @@ def _export_measurements(args: argparse.Namespace, fmt: str) -> int:
 def _history(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from medviewer.cli import print_json
+    from medviewer.commands.output import print_json
 
     with _open(args) as store:
         entries = store.history(args.label_set, args.image, reader=args.reader,
@@ -350,7 +393,7 @@ def _state_text(state: dict | None) -> str:
 
 
 def _undo_or_redo(args: argparse.Namespace) -> int:
-    from medviewer.cli import print_json
+    from medviewer.commands.output import print_json
 
     with _open(args, reader=args.reader) as store:
         act = store.undo if args.labels_verb == "undo" else store.redo
@@ -376,7 +419,7 @@ def _undo_or_redo(args: argparse.Namespace) -> int:
 
 
 def _recover(args: argparse.Namespace) -> int:
-    from medviewer.cli import print_json
+    from medviewer.commands.output import print_json
     from medviewer.labels.store import LabelStore, default_store_path
 
     report = LabelStore.recover(args.store or default_store_path())

@@ -7,7 +7,6 @@ onnxruntime and numpy-heavy modules are imported inside the handlers so the CLI 
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
 from typing import Any
@@ -108,7 +107,7 @@ def _resolve(name: str | None):
 
 
 def _list_models(args: argparse.Namespace) -> int:
-    from medviewer.cli import print_json
+    from medviewer.commands.output import print_json
     from medviewer.inference import registry, runtime
 
     entries, problems = registry.scan_models()
@@ -142,7 +141,7 @@ def _list_models(args: argparse.Namespace) -> int:
 
 
 def _import_model(args: argparse.Namespace) -> int:
-    from medviewer.cli import print_json
+    from medviewer.commands.output import print_json
     from medviewer.inference.registry import import_model
 
     entry = import_model(args.model, args.card)
@@ -182,6 +181,9 @@ def _format_prediction(prediction: Any) -> str:
 
 
 def _write_csv(path: Path, predictions: list, classes: list[str]) -> None:
+    from medviewer import csv_safety
+    from medviewer.files import check_output_path, os_error_reason
+
     header = ["path", "input_uid", "decision"]
     for name in classes:
         header += [f"p_{name}", f"threshold_{name}", f"flagged_{name}"]
@@ -193,8 +195,10 @@ def _write_csv(path: Path, predictions: list, classes: list[str]) -> None:
         return "" if value is None else int(value)
 
     try:
-        with open(path, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
+        check_output_path(path)
+        # Paths that are not UTF-8 are written escaped: the file stays valid UTF-8.
+        with open(path, "w", newline="", encoding="utf-8", errors="backslashreplace") as handle:
+            writer = csv_safety.writer(handle)
             writer.writerow(header)
             for p in predictions:
                 row: list[Any] = [str(p.path), p.input_uid, ";".join(p.offered)]
@@ -213,14 +217,17 @@ def _write_csv(path: Path, predictions: list, classes: list[str]) -> None:
                         p.provider, f"{p.inference_ms:.3f}"]
                 writer.writerow(row)
     except OSError as exc:
-        raise UserError(f"Cannot write {path}: {exc.strerror or exc}.") from None
+        raise UserError(f"Cannot write {path}: {os_error_reason(exc)}.") from None
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from medviewer.cli import print_json
+    from medviewer.commands.output import print_json
+    from medviewer.files import check_output_file
     from medviewer.inference.predict import predict_paths
     from medviewer.inference.runtime import get_session
 
+    if args.csv:
+        check_output_file(args.csv)  # before the work, not after it
     entry = _resolve(args.model)
     session = get_session(entry, args.device)
     predictions = predict_paths(args.paths, session, batch_size=args.batch_size,
@@ -257,6 +264,8 @@ def _predict(args: argparse.Namespace) -> int:
             print(f"Wrote {args.csv}")
     if args.sr:
         _write_sr(args, predictions)
+    if not predictions:
+        raise UserError(f"No images were found in {', '.join(map(str, args.paths))}.")
     if not ok:
         print(f"medviewer: none of the {len(predictions)} inputs could be read.", file=sys.stderr)
         return 1
@@ -278,12 +287,15 @@ def _write_sr(args: argparse.Namespace, predictions: list) -> None:
 def _saliency(args: argparse.Namespace) -> int:
     from PIL import Image
 
-    from medviewer.cli import print_json
+    from medviewer.commands.output import print_json
     from medviewer.dicom.reader import open_instance
     from medviewer.inference.runtime import get_session
     from medviewer.inference.saliency import blend_overlay, saliency_for
     from medviewer.settings import load_settings
 
+    from medviewer.files import check_output_file, check_output_path, os_error_reason
+
+    check_output_file(args.output)
     entry = _resolve(args.model)
     if args.method == "cam" and not entry.card.has_cam:
         raise UserError(f"Model '{entry.name}' has no class activation map output; "
@@ -297,9 +309,10 @@ def _saliency(args: argparse.Namespace) -> int:
     overlay = blend_overlay(instance.display_frame(frame), saliency.values, opacity)
     output = Path(args.output)
     try:
+        check_output_path(output)
         Image.fromarray(overlay).save(output, format="PNG")
-    except (OSError, ValueError) as exc:
-        raise UserError(f"Cannot write {output}: {exc}.") from None
+    except OSError as exc:
+        raise UserError(f"Cannot write {output}: {os_error_reason(exc)}.") from None
     if args.json:
         print_json({"output": str(output), "provider": session.provider,
                     "notice": session.notice, "saliency": saliency.to_dict(),
@@ -319,7 +332,7 @@ def _saliency(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from medviewer.app import validation
-    from medviewer.cli import print_json
+    from medviewer.commands.output import print_json
     from medviewer.jobs import Progress, run_to_end
 
     entry = _resolve(args.model)

@@ -90,7 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _list_servers(args: argparse.Namespace) -> int:
-    from medviewer.cli import print_json
+    from medviewer.commands.output import print_json
     from medviewer.pacs.servers import config_path, load_config, secrets
 
     config = load_config()
@@ -111,7 +111,7 @@ def _list_servers(args: argparse.Namespace) -> int:
 
 
 def _add_server(args: argparse.Namespace) -> int:
-    from medviewer.cli import print_json
+    from medviewer.commands.output import print_json
     from medviewer.pacs.servers import ServerConfig, parse_address, put_server, secrets
 
     if args.dimse:
@@ -142,7 +142,7 @@ def _add_server(args: argparse.Namespace) -> int:
 
 
 def _remove_server(args: argparse.Namespace) -> int:
-    from medviewer.cli import print_json
+    from medviewer.commands.output import print_json
     from medviewer.pacs.servers import remove_server
 
     remove_server(args.name)
@@ -172,7 +172,7 @@ def _server_and_secret(args: argparse.Namespace):
 
 
 def _echo(args: argparse.Namespace) -> int:
-    from medviewer.cli import print_json
+    from medviewer.commands.output import print_json
     from medviewer.jobs import run_to_end
     from medviewer.pacs.operations import echo_job
 
@@ -187,7 +187,7 @@ def _echo(args: argparse.Namespace) -> int:
 
 
 def _find(args: argparse.Namespace) -> int:
-    from medviewer.cli import print_json
+    from medviewer.commands.output import print_json
     from medviewer.jobs import run_to_end
     from medviewer.pacs.operations import find_series_job, find_studies_job
     from medviewer.pacs.query import StudyQuery, parse_date_range
@@ -222,7 +222,7 @@ def _find(args: argparse.Namespace) -> int:
 
 
 def _get(args: argparse.Namespace) -> int:
-    from medviewer.cli import print_json
+    from medviewer.commands.output import print_json
     from medviewer.jobs import run_to_end
     from medviewer.pacs.operations import retrieve_job
 
@@ -238,7 +238,7 @@ def _get(args: argparse.Namespace) -> int:
 
 
 def _send(args: argparse.Namespace) -> int:
-    from medviewer.cli import print_json
+    from medviewer.commands.output import print_json
     from medviewer.jobs import run_to_end
     from medviewer.pacs.operations import send_job
 

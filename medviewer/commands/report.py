@@ -82,7 +82,7 @@ def run_report(args: argparse.Namespace) -> int:
         print(file=sys.stderr)
     prediction = result.prediction
     if args.json:
-        from medviewer.cli import print_json
+        from medviewer.commands.output import print_json
 
         print_json({
             "output": str(result.output), "pages": result.pages,

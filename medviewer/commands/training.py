@@ -173,8 +173,40 @@ class TrainPrinter(EventConsumer):
         print(f"test: accuracy {event.metrics['accuracy']:.4f}, AUROC {auroc}", flush=True)
 
 
+def _check_checkpoint(path: str | os.PathLike) -> None:
+    """Refuse a checkpoint that is not a readable torch file before torch reads it: torch's
+    own message for a stray file is a page of pickle advice, not a reason."""
+    from medviewer.errors import UserError
+    from medviewer.files import open_regular, os_error_reason
+
+    try:
+        with open_regular(path, "rb") as handle:
+            head = handle.read(4)
+    except FileNotFoundError:
+        raise UserError(f"The checkpoint {path} does not exist.") from None
+    except OSError as exc:
+        raise UserError(f"Cannot open the checkpoint {path}: {os_error_reason(exc)}.") from None
+    if head != b"PK\x03\x04":  # torch.save writes a zip archive
+        raise UserError(f"The checkpoint {path} is not a MedViewer training checkpoint.")
+
+
+def _check_run(run: str) -> None:
+    """An export's run: a checkpoint file, or a run folder whose best checkpoint is checked."""
+    from pathlib import Path
+
+    best = Path(run) / "checkpoints" / "best.pt"
+    if os.path.isdir(run):
+        if os.path.lexists(best):
+            _check_checkpoint(best)
+    elif os.path.lexists(run):
+        _check_checkpoint(run)
+
+
 def run_train(args: argparse.Namespace) -> int:
     _require_torch()
+    for checkpoint in (args.resume, args.init_checkpoint):
+        if checkpoint:
+            _check_checkpoint(checkpoint)
     from medviewer.errors import UserError
     from medviewer.jobs import CancelFlag
     from medviewer.training import trainer
@@ -230,6 +262,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     _require_torch()
+    for run in args.run_dir:
+        _check_run(run)
     from medviewer.app.training_export import export_model
 
     from medviewer.errors import UserError
@@ -248,7 +282,7 @@ def run_export(args: argparse.Namespace) -> int:
                                      out_dir=args.out_dir, weights=args.weights,
                                      operating_point=args.operating_point)).result
     if args.json:
-        from medviewer.cli import print_json
+        from medviewer.commands.output import print_json
 
         print_json(result.to_dict())
         return 0

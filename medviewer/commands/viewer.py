@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import os
+import math
 import sys
 import warnings
 from collections import Counter
@@ -33,6 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     info.add_argument("--json", action="store_true", help="print the catalog as JSON")
     info.add_argument("--no-cache", action="store_true",
                       help="index from scratch in a throw-away cache (the user cache is untouched)")
+    info.add_argument("--follow-links", action="store_true",
+                      help="follow symbolic links that lead out of the folder (and linked "
+                           "folders); by default such links are listed, not opened")
     info.set_defaults(handler=run_info)
 
     render = subparsers.add_parser(
@@ -65,17 +68,6 @@ def _quiet_parser_warnings(verbose: bool) -> Iterator[None]:
             yield
         finally:
             pydicom_log.setLevel(old_level)
-
-
-@contextmanager
-def _tolerate_closed_stdout() -> Iterator[None]:
-    """`medviewer info BIG | head` closes the pipe early: stop printing, no traceback."""
-    try:
-        yield
-        sys.stdout.flush()
-    except BrokenPipeError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush is silent
 
 
 # ---------------------------------------------------------------- info
@@ -178,22 +170,22 @@ def run_info(args: argparse.Namespace) -> int:
             import tempfile
 
             with tempfile.TemporaryDirectory(prefix="medviewer-index-") as scratch:
-                catalog = run_to_end(index_path(path, cache_dir=Path(scratch)), on_event)
+                catalog = run_to_end(index_path(path, cache_dir=Path(scratch),
+                                                follow_links=args.follow_links), on_event)
         else:
-            catalog = run_to_end(index_path(path), on_event)
+            catalog = run_to_end(index_path(path, follow_links=args.follow_links), on_event)
     if show_progress:
         print(file=sys.stderr)
     counts = _summary(catalog)
     nothing_read = counts["instances"] == 0
     if nothing_read and counts["errors"] == 1 and not path.is_dir():
         raise UserError(catalog.errors[0].reason)  # one file: its own sentence says it all
-    with _tolerate_closed_stdout():
-        if args.json:
-            from medviewer.cli import print_json
+    if args.json:
+        from medviewer.commands.output import print_json
 
-            print_json(_catalog_json(catalog, counts))
-        else:
-            _print_catalog(catalog, counts)
+        print_json(_catalog_json(catalog, counts))
+    else:
+        _print_catalog(catalog, counts)
     if nothing_read:
         if counts["errors"]:
             raise UserError(f"Nothing could be read in {path}: all "
@@ -210,6 +202,7 @@ def run_render(args: argparse.Namespace) -> int:
 
     from medviewer.dicom import pixels
     from medviewer.dicom.reader import open_instance
+    from medviewer.files import check_output_file, check_output_path, os_error_reason
 
     path: Path = args.file
     output: Path = args.output
@@ -220,12 +213,14 @@ def run_render(args: argparse.Namespace) -> int:
     window = None
     if args.window is not None:
         center, width = args.window
+        if not (math.isfinite(center) and math.isfinite(width)):
+            raise UserError(f"Cannot render {path}: the window centre and width must be "
+                            f"finite numbers, not {center:g} and {width:g}.")
         if not width > 0:
             raise UserError(f"Cannot render {path}: the window width must be positive, "
                             f"not {width:g}.")
         window = pixels.Window(center, width, "LINEAR", "Command line")
-    if not output.parent.is_dir():
-        raise UserError(f"Cannot write {output}: the folder {output.parent} does not exist.")
+    check_output_file(output)
     with _quiet_parser_warnings(getattr(args, "verbose", False)):
         instance = open_instance(path)
         frame = args.frame - 1
@@ -233,9 +228,10 @@ def run_render(args: argparse.Namespace) -> int:
         voi = window if window is not None else instance.default_voi(frame)
     mode = "RGB" if image.ndim == 3 else "L"
     try:
+        check_output_path(output)  # nothing may have taken its place meanwhile
         Image.fromarray(image, mode=mode).save(output, format="PNG")
     except OSError as exc:
-        raise UserError(f"Cannot write {output}: {exc.strerror or exc}.") from None
+        raise UserError(f"Cannot write {output}: {os_error_reason(exc)}.") from None
     voi_text = voi.describe() if voi is not None else "none (colour image shown as stored)"
     described = {
         "input": str(path),
@@ -249,7 +245,7 @@ def run_render(args: argparse.Namespace) -> int:
         "inverted": instance.inverted,
     }
     if args.json:
-        from medviewer.cli import print_json
+        from medviewer.commands.output import print_json
 
         print_json(described)
     else:

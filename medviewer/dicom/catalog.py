@@ -8,26 +8,27 @@ What gets indexed:
 
 * a folder: every file below it (recursively). Files whose suffix says they are plainly
   something else (``.txt``, ``.xml``, ``.zip``, raw JPEG 2000 codestreams, ...) are counted
-  in :attr:`Catalog.ignored`; every other file is read as DICOM (or as a PNG/JPEG X-ray) and
-  either becomes an instance or an entry in :attr:`Catalog.errors`. A DICOMDIR met on the
-  way is checked: references that escape its folder or point at missing files are errors.
+  in :attr:`Catalog.ignored`; every other regular file is read as DICOM (or as a PNG/JPEG
+  X-ray) and either becomes an instance or an entry in :attr:`Catalog.errors`. A DICOMDIR met
+  on the way is checked: references that escape its folder or point at missing files are
+  errors.
 * a DICOMDIR file: the files its directory records reference, and nothing else.
 * a single DICOM, PNG or JPEG file.
 
-Only headers are read (``stop_before_pixels``), never pixel data. The cache is one SQLite
-file per indexed folder holding header fields (including patient name and ID, so the
-browser can show them) and error sentences, never pixels. It lives in the user's cache
-folder, which only its owner may enter (see paths); a cache that cannot be read is thrown
-away and rebuilt.
+One rule for symbolic links, in a folder and in a DICOMDIR alike: a link is followed only
+while it stays inside the opened folder; one leading outside is listed as an error and not
+opened, unless the caller asks for links to be followed (``follow_links``), which also
+follows linked folders (each real folder once, so a loop ends).
+
+Only headers are read (``stop_before_pixels``), never pixel data. Records of unchanged
+files come from the folder's index cache (``dicom/index_cache.py``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
-import sqlite3
 import stat as stat_module
 import struct
 from collections.abc import Generator, Iterable
@@ -37,10 +38,13 @@ from typing import Any, NamedTuple
 
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.sequence import Sequence
 
-from medviewer import paths
 from medviewer.dicom import images
+from medviewer.dicom.index_cache import FileStamp, IndexCache
 from medviewer.dicom.reader import LoadError, read_header
+from medviewer.files import os_error_reason
 from medviewer.jobs import CancelFlag, JobCancelled, Progress
 
 log = logging.getLogger(__name__)
@@ -111,12 +115,16 @@ class Catalog:
         return [inst for p in self.patients for st in p.studies for se in st.series
                 for inst in se.instances]
 
+    @property
+    def could_open(self) -> bool:
+        """Whether at least one image was read: only then is the path worth remembering
+        (File > Recent); otherwise :attr:`errors` says what failed."""
+        return any(se.instances for p in self.patients for st in p.studies for se in st.series)
+
 
 # ---------------------------------------------------------------- what to read
 
 PROGRESS_EVERY = 50
-MAX_CACHE_FILES = 200  # index caches kept (one per folder opened), most recent first
-CACHE_SCHEMA_VERSION = 2  # 2: study time and issuer of patient ID
 MEDIA_STORAGE_DIRECTORY_UID = "1.2.840.10008.1.3.10"
 
 # Suffixes of files that commonly sit beside DICOM files but are never images we can show.
@@ -276,30 +284,40 @@ def _error_record(error: LoadError) -> dict[str, Any]:
 # ---------------------------------------------------------------- DICOMDIR references
 
 
-def _dicomdir_references(ds: Dataset) -> tuple[list[str], list[str]]:
-    """(safe relative references, refused references as written) from a DICOMDIR header.
+def _dicomdir_references(ds: Dataset) -> tuple[list[str], list[str], int]:
+    """(safe relative references, refused references as written, unreadable records) from
+    a DICOMDIR header.
 
     A reference is refused when it is absolute, climbs with '..', or smuggles a path
     separator or drive into one component: such a record must never open a file outside
-    the DICOMDIR's folder.
+    the DICOMDIR's folder. A record that is not a dataset, or whose Referenced File ID is
+    not text (a number, a sequence, bytes that are not ASCII), is counted as unreadable.
     """
     safe: list[str] = []
     refused: list[str] = []
+    unreadable = 0
     seen: set[str] = set()
-    for record in ds.get("DirectoryRecordSequence") or []:
+    try:
+        records = ds.get("DirectoryRecordSequence")
+    except Exception:  # noqa: BLE001 - a malformed sequence: nothing can be referenced
+        records = None
+    if records is not None and not isinstance(records, (list, Sequence)):
+        return safe, refused, 1
+    for record in records or []:
+        if not isinstance(record, Dataset):
+            unreadable += 1
+            continue
         try:
             value = record.get("ReferencedFileID")
         except Exception:  # noqa: BLE001 - a malformed record: nothing to open
+            unreadable += 1
             continue
         if value is None or value == "":
             continue
-        if isinstance(value, str):
-            components = [value]
-        else:
-            try:
-                components = [str(c) for c in value]  # MultiValue: one item per folder level
-            except TypeError:
-                components = [str(value)]
+        components = _file_id_components(value)
+        if components is None:
+            unreadable += 1
+            continue
         written = "\\".join(components)
         bad = (not components
                or any(c.strip() in ("", ".", "..") for c in components)
@@ -311,7 +329,21 @@ def _dicomdir_references(ds: Dataset) -> tuple[list[str], list[str]]:
         if relative not in seen:
             seen.add(relative)
             safe.append(relative)
-    return safe, refused
+    return safe, refused, unreadable
+
+
+def _file_id_components(value: Any) -> list[str] | None:
+    """A Referenced File ID's components (one per folder level), or None when it is not
+    text."""
+    if isinstance(value, bytes):  # kept raw (an odd VR): ASCII text split at backslashes
+        if not value.isascii():
+            return None
+        return value.decode("ascii").strip(" \x00").split("\\")
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple, MultiValue)) and all(isinstance(c, str) for c in value):
+        return list(value)
+    return None
 
 
 def _find_case_insensitive(folder: Path, relative: str,
@@ -355,8 +387,10 @@ class _DicomdirCheck:
 
 
 def _check_dicomdir(dicomdir: Path, record: dict[str, Any],
-                    scanned: set[str] | None = None, prefix: str = "") -> _DicomdirCheck:
-    """Check a DICOMDIR's references: refused ones, missing ones, links leading outside.
+                    scanned: set[str] | None = None, prefix: str = "",
+                    follow_links: bool = False) -> _DicomdirCheck:
+    """Check a DICOMDIR's references: refused ones, missing ones, links leading outside
+    (allowed with ``follow_links``).
 
     ``scanned``: in a folder scan, the relative paths already found (``prefix`` + reference);
     those exist and are indexed by the scan itself, so only the others are looked up.
@@ -365,6 +399,12 @@ def _check_dicomdir(dicomdir: Path, record: dict[str, Any],
     files: list[Path] = []
     errors: list[FileError] = []
     listings: dict[Path, dict[str, str] | None] = {}
+    unreadable = record.get("unreadable", 0)
+    if unreadable:
+        records = "a directory record" if unreadable == 1 else f"{unreadable} directory records"
+        error = LoadError(dicomdir, f"{records} could not be read (a Referenced File ID that "
+                                    "is not text), so the files they name are not listed")
+        errors.append(FileError(dicomdir, str(error)))
     for written in record.get("refused", []):
         error = LoadError(dicomdir, f"a directory record refers to '{written}', which lies "
                                     "outside the DICOMDIR's folder, so it was not opened")
@@ -379,7 +419,7 @@ def _check_dicomdir(dicomdir: Path, record: dict[str, Any],
             errors.append(FileError(missing, str(error)))
         elif scanned is not None:
             continue  # found under another case: the folder scan has it already
-        elif not _inside(found, folder):
+        elif not follow_links and not _inside(found, folder):
             error = LoadError(dicomdir, f"a directory record refers to '{relative}', a link that "
                                         "leads outside the DICOMDIR's folder, so it was not opened")
             errors.append(FileError(dicomdir, str(error)))
@@ -391,6 +431,10 @@ def _check_dicomdir(dicomdir: Path, record: dict[str, Any],
 # ---------------------------------------------------------------- reading one file
 
 
+UNEXPECTED_FAILURE = ("it could not be read because of an unexpected error, whose details are "
+                      "in the log file")
+
+
 def read_record(path: Path) -> dict[str, Any]:
     """Read one file's header into a catalog record (instance, DICOMDIR or error)."""
     try:
@@ -399,144 +443,16 @@ def read_record(path: Path) -> dict[str, Any]:
             return _record_from_header(instance.header, instance.content_hash)
         ds = read_header(path)
         if _is_dicomdir_header(ds):
-            refs, refused = _dicomdir_references(ds)
-            return {"kind": "dicomdir", "refs": refs, "refused": refused}
+            refs, refused, unreadable = _dicomdir_references(ds)
+            return {"kind": "dicomdir", "refs": refs, "refused": refused,
+                    "unreadable": unreadable}
         return _record_from_header(ds)
     except LoadError as exc:
         return _error_record(exc)
     except Exception as exc:  # noqa: BLE001 - one odd file must never stop a folder
-        log.warning("unexpected failure while indexing a file: %s", type(exc).__name__,
-                    exc_info=True)
-        return _error_record(LoadError(path, f"it could not be read ({type(exc).__name__})"))
-
-
-# ---------------------------------------------------------------- the cache
-
-
-@dataclass(frozen=True)
-class _FileStamp:
-    size: int
-    mtime_ns: int
-
-
-class _IndexCache:
-    """One SQLite file per indexed folder: relative path -> stamp + record (JSON).
-
-    Every failure (corrupt file, locked database, full disk) degrades to "no cache"; a
-    cache file that cannot be read is deleted and rebuilt.
-    """
-
-    def __init__(self, root: Path, cache_dir: Path | None) -> None:
-        self.root = str(root)
-        self.conn: sqlite3.Connection | None = None
-        try:
-            self.db_path = cache_file_for(root, cache_dir)
-            is_new = not self.db_path.exists()
-            self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:  # no usable cache folder (read-only home, a file in the way)
-            log.warning("index cache disabled: %s", exc)
-            return
-        try:
-            self.conn = self._open()
-        except sqlite3.Error as exc:
-            log.info("index cache unreadable (%s); rebuilding it", exc)
-            self._discard()
-            try:
-                self.conn = self._open()
-            except sqlite3.Error as exc2:
-                log.warning("index cache disabled: %s", exc2)
-                self.conn = None
-        if is_new:
-            _prune_old_caches(self.db_path, keep=MAX_CACHE_FILES)
-        elif self.conn is not None:
-            try:
-                os.utime(self.db_path)  # mark as recently used, for pruning
-            except OSError:
-                pass
-
-    def _open(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.db_path, timeout=5.0)
-        try:
-            conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-            conn.execute("CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, "
-                         "size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, record TEXT NOT NULL)")
-            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-            if meta.get("schema") != str(CACHE_SCHEMA_VERSION) or meta.get("root") != self.root:
-                with conn:
-                    conn.execute("DELETE FROM files")
-                    conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)",
-                                 (str(CACHE_SCHEMA_VERSION),))
-                    conn.execute("INSERT OR REPLACE INTO meta VALUES ('root', ?)", (self.root,))
-            conn.commit()
-        except sqlite3.Error:
-            conn.close()
-            raise
-        return conn
-
-    def _discard(self) -> None:
-        for suffix in ("", "-journal", "-wal", "-shm"):
-            try:
-                Path(str(self.db_path) + suffix).unlink(missing_ok=True)
-            except OSError as exc:
-                log.warning("cannot delete the broken index cache: %s", exc)
-
-    def load(self) -> dict[str, tuple[_FileStamp, str]]:
-        if self.conn is None:
-            return {}
-        try:
-            rows = self.conn.execute("SELECT path, size, mtime_ns, record FROM files").fetchall()
-        except sqlite3.Error as exc:
-            log.info("index cache unreadable (%s); rebuilding it", exc)
-            self.close()
-            self._discard()
-            try:
-                self.conn = self._open()
-            except sqlite3.Error:
-                self.conn = None
-            return {}
-        return {path: (_FileStamp(size, mtime), record) for path, size, mtime, record in rows}
-
-    def save(self, upserts: list[tuple[str, _FileStamp, dict[str, Any]]],
-             deletes: Iterable[str]) -> None:
-        deletes = list(deletes)
-        if self.conn is None or (not upserts and not deletes):
-            return
-        try:
-            with self.conn:
-                self.conn.executemany("DELETE FROM files WHERE path = ?", ((p,) for p in deletes))
-                self.conn.executemany(
-                    "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)",
-                    ((rel, stamp.size, stamp.mtime_ns, json.dumps(record, separators=(",", ":")))
-                     for rel, stamp, record in upserts))
-        except sqlite3.Error as exc:
-            log.warning("could not update the index cache: %s", exc)
-
-    def close(self) -> None:
-        if self.conn is not None:
-            try:
-                self.conn.close()
-            except sqlite3.Error:
-                pass
-            self.conn = None
-
-
-def _prune_old_caches(current: Path, keep: int) -> None:
-    """Keep ``current`` and the most recently used other caches, ``keep`` in all."""
-    try:
-        others = [p for p in current.parent.glob("*.sqlite") if p != current]
-        others.sort(key=lambda p: p.stat().st_mtime, reverse=True)
-        for stale in others[max(keep - 1, 0):]:
-            for suffix in ("", "-journal", "-wal", "-shm"):
-                Path(str(stale) + suffix).unlink(missing_ok=True)
-    except OSError as exc:  # another process pruning at the same time, permissions...
-        log.info("could not prune old index caches: %s", exc)
-
-
-def cache_file_for(root: Path, cache_dir: Path | None = None) -> Path:
-    """Where the index cache of a folder lives (named by a hash: no folder names on disk)."""
-    base = cache_dir if cache_dir is not None else paths.user_cache_dir() / "index"
-    key = hashlib.sha256(str(root.resolve()).encode("utf-8", "surrogateescape")).hexdigest()
-    return base / f"{key[:32]}.sqlite"
+        # Its traceback is for the log file; the folder's error list has the sentence.
+        log.info("unexpected %s while indexing %s", type(exc).__name__, path, exc_info=True)
+        return _error_record(LoadError(path, UNEXPECTED_FAILURE))
 
 
 # ---------------------------------------------------------------- scanning
@@ -545,7 +461,7 @@ def cache_file_for(root: Path, cache_dir: Path | None = None) -> Path:
 class _FileEntry(NamedTuple):
     path: str  # absolute
     relative: str  # POSIX form, relative to the indexed folder (the cache key)
-    stamp: _FileStamp
+    stamp: FileStamp
 
 
 def _relative_to(path: str, root: str) -> str:
@@ -561,12 +477,19 @@ class _Scan:
     errors: list[FileError] = field(default_factory=list)
 
 
-def _scan_folder(root: Path, cancel: CancelFlag | None) -> Generator[Progress, None, _Scan]:
-    """Every file below ``root`` with its stamp (one stat each), sorted. Folders are never
-    followed through symlinks, so a link loop cannot trap the scan."""
+def _scan_folder(root: Path, cancel: CancelFlag | None,
+                 follow_links: bool = False) -> Generator[Progress, None, _Scan]:
+    """Every regular file below ``root`` (resolved) with its stamp (one stat each), sorted.
+
+    Links are followed while they stay inside ``root``; one leading outside is an error
+    entry unless ``follow_links``. Linked folders are followed only with ``follow_links``,
+    each real folder once, so a link loop cannot trap the scan.
+    """
     scan = _Scan()
     root_text = str(root)
+    inside_prefix = root_text.rstrip(os.sep) + os.sep
     pending = [root_text]
+    visited_folders = {os.path.realpath(root_text)}
     seen_entries = 0
     while pending:
         folder = pending.pop()
@@ -576,7 +499,7 @@ def _scan_folder(root: Path, cancel: CancelFlag | None) -> Generator[Progress, N
             with os.scandir(folder) as entries:
                 listing = list(entries)
         except OSError as exc:
-            error = LoadError(folder, f"the folder cannot be read ({exc.strerror or exc})")
+            error = LoadError(folder, f"the folder cannot be read ({os_error_reason(exc)})")
             scan.errors.append(FileError(Path(folder), str(error)))
             continue
         for entry in listing:
@@ -584,18 +507,32 @@ def _scan_folder(root: Path, cancel: CancelFlag | None) -> Generator[Progress, N
                 if entry.is_dir(follow_symlinks=False):
                     pending.append(entry.path)
                     continue
+                if entry.is_symlink():
+                    target = os.path.realpath(entry.path)
+                    inside = target == root_text or target.startswith(inside_prefix)
+                    if not (follow_links or inside):
+                        kind = "folder" if os.path.isdir(target) else "file"
+                        error = LoadError(entry.path, f"it is a link to a {kind} outside the "
+                                                      "opened folder, so it was not followed")
+                        scan.errors.append(FileError(Path(entry.path), str(error)))
+                        continue
+                    if entry.is_dir():  # a linked folder
+                        if follow_links and target not in visited_folders:
+                            visited_folders.add(target)
+                            pending.append(entry.path)
+                        continue
                 if is_ignored_file(entry.name):
                     scan.ignored.append(Path(entry.path))
                     continue
-                info = entry.stat()  # follows file symlinks: a linked file is still a file
+                info = entry.stat()  # follows a file link that stays inside
             except OSError as exc:
-                error = LoadError(entry.path, f"the file cannot be read ({exc.strerror or exc})")
+                error = LoadError(entry.path, os_error_reason(exc))
                 scan.errors.append(FileError(Path(entry.path), str(error)))
                 continue
             if not stat_module.S_ISREG(info.st_mode):
                 continue  # sockets, fifos, devices
             scan.files.append(_FileEntry(entry.path, _relative_to(entry.path, root_text),
-                                         _FileStamp(info.st_size, info.st_mtime_ns)))
+                                         FileStamp(info.st_size, info.st_mtime_ns)))
         seen_entries += len(listing)
         if seen_entries >= 2000:
             seen_entries = 0
@@ -611,7 +548,7 @@ def _entry(path: Path, root: Path) -> _FileEntry | None:
     except OSError:
         return None
     return _FileEntry(str(path), _relative_to(str(path), str(root)),
-                      _FileStamp(info.st_size, info.st_mtime_ns))
+                      FileStamp(info.st_size, info.st_mtime_ns))
 
 
 # ---------------------------------------------------------------- building the tree
@@ -682,27 +619,34 @@ def build_catalog(root: Path, records: list[tuple[Path, dict[str, Any]]]) -> Cat
 
 
 def index_path(path: Path, cancel: CancelFlag | None = None,
-               cache_dir: Path | None = None) -> Generator[Progress, None, Catalog]:
+               cache_dir: Path | None = None,
+               follow_links: bool = False) -> Generator[Progress, None, Catalog]:
     """Index a folder (recursively), a DICOMDIR, or one DICOM / PNG / JPEG file.
 
     Yields Progress every ``PROGRESS_EVERY`` files and at the end; checks ``cancel`` between
     files (raising JobCancelled); returns the Catalog. Files that fail are listed in
     ``Catalog.errors`` with their one-sentence reason. ``cache_dir`` overrides where the
-    index caches live (default: ``paths.user_cache_dir() / 'index'``).
+    index caches live (default: ``paths.user_cache_dir() / 'index'``). ``follow_links``
+    follows links out of the opened folder (see the module's rule).
 
-    Raises LoadError when ``path`` does not exist.
+    Raises LoadError when ``path`` does not exist or cannot be looked at.
     """
     path = Path(path)
-    if not path.exists():
+    try:
+        exists, is_dir = path.exists(), path.is_dir()
+    except OSError as exc:  # a name too long, a path through a file...
+        raise LoadError(path, os_error_reason(exc)) from None
+    if not exists:
         raise LoadError(path, "it does not exist")
     yield Progress(0, None, "Looking for files...")
-    if path.is_dir():
+    if is_dir:
         root = path.resolve()
-        scan = yield from _scan_folder(root, cancel)
-        cache = _IndexCache(root, cache_dir)
+        scan = yield from _scan_folder(root, cancel, follow_links)
+        cache = IndexCache(root, cache_dir)
         try:
             reader = _CachedReader(cache)
-            catalog = yield from _index_files(root, scan.files, cancel, reader, full_folder=True)
+            catalog = yield from _index_files(root, scan.files, cancel, reader, full_folder=True,
+                                              follow_links=follow_links)
         finally:
             cache.close()
         catalog.errors[:0] = scan.errors
@@ -710,34 +654,36 @@ def index_path(path: Path, cancel: CancelFlag | None = None,
         return catalog
     resolved = path.resolve()
     if _is_dicomdir_name(resolved.name):
-        return (yield from _index_dicomdir(resolved, cancel, cache_dir))
+        return (yield from _index_dicomdir(resolved, cancel, cache_dir, follow_links))
     # A single file: cheap enough to read without a cache.
     record = read_record(resolved)
     if record["kind"] == "dicomdir":  # a DICOMDIR under another name
-        return (yield from _index_dicomdir(resolved, cancel, cache_dir))
+        return (yield from _index_dicomdir(resolved, cancel, cache_dir, follow_links))
     catalog = _assemble(resolved, [(str(resolved), record)])
     yield Progress(1, 1, "Indexed 1 file")
     return catalog
 
 
-def _index_dicomdir(dicomdir: Path, cancel: CancelFlag | None,
-                    cache_dir: Path | None) -> Generator[Progress, None, Catalog]:
+def _index_dicomdir(dicomdir: Path, cancel: CancelFlag | None, cache_dir: Path | None,
+                    follow_links: bool) -> Generator[Progress, None, Catalog]:
     """The DICOMDIR and the files it references (found through the cache when unchanged)."""
     folder = dicomdir.parent
     own = _entry(dicomdir, folder)
     if own is None:
         raise LoadError(dicomdir, "the file cannot be read")
-    cache = _IndexCache(folder, cache_dir)
+    cache = IndexCache(folder, cache_dir)
     try:
         reader = _CachedReader(cache)
         record = reader.record(own)
         files = [own]
         if record.get("kind") == "dicomdir":
-            for referenced in _check_dicomdir(dicomdir, record).files:
+            for referenced in _check_dicomdir(dicomdir, record,
+                                              follow_links=follow_links).files:
                 entry = _entry(referenced, folder)
                 if entry is not None:
                     files.append(entry)
-        catalog = yield from _index_files(folder, files, cancel, reader, full_folder=False)
+        catalog = yield from _index_files(folder, files, cancel, reader, full_folder=False,
+                                          follow_links=follow_links)
     finally:
         cache.close()
     catalog.root = dicomdir
@@ -748,10 +694,10 @@ class _CachedReader:
     """Hands out each file's record from the cache when its stamp is unchanged, else reads it,
     remembering what to write back."""
 
-    def __init__(self, cache: _IndexCache) -> None:
+    def __init__(self, cache: IndexCache) -> None:
         self.cache = cache
         self.cached = cache.load()
-        self.upserts: dict[str, tuple[_FileStamp, dict[str, Any]]] = {}
+        self.upserts: dict[str, tuple[FileStamp, dict[str, Any]]] = {}
         self.results: dict[str, dict[str, Any]] = {}
         self.from_cache = 0
 
@@ -782,7 +728,8 @@ class _CachedReader:
 
 
 def _index_files(root: Path, files: list[_FileEntry], cancel: CancelFlag | None,
-                 reader: _CachedReader, full_folder: bool) -> Generator[Progress, None, Catalog]:
+                 reader: _CachedReader, full_folder: bool,
+                 follow_links: bool = False) -> Generator[Progress, None, Catalog]:
     """Read (or take from the cache) every file's record, then build the catalog.
 
     ``full_folder``: ``files`` is everything below ``root``, so cache entries for files not
@@ -803,14 +750,14 @@ def _index_files(root: Path, files: list[_FileEntry], cancel: CancelFlag | None,
         raise
     scanned = {entry.relative for entry in files} if full_folder else None
     reader.save(set(reader.cached) - scanned if scanned is not None else ())
-    catalog = _assemble(root, records, scanned)
+    catalog = _assemble(root, records, scanned, follow_links)
     catalog.from_cache = reader.from_cache
     yield Progress(total, total, f"Indexed {total} files")
     return catalog
 
 
 def _assemble(root: Path, records: list[tuple[str, dict[str, Any]]],
-              scanned: set[str] | None = None) -> Catalog:
+              scanned: set[str] | None = None, follow_links: bool = False) -> Catalog:
     instances = [(Path(p), r) for p, r in records if r.get("kind") == "instance"]
     catalog = build_catalog(root, instances)
     root_text = str(root)
@@ -823,6 +770,6 @@ def _assemble(root: Path, records: list[tuple[str, dict[str, Any]]],
             if scanned is not None:
                 parent = _relative_to(os.path.dirname(file_path), root_text)
                 prefix = f"{parent}/" if parent else ""
-            check = _check_dicomdir(Path(file_path), record, scanned, prefix)
+            check = _check_dicomdir(Path(file_path), record, scanned, prefix, follow_links)
             catalog.errors.extend(check.errors)
     return catalog

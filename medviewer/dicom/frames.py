@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import struct
 import threading
+import zlib
 from bisect import bisect_right
 from pathlib import Path
 from typing import Any
@@ -15,10 +17,11 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
-from medviewer.dicom.header import BoundedReader, PixelLocation
+from medviewer.dicom.header import (DEFLATED_IMAGE_FRAME_COMPRESSION, BoundedReader,
+                                    PixelLocation, transfer_syntax_name)
 from medviewer.dicom.image_geometry import ImageGeometry
-from medviewer.dicom.load_errors import (LoadError, is_decoder_panic, plugin_failure_reason,
-                                         reason_from_exception)
+from medviewer.dicom.load_errors import (UNDECODABLE, LoadError, is_decoder_panic,
+                                         log_library_text, plugin_failure_reason)
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +76,8 @@ class PixelSource:
     def decode(self, frame: int) -> np.ndarray:
         syntax = self.transfer_syntax
         name = _syntax_name(syntax)
+        if syntax == DEFLATED_IMAGE_FRAME_COMPRESSION:
+            return self._finish(self._decode_deflated_frame(frame, name))
         try:
             decoder = pydicom.pixels.get_decoder(syntax)
         except NotImplementedError:
@@ -143,6 +148,34 @@ class PixelSource:
             array = ((array.astype(np.int32) ^ sign) - sign).astype(np.int16)
         return array.reshape(geometry.rows, geometry.columns)
 
+    # -- Deflated Image Frame Compression: each frame is its native bytes, raw-deflated
+    def _decode_deflated_frame(self, frame: int, name: str) -> np.ndarray:
+        if not (self.location.length is None or self._starts_with_item()):
+            raise LoadError(self.path, f"its {name} pixel data is not encapsulated as "
+                                       "compressed data must be")
+        fragments = self._fragments_of(frame, self.transfer_syntax, name)
+        if any(offset + length > self._data_end() for offset, length in fragments):
+            raise LoadError(self.path, f"the file is truncated inside its {name} pixel data")
+        single = self._read_as_single_frame(fragments)
+        geometry = self.geometry
+        expected = math.ceil(geometry.frame_bytes)
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        try:
+            native = inflater.decompress(memoryview(single)[16:-8], expected)
+        except zlib.error as exc:
+            log_library_text(self.path, "inflating a frame", exc)
+            raise LoadError(self.path, f"its {name} frame {frame + 1} is damaged (its "
+                                       "deflated data cannot be inflated)") from None
+        if len(native) < expected:
+            raise LoadError(self.path, f"its {name} frame {frame + 1} holds "
+                                       f"{len(native)} bytes, fewer than the {expected} its "
+                                       "image attributes require")
+        decoder = pydicom.pixels.get_decoder(pydicom.uid.ExplicitVRLittleEndian)
+        options = dict(self._options, number_of_frames=1, pixel_vr="OB"
+                       if geometry.bits_allocated <= 8 else "OW")
+        array, _ = decoder.as_array(native, index=0, validate=True, **options)
+        return array
+
     # -- compressed
     def _decode_encapsulated(self, decoder: Any, syntax: UID, frame: int,
                              name: str) -> np.ndarray:
@@ -151,43 +184,82 @@ class PixelSource:
         if any(offset + length > end for offset, length in fragments):
             raise LoadError(self.path, f"the file is truncated inside its {name} pixel data")
         single = self._read_as_single_frame(fragments)
+        codestream = memoryview(single)[16:-8]
         options = dict(self._options, number_of_frames=1)
         failures = []
-        for plugin in self._plugins_for(decoder, syntax, memoryview(single)[16:-8]):
+        suspect: np.ndarray | None = None
+        for plugin in self._plugins_for(decoder, syntax, codestream):
             try:
                 array, _ = decoder.as_array(single, index=0, validate=True,
                                             decoding_plugin=plugin, **options)
-                return array
             except BaseException as exc:  # noqa: BLE001 - plugins raise anything, Rust panics
                 if not isinstance(exc, Exception) and not is_decoder_panic(exc):
                     raise
                 failures.append(f"{plugin}: {str(exc).strip() or type(exc).__name__}")
-        array = self._fallback_decode(syntax, frame, memoryview(single)[16:-8])
+                continue
+            if self._suspiciously_constant(syntax, array, codestream):
+                # One decoder gives a flat frame for lossless JPEG with a point transform,
+                # where another decodes it: believe a flat frame only if all agree.
+                log.info("%s: %s decoded a constant frame from a %d-byte %s stream; "
+                         "asking the next decoder", self.path, plugin, len(codestream), name)
+                suspect = array if suspect is None else suspect
+                continue
+            return array
+        if suspect is not None:
+            return suspect
+        array = self._fallback_decode(syntax, frame, codestream)
         if array is None:
-            reason = plugin_failure_reason("\n" + "\n".join(failures))
-            raise LoadError(self.path, f"its {name} pixel data cannot be decoded ({reason})")
+            log.info("%s: no decoder could decode its %s pixel data: %s", self.path, name,
+                     plugin_failure_reason("\n" + "\n".join(failures)))
+            raise LoadError(self.path, f"its {name} pixel data cannot be decoded: {UNDECODABLE}")
         return array
 
+    def _suspiciously_constant(self, syntax: UID, array: np.ndarray,
+                               codestream: memoryview) -> bool:
+        """A constant lossless frame from a stream larger than a constant frame needs.
+
+        Lossless JPEG spends at least one bit per sample even on a flat image, so a stream
+        far beyond that (plus its headers) holds more than one value.
+        """
+        if syntax not in _CROSS_CHECKED or array.size == 0:
+            return False
+        flat = array.reshape(-1)
+        if flat[0] != flat[-1] or not np.all(flat == flat[0]):
+            return False
+        return len(codestream) > array.size / 8 + 1024
+
     def _plugins_for(self, decoder: Any, syntax: UID, codestream: memoryview) -> list[str]:
-        """The decoding plugins to try, fastest first, GDCM only where it is safe."""
+        """The decoding plugins to try, fastest first, GDCM only where it is safe.
+
+        For lossless JPEG, GDCM goes first when the stream's frame header matches the file
+        exactly, and last (to cross-check a flat frame) when only its precision differs.
+        """
         preference = list(_PLUGIN_PREFERENCE)
-        if syntax in _GDCM_FIRST and self._frame_header_matches(codestream):
-            preference.insert(0, "gdcm")
+        if syntax in _GDCM_FIRST:
+            match = self._frame_header_match(codestream)
+            if match == "exact":
+                preference.insert(0, "gdcm")
+            elif match == "size":
+                preference.append("gdcm")
         available = decoder.available_plugins
         return [name for name in preference if name in available]
 
-    def _frame_header_matches(self, codestream: memoryview) -> bool:
-        """Whether a grey JPEG stream's frame header agrees exactly with the file's.
+    def _frame_header_match(self, codestream: memoryview) -> str | None:
+        """How a grey JPEG stream's frame header agrees with the file's: 'exact', 'size'
+        (all but the precision, which is within Bits Allocated) or None.
 
         Fuzzing found GDCM aborting on more pixels than declared and on colour data whose
-        Bits Stored differs from Bits Allocated; grey streams whose size and precision
-        match the header are what it gets.
+        Bits Stored differs from Bits Allocated; grey streams whose size matches the
+        header are what it gets.
         """
         header = _jpeg_frame_header(codestream)
         geometry = self.geometry
-        return header is not None and geometry.samples == 1 \
-            and header == (geometry.bits_stored, geometry.rows, geometry.columns, 1) \
-            and geometry.bits_allocated in (8, 16)
+        if header is None or geometry.samples != 1 or geometry.bits_allocated not in (8, 16) \
+                or header[1:] != (geometry.rows, geometry.columns, 1):
+            return None
+        if header[0] == geometry.bits_stored:
+            return "exact"
+        return "size" if 2 <= header[0] <= geometry.bits_allocated else None
 
     def _read_as_single_frame(self, fragments: list[tuple[int, int]]) -> bytearray:
         """The frame's fragments as one encapsulated value: empty offset table, one item."""
@@ -389,8 +461,9 @@ class PixelSource:
             try:
                 array = pydicom.pixels.apply_color_lut(array, self.header)
             except Exception as exc:  # noqa: BLE001
-                raise LoadError(self.path, f"its palette colour table is unusable "
-                                           f"({reason_from_exception(exc)})") from None
+                log_library_text(self.path, "applying its palette", exc)
+                raise LoadError(self.path, "its palette colour table does not fit its "
+                                           "pixel data") from None
         expected = (geometry.rows, geometry.columns)
         if array.shape[:2] != expected:
             raise LoadError(self.path, f"its decoded image is {array.shape[1]} x "
@@ -405,6 +478,8 @@ class PixelSource:
 # stream's frame header has been checked against the file's.
 _PLUGIN_PREFERENCE = ("pyjpegls", "pylibjpeg", "pillow", "pydicom")
 _GDCM_FIRST = frozenset({pydicom.uid.JPEGLossless, pydicom.uid.JPEGLosslessSV1})
+# Lossless syntaxes whose flat frames are checked against the next decoder.
+_CROSS_CHECKED = _GDCM_FIRST
 
 
 _SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD,
@@ -437,4 +512,4 @@ def _jpeg_frame_header(codestream: memoryview | bytes) -> tuple[int, int, int, i
 
 
 def _syntax_name(syntax: UID) -> str:
-    return syntax.name if syntax.is_transfer_syntax else f"transfer syntax {syntax}"
+    return transfer_syntax_name(syntax)

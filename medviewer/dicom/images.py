@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +19,10 @@ import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
-from medviewer.dicom.reader import MAX_FRAME_PIXELS, Instance, LoadError, pixel_cache
+from medviewer.dicom.image_geometry import MAX_FRAME_PIXELS
+from medviewer.dicom.instance import Instance, file_cache_key, pixel_cache
+from medviewer.dicom.load_errors import LoadError, log_library_text
+from medviewer.files import open_regular, os_error_reason
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,7 @@ def is_plain_image(path: Path) -> bool:
 
 def content_hash(path: Path) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with open_regular(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -51,11 +53,9 @@ class _ImageInfo:
     via_libjpeg: bool
 
 
-def _clean(exc: BaseException, path: Path) -> str:
-    """An exception's message without the file's path (the sentence names it already)."""
-    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    text = re.sub(r"^libjpeg error code '?-?\d+'? returned from \w+\(\):\s*", "", text)
-    return text.replace(f"'{path}'", "").replace(str(path), "").replace("  ", " ").strip()[:200]
+# The refusal for an image no decoder reads; what the decoders said goes to the log.
+_UNDECODABLE = "the image cannot be decoded: the file is damaged or in a form this viewer " \
+               "does not read"
 
 
 def _probe(path: Path, is_jpeg: bool) -> _ImageInfo:
@@ -69,14 +69,15 @@ def _probe(path: Path, is_jpeg: bool) -> _ImageInfo:
         bits = 16 if mode.startswith("I") else 8
         return _ImageInfo(width, height, mode not in _GREY_MODES, bits, False)
     except Exception as exc:  # noqa: BLE001 - Pillow raises many types for broken files
-        pillow_reason = _clean(exc, path)
+        log_library_text(path, "reading its size with Pillow", exc)
     if is_jpeg:
         try:
             from libjpeg import get_parameters
 
             params = get_parameters(str(path))
         except Exception as exc:  # noqa: BLE001 - libjpeg raises RuntimeError and more
-            raise LoadError(path, f"the image cannot be decoded ({_clean(exc, path)})") from None
+            log_library_text(path, "reading its size with libjpeg", exc)
+            raise LoadError(path, _UNDECODABLE) from None
         components = int(params.get("nr_components", 0))
         if components not in (1, 3):
             raise LoadError(path, f"it is a JPEG with {components} colour components, which "
@@ -84,7 +85,7 @@ def _probe(path: Path, is_jpeg: bool) -> _ImageInfo:
         bits = 8 if int(params.get("precision", 8)) <= 8 else 16
         return _ImageInfo(int(params["columns"]), int(params["rows"]), components == 3, bits,
                           True)
-    raise LoadError(path, f"the image cannot be decoded ({pillow_reason})")
+    raise LoadError(path, _UNDECODABLE)
 
 
 def _decode(path: Path, via_libjpeg: bool) -> np.ndarray:
@@ -95,7 +96,8 @@ def _decode(path: Path, via_libjpeg: bool) -> np.ndarray:
 
             array = np.asarray(decode(str(path)))
         except Exception as exc:  # noqa: BLE001
-            raise LoadError(path, f"the image cannot be decoded ({_clean(exc, path)})") from None
+            log_library_text(path, "decoding it with libjpeg", exc)
+            raise LoadError(path, _UNDECODABLE) from None
         if array.ndim == 3 and array.shape[2] == 1:
             array = array[..., 0]
         if not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)):
@@ -117,7 +119,8 @@ def _decode(path: Path, via_libjpeg: bool) -> np.ndarray:
                 else:
                     array = np.asarray(image.convert("RGB"))
         except Exception as exc:  # noqa: BLE001 - Pillow raises many types for broken files
-            raise LoadError(path, f"the image cannot be decoded ({_clean(exc, path)})") from None
+            log_library_text(path, "decoding it with Pillow", exc)
+            raise LoadError(path, _UNDECODABLE) from None
     if array.dtype.byteorder == ">":
         array = array.astype(array.dtype.newbyteorder("="))
     # Many X-ray PNG/JPEGs are stored as RGB with three equal channels: treat them as grey.
@@ -155,10 +158,10 @@ def _synthetic_header(path: Path, digest: str, info: _ImageInfo) -> Dataset:
 def open_plain_image(path: str | os.PathLike) -> Instance:
     path = Path(path)
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path, "rb") as handle:
             head = handle.read(8)
     except OSError as exc:
-        raise LoadError(path, f"the file cannot be read ({exc.strerror or exc})") from None
+        raise LoadError(path, os_error_reason(exc)) from None
     if not head:
         raise LoadError(path, "the file is empty")
     is_jpeg = head.startswith(_JPEG_MAGIC)
@@ -178,8 +181,7 @@ def open_plain_image(path: str | os.PathLike) -> Instance:
                                   f"pixels, not the {info.width} x {info.height} it declares")
         return array
 
-    stat = path.stat()
-    cache_key = (str(path), stat.st_mtime_ns, stat.st_size)
+    cache_key = file_cache_key(path)
     instance = PlainImageInstance(path, header, load, cache_key, content_hash=digest)
     # Another Instance of this file (a thumbnail, a prefetch) may have decoded it already.
     cached = pixel_cache.get((*cache_key, "stored", 0))

@@ -1,17 +1,28 @@
-"""LoadError, and turning whatever a damaged file makes the libraries raise into one."""
+"""LoadError, and turning whatever a damaged file makes the libraries raise into one.
+
+A refusal says what is wrong in the user's terms; the library's own message (a decoder's
+complaint, numpy's or pydicom's internals) goes to the log, never into the sentence.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import re
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 from medviewer.errors import UserError
 
 log = logging.getLogger(__name__)
+
+# What a file's failure means when a library raised something this module has no better
+# words for: said instead of the library's text.
+DAMAGED_OR_UNSUPPORTED = ("the file is damaged or uses a form of DICOM this viewer does "
+                          "not read")
+UNDECODABLE = "the compressed data is damaged or uses a feature no installed decoder supports"
 
 
 class LoadError(UserError):
@@ -23,8 +34,13 @@ class LoadError(UserError):
         super().__init__(f"Cannot open {self.path}: {self.reason}.")
 
 
+class UnusableValueError(ValueError):
+    """A value in a file that makes its image impossible to compute (raised by code that
+    does not know the file's path); ``str()`` is the reason in the user's words."""
+
+
 def reason_from_exception(exc: BaseException) -> str:
-    """The first informative line of an exception's message (decoders add detail below)."""
+    """The first informative line of a library's message (for the log, not the user)."""
     text = str(exc).strip()
     if not text:
         return type(exc).__name__
@@ -62,27 +78,56 @@ def plugin_failure_reason(text: str) -> str:
     return "no decoder is installed for it"
 
 
+def log_library_text(path: Path, doing: str, exc: BaseException) -> None:
+    """The library's own words about a file we refused, for whoever reads the log."""
+    log.info("%s: %s failed: %s: %s", path, doing, type(exc).__name__,
+             reason_from_exception(exc))
+
+
+def user_reason(exc: BaseException) -> str:
+    """What an exception a library raised on a file means, in the user's words."""
+    if caused_by(exc, MemoryError):
+        return "it needs more memory than is available"
+    if caused_by(exc, RecursionError):
+        return "its sequences are nested too deeply to be valid"
+    if caused_by(exc, zlib.error):
+        return "its compressed data is damaged"
+    if isinstance(exc, OSError) and exc.errno is not None:
+        from medviewer.files import os_error_reason
+
+        return os_error_reason(exc)
+    return DAMAGED_OR_UNSUPPORTED
+
+
 @contextmanager
-def as_load_error(path: Path, doing: str) -> Iterator[None]:
-    """Turn whatever a damaged file makes the libraries raise into one LoadError."""
+def as_load_error(path: Path, doing: str,
+                  known: Mapping[type[BaseException], str] | None = None) -> Iterator[None]:
+    """Turn whatever a damaged file makes the libraries raise into one LoadError.
+
+    ``known`` maps exception types (found anywhere in the cause chain) to the reason to give.
+    """
     try:
         yield
     except LoadError:
         raise
-    except MemoryError:
-        raise LoadError(path, f"{doing} needs more memory than is available") from None
-    except RecursionError:
-        raise LoadError(path, "its sequences are nested too deeply to be valid") from None
     except BaseException as exc:  # noqa: BLE001 - the file's content decides what is raised
         if not isinstance(exc, Exception) and not is_decoder_panic(exc):
             raise  # KeyboardInterrupt, SystemExit...
-        log.debug("%s failed", doing, exc_info=True)
-        if _caused_by(exc, RecursionError):  # pydicom re-raises some as OSError
+        if isinstance(exc, UnusableValueError):
+            raise LoadError(path, str(exc)) from None
+        for kind, reason in (known or {}).items():
+            if caused_by(exc, kind):
+                raise LoadError(path, reason) from None
+        log_library_text(path, doing, exc)
+        if caused_by(exc, MemoryError):
+            raise LoadError(path, f"{doing} needs more memory than is available") from None
+        if caused_by(exc, RecursionError):  # pydicom re-raises some as OSError
             raise LoadError(path, "its sequences are nested too deeply to be valid") from None
-        raise LoadError(path, f"{doing} failed ({reason_from_exception(exc)})") from None
+        raise LoadError(path, f"{doing} failed: {user_reason(exc)}") from None
 
 
-def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+def caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """Whether ``exc`` or an exception it was raised from (or during) is a ``kind``."""
     seen = 0
     current: BaseException | None = exc
     while current is not None and seen < 50:

@@ -7,6 +7,13 @@ stored values -> Modality LUT (rescale or LUT sequence) -> modality units
 Everything here is numpy on a header :class:`pydicom.Dataset`; nothing decodes pixel data.
 Enhanced multi-frame objects keep these attributes per frame in functional groups, so every
 lookup takes the frame index.
+
+Arithmetic runs in float32 where float32 holds the numbers (the usual case: fast, half the
+memory) and in float64 where it does not (rescale slopes like 1e-308 or 1e30, windows 4e38
+wide, narrow windows far from zero); values that not even float64 holds are refused with
+:class:`~medviewer.dicom.load_errors.UnusableValueError`. Windows work at any scale of the
+modality values: automatic windows span the data however small its range, and LINEAR's
+unit-step model uses the data's own step (:func:`modality_step`).
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ from typing import Any
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
+
+from medviewer.dicom.load_errors import UnusableValueError
 
 VOI_FUNCTIONS = ("LINEAR", "LINEAR_EXACT", "SIGMOID")
 
@@ -193,7 +202,68 @@ def modality_lut(stored: np.ndarray, ds: Dataset, frame: int = 0) -> np.ndarray:
     slope, intercept = rescale(ds, frame)
     if slope == 1.0 and intercept == 0.0:
         return stored
-    return (stored.astype(np.float32) * np.float32(slope) + np.float32(intercept))
+    dtype = _rescale_type(_bounds(stored), slope, intercept)
+    if dtype is None:  # the dtype's whole range does not fit: judge by the actual values
+        low, high = _extremes(stored)
+        dtype = _rescale_type((low, high), slope, intercept)
+        if dtype is None:
+            raise UnusableValueError(
+                f"its Rescale Slope ({slope:g}) and Rescale Intercept ({intercept:g}) give "
+                f"values too large for any number this viewer can compute with")
+    return stored.astype(dtype) * dtype(slope) + dtype(intercept)
+
+
+# Largest modality magnitude kept: differences of two such values (window widths) stay finite.
+MAX_MODALITY_MAGNITUDE = float(np.finfo(np.float64).max) / 4
+_FLOAT32_SAFE = 1e37  # below float32's 3.4e38, with room for sums and differences
+
+
+def _bounds(stored: np.ndarray) -> tuple[float, float]:
+    """The values ``stored``'s type can hold (for floats: its actual finite extremes)."""
+    if stored.dtype.kind in "iu":
+        info = np.iinfo(stored.dtype)
+        return float(info.min), float(info.max)
+    if stored.dtype.kind == "b":
+        return 0.0, 1.0
+    return _extremes(stored)
+
+
+def _extremes(values: np.ndarray) -> tuple[float, float]:
+    if values.size == 0:
+        return 0.0, 0.0
+    if values.dtype.kind == "f":
+        finite = values[np.isfinite(values)]
+        if finite.size == 0:
+            return 0.0, 0.0
+        return float(finite.min()), float(finite.max())
+    return float(values.min()), float(values.max())
+
+
+def _rescale_type(stored_range: tuple[float, float], slope: float,
+                  intercept: float) -> type[np.floating] | None:
+    """float32 or float64, whichever holds ``stored * slope + intercept`` over the range
+    (and resolves its steps); None when even float64 would overflow."""
+    ends = [v * slope + intercept for v in stored_range]
+    big = max(abs(v) for v in (*ends, intercept))
+    if not big <= MAX_MODALITY_MAGNITUDE:  # also catches inf and nan
+        return None
+    step = abs(slope)
+    if big < _FLOAT32_SAFE and step > 1e-30 and step >= big * 2.0**-18:
+        return np.float32
+    return np.float64
+
+
+def modality_step(ds: Dataset, stored_dtype: np.dtype, frame: int = 0) -> float:
+    """The step between neighbouring modality values, as LINEAR windows use it (at most 1).
+
+    1 for integer data in unit steps (the standard's model), ``|Rescale Slope|`` when that
+    is finer, 0 for floating-point pixel data, which has no step.
+    """
+    if np.dtype(stored_dtype).kind == "f":
+        return 0.0
+    if ds.get("ModalityLUTSequence"):
+        return 1.0
+    return min(1.0, abs(rescale(ds, frame)[0]))
 
 
 def modality_range(ds: Dataset, frame: int = 0) -> tuple[float, float] | None:
@@ -253,11 +323,20 @@ def file_windows(ds: Dataset, frame: int = 0) -> list[Window]:
     if isinstance(explanations, str):
         explanations = [explanations]
     explanations = list(explanations or [])
+    # A LINEAR window narrower than the data's step is a threshold no writer means, and one
+    # a thousand times wider than every value the bit depth allows shows them all as grey.
+    least_linear = min(1.0, abs(rescale(ds, frame)[0]))
+    try:
+        span = modality_range(ds, frame)
+    except UnusableValueError:  # said when the pixels are converted
+        span = None
+    widest = 1000.0 * (span[1] - span[0]) if span is not None and span[1] > span[0] \
+        else float("inf")
     windows = []
     for i, (center, width) in enumerate(zip(centers, widths)):
-        if not (np.isfinite(center) and np.isfinite(width)) or width <= 0:
+        if not (np.isfinite(center) and np.isfinite(width)) or width <= 0 or width > widest:
             continue
-        if function == "LINEAR" and width < 1:
+        if function == "LINEAR" and width < least_linear:
             continue
         explanation = str(explanations[i]).strip() if i < len(explanations) else ""
         label = explanation or f"File window {i + 1}"
@@ -294,8 +373,17 @@ def full_range_window(values: np.ndarray) -> Window:
 
 
 def window_for_range(low: float, high: float) -> Window:
-    """The full-range window for modality values from ``low`` to ``high``."""
-    return Window((low + high) / 2.0, max(high - low, 1.0), "LINEAR_EXACT", "Full range")
+    """The full-range window for modality values from ``low`` to ``high``, at any scale
+    (values from 0 to 0.002 get a window 0.002 wide); constant data gets width 1."""
+    width = high - low
+    return Window(low / 2.0 + high / 2.0, width if width > 0 else 1.0, "LINEAR_EXACT",
+                  "Full range")
+
+
+def smallest_width(data_width: float) -> float:
+    """The narrowest window worth offering for data spanning ``data_width``: 1 for 16-bit
+    data, proportionally less for data at a smaller scale."""
+    return min(1.0, data_width / 65536.0) if data_width > 0 else 1.0
 
 
 def default_voi(ds: Dataset, modality_values: np.ndarray, frame: int = 0) -> Voi:
@@ -356,7 +444,23 @@ def modality_value_range(stored: np.ndarray, ds: Dataset, frame: int = 0) -> tup
     else:  # rescale is linear: the extremes come from the stored extremes
         mapped = modality_lut(np.array([stored.min(), stored.max()], dtype=stored.dtype), ds,
                               frame)
-    return float(mapped.min()), float(mapped.max())
+    return float(np.min(mapped)), float(np.max(mapped))
+
+
+def _modality_table(stored: np.ndarray, ds: Dataset, frame: int) -> np.ndarray:
+    """Modality values of every possible stored value; entries no value in ``stored`` uses
+    may be beyond what a number holds (a huge slope): they are set to 0, after checking
+    that the values present are fine."""
+    table_input = _table_input(stored.dtype)
+    try:
+        return modality_lut(table_input, ds, frame)
+    except UnusableValueError:
+        present = _present_values(stored)
+        modality_lut(table_input[present], ds, frame)  # raises if the data itself overflows
+        slope, intercept = rescale(ds, frame)
+        table = np.zeros(table_input.size, dtype=np.float64)
+        table[present] = table_input[present].astype(np.float64) * slope + intercept
+        return table
 
 
 def default_voi_for_stored(ds: Dataset, stored: np.ndarray, frame: int = 0) -> Voi | None:
@@ -378,7 +482,8 @@ def display_from_stored(stored: np.ndarray, ds: Dataset, frame: int, voi: Voi,
         return None
     if stored.dtype.kind == "b":
         stored = stored.view(np.uint8)
-    table = to_display(modality_lut(_table_input(stored.dtype), ds, frame), voi, invert)
+    table = to_display(_modality_table(stored, ds, frame), voi, invert,
+                       modality_step(ds, stored.dtype, frame))
     index = stored.view(f"u{stored.dtype.itemsize}") if stored.dtype.kind == "i" else stored
     flat = np.ascontiguousarray(index).reshape(-1)
     out = np.empty(flat.size, dtype=np.uint8)
@@ -387,31 +492,52 @@ def display_from_stored(stored: np.ndarray, ds: Dataset, frame: int, voi: Voi,
     return out.reshape(stored.shape)
 
 
-def apply_window(values: np.ndarray, window: Window) -> np.ndarray:
+def apply_window(values: np.ndarray, window: Window, step: float = 1.0) -> np.ndarray:
     """Modality values -> [0, 1] by the VOI LUT Function's formula (PS3.3 C.11.2.1.2).
 
-    LINEAR:       x <= c - 0.5 - (w-1)/2 -> 0;  x > c - 0.5 + (w-1)/2 -> 1;
-                  else ((x - (c - 0.5)) / (w - 1) + 0.5)
+    LINEAR:       x <= c - s/2 - (w-s)/2 -> 0;  x > c - s/2 + (w-s)/2 -> 1;
+                  else ((x - (c - s/2)) / (w - s) + 0.5); a threshold at c - s/2 if w <= s
     LINEAR_EXACT: x <= c - w/2 -> 0;  x > c + w/2 -> 1;  else (x - c) / w + 0.5
     SIGMOID:      1 / (1 + exp(-4 (x - c) / w))
+
+    The standard writes LINEAR for values in unit steps (s = 1, the default); ``step`` is
+    the data's own step (:func:`modality_step`), so a window narrower than 1 stays a ramp
+    on data at a smaller scale. NaN values show as 0.
     """
-    x = values.astype(np.float32, copy=False)
-    c, w = np.float32(window.center), np.float32(window.width)
+    c, w = float(window.center), float(window.width)
+    working = _window_type(values, c, w)
+    x = values.astype(working, copy=False)
+    c_, w_ = working(c), working(w)
     if window.function == "SIGMOID":
-        return (1.0 / (1.0 + np.exp(np.clip(-4.0 * (x - c) / w, -80, 80)))).astype(np.float32)
-    if window.function == "LINEAR_EXACT":
-        out = (x - c) / w + np.float32(0.5)
-    elif w <= 1.0:  # the standard's w - 1 = 0 case: a threshold at c - 0.5
-        return (x > c - np.float32(0.5)).astype(np.float32)
-    else:  # LINEAR: 'w - 1' and 'c - 0.5' come from the standard's integer-pixel model
-        out = (x - (c - np.float32(0.5))) / (w - np.float32(1.0)) + np.float32(0.5)
-    return np.clip(out, 0.0, 1.0, out=out if out.dtype == np.float32 else None)
+        out = (1.0 / (1.0 + np.exp(np.clip(-4.0 * (x - c_) / w_, -80, 80)))).astype(working)
+    elif window.function == "LINEAR_EXACT":
+        out = (x - c_) / w_ + working(0.5)
+    else:
+        s = min(max(float(step), 0.0), 1.0)
+        if w <= s:  # the standard's w - 1 = 0 case: a threshold at c - s/2
+            out = (x > working(c - s / 2)).astype(working)
+        else:
+            out = (x - working(c - s / 2)) / working(w - s) + working(0.5)
+    out = np.clip(out, 0.0, 1.0, out=out if out.dtype == working else None)
+    if out.dtype.kind == "f" and values.dtype.kind == "f":
+        np.nan_to_num(out, copy=False, nan=0.0)
+    return out.astype(np.float32, copy=False)
 
 
-def apply_voi(values: np.ndarray, voi: Voi) -> np.ndarray:
+def _window_type(values: np.ndarray, center: float, width: float) -> type[np.floating]:
+    """float32 when it holds the window's numbers and resolves its width near its centre."""
+    if values.dtype == np.float64:
+        return np.float64
+    if abs(center) < _FLOAT32_SAFE and 1e-30 < width < _FLOAT32_SAFE \
+            and width >= abs(center) * 2.0**-12:
+        return np.float32
+    return np.float64
+
+
+def apply_voi(values: np.ndarray, voi: Voi, step: float = 1.0) -> np.ndarray:
     if isinstance(voi, VoiLut):
         return (_lookup(values, voi.first_mapped, voi.table) / voi.output_max).astype(np.float32)
-    return apply_window(values, voi)
+    return apply_window(values, voi, step)
 
 
 def needs_inversion(ds: Dataset) -> bool:
@@ -425,12 +551,12 @@ def needs_inversion(ds: Dataset) -> bool:
     return photometric == "MONOCHROME1" or shape == "INVERSE"
 
 
-def to_display(values: np.ndarray, voi: Voi, invert: bool) -> np.ndarray:
-    """Modality values -> 8-bit grey display values.
+def to_display(values: np.ndarray, voi: Voi, invert: bool, step: float = 1.0) -> np.ndarray:
+    """Modality values -> 8-bit grey display values (``step``: see :func:`apply_window`).
 
     Inversion happens after rounding, so an inverted image is exactly 255 minus the plain one.
     """
-    out = np.rint(apply_voi(values, voi) * np.float32(255.0)).astype(np.uint8)
+    out = np.rint(apply_voi(values, voi, step) * np.float32(255.0)).astype(np.uint8)
     if invert:
         np.subtract(np.uint8(255), out, out=out)
     return out

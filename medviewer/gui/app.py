@@ -177,6 +177,90 @@ def _process_start_time() -> float:
         return time.time()
 
 
+# ---------------------------------------------------------------- unexpected errors
+
+
+def _report_class():
+    from PySide6.QtCore import QObject, Signal, Slot
+
+    class ErrorReporter(QObject):
+        """Shows an unexpected error from any thread as one sentence in one message box.
+
+        ``report`` may be emitted from any thread (the slot runs on the GUI thread); errors
+        that come while the box is open are counted in it instead of opening more boxes.
+        """
+
+        report = Signal(str)
+
+        def __init__(self, parent_window) -> None:
+            super().__init__(parent_window)
+            self.window = parent_window
+            self.box = None
+            self.sentence = ""
+            self.more = 0
+            self.report.connect(self.show_sentence)
+
+        @Slot(str)
+        def show_sentence(self, sentence: str) -> None:
+            from PySide6.QtWidgets import QMessageBox
+
+            if self.box is not None and self.box.isVisible():
+                self.more += 1
+                self.box.setText(f"{self.sentence}\n\n({self.more} more unexpected "
+                                 f"error{'s' if self.more > 1 else ''} since; the log file "
+                                 "has them all.)")
+                return
+            self.sentence, self.more = sentence, 0
+            self.box = QMessageBox(QMessageBox.Icon.Warning, "MedViewer", sentence,
+                                   QMessageBox.StandardButton.Ok, self.window)
+            self.box.setObjectName("unexpectedErrorBox")
+            self.box.setModal(False)
+            self.box.show()
+
+    return ErrorReporter
+
+
+def install_error_handlers(window):
+    """The GUI's outermost handler: an exception no code caught (in a slot, a paint, a
+    thread) becomes one sentence in a message box, naming the log file that holds its
+    traceback; Qt's own messages go to the log instead of the terminal. Returns the
+    reporter (tests look at its box)."""
+    import threading
+
+    from PySide6.QtCore import QtMsgType, qInstallMessageHandler
+
+    from medviewer.error_log import unexpected_error_sentence
+
+    reporter = _report_class()(window)
+
+    def on_exception(kind, exc, traceback) -> None:
+        if issubclass(kind, KeyboardInterrupt):
+            from PySide6.QtWidgets import QApplication
+
+            QApplication.quit()
+            return
+        try:
+            reporter.report.emit(unexpected_error_sentence(exc, "handling your last action"))
+        except Exception:  # noqa: BLE001 - the last line of defence must not raise
+            log.error("Could not report an unexpected error", exc_info=(kind, exc, traceback))
+
+    def on_thread_exception(args) -> None:
+        if args.exc_value is not None:
+            on_exception(args.exc_type, args.exc_value, args.exc_traceback)
+
+    qt_levels = {QtMsgType.QtDebugMsg: logging.DEBUG, QtMsgType.QtInfoMsg: logging.INFO,
+                 QtMsgType.QtWarningMsg: logging.INFO, QtMsgType.QtCriticalMsg: logging.WARNING,
+                 QtMsgType.QtFatalMsg: logging.ERROR}
+
+    def on_qt_message(kind, _context, message: str) -> None:
+        logging.getLogger("qt").log(qt_levels.get(kind, logging.INFO), "%s", message)
+
+    sys.excepthook = on_exception
+    threading.excepthook = on_thread_exception
+    qInstallMessageHandler(on_qt_message)
+    return reporter
+
+
 def run_gui(paths: list[str]) -> int:
     """`medviewer [PATH...]`: show the main window and open PATHs (or the sample study)."""
     from PySide6.QtCore import QTimer
@@ -186,6 +270,7 @@ def run_gui(paths: list[str]) -> int:
 
     app = create_application()
     window = MainWindow()
+    window.error_reporter = install_error_handlers(window)
     exit_after_show = os.environ.get("MEDVIEWER_EXIT_AFTER_SHOW", "")
     if exit_after_show:
         _report_startup_and_quit(window, wait_for_image=exit_after_show == "image")

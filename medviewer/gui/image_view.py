@@ -498,7 +498,8 @@ class ImageView(QWidget):
         if self.instance is None:
             return
         self.preset_key = "custom"
-        self.voi = pixels.Window(float(center), max(float(width), 1.0), function, "Custom")
+        self.voi = pixels.Window(float(center), max(float(width), self._narrowest_width()),
+                                 function, "Custom")
         self.refresh()
         self._check_preset_action()
         self._emit_window()
@@ -507,7 +508,12 @@ class ImageView(QWidget):
         """Modality units per screen pixel of a W/L drag for the current image."""
         if self._data_window is None:
             return 1.0
-        return max(self._data_window.width, 1.0) / WINDOW_DRAG_PIXELS_PER_RANGE
+        return self._data_window.width / WINDOW_DRAG_PIXELS_PER_RANGE
+
+    def _narrowest_width(self) -> float:
+        """The narrowest custom window: 1 for 16-bit data, less at a smaller scale."""
+        data = self._data_window
+        return pixels.smallest_width(data.width) if data is not None else 1.0
 
     def _on_window_drag(self, dx: float, dy: float, finished: bool) -> None:
         if self.instance is None:
@@ -523,7 +529,7 @@ class ImageView(QWidget):
         center = round((start.center + dy * scale) / step) * step
         width = round((start.width + dx * scale) / step) * step
         # Right = wider (less contrast), down = higher centre (darker).
-        self.set_window(center, max(width, 1.0), function)
+        self.set_window(center, width, function)  # no narrower than the data allows
         if finished:
             self._drag_start_window = None
 

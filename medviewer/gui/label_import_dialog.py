@@ -47,8 +47,8 @@ class ProblemsDialog(QDialog):
         problems = sorted(plan.problems, key=lambda p: p.row)
         where = problems[0].where if problems else "row"
         self.summary_label = QLabel(
-            f"{plural(len(plan.problem_rows), where)} of {plan.rows_total} in "
-            f"{plan.source.name} {'has' if len(plan.problem_rows) == 1 else 'have'} problems; "
+            f"{plural(plan.problem_count, where)} of {plan.rows_total} in "
+            f"{plan.source.name} {'has' if plan.problem_count == 1 else 'have'} problems; "
             f"nothing has been imported yet.")
         self.summary_label.setWordWrap(True)
         self.problem_list = QPlainTextEdit()
@@ -56,9 +56,9 @@ class ProblemsDialog(QDialog):
         self.problem_list.setReadOnly(True)
         self.problem_list.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         lines = [str(p) for p in problems[:MAX_PROBLEMS_SHOWN]]
-        if len(problems) > MAX_PROBLEMS_SHOWN:
-            lines.append(f"… and {len(problems) - MAX_PROBLEMS_SHOWN} more (the command "
-                         f"'medviewer labels import' lists them all).")
+        if plan.problem_count > MAX_PROBLEMS_SHOWN:
+            lines.append(f"… and {plan.problem_count - MAX_PROBLEMS_SHOWN} more (the command "
+                         f"'medviewer labels import --json' lists the first {len(problems)}).")
         self.problem_list.setPlainText("\n".join(lines))
         self.hint_label = QLabel(
             f"Importing leaves these {where}s out and writes the other "
@@ -292,7 +292,7 @@ class ImportDialog(QDialog):
                 f"{plural(len(plan.regions), 'region')} into '{plan.label_set}'…")
             self._apply(plan, accept_partial=False)
             return
-        self.status_label.setText(f"{plural(len(plan.problem_rows), plan.problems[0].where)}"
+        self.status_label.setText(f"{plural(plan.problem_count, plan.problems[0].where)}"
                                   f" of {plan.rows_total} have problems; nothing has been "
                                   f"imported.")
         self._set_state("problems")

@@ -81,14 +81,16 @@ def serve_store_calls(open_store: Callable[[], LabelStore], requests: queue.Queu
             except UserError as exc:
                 yield StoreReply(request_id, error=str(exc))
             except OSError as exc:
+                from medviewer.files import os_error_reason
+
                 where = f" ({exc.filename})" if exc.filename else ""
                 yield StoreReply(request_id, error=f"The label store could not be used: "
-                                                   f"{exc.strerror or exc}{where}.")
-            except Exception:  # a bug: one sentence for the reader, the traceback to the log
-                log.exception("Label store call failed")
-                yield StoreReply(request_id, error="Something went wrong in the label store; "
-                                                   "nothing was saved and the details are in "
-                                                   "the log.")
+                                                   f"{os_error_reason(exc)}{where}.")
+            except Exception as exc:  # a bug: one sentence for the reader, the traceback to the log
+                from medviewer.error_log import unexpected_error_sentence
+
+                yield StoreReply(request_id, error=unexpected_error_sentence(
+                    exc, "saving to the label store (nothing was saved)"))
             else:
                 yield StoreReply(request_id, value)
     finally:

@@ -531,7 +531,7 @@ class MainWindow(QMainWindow):
             self.problems.add(str(error.path), error.reason)
         added = self.study_browser.add_catalog(catalog)
         records = catalog.instances()
-        if records or catalog.errors:
+        if catalog.could_open:  # a path where nothing opened is not a recent item
             self._remember(path)
         if records and self._show_next_catalog:
             self._show_next_catalog = False

@@ -8,8 +8,8 @@ happens into signals delivered on the GUI thread:
 - ``event(object)``: every yielded event; ``Progress`` events are throttled to a few per
   second (the last one before the end is always delivered),
 - ``finished(object)``: the job's return value,
-- ``failed(str)``: one sentence for the user (a ``UserError``'s own sentence, or a generic
-  one for a bug, whose traceback goes to the log),
+- ``failed(str)``: one sentence for the user (a ``UserError``'s own sentence, or one for a
+  bug naming the log file that holds its traceback: ``medviewer.error_log``),
 - ``cancelled()``: the job stopped because :meth:`JobWorker.cancel` was called,
 - ``ended()``: after any of the three above, once the thread has stopped.
 
@@ -100,10 +100,10 @@ class _JobThread(QThread):
             self.stopped_by_cancel.emit()
         except UserError as exc:
             self.failure.emit(str(exc))
-        except Exception:  # a bug: the user gets one sentence, the log gets the traceback
-            log.exception("Unexpected error while %s", self._description)
-            self.failure.emit(f"Something went wrong while {self._description}; "
-                              "the details are in the log.")
+        except Exception as exc:  # a bug: the user gets one sentence, the log file the traceback
+            from medviewer.error_log import unexpected_error_sentence
+
+            self.failure.emit(unexpected_error_sentence(exc, self._description))
         finally:
             if job is not None:
                 job.close()

@@ -216,17 +216,24 @@ class ModelCard:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> ModelCard:
+        from medviewer.files import open_regular, os_error_reason
+
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            with open_regular(path, "r", encoding="utf-8") as handle:
+                text = handle.read()
         except FileNotFoundError:
             raise ModelCardError(f"The model card {path} does not exist.") from None
-        except (OSError, UnicodeError) as exc:
-            raise ModelCardError(f"The model card {path} cannot be read ({exc}).") from None
+        except OSError as exc:
+            raise ModelCardError(f"The model card {path} cannot be read: "
+                                 f"{os_error_reason(exc)}.") from None
+        except UnicodeError:
+            raise ModelCardError(f"The model card {path} is not UTF-8 text.") from None
         try:
             data = json.loads(text)
         except ValueError as exc:
-            raise ModelCardError(f"The model card {path} is not valid JSON ({exc}).") from None
+            where = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
+            raise ModelCardError(f"The model card {path} is not valid JSON{where}.") from None
         return cls.from_dict(data, origin=f"the model card {path}")
 
     def to_dict(self) -> dict[str, Any]:

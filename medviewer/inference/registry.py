@@ -322,13 +322,24 @@ def import_model(onnx_path: str | os.PathLike, card_path: str | os.PathLike | No
     is a no-op; a different file under an installed name and version is refused.
     ``check_runtime`` also loads the model in onnxruntime (CPU) to prove it can run.
     """
+    from medviewer.files import os_error_reason, require_regular
+
     onnx_path = Path(onnx_path)
     card_path = Path(card_path) if card_path else card_path_for(onnx_path)
-    if not onnx_path.is_file():
-        raise ModelError(f"The model file {onnx_path} does not exist.")
-    if not card_path.is_file():
+    try:  # only regular files are read: a FIFO would block the import for ever
+        require_regular(onnx_path)
+    except FileNotFoundError:
+        raise ModelError(f"The model file {onnx_path} does not exist.") from None
+    except OSError as exc:
+        raise ModelError(f"Cannot import {onnx_path}: {os_error_reason(exc)}.") from None
+    try:
+        require_regular(card_path)
+    except FileNotFoundError:
         raise ModelCardError(f"The model {onnx_path.name} has no model card: expected "
-                             f"{card_path} (or give one with --card).")
+                             f"{card_path} (or give one with --card).") from None
+    except OSError as exc:
+        raise ModelCardError(f"Cannot read the model card {card_path}: "
+                             f"{os_error_reason(exc)}.") from None
     card = ModelCard.load(card_path)
     summary = verify_model_files(onnx_path, card)
     if not card.input.name:

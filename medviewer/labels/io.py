@@ -1,14 +1,17 @@
-"""Import and export of labels: CSV, MedViewer JSON and COCO-style JSON for regions; export
-of measurements and annotations as CSV and JSON.
+"""Import of labels: CSV, MedViewer JSON and COCO-style JSON for regions (export is
+``labels/export.py``).
 
 Formats are documented in docs/labels-format.md. Imports are two steps so nothing is
 imported by surprise: ``validate_*`` reads the file, resolves every path to its image key
 (by reading headers) and returns an :class:`ImportPlan` listing each problem row; then
 ``apply_import(store, plan, accept_partial=...)`` writes the good rows in one transaction,
-refusing when there are problems unless the caller accepted a partial import.
+refusing when there are problems unless the caller accepted a partial import. CSV cells that
+an export neutralised (``medviewer/csv_safety.py``) are restored, so a round trip is
+lossless.
 
-Exports are written atomically: a temporary file in the target's folder, fsynced, then
-renamed over the target, so a failure leaves any previous file untouched.
+Imports are bounded in memory whatever the file's size: a CSV is read row by row, a plan
+keeps the first ``MAX_PROBLEMS_KEPT`` problems and counts the rest, and only the rows to
+import are held.
 """
 
 from __future__ import annotations
@@ -17,21 +20,19 @@ import csv
 import io
 import json
 import logging
-import math
 import os
-import tempfile
 from collections.abc import Generator, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
+from medviewer import csv_safety
 from medviewer.errors import UserError
+from medviewer.files import open_regular, os_error_reason
 from medviewer.jobs import CancelFlag, Progress, run_to_end
-from medviewer.labels.durable_files import fsync_dir
-from medviewer.labels.errors import (ExportError, ImportRejectedError, InvalidLabelError,
+from medviewer.labels.errors import (ImportRejectedError, InvalidLabelError,
                                      UnknownLabelSetError)
-from medviewer.labels.sr_export import export_dicom_sr
+from medviewer.labels.export import JSON_FORMAT, JSON_FORMAT_VERSION
 from medviewer.labels.store import (
     HASH_PREFIX,
     SOURCES,
@@ -44,269 +45,18 @@ from medviewer.labels.store import (
     Rectangle,
     RegionEntry,
     check_region_geometry,
-    now_iso,
 )
 from medviewer.labels.values import check_classes
-from medviewer.paths import new_file_mode
 
 log = logging.getLogger(__name__)
 
-JSON_FORMAT = "medviewer-labels"
-JSON_FORMAT_VERSION = 1
-CSV_COLUMNS = ("path", "label", "reader", "image_key", "sop_instance_uid", "content_hash",
-               "patient_id", "source", "note", "labelled_at")
 _PROGRESS_EVERY = 25
-
-
-# ---------------------------------------------------------------- atomic writing
-
-
-@contextmanager
-def atomic_writer(path: str | os.PathLike, *, newline: str | None = None) -> Iterator[IO[str]]:
-    """Write a text file so that it is either complete or not there (the old one stays).
-
-    Raises :class:`ExportError` naming the file when it cannot be written.
-    """
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    try:
-        fd, temp_name = tempfile.mkstemp(dir=folder, prefix=f".{target.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise ExportError(f"Cannot write {target}: {exc.strerror or exc}.") from None
-    temp = Path(temp_name)
-    try:
-        if hasattr(os, "fchmod"):
-            os.fchmod(fd, new_file_mode())  # an export is shared: not mkstemp's 0600
-        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, target)
-        fsync_dir(folder)
-    except OSError as exc:
-        temp.unlink(missing_ok=True)
-        raise ExportError(f"Cannot write {target}: {exc.strerror or exc}; any previous file "
-                          f"there is unchanged.") from None
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-
-
-# ---------------------------------------------------------------- export
-
-
-def export_csv(store: LabelStore, label_set: str, path: str | os.PathLike) -> int:
-    """One row per (image, reader, class); returns the number of rows written."""
-    labels = store.current_labels(label_set)
-    images = store.images(label.image_key for label in labels)
-    rows = 0
-    with atomic_writer(path, newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(CSV_COLUMNS)
-        for label in labels:
-            image = images.get(label.image_key) or ImageRef(label.image_key)
-            for class_name in label.classes:
-                writer.writerow([image.path or "", class_name, label.reader, image.key,
-                                 image.sop_instance_uid or "", image.content_hash or "",
-                                 image.patient_id or "", label.source, label.note or "",
-                                 label.labelled_at])
-                rows += 1
-    return rows
-
-
-def export_json(store: LabelStore, label_set: str, path: str | os.PathLike) -> int:
-    """The MedViewer JSON format (labels and regions per image); returns images written."""
-    document = labels_document(store, label_set)
-    with atomic_writer(path) as handle:
-        json.dump(document, handle, indent=1, ensure_ascii=False)
-        handle.write("\n")
-    return len(document["images"])
-
-
-def labels_document(store: LabelStore, label_set: str) -> dict:
-    current_set = store.label_set(label_set)
-    labels = store.current_labels(label_set)
-    regions = store.regions(label_set)
-    keys = list(dict.fromkeys([lab.image_key for lab in labels]
-                              + [reg.image_key for reg in regions]))
-    images = store.images(keys)
-    by_key: dict[str, dict] = {}
-    for key in sorted(keys):
-        image = images.get(key) or ImageRef(key)
-        by_key[key] = {"image_key": key, "sop_instance_uid": image.sop_instance_uid,
-                       "content_hash": image.content_hash, "path": image.path,
-                       "patient_id": image.patient_id, "width": image.width,
-                       "height": image.height, "labels": [], "regions": []}
-    for label in labels:
-        by_key[label.image_key]["labels"].append({
-            "reader": label.reader, "classes": list(label.classes), "source": label.source,
-            "note": label.note, "ai_classes": list(label.ai_classes)
-            if label.ai_classes is not None else None, "labelled_at": label.labelled_at})
-    for region in regions:
-        by_key[region.image_key]["regions"].append({
-            "id": region.id, "reader": region.reader, "class": region.class_name,
-            "shape": region.shape, "x": region.geometry.x, "y": region.geometry.y,
-            "width": region.geometry.width, "height": region.geometry.height,
-            "points": [list(p) for p in region.geometry.points]
-            if region.shape == "polygon" else None,
-            "frame": region.frame, "source": region.source, "note": region.note,
-            "created_at": region.created_at, "updated_at": region.updated_at})
-    return {"format": JSON_FORMAT, "version": JSON_FORMAT_VERSION, "exported_at": now_iso(),
-            "label_set": {"name": current_set.name, "classes": list(current_set.classes),
-                          "multi_label": current_set.multi_label,
-                          "description": current_set.description},
-            "images": list(by_key.values())}
-
-
-def export_coco(store: LabelStore, label_set: str, path: str | os.PathLike) -> int:
-    """Regions as COCO-style object annotations; returns the number of annotations."""
-    document = coco_document(store, label_set)
-    with atomic_writer(path) as handle:
-        json.dump(document, handle, indent=1, ensure_ascii=False)
-        handle.write("\n")
-    return len(document["annotations"])
-
-
-def coco_document(store: LabelStore, label_set: str) -> dict:
-    current_set = store.label_set(label_set)
-    regions = store.regions(label_set)
-    images = store.images(r.image_key for r in regions)
-    category_ids = {name: i + 1 for i, name in enumerate(current_set.classes)}
-    image_ids: dict[str, int] = {}
-    coco_images = []
-    for key in sorted({r.image_key for r in regions}):
-        image = images.get(key) or ImageRef(key)
-        image_ids[key] = len(image_ids) + 1
-        coco_images.append({"id": image_ids[key], "file_name": image.path or "",
-                            "width": image.width, "height": image.height,
-                            "image_key": key, "sop_instance_uid": image.sop_instance_uid,
-                            "content_hash": image.content_hash})
-    annotations = []
-    for region in regions:
-        g = region.geometry
-        if region.shape == "polygon":
-            segmentation = [[c for point in g.points for c in point]]
-            area = _polygon_area(g.points)
-        elif region.shape == "ellipse":
-            outline = _ellipse_outline(g.x, g.y, g.width, g.height)
-            segmentation = [[c for point in outline for c in point]]
-            area = math.pi * g.width * g.height / 4
-        else:
-            segmentation = [[g.x, g.y, g.x + g.width, g.y, g.x + g.width, g.y + g.height,
-                             g.x, g.y + g.height]]
-            area = g.width * g.height
-        annotations.append({
-            "id": region.id, "image_id": image_ids[region.image_key],
-            "category_id": category_ids[region.class_name],
-            "bbox": [g.x, g.y, g.width, g.height], "area": area, "iscrowd": 0,
-            "segmentation": segmentation,
-            "attributes": {"shape": region.shape, "reader": region.reader,
-                           "frame": region.frame, "source": region.source,
-                           "note": region.note}})
-    return {"info": {"description": f"MedViewer regions of label set '{current_set.name}'",
-                     "date_created": now_iso(), "version": "1.0"},
-            "images": coco_images, "annotations": annotations,
-            "categories": [{"id": i, "name": n, "supercategory": current_set.name}
-                           for n, i in category_ids.items()]}
-
-
-def _polygon_area(points: tuple[tuple[float, float], ...]) -> float:
-    twice = sum(x1 * y2 - x2 * y1 for (x1, y1), (x2, y2) in zip(points, points[1:] + points[:1]))
-    return abs(twice) / 2
-
-
-def _ellipse_outline(x: float, y: float, width: float, height: float,
-                     n: int = 32) -> list[tuple[float, float]]:
-    cx, cy, rx, ry = x + width / 2, y + height / 2, width / 2, height / 2
-    return [(round(cx + rx * math.cos(2 * math.pi * i / n), 3),
-             round(cy + ry * math.sin(2 * math.pi * i / n), 3)) for i in range(n)]
-
-
-# What each export format writes, and what its count counts (CLI and GUI alike).
-EXPORTERS = {"csv": (export_csv, "rows"), "json": (export_json, "images"),
-             "coco": (export_coco, "regions")}
-EXPORTERS["dicom-sr"] = (export_dicom_sr, "reports")  # OUTPUT is a folder (labels/sr_export.py)
-
-
-# ---------------------------------------------------------------- measurement export
-
-MEASUREMENTS_FORMAT = "medviewer-measurements"
-MEASUREMENTS_FORMAT_VERSION = 1
-MEASUREMENT_CSV_COLUMNS = ("path", "image_key", "sop_instance_uid", "content_hash",
-                           "patient_id", "frame", "reader", "id", "kind", "label", "text",
-                           "points", "pixel_spacing_row_mm", "pixel_spacing_column_mm",
-                           "spacing_source", "created_at", "updated_at")
-
-
-def measurements_document(store: LabelStore, *, image_key: str | None = None,
-                          reader: str | None = None) -> dict:
-    """Measurements per image (all, or one image's / one reader's) as MedViewer JSON."""
-    measurements = store.measurements(image_key, reader=reader)
-    images = store.images(m.image_key for m in measurements)
-    by_key: dict[str, dict] = {}
-    for m in measurements:
-        if m.image_key not in by_key:
-            image = images.get(m.image_key) or ImageRef(m.image_key)
-            by_key[m.image_key] = {
-                "image_key": m.image_key, "sop_instance_uid": image.sop_instance_uid,
-                "content_hash": image.content_hash, "path": image.path,
-                "patient_id": image.patient_id, "width": image.width,
-                "height": image.height, "measurements": []}
-        by_key[m.image_key]["measurements"].append({
-            "id": m.id, "reader": m.reader, "kind": m.kind, "frame": m.frame,
-            "points": [list(p) for p in m.points],
-            "pixel_spacing": list(m.pixel_spacing) if m.pixel_spacing else None,
-            "spacing_source": m.spacing_source, "label": m.label, "text": m.text,
-            "values": dict(m.values), "created_at": m.created_at,
-            "updated_at": m.updated_at})
-    return {"format": MEASUREMENTS_FORMAT, "version": MEASUREMENTS_FORMAT_VERSION,
-            "exported_at": now_iso(), "images": list(by_key.values())}
-
-
-def export_measurements_json(store: LabelStore, path: str | os.PathLike, *,
-                             image_key: str | None = None, reader: str | None = None) -> int:
-    """Write :func:`measurements_document`; returns the number of measurements."""
-    document = measurements_document(store, image_key=image_key, reader=reader)
-    with atomic_writer(path) as handle:
-        json.dump(document, handle, indent=1, ensure_ascii=False)
-        handle.write("\n")
-    return sum(len(image["measurements"]) for image in document["images"])
-
-
-def export_measurements_csv(store: LabelStore, path: str | os.PathLike, *,
-                            image_key: str | None = None, reader: str | None = None) -> int:
-    """One row per measurement: the fixed columns, then one column per value name found
-    (sorted; ``value_<name>`` where a name is already a fixed column). Returns the rows."""
-    document = measurements_document(store, image_key=image_key, reader=reader)
-    names = sorted({name for image in document["images"]
-                    for m in image["measurements"] for name in m["values"]})
-    value_columns = [f"value_{n}" if n in MEASUREMENT_CSV_COLUMNS else n for n in names]
-    rows = 0
-    with atomic_writer(path, newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow([*MEASUREMENT_CSV_COLUMNS, *value_columns])
-        for image in document["images"]:
-            for m in image["measurements"]:
-                spacing = m["pixel_spacing"] or ("", "")
-                writer.writerow([
-                    image["path"] or "", image["image_key"], image["sop_instance_uid"] or "",
-                    image["content_hash"] or "", image["patient_id"] or "", m["frame"],
-                    m["reader"], m["id"], m["kind"], m["label"] or "", m["text"] or "",
-                    json.dumps(m["points"], separators=(",", ":")), spacing[0], spacing[1],
-                    m["spacing_source"], m["created_at"], m["updated_at"],
-                    *(_csv_value(m["values"].get(n)) for n in names)])
-                rows += 1
-    return rows
-
-
-def _csv_value(value: Any) -> Any:
-    if value is None:
-        return ""
-    return json.dumps(value) if isinstance(value, (list, dict, bool)) else value
-
-
-# Measurement export formats (``medviewer labels export --measurements``); counts measurements.
-MEASUREMENT_EXPORTERS = {"csv": export_measurements_csv, "json": export_measurements_json}
+# A plan keeps this many problems (the first rows') and counts the others.
+MAX_PROBLEMS_KEPT = 1000
+# Resolved paths that failed, remembered so repeated rows do not read a file again.
+_FAILED_PATHS_KEPT = 10_000
+# JSON is read whole; larger files must be split (or exported as CSV, which streams).
+MAX_JSON_IMPORT_BYTES = 512 * 1024**2
 
 
 # ---------------------------------------------------------------- import
@@ -335,16 +85,23 @@ class ImportPlan:
     rows_total: int = 0
     labels: list[LabelEntry] = field(default_factory=list)
     regions: list[RegionEntry] = field(default_factory=list)
+    # The first MAX_PROBLEMS_KEPT problems; problem_count counts them all (one per row).
     problems: list[ImportProblem] = field(default_factory=list)
-    problem_rows: set[int] = field(default_factory=set)
+    problem_count: int = 0
 
     @property
     def rows_ok(self) -> int:
-        return self.rows_total - len(self.problem_rows)
+        return self.rows_total - self.problem_count
+
+    @property
+    def problems_not_kept(self) -> int:
+        return self.problem_count - len(self.problems)
 
     def add_problem(self, row: int, reason: str, where: str = "row") -> None:
-        self.problems.append(ImportProblem(row, reason, where))
-        self.problem_rows.add(row)
+        """Count a problem row; only the first MAX_PROBLEMS_KEPT keep their sentence."""
+        self.problem_count += 1
+        if len(self.problems) < MAX_PROBLEMS_KEPT:
+            self.problems.append(ImportProblem(row, reason, where))
 
     def as_dict(self) -> dict:
         return {"source": str(self.source), "label_set": self.label_set,
@@ -352,9 +109,10 @@ class ImportPlan:
                 "creates_label_set": self.creates_label_set,
                 "new_classes": list(self.new_classes), "rows_total": self.rows_total,
                 "rows_ok": self.rows_ok, "labels": len(self.labels),
-                "regions": len(self.regions),
+                "regions": len(self.regions), "problem_count": self.problem_count,
                 "problems": [{"where": p.where, "row": p.row, "reason": p.reason}
-                             for p in sorted(self.problems, key=lambda p: p.row)]}
+                             for p in sorted(self.problems, key=lambda p: p.row)],
+                "problems_not_listed": self.problems_not_kept}
 
 
 def _target_set(store: LabelStore, label_set: str, classes: list[str] | None,
@@ -378,7 +136,8 @@ class _Resolver:
 
     def __init__(self, base: Path) -> None:
         self.base = base
-        self._cache: dict[Path, ImageRef | str] = {}
+        self._found: dict[str, ImageRef] = {}
+        self._failed: dict[str, str] = {}  # bounded: millions of bad rows must not pile up
 
     def __call__(self, text: str) -> ImageRef | str:
         """The image, or a reason why not (a str)."""
@@ -388,34 +147,69 @@ class _Resolver:
         path = Path(os.path.expanduser(text))
         if not path.is_absolute():
             path = self.base / path
-        if path in self._cache:
-            return self._cache[path]
-        if not path.exists():
-            result: ImageRef | str = f"the file {text} does not exist"
+        key = str(path)
+        known = self._found.get(key) or self._failed.get(key)
+        if known is not None:
+            return known
+        try:
+            os.stat(path)  # the cheap answer for the usual bad row: a missing file
+            found = resolve_image(path)
+        except LoadError as exc:
+            reason = exc.reason
+        except OSError as exc:  # missing, or the name itself is unusable (too long...)
+            reason = os_error_reason(exc)
         else:
-            try:
-                result = resolve_image(path)
-            except LoadError as exc:
-                result = f"the file {text} cannot be read ({exc.reason})"
-        self._cache[path] = result
+            self._found[key] = found
+            return found
+        result = (f"the file {text} does not exist" if reason == "it does not exist"
+                  else f"the file {text} cannot be read ({reason})")
+        if len(self._failed) >= _FAILED_PATHS_KEPT:
+            self._failed.clear()
+        self._failed[key] = result
         return result
 
 
-def _read_csv(path: Path) -> list[tuple[int, list[str]]]:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise UserError(f"Cannot import {path}: the file does not exist.") from None
-    except UnicodeDecodeError:
-        raise UserError(f"Cannot import {path}: it is not UTF-8 text.") from None
-    except OSError as exc:
-        raise UserError(f"Cannot import {path}: {exc.strerror or exc}.") from None
-    try:
-        rows = list(csv.reader(io.StringIO(text, newline="")))
-    except csv.Error as exc:
-        raise UserError(f"Cannot import {path}: it is not valid CSV ({exc}).") from None
-    # Row numbers as a spreadsheet shows them: the header is row 1.
-    return [(number, row) for number, row in enumerate(rows, start=1)]
+class _CsvRows:
+    """A CSV file's rows, read one at a time, numbered as a spreadsheet shows them (the
+    header is row 1), cells restored (see csv_safety); ``fraction_read`` for progress."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._binary = open_regular(path, "rb")
+        except FileNotFoundError:
+            raise UserError(f"Cannot import {path}: the file does not exist.") from None
+        except OSError as exc:
+            raise UserError(f"Cannot import {path}: {os_error_reason(exc)}.") from None
+        self.size = os.fstat(self._binary.fileno()).st_size
+        self._text = io.TextIOWrapper(self._binary, encoding="utf-8-sig", newline="")
+
+    def __iter__(self) -> Iterator[tuple[int, list[str]]]:
+        number = 0
+        rows = csv_safety.restored_rows(self._text)
+        try:
+            for number, row in enumerate(rows, start=1):
+                yield number, row
+        except UnicodeDecodeError:
+            raise UserError(f"Cannot import {self.path}: it is not UTF-8 text (after row "
+                            f"{number}).") from None
+        except csv.Error as exc:
+            log.info("CSV parser on %s: %s", self.path, exc)
+            raise UserError(f"Cannot import {self.path}: row {number + 1} is not valid CSV "
+                            f"(an unclosed quote, a NUL byte or a cell over "
+                            f"{csv.field_size_limit()} characters).") from None
+        except OSError as exc:
+            raise UserError(f"Cannot import {self.path}: {os_error_reason(exc)}.") from None
+
+    @property
+    def fraction_read(self) -> float:
+        try:
+            return min(1.0, self._binary.tell() / self.size) if self.size else 1.0
+        except (OSError, ValueError):
+            return 0.0
+
+    def close(self) -> None:
+        self._text.close()
 
 
 def validate_csv_job(store: LabelStore, path: str | os.PathLike, label_set: str, *,
@@ -429,57 +223,65 @@ def validate_csv_job(store: LabelStore, path: str | os.PathLike, label_set: str,
     source = Path(path)
     plan = _target_set(store, label_set, classes, multi_label, source)
     default_reader = reader or store.reader
-    rows = _read_csv(source)
+    rows = _CsvRows(source)
     columns = {"path": 0, "label": 1, "reader": 2}
-    if rows and [c.strip().lower() for c in rows[0][1][:2]] == ["path", "label"]:
-        columns = {name.strip().lower(): i for i, name in enumerate(rows[0][1])}
-        rows = rows[1:]
     resolve = _Resolver(source.parent)
     groups: dict[tuple[str, str], list[tuple[int, str, str, str | None]]] = {}
     images: dict[str, ImageRef] = {}
-    data_rows = [(n, r) for n, r in rows if any(cell.strip() for cell in r)]
-    plan.rows_total = len(data_rows)
 
     def cell(row: list[str], name: str) -> str:
         index = columns.get(name)
         return row[index].strip() if index is not None and index < len(row) else ""
 
-    for done, (number, row) in enumerate(data_rows):
-        if cancel is not None:
-            cancel.raise_if_cancelled()
-        if done % _PROGRESS_EVERY == 0:
-            yield Progress(done, plan.rows_total, f"Checking {source.name}")
-        path_text, label = cell(row, "path"), cell(row, "label")
-        row_reader = cell(row, "reader") or default_reader
-        row_source = cell(row, "source") or "imported"
-        note = cell(row, "note") or None
-        if not path_text and not cell(row, "image_key"):
-            plan.add_problem(number, "the path is empty")
-            continue
-        if not label:
-            plan.add_problem(number, "the label is empty")
-            continue
-        if label not in plan.classes:
-            plan.add_problem(number, f"unknown class '{label}' (classes: "
-                                     f"{', '.join(plan.classes)})")
-            continue
-        if row_source not in SOURCES:
-            plan.add_problem(number, f"unknown source '{row_source}'")
-            continue
-        if "\n" in row_reader or len(row_reader) > 200:
-            plan.add_problem(number, "the reader name is not a single short line")
-            continue
-        image = resolve(path_text) if path_text else "no path given"
-        if isinstance(image, str):
-            key = cell(row, "image_key")
-            if not key:
-                plan.add_problem(number, image)
+    try:
+        for number, row in rows:
+            if number == 1 and [c.strip().lower() for c in row[:2]] == ["path", "label"]:
+                columns = {name.strip().lower(): i for i, name in enumerate(row)}
                 continue
-            # Rows exported elsewhere carry the key: the path is then only a hint.
-            image = ImageRef(key, path=path_text or None,
-                             patient_id=cell(row, "patient_id") or None)
-        images.setdefault(image.key, image)
-        groups.setdefault((image.key, row_reader), []).append((number, label, row_source, note))
+            if not any(c.strip() for c in row):
+                continue
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            if plan.rows_total % _PROGRESS_EVERY == 0:
+                fraction = rows.fraction_read
+                estimate = round(plan.rows_total / fraction) if fraction > 0 else None
+                yield Progress(plan.rows_total, max(estimate or 0, plan.rows_total) or None,
+                               f"Checking {source.name}")
+            plan.rows_total += 1
+            path_text, label = cell(row, "path"), cell(row, "label")
+            row_reader = cell(row, "reader") or default_reader
+            row_source = cell(row, "source") or "imported"
+            note = cell(row, "note") or None
+            if not path_text and not cell(row, "image_key"):
+                plan.add_problem(number, "the path is empty")
+                continue
+            if not label:
+                plan.add_problem(number, "the label is empty")
+                continue
+            if label not in plan.classes:
+                plan.add_problem(number, f"unknown class '{label}' (classes: "
+                                         f"{', '.join(plan.classes)})")
+                continue
+            if row_source not in SOURCES:
+                plan.add_problem(number, f"unknown source '{row_source}'")
+                continue
+            if "\n" in row_reader or len(row_reader) > 200:
+                plan.add_problem(number, "the reader name is not a single short line")
+                continue
+            image = resolve(path_text) if path_text else "no path given"
+            if isinstance(image, str):
+                key = cell(row, "image_key")
+                if not key:
+                    plan.add_problem(number, image)
+                    continue
+                # Rows exported elsewhere carry the key: the path is then only a hint.
+                image = ImageRef(key, path=path_text or None,
+                                 patient_id=cell(row, "patient_id") or None)
+            images.setdefault(image.key, image)
+            groups.setdefault((image.key, row_reader), []).append((number, label, row_source,
+                                                                   note))
+    finally:
+        rows.close()
     yield Progress(plan.rows_total, plan.rows_total, f"Checked {source.name}")
 
     for (key, row_reader), entries in groups.items():
@@ -509,11 +311,21 @@ def validate_json_job(store: LabelStore, path: str | os.PathLike,
     (problems per annotation; see validate_coco_document)."""
     source = Path(path)
     try:
-        document = json.loads(source.read_text(encoding="utf-8"))
+        with open_regular(source, "rb") as handle:
+            if os.fstat(handle.fileno()).st_size > MAX_JSON_IMPORT_BYTES:
+                raise UserError(f"Cannot import {source}: at over "
+                                f"{MAX_JSON_IMPORT_BYTES // 1024**2} MB it is too large to "
+                                "import as JSON; split it, or import a CSV, which is read "
+                                "row by row.")
+            document = json.loads(handle.read().decode("utf-8"))
     except FileNotFoundError:
         raise UserError(f"Cannot import {source}: the file does not exist.") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise UserError(f"Cannot import {source}: it is not readable JSON ({exc}).") from None
+    except OSError as exc:
+        raise UserError(f"Cannot import {source}: {os_error_reason(exc)}.") from None
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        log.info("JSON parser on %s: %s", source, exc)
+        raise UserError(f"Cannot import {source}: it is not readable JSON (it is cut short, "
+                        "not UTF-8 text, or not JSON at all).") from None
     if isinstance(document, dict) and "format" not in document \
             and {"images", "annotations", "categories"} <= document.keys():
         return (yield from validate_coco_document(store, source, document, label_set,
@@ -774,7 +586,7 @@ def apply_import(store: LabelStore, plan: ImportPlan, *,
     if plan.problems and not accept_partial:
         first = min(plan.problems, key=lambda p: p.row)
         raise ImportRejectedError(
-            f"{len(plan.problem_rows)} of {plan.rows_total} {first.where}s in {plan.source} "
+            f"{plan.problem_count} of {plan.rows_total} {first.where}s in {plan.source} "
             f"have problems (first: {first}); nothing was imported: fix them, or accept a "
             f"partial import (--yes) to import the other {plan.rows_ok}.")
     if not plan.labels and not plan.regions and not plan.creates_label_set \
@@ -785,8 +597,8 @@ def apply_import(store: LabelStore, plan: ImportPlan, *,
         classes=plan.classes if plan.creates_label_set else plan.new_classes or None,
         multi_label=plan.multi_label,
         detail={"file": plan.source.name, "rows": plan.rows_total,
-                "rows_left_out": len(plan.problem_rows)})
+                "rows_left_out": plan.problem_count})
     log.info("Imported %d labels and %d regions into label set %s (%d rows left out)",
              result.labels_written, result.regions_written, plan.label_set,
-             len(plan.problem_rows))
+             plan.problem_count)
     return result

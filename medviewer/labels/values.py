@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -114,7 +115,8 @@ class ImageRef:
         """From a ``medviewer.dicom.reader.Instance`` (plain images are keyed by content)."""
         width = int(instance.columns) or None
         height = int(instance.rows) or None
-        path = str(Path(instance.path).resolve())
+        # A hint beside the key, stored as text: a name that is not UTF-8 is kept escaped.
+        path = os.fsencode(Path(instance.path).resolve()).decode("utf-8", "backslashreplace")
         if instance.content_hash:
             return cls.from_hash(instance.content_hash, path=path, width=width, height=height)
         uid = instance.sop_instance_uid

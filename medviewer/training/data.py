@@ -121,13 +121,19 @@ def from_csv(csv_path: str | Path) -> LabelledSet:
 
     Relative paths are taken relative to the CSV's folder.
     """
+    from medviewer import csv_safety
+    from medviewer.files import open_regular, os_error_reason
+
     csv_path = Path(csv_path)
     try:
-        with open(csv_path, newline="", encoding="utf-8-sig") as handle:
-            rows = [row for row in csv.reader(handle) if row and any(c.strip() for c in row)]
+        with open_regular(csv_path, "r", newline="", encoding="utf-8-sig") as handle:
+            rows = [row for row in csv_safety.restored_rows(handle)
+                    if row and any(c.strip() for c in row)]
     except OSError as exc:
         raise DataError(f"The training CSV {csv_path} cannot be read "
-                        f"({exc.strerror or exc}).") from None
+                        f"({os_error_reason(exc)}).") from None
+    except (UnicodeDecodeError, csv.Error):
+        raise DataError(f"The training CSV {csv_path} is not UTF-8 CSV text.") from None
     if rows and [c.strip().lower() for c in rows[0][:2]] == ["path", "label"]:
         rows = rows[1:]
     entries = []

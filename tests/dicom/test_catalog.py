@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import sqlite3
@@ -19,8 +20,9 @@ from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from medviewer.dicom import catalog as catalog_module
-from medviewer.dicom import images, reader
-from medviewer.dicom.catalog import Catalog, cache_file_for, index_path, is_ignored_file
+from medviewer.dicom import images, index_cache, reader
+from medviewer.dicom.catalog import Catalog, index_path, is_ignored_file
+from medviewer.dicom.index_cache import cache_file_for
 from medviewer.dicom.reader import LoadError
 from medviewer.jobs import CancelFlag, JobCancelled, Progress, run_to_end
 from medviewer.paths import SAMPLE_STUDY_DIR
@@ -441,7 +443,8 @@ def test_corrupt_cache_is_discarded_and_rebuilt(shared_data, tmp_path):
 
     # one damaged row: only that file is read again
     with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE files SET record = '{not json' WHERE path = ?", (files[2].name,))
+        conn.execute("UPDATE files SET record = '{not json' WHERE path = ?",
+                     (os.fsencode(files[2].name),))  # paths are kept as bytes
     partly, _ = run_index(folder, cache)
     assert partly.from_cache == len(files) - 1
     assert partly.patients == reused.patients
@@ -456,7 +459,7 @@ def test_unusable_cache_folder_still_indexes(tmp_path):
 
 
 def test_old_caches_are_pruned(tmp_path, monkeypatch):
-    monkeypatch.setattr(catalog_module, "MAX_CACHE_FILES", 2)
+    monkeypatch.setattr(index_cache, "MAX_CACHE_FILES", 2)
     cache = tmp_path / "cache"
     folders = []
     for name in ("one", "two", "three"):
@@ -521,4 +524,104 @@ def test_unexpected_reader_failure_becomes_an_error_entry(tmp_path, monkeypatch)
     result, _ = run_index(folder, tmp_path / "cache")
     assert len(result.instances()) == 1
     assert [e.reason for e in result.errors] == [
-        f"Cannot open {folder / 'S01_I02.dcm'}: it could not be read (ZeroDivisionError)."]
+        f"Cannot open {folder / 'S01_I02.dcm'}: {catalog_module.UNEXPECTED_FAILURE}."]
+
+
+# ---------------------------------------------------------------- links: one rule (#17)
+
+
+def _linked_folder(tmp_path: Path) -> tuple[Path, Path]:
+    outside = tmp_path / "elsewhere" / "OUTSIDE.DCM"
+    outside.parent.mkdir()
+    _write_instance(outside, "SECRET")
+    folder = tmp_path / "opened"
+    (folder / "sub").mkdir(parents=True)
+    _write_instance(folder / "IM1", "INSIDE")
+    (folder / "sub" / "to-inside").symlink_to(folder / "IM1")
+    (folder / "to-outside").symlink_to(outside)
+    (folder / "to-elsewhere").symlink_to(outside.parent, target_is_directory=True)
+    (folder / "sub" / "loop").symlink_to(folder, target_is_directory=True)
+    return folder, outside
+
+
+def test_a_folder_does_not_follow_links_out_of_it_unless_asked(tmp_path):
+    folder, outside = _linked_folder(tmp_path)
+    result, _ = run_index(folder, tmp_path / "cache")
+    assert {p.patient_id for p in result.patients} == {"INSIDE"}
+    paths = sorted(i.path.name for i in result.instances())
+    assert paths == ["IM1", "to-inside"]  # a link inside the folder is followed
+    assert sorted(e.reason for e in result.errors) == [
+        f"Cannot open {folder.resolve() / 'to-elsewhere'}: it is a link to a folder outside "
+        "the opened folder, so it was not followed.",
+        f"Cannot open {folder.resolve() / 'to-outside'}: it is a link to a file outside the "
+        "opened folder, so it was not followed."]
+    followed = run_to_end(index_path(folder, cache_dir=tmp_path / "cache", follow_links=True))
+    assert {p.patient_id for p in followed.patients} == {"INSIDE", "SECRET"}
+    # to-outside and elsewhere/OUTSIDE.DCM; the loop back to the folder is not walked again
+    assert len([i for i in followed.instances() if i.sop_instance_uid
+                == next(iter(p for p in followed.patients if p.patient_id == "SECRET"))
+                .studies[0].series[0].instances[0].sop_instance_uid]) == 2
+    assert followed.errors == []
+
+
+def test_a_dicomdir_follows_the_same_rule(tmp_path):
+    outside = tmp_path / "elsewhere" / "OUTSIDE.DCM"
+    outside.parent.mkdir()
+    _write_instance(outside, "SECRET")
+    cd = tmp_path / "cd"
+    (cd / "IMAGES").mkdir(parents=True)
+    (cd / "IMAGES" / "LINK").symlink_to(outside)
+    _write_dicomdir(cd / "DICOMDIR", [["IMAGES", "LINK"]])
+    followed = run_to_end(index_path(cd / "DICOMDIR", cache_dir=tmp_path / "c", follow_links=True))
+    assert {p.patient_id for p in followed.patients} == {"SECRET"}
+    scanned, _ = run_index(cd, tmp_path / "cache")  # the same link met by a folder scan
+    assert scanned.instances() == [] and len(scanned.errors) == 1
+    assert "outside the opened folder" in scanned.errors[0].reason
+
+
+# ---------------------------------------------------------------- DICOMDIR value types
+
+
+@pytest.mark.parametrize("make_odd", [
+    lambda r: r.add_new(0x00041500, "US", 7),
+    lambda r: r.add_new(0x00041500, "SQ", Sequence([Dataset()])),
+    lambda r: r.add_new(0x00041500, "OB", b"\xff\xfe\x80\x00"),
+    lambda r: r.add_new(0x00041500, "FD", 1.5),
+], ids=["number", "sequence", "binary", "float"])
+def test_a_dicomdir_record_of_an_unexpected_type_is_one_error_entry(tmp_path, caplog, make_odd):
+    cd = tmp_path / "cd"
+    (cd / "IMAGES").mkdir(parents=True)
+    _write_instance(cd / "IMAGES" / "IM1", "INSIDE")
+    _write_dicomdir(cd / "DICOMDIR", [["IMAGES", "IM1"], ["IMAGES", "ODD"]])
+    ds = pydicom.dcmread(cd / "DICOMDIR")
+    odd = ds.DirectoryRecordSequence[-1]
+    del odd[0x00041500]
+    make_odd(odd)
+    ds.save_as(cd / "DICOMDIR", enforce_file_format=True)
+    with caplog.at_level(logging.WARNING):
+        result, _ = run_index(cd / "DICOMDIR", tmp_path / "cache")
+    assert [p.patient_id for p in result.patients] == ["INSIDE"]
+    [error] = result.errors
+    assert "a directory record could not be read" in error.reason
+    assert caplog.text == ""  # nothing (let alone a traceback) for the terminal
+
+
+def test_a_directory_record_sequence_that_is_not_a_sequence(tmp_path, caplog):
+    cd = tmp_path / "cd"
+    cd.mkdir()
+    _write_dicomdir(cd / "DICOMDIR", [])
+    ds = pydicom.dcmread(cd / "DICOMDIR")
+    del ds.DirectoryRecordSequence
+    ds.add_new(0x00041220, "LO", "not records")
+    ds.save_as(cd / "DICOMDIR", enforce_file_format=True)
+    with caplog.at_level(logging.WARNING):
+        result = run_to_end(index_path(cd / "DICOMDIR", cache_dir=tmp_path / "cache"))
+    assert not result.could_open and caplog.text == ""
+    assert any("could not be read" in e.reason for e in result.errors)
+
+
+def test_could_open_tells_what_is_worth_remembering(tmp_path):
+    bad = tmp_path / "bad.dcm"
+    bad.write_bytes(b"\0" * 300)
+    assert not run_to_end(index_path(bad, cache_dir=tmp_path / "cache")).could_open
+    assert run_to_end(index_path(SAMPLE_STUDY_DIR, cache_dir=tmp_path / "cache")).could_open

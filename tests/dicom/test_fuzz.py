@@ -2,11 +2,17 @@
 
 Mutants are made from a handful of small corpus files (one per kind of encoding) by
 truncation, flipped bytes, absurd declared lengths (4 GB included), deeply nested sequences,
-extreme image attributes and random splices. Mutant ``n`` is fully determined by ``n``.
+extreme image attributes and random splices, and by structure-aware mutations: item and
+element lengths at any depth, nested sequences of defined (and wrong) lengths, damaged
+fragment and offset tables, and image attributes, rescale and window values set to
+extremes (1e308, 1e-308, 4e38, nan) by rewriting the dataset. Mutant ``n`` is fully
+determined by ``n``.
 
-Each mutant runs in a worker process (``open_instance`` then ``display_frame(0)``) with a
-10 s limit and a peak-RSS check, so a hang, a crash of a C decoder or a runaway allocation is
-reported with its seed instead of freezing or killing the test run.
+Each mutant runs in a worker process (``open_instance``, ``display_frame(0)``, then the
+checks on what was rendered: integer data must give finite modality values, and non-constant
+data must not render as a constant image with the full-range window) with a 10 s limit and
+a peak-RSS check, so a hang, a crash of a C decoder, a silently wrong image or a runaway
+allocation is reported with its seed instead of freezing or killing the test run.
 
     MEDVIEWER_FUZZ_MUTANTS=20000 pytest tests/dicom/test_fuzz.py   (``make fuzz``)
     python -m tests.dicom.test_fuzz SEED [SEED...]   re-runs mutants here, with tracebacks
@@ -60,6 +66,28 @@ SEED_FILES = [
 ]
 
 _ABSURD_LENGTHS = (0xFFFFFFF0, 0xFFFFFFFE, 0x7FFFFFFF, 0x10000000, 0xFFFFFFFF, 0)
+_ITEM = b"\xfe\xff\x00\xe0"
+_SEQUENCE_END = b"\xfe\xff\xdd\xe0"
+# Values the structure-aware mutations give image attributes and rescale / window values.
+_EXTREME_ATTRIBUTES = {
+    "Rows": ("US", (0, 1, 2, 3, 32768, 65535)),
+    "Columns": ("US", (0, 1, 2, 3, 32768, 65535)),
+    "BitsAllocated": ("US", (0, 1, 8, 12, 16, 24, 32, 64, 255)),
+    "BitsStored": ("US", (0, 1, 7, 12, 16, 17, 31, 32, 64)),
+    "HighBit": ("US", (0, 7, 11, 15, 31, 63, 65535)),
+    "SamplesPerPixel": ("US", (0, 1, 2, 3, 4, 255)),
+    "PixelRepresentation": ("US", (0, 1, 2)),
+    "PlanarConfiguration": ("US", (0, 1, 2)),
+    "NumberOfFrames": ("IS", ("0", "1", "2", "7", "1000", "-1", "2147483648")),
+    "PhotometricInterpretation": ("CS", ("MONOCHROME1", "MONOCHROME2", "RGB", "YBR_FULL",
+                                         "YBR_FULL_422", "PALETTE COLOR", "", "XYZ")),
+}
+_EXTREME_NUMBERS = ("1e308", "-1e308", "1e-308", "-1e-308", "4e38", "-4e38", "3.4e38", "nan",
+                    "inf", "-inf", "0", "-0", "1e-30", "1e-6", "0.002", "65535", "-1e20")
+_VALUE_ATTRIBUTES = {
+    "RescaleSlope": "DS", "RescaleIntercept": "DS", "WindowCenter": "DS",
+    "WindowWidth": "DS",
+}
 
 
 # ---------------------------------------------------------------- making mutants
@@ -75,6 +103,10 @@ class _Seed:
     boundaries: list[int] = field(default_factory=list)
     # (value offset, value length) of small numeric image attributes (Rows, Columns...)
     image_values: list[tuple[int, int]] = field(default_factory=list)
+    # offsets of item headers at any depth (sequence items and pixel data fragments)
+    items: list[int] = field(default_factory=list)
+    # offsets of the item headers inside the (encapsulated) pixel data
+    fragments: list[int] = field(default_factory=list)
 
 
 def _load_seed(path: Path) -> _Seed:
@@ -82,6 +114,13 @@ def _load_seed(path: Path) -> _Seed:
 
     data = path.read_bytes()
     seed = _Seed(path.name, data)
+    pixel_data = data.rfind(b"\xe0\x7f\x10\x00")
+    position = data.find(_ITEM)
+    while position != -1:
+        seed.items.append(position)
+        if pixel_data != -1 and position > pixel_data:
+            seed.fragments.append(position)
+        position = data.find(_ITEM, position + 4)
     try:
         ds = pydicom.dcmread(io.BytesIO(data), force=True)
     except Exception:  # noqa: BLE001 - a seed we cannot map is mutated blindly
@@ -114,6 +153,46 @@ def _nested_sequences(depth: int) -> bytes:
     return opening * depth + closing * depth
 
 
+def _nested_defined(depth: int, rng: random.Random) -> bytes:
+    """Sequences of defined length nested ``depth`` deep, one length wrong now and then."""
+    body = struct.pack("<HH2sH", 0x0009, 0x1002, b"LO", 2) + b"AB"
+    for level in range(depth):
+        item = struct.pack("<HHL", 0xFFFE, 0xE000, len(body)) + body
+        length = len(item)
+        if rng.random() < 0.2:
+            length += rng.choice((-8, -2, -1, 1, 2, 8, 4096, 0x7FFFFFFF))
+        body = struct.pack("<HH2sHL", 0x0009, 0x1001 + level % 2, b"SQ", 0,
+                           length & 0xFFFFFFFF) + item
+    return body
+
+
+def _rewritten(data: bytearray, rng: random.Random, kind: str) -> bytes | None:
+    """The dataset with image attributes (or rescale and window values) set to extremes,
+    written again by pydicom; None when the bytes no longer parse."""
+    import pydicom
+    from pydicom.dataelem import DataElement
+    from pydicom.datadict import tag_for_keyword
+
+    try:
+        ds = pydicom.dcmread(io.BytesIO(bytes(data)), force=True)
+        if kind == "attributes":
+            for keyword in rng.sample(sorted(_EXTREME_ATTRIBUTES), rng.randint(1, 3)):
+                vr, values = _EXTREME_ATTRIBUTES[keyword]
+                ds[tag_for_keyword(keyword)] = DataElement(tag_for_keyword(keyword), vr,
+                                                           rng.choice(values))
+        else:
+            for keyword in rng.sample(sorted(_VALUE_ATTRIBUTES), rng.randint(1, 3)):
+                ds[tag_for_keyword(keyword)] = DataElement(
+                    tag_for_keyword(keyword), "DS", rng.choice(_EXTREME_NUMBERS), validation_mode=0)
+            if rng.random() < 0.3:
+                ds.VOILUTFunction = rng.choice(("LINEAR", "LINEAR_EXACT", "SIGMOID", "BOGUS"))
+        out = io.BytesIO()
+        ds.save_as(out)
+        return out.getvalue()
+    except Exception:  # noqa: BLE001 - an earlier step broke the dataset: skip this one
+        return None
+
+
 def make_mutant(number: int, seeds: list[_Seed]) -> tuple[bytes, str]:
     """Mutant ``number``: its bytes and a short description of what was done."""
     rng = random.Random(number)
@@ -122,7 +201,9 @@ def make_mutant(number: int, seeds: list[_Seed]) -> tuple[bytes, str]:
     steps = []
     for _ in range(rng.choice((1, 1, 1, 2, 3))):
         kind = rng.choice(("truncate", "flip", "flip", "length", "length", "nest", "splice",
-                           "value", "chunk"))
+                           "value", "chunk", "item_length", "item_length", "nest_defined",
+                           "fragment", "fragment", "attributes", "attributes", "rescale",
+                           "rescale"))
         if kind == "truncate" and len(data) > 1:
             cut = rng.randrange(1, len(data))
             del data[cut:]
@@ -158,6 +239,46 @@ def make_mutant(number: int, seeds: list[_Seed]) -> tuple[bytes, str]:
             elif offset + length <= len(data) and length > 0:  # IS strings such as frames
                 text = rng.choice((b"0", b"-1", b"99999", b"1A", b"", b"4294967296"))
                 data[offset:offset + length] = text.ljust(length)[:length]
+        elif kind == "item_length" and seed.items:
+            offset = rng.choice(seed.items) + 4
+            if offset + 4 <= len(data):
+                old_length = struct.unpack("<L", data[offset:offset + 4])[0]
+                value = rng.choice((*_ABSURD_LENGTHS, old_length + 1, old_length - 1,
+                                    old_length + 8, old_length // 2, 1, 3, 7))
+                data[offset:offset + 4] = (value & 0xFFFFFFFF).to_bytes(4, "little")
+        elif kind == "nest_defined" and seed.boundaries:
+            position = rng.choice(seed.boundaries)
+            if position <= len(data):
+                data[position:position] = _nested_defined(rng.choice((3, 40, 200)), rng)
+        elif kind == "fragment" and seed.fragments:
+            offset = rng.choice(seed.fragments)
+            if offset + 8 > len(data):
+                continue
+            action = rng.randrange(4)
+            if action == 0:  # the basic offset table: offsets anywhere, in any order
+                count = rng.choice((1, 2, 3, 16))
+                table = b"".join(struct.pack("<L", rng.choice((0, 1, 8, 0x7FFFFFFF,
+                                                                rng.randrange(1 << 20))))
+                                 for _ in range(count))
+                first = seed.fragments[0]
+                old_length = struct.unpack("<L", data[first + 4:first + 8])[0]
+                data[first:first + 8 + old_length] = _ITEM + struct.pack("<L", len(table)) \
+                    + table
+            elif action == 1:  # a fragment of the wrong length
+                value = rng.choice((0, 1, 2, 0xFFFFFFFF, 0x7FFFFFFF, rng.randrange(1 << 16)))
+                data[offset + 4:offset + 8] = struct.pack("<L", value)
+            elif action == 2:  # one more (empty or stray) fragment
+                extra = _ITEM + struct.pack("<L", 4) + bytes(rng.randrange(256) for _ in range(4))
+                data[offset:offset] = extra
+            else:  # no sequence delimiter
+                end = data.rfind(_SEQUENCE_END)
+                if end != -1:
+                    del data[end:end + 8]
+        elif kind in ("attributes", "rescale"):
+            rewritten = _rewritten(data, rng, kind)
+            if rewritten is None:
+                continue
+            data = bytearray(rewritten)
         elif kind == "chunk" and len(data) > 16:
             start = rng.randrange(len(data))
             stop = min(len(data), start + rng.randint(1, 2048))
@@ -175,7 +296,8 @@ def make_mutant(number: int, seeds: list[_Seed]) -> tuple[bytes, str]:
 
 
 def _worker(connection, seed_paths: list[str], work_dir: str) -> None:
-    """Runs mutants sent as numbers; answers (number, outcome, detail, peak RSS bytes)."""
+    """Runs mutants sent as numbers; answers (number, outcome, detail, peak RSS bytes,
+    description)."""
     import logging
     import warnings
 
@@ -189,7 +311,7 @@ def _worker(connection, seed_paths: list[str], work_dir: str) -> None:
 
     seeds = [_load_seed(Path(p)) for p in seed_paths]
     path = Path(work_dir) / f"mutant-{os.getpid()}.dcm"
-    connection.send(("ready", None, None, 0))
+    connection.send(("ready", None, None, 0, ""))
     while True:
         number = connection.recv()
         if number is None:
@@ -199,14 +321,38 @@ def _worker(connection, seed_paths: list[str], work_dir: str) -> None:
         pixel_cache.clear()
         try:
             instance = open_instance(path)
-            if instance.has_pixels:
-                instance.display_frame(0)
-            outcome, detail = "ok", description
+            wrong = check_rendering(instance) if instance.has_pixels else None
+            outcome, detail = ("wrong_image", f"{description}: {wrong}") if wrong \
+                else ("ok", description)
         except LoadError as error:
             outcome, detail = "load_error", error.reason
         except BaseException:  # noqa: BLE001 - exactly what the test is looking for
             outcome, detail = "exception", f"{description}\n{traceback.format_exc()}"
-        connection.send((number, outcome, detail, _peak_rss()))
+        connection.send((number, outcome, detail, _peak_rss(), description))
+
+
+def check_rendering(instance) -> str | None:
+    """Display frame 0 and say what is silently wrong with it (None when nothing is).
+
+    Integer stored values must give finite modality values, and data whose modality values
+    differ must not show as one grey level with the full-range window.
+    """
+    import numpy as np
+
+    instance.display_frame(0)
+    if instance.is_colour:
+        return None
+    stored = instance.stored_frame(0)
+    values = instance.modality_frame(0)
+    if stored.dtype.kind in "iub" and values.dtype.kind == "f" \
+            and not np.all(np.isfinite(values)):
+        return "non-finite modality values from integer data"
+    finite = values[np.isfinite(values)] if values.dtype.kind == "f" else values
+    if finite.size and finite.min() != finite.max():
+        full = instance.display_frame(0, instance.full_range_voi(0))
+        if full.min() == full.max():
+            return "a constant image from data that is not constant (full-range window)"
+    return None
 
 
 def _peak_rss() -> int:
@@ -257,6 +403,7 @@ class FuzzReport:
     mutants: int = 0
     ok: int = 0
     load_errors: int = 0
+    kinds: dict = field(default_factory=dict)  # mutation kind -> mutants using it
     failures: list[str] = field(default_factory=list)
     peak_rss: int = 0
     peak_mutant: int | None = None  # the mutant during which the highest peak was reached
@@ -289,7 +436,8 @@ def run_fuzz(first: int, count: int, workers: int) -> FuzzReport:
                 for index, handle in enumerate(handles):
                     if handle.connection in ready:
                         try:
-                            number, outcome, detail, peak = handle.connection.recv()
+                            number, outcome, detail, peak, description = \
+                                handle.connection.recv()
                         except (EOFError, OSError):
                             number = None
                         if number == "ready":
@@ -300,6 +448,8 @@ def run_fuzz(first: int, count: int, workers: int) -> FuzzReport:
                         else:
                             handle.current = None
                             report.mutants += 1
+                            for kind in set(description.rpartition(": ")[2].split("+")):
+                                report.kinds[kind] = report.kinds.get(kind, 0) + 1
                             if peak > report.peak_rss:
                                 report.peak_rss, report.peak_mutant = peak, number
                             if outcome == "ok":
@@ -342,8 +492,47 @@ def test_mutants_are_deterministic():
     assert len({data for data, _ in first}) > 40  # and they do differ from one another
     kinds = " ".join(description for _, description in
                      (make_mutant(n, seeds) for n in range(300)))
-    for kind in ("truncate", "flip", "length", "nest", "splice", "value", "chunk"):
+    for kind in ("truncate", "flip", "length", "nest", "splice", "value", "chunk",
+                 "item_length", "nest_defined", "fragment", "attributes", "rescale"):
         assert kind in kinds
+    assert sum(bool(seed.fragments) for seed in seeds) >= 6
+    assert sum(bool(seed.items) for seed in seeds) >= 10
+
+
+def test_structure_aware_mutants_are_what_they_say(tmp_path):
+    """A rescale mutant carries an extreme value; an attributes mutant an extreme attribute."""
+    import pydicom
+
+    seeds = [_load_seed(p) for p in SEED_FILES]
+    seen = set()
+    for number in range(400):
+        data, description = make_mutant(number, seeds)
+        if description.endswith(": rescale") and "rescale" not in seen:
+            ds = pydicom.dcmread(io.BytesIO(data), force=True)
+            found = [str(ds[k].value) for k in ("RescaleSlope", "RescaleIntercept",
+                                                 "WindowCenter", "WindowWidth") if k in ds]
+            assert set(found) & set(_EXTREME_NUMBERS), found
+            seen.add("rescale")
+        if description.endswith(": attributes") and "attributes" not in seen:
+            ds = pydicom.dcmread(io.BytesIO(data), force=True)
+            assert any(keyword in ds for keyword in _EXTREME_ATTRIBUTES)
+            seen.add("attributes")
+    assert seen == {"rescale", "attributes"}
+
+
+def test_the_rendering_check_finds_a_flat_image_from_varied_data(tmp_path, monkeypatch):
+    import numpy as np
+
+    from medviewer.dicom import pixels
+    from medviewer.dicom.reader import open_instance
+    from tests.dicom import write_dicom
+
+    path = write_dicom(tmp_path / "ramp.dcm", (np.arange(64, dtype=np.uint16) * 50)
+                       .reshape(8, 8), RescaleSlope="1e-6")
+    assert check_rendering(open_instance(path)) is None
+    monkeypatch.setattr(pixels, "window_for_range",
+                        lambda low, high: pixels.Window(0.0, 1e9, "LINEAR_EXACT"))
+    assert "constant image" in check_rendering(open_instance(path))
 
 
 @pytest.mark.slow
@@ -355,7 +544,8 @@ def test_every_mutant_opens_or_gives_a_load_error(capsys):
               f", {WORKERS} workers): {report.ok} opened, {report.load_errors} LoadError, "
               f"{len(report.failures)} failures; peak worker RSS "
               f"{report.peak_rss / 1024**2:.0f} MB (reached in mutant {report.peak_mutant}); "
-              f"{report.elapsed_s:.1f} s")
+              f"{report.elapsed_s:.1f} s; mutants per kind: "
+              + ", ".join(f"{k} {n}" for k, n in sorted(report.kinds.items())))
     assert report.mutants == MUTANTS
     assert report.ok > 0 and report.load_errors > 0  # the mutants exercise both outcomes
     assert not report.failures, (
@@ -376,7 +566,9 @@ def main(argv: list[str]) -> int:
         try:
             instance = open_instance(path)
             if instance.has_pixels:
-                print("  displayed", instance.display_frame(0).shape)
+                wrong = check_rendering(instance)
+                print("  displayed", instance.display_frame(0).shape,
+                      f"WRONG: {wrong}" if wrong else "")
             else:
                 print("  opened, no pixel data")
         except LoadError as error:

@@ -15,7 +15,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from medviewer.dicom import pixels
-from medviewer.dicom.reader import open_instance
+from medviewer.dicom.reader import LoadError, open_instance
 from tests.dicom import PYDICOM_DATA, PYDICOM_TEST_FILES, SHARED_DICOM, write_dicom
 
 FO_DICOM = SHARED_DICOM / "fo-dicom"
@@ -376,8 +376,9 @@ def test_table_lookup_equals_the_per_pixel_pipeline(dtype, voi):
     stored = rng.integers(info.min, info.max, size=(37, 41), endpoint=True).astype(dtype)
     ds = _dataset(RescaleSlope="0.5", RescaleIntercept="-3",
                   PixelRepresentation=int(info.min < 0))
+    step = pixels.modality_step(ds, stored.dtype)  # 0.5: LINEAR at the data's own step
     for invert in (False, True):
-        expected = pixels.to_display(pixels.modality_lut(stored, ds), voi, invert)
+        expected = pixels.to_display(pixels.modality_lut(stored, ds), voi, invert, step)
         assert np.array_equal(pixels.display_from_stored(stored, ds, 0, voi, invert), expected)
     values = pixels.modality_lut(stored, ds)
     assert pixels.default_voi_for_stored(ds, stored) == pixels.full_range_window(values)
@@ -463,3 +464,100 @@ def test_modality_unit_from_a_modality_lut_type():
                   ModalityLUTSequence=Sequence([_lut_item([4, 0, 16], [0, 1, 2, 3],
                                                           ModalityLUTType="OD")]))
     assert pixels.modality_unit(ds) == "OD"
+
+
+# ---------------------------------------------------------------- any scale of values (#17)
+
+
+def _ramp_file(tmp_path, name: str, data=None, **attributes):
+    y, x = np.mgrid[0:16, 0:40]
+    values = (x * 100).astype(np.uint16) if data is None else data
+    return open_instance(write_dicom(tmp_path / f"{name}.dcm", values, **attributes))
+
+
+def _levels(image: np.ndarray) -> int:
+    return len(np.unique(image))
+
+
+@pytest.mark.parametrize("slope, intercept", [("1e308", "0"), ("1", "1e308"),
+                                              ("-1e308", "-1e308"), ("1e305", "0")])
+def test_rescale_beyond_any_number_is_refused_in_words(tmp_path, slope, intercept):
+    instance = _ramp_file(tmp_path, "huge", RescaleSlope=slope, RescaleIntercept=intercept)
+    with pytest.raises(LoadError) as raised:
+        instance.display_frame(0)
+    assert "give values too large for any number" in raised.value.reason
+    assert "nan" not in str(raised.value).lower()
+
+
+@pytest.mark.parametrize("slope, intercept", [("1e-308", "0"), (str(0.002 / 3900), "0"),
+                                              (str(0.002 / 3900), "1000"), ("1e30", "-5e33"),
+                                              ("1e34", "0"), ("1e300", "1e305")])
+def test_rescaled_values_at_any_scale_show_full_contrast(tmp_path, slope, intercept):
+    instance = _ramp_file(tmp_path, "scaled", RescaleSlope=slope, RescaleIntercept=intercept)
+    values = instance.modality_frame(0)
+    assert np.all(np.isfinite(values)) and np.ptp(values) > 0
+    image = instance.display_frame(0)
+    assert (image.min(), image.max()) == (0, 255) and _levels(image) == 40
+    assert isinstance(instance.default_voi(0), pixels.Window)
+    assert instance.default_voi(0).width == pytest.approx(float(np.ptp(values)), rel=1e-5)
+
+
+def test_float32_is_kept_where_it_holds_the_values():
+    ds = _dataset(RescaleSlope="0.5", RescaleIntercept="-1024")
+    assert pixels.modality_lut(np.arange(4, dtype=np.uint16), ds).dtype == np.float32
+    tiny = _dataset(RescaleSlope="1e-308", RescaleIntercept="0")
+    assert pixels.modality_lut(np.arange(4, dtype=np.uint16), tiny).dtype == np.float64
+
+
+def test_a_window_wider_than_float32_holds_is_computed_exactly():
+    values = np.array([-2e38, 0.0, 2e38], dtype=np.float64)
+    window = pixels.Window(0.0, 4e38, "LINEAR_EXACT")
+    assert pixels.apply_window(values, window).tolist() == pytest.approx([0.0, 0.5, 1.0])
+    narrow_far = pixels.Window(1000.0005, 0.001, "LINEAR_EXACT")
+    assert pixels.apply_window(np.array([1000.0, 1000.0005, 1000.001], np.float32),
+                               narrow_far).tolist() == pytest.approx([0.0, 0.5, 1.0], abs=0.05)
+
+
+def test_an_absurdly_wide_file_window_is_ignored_for_the_data_range(tmp_path):
+    instance = _ramp_file(tmp_path, "wide", WindowCenter="100", WindowWidth="4e38")
+    assert instance.file_windows(0) == []
+    assert _levels(instance.display_frame(0)) == 40
+
+
+def test_linear_windows_narrower_than_one_stay_ramps_on_small_scale_data(tmp_path):
+    instance = _ramp_file(tmp_path, "tiny", RescaleSlope=str(0.002 / 3900))
+    narrow = pixels.Window(0.001, 0.002, "LINEAR", "Command line")
+    image = instance.display_frame(0, narrow)
+    assert _levels(image) == 40 and (image.min(), image.max()) == (0, 255)
+    assert pixels.modality_step(instance.header, instance.stored_frame(0).dtype) \
+        == pytest.approx(0.002 / 3900)
+    # The file's own narrow LINEAR window is kept at this scale (it is ignored at step 1).
+    windowed = _ramp_file(tmp_path, "tiny-window", RescaleSlope=str(0.002 / 3900),
+                          WindowCenter="0.001", WindowWidth="0.002")
+    assert windowed.file_windows(0)[0].width == pytest.approx(0.002)
+
+
+def test_linear_with_unit_steps_is_exactly_the_standard():
+    values = np.array([98, 99.5, 99.6, 101], dtype=np.float64)
+    window = pixels.Window(100, 1, "LINEAR")
+    assert pixels.apply_window(values, window, step=1.0).tolist() == [0, 0, 1, 1]
+    ramp = pixels.apply_window(np.array([99.9995, 100.0, 100.0005]), window, step=0.0)
+    assert ramp.tolist() == pytest.approx([0.4995, 0.5, 0.5005], abs=1e-6)
+    assert pixels.modality_step(_dataset(), np.dtype(np.float32)) == 0.0
+    assert pixels.modality_step(_dataset(RescaleSlope="2"), np.dtype(np.uint16)) == 1.0
+
+
+def test_nan_in_float_data_shows_black_without_warnings():
+    values = np.array([np.nan, 0.5, 1.0], dtype=np.float32)
+    with np.errstate(all="raise"):
+        image = pixels.to_display(values, pixels.Window(0.5, 1.0, "LINEAR_EXACT"), False)
+    assert image.tolist() == [0, 128, 255]
+
+
+def test_the_narrowest_window_scales_with_the_data():
+    assert pixels.smallest_width(65535.0) == pytest.approx(1.0, rel=1e-4)
+    assert pixels.smallest_width(0.002) == pytest.approx(0.002 / 65536)
+    assert pixels.smallest_width(0.0) == 1.0
+    assert pixels.window_for_range(0.0, 0.002).width == pytest.approx(0.002)
+    assert pixels.window_for_range(5.0, 5.0).width == 1.0
+    assert pixels.window_for_range(-1.5e308, 1.5e308).center == 0.0

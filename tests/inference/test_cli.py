@@ -150,3 +150,38 @@ def test_saliency_cam_on_a_model_without_cam_is_refused(capsys, tmp_path, kerman
     assert code == 1
     assert err == ("medviewer: Model 'plain' has no class activation map output; "
                    "use --method occlusion.\n")
+
+
+def test_predict_csv_neutralises_cells_a_spreadsheet_would_run(capsys, cam_files,
+                                                               kermany_images, tmp_path,
+                                                               monkeypatch):
+    import shutil
+
+    from medviewer import csv_safety
+
+    main(["models", "import", str(cam_files)])
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(kermany_images[0], tmp_path / "=cmd.jpeg")
+    shutil.copy(kermany_images[1], tmp_path / "@x.jpeg")
+    (tmp_path / "+broken.dcm").write_bytes(b"\0" * 200)
+    out_csv = tmp_path / "out.csv"
+    capsys.readouterr()
+    code, _, _ = _run(capsys, "predict", "=cmd.jpeg", "@x.jpeg", "+broken.dcm",
+                      "--csv", str(out_csv))
+    assert code == 0
+    raw = list(csv.reader(out_csv.open(newline="")))
+    assert [row[0] for row in raw[1:]] == ["'=cmd.jpeg", "'@x.jpeg", "'+broken.dcm"]
+    assert not [cell for row in raw for cell in row if cell and cell[0] in "=+@\t\r"]
+    restored = list(csv_safety.restored_rows(out_csv.open(newline="")))
+    assert [row[0] for row in restored[1:]] == ["=cmd.jpeg", "@x.jpeg", "+broken.dcm"]
+
+
+def test_predict_refuses_a_bad_csv_path_before_the_work(capsys, kermany_images, tmp_path):
+    import os
+
+    os_fifo = tmp_path / "out.csv"
+    os.mkfifo(os_fifo)
+    code, out, err = _run(capsys, "predict", str(kermany_images[0]), "--csv", str(os_fifo))
+    assert code == 1 and out == ""
+    assert err == (f"medviewer: Cannot write {os_fifo}: it is a named pipe (FIFO), not a "
+                   "regular file.\n")

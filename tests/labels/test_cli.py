@@ -207,3 +207,59 @@ def test_measurements_are_exported_and_listed_in_the_history(tmp_path, capsys):
                      *store_args]) == 1
         err = capsys.readouterr().err
         assert sentence in err and err.count("\n") == 1
+
+
+def test_many_problem_rows_print_a_bounded_report(tmp_path, capsys):
+    rows = 20_000
+    csv_file = tmp_path / "bad.csv"
+    csv_file.write_text("path,label\n" + "".join(f"/nowhere/{n}.dcm,normal\n"
+                                                 for n in range(rows)))
+    args = ["labels", "import", str(csv_file), "--label-set", "s", "--classes", "normal",
+            "--store", str(tmp_path / "s.sqlite")]
+    assert main(args) == 1
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert len(lines) == 51 and lines[-1].startswith(f"bad.csv: ... and {rows - 50} more rows")
+    assert err.count("\n") == 1 and err.startswith(f"medviewer: {rows} of {rows} rows")
+    assert main([*args, "--yes", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["problem_count"] == rows and len(report["problems"]) == 1000
+    assert report["problems_not_listed"] == rows - 1000
+
+
+def _mount_small_disk(folder: Path) -> bool:
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        return False
+    folder.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder)],
+                          capture_output=True)
+    return done.returncode == 0
+
+
+def test_a_full_disk_is_named_as_such(tmp_path, capsys):
+    import subprocess
+
+    disk = tmp_path / "disk"
+    if not _mount_small_disk(disk):
+        pytest.skip("needs root and tmpfs to make a full disk")
+    try:
+        store_path = disk / "labels.sqlite"
+        with LabelStore(store_path) as store:
+            store.create_label_set("chest", ["normal", "sick"])
+        try:
+            with open(disk / "filler", "wb") as filler:
+                while True:
+                    filler.write(b"\0" * 4096)
+                    filler.flush()
+        except OSError:  # the disk is full now
+            pass
+        for argv in (["labels", "list"], ["labels", "stats", "--label-set", "chest"]):
+            assert main([*argv, "--store", str(store_path)]) == 1
+            err = capsys.readouterr().err
+            assert err == (f"medviewer: Cannot use the label store {store_path}: the disk is "
+                           "full; nothing was changed.\n"), err
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)

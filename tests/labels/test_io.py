@@ -12,6 +12,7 @@ import pytest
 
 from medviewer.errors import UserError
 from medviewer.jobs import CancelFlag, JobCancelled, Progress, run_to_end
+from medviewer.labels import export as label_export
 from medviewer.labels import io as label_io
 from medviewer.labels.errors import ExportError, ImportRejectedError
 from medviewer.labels.identity import resolve_image
@@ -181,9 +182,9 @@ def populate(store: LabelStore) -> None:
 def test_csv_export_round_trips_through_import(store, tmp_path):
     populate(store)
     out = tmp_path / "export.csv"
-    assert label_io.export_csv(store, "pneumonia", out) == 3
+    assert label_export.export_csv(store, "pneumonia", out) == 3
     text = out.read_text(encoding="utf-8")
-    assert text.splitlines()[0] == ",".join(label_io.CSV_COLUMNS)
+    assert text.splitlines()[0] == ",".join(label_export.CSV_COLUMNS)
     assert '"clear, ""quoted"""' in text
     with LabelStore(tmp_path / "other.sqlite", reader="zed") as other:
         # The exported paths do not exist here: the image_key column carries the identity.
@@ -200,7 +201,7 @@ def test_csv_export_round_trips_through_import(store, tmp_path):
 def test_json_export_round_trips_labels_and_regions(store, tmp_path):
     populate(store)
     out = tmp_path / "export.json"
-    assert label_io.export_json(store, "pneumonia", out) == 2
+    assert label_export.export_json(store, "pneumonia", out) == 2
     document = json.loads(out.read_text(encoding="utf-8"))
     assert document["format"] == "medviewer-labels" and document["version"] == 1
     assert document["label_set"] == {"name": "pneumonia", "classes": ["normal", "pneumonia"],
@@ -249,7 +250,7 @@ def test_json_import_reports_bad_images(store, pneumonia, tmp_path):
 def test_coco_export_of_regions(store, tmp_path):
     populate(store)
     out = tmp_path / "coco.json"
-    assert label_io.export_coco(store, "pneumonia", out) == 3
+    assert label_export.export_coco(store, "pneumonia", out) == 3
     coco = json.loads(out.read_text())
     assert coco["categories"] == [
         {"id": 1, "name": "normal", "supercategory": "pneumonia"},
@@ -272,7 +273,7 @@ def test_coco_export_of_regions(store, tmp_path):
 def test_coco_export_round_trips_regions_with_their_shapes_and_readers(store, tmp_path):
     populate(store)
     out = tmp_path / "coco.json"
-    label_io.export_coco(store, "pneumonia", out)
+    label_export.export_coco(store, "pneumonia", out)
     with LabelStore(tmp_path / "other.sqlite", reader="zed") as other:
         plan = label_io.validate_json(other, out)  # the label set is the supercategory
         assert plan.problems == [] and plan.label_set == "pneumonia"
@@ -337,13 +338,13 @@ def test_a_failing_export_leaves_the_previous_file_untouched(tmp_path):
     target = tmp_path / "labels.csv"
     target.write_text("the previous export\n")
     with pytest.raises(RuntimeError):
-        with label_io.atomic_writer(target) as handle:
+        with label_export.atomic_writer(target) as handle:
             handle.write("half of a new export")
             raise RuntimeError("the writer failed half-way")
     assert target.read_text() == "the previous export\n"
     assert [p.name for p in tmp_path.iterdir()] == ["labels.csv"]
     with pytest.raises(ExportError, match="Cannot write .*no-such-folder"):
-        with label_io.atomic_writer(tmp_path / "no-such-folder" / "x.csv") as handle:
+        with label_export.atomic_writer(tmp_path / "no-such-folder" / "x.csv") as handle:
             handle.write("x")
 
 
@@ -383,7 +384,7 @@ def test_any_import_file_is_checked_by_its_kind(store, pneumonia, tmp_path, xray
     assert plan.problems == [] and len(plan.labels) == 1
     with pytest.raises(UserError, match="only .csv and .json files can be imported"):
         label_io.import_kind(tmp_path / "reads.txt")
-    assert set(label_io.EXPORTERS) == {"csv", "json", "coco", "dicom-sr"}
+    assert set(label_export.EXPORTERS) == {"csv", "json", "coco", "dicom-sr"}
 
 
 def _measured_store(path: Path) -> LabelStore:
@@ -402,8 +403,8 @@ def _measured_store(path: Path) -> LabelStore:
 
 def test_measurements_export_as_json_per_image(tmp_path):
     with _measured_store(tmp_path / "labels.sqlite") as store:
-        count = label_io.export_measurements_json(store, tmp_path / "m.json")
-        alices = label_io.measurements_document(store, reader="alice")
+        count = label_export.export_measurements_json(store, tmp_path / "m.json")
+        alices = label_export.measurements_document(store, reader="alice")
     assert count == 3
     document = json.loads((tmp_path / "m.json").read_text(encoding="utf-8"))
     assert (document["format"], document["version"]) == ("medviewer-measurements", 1)
@@ -425,16 +426,16 @@ def test_measurements_export_as_csv_with_a_column_per_value(tmp_path):
     import csv
 
     with _measured_store(tmp_path / "labels.sqlite") as store:
-        rows = label_io.export_measurements_csv(store, tmp_path / "m.csv")
-        one = label_io.export_measurements_csv(store, tmp_path / "one.csv",
+        rows = label_export.export_measurements_csv(store, tmp_path / "m.csv")
+        one = label_export.export_measurements_csv(store, tmp_path / "one.csv",
                                                image_key=image(2).key)
     assert (rows, one) == (3, 1)
     with open(tmp_path / "m.csv", newline="", encoding="utf-8") as handle:
         table = list(csv.DictReader(handle))
     header = list(table[0])
-    assert header[:len(label_io.MEASUREMENT_CSV_COLUMNS)] == list(
-        label_io.MEASUREMENT_CSV_COLUMNS)
-    assert header[len(label_io.MEASUREMENT_CSV_COLUMNS):] == [
+    assert header[:len(label_export.MEASUREMENT_CSV_COLUMNS)] == list(
+        label_export.MEASUREMENT_CSV_COLUMNS)
+    assert header[len(label_export.MEASUREMENT_CSV_COLUMNS):] == [
         "area_px", "value_label", "length_mm", "length_px", "max", "mean", "min", "sd",
         "units"]  # sorted by value name; one named like a fixed column keeps its own column
     distance, roi, text = table
@@ -451,8 +452,105 @@ def test_measurements_export_as_csv_with_a_column_per_value(tmp_path):
 
 
 def test_an_empty_measurement_export_is_a_valid_file(store, tmp_path):
-    assert label_io.export_measurements_csv(store, tmp_path / "none.csv") == 0
+    assert label_export.export_measurements_csv(store, tmp_path / "none.csv") == 0
     assert (tmp_path / "none.csv").read_text().splitlines() == [
-        ",".join(label_io.MEASUREMENT_CSV_COLUMNS)]
-    assert label_io.export_measurements_json(store, tmp_path / "none.json") == 0
+        ",".join(label_export.MEASUREMENT_CSV_COLUMNS)]
+    assert label_export.export_measurements_json(store, tmp_path / "none.json") == 0
     assert json.loads((tmp_path / "none.json").read_text())["images"] == []
+
+
+# ---------------------------------------------------------------- hostile imports (#17)
+
+
+def _check_rows_naming_missing_files(store, folder: Path, rows: int):
+    """(plan, peak traced bytes) for a CSV of ``rows`` rows that all name missing files."""
+    import tracemalloc
+
+    csv_file = folder / f"huge-{rows}.csv"
+    with open(csv_file, "w", encoding="utf-8") as handle:
+        handle.write("path,label,reader\n")
+        for number in range(rows):
+            handle.write(f"{folder}/missing/scan-{number:07d}-{'x' * 60}.dcm,normal,bob\n")
+    tracemalloc.start()
+    try:
+        plan = label_io.validate_csv(store, csv_file, "pneumonia",
+                                     classes=["normal", "pneumonia"])
+        return plan, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.slow
+def test_a_huge_csv_of_bad_rows_is_checked_in_bounded_memory(store, tmp_path):
+    import csv
+    import tracemalloc
+
+    _check_rows_naming_missing_files(store, tmp_path, 500)  # imports happen here, not below
+    rows = 100_000
+    plan, peak = _check_rows_naming_missing_files(store, tmp_path, rows)
+    assert plan.rows_total == rows and plan.problem_count == rows and plan.rows_ok == 0
+    assert len(plan.problems) == label_io.MAX_PROBLEMS_KEPT
+    assert [p.row for p in plan.problems[:2]] == [2, 3]
+    assert plan.as_dict()["problems_not_listed"] == rows - label_io.MAX_PROBLEMS_KEPT
+    # Baseline in the same run: the file's rows in a list, where the check used to begin
+    # (it then added every problem: gigabytes for millions of rows). The check keeps one
+    # row, 1,000 problems and at most 10,000 failed paths, whatever the file's size.
+    tracemalloc.start()
+    try:
+        with open(tmp_path / f"huge-{rows}.csv", newline="", encoding="utf-8") as handle:
+            held = list(csv.reader(handle))
+        baseline = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(held) == rows + 1
+    assert peak < baseline / 2 and peak < 16 * 1024**2, (peak, baseline)
+
+
+def test_a_fifo_is_neither_imported_nor_waited_on(store, tmp_path, xrays):
+    import os
+    import time
+
+    os.mkfifo(tmp_path / "pipe.csv")
+    started = time.monotonic()
+    with pytest.raises(UserError, match="it is a named pipe \\(FIFO\\), not a regular file"):
+        label_io.validate_csv(store, tmp_path / "pipe.csv", "pneumonia",
+                              classes=["normal", "pneumonia"])
+    os.mkfifo(tmp_path / "pipe.dcm")
+    csv_file = write_csv(tmp_path / "reads.csv", ["path,label", f"{tmp_path / 'pipe.dcm'},normal",
+                                                  f"{xrays[0]},normal"])
+    plan = label_io.validate_csv(store, csv_file, "pneumonia", classes=["normal", "pneumonia"])
+    assert time.monotonic() - started < 5
+    assert [p.reason for p in plan.problems] == [
+        "the file pipe.dcm cannot be read (it is a named pipe (FIFO), not a regular file)".replace(
+            "pipe.dcm", str(tmp_path / "pipe.dcm"))]
+    assert plan.rows_ok == 1
+
+
+def test_a_csv_that_is_not_text_or_not_csv_is_one_sentence(store, tmp_path):
+    (tmp_path / "binary.csv").write_bytes(b"path,label\n\xff\xfe,normal\n")
+    with pytest.raises(UserError, match="it is not UTF-8 text"):
+        label_io.validate_csv(store, tmp_path / "binary.csv", "pneumonia", classes=["normal"])
+    (tmp_path / "huge-cell.csv").write_text("path,label\n" + "a" * 200_000 + ",normal\n")
+    with pytest.raises(UserError, match="row 2 is not valid CSV"):
+        label_io.validate_csv(store, tmp_path / "huge-cell.csv", "pneumonia",
+                              classes=["normal"])
+
+
+def test_export_never_replaces_a_pipe_or_device(store, pneumonia, tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "pipe.csv")
+    for target in (tmp_path / "pipe.csv", tmp_path):
+        with pytest.raises(ExportError, match="not a regular file"):
+            label_export.export_csv(store, "pneumonia", target)
+
+
+def test_an_image_whose_name_is_not_utf8_can_be_labelled(store, pneumonia, tmp_path):
+    import os
+
+    odd = os.fsdecode(bytes(tmp_path) + b"/caf\xe9.dcm")
+    shutil.copy(PROJECT_ROOT / "resources" / "sample_study" / "S01_I01.dcm", odd)
+    ref = resolve_image(odd)
+    assert ref.path.endswith("caf\\xe9.dcm")  # kept as text, escaped
+    store.set_label("pneumonia", ref, ["normal"])
+    assert [label.image_key for label in store.current_labels("pneumonia")] == [ref.key]
