@@ -173,8 +173,10 @@ def test_a_mistyped_command_names_the_closest_and_never_opens_the_window(capsys,
     assert code == 1 and out == ""
     assert "'rendr' is neither a command nor an existing file or folder" in sentence
     assert "the closest command is 'render'" in sentence
-    code, _, err = run(capsys, "pacs", "pull")
+    code, _, err = run(capsys, "qqqq", "pull")
     assert code == 1 and "no command is close to it" in one_sentence(err)
+    code, _, err = run(capsys, "pacs", "pull")  # a command's own choices are named too
+    assert code == 1 and "'pull' is not one of servers, echo" in one_sentence(err)
     code, _, err = run(capsys, "labels", "lsit")
     assert code == 1 and "the closest is 'list'" in one_sentence(err)
     code, _, err = run(capsys, "render", "--frame", "two")

@@ -174,20 +174,10 @@ class TrainPrinter(EventConsumer):
 
 
 def _check_checkpoint(path: str | os.PathLike) -> None:
-    """Refuse a checkpoint that is not a readable torch file before torch reads it: torch's
-    own message for a stray file is a page of pickle advice, not a reason."""
-    from medviewer.errors import UserError
-    from medviewer.files import open_regular, os_error_reason
+    """Refuse a stray file before torch is even imported (training/checkpoint_file.py)."""
+    from medviewer.training.checkpoint_file import check_checkpoint_file
 
-    try:
-        with open_regular(path, "rb") as handle:
-            head = handle.read(4)
-    except FileNotFoundError:
-        raise UserError(f"The checkpoint {path} does not exist.") from None
-    except OSError as exc:
-        raise UserError(f"Cannot open the checkpoint {path}: {os_error_reason(exc)}.") from None
-    if head != b"PK\x03\x04":  # torch.save writes a zip archive
-        raise UserError(f"The checkpoint {path} is not a MedViewer training checkpoint.")
+    check_checkpoint_file(path)
 
 
 def _check_run(run: str) -> None:

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
+from medviewer.files import disk_is_full
 from medviewer.labels import schema
 from medviewer.labels.durable_files import fsync_dir, fsync_file, unused_path
 from medviewer.labels.errors import (
@@ -216,9 +217,12 @@ class StoreConnection:
             return StoreUnavailableError(
                 f"Cannot {verb} the label store {self.path}: another program holds it "
                 f"locked; nothing was changed, try again.")
-        if "disk is full" in lower:
-            return StoreUnavailableError(f"Cannot {verb} the label store {self.path}: the "
-                                         f"disk is full; nothing was saved.")
+        if "disk is full" in lower or (isinstance(exc, sqlite3.OperationalError)
+                                        and "i/o" in lower and disk_is_full(self.path)):
+            # A read can fail for lack of room too (SQLite's WAL index needs some).
+            return StoreUnavailableError(
+                f"Cannot {verb if doing == 'write' else 'use'} the label store {self.path}: "
+                f"the disk is full; nothing was {'saved' if doing == 'write' else 'changed'}.")
         if "readonly" in lower or "read-only" in lower:
             return StoreUnavailableError(f"Cannot {verb} the label store {self.path}: the "
                                          f"file is read-only; nothing was saved.")

@@ -8,14 +8,18 @@ A checkpoint holds only tensors and plain JSON-able data, so it loads with
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from medviewer.training.checkpoint_file import check_checkpoint_file
 from medviewer.training.config import TrainConfig, TrainingError
 from medviewer.training.models import Classifier, build_model
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "medviewer-training-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -23,14 +27,13 @@ CHECKPOINT_VERSION = 1
 
 def load_checkpoint(path: str | Path) -> dict:
     """A checkpoint written by this trainer, loaded with ``weights_only=True``."""
-    path = Path(path)
-    if not path.is_file():
-        raise TrainingError(f"The checkpoint {path} does not exist.")
+    path = check_checkpoint_file(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - pickle and zip errors of every kind
-        raise TrainingError(f"The checkpoint {path} cannot be loaded "
-                            f"({str(exc).splitlines()[0][:200]}).") from None
+    except Exception:  # noqa: BLE001 - pickle and zip errors of every kind: to the log
+        log.warning("torch could not load %s", path, exc_info=True)
+        raise TrainingError(f"The checkpoint {path} cannot be loaded: it is damaged or "
+                            f"was not written by MedViewer.") from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise TrainingError(f"The checkpoint {path} is not a MedViewer training checkpoint.")
     return payload

@@ -11,12 +11,10 @@ from dataclasses import asdict, dataclass, field, fields
 
 import torch
 
-from medviewer.errors import UserError
+from medviewer.training.errors import TrainingError
 from medviewer.training import data as data_mod
 
 
-class TrainingError(UserError):
-    pass
 
 
 @dataclass
