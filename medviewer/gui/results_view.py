@@ -358,17 +358,16 @@ class ResultsPanel(QWidget):
             bar.hide()
         self.scope_label.setVisible(bool(withheld))
         self.read_anyway_button.setVisible(bool(withheld))
-        if withheld:
-            self.scope_label.setText(withheld + " The answer is not shown as a finding.")
+        if withheld:  # the sentence says it is not read as a finding, and why
+            self.scope_label.setText(withheld)
             self.finding_label.setText("Not read as a finding.")
-            self.finding_label.setStyleSheet("font-weight: bold;")
         else:
             self.finding_label.setText(finding_text(prediction))
             style = f"font-weight: bold; color: {FLAG_COLOUR.name()};" if prediction.flagged \
                 else ("font-weight: bold;" if any(s.threshold is not None
                                                   for s in prediction.scores) else "")
             self.finding_label.setStyleSheet(style)
-        self.finding_label.show()
+        self.finding_label.setVisible(not withheld)
         self.ood_label.setText(ood_text(prediction))
         self.ood_label.setStyleSheet(WARNING_STYLE if prediction.ood else "color: #a0a0a0;")
         self.ood_label.setVisible(not withheld)

@@ -74,6 +74,42 @@ def main(out_dir: str) -> None:
         window.grab().save(str(out / "ai_overlay.png"))
         ai.panel.content.grab().save(str(out / "ai_results_panel.png"))  # all of it, unscrolled
 
+        # 1b. A normal chest: nothing flagged, so no map is shown unless asked for.
+        window.open_paths([study / normal[0].name])
+        settle(window)
+        wait_until(lambda: ai.read is not None and ai.read.instance.path.name == normal[0].name)
+        settle(window, 300)
+        ai.panel.content.grab().save(str(out / "ai_results_normal.png"))
+
+        # 1c. A CT slice: outside the model's intended use, not read as a finding.
+        ct = Path(tmp) / "ct" / "CT1.dcm"
+        ct.parent.mkdir()
+        shutil.copy(WG04 / "CT1_UNC", ct)
+        window.open_paths([ct])
+        settle(window)
+        wait_until(lambda: ai.read is not None and ai.read.instance.path == ct)
+        settle(window, 300)
+        window.grab().save(str(out / "ai_out_of_scope.png"))
+        ai.panel.content.grab().save(str(out / "ai_results_out_of_scope.png"))
+
+        # 1d. A picture that is no chest X-ray at all (an MR slice as PNG): unusual image.
+        from PIL import Image
+
+        from medviewer.dicom.reader import open_instance
+
+        mr = Path(tmp) / "unusual" / "mr-slice.png"
+        mr.parent.mkdir()
+        frame = open_instance(WG04 / "MR1_UNC").display_frame(0)
+        Image.fromarray(frame).resize((448, 448)).save(mr)
+        window.open_paths([mr])
+        settle(window)
+        wait_until(lambda: ai.read is not None and ai.read.instance.path == mr)
+        settle(window, 300)
+        ai.panel.content.grab().save(str(out / "ai_results_unusual.png"))
+        window.open_paths([study / pneumonia[3].name])
+        settle(window)
+        wait_until(lambda: ai.read is not None and ai.overlay.is_showing)
+
         # 2. The same image, rotated and flipped: the overlay follows.
         window.image_view.rotate_right()
         window.image_view.flip_horizontal()

@@ -137,7 +137,8 @@ def test_an_image_outside_the_intended_use_is_not_a_finding_until_read_anyway(
     assert read.prediction.in_scope is False and read.prediction.offered == []
     assert panel.scope_label.isVisible() and "CT" in panel.scope_label.text()
     assert panel.read_anyway_button.isVisible() and not panel.visible_bars()
-    assert panel.finding_label.text() == "Not read as a finding."
+    assert panel.scope_label.text().startswith("Not read as a finding: Outside this model")
+    assert not panel.finding_label.isVisible()
     assert _consumers(qtbot, window, folder)["batch_decision"] == \
         "not read (outside intended use)"
     with qtbot.waitSignal(window.ai.read_finished, timeout=30_000) as anyway:
