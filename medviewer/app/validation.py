@@ -92,18 +92,23 @@ def read_labels_csv(path: str | os.PathLike, classes: Sequence[str],
     """
     path = Path(path)
     mapping = {k.lower(): v for k, v in (mapping or {}).items()}
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
+    from medviewer import csv_safety
+    from medviewer.files import open_regular, os_error_reason
+
+    try:  # only a regular file: a FIFO would wait for ever
+        with open_regular(path, "r", newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             fields = [f.strip().lower() for f in reader.fieldnames or []]
             if "path" not in fields or "label" not in fields:
                 raise ValidationError(f"The labels file {path} needs the columns 'path' and "
                                       "'label'.")
-            rows = [{k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
-                    for row in reader]
+            rows = [{k.strip().lower(): csv_safety.restore((v or "").strip())
+                     for k, v in row.items() if k} for row in reader]
+    except FileNotFoundError:
+        raise ValidationError(f"The labels file {path} does not exist.") from None
     except OSError as exc:
         raise ValidationError(f"Cannot read the labels file {path}: "
-                              f"{exc.strerror or exc}.") from None
+                              f"{os_error_reason(exc)}.") from None
     except UnicodeError:
         raise ValidationError(f"The labels file {path} is not UTF-8 text.") from None
     pairs = []

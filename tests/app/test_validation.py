@@ -125,7 +125,7 @@ def test_evaluate_command_json(chest_model, kermany_images, tmp_path, capsys):
     assert code == 0 and out["read"] == 6 and Path(out["saved"]).is_file()
     assert out["findings"]["finding"]["at_user_point"]["threshold"] == 0.4
     code = main(["evaluate", "--model", "chest", "--labels", str(tmp_path / "none.csv")])
-    assert code == 1 and "Cannot read the labels file" in capsys.readouterr().err
+    assert code == 1 and "none.csv does not exist" in capsys.readouterr().err
 
 
 @pytest.mark.slow
