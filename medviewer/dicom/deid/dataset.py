@@ -21,26 +21,30 @@ Attributes the table does not name are kept (their sequences walked); private at
 recomputes nothing, and they would be wrong). An overlay whose data is removed loses its
 whole group: an overlay without data is broken.
 
-Elements whose action is K and that are not sequences are never converted from their raw
-bytes, so the cost per file stays close to a plain read and write.
+Values are changed in their encoded form where the character set cannot matter (``raw``:
+UIDs, dates, empty and dummy values, numbers), so pydicom converts only the few values
+that need it (names, free text) and writes every other element by copying its bytes: the
+cost per file stays close to a plain read and write.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from pydicom.datadict import dictionary_VR
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
 
 from medviewer import __version__
+from medviewer.dicom.deid import raw
 from medviewer.dicom.deid.keys import ProjectKey
-from medviewer.dicom.deid.profile import Profile
+from medviewer.dicom.deid.profile import CLEAN_PIXEL_CODE, Profile
 
 PATIENT_NAME, PATIENT_ID = 0x00100010, 0x00100020
 PRIVATE_NAME = "Private attributes"
@@ -49,8 +53,10 @@ DUMMY_TEXT = {"PN": "ANONYMOUS", "DA": "19000101", "TM": "000000", "DT": "190001
               "AS": "000D", "IS": "0", "DS": "0"}
 DUMMY_NUMBER_VRS = frozenset({"US", "SS", "UL", "SL", "FL", "FD", "UV", "SV", "AT"})
 BYTES_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV", "UN"})
-# File meta elements that name the sending or receiving system, or carry private data.
-META_TAGS_REMOVED = (0x00020016, 0x00020017, 0x00020018, 0x00020100, 0x00020102)
+# The file meta a de-identified file keeps (the rest is the sender's).
+MEDIA_STORAGE_CLASS, MEDIA_STORAGE_INSTANCE, TRANSFER_SYNTAX = 0x00020002, 0x00020003, 0x00020010
+IMPLEMENTATION_CLASS, IMPLEMENTATION_VERSION_NAME = 0x00020012, 0x00020013
+SOP_CLASS_UID, SOP_INSTANCE_UID = 0x00080016, 0x00080018
 IMPLEMENTATION_VERSION = "MEDVIEWER_" + __version__[:6]
 # Header values whose text is taken out of cleaned descriptions.
 IDENTIFYING_KEYWORDS = (
@@ -111,15 +117,15 @@ class _Walker:
 
     # -- the walk
     def clean(self, ds: Dataset) -> None:
-        creators = self._private_creators(ds)
-        overlays = {int(t) >> 16 for t in ds.keys()
-                    if (int(t) >> 16) & 0xFF01 == 0x6000 and int(t) & 0xFFFF == 0x3000
-                    and self._table_entry(int(t)) is not None
-                    and self._table_entry(int(t))[0] == "X"}
-        for tag in list(ds.keys()):
+        tags = list(ds.keys())
+        overlays = self._removed_overlays(tags)
+        creators = None
+        for tag in tags:
             number = int(tag)
             group = number >> 16
             if group & 1:
+                if creators is None:  # read only when some private tags may stay
+                    creators = self._private_creators(ds) if self.keep_private else {}
                 self._private(ds, number, creators)
                 continue
             if number & 0xFFFF == 0 and group != 0x0002:
@@ -133,6 +139,11 @@ class _Walker:
                     self._walk_items(ds, number)
                 continue
             self._apply(ds, number, *entry)
+
+    def _removed_overlays(self, tags: list) -> set[int]:
+        """Groups of the overlays whose data the profile removes (the rest of each goes)."""
+        groups = {int(t) >> 16 for t in tags if int(t) & 0xFF01FFFF == 0x60003000}
+        return {g for g in groups if (self._table_entry((g << 16) | 0x3000) or ("",))[0] == "X"}
 
     def _table_entry(self, number: int) -> tuple[str, str] | None:
         entry = self.actions.get(number)
@@ -150,10 +161,74 @@ class _Walker:
     def _apply(self, ds: Dataset, number: int, action: str, name: str) -> None:
         if action == "X":
             del ds[number]
-        elif action == "K":
+            self.outcome.changes[(name, action)] += 1
+            return
+        element = raw.raw_element(ds, number)
+        taken = self._apply_raw(ds, element, number, action) if element is not None else None
+        if taken is None:
+            taken = self._apply_converted(ds, number, action)
+        if taken != "K":
+            self.outcome.changes[(name, taken)] += 1
+
+    def _apply_raw(self, ds: Dataset, element, number: int, action: str) -> str | None:
+        """The action on the encoded value; the action taken, or None when the value must be
+        converted first (text in a character set, sequences to walk, an unknown VR)."""
+        vr = raw.raw_vr(element)
+        if vr is None or vr == "SQ" and action in ("K", "U", "C"):
+            return None
+        if action == "K":
+            return "K"
+        if action == "Z":
+            if number in (PATIENT_NAME, PATIENT_ID):
+                value = raw.encode_text([self.outcome.patient_pseudonym])
+                if value is None:
+                    return None
+                raw.replace(ds, element, value)
+                return "P"  # Z filled with the patient's pseudonym
+            raw.replace(ds, element, b"")
+            return "Z"
+        if action == "D":
+            if vr == "SQ":
+                raw.replace(ds, element, raw.ONE_EMPTY_ITEM)
+            elif vr == "UI":
+                original = "\\".join(raw.ascii_values(element))
+                raw.replace(ds, element, self.key.uid(original).encode("ascii"))
+            elif vr in DUMMY_NUMBER_VRS:
+                raw.replace(ds, element, raw.dummy_number(vr))
+            elif vr in BYTES_VRS:
+                raw.replace(ds, element, b"\x00\x00")
+            else:
+                raw.replace(ds, element, DUMMY_TEXT.get(vr, "REMOVED").encode("ascii"))
+            return "D"
+        if action == "U":
+            if vr != "UI":
+                return None
+            if element.value:
+                values = [self._uid(v) for v in raw.ascii_values(element)]
+                raw.replace(ds, element, "\\".join(values).encode("ascii"))
+            return "U"
+        if action == "C":
+            if vr in ("DA", "DT"):
+                shift = self.outcome.date_shift_days or 0
+                try:
+                    values = [_shift(v, vr, shift) for v in raw.ascii_values(element)]
+                except ValueError:
+                    raw.replace(ds, element, b"")
+                    return "Z"
+                raw.replace(ds, element, "\\".join(values).encode("ascii"))
+                return "C"
+            if vr == "TM":
+                return "C"  # a whole-day shift leaves times as they are
+            if vr in BYTES_VRS or vr in DUMMY_NUMBER_VRS:  # a binary timestamp: no safe shift
+                raw.replace(ds, element, b"")
+                return "Z"
+        return None
+
+    def _apply_converted(self, ds: Dataset, number: int, action: str) -> str:
+        """The action through pydicom's converted value; returns the action taken."""
+        if action == "K":
             if _is_sequence(ds, number):
                 self._walk_items(ds, number)
-            return  # kept: not a change
         elif action == "Z":
             self._zero(ds, number)
             if number in (PATIENT_NAME, PATIENT_ID):
@@ -164,7 +239,7 @@ class _Walker:
             self._replace_uids(ds, number)
         elif action == "C":
             action = self._clean_value(ds, number)
-        self.outcome.changes[(name, action)] += 1
+        return action
 
     # -- actions
     def _zero(self, ds: Dataset, number: int) -> None:
@@ -256,7 +331,7 @@ class _Walker:
     @staticmethod
     def _private_creators(ds: Dataset) -> dict[tuple[int, int], str]:
         creators = {}
-        for tag in ds.keys():
+        for tag in ds.keys():  # noqa: SIM118 - iterating a Dataset converts its elements
             number = int(tag)
             if (number >> 16) & 1 and 0x0010 <= number & 0xFFFF <= 0x00FF:
                 creators[(number >> 16, number & 0xFF)] = _text_of(ds, number)
@@ -360,16 +435,36 @@ def deidentify_dataset(ds: Dataset, profile: Profile, key: ProjectKey,
     return outcome
 
 
+# Where the method is recorded (PS3.15 E.1.1 step 6).
+PATIENT_IDENTITY_REMOVED, DEIDENTIFICATION_METHOD = 0x00120062, 0x00120063
+METHOD_CODE_SEQUENCE = 0x00120064
+BURNED_IN_ANNOTATION, LONGITUDINAL_TEMPORAL_MODIFIED = 0x00280301, 0x00280303
+
+
 def _record_method(ds: Dataset, profile: Profile, pixels_cleaned: bool) -> None:
     """Patient Identity Removed, the method in words and as CID 7050 codes."""
-    codes = profile.method_codes()
+    codes = tuple(profile.method_codes())
     if pixels_cleaned:
-        from medviewer.dicom.deid.profile import CLEAN_PIXEL_CODE
+        codes += (CLEAN_PIXEL_CODE,)
+        _set_text(ds, BURNED_IN_ANNOTATION, "CS", ["NO"])
+    _set_text(ds, PATIENT_IDENTITY_REMOVED, "CS", ["YES"])
+    _set_text(ds, DEIDENTIFICATION_METHOD, "LO",
+              [f"MedViewer {__version__}"[:64]] + [m[:64] for _, m in codes])
+    encoding = raw.dataset_encoding(ds)
+    if encoding is not None:
+        raw.add_encoded(ds, METHOD_CODE_SEQUENCE, "SQ", _encoded_codes(codes, encoding[0]))
+    else:
+        ds.DeidentificationMethodCodeSequence = _code_sequence(codes)
+    _set_text(ds, LONGITUDINAL_TEMPORAL_MODIFIED, "CS",
+              ["MODIFIED" if profile.shifts_dates else "REMOVED"])
 
-        codes.append(CLEAN_PIXEL_CODE)
-        ds.BurnedInAnnotation = "NO"
-    ds.PatientIdentityRemoved = "YES"
-    ds.DeidentificationMethod = [f"MedViewer {__version__}"[:64]] + [m[:64] for _, m in codes]
+
+def _set_text(ds: Dataset, tag: int, vr: str, values: list[str]) -> None:
+    if not raw.add_text(ds, tag, vr, values):
+        ds.add_new(tag, vr, values if len(values) > 1 else values[0])
+
+
+def _code_sequence(codes: tuple[tuple[str, str], ...]) -> Sequence:
     items = []
     for value, meaning in codes:
         item = Dataset()
@@ -377,19 +472,42 @@ def _record_method(ds: Dataset, profile: Profile, pixels_cleaned: bool) -> None:
         item.CodingSchemeDesignator = "DCM"
         item.CodeMeaning = meaning
         items.append(item)
-    ds.DeidentificationMethodCodeSequence = Sequence(items)
-    ds.LongitudinalTemporalInformationModified = \
-        "MODIFIED" if profile.shifts_dates else "REMOVED"
+    return Sequence(items)
+
+
+@functools.lru_cache(maxsize=64)
+def _encoded_codes(codes: tuple[tuple[str, str], ...], implicit_vr: bool) -> bytes:
+    """The code sequence's value, encoded once per set of codes (every file gets the same)."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_sequence_item
+
+    buffer = DicomBytesIO()
+    buffer.is_little_endian, buffer.is_implicit_VR = True, implicit_vr
+    for item in _code_sequence(codes):
+        write_sequence_item(buffer, item, ["iso8859"])
+    return buffer.getvalue()
 
 
 def _clean_file_meta(ds: Dataset) -> None:
-    meta = getattr(ds, "file_meta", None)
-    if meta is None:
+    """The file meta is replaced (PS3.15 E.1.1, step 7): it keeps what reading the file needs
+    (SOP class and instance, transfer syntax) and names MedViewer as the writer; what the
+    sender put there (AE titles, presentation addresses, private data) goes. The preamble,
+    free for applications to fill (e.g. a TIFF header naming the patient), is blanked."""
+    if hasattr(ds, "preamble"):
+        ds.preamble = b"\x00" * 128
+    old = getattr(ds, "file_meta", None)
+    if old is None:
         return
-    for number in META_TAGS_REMOVED:
-        if number in meta:
-            del meta[number]
-    if "SOPInstanceUID" in ds:
-        meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    meta.ImplementationVersionName = IMPLEMENTATION_VERSION
+    meta = FileMetaDataset()
+    meta.set_original_encoding(False, True, None)  # file meta: explicit VR little endian
+    meta.FileMetaInformationVersion = b"\x00\x01"
+    for tag, vr, text in (
+            (MEDIA_STORAGE_CLASS, "UI", raw.text(ds, SOP_CLASS_UID) or
+             raw.text(old, MEDIA_STORAGE_CLASS)),
+            (MEDIA_STORAGE_INSTANCE, "UI", raw.text(ds, SOP_INSTANCE_UID)),
+            (TRANSFER_SYNTAX, "UI", raw.text(old, TRANSFER_SYNTAX)),
+            (IMPLEMENTATION_CLASS, "UI", PYDICOM_IMPLEMENTATION_UID),
+            (IMPLEMENTATION_VERSION_NAME, "SH", IMPLEMENTATION_VERSION)):
+        if text and not raw.add_text(meta, tag, vr, [text]):
+            meta.add_new(tag, vr, text)
+    ds.file_meta = meta

@@ -14,6 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 from pydicom.dataset import Dataset
 
+from medviewer.dicom.deid import raw
+
+SOP_CLASS_UID, MODALITY = 0x00080016, 0x00080060
+BURNED_IN_ANNOTATION, RECOGNIZABLE_VISUAL_FEATURES = 0x00280301, 0x00280302
+ENCAPSULATED_DOCUMENT = 0x00420011
+
 # Modalities whose images commonly show text burned into the pixels.
 BURNED_IN_MODALITIES = {
     "US": "an ultrasound image", "IVUS": "an intravascular ultrasound image",
@@ -29,18 +35,18 @@ ULTRASOUND_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.6.1", "1.2.840.10008.5.1.4.1.
 
 def burned_in_reason(ds: Dataset) -> str | None:
     """Why a file may show identity in its pixels or content (None: no known reason)."""
-    if str(ds.get("BurnedInAnnotation", "") or "").strip().upper() == "YES":
+    if raw.text(ds, BURNED_IN_ANNOTATION).upper() == "YES":
         return "its Burned In Annotation says YES"
-    if str(ds.get("RecognizableVisualFeatures", "") or "").strip().upper() == "YES":
+    if raw.text(ds, RECOGNIZABLE_VISUAL_FEATURES).upper() == "YES":
         return "its Recognizable Visual Features says YES (a face or other feature)"
-    if "EncapsulatedDocument" in ds:
+    if ENCAPSULATED_DOCUMENT in ds:
         return "it holds an encapsulated document, whose text cannot be de-identified"
-    sop_class = str(ds.get("SOPClassUID", "") or "")
+    sop_class = raw.text(ds, SOP_CLASS_UID)
     if sop_class in SECONDARY_CAPTURE_SOP_CLASSES:
         return "it is a secondary capture, which commonly shows burned-in text"
     if sop_class in ULTRASOUND_SOP_CLASSES:
         return "it is an ultrasound image, which commonly shows burned-in text"
-    modality = str(ds.get("Modality", "") or "").strip().upper()
+    modality = raw.text(ds, MODALITY).upper()
     if modality in BURNED_IN_MODALITIES:
         return f"it is {BURNED_IN_MODALITIES[modality]}, which commonly shows burned-in text"
     return None
@@ -56,7 +62,7 @@ class MaskRect:
     height: int
 
     @classmethod
-    def parse(cls, text: str) -> "MaskRect":
+    def parse(cls, text: str) -> MaskRect:
         """'X,Y,W,H' in pixels."""
         parts = text.split(",")
         if len(parts) != 4 or not all(p.strip().isdigit() for p in parts):

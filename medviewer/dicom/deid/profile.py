@@ -67,7 +67,7 @@ class PrivateTag:
     element: int  # the low byte (0x00-0xFF) of the element number within its block
 
     @classmethod
-    def parse(cls, text: str) -> "PrivateTag":
+    def parse(cls, text: str) -> PrivateTag:
         """'CREATOR,GGGG,EE' (hex), e.g. 'SIEMENS MED,0029,10'."""
         parts = [p.strip() for p in text.rsplit(",", 2)]
         try:
