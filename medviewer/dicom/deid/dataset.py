@@ -32,6 +32,7 @@ from __future__ import annotations
 import functools
 import re
 from collections import Counter
+from collections.abc import Sequence as SequenceOf
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -419,37 +420,69 @@ def _identifier_pattern(ds: Dataset) -> re.Pattern | None:
 
 
 def deidentify_dataset(ds: Dataset, profile: Profile, key: ProjectKey,
-                       *, pixels_cleaned: bool = False) -> DatasetOutcome:
-    """De-identify ``ds`` in place (its file meta too) and say what changed."""
+                       *, masked_regions: SequenceOf[str] = ()) -> DatasetOutcome:
+    """De-identify ``ds`` in place (its file meta too) and say what changed.
+
+    ``masked_regions``: the rectangles ('x,y,w,h') just blacked out in its pixels; with
+    them, or with an earlier record of cleaned pixels in ``ds``, the output says its pixels
+    were cleaned and where (see :func:`recorded_pixel_cleaning`).
+    """
     outcome = DatasetOutcome()
     outcome.patient_identity = patient_identity(ds)
     outcome.patient_name = _text(ds, "PatientName")
     outcome.patient_pseudonym = key.patient_id(outcome.patient_identity)
     if profile.shifts_dates:
         outcome.date_shift_days = key.date_shift_days(outcome.patient_identity)
+    earlier = recorded_pixel_cleaning(ds)
     identifiers = _identifier_pattern(ds) if "clean-descriptors" in profile.options or \
         "retain-patient-characteristics" in profile.options else None
     _Walker(profile, key, outcome, identifiers).clean(ds)
-    _record_method(ds, profile, pixels_cleaned)
+    cleaned = None
+    if masked_regions or earlier is not None:
+        cleaned = tuple(dict.fromkeys([*(earlier or ()),
+                                       *(MASKED_PREFIX + r for r in masked_regions)]))
+    _record_method(ds, profile, cleaned)
     _clean_file_meta(ds)
     return outcome
+
+
+def recorded_pixel_cleaning(ds: Dataset) -> tuple[str, ...] | None:
+    """The regions an earlier de-identification blacked out, when ``ds`` records that its
+    pixels were cleaned (Burned In Annotation NO and the Clean Pixel Data Option's code, as
+    PS3.15 asks a de-identifier to record it); None when it does not."""
+    if raw.text(ds, BURNED_IN_ANNOTATION).upper() != "NO" or METHOD_CODE_SEQUENCE not in ds:
+        return None
+    try:
+        codes = {(str(item.get("CodingSchemeDesignator", "")).strip(),
+                  str(item.get("CodeValue", "")).strip())
+                 for item in ds[METHOD_CODE_SEQUENCE].value or ()}
+    except Exception:  # noqa: BLE001 - a record that cannot be read records nothing
+        return None
+    if ("DCM", CLEAN_PIXEL_CODE[0]) not in codes:
+        return None
+    methods = raw.text(ds, DEIDENTIFICATION_METHOD).split("\\")
+    return tuple(m.strip() for m in methods if m.strip().startswith(MASKED_PREFIX))
 
 
 # Where the method is recorded (PS3.15 E.1.1 step 6).
 PATIENT_IDENTITY_REMOVED, DEIDENTIFICATION_METHOD = 0x00120062, 0x00120063
 METHOD_CODE_SEQUENCE = 0x00120064
 BURNED_IN_ANNOTATION, LONGITUDINAL_TEMPORAL_MODIFIED = 0x00280301, 0x00280303
+# How a masked rectangle is written in De-identification Method (one value each, <= 64).
+MASKED_PREFIX = "Pixels masked (x,y,w,h): "
 
 
-def _record_method(ds: Dataset, profile: Profile, pixels_cleaned: bool) -> None:
-    """Patient Identity Removed, the method in words and as CID 7050 codes."""
+def _record_method(ds: Dataset, profile: Profile, cleaned: tuple[str, ...] | None) -> None:
+    """Patient Identity Removed, the method in words and as CID 7050 codes; with
+    ``cleaned`` (the masked rectangles, maybe none listed), that the pixels were cleaned."""
     codes = tuple(profile.method_codes())
-    if pixels_cleaned:
+    described = [f"MedViewer {__version__}"[:64]] + [m[:64] for _, m in codes]
+    if cleaned is not None:
         codes += (CLEAN_PIXEL_CODE,)
+        described += [CLEAN_PIXEL_CODE[1], *(text[:64] for text in cleaned)]
         _set_text(ds, BURNED_IN_ANNOTATION, "CS", ["NO"])
     _set_text(ds, PATIENT_IDENTITY_REMOVED, "CS", ["YES"])
-    _set_text(ds, DEIDENTIFICATION_METHOD, "LO",
-              [f"MedViewer {__version__}"[:64]] + [m[:64] for _, m in codes])
+    _set_text(ds, DEIDENTIFICATION_METHOD, "LO", described)
     encoding = raw.dataset_encoding(ds)
     if encoding is not None:
         raw.add_encoded(ds, METHOD_CODE_SEQUENCE, "SQ", _encoded_codes(codes, encoding[0]))

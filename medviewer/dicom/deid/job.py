@@ -149,19 +149,19 @@ def deidentify_file(path: Path, ds: Dataset, profile: Profile, key: ProjectKey, 
     if "PixelData" not in ds and "EncapsulatedDocument" not in ds and \
             not raw.text(ds, MODALITY) and "SeriesInstanceUID" not in ds:
         raise RefusedFile(path, "it is not an image or other composite object")
-    masked = False
+    masked = ()
     reason = burned_in_reason(ds)
     if reason is not None:
         if mask is not None and mask.fits(ds):
             with as_load_error(path, "masking its pixels"):
                 apply_mask(ds, mask)
-            masked = True
+            masked = tuple(rect.describe() for rect in mask.rectangles)
         elif not confirm_burned_in:
             raise RefusedFile(path, f"{reason}; confirm that its pixels hold no identity, or "
                                     f"mask them, to include it")
     if not hasattr(ds, "file_meta"):
         ds.file_meta = pydicom.dataset.FileMetaDataset()
-    return deidentify_dataset(ds, profile, key, pixels_cleaned=masked), masked
+    return deidentify_dataset(ds, profile, key, masked_regions=masked), bool(masked)
 
 
 def write_dataset(ds: Dataset, target: Path) -> None:

@@ -5,6 +5,10 @@ captures often show the patient's name) or an encapsulated PDF. Such files are r
 unless the user confirms them or masks them: a mask is a list of rectangles in image pixels,
 filled on every frame. Masking decodes the pixel data, so a compressed file is written
 back uncompressed (Explicit VR Little Endian, pydicom's ``decompress``).
+
+A masked output records it (Burned In Annotation NO, the Clean Pixel Data Option's code
+and the rectangles in De-identification Method), and a file that records cleaned pixels
+is not suspected again: re-exporting a masked ultrasound needs no new mask.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from medviewer.dicom.deid import raw
+from medviewer.dicom.deid.dataset import recorded_pixel_cleaning
 
 SOP_CLASS_UID, MODALITY = 0x00080016, 0x00080060
 BURNED_IN_ANNOTATION, RECOGNIZABLE_VISUAL_FEATURES = 0x00280301, 0x00280302
@@ -41,6 +46,8 @@ def burned_in_reason(ds: Dataset) -> str | None:
         return "its Recognizable Visual Features says YES (a face or other feature)"
     if ENCAPSULATED_DOCUMENT in ds:
         return "it holds an encapsulated document, whose text cannot be de-identified"
+    if recorded_pixel_cleaning(ds) is not None:
+        return None  # a de-identification cleaned its pixels and said so
     sop_class = raw.text(ds, SOP_CLASS_UID)
     if sop_class in SECONDARY_CAPTURE_SOP_CLASSES:
         return "it is a secondary capture, which commonly shows burned-in text"
@@ -71,6 +78,10 @@ class MaskRect:
         if width <= 0 or height <= 0:
             raise ValueError(f"the rectangle '{text}' has no area")
         return cls(x, y, width, height)
+
+    def describe(self) -> str:
+        """'X,Y,W,H', as parse reads it."""
+        return f"{self.x},{self.y},{self.width},{self.height}"
 
 
 @dataclass(frozen=True)
