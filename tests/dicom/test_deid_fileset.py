@@ -14,8 +14,8 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_dataset
 from pydicom.fileset import FileSet
+from pydicom.filewriter import write_dataset
 from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian
 
 from medviewer.dicom.catalog import index_path
@@ -47,6 +47,11 @@ def study_folder(folder: Path) -> int:
 
 def deid(inputs, output, **options):
     return run_to_end(deidentify_job(DeidRequest(list(inputs), output, **options)))
+
+
+def run_tool(*command: object) -> subprocess.CompletedProcess:
+    return subprocess.run([str(c) for c in command], capture_output=True, text=True,
+                          timeout=60, check=False)
 
 
 def only_file(folder: Path) -> Path:
@@ -123,8 +128,7 @@ def test_dicomdir_records_are_linked_by_their_byte_offsets(tmp_path):
 def test_dcmtk_reads_the_dicomdir(tmp_path):
     study_folder(tmp_path / "in")
     result = deid([tmp_path / "in"], tmp_path / "out")
-    dump = subprocess.run(["dcmdump", "-q", str(result.dicomdir)], capture_output=True,
-                          text=True, timeout=60)
+    dump = run_tool("dcmdump", "-q", result.dicomdir)
     assert dump.returncode == 0, dump.stderr
     assert dump.stdout.count('"Directory Record" IMAGE') == 9
     assert dump.stdout.count('"Directory Record" PATIENT') == 3
@@ -135,12 +139,10 @@ def test_dcmtk_reads_the_dicomdir(tmp_path):
 def test_dicom3tools_finds_no_error_in_the_dicomdir(tmp_path):
     study_folder(tmp_path / "in")
     result = deid([tmp_path / "in"], tmp_path / "out")
-    check = subprocess.run(["dciodvfy", str(result.dicomdir)], capture_output=True,
-                           text=True, timeout=60)
+    check = run_tool("dciodvfy", result.dicomdir)
     report = check.stdout + check.stderr
     assert "BasicDirectory" in report and "Error" not in report, report
-    listing = subprocess.run(["dcdirdmp", str(result.dicomdir)], capture_output=True,
-                             text=True, timeout=60)
+    listing = run_tool("dcdirdmp", result.dicomdir)
     # dcdirdmp follows the offsets from the root: every file is reached.
     assert (listing.stdout + listing.stderr).count("-> PT") == 9
 

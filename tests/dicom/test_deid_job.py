@@ -22,7 +22,11 @@ from medviewer.dicom.reader import open_instance
 from medviewer.errors import UserError
 from medviewer.jobs import CancelFlag, JobCancelled, run_to_end
 from tests.dicom.deid_helpers import (
-    US_IMAGE, core_dataset, identity_strings, rich_dataset, write,
+    US_IMAGE,
+    core_dataset,
+    identity_strings,
+    rich_dataset,
+    write,
 )
 
 
