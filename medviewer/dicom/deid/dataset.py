@@ -12,14 +12,18 @@ What each action does here:
 * K: kept; a kept sequence's items are still walked.
 * C: dates (DA, DT) move by the patient's whole-day shift, times stay (a whole-day shift
   leaves them right), binary values that cannot be cleaned (a binary timestamp) are
-  emptied; text loses every name, ID, date, accession number and institution
-  this file's own header holds (case-insensitive), the best a program can do with free
-  text; a sequence is walked, then cleaned the same way.
+  emptied, except an overlay's or curve's data (Clean Graphics), which is kept and makes
+  the file a burned-in suspect (``pixels``); text is cleaned by ``text`` (this file's own
+  identifying values, and what looks like a name, date, ID or UID); a sequence's items are
+  de-identified, then what the table does not name in them is cleaned too: text, and dates
+  and times as the profile treats dates (kept, shifted, or a dummy value), which is what
+  cleaning a structured report's content (or an acquisition context) means here.
 
 Attributes the table does not name are kept (their sequences walked); private attributes
-(odd groups) are removed unless the profile keeps them; group lengths are removed (pydicom
-recomputes nothing, and they would be wrong). An overlay whose data is removed loses its
-whole group: an overlay without data is broken.
+(odd groups) are removed unless kept: by ``--keep-private`` (as they are) or, with Retain
+Safe Private, when ``private`` knows them to be safe (then cleaned: UIDs replaced, text
+cleaned); group lengths are removed (pydicom recomputes nothing, and they would be wrong).
+An overlay whose data is removed loses its whole group: an overlay without data is broken.
 
 Values are changed in their encoded form where the character set cannot matter (``raw``:
 UIDs, dates, empty and dummy values, numbers), so pydicom converts only the few values
@@ -30,7 +34,6 @@ cost per file stays close to a plain read and write.
 from __future__ import annotations
 
 import functools
-import re
 from collections import Counter
 from collections.abc import Sequence as SequenceOf
 from dataclasses import dataclass, field
@@ -45,7 +48,9 @@ from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
 from medviewer import __version__
 from medviewer.dicom.deid import raw
 from medviewer.dicom.deid.keys import ProjectKey
+from medviewer.dicom.deid.private import SafeBlocks, safe_blocks
 from medviewer.dicom.deid.profile import CLEAN_PIXEL_CODE, Profile
+from medviewer.dicom.deid.text import TextCleaner, text_cleaner
 
 PATIENT_NAME, PATIENT_ID = 0x00100010, 0x00100020
 PRIVATE_NAME = "Private attributes"
@@ -59,18 +64,6 @@ MEDIA_STORAGE_CLASS, MEDIA_STORAGE_INSTANCE, TRANSFER_SYNTAX = 0x00020002, 0x000
 IMPLEMENTATION_CLASS, IMPLEMENTATION_VERSION_NAME = 0x00020012, 0x00020013
 SOP_CLASS_UID, SOP_INSTANCE_UID = 0x00080016, 0x00080018
 IMPLEMENTATION_VERSION = "MEDVIEWER_" + __version__[:6]
-# Header values whose text is taken out of cleaned descriptions.
-IDENTIFYING_KEYWORDS = (
-    "PatientName", "PatientID", "OtherPatientIDs", "OtherPatientNames", "PatientBirthName",
-    "PatientMotherBirthName", "PatientBirthDate", "PatientAddress", "PatientTelephoneNumbers",
-    "MedicalRecordLocator", "AccessionNumber", "StudyID", "InstitutionName",
-    "InstitutionAddress", "InstitutionalDepartmentName", "ReferringPhysicianName",
-    "PerformingPhysicianName", "OperatorsName", "NameOfPhysiciansReadingStudy",
-    "PhysiciansOfRecord", "StationName", "DeviceSerialNumber", "StudyDate", "SeriesDate",
-    "AcquisitionDate", "ContentDate",
-)
-MIN_IDENTIFIER_LENGTH = 3
-
 
 @dataclass
 class DatasetOutcome:
@@ -107,14 +100,15 @@ def _text(ds: Dataset, keyword: str) -> str:
 
 class _Walker:
     def __init__(self, profile: Profile, key: ProjectKey, outcome: DatasetOutcome,
-                 identifiers: re.Pattern | None) -> None:
+                 cleaner: TextCleaner | None, safe: SafeBlocks) -> None:
+        self.profile = profile
         self.actions = profile.actions()
         self.repeating = profile.repeating_actions()
         self.private_action = profile.private_action()
-        self.keep_private = profile.keep_private
+        self.safe = safe
         self.key = key
         self.outcome = outcome
-        self.identifiers = identifiers
+        self.cleaner = cleaner
 
     # -- the walk
     def clean(self, ds: Dataset) -> None:
@@ -126,7 +120,7 @@ class _Walker:
             group = number >> 16
             if group & 1:
                 if creators is None:  # read only when some private tags may stay
-                    creators = self._private_creators(ds) if self.keep_private else {}
+                    creators = self._private_creators(ds) if self.safe.blocks else {}
                 self._private(ds, number, creators)
                 continue
             if number & 0xFFFF == 0 and group != 0x0002:
@@ -220,8 +214,10 @@ class _Walker:
                 return "C"
             if vr == "TM":
                 return "C"  # a whole-day shift leaves times as they are
-            if vr in BYTES_VRS or vr in DUMMY_NUMBER_VRS:  # a binary timestamp: no safe shift
-                raw.replace(ds, element, b"")
+            if vr in BYTES_VRS or vr in DUMMY_NUMBER_VRS:
+                if _is_graphics(number):
+                    return "C"  # an overlay's or curve's data: kept, checked like pixels
+                raw.replace(ds, element, b"")  # a binary timestamp: no safe shift
                 return "Z"
         return None
 
@@ -296,7 +292,7 @@ class _Walker:
         if vr == "SQ":
             for item in element.value or ():
                 self.clean(item)
-                self._scrub_items_text(item)
+                self._clean_free_values(item)
             return "C"
         if vr in ("DA", "DT"):
             shift = self.outcome.date_shift_days or 0
@@ -309,24 +305,55 @@ class _Walker:
         if vr in TEXT_VRS:
             element.value = _map_values(element.value, self._scrub)
             return "C"
-        if vr in BYTES_VRS or vr in DUMMY_NUMBER_VRS:  # e.g. a binary timestamp: no safe shift
-            self._zero(ds, number)
+        if vr in BYTES_VRS or vr in DUMMY_NUMBER_VRS:
+            if _is_graphics(number):
+                return "C"  # an overlay's or curve's data: kept, checked like pixels
+            self._zero(ds, number)  # e.g. a binary timestamp: no safe shift
             return "Z"
         return "C"
 
     def _scrub(self, text: object) -> str:
         value = str(text)
-        if self.identifiers is None:
+        if self.cleaner is None:
             return value
-        return self.identifiers.sub("*", value)
+        return self.cleaner.clean(value)
 
-    def _scrub_items_text(self, item: Dataset) -> None:
-        for element in item:
-            if element.VR in TEXT_VRS and element.value not in (None, ""):
+    def _clean_free_values(self, item: Dataset) -> None:
+        """In an item of a cleaned sequence, after the table's actions: what the table does
+        not name is cleaned too (free text; dates and times as the profile treats dates),
+        at every depth. A structured report's TEXT, DATE and PNAME values are such."""
+        for tag in list(item.keys()):
+            number = int(tag)
+            if number >> 16 & 1:
+                continue  # private: the walk removed or kept it
+            entry = self._table_entry(number)
+            if _is_sequence(item, number):
+                if entry is None or entry[0] in ("K", "U"):  # a C sequence was cleaned
+                    for inner in item[number].value or ():
+                        self._clean_free_values(inner)
+                continue
+            if entry is not None:
+                continue
+            element = item[number]
+            if element.value in (None, ""):
+                continue
+            if element.VR in TEXT_VRS:
                 element.value = _map_values(element.value, self._scrub)
-            elif element.VR == "SQ":
-                for inner in element.value or ():
-                    self._scrub_items_text(inner)
+            elif element.VR in ("DA", "DT", "TM"):
+                self._clean_free_date(element)
+
+    def _clean_free_date(self, element) -> None:
+        vr = element.VR
+        if self.profile.keeps_dates or vr == "TM" and self.profile.shifts_dates:
+            return
+        if self.profile.shifts_dates:
+            shift = self.outcome.date_shift_days or 0
+            try:
+                element.value = _map_values(element.value, lambda v: _shift(v, vr, shift))
+                return
+            except ValueError:
+                pass
+        element.value = DUMMY_TEXT[vr]
 
     # -- private attributes
     @staticmethod
@@ -340,24 +367,38 @@ class _Walker:
 
     def _private(self, ds: Dataset, number: int, creators: dict[tuple[int, int], str]) -> None:
         group, element = number >> 16, number & 0xFFFF
-        if self.private_action == "X" and not self._kept_private(group, element, creators):
+        if self.private_action in ("X", "C") and \
+                not self._kept_private(group, element, creators):
             del ds[number]
             self.outcome.changes[(PRIVATE_NAME, "X")] += 1
+        elif self.private_action == "C" and element > 0xFF:
+            self._clean_private(ds, number)  # Retain Safe Private: kept, and cleaned
         elif _is_sequence(ds, number):
             self._walk_items(ds, number)
 
+    def _clean_private(self, ds: Dataset, number: int) -> None:
+        """A safe private attribute is kept with its UIDs replaced (as every other UID,
+        unless the profile keeps UIDs), its text cleaned and its items de-identified."""
+        element = ds[number]
+        if element.VR == "SQ":
+            for item in element.value or ():
+                self.clean(item)
+                self._clean_free_values(item)
+        elif element.VR == "UI" and "retain-uids" not in self.profile.options:
+            self._replace_uids(ds, number)
+        elif element.VR in TEXT_VRS and element.value not in (None, ""):
+            element.value = _map_values(element.value, self._scrub)
+        self.outcome.changes[(PRIVATE_NAME, "C")] += 1
+
     def _kept_private(self, group: int, element: int,
                       creators: dict[tuple[int, int], str]) -> bool:
-        if not self.keep_private:
+        if not self.safe.blocks:
             return False
-        if 0x0010 <= element <= 0x00FF:  # a creator: kept when any of its block is
-            creator = creators.get((group, element & 0xFF), "")
-            return any(k.creator == creator and k.group == group for k in self.keep_private)
-        block = (element >> 8) & 0xFF
-        creator = creators.get((group, block))
-        return creator is not None and any(
-            k.creator == creator and k.group == group and k.element == element & 0xFF
-            for k in self.keep_private)
+        if 0x0010 <= element <= 0x00FF:  # a creator: kept when any of its block may be
+            creator = creators.get((group, element & 0xFF))
+            return creator is not None and self.safe.keeps_block(group, creator)
+        creator = creators.get((group, (element >> 8) & 0xFF))
+        return creator is not None and self.safe.keeps(group, creator, element & 0xFF)
 
 
 def _text_of(ds: Dataset, number: int) -> str:
@@ -365,6 +406,11 @@ def _text_of(ds: Dataset, number: int) -> str:
         return str(ds[number].value or "").strip()
     except Exception:  # noqa: BLE001 - an unreadable creator matches nothing
         return ""
+
+
+def _is_graphics(number: int) -> bool:
+    """An element of a curve (50xx) or overlay (60xx) group."""
+    return (number >> 24) in (0x50, 0x60) and not (number >> 16) & 1
 
 
 def _is_sequence(ds: Dataset, number: int) -> bool:
@@ -398,27 +444,6 @@ def _shift(value: object, vr: str, days: int) -> str:
     return moved.strftime("%Y%m%d") + rest
 
 
-def _identifier_pattern(ds: Dataset) -> re.Pattern | None:
-    found: set[str] = set()
-    for keyword in IDENTIFYING_KEYWORDS:
-        text = _text(ds, keyword)
-        if not text:
-            continue
-        for value in text.split("\\"):
-            value = value.strip()
-            found.add(value)
-            if keyword.endswith("Name") or keyword in ("OperatorsName", "PhysiciansOfRecord"):
-                found.update(re.split(r"[\^= ,]+", value))
-            if keyword.endswith("Date") and len(value) == 8 and value.isdigit():
-                y, m, d = value[:4], value[4:6], value[6:]
-                found.update({f"{y}-{m}-{d}", f"{d}.{m}.{y}", f"{d}/{m}/{y}", f"{m}/{d}/{y}",
-                              f"{y}/{m}/{d}"})
-    words = sorted((w for w in found if len(w) >= MIN_IDENTIFIER_LENGTH), key=len, reverse=True)
-    if not words:
-        return None
-    return re.compile("|".join(re.escape(w) for w in words), re.IGNORECASE)
-
-
 def deidentify_dataset(ds: Dataset, profile: Profile, key: ProjectKey,
                        *, masked_regions: SequenceOf[str] = ()) -> DatasetOutcome:
     """De-identify ``ds`` in place (its file meta too) and say what changed.
@@ -434,9 +459,9 @@ def deidentify_dataset(ds: Dataset, profile: Profile, key: ProjectKey,
     if profile.shifts_dates:
         outcome.date_shift_days = key.date_shift_days(outcome.patient_identity)
     earlier = recorded_pixel_cleaning(ds)
-    identifiers = _identifier_pattern(ds) if "clean-descriptors" in profile.options or \
-        "retain-patient-characteristics" in profile.options else None
-    _Walker(profile, key, outcome, identifiers).clean(ds)
+    cleaner = text_cleaner(ds, profile) if profile.cleans_text else None
+    safe = safe_blocks(ds, profile.keeps_safe_private, profile.keep_private)
+    _Walker(profile, key, outcome, cleaner, safe).clean(ds)
     cleaned = None
     if masked_regions or earlier is not None:
         cleaned = tuple(dict.fromkeys([*(earlier or ()),
@@ -446,19 +471,25 @@ def deidentify_dataset(ds: Dataset, profile: Profile, key: ProjectKey,
     return outcome
 
 
+def recorded_codes(ds: Dataset) -> set[tuple[str, str]]:
+    """(coding scheme, code value) of the De-identification Method Code Sequence in ``ds``
+    (what an earlier de-identification says it did)."""
+    if METHOD_CODE_SEQUENCE not in ds:
+        return set()
+    try:
+        return {(str(item.get("CodingSchemeDesignator", "")).strip(),
+                 str(item.get("CodeValue", "")).strip())
+                for item in ds[METHOD_CODE_SEQUENCE].value or ()}
+    except Exception:  # noqa: BLE001 - a record that cannot be read records nothing
+        return set()
+
+
 def recorded_pixel_cleaning(ds: Dataset) -> tuple[str, ...] | None:
     """The regions an earlier de-identification blacked out, when ``ds`` records that its
     pixels were cleaned (Burned In Annotation NO and the Clean Pixel Data Option's code, as
     PS3.15 asks a de-identifier to record it); None when it does not."""
-    if raw.text(ds, BURNED_IN_ANNOTATION).upper() != "NO" or METHOD_CODE_SEQUENCE not in ds:
-        return None
-    try:
-        codes = {(str(item.get("CodingSchemeDesignator", "")).strip(),
-                  str(item.get("CodeValue", "")).strip())
-                 for item in ds[METHOD_CODE_SEQUENCE].value or ()}
-    except Exception:  # noqa: BLE001 - a record that cannot be read records nothing
-        return None
-    if ("DCM", CLEAN_PIXEL_CODE[0]) not in codes:
+    if raw.text(ds, BURNED_IN_ANNOTATION).upper() != "NO" or \
+            ("DCM", CLEAN_PIXEL_CODE[0]) not in recorded_codes(ds):
         return None
     methods = raw.text(ds, DEIDENTIFICATION_METHOD).split("\\")
     return tuple(m.strip() for m in methods if m.strip().startswith(MASKED_PREFIX))
@@ -489,7 +520,8 @@ def _record_method(ds: Dataset, profile: Profile, cleaned: tuple[str, ...] | Non
     else:
         ds.DeidentificationMethodCodeSequence = _code_sequence(codes)
     _set_text(ds, LONGITUDINAL_TEMPORAL_MODIFIED, "CS",
-              ["MODIFIED" if profile.shifts_dates else "REMOVED"])
+              ["MODIFIED" if profile.shifts_dates else
+               "UNMODIFIED" if profile.keeps_dates else "REMOVED"])
 
 
 def _set_text(ds: Dataset, tag: int, vr: str, values: list[str]) -> None:

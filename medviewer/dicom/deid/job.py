@@ -150,7 +150,7 @@ def deidentify_file(path: Path, ds: Dataset, profile: Profile, key: ProjectKey, 
             not raw.text(ds, MODALITY) and "SeriesInstanceUID" not in ds:
         raise RefusedFile(path, "it is not an image or other composite object")
     masked = ()
-    reason = burned_in_reason(ds)
+    reason = burned_in_reason(ds, keeps_graphics=profile.keeps_graphics)
     if reason is not None:
         if mask is not None and mask.fits(ds):
             with as_load_error(path, "masking its pixels"):
