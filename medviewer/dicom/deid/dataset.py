@@ -64,6 +64,12 @@ MEDIA_STORAGE_CLASS, MEDIA_STORAGE_INSTANCE, TRANSFER_SYNTAX = 0x00020002, 0x000
 IMPLEMENTATION_CLASS, IMPLEMENTATION_VERSION_NAME = 0x00020012, 0x00020013
 SOP_CLASS_UID, SOP_INSTANCE_UID = 0x00080016, 0x00080018
 IMPLEMENTATION_VERSION = "MEDVIEWER_" + __version__[:6]
+# Where the method is recorded (PS3.15 E.1.1 step 6).
+PATIENT_IDENTITY_REMOVED, DEIDENTIFICATION_METHOD = 0x00120062, 0x00120063
+METHOD_CODE_SEQUENCE = 0x00120064
+BURNED_IN_ANNOTATION, LONGITUDINAL_TEMPORAL_MODIFIED = 0x00280301, 0x00280303
+# How a masked rectangle is written in De-identification Method (one value each, <= 64).
+MASKED_PREFIX = "Pixels masked (x,y,w,h): "
 
 @dataclass
 class DatasetOutcome:
@@ -493,14 +499,6 @@ def recorded_pixel_cleaning(ds: Dataset) -> tuple[str, ...] | None:
         return None
     methods = raw.text(ds, DEIDENTIFICATION_METHOD).split("\\")
     return tuple(m.strip() for m in methods if m.strip().startswith(MASKED_PREFIX))
-
-
-# Where the method is recorded (PS3.15 E.1.1 step 6).
-PATIENT_IDENTITY_REMOVED, DEIDENTIFICATION_METHOD = 0x00120062, 0x00120063
-METHOD_CODE_SEQUENCE = 0x00120064
-BURNED_IN_ANNOTATION, LONGITUDINAL_TEMPORAL_MODIFIED = 0x00280301, 0x00280303
-# How a masked rectangle is written in De-identification Method (one value each, <= 64).
-MASKED_PREFIX = "Pixels masked (x,y,w,h): "
 
 
 def _record_method(ds: Dataset, profile: Profile, cleaned: tuple[str, ...] | None) -> None:
