@@ -18,7 +18,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "Confidentiality Profile and the options given. The inputs are never "
                     "written to. Files that may show identity in their pixels (burned-in "
                     "text: ultrasound, secondary captures, ...) are refused unless confirmed "
-                    "or masked.")
+                    "or masked; a file that records its pixels were cleaned (masked by an "
+                    "earlier de-identification) is not.")
     parser.add_argument("inputs", nargs="+", type=Path, metavar="IN",
                         help="DICOM file, folder or DICOMDIR")
     parser.add_argument("-o", "--output", required=True, type=Path, metavar="OUT",
@@ -33,7 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "pseudonyms and UIDs, so exports link up; also writes a private "
                              "mapping back to the originals in your data folder")
     parser.add_argument("--keep-private", action="append", default=[], metavar="CREATOR,GGGG,EE",
-                        help="a private attribute to keep, repeatable (default: all removed)")
+                        help="a private attribute to keep as it is, repeatable (default: all "
+                             "removed; with --option retain-safe-private, the known safe ones "
+                             "are kept)")
     parser.add_argument("--confirm-burned-in", action="store_true",
                         help="include files that may show burned-in text, unmasked: you have "
                              "checked that their pixels hold no identity")

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
     QListWidget, QPlainTextEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget,
 )
 
-from medviewer.dicom.deid.profile import OPTION_TITLES, OPTIONS
+from medviewer.dicom.deid.profile import EXCLUSIVE, OPTION_TITLES, OPTIONS
 from medviewer.gui.label_dialogs import ERROR_STYLE
 from medviewer.gui.widgets import bold_label, wrapping_label
 from medviewer.gui.workers import JobWorker
@@ -79,10 +79,12 @@ class DeidDialog(QDialog):
 
         options = QGroupBox("PS3.15 Basic Profile, with these options")
         option_layout = QVBoxLayout(options)
+        option_layout.setSpacing(2)
         self.option_boxes: dict[str, QCheckBox] = {}
         for name in OPTIONS:
             box = QCheckBox(OPTION_TITLES[name])
             box.setChecked(name in DEFAULT_OPTIONS)
+            box.toggled.connect(lambda on, name=name: self._option_toggled(name, on))
             self.option_boxes[name] = box
             option_layout.addWidget(box)
 
@@ -152,6 +154,15 @@ class DeidDialog(QDialog):
 
     def chosen_options(self) -> frozenset[str]:
         return frozenset(n for n, box in self.option_boxes.items() if box.isChecked())
+
+    def _option_toggled(self, name: str, on: bool) -> None:
+        """Options that exclude each other behave like radio buttons that can all be off."""
+        if not on:
+            return
+        for together, _why in EXCLUSIVE:
+            if name in together:
+                for other in together - {name}:
+                    self.option_boxes[other].setChecked(False)
 
     def _add_files(self) -> None:
         paths, _ = QFileDialog.getOpenFileNames(self, "DICOM files or DICOMDIR")

@@ -23,7 +23,9 @@ from tests.dicom.deid_helpers import (
 )
 
 KEY = ProjectKey(b"k" * 32)
-ALL_OPTIONS = frozenset(OPTIONS)
+# Every option that can go together: Retain Full Dates excludes Retain Modified Dates.
+ALL_OPTIONS = frozenset(OPTIONS) - {"retain-full-dates"}
+ALL_WITH_FULL_DATES = ALL_OPTIONS - {"retain-modified-dates"} | {"retain-full-dates"}
 
 
 def deidentified(tmp_path: Path, ds: pydicom.Dataset, profile: Profile, key=KEY):
@@ -59,7 +61,7 @@ def _shift(value: str, days: int) -> str:
 
 
 def check_action(out: pydicom.Dataset, tag: int, action: str, outcome, key=KEY,
-                 cleaned_as_date: bool = False) -> None:
+                 cleaned_as_date: bool = False, institution_kept: bool = False) -> None:
     vr = dictionary_VR(tag).split(" or ")[0]
     original = value_for(tag, vr)
     name = f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
@@ -98,6 +100,8 @@ def check_action(out: pydicom.Dataset, tag: int, action: str, outcome, key=KEY,
             assert value in (b"", None), name
         elif cleaned_as_date:  # the timezone offset: kept (text cleaning may still apply)
             assert str(value).startswith(original[:9]), name
+        elif vr == "SQ" and institution_kept:  # Retain Institution Identity, in the items too
+            assert len(value) == 1 and value[0].InstitutionName == INSTITUTION, name
         elif vr == "SQ":
             assert len(value) == 1 and INSTITUTION not in str(value[0]), name
         elif isinstance(original, str) and vr in ("LO", "SH", "ST", "LT", "UT", "UC", "PN"):
@@ -111,6 +115,7 @@ PROFILES = {
     "basic": frozenset(),
     **{option: frozenset({option}) for option in OPTIONS},
     "all options": ALL_OPTIONS,
+    "all options, full dates": ALL_WITH_FULL_DATES,
 }
 
 
@@ -126,15 +131,21 @@ def test_every_table_attribute_gets_its_action(tmp_path, options):
         date_only = row["retain_long_modified_dates"] == "C" and not (
             row["clean_descriptors"] and "clean_descriptors" in columns)
         check_action(out, tag, expected_action(row, columns), outcome,
-                     cleaned_as_date=date_only)
+                     cleaned_as_date=date_only,
+                     institution_kept="retain_institution_identity" in columns)
         checked += 1
     assert checked > 420
-    # The repeating-group rows: curve data and overlay data are removed (the overlay's
-    # other attributes go with it).
-    assert 0x50003000 not in out and 0x60003000 not in out and 0x60000010 not in out
+    if "clean_graphics" in columns:  # C: the overlay and the curve stay (a pixel check follows)
+        assert out[0x60003000].value == b"\x00" * 32 and out[0x60000010].value == 16
+        assert out[0x50003000].value == b"\x00\x01" * 4
+    else:
+        # The repeating-group rows: curve data and overlay data are removed (the overlay's
+        # other attributes go with it).
+        assert 0x50003000 not in out and 0x60003000 not in out and 0x60000010 not in out
 
 
-@pytest.mark.parametrize("options", [frozenset(), ALL_OPTIONS], ids=["basic", "all options"])
+@pytest.mark.parametrize("options", [frozenset(), ALL_OPTIONS, ALL_WITH_FULL_DATES],
+                         ids=["basic", "all options", "all options, full dates"])
 def test_core_identity_attributes(tmp_path, options):
     original = core_dataset()
     out, outcome = deidentified(tmp_path, original, Profile(options))
@@ -153,10 +164,16 @@ def test_core_identity_attributes(tmp_path, options):
     if "retain-modified-dates" in options:
         assert out.StudyDate == _shift("20200115", outcome.date_shift_days)
         assert out.LongitudinalTemporalInformationModified == "MODIFIED"
+    elif "retain-full-dates" in options:
+        assert out.StudyDate == "20200115" and out.StudyTime == "101500"
+        assert out.LongitudinalTemporalInformationModified == "UNMODIFIED"
     else:
         assert out.StudyDate == "" and out.LongitudinalTemporalInformationModified == "REMOVED"
     assert out.PatientSex == ("M" if "retain-patient-characteristics" in options else "")
-    assert out.InstitutionName == "REMOVED"  # X/Z/D -> D: a dummy value
+    if "retain-institution-identity" in options:
+        assert out.InstitutionName == INSTITUTION
+    else:
+        assert out.InstitutionName == "REMOVED"  # X/Z/D -> D: a dummy value
     assert out.PixelData == original.PixelData
 
 

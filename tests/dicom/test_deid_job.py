@@ -16,13 +16,17 @@ from pydicom.fileset import FileSet
 from medviewer.cli import main
 from medviewer.dicom.catalog import index_path
 from medviewer.dicom.deid.job import DeidRequest, deidentify_job
-from medviewer.dicom.deid.pixels import MaskRect, PixelMask
+from medviewer.dicom.deid.pixels import MaskRect, PixelMask, burned_in_reason
 from medviewer.dicom.deid.profile import Profile
 from medviewer.dicom.reader import open_instance
 from medviewer.errors import UserError
 from medviewer.jobs import CancelFlag, JobCancelled, run_to_end
 from tests.dicom.deid_helpers import (
-    US_IMAGE, core_dataset, identity_strings, rich_dataset, write,
+    US_IMAGE,
+    core_dataset,
+    identity_strings,
+    rich_dataset,
+    write,
 )
 
 
@@ -205,3 +209,55 @@ def test_cli_deid_reports_in_json(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 1 and err.startswith("medviewer: No file was de-identified")
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_masked_file_can_be_exported_again(tmp_path):
+    """The masking is recorded in the output and honoured: a masked ultrasound re-exported
+    (e.g. into a research dataset) is not refused as an ultrasound again."""
+    ultrasound(tmp_path / "in" / "us.dcm")
+    mask = PixelMask((MaskRect(0, 0, 30, 4), MaskRect(25, 10, 10, 10)), rows=20, columns=30)
+    first = deid([tmp_path / "in"], tmp_path / "once", mask=mask)
+    assert first.written == 1 and first.masked == 1
+    (masked,) = [p for p in output_files(tmp_path / "once") if p.name != "DICOMDIR"]
+    ds = pydicom.dcmread(masked)
+    assert ds.BurnedInAnnotation == "NO"
+    assert ("DCM", "113101") in {(item.CodingSchemeDesignator, item.CodeValue)
+                                 for item in ds.DeidentificationMethodCodeSequence}
+    methods = list(ds.DeidentificationMethod)
+    assert "Pixels masked (x,y,w,h): 0,0,30,4" in methods
+    assert "Pixels masked (x,y,w,h): 25,10,10,10" in methods
+    assert burned_in_reason(ds) is None
+    again = deid([tmp_path / "once"], tmp_path / "twice")  # no mask, no confirmation
+    assert again.written == 1 and not again.refused and again.masked == 0
+    (twice,) = [p for p in output_files(tmp_path / "twice") if p.name != "DICOMDIR"]
+    ds2 = pydicom.dcmread(twice)
+    assert ds2.PixelData == ds.PixelData  # not masked again: the same pixels
+    assert ds2.BurnedInAnnotation == "NO"
+    assert "113101" in [item.CodeValue for item in ds2.DeidentificationMethodCodeSequence]
+    assert [m for m in ds2.DeidentificationMethod if m.startswith("Pixels masked")] == \
+        methods[-2:]  # the record goes on, so a third export passes too
+    third = deid([tmp_path / "twice"], tmp_path / "thrice")
+    assert third.written == 1 and not third.refused
+
+
+def test_only_a_complete_record_of_cleaned_pixels_is_honoured(tmp_path):
+    claims_no = core_dataset(sop_class=US_IMAGE, modality="US", instance=1)
+    claims_no.BurnedInAnnotation = "NO"  # says NO, but nothing says the pixels were cleaned
+    code_only = core_dataset(sop_class=US_IMAGE, modality="US", instance=2)
+    code_only.BurnedInAnnotation = "YES"
+    item = pydicom.Dataset()
+    item.CodeValue, item.CodingSchemeDesignator = "113101", "DCM"
+    item.CodeMeaning = "Clean Pixel Data Option"
+    code_only.DeidentificationMethodCodeSequence = pydicom.Sequence([item])
+    faces = core_dataset(instance=3)
+    faces.BurnedInAnnotation = "NO"
+    faces.RecognizableVisualFeatures = "YES"
+    faces.DeidentificationMethodCodeSequence = pydicom.Sequence([item])
+    for number, ds in enumerate((claims_no, code_only, faces)):
+        write(ds, tmp_path / "in" / f"{number}.dcm")
+    result = deid([tmp_path / "in"], tmp_path / "out")
+    assert result.written == 0 and len(result.refused) == 3
+    reasons = {refused.path.name: refused.reason for refused in result.refused}
+    assert "ultrasound" in reasons["0.dcm"]
+    assert "Burned In Annotation says YES" in reasons["1.dcm"]
+    assert "Recognizable Visual Features" in reasons["2.dcm"]

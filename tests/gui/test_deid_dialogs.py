@@ -83,3 +83,29 @@ def test_dataset_dialog_exports(qtbot, tmp_path):
     assert (tmp_path / "dataset" / "manifest.json").is_file()
     qtbot.waitUntil(lambda: dialog.start_button.isEnabled(), timeout=5_000)
     dialog.close()
+
+
+def test_deid_dialog_offers_every_option_and_excludes_contradictions(qtbot, tmp_path):
+    from medviewer.dicom.deid.profile import OPTIONS
+
+    write(core_dataset(), tmp_path / "in" / "ct.dcm")
+    dialog = DeidDialog([tmp_path / "in"])
+    qtbot.addWidget(dialog)
+    assert set(dialog.option_boxes) == set(OPTIONS)
+    assert dialog.chosen_options() == {"retain-modified-dates"}
+    dialog.option_boxes["retain-full-dates"].setChecked(True)  # dates kept, not shifted
+    assert dialog.chosen_options() == {"retain-full-dates"}
+    dialog.option_boxes["retain-modified-dates"].setChecked(True)
+    assert dialog.chosen_options() == {"retain-modified-dates"}
+    for name in ("clean-structured-content", "clean-graphics", "retain-safe-private",
+                 "retain-institution-identity"):
+        dialog.option_boxes[name].setChecked(True)
+    dialog.output.setText(str(tmp_path / "out"))
+    dialog.start()
+    qtbot.waitUntil(lambda: dialog.result is not None, timeout=20_000)
+    qtbot.waitUntil(lambda: dialog.start_button.isEnabled(), timeout=5_000)
+    assert set(dialog.result.profile_options) == {
+        "retain-modified-dates", "clean-structured-content", "clean-graphics",
+        "retain-safe-private", "retain-institution-identity"}
+    assert dialog.result.written == 1
+    dialog.close()

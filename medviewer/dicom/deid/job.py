@@ -6,12 +6,9 @@ Progress per file, checks the cancel flag between files and returns a :class:`De
 
 The inputs are only read. Everything is written into a hidden folder beside the output and
 renamed into place at the end, so the output folder either appears complete or not at all
-(a cancel or a failure leaves nothing behind). Each file is written once; pydicom's
-``FileSet`` (given header-only stubs, so it writes no pixels) chooses the standard layout
-(``PT000000/ST000000/SE000000/IM000000``) and writes the DICOMDIR, and the files are moved
-to the paths it names. The directory records are built here, because the Basic Profile empties Study Date, Study Time
-and Study ID, which a DICOMDIR's study record must have: the record (only) gets
-placeholders (19000101, 000000, a study number from the new Study UID).
+(a cancel or a failure leaves nothing behind). Each file is written once, straight to its
+place in the standard layout (``PT000000/ST000000/SE000000/IM000000``, chosen by
+:class:`~medviewer.dicom.deid.fileset.FileSetLayout`), and the DICOMDIR is written last.
 
 With a key file, a mapping from pseudonyms back to the originals is written to the user's
 data folder (``deid-mappings/``, owner-only, 0600), never into the output.
@@ -19,7 +16,6 @@ data folder (``deid-mappings/``, owner-only, 0600), never into the output.
 
 from __future__ import annotations
 
-import copy
 import csv
 import functools
 import logging
@@ -33,11 +29,25 @@ from datetime import datetime
 from pathlib import Path
 
 import pydicom
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
-from pydicom.fileset import DIRECTORY_RECORDERS, FileSet, RecordNode
+from pydicom.filebase import DicomFileLike
+from pydicom.filewriter import write_file_meta_info
+from pydicom.uid import (
+    UID,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 
-from medviewer.dicom.catalog import MEDIA_STORAGE_DIRECTORY_UID, index_path, is_ignored_file
+from medviewer.dicom.catalog import (
+    MEDIA_STORAGE_DIRECTORY_UID,
+    index_path,
+    is_ignored_file,
+)
+from medviewer.dicom.deid import raw
 from medviewer.dicom.deid.dataset import DatasetOutcome, deidentify_dataset
+from medviewer.dicom.deid.fileset import FileSetLayout
 from medviewer.dicom.deid.keys import ProjectKey, load_or_create_key
 from medviewer.dicom.deid.pixels import PixelMask, apply_mask, burned_in_reason
 from medviewer.dicom.deid.profile import Profile
@@ -50,7 +60,11 @@ log = logging.getLogger(__name__)
 ACTION_WORDS = {"X": "removed", "Z": "emptied", "P": "pseudonym", "D": "dummy value", "U": "UID replaced",
                 "C": "cleaned", "K": "kept"}
 MAPPING_FOLDER = "deid-mappings"
-PLACEHOLDER_DATE, PLACEHOLDER_TIME = "19000101", "000000"
+SOP_CLASS_UID, SOP_INSTANCE_UID, MODALITY = 0x00080016, 0x00080018, 0x00080060
+PIXEL_DATA = 0x7FE00010
+# The uncompressed transfer syntaxes: (implicit VR, little endian) of their datasets.
+PLAIN_SYNTAXES = {ImplicitVRLittleEndian: (True, True), ExplicitVRLittleEndian: (False, True),
+                   ExplicitVRBigEndian: (False, False)}
 
 
 class RefusedFile(UserError):
@@ -128,26 +142,26 @@ def deidentify_file(path: Path, ds: Dataset, profile: Profile, key: ProjectKey, 
 
     Raises :class:`RefusedFile` for a file that must not go out as it is.
     """
-    for keyword in ("SOPClassUID", "SOPInstanceUID"):
-        if not str(ds.get(keyword, "") or "").strip():
-            raise RefusedFile(path, f"it has no {'SOP Class' if 'Class' in keyword else 'SOP Instance'} "
-                                    "UID, so it is not a DICOM object that can be shared")
+    for tag, what in ((SOP_CLASS_UID, "SOP Class"), (SOP_INSTANCE_UID, "SOP Instance")):
+        if not raw.text(ds, tag):
+            raise RefusedFile(path, f"it has no {what} UID, so it is not a DICOM object that "
+                                    f"can be shared")
     if "PixelData" not in ds and "EncapsulatedDocument" not in ds and \
-            str(ds.get("Modality", "")) == "" and "SeriesInstanceUID" not in ds:
+            not raw.text(ds, MODALITY) and "SeriesInstanceUID" not in ds:
         raise RefusedFile(path, "it is not an image or other composite object")
-    masked = False
-    reason = burned_in_reason(ds)
+    masked = ()
+    reason = burned_in_reason(ds, keeps_graphics=profile.keeps_graphics)
     if reason is not None:
         if mask is not None and mask.fits(ds):
             with as_load_error(path, "masking its pixels"):
                 apply_mask(ds, mask)
-            masked = True
+            masked = tuple(rect.describe() for rect in mask.rectangles)
         elif not confirm_burned_in:
             raise RefusedFile(path, f"{reason}; confirm that its pixels hold no identity, or "
                                     f"mask them, to include it")
     if not hasattr(ds, "file_meta"):
         ds.file_meta = pydicom.dataset.FileMetaDataset()
-    return deidentify_dataset(ds, profile, key, pixels_cleaned=masked), masked
+    return deidentify_dataset(ds, profile, key, masked_regions=masked), bool(masked)
 
 
 def write_dataset(ds: Dataset, target: Path) -> None:
@@ -162,6 +176,61 @@ def write_dataset(ds: Dataset, target: Path) -> None:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+def write_new_file(ds: Dataset, target: Path) -> None:
+    """Write ``ds`` as the new file ``target``, in a folder that is itself being built (and
+    renamed into place when complete): no temporary file; a partial file is removed.
+
+    The file meta was rebuilt by the de-identification, so the file is written here as
+    pydicom's ``dcmwrite`` would, without its copy and re-checks of the meta and dataset;
+    a transfer syntax this does not cover (deflate, private) goes through ``dcmwrite``.
+    """
+    syntax = ds.file_meta.get("TransferSyntaxUID")
+    encoding = _direct_encoding(syntax) if syntax is not None else None
+    direct = encoding is not None and not any(tag >> 16 in (0x0000, 0x0002)
+                                              for tag in ds.keys())  # noqa: SIM118 - tags
+    try:
+        with open(target, "xb") as handle:
+            if not direct:
+                ds.save_as(handle, enforce_file_format=True)
+                return
+            _fit_pixel_data(ds, syntax)
+            file = DicomFileLike(handle)
+            file.write(b"\x00" * 128 + b"DICM")  # the preamble: blank
+            meta = raw.encode_file_meta(ds.file_meta)
+            if meta is not None:
+                file.write(meta)
+            else:
+                file.is_implicit_VR, file.is_little_endian = False, True
+                write_file_meta_info(file, ds.file_meta, enforce_standard=True)
+            file.is_implicit_VR, file.is_little_endian = encoding
+            raw.write_elements(file, ds)
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+
+
+def _fit_pixel_data(ds: Dataset, syntax: UID) -> None:
+    """What dcmwrite does to pixel data: undefined length exactly when encapsulated, an even
+    length (a value still encoded as read that already fits is left as it is)."""
+    element = ds.get_item(PIXEL_DATA, keep_deferred=True)
+    if element is None:
+        return
+    if type(element) is RawDataElement and element.value is not None and \
+            (element.length == raw.UNDEFINED_LENGTH) == syntax.is_compressed and \
+            len(element.value) % 2 == 0:
+        return
+    ds[PIXEL_DATA].is_undefined_length = syntax.is_compressed
+
+
+def _direct_encoding(syntax: UID) -> tuple[bool, bool] | None:
+    """(implicit VR, little endian) of the dataset for write_new_file, None: use dcmwrite."""
+    if syntax in PLAIN_SYNTAXES:
+        return PLAIN_SYNTAXES[syntax]
+    if syntax.is_transfer_syntax and not syntax.is_private and not syntax.is_deflated:
+        return False, True  # encapsulated pixel data: the dataset is explicit little endian
+    return None
 
 
 @functools.cache
@@ -212,106 +281,35 @@ def _check_output(output: Path, inputs: Sequence[Path]) -> None:
                             f"choose a folder outside it.")
 
 
-# ---------------------------------------------------------------- DICOMDIR records
+class _Output:
+    """The File-set being built in the staging folder."""
 
+    def __init__(self, staging: Path) -> None:
+        self.staging = staging
+        self.layout = FileSetLayout()
+        self.uids: set[str] = set()
+        self.folders: set[Path] = set()
 
-def _record(kind: str, **values: object) -> Dataset:
-    record = Dataset()
-    record.DirectoryRecordType = kind
-    for keyword, value in values.items():
-        setattr(record, keyword, value)
-    return record
-
-
-def _leaf_type(ds: Dataset) -> str:
-    from pydicom import fileset
-
-    finder = getattr(fileset, "_four_level_record_type", None)
-    try:
-        return finder(ds) if finder is not None else "IMAGE"
-    except Exception:  # noqa: BLE001 - an odd object: list it as an image
-        return "IMAGE"
-
-
-def dicomdir_leaf(ds: Dataset) -> RecordNode:
-    """PATIENT > STUDY > SERIES > leaf records for a de-identified dataset."""
-    study_uid = str(ds.StudyInstanceUID)
-    patient = _record("PATIENT", PatientID=str(ds.get("PatientID", "") or "ANONYMOUS"),
-                      PatientName=str(ds.get("PatientName", "") or ""))
-    study = _record("STUDY", StudyDate=str(ds.get("StudyDate", "") or PLACEHOLDER_DATE),
-                    StudyTime=str(ds.get("StudyTime", "") or PLACEHOLDER_TIME),
-                    StudyID=str(ds.get("StudyID", "") or "S" + study_uid.replace(".", "")[-7:]),
-                    StudyInstanceUID=study_uid, AccessionNumber="")
-    if ds.get("StudyDescription"):
-        study.StudyDescription = ds.StudyDescription
-    series = _record("SERIES", Modality=str(ds.get("Modality", "") or "OT"),
-                     SeriesInstanceUID=str(ds.SeriesInstanceUID),
-                     SeriesNumber=ds.get("SeriesNumber") or 0)
-    leaf_type = _leaf_type(ds)
-    instance_number = ds.get("InstanceNumber") or 0
-    leaf = None
-    if leaf_type != "IMAGE":  # other record kinds need more of the header
-        proxy = copy.copy(ds)
-        proxy.InstanceNumber = instance_number
+    def write(self, ds: Dataset, path: Path) -> None:
+        """Write a de-identified file to its place in the File-set."""
+        uid = raw.text(ds, SOP_INSTANCE_UID)
+        if uid in self.uids:
+            raise RefusedFile(path, "another input file has the same SOP Instance UID "
+                                    "(a copy of the same image)")
         try:
-            leaf = DIRECTORY_RECORDERS[leaf_type](proxy)
-        except (KeyError, ValueError, AttributeError):
-            leaf = None
-    if leaf is None:
-        leaf_type, leaf = "IMAGE", Dataset()
-        leaf.InstanceNumber = instance_number
-    leaf.DirectoryRecordType = leaf_type
-    leaf.ReferencedSOPClassUIDInFile = ds.SOPClassUID
-    leaf.ReferencedSOPInstanceUIDInFile = ds.SOPInstanceUID
-    leaf.ReferencedTransferSyntaxUIDInFile = ds.file_meta.TransferSyntaxUID
-    nodes = [RecordNode(r) for r in (patient, study, series, leaf)]
-    for parent, child in zip(nodes, nodes[1:]):
-        child.parent = parent
-    return nodes[-1]
-
-
-# ---------------------------------------------------------------- the job
-
-
-class _FileSet(FileSet):
-    """pydicom's FileSet, without its duplicate check on every addition: that check walks
-    every instance added so far (quadratic: 20 s for 1,000 files). The job checks
-    duplicate SOP Instance UIDs itself, with a set."""
-
-    _adding = False
-
-    def __iter__(self):
-        return iter(()) if self._adding else super().__iter__()
-
-    def add_custom(self, ds_or_path, leaf):  # type: ignore[override]
-        self._adding = True
+            file_id = self.layout.add(ds)
+        except ValueError as exc:
+            raise RefusedFile(path, str(exc)) from None
+        target = self.staging.joinpath(*file_id)
         try:
-            return super().add_custom(ds_or_path, leaf)
-        finally:
-            self._adding = False
-
-
-def _stub(ds: Dataset) -> Dataset:
-    """What the FileSet needs of an instance: its UIDs and transfer syntax, not its pixels."""
-    stub = Dataset()
-    stub.file_meta = copy.copy(ds.file_meta)
-    stub.SOPClassUID = ds.SOPClassUID
-    stub.SOPInstanceUID = ds.SOPInstanceUID
-    return stub
-
-
-def _write_dicomdir(file_set: FileSet, staging: Path, real_files: dict[str, Path]) -> None:
-    """pydicom lays out the File-set (with stubs) in a scratch folder; the real files, written
-    once already, are then moved to the File IDs its DICOMDIR names."""
-    scratch = Path(tempfile.mkdtemp(dir=staging, prefix=".layout-"))
-    file_set.write(scratch)
-    for instance in file_set:
-        target = staging / instance.FileID
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(real_files[str(instance.SOPInstanceUID)], target)
-    os.replace(scratch / "DICOMDIR", staging / "DICOMDIR")
-    shutil.rmtree(scratch)
-    shutil.rmtree(staging / ".files", ignore_errors=True)
+            if target.parent not in self.folders:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self.folders.add(target.parent)
+            write_new_file(ds, target)
+        except BaseException:
+            self.layout.remove(file_id)
+            raise
+        self.uids.add(uid)
 
 
 def _mapping_path(mapping_dir: Path | None) -> Path:
@@ -366,9 +364,7 @@ def deidentify_job(request: DeidRequest, cancel: CancelFlag | None = None
     files = yield from input_files(request.inputs, cancel)
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.partial-"))
-    file_set = _FileSet()
-    seen_uids: set[str] = set()
-    real_files: dict[str, Path] = {}
+    built = _Output(staging)
     outcomes: list[DatasetOutcome] = []
     written_paths: list[Path] = []
     patients: set[str] = set()
@@ -385,15 +381,7 @@ def deidentify_job(request: DeidRequest, cancel: CancelFlag | None = None
                 outcome, masked = deidentify_file(
                     path, ds, request.profile, key, confirm_burned_in=request.confirm_burned_in,
                     mask=request.mask)
-                if ds.SOPInstanceUID in seen_uids:
-                    raise RefusedFile(path, "another input file has the same SOP Instance UID "
-                                            "(a copy of the same image)")
-                seen_uids.add(ds.SOPInstanceUID)
-                leaf = dicomdir_leaf(ds)
-                written = staging / ".files" / f"{len(seen_uids):08d}.dcm"
-                write_dataset(ds, written)
-                file_set.add_custom(_stub(ds), leaf)
-                real_files[str(ds.SOPInstanceUID)] = written
+                built.write(ds, path)
             except RefusedFile as refused:
                 result.refused.append(refused)
                 continue
@@ -415,8 +403,8 @@ def deidentify_job(request: DeidRequest, cancel: CancelFlag | None = None
             yield Progress(done, total, f"De-identified {done} of {total} files")
         result.patients = len(patients)
         if result.written:
-            yield Progress(total, total, "Writing the output folder and its DICOMDIR...")
-            _write_dicomdir(file_set, staging, real_files)
+            yield Progress(total, total, "Writing the DICOMDIR...")
+            built.layout.write(staging / "DICOMDIR")
             staging.chmod(0o777 & ~_umask())
             if output.exists():
                 output.rmdir()
@@ -428,8 +416,6 @@ def deidentify_job(request: DeidRequest, cancel: CancelFlag | None = None
     except (JobCancelled, Exception):
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    finally:
-        file_set.clear()
     if outcomes:
         result.mapping_file = write_mapping(request.mapping_dir,
                                             mapping_rows(outcomes, written_paths))

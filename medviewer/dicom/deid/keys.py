@@ -42,7 +42,7 @@ class ProjectKey:
         self.path = path  # None for a one-run key
 
     @classmethod
-    def ephemeral(cls) -> "ProjectKey":
+    def ephemeral(cls) -> ProjectKey:
         return cls(secrets.token_bytes(KEY_BYTES))
 
     @property

@@ -5,6 +5,10 @@ captures often show the patient's name) or an encapsulated PDF. Such files are r
 unless the user confirms them or masks them: a mask is a list of rectangles in image pixels,
 filled on every frame. Masking decodes the pixel data, so a compressed file is written
 back uncompressed (Explicit VR Little Endian, pydicom's ``decompress``).
+
+A masked output records it (Burned In Annotation NO, the Clean Pixel Data Option's code
+and the rectangles in De-identification Method), and a file that records cleaned pixels
+is not suspected again: re-exporting a masked ultrasound needs no new mask.
 """
 
 from __future__ import annotations
@@ -13,6 +17,16 @@ from dataclasses import dataclass
 
 import numpy as np
 from pydicom.dataset import Dataset
+
+from medviewer.dicom.deid import raw
+from medviewer.dicom.deid.dataset import recorded_codes, recorded_pixel_cleaning
+from medviewer.dicom.deid.profile import OPTIONS
+
+SOP_CLASS_UID, MODALITY = 0x00080016, 0x00080060
+BURNED_IN_ANNOTATION, RECOGNIZABLE_VISUAL_FEATURES = 0x00280301, 0x00280302
+ENCAPSULATED_DOCUMENT = 0x00420011
+CLEAN_GRAPHICS_CODE = OPTIONS["clean-graphics"][1]
+OVERLAY_DATA, CURVE_DATA = 0x60003000, 0x50003000
 
 # Modalities whose images commonly show text burned into the pixels.
 BURNED_IN_MODALITIES = {
@@ -27,20 +41,30 @@ ULTRASOUND_SOP_CLASSES = {"1.2.840.10008.5.1.4.1.1.6.1", "1.2.840.10008.5.1.4.1.
                           "1.2.840.10008.5.1.4.1.1.3.1"}
 
 
-def burned_in_reason(ds: Dataset) -> str | None:
-    """Why a file may show identity in its pixels or content (None: no known reason)."""
-    if str(ds.get("BurnedInAnnotation", "") or "").strip().upper() == "YES":
+def burned_in_reason(ds: Dataset, *, keeps_graphics: bool = False) -> str | None:
+    """Why a file may show identity in its pixels or content (None: no known reason).
+
+    ``keeps_graphics``: the profile keeps overlays and curves (Clean Graphics), whose bitmaps
+    can show text drawn over the image as well as pixels can.
+    """
+    if raw.text(ds, BURNED_IN_ANNOTATION).upper() == "YES":
         return "its Burned In Annotation says YES"
-    if str(ds.get("RecognizableVisualFeatures", "") or "").strip().upper() == "YES":
+    if raw.text(ds, RECOGNIZABLE_VISUAL_FEATURES).upper() == "YES":
         return "its Recognizable Visual Features says YES (a face or other feature)"
-    if "EncapsulatedDocument" in ds:
+    if ENCAPSULATED_DOCUMENT in ds:
         return "it holds an encapsulated document, whose text cannot be de-identified"
-    sop_class = str(ds.get("SOPClassUID", "") or "")
+    if keeps_graphics and graphics_groups(ds) and \
+            ("DCM", CLEAN_GRAPHICS_CODE) not in recorded_codes(ds):
+        return ("it has an overlay or curve that Clean Graphics keeps, which may show text "
+                "drawn over the image")
+    if recorded_pixel_cleaning(ds) is not None:
+        return None  # a de-identification cleaned its pixels and said so
+    sop_class = raw.text(ds, SOP_CLASS_UID)
     if sop_class in SECONDARY_CAPTURE_SOP_CLASSES:
         return "it is a secondary capture, which commonly shows burned-in text"
     if sop_class in ULTRASOUND_SOP_CLASSES:
         return "it is an ultrasound image, which commonly shows burned-in text"
-    modality = str(ds.get("Modality", "") or "").strip().upper()
+    modality = raw.text(ds, MODALITY).upper()
     if modality in BURNED_IN_MODALITIES:
         return f"it is {BURNED_IN_MODALITIES[modality]}, which commonly shows burned-in text"
     return None
@@ -56,7 +80,7 @@ class MaskRect:
     height: int
 
     @classmethod
-    def parse(cls, text: str) -> "MaskRect":
+    def parse(cls, text: str) -> MaskRect:
         """'X,Y,W,H' in pixels."""
         parts = text.split(",")
         if len(parts) != 4 or not all(p.strip().isdigit() for p in parts):
@@ -65,6 +89,10 @@ class MaskRect:
         if width <= 0 or height <= 0:
             raise ValueError(f"the rectangle '{text}' has no area")
         return cls(x, y, width, height)
+
+    def describe(self) -> str:
+        """'X,Y,W,H', as parse reads it."""
+        return f"{self.x},{self.y},{self.width},{self.height}"
 
 
 @dataclass(frozen=True)
@@ -117,4 +145,40 @@ def apply_mask(ds: Dataset, mask: PixelMask) -> int:
         if str(ds.get("PhotometricInterpretation", "")).startswith("YBR"):
             ds.PhotometricInterpretation = "RGB"
     ds.PixelData = array.tobytes()
+    _mask_overlays(ds, mask)
     return frames
+
+
+def graphics_groups(ds: Dataset) -> set[int]:
+    """The groups of the overlays (60xx) and curves (50xx) that hold data."""
+    return {int(tag) >> 16 for tag in ds.keys()  # noqa: SIM118 - tags, without converting
+            if int(tag) & 0xFF01FFFF in (OVERLAY_DATA, CURVE_DATA)}
+
+
+def _mask_overlays(ds: Dataset, mask: PixelMask) -> None:
+    """Clear the rectangles in every overlay plane too (its bits can draw text). An
+    overlay's origin (60xx,0050) places its first bit on the image (1-based)."""
+    for group in sorted(g for g in graphics_groups(ds) if g >> 8 == 0x60):
+        base = group << 16
+        try:
+            rows, columns = int(ds[base | 0x0010].value), int(ds[base | 0x0011].value)
+            frames = int(ds[base | 0x0015].value or 1) if base | 0x0015 in ds else 1
+            origin = ds[base | 0x0050].value if base | 0x0050 in ds else (1, 1)
+            top0, left0 = int(origin[0]) - 1, int(origin[1]) - 1
+            data = bytes(ds[base | 0x3000].value)
+        except (KeyError, TypeError, ValueError, IndexError):
+            continue  # an overlay that cannot be read cannot be masked: left as it is
+        count = frames * rows * columns
+        bits = np.unpackbits(np.frombuffer(data, np.uint8), bitorder="little")
+        if bits.size < count or not count:
+            continue
+        planes = bits[:count].reshape(frames, rows, columns)
+        for rect in mask.rectangles:
+            top, left = max(0, rect.y - top0), max(0, rect.x - left0)
+            bottom = min(rows, rect.y + rect.height - top0)
+            right = min(columns, rect.x + rect.width - left0)
+            if top < bottom and left < right:
+                planes[:, top:bottom, left:right] = 0
+        packed = np.packbits(np.concatenate([planes.ravel(), bits[count:]]),
+                             bitorder="little").tobytes()
+        ds[base | 0x3000].value = packed + b"\x00" * (len(packed) % 2)

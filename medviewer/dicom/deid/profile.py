@@ -21,27 +21,52 @@ from dataclasses import dataclass, field
 from medviewer.dicom.deid.table_e1_1 import TableRow, table_rows
 from medviewer.errors import UserError
 
-# The options a user can choose, as (name, the table's column, CID 7050 code, code meaning).
+# The options a user can choose, as (name, the table's column, CID 7050 code, code meaning),
+# in the order the dialog shows them.
 OPTIONS: dict[str, tuple[str, str, str]] = {
     "retain-modified-dates": ("retain_long_modified_dates", "113107",
                               "Retain Longitudinal Temporal Information Modified Dates Option"),
+    "retain-full-dates": ("retain_long_full_dates", "113106",
+                          "Retain Longitudinal Temporal Information Full Dates Option"),
     "retain-patient-characteristics": ("retain_patient_characteristics", "113108",
                                        "Retain Patient Characteristics Option"),
     "retain-device-identity": ("retain_device_identity", "113109",
                                "Retain Device Identity Option"),
+    "retain-institution-identity": ("retain_institution_identity", "113112",
+                                    "Retain Institution Identity Option"),
     "clean-descriptors": ("clean_descriptors", "113105", "Clean Descriptors Option"),
+    "clean-structured-content": ("clean_structured_content", "113104",
+                                 "Clean Structured Content Option"),
+    "clean-graphics": ("clean_graphics", "113103", "Clean Graphics Option"),
+    "retain-safe-private": ("retain_safe_private", "113111", "Retain Safe Private Option"),
     "retain-uids": ("retain_uids", "113110", "Retain UIDs Option"),
 }
 OPTION_TITLES = {
     "retain-modified-dates": "Keep the time between dates (every date of a patient shifted "
                              "by the same number of days)",
+    "retain-full-dates": "Keep dates and times as they are (they can help identify a "
+                         "patient)",
     "retain-patient-characteristics": "Keep patient characteristics (sex, age, size, weight, "
                                       "ethnic group, smoking and pregnancy status)",
     "retain-device-identity": "Keep device identity (station, serial numbers, detector IDs)",
-    "clean-descriptors": "Keep descriptions (study, series, protocol, comments) with this "
-                         "file's names, IDs and dates taken out",
+    "retain-institution-identity": "Keep the institution (name, address, department, "
+                                   "clinical trial site)",
+    "clean-descriptors": "Keep descriptions (study, series, protocol, comments) with names, "
+                         "IDs, dates and UIDs taken out",
+    "clean-structured-content": "Keep structured reports' content and acquisition context, "
+                                "with names, IDs, dates and UIDs taken out",
+    "clean-graphics": "Keep overlays, curves and graphic annotations (their text cleaned; "
+                      "files with overlays then need a check, like burned-in text)",
+    "retain-safe-private": "Keep private attributes known to be safe (PS3.15's list, or "
+                           "blocks the file declares safe)",
     "retain-uids": "Keep the original UIDs (off by default: they can be traced back)",
 }
+# Options that cannot be chosen together, with the sentence saying why.
+EXCLUSIVE = ((frozenset({"retain-modified-dates", "retain-full-dates"}),
+              "keep dates as they are or shift them, not both"),)
+# Options under which free text is kept and cleaned (some attribute's action becomes C).
+TEXT_CLEANING = frozenset({"clean-descriptors", "clean-structured-content", "clean-graphics",
+                           "retain-patient-characteristics", "retain-safe-private"})
 BASIC_PROFILE_CODE = ("113100", "Basic Application Confidentiality Profile")
 CLEAN_PIXEL_CODE = ("113101", "Clean Pixel Data Option")
 PROFILE_NAMES = ("basic",)
@@ -67,7 +92,7 @@ class PrivateTag:
     element: int  # the low byte (0x00-0xFF) of the element number within its block
 
     @classmethod
-    def parse(cls, text: str) -> "PrivateTag":
+    def parse(cls, text: str) -> PrivateTag:
         """'CREATOR,GGGG,EE' (hex), e.g. 'SIEMENS MED,0029,10'."""
         parts = [p.strip() for p in text.rsplit(",", 2)]
         try:
@@ -93,6 +118,11 @@ class Profile:
         if unknown:
             raise UserError(f"The de-identification option '{unknown[0]}' is not one of "
                             f"{', '.join(OPTIONS)}.")
+        for together, why in EXCLUSIVE:
+            if together <= self.options:
+                first, second = sorted(together)
+                raise UserError(f"The options {first} and {second} cannot be used together: "
+                                f"{why}.")
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -101,6 +131,23 @@ class Profile:
     @property
     def shifts_dates(self) -> bool:
         return "retain-modified-dates" in self.options
+
+    @property
+    def keeps_dates(self) -> bool:
+        return "retain-full-dates" in self.options
+
+    @property
+    def cleans_text(self) -> bool:
+        """Whether some free text is kept and must be cleaned of identity."""
+        return bool(self.options & TEXT_CLEANING)
+
+    @property
+    def keeps_graphics(self) -> bool:
+        return "clean-graphics" in self.options
+
+    @property
+    def keeps_safe_private(self) -> bool:
+        return "retain-safe-private" in self.options
 
     def actions(self) -> dict[int, tuple[str, str]]:
         """{tag: (action, attribute name)} for every fixed tag of the table."""
