@@ -99,6 +99,19 @@ def test_figures_are_the_cards_auroc_and_bootstrap_interval():
     assert one_class == {}  # no PNEUMONIA image: no AUROC
 
 
+def test_the_ood_fit_survives_training_features_that_never_vary():
+    """A training split of one X-ray copied (the runs below) gives one feature vector: the
+    export's OOD fit must not stop on a singular covariance."""
+    import numpy as np
+
+    from medviewer.training import ood
+
+    features = np.ones((10, 4))
+    statistics = ood.fit_statistics(features, np.repeat([0, 1], 5), 2)
+    assert statistics.scores(features).max() == 0
+    assert statistics.scores(features + 1).min() > 0
+
+
 # ---------------------------------------------------------------- medviewer export
 
 
