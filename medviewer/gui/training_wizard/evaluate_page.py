@@ -392,5 +392,6 @@ class EvaluatePage(WizardPage):
         return out
 
     def isComplete(self) -> bool:  # noqa: N802 - Qt naming
-        return not self.owner.is_running("score")
+        # The Export page shows what this scoring found (warnings, thresholds): it needs one.
+        return self.evaluation is not None and not self.owner.is_running("score")
 

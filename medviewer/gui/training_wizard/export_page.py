@@ -144,7 +144,8 @@ class ExportPage(WizardPage, EventConsumer):
     def initializePage(self) -> None:  # noqa: N802 - Qt naming
         owner = self.owner
         evaluation = owner.evaluate_page.evaluation
-        if evaluation is None:
+        if evaluation is None:  # the Evaluate page lets no one here without it
+            self._inputs_changed()
             return
         if not self.name_edit.text():
             self.name_edit.setText(suggest_model_name(evaluation.data or "model",
