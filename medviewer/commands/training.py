@@ -266,7 +266,7 @@ def run_export(args: argparse.Namespace) -> int:
                                       operating_point=args.operating_point))
     result = outcome.result
     if args.json:
-        from medviewer.cli import print_json
+        from medviewer.commands.output import print_json
 
         print_json(result.to_dict())
     else:
@@ -308,7 +308,7 @@ def run_runs(args: argparse.Namespace) -> int:
         raise UserError(f"The runs folder {folder} does not exist.")
     runs = list_finished_runs(folder)
     if args.json:
-        from medviewer.cli import print_json
+        from medviewer.commands.output import print_json
 
         print_json([run.to_dict() for run in runs])
         return 0
