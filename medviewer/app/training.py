@@ -13,12 +13,14 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib.util
+import json
 import logging
 import math
 import os
 import re
+import time
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -155,11 +157,83 @@ def _fine_tune_sources() -> list[FineTuneSource]:
         checkpoint = entry.onnx_path.parent / FINE_TUNE_CHECKPOINT_NAME
         if checkpoint.is_file():
             sources.append(FineTuneSource(f"Model {entry.key} ({entry.source})", str(checkpoint)))
-    runs = sorted((p for p in runs_dir().iterdir() if (p / "checkpoints/best.pt").is_file()),
-                  reverse=True)
-    for run in runs[:20]:
-        sources.append(FineTuneSource(f"Run {run.name}", str(run / "checkpoints/best.pt")))
+    for run in list_finished_runs()[:20]:
+        sources.append(FineTuneSource(f"Run {Path(run.run_dir).name}", run.checkpoint))
     return sources
+
+
+@dataclass
+class FinishedRun:
+    """A run folder with a best checkpoint, as the wizard and ``medviewer runs`` list it."""
+
+    run_dir: str
+    started: str  # local time the run started, "YYYY-MM-DD HH:MM"
+    data: str  # the data source given to the trainer
+    arch: str
+    input_size: int | None
+    epochs_run: int | None
+    best_val_auroc: float | None
+    ended: str  # "finished", "stopped" (cancelled) or "unfinished" (no result yet)
+
+    @property
+    def checkpoint(self) -> str:
+        return str(Path(self.run_dir) / "checkpoints" / "best.pt")
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "checkpoint": self.checkpoint}
+
+
+def list_finished_runs(folder: Path | None = None) -> list[FinishedRun]:
+    """Runs in the runs folder (or ``folder``) that can be evaluated and exported: those
+    with a best checkpoint, newest first. Reads only their small JSON files."""
+    folder = runs_dir() if folder is None else Path(folder)
+    runs = []
+    for run in (p for p in folder.iterdir() if (p / "checkpoints" / "best.pt").is_file()):
+        config, result = _json_object(run / "config.json"), _json_object(run / "result.json")
+        started_at = (run / "config.json").stat().st_mtime if (run / "config.json").is_file() \
+            else (run / "checkpoints" / "best.pt").stat().st_mtime
+        auroc = result.get("best_val_auroc")
+        if auroc is None:
+            auroc = _best_auroc_in_history(run / "history.jsonl")
+        ended = "unfinished" if not result else ("stopped" if result.get("cancelled")
+                                                 else "finished")
+        runs.append(FinishedRun(
+            str(run), time.strftime("%Y-%m-%d %H:%M", time.localtime(started_at)),
+            str(config.get("data") or ""), str(config.get("arch") or "?"),
+            config.get("input_size"), result.get("epochs_run"),
+            float(auroc) if isinstance(auroc, (int, float)) else None, ended))
+    return sorted(runs, key=lambda r: (r.started, r.run_dir), reverse=True)
+
+
+def _json_object(path: Path) -> dict:
+    """A run's small JSON file as a dict ({} when missing or unreadable)."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def finished_runs_job(cancel: CancelFlag | None = None,
+                      ) -> Generator[Progress, None, list[FinishedRun]]:
+    """:func:`list_finished_runs` as a job (the wizard reads the folder on a worker)."""
+    yield Progress(0, None, "listing the finished runs")
+    return list_finished_runs()
+
+
+def _best_auroc_in_history(path: Path) -> float | None:
+    """The best validation AUROC so far, from the last epoch line of a run's history."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        try:
+            value = json.loads(line).get("best_val_auroc")
+        except (ValueError, AttributeError):
+            continue
+        return value if isinstance(value, (int, float)) else None
+    return None
 
 
 @dataclass
@@ -228,8 +302,6 @@ def read_checkpoint(path: str) -> Generator[Progress, None, CheckpointSummary]:
 
 def make_train_config(choices: dict) -> Any:
     """The trainer's TrainConfig from the wizard's plain choices (see TrainingWizard.choices)."""
-    from dataclasses import asdict
-
     from medviewer.training import data as data_mod
     from medviewer.training import trainer
 
@@ -254,8 +326,18 @@ def train_job(choices: dict, run_dir: str, cancel: CancelFlag) -> Generator[Any,
 
 
 @dataclass
+class Reliability:
+    """One class's calibration on one split, on the trainer's raw scores."""
+
+    bins: list[dict]  # metrics.reliability_bins: low, high, count, mean_predicted, observed
+    ece: float  # expected calibration error of this class's probability
+    brier: float  # the split's multiclass Brier score (0 perfect, 2 worst)
+
+
+@dataclass
 class Evaluation:
-    """Scores of the best checkpoint on the validation and test images."""
+    """Scores of the best checkpoint on the validation and test images, with what the
+    wizard shows of them that is too slow for the GUI thread."""
 
     checkpoint: str
     class_names: list[str]
@@ -265,22 +347,39 @@ class Evaluation:
     best_val_auroc: float | None
     arch: str
     installed_keys: set[str] = field(default_factory=set)
-    # (split, class) -> 95 % bootstrap interval of the AUROC: too slow for the GUI thread.
+    # (split, class) -> 95 % bootstrap interval of the AUROC.
     auroc_intervals: dict[tuple[str, str], tuple[float, float]] = field(default_factory=dict)
+    data: str = ""  # the run's data source as given to the trainer
+    reliability: dict[tuple[str, str], Reliability] = field(default_factory=dict)
+    # The temperature the export will fit on validation (here on the checkpoint's scores,
+    # which the exported file reproduces), to show a threshold in the card's scale.
+    temperature: float = 1.0
+    # gates.export_warnings of these scores: what the export will warn about.
+    warnings: list[str] = field(default_factory=list)
+
+    def calibrated_threshold(self, class_name: str, threshold: float) -> float:
+        """A threshold on the trainer's raw scores in the card's calibrated scale."""
+        from medviewer.training.gates import calibrated_threshold
+
+        return calibrated_threshold(threshold, self.class_names.index(class_name),
+                                    len(self.class_names), self.temperature)
 
 
 def score_checkpoint(checkpoint: str, device: str, threads: int | None,
                      cancel: CancelFlag | None = None) -> Generator[Progress, None, Evaluation]:
-    """Probabilities of the best checkpoint on its run's validation and test images."""
+    """Probabilities of the best checkpoint on its run's validation and test images, their
+    AUROC intervals, reliability bins, the export's temperature and warnings."""
     from medviewer.inference import registry
-    from medviewer.training import metrics
+    from medviewer.training import calibration, gates, metrics
     from medviewer.training.evaluation import score_checkpoint_splits
 
     payload, scores = yield from score_checkpoint_splits(checkpoint, device, threads,
                                                          ("val", "test"), cancel)
     class_names = list(payload["class_names"])
-    intervals = {}
+    intervals, reliability = {}, {}
+    figures: dict[str, dict[str, gates.AurocFigure]] = {"val": {}, "test": {}}
     for split, (probabilities, labels) in scores.items():
+        brier = metrics.brier_score(probabilities, labels)
         for index, name in enumerate(class_names):
             if cancel is not None:
                 cancel.raise_if_cancelled()
@@ -288,12 +387,22 @@ def score_checkpoint(checkpoint: str, device: str, threads: int | None,
             if positive.any() and not positive.all():
                 intervals[split, name] = metrics.auroc_interval(positive,
                                                                 probabilities[:, index])
+                figures[split][name] = gates.AurocFigure(
+                    metrics.auroc(positive, probabilities[:, index]), *intervals[split, name])
+            reliability[split, name] = Reliability(
+                metrics.reliability_bins(probabilities, labels, index),
+                metrics.expected_calibration_error(probabilities, labels, index), brier)
+    temperature = 1.0
+    if "val" in scores:
+        temperature = calibration.fit_temperature(*scores["val"])
+    warnings = gates.export_warnings(class_names, figures["val"], figures["test"])
     installed = {entry.key for entry in registry.list_models()}
     return Evaluation(checkpoint, class_names, scores,
                       dict(payload.get("best_operating_points") or {}),
                       payload.get("best_epoch"), payload.get("best_val_auroc"),
-                      payload["config"]["arch"],
-                      installed, intervals)
+                      payload["config"]["arch"], installed, intervals,
+                      str(payload["config"].get("data") or ""), reliability, temperature,
+                      warnings)
 
 
 def suggest_model_name(spec: str, arch: str) -> str:

@@ -5,8 +5,10 @@ The steps: the training package exports the best checkpoint (or several runs' as
 ensemble) to ONNX with its card, scored on the test split by the exported file; thresholds
 the user moved on the wizard's Evaluate page replace the trained ones and the test split is
 scored again at them; registering copies the model into the user's models folder and keeps
-the run's checkpoint beside it, so the model can be fine-tuned later. torch is imported
-inside the function.
+the run's checkpoint beside it, so the model can be fine-tuned later. A model the export
+warns about (``training.gates.export_warnings``: test AUROC no better than chance, or far
+below validation) is registered only when the caller passes the user's explicit
+confirmation. torch is imported inside the function.
 """
 
 from __future__ import annotations
@@ -29,13 +31,19 @@ class ExportOutcome:
     result: Any  # medviewer.training.export.ExportResult
     entry: Any  # medviewer.inference.registry.ModelEntry, or None when not registered
     chosen_points: dict[str, dict] = field(default_factory=dict)
+    # Registering was asked for but not done: the export warned and nobody confirmed.
+    registration_withheld: bool = False
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(self.result.warnings)
 
 
 def export_model(runs: str | Path | Sequence[str | Path], name: str, version: str, *,
                  description: str = "", chosen_points: dict[str, dict] | None = None,
                  register: bool = False, out_dir: str | Path | None = None,
                  weights: str = "float32", cancel: CancelFlag | None = None,
-                 operating_point: str | None = None,
+                 operating_point: str | None = None, register_despite_warnings: bool = False,
                  ) -> Generator[Progress, None, ExportOutcome]:
     """Export a run (a run folder or a checkpoint file; several runs: one ensemble), apply
     the operating points chosen by the user, and register it.
@@ -48,7 +56,10 @@ def export_model(runs: str | Path | Sequence[str | Path], name: str, version: st
     ``register`` adds the model to the user's model list, with the run's checkpoint beside
     it (not for an ensemble: no one checkpoint holds it). ``operating_point`` (youden,
     sensitivity:X, specificity:X) is how the exporter chooses thresholds on calibrated
-    validation scores before any chosen by hand replace them.
+    validation scores before any chosen by hand replace them. When the export warns
+    (``result.warnings``), ``register`` is honoured only with ``register_despite_warnings``
+    (the user's explicit confirmation); otherwise the files are written, nothing is
+    registered and ``registration_withheld`` says so.
     """
     from medviewer.inference import registry
     from medviewer.training import export
@@ -68,13 +79,14 @@ def export_model(runs: str | Path | Sequence[str | Path], name: str, version: st
         yield Progress(4, 5, "applying the chosen operating point")
         _apply_chosen_points(result, checkpoint, chosen_points, cancel)
     entry = None
-    if register:
+    withheld = register and bool(result.warnings) and not register_despite_warnings
+    if register and not withheld:
         yield Progress(5, 5, "adding it to the model list")
         entry = registry.import_model(result.onnx_path, result.card_path)
         result.registered_path = str(entry.onnx_path)
         if checkpoint is not None:
             shutil.copyfile(checkpoint, entry.onnx_path.parent / FINE_TUNE_CHECKPOINT_NAME)
-    return ExportOutcome(result, entry, chosen_points)
+    return ExportOutcome(result, entry, chosen_points, withheld)
 
 
 def _apply_chosen_points(result: Any, checkpoint: Path, chosen_points: dict[str, dict],

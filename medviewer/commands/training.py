@@ -1,4 +1,5 @@
-"""`medviewer train` and `medviewer export`: local retraining and ONNX export.
+"""`medviewer train`, `medviewer runs` and `medviewer export`: local retraining, the runs
+that can be exported, and ONNX export.
 
 torch is imported inside the handlers only. `medviewer train` also runs unchanged under
 ``torchrun --nproc_per_node N`` (DistributedDataParallel; only rank 0 prints).
@@ -82,9 +83,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "run's)")
     export.add_argument("--register", action="store_true",
                         help="also install it into the user models folder, with the "
-                             "run's checkpoint beside it for fine-tuning")
+                             "run's checkpoint beside it for fine-tuning; refused (exit 1, "
+                             "files still written) when the export warns")
+    export.add_argument("--register-anyway", action="store_true",
+                        help="register even when the export warns (test AUROC interval "
+                             "includes 0.5, test far below validation, or no test figures)")
     export.add_argument("--json", action="store_true")
     export.set_defaults(handler=run_export)
+
+    runs = subparsers.add_parser(
+        "runs", help="list the finished training runs that can be exported",
+        description="List the runs in MedViewer's runs folder (where the training wizard "
+                    "trains) that have a best checkpoint, newest first, with their date, "
+                    "data, architecture and best validation AUROC. Export one with "
+                    "`medviewer export RUN_DIR`.")
+    runs.add_argument("--folder", help="list this folder of runs instead")
+    runs.add_argument("--json", action="store_true")
+    runs.set_defaults(handler=run_runs)
 
 
 def _emit_json(event_type: str, payload: dict) -> None:
@@ -267,15 +282,27 @@ def run_export(args: argparse.Namespace) -> int:
     # The wizard's export workflow, without thresholds chosen by hand: the same run gives
     # the same card and registration from both.
     runs = args.run_dir[0] if len(args.run_dir) == 1 else args.run_dir
-    result = run_to_end(export_model(runs, args.name, args.version,
-                                     description=args.description, register=args.register,
-                                     out_dir=args.out_dir, weights=args.weights,
-                                     operating_point=args.operating_point)).result
+    outcome = run_to_end(export_model(runs, args.name, args.version,
+                                      description=args.description,
+                                      register=args.register or args.register_anyway,
+                                      register_despite_warnings=args.register_anyway,
+                                      out_dir=args.out_dir, weights=args.weights,
+                                      operating_point=args.operating_point))
+    result = outcome.result
     if args.json:
         from medviewer.commands.output import print_json
 
         print_json(result.to_dict())
-        return 0
+    else:
+        _print_export(result)
+    if outcome.registration_withheld:
+        raise UserError(f"{args.name} {args.version} was exported to {result.onnx_path} but "
+                        f"not registered, because the export warns about it (the warnings are "
+                        f"in its output); pass --register-anyway to register it all the same.")
+    return 0
+
+
+def _print_export(result: Any) -> None:
     print(f"exported {result.onnx_path} ({result.size_bytes / 1e6:.1f} MB)")
     print(f"parity on {result.parity_images} validation images: max |diff| "
           f"{result.parity_max_abs_probabilities:.2e} (probabilities), "
@@ -288,6 +315,33 @@ def run_export(args: argparse.Namespace) -> int:
             print(f"  {name}: threshold {point['threshold']:.4f} sensitivity "
                   f"{point['sensitivity']:.4f} specificity {point['specificity']:.4f}")
     print(f"model card {result.card_path}")
+    for line in result.warnings:
+        print(f"WARNING {line}")
     if result.registered_path:
         print(f"registered as {result.registered_path}")
+
+
+def run_runs(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from medviewer.app.training import list_finished_runs, runs_dir
+    from medviewer.errors import UserError
+
+    folder = Path(args.folder) if args.folder else runs_dir()
+    if not folder.is_dir():
+        raise UserError(f"The runs folder {folder} does not exist.")
+    runs = list_finished_runs(folder)
+    if args.json:
+        from medviewer.commands.output import print_json
+
+        print_json([run.to_dict() for run in runs])
+        return 0
+    if not runs:
+        print(f"no run with a best checkpoint in {folder}")
+        return 0
+    print(f"{len(runs)} runs in {folder}, newest first:")
+    for run in runs:
+        auroc = "-" if run.best_val_auroc is None else f"{run.best_val_auroc:.3f}"
+        print(f"{run.started}  {run.arch:<12s} val AUROC {auroc:>5s}  {run.ended:<10s} "
+              f"data {run.data or '?'}\n    {run.run_dir}")
     return 0

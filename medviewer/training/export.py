@@ -22,7 +22,7 @@ import logging
 import platform
 import shutil
 from collections.abc import Generator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +80,9 @@ class ExportResult:
     parity_images: int
     test_metrics: dict
     size_bytes: int
+    # gates.export_warnings on the exported file's calibrated scores: registering a model
+    # with any needs the user's explicit confirmation (app.training_export).
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -452,11 +455,27 @@ def export_run(run_dir: str | Path | Sequence[str | Path], name: str, version: s
         test_source=portable(split.get("test_source", split.get("source"))))
     card_path = registry.card_path_for(onnx_path)
     card.save(card_path)
+    warnings = gates.split_warnings(class_names, *_calibrated_splits(card, scored))
     # A copy of the split beside the model documents exactly which images were used.
     if run_dir.is_dir() and (run_dir / "split.json").is_file():
         shutil.copyfile(run_dir / "split.json", folder / "split.json")
 
     yield Progress(4, 4, "done")
     return ExportResult(str(onnx_path), str(card_path), None, max_probs, max_cam,
-                        int(val_images.shape[0]), test_metrics, onnx_path.stat().st_size)
+                        int(val_images.shape[0]), test_metrics, onnx_path.stat().st_size,
+                        warnings)
+
+
+def _calibrated_splits(card, scored: dict[str, gates.ScoredSplit]) -> tuple[tuple, tuple]:
+    """(probabilities, labels) of validation and test as the card's reader sees them."""
+    from medviewer.inference.calibration import apply_temperature
+
+    temperature = card.calibration.temperature if card.calibration is not None else 1.0
+
+    def calibrated(split: gates.ScoredSplit) -> tuple:
+        if not len(split):
+            return split.probabilities, split.labels
+        return apply_temperature(split.probabilities, temperature, card.task), split.labels
+
+    return calibrated(scored["val"]), calibrated(scored["test"])
 

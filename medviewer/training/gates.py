@@ -11,11 +11,16 @@ are described by the same rules:
 3. test metrics with 95 % intervals at those points, on calibrated scores;
 4. the OOD statistics fitted on the training split's features (``ood``).
 
+:func:`export_warnings` is the one rule for when an export warns before a model is
+registered (test AUROC no better than chance, or far below validation); the training
+wizard's Export page and ``medviewer export`` both show its sentences.
+
 numpy only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,3 +113,76 @@ def calibrated_threshold(threshold: float, class_index: int, n_classes: int,
     raw = np.array([[1.0 - threshold, threshold]] if class_index == 1
                    else [[threshold, 1.0 - threshold]], np.float64)
     return float(apply_temperature(raw, temperature)[0, class_index])
+
+
+# ---------------------------------------------------------------- export warnings
+
+
+@dataclass(frozen=True)
+class AurocFigure:
+    """A finding's AUROC on one split with its 95 % bootstrap interval."""
+
+    value: float
+    low: float
+    high: float
+
+
+def auroc_figures(probabilities: np.ndarray, labels: np.ndarray,
+                  class_names: list[str]) -> dict[str, AurocFigure]:
+    """Each finding class's one-vs-rest AUROC and interval (the card's bootstrap); a class
+    missing from the result has no positive or no negative image in the split."""
+    probabilities = np.asarray(probabilities, np.float64)
+    labels = np.asarray(labels, np.int64)
+    out = {}
+    for index, name in enumerate(class_names):
+        positive = labels == index
+        if name not in metrics.finding_classes(class_names) or positive.all() \
+                or not positive.any():
+            continue
+        scores = probabilities[:, index]
+        out[name] = AurocFigure(metrics.auroc(positive, scores),
+                                *metrics.auroc_interval(positive, scores))
+    return out
+
+
+def export_warnings(class_names: list[str], validation: Mapping[str, AurocFigure],
+                    test: Mapping[str, AurocFigure]) -> list[str]:
+    """Sentences saying why a model should not be registered without a second thought; empty
+    when there is nothing to say. Per finding class:
+
+    - no test AUROC (no test split, or it lacks that class or every other): unmeasured;
+    - the test interval reaches 0.5 or lies below it: not shown to beat chance;
+    - the whole test interval lies below the whole validation interval: the model does
+      worse on images it was not chosen on, by more than chance explains.
+    """
+    lines = []
+    for name in metrics.finding_classes(class_names):
+        tested, validated = test.get(name), validation.get(name)
+        if tested is None:
+            lines.append(f"{name}: there is no test AUROC (the test split is empty or lacks "
+                         f"{name} or other images), so how the model does on images it "
+                         f"never saw is unknown.")
+            continue
+        spread = f"{tested.value:.3f} (95 % interval {tested.low:.2f}–{tested.high:.2f})"
+        if tested.high < 0.5:
+            lines.append(f"{name}: the test AUROC is {spread}, below 0.5: the model ranks "
+                         f"the test images worse than chance; check that the classes are not "
+                         f"swapped.")
+        elif tested.low <= 0.5:
+            lines.append(f"{name}: the test AUROC is {spread}; the interval includes 0.5, so "
+                         f"on its test images the model is not shown to do better than "
+                         f"chance.")
+        if validated is not None and tested.high < validated.low:
+            lines.append(f"{name}: the test AUROC, {spread}, is below the validation AUROC, "
+                         f"{validated.value:.3f} ({validated.low:.2f}–"
+                         f"{validated.high:.2f}), by more than their intervals allow: expect "
+                         f"figures nearer the test ones on new images.")
+    return lines
+
+
+def split_warnings(class_names: list[str], validation: tuple[np.ndarray, np.ndarray],
+                   test: tuple[np.ndarray, np.ndarray] | None) -> list[str]:
+    """:func:`export_warnings` from (probabilities, labels) of the validation and test
+    splits (the test may be None or empty)."""
+    tested = auroc_figures(*test, class_names) if test is not None and len(test[1]) else {}
+    return export_warnings(class_names, auroc_figures(*validation, class_names), tested)

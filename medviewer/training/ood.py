@@ -29,7 +29,9 @@ def fit_statistics(features: np.ndarray, labels: np.ndarray, n_classes: int,
     means = np.stack([x[labels == c].mean(axis=0) for c in present])
     centred = x - means[np.searchsorted(present, labels)]
     covariance = centred.T @ centred / max(1, len(x) - len(present))
-    scale = float(np.trace(covariance)) / covariance.shape[0]
+    # Features that never vary (a training split of one image copied) have no scale: use
+    # 1, i.e. Euclidean distance, rather than a singular matrix.
+    scale = float(np.trace(covariance)) / covariance.shape[0] or 1.0
     covariance += shrinkage * scale * np.eye(covariance.shape[0])
     return OodStatistics(means, np.linalg.inv(covariance))
 

@@ -276,6 +276,20 @@ def _grab(wizard, shots: Path | None, name: str) -> None:
         wizard.grab().save(str(shots / f"wizard_{name}.png"))
 
 
+def _grab_finished_runs(shots: Path) -> None:
+    """A second wizard's first page choosing the run just trained (screenshots only)."""
+    from medviewer.gui.training_wizard import TrainingWizard
+
+    again = TrainingWizard()
+    again.show()
+    run_loop_until(lambda: again.tools is not None)
+    again.data_page.finished_radio.setChecked(True)
+    run_loop_until(again.data_page.isComplete)
+    _grab(again, shots, "1_finished_runs")
+    again.shutdown()
+    again.close()
+
+
 def _run(home: Path, shots: Path | None) -> dict:
     from medviewer.gui.app import configure_pyqtgraph, create_application
 
@@ -347,6 +361,8 @@ def _run(home: Path, shots: Path | None) -> dict:
     if export.outcome is None:
         raise RuntimeError(export.result_label.text())
     _grab(wizard, shots, "6_export")
+    if shots is not None:
+        _grab_finished_runs(shots)
     wizard.shutdown()
     wizard.close()
     app.processEvents()

@@ -1,9 +1,12 @@
 """The training wizard driven through its pages on real chest X-rays (Kermany, 32 px, smallcnn).
 
 Every page is used as a user would: the data folder is read and split on a worker, the model
-trains on a worker with live curves, the ROC operating point is dragged, the model is
-exported to ONNX and registered, and it then shows up as a fine-tuning source. Closing or
-stopping mid-run is checked to stop the worker (the fixture fails on a leftover thread).
+trains on a worker with live curves, the ROC operating point is dragged beside the
+reliability diagram, the model is exported to ONNX and registered, and it then shows up as a
+fine-tuning source. Closing or stopping mid-run is checked to stop the worker (the fixture
+fails on a leftover thread). The guards: a finished run from the runs folder is evaluated
+and exported later, a model whose test AUROC cannot beat chance is registered only after an
+explicit tick, and finishing with a model not exported asks first.
 """
 
 from __future__ import annotations
@@ -101,6 +104,23 @@ def answer_stop_question(wizard: tw.TrainingWizard, answer: QMessageBox.Standard
     QTimer.singleShot(0, click_when_shown)
 
 
+def answer_export_question(wizard: tw.TrainingWizard, answer: str) -> list[str]:
+    """Click the button ``answer`` of the "close without exporting?" question once shown;
+    the returned list then holds the texts of all its buttons (in the platform's order)."""
+    shown: list[str] = []
+
+    def click_when_shown() -> None:
+        box = wizard.export_question
+        if box is None or not box.isVisible():
+            QTimer.singleShot(20, click_when_shown)
+            return
+        shown.extend(button.text() for button in box.buttons())
+        next(button for button in box.buttons() if button.text() == answer).click()
+
+    QTimer.singleShot(0, click_when_shown)
+    return shown
+
+
 def confusion_at(scores: np.ndarray, positive: np.ndarray, threshold: float) -> tuple:
     predicted = scores >= threshold
     return (int((predicted & positive).sum()), int((~predicted & positive).sum()),
@@ -186,15 +206,47 @@ def test_every_page_from_a_folder_to_a_registered_model(qtbot, wizard, kermany_f
     low, high = auroc_interval(positive, scores)
     assert evaluate.figures.item(0, 4).text().endswith(f"\n{low:.2f}–{high:.2f}")
     assert f"[{low:.3f}–{high:.3f}]" in evaluate.roc.plot.getPlotItem().titleLabel.text
-    # The test split shows the same threshold's point on its own curve.
+    # Beside the ROC: the reliability diagram of the same split and class, its bins computed
+    # on the scoring worker with metrics.reliability_bins, ECE and Brier score in words.
+    from medviewer.training import metrics
+
+    assert evaluate.reliability.isVisible()
+    assert evaluate.reliability.bins == metrics.reliability_bins(val_probabilities, val_labels,
+                                                                 1)
+    assert "validation: PNEUMONIA" in evaluate.reliability.title
+    words = evaluate.calibration_note.text()
+    ece = metrics.expected_calibration_error(val_probabilities, val_labels, 1)
+    assert f"ECE {ece:.3f}" in words and "raw PNEUMONIA scores" in words
+    assert f"Brier score {metrics.brier_score(val_probabilities, val_labels):.3f}" in words
+    assert f"T = {evaluation.temperature:.2f}" in words and "before and after" in words
+    # The test split shows the same threshold's point on its own curve, and its own bins.
     evaluate.split_combo.setCurrentIndex(evaluate.split_combo.findData("test"))
     test_probabilities, test_labels = evaluation.scores["test"]
     assert evaluate.matrix.counts == confusion_at(test_probabilities[:, 1], test_labels == 1,
                                                   chosen)
+    assert evaluate.reliability.bins == metrics.reliability_bins(test_probabilities,
+                                                                 test_labels, 1)
+    assert "on the test images" in evaluate.calibration_note.text()
 
     click(qtbot, wizard, QWizard.WizardButton.NextButton)
     export = wizard.export_page
     assert export.version_edit.text() == "1"
+    # The threshold the card will store, in both scales.
+    stored = evaluation.calibrated_threshold("PNEUMONIA", chosen)
+    assert f"PNEUMONIA: threshold {chosen:.4f} on the trainer's raw scores, chosen on the " \
+        f"Evaluate page" in export.points_label.text()
+    assert f"calibrated scale, at about {stored:.4f}" in export.points_label.text()
+    # Whatever these 7 test images say, the page shows the export's warnings exactly when
+    # the Evaluate page's scores give some, and registering then waits for a tick.
+    assert export.warnings == evaluation.warnings
+    assert export.warning_label.isVisible() == bool(evaluation.warnings)
+    assert export.register_check.isChecked() == (not evaluation.warnings)
+    # Finish before exporting asks first; staying keeps the wizard and exports nothing.
+    offered = answer_export_question(wizard, "Stay")
+    click(qtbot, wizard, QWizard.WizardButton.FinishButton)
+    assert sorted(offered) == ["Close without exporting", "Export now", "Stay"]
+    assert wizard.isVisible() and export.outcome is None and not wizard.is_running("export")
+    export.register_check.setChecked(True)  # with a warning shown: the explicit confirmation
     export.name_edit.setText("wizard-test")
     saved_in = tmp_path / "saved models"
     export.folder_edit.setText(str(saved_in))
@@ -214,6 +266,9 @@ def test_every_page_from_a_folder_to_a_registered_model(qtbot, wizard, kermany_f
 
     assert point.threshold == pytest.approx(calibrated_threshold(
         chosen, card.classes.index("PNEUMONIA"), 2, card.calibration.temperature))
+    assert point.threshold == pytest.approx(stored, abs=1e-4)  # as the page said before
+    assert f"at threshold {point.threshold:.4f} (calibrated scale; {chosen:.4f} on the " \
+        f"trainer's raw scores)" in export.result_label.text()
     assert "training wizard" in point.method
     assert point.metrics["val_sensitivity"] == pytest.approx(tp / (tp + fn))
     tested = card.metrics["operating_points"]["PNEUMONIA"]
@@ -236,6 +291,7 @@ def test_every_page_from_a_folder_to_a_registered_model(qtbot, wizard, kermany_f
 
     # The same run again with 8-bit weights: a quarter of the file, said in the card.
     export.version_edit.setText("2")
+    export.register_check.setChecked(True)
     export.weights_combo.setCurrentIndex(export.weights_combo.findData("int8"))
     with qtbot.waitSignal(wizard.model_registered, timeout=TRAIN_TIMEOUT_MS) as registered:
         qtbot.mouseClick(export.export_button, Qt.MouseButton.LeftButton)
@@ -307,6 +363,132 @@ def test_closing_mid_run_asks_then_stops_the_worker(qtbot, wizard, kermany_folde
     assert not wizard.is_running("train") and not workers.running_workers()
     assert train.outcome == "cancelled"
     assert train.curves.epoch_count < 40
+
+
+# ---------------------------------------------------------------- the guards
+
+
+@pytest.fixture(scope="module")
+def chance_run(shared_data, tmp_path_factory) -> Path:
+    """A finished run trained (1 epoch, 32 px) on 48 copies of one X-ray, half labelled
+    each class: every image scores alike, so its validation and test AUROC are exactly 0.5
+    and the export must warn."""
+    from medviewer.jobs import run_to_end
+    from medviewer.training import trainer
+
+    root = tmp_path_factory.mktemp("chance")
+    source = sorted((shared_data / "xray/kermany224/train/NORMAL").iterdir())[0]
+    for index in range(48):
+        folder = root / "data" / ("NORMAL", "PNEUMONIA")[index % 2]
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, folder / f"IM-{index + 1:04d}-0001.jpeg")  # a patient each
+    config = trainer.TrainConfig(data=str(root / "data"), arch="smallcnn", epochs=1,
+                                 batch_size=8, input_size=32, seed=2, device="cpu",
+                                 num_threads=1)
+    run_to_end(trainer.train(config, root / "20250102-030405-smallcnn"))
+    return root / "20250102-030405-smallcnn"
+
+
+@pytest.mark.slow
+def test_a_finished_run_is_exported_later_and_its_warning_needs_a_tick(qtbot, wizard,
+                                                                       chance_run):
+    from medviewer.app.training import runs_dir
+    from medviewer.inference import registry
+
+    shutil.copytree(chance_run, runs_dir() / chance_run.name)
+    (runs_dir() / "20250101-000000-smallcnn" / "checkpoints").mkdir(parents=True)  # no best
+    page = wizard.data_page
+    page.finished_radio.setChecked(True)
+    qtbot.waitUntil(lambda: page.runs_table.rowCount() == 1 and page.isComplete(),
+                    timeout=TOOLS_TIMEOUT_MS)
+    assert not page.training_part.isVisible() and page.runs_part.isVisible()
+    row = [page.runs_table.item(0, column).text() for column in range(6)]
+    run = page.finished_run
+    assert run.run_dir == str(runs_dir() / chance_run.name)
+    assert row == [run.started, "chance0/data", "smallcnn, 32 px", "1",
+                   f"{run.best_val_auroc:.3f}", "finished"]
+
+    # Straight to Evaluate with that run's checkpoint and split, then Export.
+    click(qtbot, wizard, QWizard.WizardButton.NextButton)
+    assert wizard.currentId() == tw.PAGE_EVALUATE
+    evaluate = wizard.evaluate_page
+    qtbot.waitUntil(lambda: evaluate.evaluation is not None, timeout=TRAIN_TIMEOUT_MS)
+    evaluation = evaluate.evaluation
+    assert evaluation.checkpoint == str(runs_dir() / chance_run.name / "checkpoints/best.pt")
+    assert evaluation.data == str(chance_run.parent / "data")
+    val_probabilities = evaluation.scores["val"][0]
+    assert np.ptp(val_probabilities[:, 1]) == 0  # one image: one score
+    assert evaluate.reliability.bins and sum(b["count"] for b in evaluate.reliability.bins) \
+        == len(val_probabilities)
+    assert any("includes 0.5" in line for line in evaluation.warnings)
+    click(qtbot, wizard, QWizard.WizardButton.NextButton)
+    export = wizard.export_page
+    assert export.name_edit.text() == "data-smallcnn"
+    assert export.warning_label.isVisible()
+    assert "PNEUMONIA: the test AUROC is 0.500 (95 % interval 0.50–0.50)" in \
+        export.warning_label.text()
+    assert not export.register_check.isChecked()
+    assert export.register_check.text() == "Add it to the model list anyway: I have read " \
+        "the warning above"
+    folder = runs_dir() / chance_run.name / "export"
+    # Exported without the tick: written, not registered, and the page says so.
+    qtbot.mouseClick(export.export_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not wizard.is_running("export"), timeout=TRAIN_TIMEOUT_MS)
+    assert export.outcome is not None and export.outcome.entry is None
+    assert (folder / "data-smallcnn-1" / "data-smallcnn.onnx").is_file()
+    assert "Not added to the model list" in export.result_label.text()
+    assert "data-smallcnn@1" not in {e.key for e in registry.list_models()}
+    # The tick registers it.
+    export.register_check.setChecked(True)
+    with qtbot.waitSignal(wizard.model_registered, timeout=TRAIN_TIMEOUT_MS) as registered:
+        qtbot.mouseClick(export.export_button, Qt.MouseButton.LeftButton)
+    assert registered.args[0].key == "data-smallcnn@1"
+    assert "Registered as <b>data-smallcnn@1</b>" in export.result_label.text()
+    # Nothing was trained here, so Finish closes without a question.
+    click(qtbot, wizard, QWizard.WizardButton.FinishButton)
+    qtbot.waitUntil(lambda: not wizard.isVisible())
+
+
+@pytest.mark.slow
+def test_finishing_or_closing_with_an_unexported_model_asks_first(qtbot, wizard,
+                                                                  kermany_folder):
+    go_to_training(qtbot, wizard, kermany_folder, epochs=1, batch_size=8)
+    train = wizard.train_page
+    qtbot.waitUntil(lambda: train.outcome == "finished", timeout=TRAIN_TIMEOUT_MS)
+    first_run = train.run_dir
+    click(qtbot, wizard, QWizard.WizardButton.NextButton)
+    qtbot.waitUntil(lambda: wizard.evaluate_page.evaluation is not None,
+                    timeout=TRAIN_TIMEOUT_MS)
+    click(qtbot, wizard, QWizard.WizardButton.NextButton)
+    assert wizard.unexported_run() == first_run
+    # Cancel asks as Finish does; "Export now" exports with the page's choices and stays.
+    offered = answer_export_question(wizard, "Export now")
+    click(qtbot, wizard, QWizard.WizardButton.CancelButton)
+    assert sorted(offered) == ["Close without exporting", "Export now", "Stay"]
+    assert wizard.isVisible() and wizard.is_running("export")
+    qtbot.waitUntil(lambda: not wizard.is_running("export"), timeout=TRAIN_TIMEOUT_MS)
+    assert wizard.export_page.outcome is not None and wizard.unexported_run() is None
+
+    # Back to the settings and train again: a new run, not exported yet.
+    click(qtbot, wizard, QWizard.WizardButton.BackButton)
+    click(qtbot, wizard, QWizard.WizardButton.BackButton)
+    click(qtbot, wizard, QWizard.WizardButton.BackButton)
+    assert wizard.currentId() == tw.PAGE_SETTINGS
+    click(qtbot, wizard, QWizard.WizardButton.NextButton)
+    qtbot.waitUntil(lambda: train.outcome == "finished", timeout=TRAIN_TIMEOUT_MS)
+    second_run = train.run_dir
+    assert second_run != first_run and wizard.unexported_run() == second_run
+    # The window closing (its close guard) cannot export: it offers closing or staying.
+    offered = answer_export_question(wizard, "Stay")
+    assert wizard.confirm_close() == "stay"
+    assert sorted(offered) == ["Close without exporting", "Stay"]
+    answer_export_question(wizard, "Close without exporting")
+    click(qtbot, wizard, QWizard.WizardButton.CancelButton)
+    qtbot.waitUntil(lambda: not wizard.isVisible())
+    # Nothing trained is gone: both runs can still be exported later.
+    from medviewer.app.training import list_finished_runs
+
+    assert {first_run, second_run} <= {Path(r.run_dir) for r in list_finished_runs()}
 
 
 # ---------------------------------------------------------------- main window, data page

@@ -1,5 +1,7 @@
 """The Data page: where the labelled images come from, and the split by patient they give
-(read on a worker with the trainer's own functions)."""
+(read on a worker with the trainer's own functions); or, instead of training, a finished
+run from the runs folder to evaluate and export (the wizard then goes straight to the
+Evaluate page)."""
 
 from __future__ import annotations
 
@@ -7,14 +9,18 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import (QButtonGroup, QComboBox, QFileDialog, QGridLayout, QGroupBox,
-                               QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton,
-                               QRadioButton, QSpinBox, QVBoxLayout)
+from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QComboBox, QFileDialog,
+                               QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
+                               QLineEdit, QProgressBar, QPushButton, QRadioButton, QSpinBox,
+                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from medviewer.app.training import DataSummary, read_training_data
-from medviewer.gui.training_wizard.page_helpers import (WizardHost, WizardPage, cell,
-                                                        fit_height, note, read_only_table,
-                                                        set_error)
+from medviewer.app.training import (DataSummary, FinishedRun, finished_runs_job,
+                                    read_training_data, runs_dir)
+from medviewer.gui.training_wizard.page_helpers import (PAGE_EVALUATE, WizardHost, WizardPage,
+                                                        cell, fit_height, note,
+                                                        read_only_table, set_error)
+
+RUN_COLUMNS = ("Started", "Data", "Architecture", "Epochs", "Best validation AUROC", "Ended")
 
 
 class DataPage(WizardPage):
@@ -28,6 +34,15 @@ class DataPage(WizardPage):
         super().__init__(wizard, "Data", "Choose labelled images. They are split into "
                          "training, validation and test sets by patient, so no patient's "
                          "images are in two sets.")
+        self.train_radio = QRadioButton("Train a model on labelled images")
+        self.train_radio.setChecked(True)
+        self.finished_radio = QRadioButton("Evaluate and export a finished run (skips "
+                                           "training)")
+        start_row = QHBoxLayout()
+        start_row.addWidget(self.train_radio)
+        start_row.addSpacing(24)
+        start_row.addWidget(self.finished_radio)
+        start_row.addStretch(1)
         self.source_buttons = QButtonGroup(self)
         source_box = QGroupBox("Source")
         source_layout = QGridLayout(source_box)
@@ -76,16 +91,41 @@ class DataPage(WizardPage):
         self.table.setHorizontalHeaderLabels(["Train", "Validation", "Test", "All"])
         self.split_note = note()
 
+        self.training_part = QWidget()
+        training_layout = QVBoxLayout(self.training_part)
+        training_layout.setContentsMargins(0, 0, 0, 0)
+        training_layout.addWidget(source_box)
+        training_layout.addLayout(split_row)
+        training_layout.addWidget(self.busy_bar)
+        training_layout.addWidget(self.status_label)
+        training_layout.addWidget(self.table)
+        training_layout.addWidget(self.split_note)
+
+        self.runs_table = QTableWidget(0, len(RUN_COLUMNS))
+        self.runs_table.setObjectName("finishedRuns")
+        self.runs_table.setHorizontalHeaderLabels(RUN_COLUMNS)
+        self.runs_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.runs_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.runs_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.runs_table.verticalHeader().hide()
+        header = self.runs_table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.runs_note = note()
+        self.runs_part = QGroupBox("Finished runs (those with a best checkpoint)")
+        runs_layout = QVBoxLayout(self.runs_part)
+        runs_layout.addWidget(self.runs_table, 1)
+        runs_layout.addWidget(self.runs_note)
+
         layout = QVBoxLayout(self)
-        layout.addWidget(source_box)
-        layout.addLayout(split_row)
-        layout.addWidget(self.busy_bar)
-        layout.addWidget(self.status_label)
-        layout.addWidget(self.table)
-        layout.addWidget(self.split_note)
+        layout.addLayout(start_row)
+        layout.addWidget(self.training_part)
+        layout.addWidget(self.runs_part, 1)
         layout.addStretch(1)
+        self._stretch_index = layout.count() - 1
 
         self.summary: DataSummary | None = None
+        self.runs: list[FinishedRun] = []
         self._requested: tuple | None = None
         self._reread = QTimer(self)
         self._reread.setSingleShot(True)
@@ -97,7 +137,79 @@ class DataPage(WizardPage):
         self.val_spin.valueChanged.connect(lambda _v: self._reread.start())
         self.test_spin.valueChanged.connect(lambda _v: self._reread.start())
         self.browse_button.clicked.connect(self.browse)
+        self.finished_radio.toggled.connect(lambda _on: self._start_changed())
+        self.runs_table.itemSelectionChanged.connect(self.completeChanged.emit)
+        wizard.tools_ready.connect(self.completeChanged.emit)
         self._source_changed()
+        self._start_changed()
+
+    # -- train, or export a finished run
+    @property
+    def from_finished_run(self) -> bool:
+        return self.finished_radio.isChecked()
+
+    @property
+    def finished_run(self) -> FinishedRun | None:
+        """The finished run chosen (None while training a new model, or none is chosen)."""
+        if not self.from_finished_run:
+            return None
+        rows = self.runs_table.selectionModel().selectedRows()
+        return self.runs[rows[0].row()] if rows and rows[0].row() < len(self.runs) else None
+
+    def _start_changed(self) -> None:
+        finished = self.from_finished_run
+        self.training_part.setVisible(not finished)
+        self.runs_part.setVisible(finished)
+        self.layout().setStretch(self._stretch_index, 0 if finished else 1)
+        self.setSubTitle(
+            "Choose a finished run: its best checkpoint is scored on its own validation and "
+            "test images on the Evaluate page, then exported." if finished else
+            "Choose labelled images. They are split into training, validation and test sets "
+            "by patient, so no patient's images are in two sets.")
+        if finished:
+            self.list_runs()
+        self.completeChanged.emit()
+
+    def list_runs(self) -> None:
+        """Read the runs folder again (on a worker: it may be on a slow disk)."""
+        self.runs_note.setText("Reading the runs folder…")
+        self.owner.start_job("runs", finished_runs_job, "listing the finished runs",
+                             on_finished=self._on_runs, on_failed=self._on_runs_failed)
+        self.completeChanged.emit()
+
+    def _on_runs(self, runs: list[FinishedRun]) -> None:
+        chosen = self.finished_run
+        self.runs = runs
+        self.runs_table.setRowCount(len(runs))
+        for row, run in enumerate(runs):
+            auroc = "–" if run.best_val_auroc is None else f"{run.best_val_auroc:.3f}"
+            epochs = "–" if run.epochs_run is None else str(run.epochs_run)
+            data = "/".join(Path(run.data).parts[-2:]) if run.data else "–"
+            size = f", {run.input_size} px" if run.input_size else ""
+            for column, text in enumerate((run.started, data, f"{run.arch}{size}", epochs,
+                                           auroc, run.ended)):
+                item = QTableWidgetItem(text)
+                item.setToolTip(f"{run.run_dir}\ndata: {run.data or 'unknown'}")
+                self.runs_table.setItem(row, column, item)
+        paths = [r.run_dir for r in runs]
+        if chosen is not None and chosen.run_dir in paths:
+            self.runs_table.selectRow(paths.index(chosen.run_dir))
+        elif runs:
+            self.runs_table.selectRow(0)
+        set_error(self.runs_note, "")
+        self.runs_note.setText(
+            f"{len(runs)} run{'s' if len(runs) > 1 else ''} in {runs_dir()}, newest first. "
+            f"Hover over a run for its folder." if runs else f"No run in {runs_dir()} has a checkpoint yet: train a model first.")
+        self.completeChanged.emit()
+
+    def _on_runs_failed(self, sentence: str) -> None:
+        self.runs = []
+        self.runs_table.setRowCount(0)
+        set_error(self.runs_note, sentence)
+        self.completeChanged.emit()
+
+    def nextId(self) -> int:  # noqa: N802 - Qt naming
+        return PAGE_EVALUATE if self.from_finished_run else super().nextId()
 
     # -- inputs
     @property
@@ -242,5 +354,8 @@ class DataPage(WizardPage):
         self.completeChanged.emit()
 
     def isComplete(self) -> bool:  # noqa: N802 - Qt naming
+        if self.from_finished_run:  # scoring it needs PyTorch loaded
+            return self.finished_run is not None and self.owner.tools is not None \
+                and not self.owner.is_running("runs")
         return self.summary is not None and not self.owner.is_running("data")
 

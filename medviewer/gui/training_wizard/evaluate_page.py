@@ -1,6 +1,7 @@
 """The Evaluate page: the best checkpoint's ROC on validation and test, with its operating
-point movable by drag or slider, the figures at it (with intervals) and its confusion
-matrix."""
+point movable by drag or slider, the figures at it (with intervals), its confusion matrix,
+and beside the ROC the reliability diagram of the same split and class (computed with the
+scores on the scoring worker)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFormLayout, QHBoxL
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
 from medviewer.app.training import Evaluation, score_checkpoint
+from medviewer.gui.evaluate_dialog import ReliabilityDiagram
 from medviewer.gui.training_wizard.page_helpers import (SPLIT_TITLES, WizardHost, WizardPage,
                                                         cell, fit_height, note,
                                                         read_only_table, set_error)
@@ -79,6 +81,9 @@ class EvaluatePage(WizardPage):
                                   "for AUROC). Few images give wide intervals.")
         self.matrix = ConfusionMatrix()
         self.matrix_title = bold_label("Confusion matrix")
+        self.reliability = ReliabilityDiagram()
+        self.reliability.setMinimumSize(250, 220)
+        self.calibration_note = note()
 
         side = QVBoxLayout()
         chooser = QFormLayout()
@@ -96,8 +101,14 @@ class EvaluatePage(WizardPage):
         side.addWidget(self.matrix_title)
         side.addWidget(self.matrix)
         side.addStretch(1)
+        calibration_row = QHBoxLayout()
+        calibration_row.addWidget(self.reliability, 1)
+        calibration_row.addWidget(self.calibration_note, 1)
+        plots = QVBoxLayout()
+        plots.addWidget(self.roc, 3)
+        plots.addLayout(calibration_row, 2)
         body = QHBoxLayout()
-        body.addWidget(self.roc, 5)
+        body.addLayout(plots, 5)
         side_widget = QWidget()
         side_widget.setLayout(side)
         side_widget.setMinimumWidth(460)
@@ -118,11 +129,11 @@ class EvaluatePage(WizardPage):
 
     def _set_enabled(self, enabled: bool) -> None:
         for widget in (self.roc, self.class_combo, self.split_combo, self.slider,
-                       self.reset_button, self.figures, self.matrix):
+                       self.reset_button, self.figures, self.matrix, self.reliability):
             widget.setEnabled(enabled)
 
     def initializePage(self) -> None:  # noqa: N802 - Qt naming
-        checkpoint = self.owner.train_page.best_checkpoint
+        checkpoint = self.owner.current_checkpoint()
         if checkpoint is None:
             return
         if self.evaluation is not None and self.evaluation.checkpoint == str(checkpoint):
@@ -205,6 +216,7 @@ class EvaluatePage(WizardPage):
     def _show(self) -> None:
         if self.evaluation is None or not self.positive_class:
             return
+        self._show_calibration()
         roc = self._roc(self.shown_split, self.positive_class)
         if roc is None:
             self.status_label.setText(f"The {SPLIT_TITLES[self.shown_split].lower()} images "
@@ -225,6 +237,31 @@ class EvaluatePage(WizardPage):
             self.thresholds[self.positive_class] = self._threshold_at(thresholds,
                                                                       len(thresholds) // 2)
         self._apply_threshold(self.thresholds[self.positive_class])
+
+    def _show_calibration(self) -> None:
+        """The reliability diagram of the split and class shown, and what it says in words."""
+        split, name = self.shown_split, self.positive_class
+        reliability = self.evaluation.reliability.get((split, name))
+        if reliability is None:
+            self.reliability.set_bins([], "")
+            self.calibration_note.clear()
+            return
+        words = SPLIT_TITLES[split].lower()
+        images = sum(b["count"] for b in reliability.bins)
+        self.reliability.set_bins(reliability.bins, f"Reliability, {words}: {name}")
+        rough = (f" With {images:,} images the bins hold few each, so this is rough."
+                 if images < 200 else "")
+        self.calibration_note.setText(
+            f"Calibration of the trainer's raw {name} scores on the {words} images: bars "
+            f"show how often {name} was the truth among images given about that probability; "
+            f"perfect calibration follows the diagonal. ECE {reliability.ece:.3f}: the "
+            f"predicted probability is on average {reliability.ece * 100:.1f} percentage "
+            f"points away from that frequency. Brier score {reliability.brier:.3f} (the mean "
+            f"squared difference between the probabilities and the truth; 0 is perfect)."
+            f"{rough}\n\nExport fits temperature scaling on the validation images "
+            f"(T = {self.evaluation.temperature:.2f} on these scores) so the model's "
+            f"probabilities mean what they say; its model card records ECE and Brier score "
+            f"before and after, on validation and test.")
 
     def _negative_name(self) -> str:
         others = [n for n in self.evaluation.class_names if n != self.positive_class]
@@ -355,5 +392,6 @@ class EvaluatePage(WizardPage):
         return out
 
     def isComplete(self) -> bool:  # noqa: N802 - Qt naming
-        return not self.owner.is_running("score")
+        # The Export page shows what this scoring found (warnings, thresholds): it needs one.
+        return self.evaluation is not None and not self.owner.is_running("score")
 

@@ -69,11 +69,12 @@ class TrainingWizardOpener(QObject):
         self._shell.show_status(f"Model {entry.key} was added to the model list.", 15_000)
 
     def _may_close(self) -> bool:
-        """The window is closing: ask first while a training or an export runs."""
+        """The window is closing: ask first while a training or an export runs, or when a
+        model trained in the wizard was not exported."""
         wizard = self.wizard
         if wizard is None or not wizard.isVisible():
             return True
-        return wizard.confirm_stop()
+        return wizard.confirm_close() == "close"
 
     def _shut_down(self, timeout_ms: int) -> None:
         wizard = self.wizard

@@ -4,6 +4,7 @@ things a page asks of the wizard that hosts it (:class:`WizardHost`)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
+from pathlib import Path
 from typing import Any, Protocol
 
 from PySide6.QtCore import Qt
@@ -13,6 +14,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QTableWid
 from medviewer.jobs import CancelFlag
 
 SPLIT_TITLES = {"train": "Train", "val": "Validation", "test": "Test"}
+# The pages' ids, in order (here so a page can name the next one without importing the wizard).
+PAGE_DATA, PAGE_MODEL, PAGE_SETTINGS, PAGE_TRAIN, PAGE_EVALUATE, PAGE_EXPORT = range(6)
 
 
 class WizardHost(Protocol):
@@ -29,7 +32,9 @@ class WizardHost(Protocol):
     settings_page: Any
     train_page: Any
     evaluate_page: Any
+    export_page: Any
     model_registered: Any  # Signal(ModelEntry)
+    tools_ready: Any  # Signal(), once ``tools`` is set
 
     def start_job(self, purpose: str, factory: Callable[[CancelFlag], Generator],
                   description: str, *, on_event: Callable | None = None,
@@ -41,6 +46,10 @@ class WizardHost(Protocol):
     def cancel(self, purpose: str) -> None: ...
 
     def choices(self) -> dict: ...
+
+    def current_run_dir(self) -> Path | None: ...
+
+    def current_checkpoint(self) -> Path | None: ...
 
 
 def note(text: str = "") -> QLabel:

@@ -1,30 +1,37 @@
-"""The training wizard: Data -> Model -> Settings -> Train -> Evaluate -> Export.
+"""The training wizard: Data -> Model -> Settings -> Train -> Evaluate -> Export, or from
+the first page straight to Evaluate -> Export with a finished run from the runs folder.
 
 It owns the jobs its pages start (one per purpose, each on a ``JobWorker``) and the way it
-closes: asking before work would be lost, then stopping the jobs without blocking the GUI
-thread. The pages are one module each; their work is Qt-free in ``medviewer.app.training``
-and ``medviewer.app.training_export``.
+closes: asking before work would be lost (a training or export still running, or a model
+trained here and not exported), then stopping the jobs without blocking the GUI thread.
+The pages are one module each; their work is Qt-free in ``medviewer.app.training`` and
+``medviewer.app.training_export``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QMessageBox, QWidget, QWizard
 
-from medviewer.app.training import WEIGHT_AVERAGE_DECAY, ToolsInfo, load_training_tools
+from medviewer.app.training import (WEIGHT_AVERAGE_DECAY, ToolsInfo, load_training_tools,
+                                   runs_dir)
 from medviewer.gui.training_wizard.data_page import DataPage
 from medviewer.gui.training_wizard.evaluate_page import EvaluatePage
 from medviewer.gui.training_wizard.export_page import ExportPage
 from medviewer.gui.training_wizard.model_page import ModelPage
+from medviewer.gui.training_wizard.page_helpers import (PAGE_DATA, PAGE_EVALUATE, PAGE_EXPORT,
+                                                        PAGE_MODEL, PAGE_SETTINGS, PAGE_TRAIN)
 from medviewer.gui.training_wizard.settings_page import SettingsPage
 from medviewer.gui.training_wizard.train_page import TrainPage
 from medviewer.gui.workers import JobWorker
 from medviewer.jobs import CancelFlag
 
-PAGE_DATA, PAGE_MODEL, PAGE_SETTINGS, PAGE_TRAIN, PAGE_EVALUATE, PAGE_EXPORT = range(6)
+__all__ = ["PAGE_DATA", "PAGE_EVALUATE", "PAGE_EXPORT", "PAGE_MODEL", "PAGE_SETTINGS",
+           "PAGE_TRAIN", "TrainingWizard"]
 # Closing while one of these runs asks first: their work would be lost.
 CONFIRM_JOBS = {"train": "Training", "export": "The export"}
 
@@ -33,7 +40,8 @@ class TrainingWizard(QWizard):
     """Data -> Model -> Settings -> Train -> Evaluate -> Export; every long step on a worker.
 
     Closing while training or exporting asks first, then stops the job (within one batch;
-    the best checkpoint stays on disk) and closes once its thread has ended.
+    the best checkpoint stays on disk) and closes once its thread has ended. Finishing or
+    closing with a model trained here and not exported asks too (export, close, or stay).
     """
 
     model_registered = Signal(object)  # medviewer.inference.registry.ModelEntry
@@ -54,6 +62,7 @@ class TrainingWizard(QWizard):
         self._closing = False
         self._close_accepted = False
         self.stop_question: QMessageBox | None = None
+        self.export_question: QMessageBox | None = None
 
         # Settings first: the data page reads its seed.
         self.settings_page = SettingsPage(self)
@@ -103,6 +112,31 @@ class TrainingWizard(QWizard):
         if model.fine_tune and model.checkpoint is not None:
             choices["init_checkpoint"] = model.checkpoint.path
         return choices
+
+    # -- the run the Evaluate and Export pages work on
+    def current_run_dir(self) -> Path | None:
+        """The finished run chosen on the first page, else the run trained on the Train page."""
+        finished = self.data_page.finished_run
+        if finished is not None:
+            return Path(finished.run_dir)
+        return self.train_page.run_dir
+
+    def current_checkpoint(self) -> Path | None:
+        run_dir = self.current_run_dir()
+        if run_dir is None:
+            return None
+        path = run_dir / "checkpoints" / "best.pt"
+        return path if path.is_file() else None
+
+    def unexported_run(self) -> Path | None:
+        """The run trained in this wizard, when it has a checkpoint and no export of it
+        succeeded here (None otherwise)."""
+        train = self.train_page
+        if train.running or train.best_checkpoint is None:
+            return None
+        if str(train.run_dir) in self.export_page.exported_runs:
+            return None
+        return train.run_dir
 
     # -- workers
     def start_job(self, purpose: str, factory: Callable[[CancelFlag], Generator],
@@ -178,18 +212,65 @@ class TrainingWizard(QWizard):
             self.stop_question = None
             box.deleteLater()
 
+    def ask_about_unexported(self, offer_export: bool) -> str:
+        """"close" when no model trained here is left unexported or the user lets it be,
+        "export" (only with ``offer_export``: the Export page is shown) or "stay"."""
+        run_dir = self.unexported_run()
+        if run_dir is None:
+            return "close"
+        where = "the runs folder" if run_dir.parent == runs_dir() else str(run_dir.parent)
+        box = QMessageBox(QMessageBox.Icon.Question, "Close without exporting?",
+                          "The model trained in this run has not been exported, so it is not "
+                          "in the model list. Close without exporting it?", parent=self)
+        box.setInformativeText(
+            f"The run stays in {where} ({run_dir.name}): it can be exported later from this "
+            f"wizard's first page (Evaluate and export a finished run) or with "
+            f"medviewer export.")
+        export_button = box.addButton("Export now", QMessageBox.ButtonRole.AcceptRole) \
+            if offer_export else None
+        close_button = box.addButton("Close without exporting",
+                                     QMessageBox.ButtonRole.DestructiveRole)
+        stay_button = box.addButton("Stay", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(export_button or stay_button)
+        box.setEscapeButton(stay_button)
+        self.export_question = box
+        try:
+            box.exec()
+            clicked = box.clickedButton()
+        finally:
+            self.export_question = None
+            box.deleteLater()
+        if export_button is not None and clicked is export_button:
+            return "export"
+        return "close" if clicked is close_button else "stay"
+
+    def confirm_close(self, offer_export: bool = False) -> str:
+        """Ask what closing would lose: a running training or export ("close" or "stay"),
+        else a model trained here and not exported (see :meth:`ask_about_unexported`)."""
+        if any(purpose in CONFIRM_JOBS for purpose in self.running_jobs()):
+            return "close" if self.confirm_stop() else "stay"
+        return self.ask_about_unexported(offer_export)
+
     def reject(self) -> None:
         """Cancel, Esc and the window's close button: ask if work would be lost, then stop."""
-        if self._closing:
-            return
-        if not self.confirm_stop():
-            return
-        self._stop_then_close()
+        self._close_after_asking(accept=False)
 
     def accept(self) -> None:
+        """Finish (on the Export page): asks first when the model was not exported."""
+        self._close_after_asking(accept=True)
+
+    def _close_after_asking(self, accept: bool) -> None:
         if self._closing:
             return
-        self._stop_then_close(accept=True)
+        on_export_page = self.currentId() == PAGE_EXPORT and \
+            self.export_page.export_button.isEnabled()
+        answer = self.confirm_close(offer_export=on_export_page)
+        if answer == "stay":
+            return
+        if answer == "export":
+            self.export_page.export()
+            return
+        self._stop_then_close(accept=accept)
 
     def _stop_then_close(self, accept: bool = False) -> None:
         live = list(self._live)
