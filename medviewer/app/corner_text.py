@@ -80,7 +80,14 @@ def _get(ds: Any, keyword: str) -> str:
 
 
 def header_values(ds: Any) -> dict[str, str]:
-    """Each header field's text ('' when the file does not say) from a pydicom Dataset."""
+    """Each header field's text ('' when the file does not say) from a pydicom Dataset.
+
+    A PNG/JPEG's stand-in header names no patient: its corners say so instead of showing
+    the stand-in's made-up name and ID."""
+    from medviewer.dicom.images import is_synthetic_header
+
+    if is_synthetic_header(ds):
+        return {"patient_name": "Plain image: no patient data"}
     values: dict[str, str] = {}
     name = _get(ds, "PatientName")
     values["patient_name"] = person_name(name) if name else ""

@@ -14,6 +14,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -130,6 +131,18 @@ def _decode(path: Path, via_libjpeg: bool) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
+SYNTHETIC_STUDY = "Imported image"  # the study description of every plain image's header
+
+
+def is_synthetic_header(header: Any) -> bool:
+    """Whether a header is the stand-in made for a PNG/JPEG (it names no real patient)."""
+    try:
+        return (header.get("StudyDescription") == SYNTHETIC_STUDY
+                and str(header.get("PatientID", "")).startswith("IMG-"))
+    except Exception:  # noqa: BLE001 - a damaged header is not ours
+        return False
+
+
 def _synthetic_header(path: Path, digest: str, info: _ImageInfo) -> Dataset:
     header = Dataset()
     header.SOPInstanceUID = generate_uid(entropy_srcs=[digest, "instance"])
@@ -137,7 +150,7 @@ def _synthetic_header(path: Path, digest: str, info: _ImageInfo) -> Dataset:
     header.SeriesInstanceUID = generate_uid(entropy_srcs=[digest, "series"])
     header.PatientID = f"IMG-{digest[:12]}"
     header.PatientName = "Imported^Image"
-    header.StudyDescription = "Imported image"
+    header.StudyDescription = SYNTHETIC_STUDY
     header.SeriesDescription = path.suffix.lstrip(".").upper()
     header.Modality = "OT"
     header.Rows, header.Columns = info.height, info.width

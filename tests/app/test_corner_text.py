@@ -107,3 +107,14 @@ def test_multi_valued_attributes_are_joined():
     ds.add_new(0x00200060, "CS", "R")  # Laterality (of a paired body part)
     values = ct.header_values(ds)
     assert values["view"] == "AP R" and values["institution"] == "General"
+
+
+def test_a_plain_image_says_it_names_no_patient(tmp_path):
+    from PIL import Image
+
+    from medviewer.dicom.images import open_plain_image
+
+    path = tmp_path / "chest.png"
+    Image.new("L", (64, 64), 100).save(path)
+    values = ct.header_values(open_plain_image(path).header)
+    assert values == {"patient_name": "Plain image: no patient data"}
