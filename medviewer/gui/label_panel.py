@@ -354,7 +354,7 @@ class LabelPanel(QWidget):
 
         def read(store: LabelStore) -> tuple[list[LabelSet], str | None]:
             sets = store.label_sets()
-            recent = store.history(reader=reader, limit=1)
+            recent = store.history(reader=reader, limit=1, in_label_set=True)
             return sets, (recent[0].label_set if recent else None)
 
         self.read(read, lambda result: self._on_label_sets(result, select))
