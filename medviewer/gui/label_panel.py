@@ -35,7 +35,7 @@ session, a shell (``gui/shell.py``) and the image view it labels, never a main w
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -116,6 +116,7 @@ class LabelPanel(QWidget):
         self._error: str | None = None
         self._dock = None
         self._view_keys_taken: dict[QAction, list[QKeySequence]] = {}
+        self._key_views: Callable[[], Sequence[ImageView]] = lambda: [self.view]
         self._dialog: NewLabelSetDialog | None = None
         self._reader_dialog: QInputDialog | None = None
         self._prefetch_timer = QTimer(self)
@@ -919,14 +920,21 @@ class LabelPanel(QWidget):
         self._view_keys_taken.clear()
         if not claimed:
             return
-        for name, action in self.view.actions_by_name.items():
-            keys = action.shortcuts()
-            kept = [k for k in keys if k.toString() not in claimed]
-            if len(kept) != len(keys):
-                self._view_keys_taken[action] = keys
-                if name in MOVED_VIEW_KEYS:
-                    kept.append(QKeySequence(MOVED_VIEW_KEYS[name]))
-                action.setShortcuts(kept)
+        for view in self._key_views():
+            for name, action in view.actions_by_name.items():
+                keys = action.shortcuts()
+                kept = [k for k in keys if k.toString() not in claimed]
+                if len(kept) != len(keys):
+                    self._view_keys_taken[action] = keys
+                    if name in MOVED_VIEW_KEYS:
+                        kept.append(QKeySequence(MOVED_VIEW_KEYS[name]))
+                    action.setShortcuts(kept)
+
+    def set_key_views(self, views: Callable[[], Sequence[ImageView]]) -> None:
+        """The image views whose keys labelling moves (a viewport grid's; default: the
+        labelled view alone); the holder calls it again when it adds a view."""
+        self._key_views = views
+        self._update_keys()
 
     # ------------------------------------------------------------ closing
     def shutdown(self, timeout_ms: int = 10_000) -> None:
