@@ -47,6 +47,8 @@ SOURCE_NAMES = {"PixelSpacing": "Pixel Spacing", "ImagerPixelSpacing": "Imager P
                 "NominalScannedPixelSpacing": "Nominal Scanned Pixel Spacing",
                 "calibrated": "calibrated", "none": "no pixel spacing"}
 CALIBRATED = "calibrated"
+# Units a length can be shown in (the settings' length_unit), as mm per unit.
+LENGTH_UNITS = {"mm": 1.0, "cm": 10.0}
 KIND_TITLES = {"distance": "Distance", "angle": "Angle", "cobb": "Cobb angle",
                "rectangle": "Rectangle ROI", "ellipse": "Ellipse ROI", "text": "Note"}
 
@@ -104,20 +106,25 @@ class Measurement:
     def spacing_name(self) -> str:
         return SOURCE_NAMES.get(self.spacing_source, self.spacing_source)
 
-    def text(self) -> str:
-        """What is written beside it on the image (one or a few short lines)."""
+    def text(self, length_unit: str = "mm") -> str:
+        """What is written beside it on the image (one or a few short lines); lengths and
+        areas in ``length_unit`` (LENGTH_UNITS: the reader's setting). Stored values stay
+        in mm whatever is shown."""
         v = self.values
         unit = f" {v['unit']}" if v.get("unit") else ""
+        scale = LENGTH_UNITS[length_unit]
         if self.kind == "distance":
             if "length_mm" in v:
-                return f"{v['length_mm']:.1f} mm ({self.spacing_name})"
+                return (f"{v['length_mm'] / scale:.{_decimals(scale)}f} {length_unit} "
+                        f"({self.spacing_name})")
             return f"{v['length_px']:.1f} px (no pixel spacing)"
         if self.kind in ("angle", "cobb"):
             prefix = "Cobb " if self.kind == "cobb" else ""
             return f"{prefix}{v['angle_deg']:.1f}°"
         if self.kind in ROI_KINDS:
             if "area_mm2" in v:
-                area = f"area {v['area_mm2']:.1f} mm²"
+                area = (f"area {v['area_mm2'] / scale ** 2:.{_decimals(scale ** 2)}f} "
+                        f"{length_unit}²")
             else:
                 area = f"area {v['area_px']:.0f} px² (no pixel spacing)"
             if v.get("pixels", 0) == 0 or "mean" not in v:
@@ -134,13 +141,18 @@ class Measurement:
         """What it is, for menus: 'Rectangle ROI'."""
         return KIND_TITLES[self.kind]
 
-    def summary(self) -> str:
+    def summary(self, length_unit: str = "mm") -> str:
         """One line for the status bar: 'Distance 12.3 mm (Pixel Spacing)'."""
         name = self.title
-        body = self.text().replace("\n", ", ")
+        body = self.text(length_unit).replace("\n", ", ")
         if self.kind == "cobb":
             body = body.removeprefix("Cobb ")
         return f"{name} {body}" if body else name
+
+
+def _decimals(scale: float) -> int:
+    """Decimals that keep a tenth of a mm (or mm²) visible in a larger unit."""
+    return 1 + round(math.log10(scale))
 
 
 def _number(value: float) -> str:

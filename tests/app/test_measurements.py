@@ -116,6 +116,17 @@ def test_distance_in_mm_follows_row_and_column_spacing():
     assert bare.text() == "50.0 px (no pixel spacing)" and bare.spacing_source == "none"
 
 
+def test_lengths_and_areas_are_shown_in_the_readers_unit_and_stored_in_mm():
+    distance = m.measure("distance", [(0.0, 0.0), (0.0, 50.0)], spacing=SPACING)  # 25 mm
+    assert distance.text("cm") == "2.50 cm (Pixel Spacing)"
+    assert distance.summary("cm") == "Distance 2.50 cm (Pixel Spacing)"
+    assert distance.values["length_mm"] == pytest.approx(25.0)
+    box = m.measure("rectangle", [(0.0, 0.0), (40.0, 20.0)], spacing=SPACING)  # 10 x 10 mm
+    assert box.text("mm") == "area 100.0 mm²" and box.text("cm") == "area 1.000 cm²"
+    bare = m.measure("distance", [(0.0, 0.0), (30.0, 40.0)])
+    assert bare.text("cm") == "50.0 px (no pixel spacing)"
+
+
 @pytest.mark.parametrize("first, vertex, second, spacing, expected", [
     ((10, 0), (0, 0), (0, 10), None, 90.0),
     ((10, 0), (0, 0), (10, 10), None, 45.0),

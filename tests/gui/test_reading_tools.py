@@ -246,6 +246,19 @@ def test_measurements_belong_to_their_frame_and_come_back(qtbot, image_view):
     assert image_view.measures.records() == stored
 
 
+def test_lengths_follow_the_unit_setting_on_screen_and_stay_mm_in_the_record(qtbot,
+                                                                            image_view):
+    show(qtbot, image_view, pydicom_file("CT_small.dcm"))
+    shown = image_view.measures.add("distance", [(10.0, 10.0), (50.0, 10.0)])
+    mm = shown.record.values["length_mm"]
+    assert shown.graphic.caption.toPlainText().startswith(f"{mm:.1f} mm")
+    image_view.set_length_unit("cm")
+    assert shown.graphic.caption.toPlainText().startswith(f"{mm / 10:.2f} cm")
+    assert shown.summary().startswith(f"Distance {mm / 10:.2f} cm")
+    added = image_view.measures.add("rectangle", [(10.0, 10.0), (50.0, 30.0)])
+    assert "cm²" in added.label() and added.record.values["area_mm2"] > 0
+
+
 def test_right_click_menu_and_deleting_the_measurement_under_the_pointer(qtbot, image_view):
     show(qtbot, image_view, pydicom_file("CT_small.dcm"))
     shown = image_view.measures.add("rectangle", [(20.0, 20.0), (60.0, 50.0)])
