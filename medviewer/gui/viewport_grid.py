@@ -82,6 +82,7 @@ class Viewport(QFrame):
 
     activated = Signal(object)  # this Viewport
     paths_dropped = Signal(object, list)  # this Viewport, [Path]
+    files_dropped = Signal(object, list)  # this Viewport, [Path] from another program
 
     def __init__(self, view: ImageView | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -152,7 +153,10 @@ class Viewport(QFrame):
             return
         event.acceptProposedAction()
         self.activated.emit(self)
-        self.paths_dropped.emit(self, paths)
+        if event.mimeData().hasFormat(PATHS_MIME):  # from the app: a series, an image
+            self.paths_dropped.emit(self, paths)
+        else:
+            self.files_dropped.emit(self, paths)
 
 
 class _PressWatcher(QObject):
@@ -175,6 +179,8 @@ class ViewportGrid(QWidget):
     active_changed = Signal(object)  # the ImageView now active
     layout_changed = Signal(str)  # "1x1", "1x2", "2x1" or "2x2"
     message = Signal(str)  # one sentence for the status bar (e.g. no prior found)
+    prior_missing = Signal(str)  # the patient ID whose earlier study is not open here
+    view_added = Signal(object)  # an ImageView the grid just made (a larger layout)
 
     def __init__(self, first_view: ImageView | None = None,
                  parent: QWidget | None = None) -> None:
@@ -192,6 +198,9 @@ class ViewportGrid(QWidget):
         self.sync = {kind: True for kind in SYNC_KINDS}
         # Who knows the open catalogs (the main window); compare-with-prior asks it.
         self.catalogs_provider: Callable[[], Sequence[Catalog]] = lambda: []
+        # Files dropped from another program (not a drag inside the app): by default shown
+        # like any drop; a window may open them (index them into its browser) instead.
+        self.open_dropped_files: Callable[[ImageView, list[Path]], object] = self.show_paths
         self._add_viewport(first_view)
         self._build_actions()
         self.set_layout("1x1")
@@ -227,6 +236,7 @@ class ViewportGrid(QWidget):
         viewport = Viewport(view, self)
         viewport.activated.connect(lambda v: self.set_active(v.view))
         viewport.paths_dropped.connect(lambda v, paths: self.show_paths(v.view, paths))
+        viewport.files_dropped.connect(lambda v, paths: self.open_dropped_files(v.view, paths))
         view = viewport.view
         view.window_changed.connect(lambda voi, v=view: self._sync_window(v, voi))
         view.pan_zoom_changed.connect(lambda v=view: self._sync_pan_zoom(v))
@@ -238,6 +248,7 @@ class ViewportGrid(QWidget):
             lambda v=view: self._route_shortcuts(v, self._active is not None
                                                  and v is self._active.view))
         self.viewports.append(viewport)
+        self.view_added.emit(view)
         return viewport
 
     def set_layout(self, name: str) -> None:
@@ -330,11 +341,15 @@ class ViewportGrid(QWidget):
             self.message.emit("Open an image first: its prior is looked for among the open "
                               "studies.")
             return None
-        key = priors.StudyKey.from_header(view.instance.header)
+        return self.compare_with_prior_of(priors.StudyKey.from_header(view.instance.header))
+
+    def compare_with_prior_of(self, key: priors.StudyKey) -> ImageView | None:
+        """Put the prior of the study ``key`` beside the active view (see above)."""
         prior = priors.find_prior(self.catalogs_provider(), key)
         if prior is None:
             self.message.emit(f"No earlier study of patient {key.patient_id or '(no ID)'} is "
                               "open.")
+            self.prior_missing.emit(key.patient_id)
             return None
         self.message.emit(f"Prior study of {prior.study.date[:4]}-{prior.study.date[4:6]}-"
                           f"{prior.study.date[6:]} shown beside the current image.")
