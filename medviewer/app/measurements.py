@@ -308,6 +308,63 @@ def roi_statistics(values: np.ndarray, kind: str, points: Sequence[Point]) -> di
             "min": float(data.min()), "max": float(data.max())}
 
 
+# ---------------------------------------------------------------- on the image
+
+
+def _clamp(point: Point, columns: float, rows: float) -> Point:
+    return (min(max(point[0], 0.0), columns), min(max(point[1], 0.0), rows))
+
+
+def _clip_segment(start: Point, end: Point, columns: float,
+                  rows: float) -> tuple[Point, Point] | None:
+    """The part of start-end inside [0, columns] x [0, rows] (Liang-Barsky), None when the
+    segment misses it; a point inside stays where it is and the direction is kept."""
+    dx, dy = end[0] - start[0], end[1] - start[1]
+    low, high = 0.0, 1.0
+    for p, q in ((-dx, start[0]), (dx, columns - start[0]), (-dy, start[1]),
+                 (dy, rows - start[1])):
+        if p == 0:
+            if q < 0:
+                return None
+            continue
+        ratio = q / p
+        if p < 0:
+            low = max(low, ratio)
+        else:
+            high = min(high, ratio)
+        if low > high:
+            return None
+    return ((start[0] + low * dx, start[1] + low * dy),
+            (start[0] + high * dx, start[1] + high * dy))
+
+
+def within_image(kind: str, points: Sequence[Point], columns: float,
+                 rows: float) -> tuple[Point, ...]:
+    """The points of a drag that ran off the image, brought onto it: each line (a distance,
+    a Cobb endplate, an angle's arm from its vertex) is cut at the image's edge along its
+    own direction, so angles do not change; ROI corners and a note's anchor move to the
+    edge. Points already on the image stay."""
+    points = [(float(x), float(y)) for x, y in points]
+
+    def cut(start: Point, end: Point) -> tuple[Point, Point]:
+        clipped = _clip_segment(start, end, columns, rows)
+        if clipped is None:
+            return _clamp(start, columns, rows), _clamp(end, columns, rows)
+        return clipped
+
+    if kind in ("distance", "cobb"):
+        out: list[Point] = []
+        for index in range(0, len(points) - 1, 2):
+            out.extend(cut(points[index], points[index + 1]))
+        return tuple(out)
+    if kind == "angle" and len(points) == 3:
+        first, vertex, second = points
+        vertex_now, first_now = cut(vertex, first)
+        _, second_now = cut(vertex_now, second)
+        return (first_now, vertex_now, second_now)
+    return tuple(_clamp(point, columns, rows) for point in points)
+
+
 # ---------------------------------------------------------------- making one
 
 
@@ -348,3 +405,39 @@ def remeasure(measurement: Measurement, *, spacing: Spacing | None,
     """The same points measured again (a new calibration, the frame's values now decoded)."""
     return measure(measurement.kind, measurement.points, frame=measurement.frame,
                    spacing=spacing, values=values, unit=unit, label=measurement.label)
+
+
+# ---------------------------------------------------------------- the label store's rows
+
+
+def store_fields(measurement: Measurement) -> dict[str, Any]:
+    """Keyword arguments for ``LabelStore.add_measurement`` (and ``update_measurement``
+    without ``kind`` and ``frame``): a note's text is the store's ``text``, any other
+    kind's label its ``label``."""
+    is_note = measurement.kind == "text"
+    return {"kind": measurement.kind, "points": [list(p) for p in measurement.points],
+            "frame": measurement.frame,
+            "pixel_spacing": list(measurement.pixel_spacing)
+            if measurement.pixel_spacing else None,
+            "spacing_source": measurement.spacing_source,
+            "label": None if is_note else (measurement.label or None),
+            "text": measurement.label if is_note else None,
+            "values": dict(measurement.values)}
+
+
+def from_stored(stored: Any) -> Measurement:
+    """The measurement a ``medviewer.labels`` Measurement row holds (as it was computed
+    when stored: the store keeps values, it does not recompute them)."""
+    label = (stored.text or "") if stored.kind == "text" else (stored.label or "")
+    spacing = stored.pixel_spacing
+    return Measurement(stored.kind, tuple((float(x), float(y)) for x, y in stored.points),
+                       int(stored.frame),
+                       (float(spacing[0]), float(spacing[1])) if spacing else None,
+                       stored.spacing_source, label, dict(stored.values))
+
+
+def same_geometry(first: Measurement, second: Measurement) -> bool:
+    """Whether two records are one measurement (its values, spacing or label may differ:
+    re-measured after a calibration, relabelled)."""
+    return (first.kind, first.points, first.frame) == (second.kind, second.points,
+                                                        second.frame)

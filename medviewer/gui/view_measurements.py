@@ -198,8 +198,12 @@ class MeasurementController(QObject):
 
     def add(self, kind: str, points, label: str = "") -> ShownMeasurement:
         """Measure on the current frame, draw it and tell the view's signals."""
-        if self._view.instance is None:
+        instance = self._view.instance
+        if instance is None:
             raise UserError("There is no image to measure on.")
+        # A drag that ran off the image ends at its edge: a measurement (and the label
+        # store, which refuses points outside the image) belongs to the image.
+        points = measurements.within_image(kind, points, instance.columns, instance.rows)
         shown = self._show(self._measure(kind, points, label))
         self._view.measurement_added.emit(shown)
         self._changed()
