@@ -407,8 +407,25 @@ class MainWindow(QMainWindow):
         self.label_panel.set_key_views(self.reading.all_views)
         self.grid.view_added.connect(lambda _view: self.label_panel.set_key_views(
             self.reading.all_views))
+        self._install_measurement_store()
         self.study_filter = StudyFilter(self.session.labelling, self.study_browser)
         self.study_browser.layout().insertWidget(0, self.study_filter)
+
+    def _install_measurement_store(self) -> None:
+        """Measurements kept with their image in the label store, through the label panel's
+        store thread (the one thread that touches the store); undo in View > Tools and the
+        right-click menu, the export beside the label export."""
+        from medviewer.gui.measurement_store import MeasurementStore
+
+        store = self.measurement_store = MeasurementStore(self.label_panel.client, self, self)
+        for view in self.reading.all_views():
+            store.watch(view)
+        self.grid.view_added.connect(store.watch)
+        self.reading.tools_menu.addActions([store.undo_action, store.redo_action])
+        labels = self.menus["labels"].actions()
+        after = labels.index(self.label_panel.export_action) + 1
+        self.menus["labels"].insertAction(labels[after] if after < len(labels) else None,
+                                          store.export_action)
 
     def _install_training(self) -> None:
         """Training > Train a model… (the training_wizard package is imported when chosen)."""
