@@ -15,18 +15,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import shiboken6
-from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QByteArray, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
-    QDialog, QDialogButtonBox, QDockWidget, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
-    QListWidget, QListWidgetItem, QMainWindow, QMenu, QMessageBox, QProgressBar, QPushButton,
-    QTableWidget, QTableWidgetItem, QToolBar, QToolButton, QVBoxLayout, QWidget,
+    QDialog, QDockWidget, QFileDialog, QLabel,
+    QMainWindow, QMenu, QMessageBox, QProgressBar, QToolBar, QToolButton, QWidget,
 )
 
 from medviewer import __version__
 from medviewer.app.session import Session
 from medviewer.gui.image_view import ImageView
 from medviewer.gui.lazy import LazyModule
+from medviewer.gui.main_window_parts import MenuVisibility, ProblemsPanel, ShortcutsDialog
 from medviewer.gui.reading_room import ReadingRoom, StatusFields
 from medviewer.gui.shell import CloseGuard, ShutdownStep, ShutdownSteps
 from medviewer.gui.study_browser import StudyBrowser
@@ -48,106 +48,6 @@ LAYOUT_VERSION = 1
 
 MENU_NAMES = (("file", "&File"), ("view", "&View"), ("models", "&Models"),
               ("labels", "&Labels"), ("training", "&Training"), ("help", "&Help"))
-
-class _MenuVisibility(QObject):
-    """Keeps a menu hidden while it holds no actions, so placeholder menus never show empty."""
-
-    def eventFilter(self, menu, event):  # noqa: N802 - Qt naming
-        if event.type() in (QEvent.Type.ActionAdded, QEvent.Type.ActionRemoved):
-            # Qt updates menu.actions() before sending either event.
-            menu.menuAction().setVisible(any(not a.isSeparator() for a in menu.actions()))
-        return False
-
-
-class ProblemsPanel(QWidget):
-    """Every file that could not be opened, one sentence each; never modal."""
-
-    changed = Signal(int)
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.list = QListWidget()
-        self.list.setObjectName("problemList")
-        self.list.setWordWrap(True)
-        self.list.setAlternatingRowColors(True)
-        clear = QPushButton("Clear list")
-        clear.clicked.connect(self.clear)
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
-        buttons.addWidget(clear)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.list, 1)
-        layout.addLayout(buttons)
-        self._seen: set[tuple[str, str]] = set()
-
-    def add(self, path: str, sentence: str) -> bool:
-        key = (str(path), sentence)
-        if key in self._seen:
-            return False
-        self._seen.add(key)
-        item = QListWidgetItem(sentence)
-        item.setToolTip(str(path))
-        self.list.addItem(item)
-        self.changed.emit(self.count())
-        return True
-
-    def count(self) -> int:
-        return self.list.count()
-
-    def sentences(self) -> list[str]:
-        return [self.list.item(i).text() for i in range(self.list.count())]
-
-    def clear(self) -> None:
-        self.list.clear()
-        self._seen.clear()
-        self.changed.emit(0)
-
-
-class ShortcutsDialog(QDialog):
-    """Help > Keyboard shortcuts: built from the live actions and the mouse mapping in use,
-    so it never goes stale."""
-
-    def __init__(self, actions: list[QAction], parent: QWidget | None = None,
-                 skip: tuple[QAction, ...] = (),
-                 gestures: list[tuple[str, str]] | tuple = ()) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("Keyboard shortcuts")
-        rows: list[tuple[str, str]] = []
-        seen: set[str] = set()
-        for action in actions:
-            if action in skip:
-                continue
-            keys = ", ".join(k.toString(QKeySequence.SequenceFormat.NativeText)
-                             for k in action.shortcuts())
-            text = action.text().replace("&", "").rstrip(".…")
-            if keys and text not in seen:
-                seen.add(text)
-                rows.append((text, keys))
-        rows.append(("W/L presets", "Ctrl+1 … Ctrl+9, in the order of View > Window/level"))
-        rows.extend(gestures)
-        self.table = QTableWidget(len(rows), 2)
-        self.table.setHorizontalHeaderLabels(["Action", "Keys / mouse"])
-        self.table.verticalHeader().hide()
-        self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 8)
-        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        for row, (text, keys) in enumerate(rows):
-            self.table.setItem(row, 0, QTableWidgetItem(text))
-            self.table.setItem(row, 1, QTableWidgetItem(keys))
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        buttons.rejected.connect(self.close)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.table)
-        layout.addWidget(buttons)
-        self.resize(660, 760)
-
-    def rows(self) -> list[tuple[str, str]]:
-        return [(self.table.item(r, 0).text(), self.table.item(r, 1).text())
-                for r in range(self.table.rowCount())]
-
 
 class MainWindow(QMainWindow):
     catalog_opened = Signal(object)  # Catalog, after it is in the browser and the session
@@ -297,7 +197,7 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self) -> None:
         self.menus: dict[str, QMenu] = {}
-        self._menu_visibility = _MenuVisibility(self)
+        self._menu_visibility = MenuVisibility(self)
         for key, title in MENU_NAMES:
             menu = self.menuBar().addMenu(title)
             menu.setObjectName(f"{key}Menu")
@@ -383,6 +283,8 @@ class MainWindow(QMainWindow):
         session = self.session
         self.image_view.image_shown.connect(session.show_image)
         self.image_view.load_failed.connect(lambda _sentence: session.image_failed())
+        session.events.image_gone.connect(
+            lambda _none: self.image_view.instance is None and self.setWindowTitle("MedViewer"))
         session.events.open_requested.connect(self.open_paths)
         session.events.show_requested.connect(self.show_path)
         session.events.send_requested.connect(lambda paths: self.show_pacs_panel()
@@ -408,6 +310,7 @@ class MainWindow(QMainWindow):
         self.grid.view_added.connect(lambda _view: self.label_panel.set_key_views(
             self.reading.all_views))
         self._install_measurement_store()
+        self._install_study_tools()
         self.study_filter = StudyFilter(self.session.labelling, self.study_browser)
         self.study_browser.layout().insertWidget(0, self.study_filter)
 
@@ -426,6 +329,21 @@ class MainWindow(QMainWindow):
         after = labels.index(self.label_panel.export_action) + 1
         self.menus["labels"].insertAction(labels[after] if after < len(labels) else None,
                                           store.export_action)
+
+    def _install_study_tools(self) -> None:
+        """Key images (K; ★ in the browser), the browser's right-click menu, File > Close
+        study (gui/study_tools.py)."""
+        from medviewer.gui.study_tools import StudyTools
+
+        self.study_tools = StudyTools(self, self.session, self.study_browser, self.reading)
+        self.key_images = self.study_tools.key_images
+        self.catalog_opened.connect(lambda _catalog: self.study_tools.catalog_opened())
+        self.menus["file"].insertAction(self.close_all_action,
+                                        self.study_tools.close_study_action)
+
+    def close_images(self, paths: list[Path]) -> list[Path]:
+        """Close these images (a study, a series) and keep the rest open."""
+        return self.study_tools.close_images(paths)
 
     def _install_training(self) -> None:
         """Training > Train a model… (the training_wizard package is imported when chosen)."""

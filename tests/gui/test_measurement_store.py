@@ -5,7 +5,6 @@ updated by a calibration, deleted, undone and redone, exported from the Labels m
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
 from medviewer.labels.store import ImageRef, LabelStore
 
