@@ -316,6 +316,24 @@ def screen_at(view: ImageView, screen: np.ndarray, x: float, y: float) -> int:
     return int(screen[math.floor(point.y()), math.floor(point.x())])
 
 
+def test_corner_lines_facing_each_other_are_shortened_in_a_narrow_view(qtbot, image_view):
+    from PySide6.QtGui import QFontMetricsF
+
+    show(qtbot, image_view, pydicom_file("CT_small.dcm"))
+    overlay = image_view.corner_overlay
+    overlay.set_lines({"top_left": ["A patient name long enough to cross the middle " * 2],
+                       "top_right": ["An institution name just as long as the other " * 2],
+                       "bottom_left": ["short"], "bottom_right": []})
+    width = 300
+    placed = overlay.placed_lines(width, 200)
+    metrics = QFontMetricsF(overlay.font)
+    (left, left_text), (right, right_text) = placed[0], placed[1]
+    assert left_text.endswith("…") and right_text.endswith("…")
+    assert left.x() + metrics.horizontalAdvance(left_text) < right.x()  # no overlap
+    assert right.x() + metrics.horizontalAdvance(right_text) <= width
+    assert placed[2][1] == "short"
+
+
 def test_circular_shutter_is_drawn_in_its_presentation_value(qtbot, image_view, tmp_path):
     ds = pydicom.dcmread(pydicom_file("CT_small.dcm"))
     ds.ShutterShape = "CIRCULAR"
