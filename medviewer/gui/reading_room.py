@@ -352,7 +352,8 @@ class ReadingRoom(QObject):
     def _fill_presets(self) -> None:
         if self.presets_menu is None:
             return
-        self.presets_menu.clear()
+        for action in self.presets_menu.actions():  # not clear(): it deletes the actions
+            self.presets_menu.removeAction(action)
         actions = self.active_view.preset_actions()
         self.presets_menu.addActions(actions)
         self.presets_menu.setEnabled(bool(actions))

@@ -421,7 +421,7 @@ class StudyBrowser(QWidget):
     # -- key images
     def set_key_images(self, paths: set[Path]) -> None:
         """Mark these images' rows ★, and each study (or plain-image folder) row with how
-        many of its images are key images."""
+        many of its images are key images (★2 in front of its text)."""
         self._key_images = set(paths)
         self._show_key_marks()
 
@@ -447,7 +447,8 @@ class StudyBrowser(QWidget):
             flagged = sum(self._mark(item.child(i)) for i in range(item.childCount()))
             grouping = item.data(0, _KIND_ROLE) == "study" or (
                 item.parent() is None and item.data(0, _KIND_ROLE) == "series")
-            text = f"{base} · {KEY_IMAGE_MARK} {flagged}" if grouping and flagged else base
+            # In front: a study row's text is long and the tree cuts its end off.
+            text = f"{KEY_IMAGE_MARK}{flagged}  {base}" if grouping and flagged else base
         if item.text(0) != text:
             item.setText(0, text)
         return flagged

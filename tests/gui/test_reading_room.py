@@ -100,6 +100,10 @@ def test_menus_status_fields_and_tags_follow_the_active_viewport(qtbot, main_win
     assert second.user_invert and not primary.user_invert
     presets = [a.menu() for a in view_menu.actions() if a.text() == "&Window/level"][0]
     assert presets.actions() == second.preset_actions()
+    grid.set_active(primary)
+    grid.set_active(second)  # the presets of a view survive another view's turn
+    assert presets.actions() == second.preset_actions() and presets.isEnabled()
+    assert len(second.preset_actions()) > 1
     assert main_window.voi_label.text() == second.voi_description()
     assert main_window.zoom_label.text() == f"Zoom {second.zoom_percent():.0f} %"
     tags = main_window.tag_browser.visible_rows()
