@@ -17,6 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pydicom
 from PySide6.QtCore import QPoint
 from PySide6.QtWidgets import QApplication
 
@@ -147,11 +148,14 @@ def main(out_dir: str) -> None:
         # 5. Display shutters: circular (black) and polygonal (a CIELab colour).
         window.grid.actions_by_name["layout_1x2"].trigger()
         left, right = window.grid.views()
+        # New SOP Instance UIDs: the hip's measurements above are stored with its UID.
         circular = with_shutter(hip, tmp / "circular.dcm", ShutterShape="CIRCULAR",
+                                SOPInstanceUID=pydicom.uid.generate_uid(),
                                 CenterOfCircularShutter=[1070, 880],
                                 RadiusOfCircularShutter=800, ShutterPresentationValue=0)
         corners = [(200, 300), (200, 1500), (1100, 1700), (2000, 1400), (2000, 300)]
         polygonal = with_shutter(hip, tmp / "polygon.dcm", ShutterShape="POLYGONAL\\RECTANGULAR",
+                                 SOPInstanceUID=pydicom.uid.generate_uid(),
                                  VerticesOfThePolygonalShutter=[v for p in corners for v in p],
                                  ShutterLeftVerticalEdge=100, ShutterRightVerticalEdge=1660,
                                  ShutterUpperHorizontalEdge=100, ShutterLowerHorizontalEdge=2040,
