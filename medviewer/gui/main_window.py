@@ -620,6 +620,8 @@ class MainWindow(QMainWindow):
         """No earlier study of the patient is open here: say so and offer the PACS panel,
         with the patient's ID filled in (its Priors button finds them on a server)."""
         who = f"patient {patient_id}" if patient_id else "this patient (no patient ID)"
+        for earlier in self.findChildren(QMessageBox, "noPriorBox"):  # one offer at a time
+            earlier.close()
         box = QMessageBox(QMessageBox.Icon.Information, "Compare with prior",
                           f"No earlier study of {who} is open here; a PACS may have one.",
                           QMessageBox.StandardButton.Close, self)

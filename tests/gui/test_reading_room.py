@@ -220,6 +220,10 @@ def test_no_prior_open_offers_the_pacs_with_the_patient_id(qtbot, main_window):
     box = main_window.findChild(QMessageBox, "noPriorBox")
     assert box.isVisible() and not box.isModal()
     assert "No earlier study of patient DEMO-0001 is open here" in box.text()
+    main_window.grid.actions_by_name["compare_prior"].trigger()  # asked again: one box
+    qtbot.waitUntil(lambda: len([b for b in main_window.findChildren(QMessageBox, "noPriorBox")
+                                 if b.isVisible()]) == 1, timeout=5_000)
+    box = next(b for b in main_window.findChildren(QMessageBox, "noPriorBox") if b.isVisible())
     qtbot.mouseClick(box.findChild(QPushButton, "searchPacsButton"),
                      Qt.MouseButton.LeftButton, pos=QPoint(5, 5))
     assert main_window.docks["pacs"].isVisibleTo(main_window)
