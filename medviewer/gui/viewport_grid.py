@@ -28,8 +28,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
-from PySide6.QtGui import QAction, QActionGroup
+from PySide6.QtCore import QEvent, QObject, QRectF, Qt, Signal
+from PySide6.QtGui import QAction, QActionGroup, QColor, QPainter, QPen
 from PySide6.QtWidgets import QFrame, QGridLayout, QVBoxLayout, QWidget
 
 from medviewer.gui.image_view import ImageView
@@ -53,8 +53,12 @@ __all__ = ["LAYOUTS", "PATHS_MIME", "Viewport", "ViewportGrid", "mime_for_paths"
 
 LAYOUTS = {"1x1": (1, 1), "1x2": (1, 2), "2x1": (2, 1), "2x2": (2, 2)}  # rows x columns
 SYNC_KINDS = ("window", "pan_zoom", "frames")
-ACTIVE_STYLE = "#viewport[active=\"true\"] { border: 2px solid #3d8ee0; }" \
-               "#viewport[active=\"false\"] { border: 2px solid #303030; }"
+# The frame around each viewport: bright for the active one. Painted by the viewport itself:
+# a style sheet on the grid made Qt polish every widget inside it (the image canvas too)
+# through the style-sheet engine, about 80 ms more CPU before the first image at start-up.
+ACTIVE_COLOUR = QColor("#3d8ee0")
+INACTIVE_COLOUR = QColor("#303030")
+BORDER_PX = 2
 
 
 # ---------------------------------------------------------------- drag and drop
@@ -92,7 +96,7 @@ class Viewport(QFrame):
         self.series: list[Path] = []  # the images stepped through (empty: just the one shown)
         self.setAcceptDrops(True)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(2, 2, 2, 2)
+        layout.setContentsMargins(BORDER_PX, BORDER_PX, BORDER_PX, BORDER_PX)
         layout.addWidget(self.view)
         self._watcher = _PressWatcher(lambda: self.activated.emit(self), self)
         self.view.installEventFilter(self._watcher)
@@ -105,9 +109,17 @@ class Viewport(QFrame):
             viewport.setProperty("watchedByGrid", True)
 
     def set_active(self, active: bool) -> None:
-        self.setProperty("active", bool(active))
-        self.style().unpolish(self)
-        self.style().polish(self)
+        if self.property("active") != bool(active):
+            self.setProperty("active", bool(active))
+            self.update()
+
+    def paintEvent(self, event):  # noqa: N802 - Qt naming
+        painter = QPainter(self)
+        pen = QPen(ACTIVE_COLOUR if self.is_active else INACTIVE_COLOUR, BORDER_PX)
+        pen.setJoinStyle(Qt.PenJoinStyle.MiterJoin)
+        painter.setPen(pen)
+        half = BORDER_PX / 2
+        painter.drawRect(QRectF(self.rect()).adjusted(half, half, -half, -half))
 
     @property
     def is_active(self) -> bool:
@@ -185,7 +197,6 @@ class ViewportGrid(QWidget):
     def __init__(self, first_view: ImageView | None = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setStyleSheet(ACTIVE_STYLE)
         self._grid = QGridLayout(self)
         self._grid.setContentsMargins(0, 0, 0, 0)
         self._grid.setSpacing(0)

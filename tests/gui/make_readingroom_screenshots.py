@@ -18,12 +18,12 @@ import tempfile
 from pathlib import Path
 
 import pydicom
-from PySide6.QtCore import QPoint
+from PySide6.QtCore import QEvent, QPoint, Qt
 from PySide6.QtWidgets import QApplication
 
 from medviewer.paths import SAMPLE_STUDY_DIR
 from tests.gui.make_reading_screenshots import (
-    SHARED, click, dated_copy, drag, show, wait, wait_until, with_shutter,
+    SHARED, click, dated_copy, drag, mouse, show, wait, wait_until, with_shutter,
 )
 
 
@@ -120,10 +120,10 @@ def main(out_dir: str) -> None:
         views[3].measures.pending_dialog.setTextValue("calibrated on a 300 mm line")
         views[3].measures.pending_dialog.accept()
         views[3].set_tool("probe")
-        click(views[3], (150, 200))
-        window.grid.set_active(views[2])
-        views[2].set_tool("ellipse")
+        mouse(views[3], QEvent.Type.MouseButtonPress, 150, 200)  # held: the probe's value
         save("readingroom_tools.png")
+        mouse(views[3], QEvent.Type.MouseButtonRelease, 150, 200,
+              buttons=Qt.MouseButton.NoButton)
 
         # 3. View > Tools, open over the window.
         view_menu = window.menus["view"]

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QApplication
 
 from medviewer.dicom.catalog import index_path
 from medviewer.gui.viewport_grid import (
-    LAYOUTS, ViewportGrid, mime_for_paths, paths_from_mime,
+    ACTIVE_COLOUR, INACTIVE_COLOUR, LAYOUTS, ViewportGrid, mime_for_paths, paths_from_mime,
 )
 from medviewer.jobs import run_to_end
 from medviewer.paths import SAMPLE_STUDY_DIR
@@ -75,6 +75,10 @@ def test_a_click_makes_a_viewport_active_and_only_it_owns_the_keys(qtbot, grid):
     mouse_click(qtbot, right.graphics_view.viewport(), QPointF(100, 100))
     assert grid.active_view is right and changes == [right]
     assert grid.viewports[1].property("active") and not grid.viewports[0].property("active")
+    for viewport, colour in ((grid.viewports[1], ACTIVE_COLOUR),
+                             (grid.viewports[0], INACTIVE_COLOUR)):
+        edge = viewport.grab().toImage().pixelColor(0, viewport.height() // 2)
+        assert edge.name() == colour.name()  # the frame drawn bright around the active one
     window_wide = Qt.ShortcutContext.WindowShortcut
     assert right.actions_by_name["rotate_right"].shortcutContext() == window_wide
     assert left.actions_by_name["rotate_right"].shortcutContext() != window_wide
