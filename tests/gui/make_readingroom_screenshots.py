@@ -18,12 +18,12 @@ import tempfile
 from pathlib import Path
 
 import pydicom
-from PySide6.QtCore import QEvent, QPoint, Qt
+from PySide6.QtCore import QPoint
 from PySide6.QtWidgets import QApplication
 
 from medviewer.paths import SAMPLE_STUDY_DIR
 from tests.gui.make_reading_screenshots import (
-    SHARED, click, dated_copy, drag, mouse, show, wait, wait_until, with_shutter,
+    SHARED, click, dated_copy, drag, show, wait, wait_until, with_shutter,
 )
 
 
@@ -119,11 +119,9 @@ def main(out_dir: str) -> None:
         click(views[3], (300, 120))
         views[3].measures.pending_dialog.setTextValue("calibrated on a 300 mm line")
         views[3].measures.pending_dialog.accept()
-        views[3].set_tool("probe")
-        mouse(views[3], QEvent.Type.MouseButtonPress, 150, 200)  # held: the probe's value
+        views[3].set_tool("probe")  # the tool of every viewport now; its value stays shown
+        click(views[3], (150, 200))
         save("readingroom_tools.png")
-        mouse(views[3], QEvent.Type.MouseButtonRelease, 150, 200,
-              buttons=Qt.MouseButton.NoButton)
 
         # 3. View > Tools, open over the window.
         view_menu = window.menus["view"]
