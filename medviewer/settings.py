@@ -35,6 +35,7 @@ MAX_READER_NAME = 200  # as the label store allows
 DRAG_ACTIONS = ("window_level", "pan", "zoom", "tool")
 WHEEL_ACTIONS = ("frames", "zoom")
 LENGTH_UNITS = ("mm", "cm")
+VIEWPORT_LAYOUTS = ("1x1", "1x2", "2x1", "2x2")  # rows x columns of the viewport grid
 
 
 class SettingsError(UserError):
@@ -72,6 +73,11 @@ class Settings:
     retrieve_cache_mb: int = 10240  # studies retrieved from a PACS, kept on disk
     retrieve_cache_dir: str = ""  # '' means the user cache folder's 'retrieve' folder
     length_unit: str = "mm"
+    # The viewport grid's layout and what it synchronises, as the reader left them.
+    viewport_layout: str = "1x1"
+    sync_window: bool = True
+    sync_pan_zoom: bool = True
+    sync_frames: bool = True
     # Keys from a newer MedViewer: kept so saving here does not lose them.
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -177,6 +183,10 @@ RULES: dict[str, Rule] = {
                               minimum=100, maximum=1_048_576),
     "retrieve_cache_dir": Rule(str, "a folder path", check=_folder_problem),
     "length_unit": Rule(str, _choices(LENGTH_UNITS), choices=LENGTH_UNITS),
+    "viewport_layout": Rule(str, _choices(VIEWPORT_LAYOUTS), choices=VIEWPORT_LAYOUTS),
+    "sync_window": Rule(bool, "true or false"),
+    "sync_pan_zoom": Rule(bool, "true or false"),
+    "sync_frames": Rule(bool, "true or false"),
 }
 
 

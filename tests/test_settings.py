@@ -78,6 +78,8 @@ def test_a_version_1_file_loads_with_its_values_and_new_fields_at_their_defaults
     ("retrieve_cache_mb", 2**40),
     ("retrieve_cache_dir", "relative/folder"),
     ("length_unit", "inch"),
+    ("viewport_layout", "3x3"),
+    ("sync_frames", "yes"),
     ("window_state", ["not", "text"]),
 ])
 def test_a_wrong_value_falls_back_to_its_default_with_one_notice(name, bad, caplog):

@@ -207,6 +207,19 @@ class Labelling:
         self.events.keys_changed.emit(None)
         self.events.image_changed.emit(None)
 
+    def close_paths(self, paths: set[Path]) -> None:
+        """These images were closed (a study or series): N / P / U and progress no longer
+        walk them; a scope left empty goes."""
+        scopes = [Scope(s.root, [p for p in s.paths if p not in paths]) for s in self._scopes]
+        self._scopes = [s for s in scopes if s.paths]
+        self._scope_index = None
+        for path in paths:
+            self._keys.pop(path, None)
+            self._suggestions.pop(path, None)
+        if self.current_path in paths:
+            self.image_gone()
+        self.events.keys_changed.emit(None)
+
     def add_keys(self, found: Mapping[Path, str]) -> None:
         self._keys.update(found)
         self.events.keys_changed.emit(None)

@@ -47,6 +47,8 @@ SOURCE_NAMES = {"PixelSpacing": "Pixel Spacing", "ImagerPixelSpacing": "Imager P
                 "NominalScannedPixelSpacing": "Nominal Scanned Pixel Spacing",
                 "calibrated": "calibrated", "none": "no pixel spacing"}
 CALIBRATED = "calibrated"
+# Units a length can be shown in (the settings' length_unit), as mm per unit.
+LENGTH_UNITS = {"mm": 1.0, "cm": 10.0}
 KIND_TITLES = {"distance": "Distance", "angle": "Angle", "cobb": "Cobb angle",
                "rectangle": "Rectangle ROI", "ellipse": "Ellipse ROI", "text": "Note"}
 
@@ -104,20 +106,25 @@ class Measurement:
     def spacing_name(self) -> str:
         return SOURCE_NAMES.get(self.spacing_source, self.spacing_source)
 
-    def text(self) -> str:
-        """What is written beside it on the image (one or a few short lines)."""
+    def text(self, length_unit: str = "mm") -> str:
+        """What is written beside it on the image (one or a few short lines); lengths and
+        areas in ``length_unit`` (LENGTH_UNITS: the reader's setting). Stored values stay
+        in mm whatever is shown."""
         v = self.values
         unit = f" {v['unit']}" if v.get("unit") else ""
+        scale = LENGTH_UNITS[length_unit]
         if self.kind == "distance":
             if "length_mm" in v:
-                return f"{v['length_mm']:.1f} mm ({self.spacing_name})"
+                return (f"{v['length_mm'] / scale:.{_decimals(scale)}f} {length_unit} "
+                        f"({self.spacing_name})")
             return f"{v['length_px']:.1f} px (no pixel spacing)"
         if self.kind in ("angle", "cobb"):
             prefix = "Cobb " if self.kind == "cobb" else ""
             return f"{prefix}{v['angle_deg']:.1f}°"
         if self.kind in ROI_KINDS:
             if "area_mm2" in v:
-                area = f"area {v['area_mm2']:.1f} mm²"
+                area = (f"area {v['area_mm2'] / scale ** 2:.{_decimals(scale ** 2)}f} "
+                        f"{length_unit}²")
             else:
                 area = f"area {v['area_px']:.0f} px² (no pixel spacing)"
             if v.get("pixels", 0) == 0 or "mean" not in v:
@@ -134,13 +141,18 @@ class Measurement:
         """What it is, for menus: 'Rectangle ROI'."""
         return KIND_TITLES[self.kind]
 
-    def summary(self) -> str:
+    def summary(self, length_unit: str = "mm") -> str:
         """One line for the status bar: 'Distance 12.3 mm (Pixel Spacing)'."""
         name = self.title
-        body = self.text().replace("\n", ", ")
+        body = self.text(length_unit).replace("\n", ", ")
         if self.kind == "cobb":
             body = body.removeprefix("Cobb ")
         return f"{name} {body}" if body else name
+
+
+def _decimals(scale: float) -> int:
+    """Decimals that keep a tenth of a mm (or mm²) visible in a larger unit."""
+    return 1 + round(math.log10(scale))
 
 
 def _number(value: float) -> str:
@@ -296,6 +308,63 @@ def roi_statistics(values: np.ndarray, kind: str, points: Sequence[Point]) -> di
             "min": float(data.min()), "max": float(data.max())}
 
 
+# ---------------------------------------------------------------- on the image
+
+
+def _clamp(point: Point, columns: float, rows: float) -> Point:
+    return (min(max(point[0], 0.0), columns), min(max(point[1], 0.0), rows))
+
+
+def _clip_segment(start: Point, end: Point, columns: float,
+                  rows: float) -> tuple[Point, Point] | None:
+    """The part of start-end inside [0, columns] x [0, rows] (Liang-Barsky), None when the
+    segment misses it; a point inside stays where it is and the direction is kept."""
+    dx, dy = end[0] - start[0], end[1] - start[1]
+    low, high = 0.0, 1.0
+    for p, q in ((-dx, start[0]), (dx, columns - start[0]), (-dy, start[1]),
+                 (dy, rows - start[1])):
+        if p == 0:
+            if q < 0:
+                return None
+            continue
+        ratio = q / p
+        if p < 0:
+            low = max(low, ratio)
+        else:
+            high = min(high, ratio)
+        if low > high:
+            return None
+    return ((start[0] + low * dx, start[1] + low * dy),
+            (start[0] + high * dx, start[1] + high * dy))
+
+
+def within_image(kind: str, points: Sequence[Point], columns: float,
+                 rows: float) -> tuple[Point, ...]:
+    """The points of a drag that ran off the image, brought onto it: each line (a distance,
+    a Cobb endplate, an angle's arm from its vertex) is cut at the image's edge along its
+    own direction, so angles do not change; ROI corners and a note's anchor move to the
+    edge. Points already on the image stay."""
+    points = [(float(x), float(y)) for x, y in points]
+
+    def cut(start: Point, end: Point) -> tuple[Point, Point]:
+        clipped = _clip_segment(start, end, columns, rows)
+        if clipped is None:
+            return _clamp(start, columns, rows), _clamp(end, columns, rows)
+        return clipped
+
+    if kind in ("distance", "cobb"):
+        out: list[Point] = []
+        for index in range(0, len(points) - 1, 2):
+            out.extend(cut(points[index], points[index + 1]))
+        return tuple(out)
+    if kind == "angle" and len(points) == 3:
+        first, vertex, second = points
+        vertex_now, first_now = cut(vertex, first)
+        _, second_now = cut(vertex_now, second)
+        return (first_now, vertex_now, second_now)
+    return tuple(_clamp(point, columns, rows) for point in points)
+
+
 # ---------------------------------------------------------------- making one
 
 
@@ -336,3 +405,39 @@ def remeasure(measurement: Measurement, *, spacing: Spacing | None,
     """The same points measured again (a new calibration, the frame's values now decoded)."""
     return measure(measurement.kind, measurement.points, frame=measurement.frame,
                    spacing=spacing, values=values, unit=unit, label=measurement.label)
+
+
+# ---------------------------------------------------------------- the label store's rows
+
+
+def store_fields(measurement: Measurement) -> dict[str, Any]:
+    """Keyword arguments for ``LabelStore.add_measurement`` (and ``update_measurement``
+    without ``kind`` and ``frame``): a note's text is the store's ``text``, any other
+    kind's label its ``label``."""
+    is_note = measurement.kind == "text"
+    return {"kind": measurement.kind, "points": [list(p) for p in measurement.points],
+            "frame": measurement.frame,
+            "pixel_spacing": list(measurement.pixel_spacing)
+            if measurement.pixel_spacing else None,
+            "spacing_source": measurement.spacing_source,
+            "label": None if is_note else (measurement.label or None),
+            "text": measurement.label if is_note else None,
+            "values": dict(measurement.values)}
+
+
+def from_stored(stored: Any) -> Measurement:
+    """The measurement a ``medviewer.labels`` Measurement row holds (as it was computed
+    when stored: the store keeps values, it does not recompute them)."""
+    label = (stored.text or "") if stored.kind == "text" else (stored.label or "")
+    spacing = stored.pixel_spacing
+    return Measurement(stored.kind, tuple((float(x), float(y)) for x, y in stored.points),
+                       int(stored.frame),
+                       (float(spacing[0]), float(spacing[1])) if spacing else None,
+                       stored.spacing_source, label, dict(stored.values))
+
+
+def same_geometry(first: Measurement, second: Measurement) -> bool:
+    """Whether two records are one measurement (its values, spacing or label may differ:
+    re-measured after a calibration, relabelled)."""
+    return (first.kind, first.points, first.frame) == (second.kind, second.points,
+                                                        second.frame)

@@ -8,6 +8,8 @@ thread that calls the method (the GUI thread in the app).
 
 - ``catalog_opened(Catalog)``: a file, folder or DICOMDIR was indexed and is now open;
 - ``catalogs_closed(None)``: everything open was closed;
+- ``images_closed(list[Path])``: these images were closed (one study or series), the rest
+  stays open; ``image_gone`` comes first when the one on screen was among them;
 - ``image_shown(Instance)``: the image on screen changed (``image_gone(None)``: none is);
 - ``show_requested(Path)``: show this open image (the browser selects it);
 - ``open_requested(list[Path])``: open these files or folders (index, then show the first);
@@ -27,6 +29,8 @@ an image becomes the label panel's suggestion for it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +53,7 @@ log = logging.getLogger(__name__)
 
 
 class SessionEvents(EventGroup):
-    names = ("catalog_opened", "catalogs_closed", "image_shown", "image_gone",
+    names = ("catalog_opened", "catalogs_closed", "images_closed", "image_shown", "image_gone",
              "show_requested", "open_requested", "send_requested", "evaluation_requested",
              "problem",
              "settings_changed", "models_changed")
@@ -88,6 +92,23 @@ class Session:
         self.ai.clear_read()
         self.labelling.close_all()
         self.events.catalogs_closed.emit(None)
+
+    def close_images(self, paths: Iterable[str | Path]) -> list[Path]:
+        """Close these open images (a study, a series), keeping the rest open: they leave
+        the catalogs, the labelling scopes and the AI's read; returns those that were open."""
+        wanted = {Path(p) for p in paths}
+        closed = [Path(r.path) for c in self.catalogs for r in c.instances()
+                  if Path(r.path) in wanted]
+        if not closed:
+            return []
+        gone = set(closed)
+        kept = (_catalog_without(c, gone) for c in self.catalogs)
+        self.catalogs = [c for c in kept if c is not None]
+        self.labelling.close_paths(gone)
+        if self.image is not None and Path(self.image.path) in gone:
+            self.image_failed()  # nothing on screen to read or label any more
+        self.events.images_closed.emit(closed)
+        return closed
 
     def open_records(self) -> list[InstanceRecord]:
         """Every open image, once, in the browser's order."""
@@ -161,3 +182,21 @@ class Session:
     def models_changed(self) -> None:
         """Tell every subscriber that the installed models changed."""
         self.events.models_changed.emit(None)
+
+
+def _catalog_without(catalog: Catalog, gone: set[Path]) -> Catalog | None:
+    """A copy of ``catalog`` without the images in ``gone`` (emptied series, studies and
+    patients dropped); None when nothing is left. The catalog itself is not changed: the
+    study browser and the viewports may still hold its records."""
+    patients = []
+    for patient in catalog.patients:
+        studies = []
+        for study in patient.studies:
+            series = [replace(s, instances=[r for r in s.instances if Path(r.path) not in gone])
+                      for s in study.series]
+            series = [s for s in series if s.instances]
+            if series:
+                studies.append(replace(study, series=series))
+        if studies:
+            patients.append(replace(patient, studies=studies))
+    return replace(catalog, patients=patients) if patients else None

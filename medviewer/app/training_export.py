@@ -26,6 +26,19 @@ from medviewer.jobs import CancelFlag, Progress
 FINE_TUNE_CHECKPOINT_NAME = "training-checkpoint.pt"
 
 
+def model_origin(entry: Any) -> str:
+    """Where a listed model (``registry.ModelEntry``) came from, in the user's words:
+    'built-in', 'trained here' (a user model whose card the exporter above wrote: it
+    records the training configuration and the ONNX parity check) or 'imported'."""
+    if entry.source == "built-in":
+        return "built-in"
+    training = getattr(entry.card, "training", None) or {}
+    config = training.get("config") if isinstance(training, dict) else None
+    if isinstance(config, dict) and "arch" in config and "parity" in training:
+        return "trained here"
+    return "imported"
+
+
 @dataclass
 class ExportOutcome:
     result: Any  # medviewer.training.export.ExportResult

@@ -9,7 +9,7 @@ A grab of the viewport (view export) includes it.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QPointF
+from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QPainter
 
 TEXT_COLOUR = QColor(235, 235, 235)
@@ -50,19 +50,7 @@ class CornerTextOverlay:
         if not self._visible or not any(self._lines.values()):
             return
         painter.setFont(self.font)
-        metrics = QFontMetricsF(self.font)
-        spacing = metrics.lineSpacing()
-        placed: list[tuple[QPointF, str]] = []
-        for corner, rows in self._lines.items():
-            top = corner.startswith("top")
-            left = corner.endswith("left")
-            for index, text in enumerate(rows):
-                x = MARGIN if left else width - MARGIN - metrics.horizontalAdvance(text)
-                if top:
-                    y = MARGIN + metrics.ascent() + index * spacing
-                else:
-                    y = height - MARGIN - metrics.descent() - (len(rows) - 1 - index) * spacing
-                placed.append((QPointF(x, y), text))
+        placed = self.placed_lines(width, height)
         # A dark edge from four offset copies, then the letters (glyphs are cached).
         painter.setPen(OUTLINE_COLOUR)
         for dx, dy in ((-1, -1), (1, -1), (-1, 1), (1, 1)):
@@ -71,3 +59,31 @@ class CornerTextOverlay:
         painter.setPen(TEXT_COLOUR)
         for point, text in placed:
             painter.drawText(point, text)
+
+    def placed_lines(self, width: int, height: int) -> list[tuple[QPointF, str]]:
+        """Each line's baseline start in viewport pixels and its text as drawn (shortened
+        with "…" where it would run into the facing corner's line)."""
+        metrics = QFontMetricsF(self.font)
+        spacing = metrics.lineSpacing()
+        placed: list[tuple[QPointF, str]] = []
+        for corner, rows in self._lines.items():
+            top = corner.startswith("top")
+            left = corner.endswith("left")
+            facing = self._lines.get(corner.replace("left", "right") if left
+                                     else corner.replace("right", "left"), [])
+            for index, text in enumerate(rows):
+                # A line shares its row with the facing corner's: each gets half the width
+                # (a 2x2 viewport is narrow), and a longer one ends in "…".
+                room = (width - 3 * MARGIN) / 2 if index < len(facing) and facing[index] \
+                    else width - 2 * MARGIN
+                advance = metrics.horizontalAdvance(text)
+                if advance > room:
+                    text = metrics.elidedText(text, Qt.TextElideMode.ElideRight, max(room, 0))
+                    advance = metrics.horizontalAdvance(text)
+                x = MARGIN if left else width - MARGIN - advance
+                if top:
+                    y = MARGIN + metrics.ascent() + index * spacing
+                else:
+                    y = height - MARGIN - metrics.descent() - (len(rows) - 1 - index) * spacing
+                placed.append((QPointF(x, y), text))
+        return placed

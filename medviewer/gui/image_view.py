@@ -823,6 +823,10 @@ class ImageView(QWidget):
     def clear_calibration(self) -> None:
         self._measures.clear_calibration()
 
+    def set_length_unit(self, unit: str) -> None:
+        """Lengths and areas in mm or cm (the ``length_unit`` setting); stored in mm."""
+        self._measures.set_length_unit(unit)
+
     # ------------------------------------------------------------ corner text and planes
     def set_corner_text_visible(self, visible: bool) -> None:
         action = self.actions_by_name["corner_text"]

@@ -1,5 +1,11 @@
 """The label panel: fast point-and-click (or keyboard-only) labels that are never lost.
 
+Why this module is longer than 800 lines: it is one dock's view of the labelling state and
+the store calls behind each of its buttons and keys, which share its saving/saved reporting
+(``write``). Its parts that stand alone are already elsewhere: regions (label_regions.py),
+keys (label_keys.py), import/export (label_transfer.py), the store thread
+(label_store_client.py), the state and navigation (app/labelling.py).
+
 What the reader gets (a dock, the Labels menu, a status bar field, a filter above the study
 tree and region drawing on the image):
 
@@ -35,13 +41,13 @@ session, a shell (``gui/shell.py``) and the image view it labels, never a main w
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QComboBox, QFrame, QGridLayout, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QProgressBar,
     QPushButton, QScrollArea, QSizePolicy, QToolButton, QVBoxLayout, QWidget,
@@ -51,6 +57,7 @@ from medviewer.errors import UserError
 from medviewer.gui.label_dialogs import (
     ERROR_STYLE, NewLabelSetDialog, reader_dialog, store_file_dialog,
 )
+from medviewer.gui.label_keys import LabellingKeys
 from medviewer.gui.label_regions import RegionEditor
 from medviewer.gui.label_store_client import StoreClient, decide_label, press_class_key
 from medviewer.gui.label_transfer import LabelTransfer
@@ -80,8 +87,6 @@ PREFETCH_AHEAD = 3
 PREFETCH_DELAY_MS = 40  # after an image is shown, before its neighbours are decoded
 SOURCE_TEXT = {"manual": "manual", "ai_accepted": "AI accepted", "ai_overridden": "AI overridden",
                "imported": "imported"}
-# Image view keys that labelling takes while it is active, and where they move meanwhile.
-MOVED_VIEW_KEYS = {"rotate_right": "Shift+R"}
 SAVED_STYLE = "color: #7ddc7d;"
 # Saved classes (checked buttons) and region mode must be visible at a glance.
 PANEL_STYLE = """
@@ -115,7 +120,7 @@ class LabelPanel(QWidget):
         self._last_saved: dict[str, str] = {}  # image key -> "saved ..." text of this session
         self._error: str | None = None
         self._dock = None
-        self._view_keys_taken: dict[QAction, list[QKeySequence]] = {}
+        self.keys = LabellingKeys(lambda: [self.view])
         self._dialog: NewLabelSetDialog | None = None
         self._reader_dialog: QInputDialog | None = None
         self._prefetch_timer = QTimer(self)
@@ -272,7 +277,7 @@ class LabelPanel(QWidget):
                        self.redo_action,
                        self.clear_action, self.region_action, delete_region_action):
             menu.addAction(action)
-        self._keys_for: dict[QAction, list[str]] = {
+        self.keys.keys_for = {
             self.accept_action: ["Return", "Enter"], self.next_action: ["N"],
             self.previous_action: ["P"], self.unlabelled_action: ["U"],
             self.undo_action: ["Ctrl+Z"], self.redo_action: ["Ctrl+Shift+Z", "Ctrl+Y"],
@@ -280,7 +285,8 @@ class LabelPanel(QWidget):
             self.region_action: ["R"], delete_region_action: ["Delete"],
         }
         for index, action in enumerate(self.class_actions):
-            self._keys_for[action] = [str(index + 1)]
+            self.keys.keys_for[action] = [str(index + 1)]
+        self.keys.class_actions = self.class_actions
 
     def _connect(self) -> None:
         self.set_combo.activated.connect(self._on_set_chosen)
@@ -359,7 +365,7 @@ class LabelPanel(QWidget):
 
         def read(store: LabelStore) -> tuple[list[LabelSet], str | None]:
             sets = store.label_sets()
-            recent = store.history(reader=reader, limit=1)
+            recent = store.history(reader=reader, limit=1, in_label_set=True)
             return sets, (recent[0].label_set if recent else None)
 
         self.read(read, lambda result: self._on_label_sets(result, select))
@@ -928,37 +934,21 @@ class LabelPanel(QWidget):
     def show_status(self, text: str) -> None:
         self.shell.show_status(text, 4000)
 
-    # ------------------------------------------------------------ keys
+    # ------------------------------------------------------------ keys (label_keys.py)
     @property
     def labelling_active(self) -> bool:
         dock_open = self._dock is None or self._dock.toggleViewAction().isChecked()
         return self.label_set is not None and dock_open
 
     def _update_keys(self) -> None:
-        """Give the labelling keys to the actions while labelling is active, else release."""
-        active = self.labelling_active
         n_classes = len(self.label_set.classes) if self.label_set is not None else 0
-        claimed: set[str] = set()
-        for action, keys in self._keys_for.items():
-            usable = active and (action not in self.class_actions
-                                 or self.class_actions.index(action) < n_classes)
-            action.setShortcuts([QKeySequence(k) for k in keys] if usable else [])
-            if usable:
-                claimed.update(QKeySequence(k).toString() for k in keys)
-        # Restore image view keys taken earlier, then take the ones labelling uses now.
-        for action, original in self._view_keys_taken.items():
-            action.setShortcuts(original)
-        self._view_keys_taken.clear()
-        if not claimed:
-            return
-        for name, action in self.view.actions_by_name.items():
-            keys = action.shortcuts()
-            kept = [k for k in keys if k.toString() not in claimed]
-            if len(kept) != len(keys):
-                self._view_keys_taken[action] = keys
-                if name in MOVED_VIEW_KEYS:
-                    kept.append(QKeySequence(MOVED_VIEW_KEYS[name]))
-                action.setShortcuts(kept)
+        self.keys.update(self.labelling_active, n_classes)
+
+    def set_key_views(self, views: Callable[[], Sequence[ImageView]]) -> None:
+        """The image views whose keys labelling moves (a viewport grid's; default: the
+        labelled view alone); the holder calls it again when it adds a view."""
+        self.keys.set_views(views)
+        self._update_keys()
 
     # ------------------------------------------------------------ closing
     def shutdown(self, timeout_ms: int = 10_000) -> None:

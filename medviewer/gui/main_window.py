@@ -15,18 +15,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import shiboken6
-from PySide6.QtCore import QByteArray, QEvent, QObject, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QByteArray, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
-    QDialog, QDialogButtonBox, QDockWidget, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
-    QListWidget, QListWidgetItem, QMainWindow, QMenu, QMessageBox, QProgressBar, QPushButton,
-    QTableWidget, QTableWidgetItem, QToolBar, QToolButton, QVBoxLayout, QWidget,
+    QDialog, QDockWidget, QFileDialog, QLabel,
+    QMainWindow, QMenu, QMessageBox, QProgressBar, QToolBar, QToolButton, QWidget,
 )
 
 from medviewer import __version__
 from medviewer.app.session import Session
 from medviewer.gui.image_view import ImageView
 from medviewer.gui.lazy import LazyModule
+from medviewer.gui.main_window_parts import MenuVisibility, ProblemsPanel, ShortcutsDialog
+from medviewer.gui.reading_room import ReadingRoom, StatusFields
 from medviewer.gui.shell import CloseGuard, ShutdownStep, ShutdownSteps
 from medviewer.gui.study_browser import StudyBrowser
 from medviewer.gui.tag_browser import TagBrowser
@@ -48,114 +49,6 @@ LAYOUT_VERSION = 1
 MENU_NAMES = (("file", "&File"), ("view", "&View"), ("models", "&Models"),
               ("labels", "&Labels"), ("training", "&Training"), ("help", "&Help"))
 
-# Mouse gestures, listed with the keyboard shortcuts in Help > Keyboard shortcuts.
-MOUSE_GESTURES = (
-    ("Left drag", "Pan (or measure, when Measure distance is on)"),
-    ("Right drag", "Window/level: right/left = wider/narrower, down/up = higher/lower centre"),
-    ("Wheel", "Zoom about the cursor"),
-    ("Click the image", "Give it the keyboard focus for frame keys (arrows, Space, Home, End)"),
-    ("Drop files or folders", "Open them"),
-)
-
-
-class _MenuVisibility(QObject):
-    """Keeps a menu hidden while it holds no actions, so placeholder menus never show empty."""
-
-    def eventFilter(self, menu, event):  # noqa: N802 - Qt naming
-        if event.type() in (QEvent.Type.ActionAdded, QEvent.Type.ActionRemoved):
-            # Qt updates menu.actions() before sending either event.
-            menu.menuAction().setVisible(any(not a.isSeparator() for a in menu.actions()))
-        return False
-
-
-class ProblemsPanel(QWidget):
-    """Every file that could not be opened, one sentence each; never modal."""
-
-    changed = Signal(int)
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.list = QListWidget()
-        self.list.setObjectName("problemList")
-        self.list.setWordWrap(True)
-        self.list.setAlternatingRowColors(True)
-        clear = QPushButton("Clear list")
-        clear.clicked.connect(self.clear)
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
-        buttons.addWidget(clear)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.list, 1)
-        layout.addLayout(buttons)
-        self._seen: set[tuple[str, str]] = set()
-
-    def add(self, path: str, sentence: str) -> bool:
-        key = (str(path), sentence)
-        if key in self._seen:
-            return False
-        self._seen.add(key)
-        item = QListWidgetItem(sentence)
-        item.setToolTip(str(path))
-        self.list.addItem(item)
-        self.changed.emit(self.count())
-        return True
-
-    def count(self) -> int:
-        return self.list.count()
-
-    def sentences(self) -> list[str]:
-        return [self.list.item(i).text() for i in range(self.list.count())]
-
-    def clear(self) -> None:
-        self.list.clear()
-        self._seen.clear()
-        self.changed.emit(0)
-
-
-class ShortcutsDialog(QDialog):
-    """Help > Keyboard shortcuts: built from the live actions, so it never goes stale."""
-
-    def __init__(self, actions: list[QAction], parent: QWidget | None = None,
-                 skip: tuple[QAction, ...] = ()) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("Keyboard shortcuts")
-        rows: list[tuple[str, str]] = []
-        seen: set[str] = set()
-        for action in actions:
-            if action in skip:
-                continue
-            keys = ", ".join(k.toString(QKeySequence.SequenceFormat.NativeText)
-                             for k in action.shortcuts())
-            text = action.text().replace("&", "").rstrip(".…")
-            if keys and text not in seen:
-                seen.add(text)
-                rows.append((text, keys))
-        rows.append(("W/L presets", "Ctrl+1 … Ctrl+9, in the order of View > Window/level"))
-        rows.extend(MOUSE_GESTURES)
-        self.table = QTableWidget(len(rows), 2)
-        self.table.setHorizontalHeaderLabels(["Action", "Keys / mouse"])
-        self.table.verticalHeader().hide()
-        self.table.verticalHeader().setDefaultSectionSize(self.table.fontMetrics().height() + 8)
-        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        for row, (text, keys) in enumerate(rows):
-            self.table.setItem(row, 0, QTableWidgetItem(text))
-            self.table.setItem(row, 1, QTableWidgetItem(keys))
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        buttons.rejected.connect(self.close)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.table)
-        layout.addWidget(buttons)
-        self.resize(660, 760)
-
-    def rows(self) -> list[tuple[str, str]]:
-        return [(self.table.item(r, 0).text(), self.table.item(r, 1).text())
-                for r in range(self.table.rowCount())]
-
-
 class MainWindow(QMainWindow):
     catalog_opened = Signal(object)  # Catalog, after it is in the browser and the session
     indexing_ended = Signal()  # the queue of paths to index is empty again
@@ -174,8 +67,7 @@ class MainWindow(QMainWindow):
                             | QMainWindow.DockOption.AllowTabbedDocks)
         self.resize(1400, 900)
 
-        self.image_view = ImageView()
-        self.setCentralWidget(self.image_view)
+        self.image_view = ImageView()  # the grid's primary view: the panels work on it
         self.study_browser = StudyBrowser()
         self.tag_browser = TagBrowser()
         self.problems = ProblemsPanel()
@@ -194,6 +86,11 @@ class MainWindow(QMainWindow):
         self._shortcuts_dialog: ShortcutsDialog | None = None
 
         self._build_status_bar()
+        self.reading = ReadingRoom(self.session, self.image_view, StatusFields(
+            self.statusBar(), self.readout_label, self.zoom_label, self.voi_label,
+            self.frame_label), self)
+        self.grid = self.reading.grid
+        self.setCentralWidget(self.grid)
         self._build_menus()
         self._build_tool_bar()
         self._connect()
@@ -300,7 +197,7 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self) -> None:
         self.menus: dict[str, QMenu] = {}
-        self._menu_visibility = _MenuVisibility(self)
+        self._menu_visibility = MenuVisibility(self)
         for key, title in MENU_NAMES:
             menu = self.menuBar().addMenu(title)
             menu.setObjectName(f"{key}Menu")
@@ -321,6 +218,8 @@ class MainWindow(QMainWindow):
                                     "send AI results back")
         self.recent_menu = file_menu.addMenu("&Recent items")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self.export_image_menu = file_menu.addMenu("&Export image")
+        self.reading.fill_export_menu(self.export_image_menu)
         file_menu.addSeparator()
         self.close_all_action = file_menu.addAction("&Close all", self.close_all)
         self.close_all_action.setShortcut(QKeySequence("Ctrl+Shift+W"))
@@ -335,25 +234,8 @@ class MainWindow(QMainWindow):
         self.quit_action.setShortcut(QKeySequence("Ctrl+Q"))
         self._fill_recent_menu()
 
-        actions = self.image_view.actions_by_name
+        self.reading.fill_view_menu(self.menus["view"])
         view = self.menus["view"]
-        for name in ("fit", "actual_size", "zoom_in", "zoom_out"):
-            view.addAction(actions[name])
-        view.addSeparator()
-        self.presets_menu = view.addMenu("&Window/level")
-        self.presets_menu.setEnabled(False)
-        view.addAction(actions["invert"])
-        view.addSeparator()
-        for name in ("rotate_left", "rotate_right", "flip_horizontal", "flip_vertical",
-                     "reset_view"):
-            view.addAction(actions[name])
-        view.addSeparator()
-        view.addAction(actions["measure"])
-        view.addAction(actions["clear_measurements"])
-        frames = view.addMenu("F&rames")
-        for name in ("play", "next_frame", "previous_frame", "first_frame", "last_frame"):
-            frames.addAction(actions[name])
-        view.addSeparator()
         self.panels_menu = view.addMenu("&Panels")
         for dock in self.docks.values():
             self.panels_menu.addAction(dock.toggleViewAction())
@@ -376,48 +258,21 @@ class MainWindow(QMainWindow):
         bar.addAction(self.open_file_action)
         bar.addAction(self.open_folder_action)
         bar.addSeparator()
-        actions = self.image_view.actions_by_name
-        short_texts = {"fit": "Fit", "actual_size": "1:1", "invert": "Invert",
-                       "rotate_left": "⟲ 90°", "rotate_right": "⟳ 90°",
-                       "flip_horizontal": "Flip H", "flip_vertical": "Flip V",
-                       "measure": "Measure", "reset_view": "Reset"}
-        for name in ("fit", "actual_size"):
-            self._add_tool(bar, actions[name], short_texts[name])
-        self.presets_button = QToolButton()
-        self.presets_button.setText("W/L")
-        self.presets_button.setToolTip("Window/level presets (right-drag on the image to adjust)")
-        self.presets_button.setMenu(self.presets_menu)
-        self.presets_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        self.presets_button.setEnabled(False)
-        bar.addWidget(self.presets_button)
-        for name in ("invert", "rotate_left", "rotate_right", "flip_horizontal",
-                     "flip_vertical", "measure", "reset_view"):
-            self._add_tool(bar, actions[name], short_texts[name])
+        self.reading.fill_tool_bar(bar)
         bar.toggleViewAction().setText("&Tool bar")
         self.panels_menu.addAction(bar.toggleViewAction())
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
         self.tool_bar = bar
 
-    @staticmethod
-    def _add_tool(bar: QToolBar, action: QAction, text: str) -> None:
-        action.setIconText(text)  # tool buttons show the short text, menus the full one
-        keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
-        name = action.text().replace("&", "")
-        action.setToolTip(f"{name} ({keys})" if keys else name)
-        bar.addAction(action)
-
     def _connect(self) -> None:
         view = self.image_view
-        view.cursor_moved.connect(self.readout_label.setText)
-        view.zoom_changed.connect(lambda z: self.zoom_label.setText(f"Zoom {z:.0f} %"))
-        view.voi_changed.connect(self.voi_label.setText)
-        view.frame_changed.connect(self._on_frame_changed)
-        view.header_loaded.connect(lambda instance: self.tag_browser.set_dataset(instance.header))
+        self.reading.header_changed.connect(
+            lambda instance: self.tag_browser.set_dataset(instance.header if instance else None))
         view.image_shown.connect(self._on_image_shown)
         view.load_failed.connect(self._on_image_failed)
-        view.presets_changed.connect(self._fill_presets_menu)
-        view.measurement_added.connect(
-            lambda m: self.statusBar().showMessage(f"Distance {m.label()}", 10_000))
+        self.grid.message.connect(lambda sentence: self.statusBar().showMessage(sentence, 10_000))
+        self.grid.prior_missing.connect(self.offer_pacs_for_prior)
+        self.grid.open_dropped_files = self._open_dropped_files
         self.study_browser.instance_selected.connect(self._on_instance_selected)
         self.study_browser.thumbnail_failed.connect(self.problems.add)
         self.problems.changed.connect(self._on_problems_changed)
@@ -428,6 +283,8 @@ class MainWindow(QMainWindow):
         session = self.session
         self.image_view.image_shown.connect(session.show_image)
         self.image_view.load_failed.connect(lambda _sentence: session.image_failed())
+        session.events.image_gone.connect(
+            lambda _none: self.image_view.instance is None and self.setWindowTitle("MedViewer"))
         session.events.open_requested.connect(self.open_paths)
         session.events.show_requested.connect(self.show_path)
         session.events.send_requested.connect(lambda paths: self.show_pacs_panel()
@@ -448,8 +305,45 @@ class MainWindow(QMainWindow):
         from medviewer.gui.label_panel import install_labeling
 
         self.label_panel = install_labeling(self, self.session, self.image_view)
+        # Labelling's keys (1..9, R) are taken from every viewport, not only the primary.
+        self.label_panel.set_key_views(self.reading.all_views)
+        self.grid.view_added.connect(lambda _view: self.label_panel.set_key_views(
+            self.reading.all_views))
+        self._install_measurement_store()
+        self._install_study_tools()
         self.study_filter = StudyFilter(self.session.labelling, self.study_browser)
         self.study_browser.layout().insertWidget(0, self.study_filter)
+
+    def _install_measurement_store(self) -> None:
+        """Measurements kept with their image in the label store, through the label panel's
+        store thread (the one thread that touches the store); undo in View > Tools and the
+        right-click menu, the export beside the label export."""
+        from medviewer.gui.measurement_store import MeasurementStore
+
+        store = self.measurement_store = MeasurementStore(self.label_panel.client, self, self)
+        for view in self.reading.all_views():
+            store.watch(view)
+        self.grid.view_added.connect(store.watch)
+        self.reading.tools_menu.addActions([store.undo_action, store.redo_action])
+        labels = self.menus["labels"].actions()
+        after = labels.index(self.label_panel.export_action) + 1
+        self.menus["labels"].insertAction(labels[after] if after < len(labels) else None,
+                                          store.export_action)
+
+    def _install_study_tools(self) -> None:
+        """Key images (K; ★ in the browser), the browser's right-click menu, File > Close
+        study (gui/study_tools.py)."""
+        from medviewer.gui.study_tools import StudyTools
+
+        self.study_tools = StudyTools(self, self.session, self.study_browser, self.reading)
+        self.key_images = self.study_tools.key_images
+        self.catalog_opened.connect(lambda _catalog: self.study_tools.catalog_opened())
+        self.menus["file"].insertAction(self.close_all_action,
+                                        self.study_tools.close_study_action)
+
+    def close_images(self, paths: list[Path]) -> list[Path]:
+        """Close these images (a study, a series) and keep the rest open."""
+        return self.study_tools.close_images(paths)
 
     def _install_training(self) -> None:
         """Training > Train a model… (the training_wizard package is imported when chosen)."""
@@ -602,16 +496,17 @@ class MainWindow(QMainWindow):
     def close_all(self) -> None:
         self.cancel_indexing()
         self.study_browser.clear()
-        self.image_view.clear()
+        self.reading.clear_views()
         self.session.close_all()
-        self.presets_menu.clear()
-        self.presets_menu.setEnabled(False)
-        self.presets_button.setEnabled(False)
-        self.tag_browser.set_dataset(None)
-        for label in (self.readout_label, self.zoom_label, self.voi_label, self.frame_label):
-            label.clear()
 
     # ------------------------------------------------------------ image and tags
+    def _open_dropped_files(self, view: ImageView, paths: list[Path]) -> None:
+        """Files dropped on a viewport from another program are opened (indexed into the
+        browser, the first shown in the primary view) and shown in the viewport dropped on."""
+        self.open_paths(paths)
+        if view is not self.image_view:
+            self.grid.show_paths(view, paths)
+
     def _on_instance_selected(self, record: InstanceRecord) -> None:
         self.image_view.open_path(record.path)
 
@@ -639,17 +534,6 @@ class MainWindow(QMainWindow):
         """One sentence in the status bar and above the image; never a dialog or traceback."""
         self.statusBar().showMessage(sentence, 15_000)
         self.image_view.show_message(sentence)
-
-    def _on_frame_changed(self, index: int, count: int) -> None:
-        self.frame_label.setText(f"Frame {index + 1}/{count}" if count else "")
-
-    def _fill_presets_menu(self) -> None:
-        self.presets_menu.clear()
-        actions = self.image_view.preset_actions()
-        for action in actions:
-            self.presets_menu.addAction(action)
-        self.presets_menu.setEnabled(bool(actions))
-        self.presets_button.setEnabled(bool(actions))
 
     def focus_tag_search(self) -> None:
         self.docks["tags"].show()
@@ -694,7 +578,8 @@ class MainWindow(QMainWindow):
             self._shortcuts_dialog.deleteLater()
         # Presets change with the image; one row describes them all.
         self._shortcuts_dialog = ShortcutsDialog(
-            self.all_actions(), self, skip=tuple(self.image_view.preset_actions()))
+            self.all_actions(), self, skip=tuple(self.reading.active_view.preset_actions()),
+            gestures=self.reading.mouse_gestures())
         self._shortcuts_dialog.show()
         self._shortcuts_dialog.raise_()
         return self._shortcuts_dialog
@@ -730,6 +615,29 @@ class MainWindow(QMainWindow):
         dock.show()
         dock.raise_()
         return self.pacs_panel
+
+    def offer_pacs_for_prior(self, patient_id: str) -> QMessageBox:
+        """No earlier study of the patient is open here: say so and offer the PACS panel,
+        with the patient's ID filled in (its Priors button finds them on a server)."""
+        who = f"patient {patient_id}" if patient_id else "this patient (no patient ID)"
+        for earlier in self.findChildren(QMessageBox, "noPriorBox"):  # one offer at a time
+            earlier.close()
+        box = QMessageBox(QMessageBox.Icon.Information, "Compare with prior",
+                          f"No earlier study of {who} is open here; a PACS may have one.",
+                          QMessageBox.StandardButton.Close, self)
+        box.setObjectName("noPriorBox")
+        box.setModal(False)
+        search = box.addButton("Search the PACS…", QMessageBox.ButtonRole.AcceptRole)
+        search.setObjectName("searchPacsButton")
+
+        def search_pacs() -> None:
+            panel = self.show_pacs_panel()
+            panel.patient_id.setText(patient_id)
+            panel.patient_id.setFocus()
+
+        search.clicked.connect(search_pacs)
+        self.keep_dialog(box)
+        return box
 
     def _open_study_uids(self) -> set[str]:
         """Studies open in this window: the retrieve cache never evicts them."""
@@ -847,7 +755,7 @@ class MainWindow(QMainWindow):
         if self._indexer is not None:
             self._indexer.wait(timeout_ms)
         self.study_browser.wait_for_workers(timeout_ms)
-        self.image_view.wait_for_workers(timeout_ms)
+        self.reading.wait_for_workers(timeout_ms)
         # The panels' own steps: AI jobs, the wizard, then label writes already asked for.
         self._shutdown.shut_down(timeout_ms)
 

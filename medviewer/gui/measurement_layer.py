@@ -124,7 +124,13 @@ class MeasurementGraphic:
         graphics_view = self._view.graphics_view
         point = graphics_view.viewportTransform().map(parent.mapToScene(self.caption.pos()))
         viewport = graphics_view.viewport()
-        anchor = (1.0 if point.x() > viewport.width() * 0.6 else 0.0,
+        # Leftwards when it would run off the right edge (a narrow viewport of a grid) and
+        # there is more room on the left; near the right edge in any case.
+        width = self.caption.boundingRect().width()
+        room_right = viewport.width() - point.x()
+        leftwards = point.x() > viewport.width() * 0.6 or (width > room_right
+                                                          and point.x() > room_right)
+        anchor = (1.0 if leftwards else 0.0,
                   0.0 if point.y() < viewport.height() * 0.15 else 1.0)
         if anchor != self._anchor:
             self._anchor = anchor

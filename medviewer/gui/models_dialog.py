@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QPushButton, QSplitter, QTableWidget, QTableWidgetItem, QTextBrowser, QVBoxLayout, QWidget,
 )
 
+from medviewer.app.training_export import model_origin
 from medviewer.gui.widgets import bracketed_interval
 
 if TYPE_CHECKING:
@@ -338,7 +339,7 @@ def card_html(entry: ModelEntry, provider: str = "",
          else "occlusion (no CAM output: many forward passes)"),
     ]))
     parts.append("<h3>File</h3>")
-    file_rows = [("Source", entry.source), ("Model file", str(entry.onnx_path)),
+    file_rows = [("Source", model_origin(entry)), ("Model file", str(entry.onnx_path)),
                  ("SHA-256", card.sha256)]
     if card.created:
         file_rows.append(("Created", card.created))
@@ -479,7 +480,7 @@ class ModelsDialog(QDialog):
         self.table.setRowCount(len(self._entries))
         for row, entry in enumerate(self._entries):
             card = entry.card
-            cells = (card.name, card.version, entry.source, ", ".join(card.classes),
+            cells = (card.name, card.version, model_origin(entry), ", ".join(card.classes),
                      "CAM" if card.has_cam else "occlusion",
                      "✓" if entry.key == active_key else "")
             for column, text in enumerate(cells):

@@ -261,9 +261,12 @@ class AiReader(QObject):
         for action in self._model_group.actions():
             self._model_group.removeAction(action)
         self.active_menu.clear()
+        from medviewer.app.training_export import model_origin
+
         entries = self.installed_models()
         for entry in entries:
-            label = f"{entry.name} {entry.version}" + ("  (imported)" if entry.source == "user"
+            origin = model_origin(entry)  # built-in, trained here or imported
+            label = f"{entry.name} {entry.version}" + (f"  ({origin})" if origin != "built-in"
                                                        else "")
             action = self.active_menu.addAction(label)
             action.setCheckable(True)

@@ -42,6 +42,9 @@ THUMBNAIL_SIZE = 64
 INSERT_BUDGET_S = 0.02  # GUI-thread time per slice of rows inserted into the tree
 _RECORD_ROLE = Qt.ItemDataRole.UserRole + 1
 _KIND_ROLE = Qt.ItemDataRole.UserRole + 2
+_NODE_ROLE = Qt.ItemDataRole.UserRole + 3  # the PatientNode / StudyNode of the row
+_TEXT_ROLE = Qt.ItemDataRole.UserRole + 4  # the row's text before key image marks
+KEY_IMAGE_MARK = "★"
 
 
 # ---------------------------------------------------------------- the thumbnail job (Qt-free)
@@ -151,16 +154,21 @@ class _StudyTree(QTreeWidget):
         return [PATHS_MIME, "text/uri-list"]
 
     def mimeData(self, items):  # noqa: N802 - Qt naming
-        paths: list[Path] = []
-        for item in items:
-            stack = [item]
-            while stack:
-                node = stack.pop()
-                record = node.data(0, _RECORD_ROLE)
-                if record is not None and record.path not in paths:
-                    paths.append(record.path)
-                stack.extend(node.child(i) for i in reversed(range(node.childCount())))
-        return mime_for_paths(paths)
+        return mime_for_paths(paths_under(items))
+
+
+def paths_under(items) -> list[Path]:
+    """The images of these rows and the rows under them, in the tree's order, once each."""
+    paths: list[Path] = []
+    for item in items:
+        stack = [item]
+        while stack:
+            node = stack.pop()
+            record = node.data(0, _RECORD_ROLE)
+            if record is not None and record.path not in paths:
+                paths.append(record.path)
+            stack.extend(node.child(i) for i in reversed(range(node.childCount())))
+    return paths
 
 
 def instance_text(record: InstanceRecord, index: int) -> str:
@@ -183,6 +191,7 @@ class StudyBrowser(QWidget):
     thumbnail_failed = Signal(str, str)  # path, one-sentence reason
     thumbnails_done = Signal()  # every thumbnail job has ended
     rows_inserted = Signal()  # every catalog added so far is in the tree
+    menu_requested = Signal(object, object)  # the row (QTreeWidgetItem), global QPoint
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -193,6 +202,9 @@ class StudyBrowser(QWidget):
         self.tree.setUniformRowHeights(False)
         self.tree.setAnimated(False)
         self.tree.currentItemChanged.connect(self._on_current_changed)
+        self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.tree.customContextMenuRequested.connect(self._on_menu_requested)
+        self._key_images: set[Path] = set()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.tree)
@@ -261,12 +273,16 @@ class StudyBrowser(QWidget):
         if self._pending:
             self._insert_timer.start()
         else:
+            if self._key_images:
+                self._show_key_marks()
             self.rows_inserted.emit()
 
     def _patient_item(self, patient: PatientNode, new: set[Path]) -> QTreeWidgetItem:
         patient_item = self._node_item(None, "patient", patient_text(patient))
+        patient_item.setData(0, _NODE_ROLE, patient)
         for study in patient.studies:
             study_item = self._node_item(None, "study", study_text(study))
+            study_item.setData(0, _NODE_ROLE, study)
             for series in study.series:
                 if not any(record.path in new for record in series.instances):
                     continue
@@ -304,6 +320,7 @@ class StudyBrowser(QWidget):
             self._items_by_path[record.path] = item
             self._pending_paths.discard(record.path)
         folder_item.setText(0, folder_text(group.folder, folder_item.childCount()))
+        folder_item.setData(0, _TEXT_ROLE, folder_item.text(0))
         return folder_item
 
     @property
@@ -329,6 +346,113 @@ class StudyBrowser(QWidget):
             if node.data(0, _KIND_ROLE) != "series":
                 stack.extend(node.child(i) for i in range(node.childCount()))
 
+    # -- what a row is (the right-click menu asks)
+    @staticmethod
+    def kind_of(item: QTreeWidgetItem) -> str:
+        """'patient', 'study', 'series' (a plain-image folder row too) or 'instance'."""
+        return item.data(0, _KIND_ROLE)
+
+    @staticmethod
+    def node_of(item: QTreeWidgetItem):
+        """The PatientNode or StudyNode of a patient or study row (else None)."""
+        return item.data(0, _NODE_ROLE)
+
+    @staticmethod
+    def record_of(item: QTreeWidgetItem) -> InstanceRecord | None:
+        return item.data(0, _RECORD_ROLE)
+
+    @staticmethod
+    def paths_of(item: QTreeWidgetItem) -> list[Path]:
+        """The images of a row and the rows under it, in the tree's order."""
+        return paths_under([item])
+
+    @staticmethod
+    def ancestor(item: QTreeWidgetItem, kind: str) -> QTreeWidgetItem | None:
+        """The row itself or the nearest row above it of ``kind``."""
+        while item is not None and item.data(0, _KIND_ROLE) != kind:
+            item = item.parent()
+        return item
+
+    def _on_menu_requested(self, position) -> None:
+        item = self.tree.itemAt(position)
+        if item is not None:
+            self.menu_requested.emit(item, self.tree.viewport().mapToGlobal(position))
+
+    # -- closing part of what is open
+    def remove_paths(self, paths: set[Path]) -> None:
+        """Take these images' rows out (a closed study or series); rows left empty go too.
+        No other row is selected (and so opened) in their place."""
+        self.tree.blockSignals(True)  # Qt moves the current row as rows go: not a choice
+        try:
+            self._remove_rows(paths)
+            current = self.tree.currentItem()
+            if current is not None and not paths_under([current]):
+                self.tree.setCurrentItem(None)
+        finally:
+            self.tree.blockSignals(False)
+        for folder, item in self._folder_items.items():
+            item.setData(0, _TEXT_ROLE, folder_text(folder, item.childCount()))
+        self._pending_paths.difference_update(paths)
+        self._key_images.difference_update(paths)
+        self._show_key_marks()
+
+    def _remove_rows(self, paths: set[Path]) -> None:
+        for path in [p for p in self._items_by_path if p in paths]:
+            item = self._items_by_path.pop(path)
+            while item is not None:
+                parent = item.parent()
+                owner = parent if parent is not None else self.tree.invisibleRootItem()
+                if item.childCount() == 0 or item.data(0, _RECORD_ROLE) is not None:
+                    owner.removeChild(item)
+                    self._forget_group(item)
+                    item = parent
+                else:
+                    break
+
+    def _forget_group(self, item: QTreeWidgetItem) -> None:
+        """A series or folder row that left the tree: its thumbnail target goes with it."""
+        for first, series_item in list(self._series_items.items()):
+            if series_item is item:
+                del self._series_items[first]
+        for folder, folder_item in list(self._folder_items.items()):
+            if folder_item is item:
+                del self._folder_items[folder]
+
+    # -- key images
+    def set_key_images(self, paths: set[Path]) -> None:
+        """Mark these images' rows ★, and each study (or plain-image folder) row with how
+        many of its images are key images (★2 in front of its text)."""
+        self._key_images = set(paths)
+        self._show_key_marks()
+
+    @property
+    def key_images(self) -> set[Path]:
+        return set(self._key_images)
+
+    def _show_key_marks(self) -> None:
+        for index in range(self.tree.topLevelItemCount()):
+            self._mark(self.tree.topLevelItem(index))
+
+    def _mark(self, item: QTreeWidgetItem) -> int:
+        """Mark a row and the rows under it; returns the key images under it."""
+        base = item.data(0, _TEXT_ROLE)
+        if base is None:
+            base = item.text(0)
+            item.setData(0, _TEXT_ROLE, base)
+        record = item.data(0, _RECORD_ROLE)
+        if record is not None:
+            flagged = int(record.path in self._key_images)
+            text = f"{KEY_IMAGE_MARK} {base}" if flagged else base
+        else:
+            flagged = sum(self._mark(item.child(i)) for i in range(item.childCount()))
+            grouping = item.data(0, _KIND_ROLE) == "study" or (
+                item.parent() is None and item.data(0, _KIND_ROLE) == "series")
+            # In front: a study row's text is long and the tree cuts its end off.
+            text = f"{KEY_IMAGE_MARK}{flagged}  {base}" if grouping and flagged else base
+        if item.text(0) != text:
+            item.setText(0, text)
+        return flagged
+
     def clear(self) -> None:
         self._insert_timer.stop()
         self._pending.clear()
@@ -338,6 +462,7 @@ class StudyBrowser(QWidget):
         self._items_by_path.clear()
         self._series_items.clear()
         self._folder_items.clear()
+        self._key_images.clear()
 
     def records(self) -> list[InstanceRecord]:
         return [item.data(0, _RECORD_ROLE) for item in self._items_by_path.values()]

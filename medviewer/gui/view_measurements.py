@@ -42,9 +42,10 @@ PICK_TOLERANCE_SCREEN_PX = 8.0  # a right click this close to a measurement pick
 class ShownMeasurement:
     """A measurement on the image: its record (plain data) and its graphic."""
 
-    def __init__(self, record: Measurement, graphic: Any) -> None:
+    def __init__(self, record: Measurement, graphic: Any, length_unit: str = "mm") -> None:
         self.record = record
         self.graphic = graphic
+        self.length_unit = length_unit  # the unit its text shows lengths and areas in
 
     @property
     def items(self) -> list[Any]:
@@ -64,11 +65,11 @@ class ShownMeasurement:
 
     def label(self) -> str:
         """The text beside it on the image ('12.3 mm (Pixel Spacing)')."""
-        return self.record.text()
+        return self.record.text(self.length_unit)
 
     def summary(self) -> str:
         """One line for a status bar ('Distance 12.3 mm (Pixel Spacing)')."""
-        return self.record.summary()
+        return self.record.summary(self.length_unit)
 
 
 class MeasurementController(QObject):
@@ -84,6 +85,7 @@ class MeasurementController(QObject):
         self._calibrations: dict[str, Spacing] = {}  # image path -> calibrated spacing
         self.pending_dialog: QInputDialog | None = None  # a question about to complete a tool
         self._spacing_text: tuple[tuple, str] | None = None
+        self.length_unit = "mm"  # lengths and areas are shown in it (stored in mm)
         view.view_changed.connect(self._fit_captions)
 
     def _fit_captions(self) -> None:
@@ -164,7 +166,7 @@ class MeasurementController(QObject):
         if len(points) != measurements.POINTS_PER_KIND.get(kind, 0):
             return ""  # e.g. an angle's first arm: nothing to say yet
         try:
-            return self._measure(kind, points).text()
+            return self._measure(kind, points).text(self.length_unit)
         except UserError:
             return ""
 
@@ -196,8 +198,12 @@ class MeasurementController(QObject):
 
     def add(self, kind: str, points, label: str = "") -> ShownMeasurement:
         """Measure on the current frame, draw it and tell the view's signals."""
-        if self._view.instance is None:
+        instance = self._view.instance
+        if instance is None:
             raise UserError("There is no image to measure on.")
+        # A drag that ran off the image ends at its edge: a measurement (and the label
+        # store, which refuses points outside the image) belongs to the image.
+        points = measurements.within_image(kind, points, instance.columns, instance.rows)
         shown = self._show(self._measure(kind, points, label))
         self._view.measurement_added.emit(shown)
         self._changed()
@@ -205,10 +211,10 @@ class MeasurementController(QObject):
 
     def _show(self, record: Measurement) -> ShownMeasurement:
         graphic = measurement_layer.MeasurementGraphic(self._view, record.kind)
-        graphic.place(record.points, record.text())
+        graphic.place(record.points, record.text(self.length_unit))
         graphic.record = record
         graphic.set_visible(record.frame == self._view.frame)
-        shown = ShownMeasurement(record, graphic)
+        shown = ShownMeasurement(record, graphic, self.length_unit)
         self.shown.append(shown)
         return shown
 
@@ -236,6 +242,18 @@ class MeasurementController(QObject):
         for record in records:
             self._show(record)
         self._changed()
+
+    def set_length_unit(self, unit: str) -> None:
+        """Show lengths and areas in ``unit`` (``app.measurements.LENGTH_UNITS``) from now
+        on, the measurements on screen included; what is stored does not change."""
+        if unit == self.length_unit:
+            return  # before the check: start-up does not load the measurement math
+        if unit not in measurements.LENGTH_UNITS:
+            raise ValueError(f"unknown length unit {unit!r}")
+        self.length_unit = unit
+        for shown in self.shown:
+            shown.length_unit = unit
+            shown.graphic.place(shown.record.points, shown.record.text(unit))
 
     def on_frame_changed(self) -> None:
         for shown in self.shown:
@@ -296,7 +314,7 @@ class MeasurementController(QObject):
             shown.record = measurements.remeasure(record, spacing=self.spacing(record.frame),
                                                   values=values,
                                                   unit=view.instance.modality_unit)
-            shown.graphic.place(shown.record.points, shown.record.text())
+            shown.graphic.place(shown.record.points, shown.record.text(self.length_unit))
         if self.shown:
             self._changed()
         view.spacing_changed.emit()

@@ -108,8 +108,10 @@ class History:
                           label_set_name(work.conn, action_set), keys)
 
     def history(self, label_set: str | None = None, image_key: str | None = None, *,
-                reader: str | None = None, limit: int | None = None) -> list[HistoryEntry]:
-        """Changes, newest first; filter by label set, image and/or the row's reader."""
+                reader: str | None = None, limit: int | None = None,
+                in_label_set: bool = False) -> list[HistoryEntry]:
+        """Changes, newest first; filter by label set, image and/or the row's reader;
+        ``in_label_set`` keeps to changes in some label set (not measurements)."""
         def query(conn: sqlite3.Connection) -> list[HistoryEntry]:
             sql = ("SELECT a.id, a.actor, a.kind, a.created_at, a.undoes, c.target, s.name, "
                    "c.image_key, c.reader, c.row_id, c.old, c.new FROM changes c "
@@ -119,6 +121,8 @@ class History:
             if label_set is not None:
                 sql += " AND c.label_set_id = ?"
                 params.append(find_label_set(conn, label_set).id)
+            if in_label_set:
+                sql += " AND c.label_set_id IS NOT NULL"
             if image_key is not None:
                 sql += " AND c.image_key = ?"
                 params.append(image_key)

@@ -343,9 +343,12 @@ class LabelStore:
         return self._history.redo(self._reader(reader), label_set, row_kind=row_kind)
 
     def history(self, label_set: str | None = None, image_key: str | None = None, *,
-                reader: str | None = None, limit: int | None = None) -> list[HistoryEntry]:
-        """Changes, newest first; filter by label set, image and/or the label's reader."""
-        return self._history.history(label_set, image_key, reader=reader, limit=limit)
+                reader: str | None = None, limit: int | None = None,
+                in_label_set: bool = False) -> list[HistoryEntry]:
+        """Changes, newest first; filter by label set, image and/or the label's reader;
+        ``in_label_set``: only changes in a label set (no measurement)."""
+        return self._history.history(label_set, image_key, reader=reader, limit=limit,
+                                     in_label_set=in_label_set)
 
     # -- bulk import (one action, one transaction)
 

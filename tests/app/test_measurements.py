@@ -116,6 +116,17 @@ def test_distance_in_mm_follows_row_and_column_spacing():
     assert bare.text() == "50.0 px (no pixel spacing)" and bare.spacing_source == "none"
 
 
+def test_lengths_and_areas_are_shown_in_the_readers_unit_and_stored_in_mm():
+    distance = m.measure("distance", [(0.0, 0.0), (0.0, 50.0)], spacing=SPACING)  # 25 mm
+    assert distance.text("cm") == "2.50 cm (Pixel Spacing)"
+    assert distance.summary("cm") == "Distance 2.50 cm (Pixel Spacing)"
+    assert distance.values["length_mm"] == pytest.approx(25.0)
+    box = m.measure("rectangle", [(0.0, 0.0), (40.0, 20.0)], spacing=SPACING)  # 10 x 10 mm
+    assert box.text("mm") == "area 100.0 mm²" and box.text("cm") == "area 1.000 cm²"
+    bare = m.measure("distance", [(0.0, 0.0), (30.0, 40.0)])
+    assert bare.text("cm") == "50.0 px (no pixel spacing)"
+
+
 @pytest.mark.parametrize("first, vertex, second, spacing, expected", [
     ((10, 0), (0, 0), (0, 10), None, 90.0),
     ((10, 0), (0, 0), (10, 10), None, 45.0),
@@ -239,3 +250,42 @@ def test_spacing_source_names_the_attribute():
     assert m.spacing_source(None) == "none"
     imager = Spacing(0.1, 0.1, "Imager Pixel Spacing (at the detector)", "ImagerPixelSpacing")
     assert m.spacing_source(imager) == "ImagerPixelSpacing"
+
+
+def test_a_record_goes_through_the_label_store_unchanged(tmp_path):
+    from medviewer.labels.store import ImageRef, LabelStore
+
+    image = ImageRef("1.2.3.4", width=100, height=80)
+    records = [m.measure("distance", [(10.0, 10.0), (50.0, 40.0)], spacing=SPACING),
+               m.measure("ellipse", [(10.0, 10.0), (30.0, 20.0)], frame=2, values=ramp(80, 100),
+                         unit="HU", spacing=SPACING),
+               m.measure("text", [(5.0, 5.0)], label="fracture?")]
+    with LabelStore(tmp_path / "labels.sqlite", reader="alice") as store:
+        for record in records:
+            store.add_measurement(image, **m.store_fields(record))
+        stored = store.measurements(image.key)
+    assert [m.from_stored(row) for row in stored] == records
+    assert stored[2].text == "fracture?" and stored[2].label is None
+    assert stored[0].pixel_spacing == (0.5, 0.25) and stored[0].spacing_source == "PixelSpacing"
+    moved = m.measure("distance", records[0].points, spacing=None)
+    assert m.same_geometry(moved, records[0]) and not m.same_geometry(records[1], records[0])
+
+
+def test_a_drag_off_the_image_is_cut_at_its_edge_keeping_the_angles():
+    cobb = [(5.0, 10.0), (55.0, 10.0 + 50 * math.tan(math.radians(10))),
+            (55.0, 50.0), (5.0, 50.0 + 50 * math.tan(math.radians(20)))]  # ends at row 68
+    inside = m.within_image("cobb", cobb, 64, 64)
+    assert all(0 <= x <= 64 and 0 <= y <= 64 for x, y in inside)
+    assert inside[:3] == tuple(cobb[:3])
+    assert inside[3][1] == pytest.approx(64.0)
+    assert m.cobb_angle(inside[:2], inside[2:]) == pytest.approx(m.cobb_angle(cobb[:2],
+                                                                               cobb[2:]))
+    angle = [(90.0, 10.0), (10.0, 10.0), (10.0, -30.0)]  # both arms leave a 64 x 64 image
+    cut = m.within_image("angle", angle, 64, 64)
+    assert cut == ((64.0, 10.0), (10.0, 10.0), (10.0, 0.0))
+    assert m.angle_at(*cut) == pytest.approx(90.0)
+    assert m.within_image("rectangle", [(-5.0, 10.0), (70.0, 80.0)], 64, 64) == \
+        ((0.0, 10.0), (64.0, 64.0))
+    assert m.within_image("distance", [(-10.0, -10.0), (-1.0, -5.0)], 64, 64) == \
+        ((0.0, 0.0), (0.0, 0.0))  # wholly off the image: to the nearest corner
+    assert m.within_image("text", [(3.0, 4.0)], 64, 64) == ((3.0, 4.0),)

@@ -58,7 +58,7 @@ def test_a_missing_csv_is_one_sentence_and_nothing_runs(qtbot, tmp_path, no_buil
     qtbot.addWidget(dialog)
     dialog.csv_edit.setText(str(tmp_path / "none.csv"))
     assert dialog.start() is None
-    assert dialog.status.text().startswith("Cannot read the labels file")
+    assert dialog.status.text().endswith("none.csv does not exist.")
 
 
 def test_cancel_stops_the_job(qtbot, tmp_path, no_builtin_models, kermany_images):

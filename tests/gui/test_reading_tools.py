@@ -246,6 +246,19 @@ def test_measurements_belong_to_their_frame_and_come_back(qtbot, image_view):
     assert image_view.measures.records() == stored
 
 
+def test_lengths_follow_the_unit_setting_on_screen_and_stay_mm_in_the_record(qtbot,
+                                                                            image_view):
+    show(qtbot, image_view, pydicom_file("CT_small.dcm"))
+    shown = image_view.measures.add("distance", [(10.0, 10.0), (50.0, 10.0)])
+    mm = shown.record.values["length_mm"]
+    assert shown.graphic.caption.toPlainText().startswith(f"{mm:.1f} mm")
+    image_view.set_length_unit("cm")
+    assert shown.graphic.caption.toPlainText().startswith(f"{mm / 10:.2f} cm")
+    assert shown.summary().startswith(f"Distance {mm / 10:.2f} cm")
+    added = image_view.measures.add("rectangle", [(10.0, 10.0), (50.0, 30.0)])
+    assert "cm²" in added.label() and added.record.values["area_mm2"] > 0
+
+
 def test_right_click_menu_and_deleting_the_measurement_under_the_pointer(qtbot, image_view):
     show(qtbot, image_view, pydicom_file("CT_small.dcm"))
     shown = image_view.measures.add("rectangle", [(20.0, 20.0), (60.0, 50.0)])
@@ -301,6 +314,24 @@ def test_corner_text_shows_header_and_view_fields_and_t_hides_it(qtbot, image_vi
 def screen_at(view: ImageView, screen: np.ndarray, x: float, y: float) -> int:
     point = view.map_image_to_widget(x, y)
     return int(screen[math.floor(point.y()), math.floor(point.x())])
+
+
+def test_corner_lines_facing_each_other_are_shortened_in_a_narrow_view(qtbot, image_view):
+    from PySide6.QtGui import QFontMetricsF
+
+    show(qtbot, image_view, pydicom_file("CT_small.dcm"))
+    overlay = image_view.corner_overlay
+    overlay.set_lines({"top_left": ["A patient name long enough to cross the middle " * 2],
+                       "top_right": ["An institution name just as long as the other " * 2],
+                       "bottom_left": ["short"], "bottom_right": []})
+    width = 300
+    placed = overlay.placed_lines(width, 200)
+    metrics = QFontMetricsF(overlay.font)
+    (left, left_text), (right, right_text) = placed[0], placed[1]
+    assert left_text.endswith("…") and right_text.endswith("…")
+    assert left.x() + metrics.horizontalAdvance(left_text) < right.x()  # no overlap
+    assert right.x() + metrics.horizontalAdvance(right_text) <= width
+    assert placed[2][1] == "short"
 
 
 def test_circular_shutter_is_drawn_in_its_presentation_value(qtbot, image_view, tmp_path):

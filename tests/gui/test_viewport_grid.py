@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QApplication
 
 from medviewer.dicom.catalog import index_path
 from medviewer.gui.viewport_grid import (
-    LAYOUTS, ViewportGrid, mime_for_paths, paths_from_mime,
+    ACTIVE_COLOUR, INACTIVE_COLOUR, LAYOUTS, ViewportGrid, mime_for_paths, paths_from_mime,
 )
 from medviewer.jobs import run_to_end
 from medviewer.paths import SAMPLE_STUDY_DIR
@@ -75,6 +75,10 @@ def test_a_click_makes_a_viewport_active_and_only_it_owns_the_keys(qtbot, grid):
     mouse_click(qtbot, right.graphics_view.viewport(), QPointF(100, 100))
     assert grid.active_view is right and changes == [right]
     assert grid.viewports[1].property("active") and not grid.viewports[0].property("active")
+    for viewport, colour in ((grid.viewports[1], ACTIVE_COLOUR),
+                             (grid.viewports[0], INACTIVE_COLOUR)):
+        edge = viewport.grab().toImage().pixelColor(0, viewport.height() // 2)
+        assert edge.name() == colour.name()  # the frame drawn bright around the active one
     window_wide = Qt.ShortcutContext.WindowShortcut
     assert right.actions_by_name["rotate_right"].shortcutContext() == window_wide
     assert left.actions_by_name["rotate_right"].shortcutContext() != window_wide
@@ -100,9 +104,9 @@ def test_views_hidden_by_a_smaller_layout_keep_their_images(qtbot, grid):
 # ---------------------------------------------------------------- drops
 
 
-def drop(qtbot, viewport, paths) -> None:
+def drop(qtbot, viewport, paths, data=None) -> None:
     """A drag entering the viewport (which must accept it), then the drop."""
-    data = mime_for_paths(paths)
+    data = data if data is not None else mime_for_paths(paths)
     position = QPointF(viewport.width() / 2, viewport.height() / 2)
     enter = QDragEnterEvent(position.toPoint(), Qt.DropAction.CopyAction, data,
                             Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
@@ -141,6 +145,20 @@ def test_dropping_a_file_shows_it_in_that_viewport(qtbot, grid):
         drop(qtbot, target, [SAMPLE[2]])
     assert target.view.instance.path == SAMPLE[2]
     assert grid.active_view is target.view and grid.views()[0].instance is None
+
+
+def test_files_from_another_program_go_to_the_holders_opener(qtbot, grid):
+    from PySide6.QtCore import QMimeData, QUrl
+
+    urls_only = QMimeData()  # what a file manager drags: URLs, not the app's own list
+    urls_only.setUrls([QUrl.fromLocalFile(str(SAMPLE[1]))])
+    with qtbot.waitSignal(grid.primary_view.image_shown, timeout=10_000):
+        drop(qtbot, grid.viewports[0], [], urls_only)  # by default: shown there
+    assert grid.primary_view.instance.path == SAMPLE[1]
+    opened = []
+    grid.open_dropped_files = lambda view, paths: opened.append((view, paths))
+    drop(qtbot, grid.viewports[0], [], urls_only)
+    assert opened == [(grid.primary_view, [SAMPLE[1]])]
 
 
 def test_dropping_a_folder_shows_its_series_and_the_wheel_steps_through_it(qtbot, grid):
@@ -259,12 +277,15 @@ def test_compare_with_prior_without_one_says_so(qtbot, grid):
     catalog = run_to_end(index_path(SAMPLE_STUDY_DIR))
     grid.catalogs_provider = lambda: [catalog]
     messages = []
+    missing = []
     grid.message.connect(messages.append)
+    grid.prior_missing.connect(missing.append)
     assert grid.compare_with_prior() is None
-    assert messages[-1].startswith("Open an image first")
+    assert messages[-1].startswith("Open an image first") and missing == []
     show(qtbot, grid.primary_view, SAMPLE[0])
     assert grid.compare_with_prior() is None
     assert messages[-1] == "No earlier study of patient DEMO-0001 is open."
+    assert missing == ["DEMO-0001"]  # the window offers the PACS for it
     assert grid.layout_name == "1x1"
 
 

@@ -132,6 +132,17 @@ def test_history_records_who_changed_what_from_old_to_new(store, pneumonia):
     assert store.label_for("pneumonia", image(1).key) is None
 
 
+def test_history_in_label_sets_skips_measurements(store, pneumonia):
+    # The label panel starts on the reader's most recent label set: a measurement made
+    # since (in no label set) must not hide it.
+    store.set_label("pneumonia", image(1), "normal")
+    store.add_measurement(image(1), "distance", [(0, 0), (3, 4)], values={"length_px": 5.0})
+    newest = store.history(reader="alice", limit=1)
+    assert newest[0].target == "measurement" and newest[0].label_set is None
+    in_sets = store.history(reader="alice", limit=1, in_label_set=True)
+    assert [(e.target, e.label_set) for e in in_sets] == [("image_label", "pneumonia")]
+
+
 def test_history_tables_are_append_only(store, store_path, pneumonia):
     store.set_label("pneumonia", image(1), "normal")
     raw = sqlite3.connect(store_path)
