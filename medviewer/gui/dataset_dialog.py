@@ -12,15 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QDialog, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout,
-    QLineEdit, QPlainTextEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget,
+    QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLineEdit,
+    QPushButton, QWidget,
 )
 
-from medviewer.gui.deid_dialog import path_row
-from medviewer.gui.label_dialogs import ERROR_STYLE
+from medviewer.gui.job_dialog import JobDialog, path_row
 from medviewer.gui.widgets import wrapping_label
 from medviewer.gui.workers import JobWorker
-from medviewer.jobs import Progress
 
 IMAGE_CHOICES = {"png": "PNG of the model's input", "dicom": "de-identified DICOM"}
 FORMAT_CHOICES = {"folder": "folder per split and class, labels.csv",
@@ -35,14 +33,12 @@ def _label_set_names(store_path: Path | None):
         return [s.name for s in store.label_sets()]
 
 
-class DatasetExportDialog(QDialog):
+class DatasetExportDialog(JobDialog):
     def __init__(self, store_path: str | Path | None = None, label_set: str | None = None,
                  parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("Export research dataset")
+        super().__init__("Export research dataset", "Export",
+                         "Counts per split and class appear here.", "dataset", parent)
         self.store_path = Path(store_path) if store_path else None
-        self.worker: JobWorker | None = None
-        self.result = None
         self._wanted_set = label_set
 
         self.label_set = QComboBox()
@@ -86,32 +82,7 @@ class DatasetExportDialog(QDialog):
         form.addRow("Validation fraction:", fractions)
         form.addRow("", self.burned)
 
-        self.progress = QProgressBar()
-        self.progress.setVisible(False)
-        self.status = wrapping_label("datasetStatus")
-        self.error = wrapping_label("datasetError", ERROR_STYLE)
-        self.report = QPlainTextEdit()
-        self.report.setReadOnly(True)
-        self.report.setPlaceholderText("Counts per split and class appear here.")
-        self.start_button = QPushButton("Export")
-        self.start_button.setDefault(True)
-        self.start_button.clicked.connect(self.start)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
-        self.cancel_button.clicked.connect(lambda: self.worker and self.worker.cancel())
-        close = QPushButton("Close")
-        close.clicked.connect(self.reject)
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
-        for button in (self.start_button, self.cancel_button, close):
-            buttons.addWidget(button)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.status)
-        layout.addWidget(self.error)
-        layout.addWidget(self.report, 1)
-        layout.addLayout(buttons)
+        self.lay_out(form)
         self.resize(640, 600)
         self.deidentify.toggled.connect(self._deidentify_toggled)
         self._sets_worker = JobWorker(lambda cancel: _label_set_names(self.store_path),
@@ -169,30 +140,10 @@ class DatasetExportDialog(QDialog):
             split_by=self.split_by.currentData(), val_fraction=self.val.value(),
             test_fraction=self.test.value(), confirm_burned_in=self.burned.isChecked(),
             options=frozenset({"retain-modified-dates"}))
-        self.worker = JobWorker(lambda cancel: export_dataset_job(request, cancel),
-                                "exporting a research dataset")
-        self.worker.event.connect(self._on_event)
-        self.worker.finished.connect(self._on_finished)
-        self.worker.failed.connect(self.error.setText)
-        self.worker.cancelled.connect(lambda: self.status.setText(
-            "Cancelled: nothing was written."))
-        self.worker.ended.connect(lambda: self._running(False))
-        self._running(True)
-        self.worker.start()
+        self.run_job(lambda cancel: export_dataset_job(request, cancel),
+                     "exporting a research dataset")
 
-    def _running(self, running: bool) -> None:
-        self.progress.setVisible(running)
-        self.start_button.setEnabled(not running)
-        self.cancel_button.setEnabled(running)
-
-    def _on_event(self, event: object) -> None:
-        if isinstance(event, Progress):
-            self.progress.setRange(0, event.total or 0)
-            self.progress.setValue(event.done)
-            self.status.setText(event.message)
-
-    def _on_finished(self, result) -> None:
-        self.result = result
+    def show_result(self, result) -> None:
         self.status.setText(f"Exported {result.images} images of {result.patients} patients "
                             f"to {result.output}.")
         lines = [f"{split}: " + (", ".join(f"{n} {c}" for c, n in sorted(counts.items()))
@@ -202,8 +153,6 @@ class DatasetExportDialog(QDialog):
             lines.append(f"Private mapping: {result.mapping_file}")
         self.report.setPlainText("\n".join(lines))
 
-    def done(self, result: int) -> None:  # noqa: D401 - Qt API
+    def done(self, result: int) -> None:
         self._sets_worker.wait()
-        if self.worker is not None:
-            self.worker.wait()
         super().done(result)

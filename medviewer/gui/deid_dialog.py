@@ -14,23 +14,14 @@ from pathlib import Path
 
 from PySide6.QtWidgets import (
     QCheckBox, QDialog, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLineEdit,
-    QListWidget, QPlainTextEdit, QProgressBar, QPushButton, QVBoxLayout, QWidget,
+    QListWidget, QPushButton, QVBoxLayout, QWidget,
 )
 
 from medviewer.dicom.deid.profile import EXCLUSIVE, OPTION_TITLES, OPTIONS
-from medviewer.gui.label_dialogs import ERROR_STYLE
+from medviewer.gui.job_dialog import JobDialog, path_row
 from medviewer.gui.widgets import bold_label, wrapping_label
-from medviewer.gui.workers import JobWorker
-from medviewer.jobs import Progress
 
 DEFAULT_OPTIONS = frozenset({"retain-modified-dates"})
-
-
-def path_row(edit: QLineEdit, browse: QPushButton) -> QHBoxLayout:
-    row = QHBoxLayout()
-    row.addWidget(edit, 1)
-    row.addWidget(browse)
-    return row
 
 
 def report_text(result) -> str:
@@ -55,14 +46,12 @@ def report_text(result) -> str:
     return "\n".join(lines)
 
 
-class DeidDialog(QDialog):
+class DeidDialog(JobDialog):
     def __init__(self, inputs: list[str | Path] | None = None,
                  parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("De-identify DICOM")
+        super().__init__("De-identify DICOM", "De-identify", "The report appears here.",
+                         "deid", parent)
         self.mask = None
-        self.worker: JobWorker | None = None
-        self.result = None
 
         self.inputs = QListWidget()
         self.inputs.setMaximumHeight(90)
@@ -114,38 +103,8 @@ class DeidDialog(QDialog):
         burned_layout.addWidget(self.confirm)
         burned_layout.addLayout(row)
 
-        self.progress = QProgressBar()
-        self.progress.setVisible(False)
-        self.status = wrapping_label("deidStatus")
-        self.error = wrapping_label("deidError", ERROR_STYLE)
-        self.report = QPlainTextEdit()
-        self.report.setReadOnly(True)
-        self.report.setPlaceholderText("The report appears here.")
-        self.start_button = QPushButton("De-identify")
-        self.start_button.setDefault(True)
-        self.start_button.clicked.connect(self.start)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.clicked.connect(self._cancel)
-        self.close_button = QPushButton("Close")
-        self.close_button.clicked.connect(self.reject)
-        buttons = QHBoxLayout()
-        buttons.addStretch(1)
-        for button in (self.start_button, self.cancel_button, self.close_button):
-            buttons.addWidget(button)
-        self.cancel_button.setEnabled(False)
-
-        layout = QVBoxLayout(self)
-        layout.addWidget(bold_label("Files, folders or DICOMDIRs (never written to)"))
-        layout.addWidget(self.inputs)
-        layout.addLayout(input_buttons)
-        layout.addWidget(options)
-        layout.addLayout(form)
-        layout.addWidget(burned)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.status)
-        layout.addWidget(self.error)
-        layout.addWidget(self.report, 1)
-        layout.addLayout(buttons)
+        self.lay_out(bold_label("Files, folders or DICOMDIRs (never written to)"),
+                     self.inputs, input_buttons, options, form, burned)
         self.resize(760, 820)
 
     # -- choosing
@@ -187,8 +146,6 @@ class DeidDialog(QDialog):
             self.output.setText(path)
 
     def _edit_mask(self) -> None:
-        from medviewer.gui.mask_editor import MaskEditor
-
         paths = self.input_paths()
         start = str(paths[0]) if paths else ""
         path, _ = QFileDialog.getOpenFileName(self, "An image that shows the burned-in text",
@@ -226,42 +183,9 @@ class DeidDialog(QDialog):
         request = DeidRequest(inputs, Path(output), Profile(self.chosen_options()),
                               key_file=Path(key) if key else None,
                               confirm_burned_in=self.confirm.isChecked(), mask=self.mask)
-        self.worker = JobWorker(lambda cancel: deidentify_job(request, cancel),
-                                "de-identifying DICOM files")
-        self.worker.event.connect(self._on_event)
-        self.worker.finished.connect(self._on_finished)
-        self.worker.failed.connect(self.error.setText)
-        self.worker.cancelled.connect(lambda: self.status.setText(
-            "Cancelled: nothing was written."))
-        self.worker.ended.connect(self._on_ended)
-        self._running(True)
-        self.status.setText("Starting…")
-        self.worker.start()
+        self.run_job(lambda cancel: deidentify_job(request, cancel),
+                     "de-identifying DICOM files")
 
-    def _running(self, running: bool) -> None:
-        self.progress.setVisible(running)
-        self.start_button.setEnabled(not running)
-        self.cancel_button.setEnabled(running)
-
-    def _on_event(self, event: object) -> None:
-        if isinstance(event, Progress):
-            self.progress.setRange(0, event.total or 0)
-            self.progress.setValue(event.done)
-            self.status.setText(event.message)
-
-    def _on_finished(self, result) -> None:
-        self.result = result
+    def show_result(self, result) -> None:
         self.status.setText("Done." if result.written else "Nothing was written.")
         self.report.setPlainText(report_text(result))
-
-    def _on_ended(self) -> None:
-        self._running(False)
-
-    def _cancel(self) -> None:
-        if self.worker is not None:
-            self.worker.cancel()
-
-    def done(self, result: int) -> None:  # noqa: D401 - Qt API
-        if self.worker is not None:
-            self.worker.wait()
-        super().done(result)

@@ -3,7 +3,6 @@ would: real files, real jobs on worker threads, progress and the report."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from PySide6.QtCore import QPoint, Qt
 
@@ -109,3 +108,16 @@ def test_deid_dialog_offers_every_option_and_excludes_contradictions(qtbot, tmp_
         "retain-safe-private", "retain-institution-identity"}
     assert dialog.result.written == 1
     dialog.close()
+
+
+def test_closing_the_deid_dialog_mid_job_cancels_and_leaves_nothing(qtbot, tmp_path):
+    for number in range(40):
+        write(core_dataset(instance=number + 1), tmp_path / "in" / f"{number}.dcm")
+    dialog = DeidDialog([tmp_path / "in"])
+    qtbot.addWidget(dialog)
+    dialog.output.setText(str(tmp_path / "out"))
+    dialog.start()
+    assert dialog.cancel_button.isEnabled()
+    dialog.reject()  # Close while the job runs: it is cancelled, not left writing
+    assert not dialog.worker.is_running()
+    assert not (tmp_path / "out").exists()
