@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import shiboken6
-from PySide6.QtCore import QByteArray, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QDialog, QDockWidget, QFileDialog, QLabel,
@@ -27,6 +27,7 @@ from medviewer.app.session import Session
 from medviewer.gui.image_view import ImageView
 from medviewer.gui.lazy import LazyModule
 from medviewer.gui.main_window_parts import MenuVisibility, ProblemsPanel, ShortcutsDialog
+from medviewer.gui.path_mime import paths_from_mime
 from medviewer.gui.reading_room import ReadingRoom, StatusFields
 from medviewer.gui.shell import CloseGuard, ShutdownStep, ShutdownSteps
 from medviewer.gui.study_browser import StudyBrowser
@@ -682,12 +683,8 @@ class MainWindow(QMainWindow):
         return box
 
     # ------------------------------------------------------------ drag and drop
-    @staticmethod
-    def _local_paths(urls: list[QUrl]) -> list[str]:
-        return [url.toLocalFile() for url in urls if url.isLocalFile() and url.toLocalFile()]
-
     def dragEnterEvent(self, event):  # noqa: N802 - Qt naming
-        if event.mimeData().hasUrls() and self._local_paths(event.mimeData().urls()):
+        if paths_from_mime(event.mimeData()):
             event.acceptProposedAction()
         else:
             event.ignore()
@@ -696,7 +693,7 @@ class MainWindow(QMainWindow):
         self.dragEnterEvent(event)
 
     def dropEvent(self, event):  # noqa: N802 - Qt naming
-        paths = self._local_paths(event.mimeData().urls()) if event.mimeData().hasUrls() else []
+        paths = paths_from_mime(event.mimeData())
         if not paths:
             event.ignore()
             return
