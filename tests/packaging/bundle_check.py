@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -17,6 +18,12 @@ import pytest
 
 from tests.packaging.helpers import PROJECT_ROOT, load_build_script
 from tests.test_selftest import write_tiny_model
+
+
+def canonical_name(name: str) -> str:
+    """A distribution's name as PEP 503 compares them: runs of -_. are one hyphen."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
 
 build = load_build_script()
 pytestmark = pytest.mark.slow
@@ -105,14 +112,13 @@ def test_compressed_dicom_decodes_in_the_bundle(built, shared_data, tmp_path, sy
 def test_licences_and_sbom_cover_every_bundled_distribution(built):
     internal = built["folder"] / "_internal"
     sbom = json.loads((internal / "sbom.cdx.json").read_text())
-    components = {(c["name"].lower().replace("_", "-"), c["version"])
-                  for c in sbom["components"]}
+    components = {(canonical_name(c["name"]), c["version"]) for c in sbom["components"]}
     licences = (internal / "THIRD-PARTY-LICENSES.txt").read_text(encoding="utf-8")
     dist_infos = sorted(internal.glob("*.dist-info"))
     assert len(dist_infos) > 10
     for dist_info in dist_infos:
         name, version = dist_info.name[:-len(".dist-info")].rsplit("-", 1)
-        key = (name.lower().replace("_", "-"), version)
+        key = (canonical_name(name), version)  # jaraco_context-*.dist-info is jaraco.context
         assert key in components, f"{dist_info.name} is bundled but not in the SBOM"
     for name in ("onnxruntime-gpu", "PySide6_Essentials", "pydicom", "numpy", "CPython"):
         assert f"\n{name} " in licences
