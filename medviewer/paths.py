@@ -92,6 +92,14 @@ def user_models_dir() -> Path:
     return _ensure(user_data_dir() / "models")
 
 
+DEFAULT_STORE_NAME = "labels.sqlite"
+
+
+def default_store_path() -> Path:
+    """The label store file the app and the commands use unless told another."""
+    return user_data_dir() / DEFAULT_STORE_NAME
+
+
 def write_atomically(path: Path, data: str | bytes, *, private: bool = True) -> None:
     """Write ``data`` so the file is complete or untouched.
 

@@ -144,7 +144,7 @@ class Labelling:
     @property
     def store_path(self) -> Path:
         if self._store_path is None:
-            from medviewer.labels.store import default_store_path
+            from medviewer.paths import default_store_path
 
             self._store_path = default_store_path()
         return self._store_path

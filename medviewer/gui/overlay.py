@@ -13,14 +13,19 @@ slider changes nothing but one number. pyqtgraph is imported only when the first
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
+from medviewer.gui.lazy import LazyModule
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from medviewer.gui.image_view import ImageView
+else:  # numpy loads with the first map, after the window is shown
+    np = LazyModule("numpy")
 
 log = logging.getLogger(__name__)
 
@@ -206,4 +211,4 @@ def _clamp_opacity(value: float) -> float:
         value = float(value)
     except (TypeError, ValueError):
         return 0.45
-    return min(max(value, 0.0), 1.0) if np.isfinite(value) else 0.45
+    return min(max(value, 0.0), 1.0) if math.isfinite(value) else 0.45

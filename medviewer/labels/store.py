@@ -77,6 +77,7 @@ from medviewer.labels.values import (
     is_ai_reader,
     now_iso,
 )
+from medviewer.paths import DEFAULT_STORE_NAME, default_store_path
 
 if TYPE_CHECKING:
     from medviewer.labels.recovery import RecoveryReport
@@ -89,14 +90,6 @@ __all__ = [
     "LabelStore", "Measurement", "Polygon", "Rectangle", "Region", "RegionEntry", "UndoResult",
     "check_region_geometry", "default_store_path", "is_ai_reader", "now_iso",
 ]
-
-DEFAULT_STORE_NAME = "labels.sqlite"
-
-
-def default_store_path() -> Path:
-    from medviewer.paths import user_data_dir
-
-    return user_data_dir() / DEFAULT_STORE_NAME
 
 
 # ---------------------------------------------------------------- the store
