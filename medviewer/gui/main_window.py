@@ -267,6 +267,7 @@ class MainWindow(QMainWindow):
 
     def _connect(self) -> None:
         view = self.image_view
+        self.docks["tags"].visibilityChanged.connect(self.tag_browser.set_in_view)
         self.reading.header_changed.connect(
             lambda instance: self.tag_browser.set_dataset(instance.header if instance else None))
         view.image_shown.connect(self._on_image_shown)

@@ -124,6 +124,12 @@ class TagBrowser(QWidget):
         layout.addWidget(self.tree, 1)
         layout.addWidget(self.summary)
         self._element_count = 0
+        self._pending: tuple[Dataset, Dataset | None] | None = None
+        self._in_view = True
+
+    def _fill_pending(self) -> None:
+        if self._pending is not None:
+            self._fill(*self._pending)
 
     def resizeEvent(self, event):  # noqa: N802 - Qt naming
         """In a narrow dock the Name column gives way, so values stay visible."""
@@ -134,7 +140,24 @@ class TagBrowser(QWidget):
 
     # -- content
     def set_dataset(self, dataset: Dataset | None, file_meta: Dataset | None = None) -> None:
-        """Show a header (and its file meta group, first); None clears the browser."""
+        """Show a header (and its file meta group, first); None clears the browser.
+
+        While the panel is out of view (its dock a tab behind the label panel),
+        the header waits until it is: filling the tree costs a few milliseconds of the GUI
+        thread on every image change, for a panel nobody is looking at."""
+        if dataset is not None and not self._in_view:
+            self._pending = (dataset, file_meta)
+            return
+        self._fill(dataset, file_meta)
+
+    def set_in_view(self, in_view: bool) -> None:
+        """Whether a reader can see the panel (its dock's tab is in front, its window shown)."""
+        self._in_view = bool(in_view)
+        if self._in_view:
+            self._fill_pending()
+
+    def _fill(self, dataset: Dataset | None, file_meta: Dataset | None) -> None:
+        self._pending = None
         self.tree.clear()
         self._element_count = 0
         if dataset is None:
@@ -196,6 +219,7 @@ class TagBrowser(QWidget):
     # -- search
     def set_filter(self, text: str) -> int:
         """Show rows matching ``text`` (and their parents); returns how many rows matched."""
+        self._fill_pending()
         if self.search.text() != text:
             self.search.blockSignals(True)
             self.search.setText(text)
@@ -251,6 +275,7 @@ class TagBrowser(QWidget):
 
     def visible_rows(self) -> list[tuple[str, ...]]:
         """(tag, name, vr, value) of every row not hidden, depth first (for tests/export)."""
+        self._fill_pending()
         rows: list[tuple[str, ...]] = []
 
         def walk(item: QTreeWidgetItem) -> None:

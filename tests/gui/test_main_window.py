@@ -314,6 +314,23 @@ def test_ctrl_f_focuses_tag_search(qtbot, main_window):
         QApplication.focusWidget() is main_window.tag_browser.search
 
 
+def test_tag_panel_behind_a_tab_is_filled_when_shown_not_on_every_image(qtbot, main_window,
+                                                                        tmp_path):
+    """The tags share a tab with the label panel; filling a tree nobody sees would cost the
+    GUI thread milliseconds per image. Brought to the front, it shows the current header."""
+    tags = main_window.tag_browser
+    assert main_window.tabifiedDockWidgets(main_window.docks["tags"]), "tags expected in a tab"
+    folder = sample_copy(tmp_path)
+    open_and_wait_for_image(qtbot, main_window, [folder])
+    assert tags.tree.topLevelItemCount() == 0
+    main_window.docks["tags"].raise_()
+    qtbot.waitUntil(lambda: tags.tree.topLevelItemCount() > 0, timeout=2000)
+    shown = main_window.image_view.instance
+    assert tags.tree.topLevelItemCount() > 20
+    assert ("(0008,0018)", "SOP Instance UID", "UI", str(shown.header.SOPInstanceUID)) \
+        in tags.visible_rows()
+
+
 def test_tag_browser_never_shows_pixel_bytes(qtbot):
     from medviewer.gui.tag_browser import TagBrowser
 
