@@ -52,6 +52,13 @@ def _pen(colour: QColor, dashed: bool = False) -> QPen:
     return pen
 
 
+CAPTION_OVER_CAPTION = 100.0  # a caption hiding another's text is worse than hiding a line
+
+
+def _area(rect: QRectF) -> float:
+    return max(rect.width(), 0.0) * max(rect.height(), 0.0)
+
+
 def _distance_to_segment(p: tuple[float, float], a: tuple[float, float],
                          b: tuple[float, float]) -> float:
     dx, dy = b[0] - a[0], b[1] - a[1]
@@ -86,6 +93,8 @@ class MeasurementGraphic:
         self.caption = canvas.make_text_item(colour)
         self._view = view
         self._anchor = (0.0, 1.0)
+        # Where the caption may go, best first: (point in image coordinates, above it).
+        self._caption_places: list[tuple[QPointF, bool]] = []
         for item in (self.outline, self.marker, self.caption):
             view.add_image_overlay(item)
             item.setZValue(MEASURE_Z)
@@ -97,7 +106,8 @@ class MeasurementGraphic:
         if self.kind in ("rectangle", "ellipse") and len(pts) >= 2:
             rect = QRectF(pts[0], pts[1]).normalized()
             self.outline.setRect(rect)  # type: ignore[attr-defined]
-            anchor = rect.topLeft()
+            self._caption_places = [(rect.topLeft(), True), (rect.bottomLeft(), False),
+                                    (rect.topRight(), True), (rect.bottomRight(), False)]
         else:
             path = QPainterPath()
             # Cobb: two separate lines; the others one polyline through every point.
@@ -108,42 +118,87 @@ class MeasurementGraphic:
                     for point in stroke[1:]:
                         path.lineTo(point)
             self.outline.setPath(path)  # type: ignore[attr-defined]
-            anchor = self._caption_anchor(pts)
+            self._caption_places = [(point, above) for point in self._caption_points(pts)
+                                    for above in (True, False)]
         if self.kind == "text" and pts:
             self.marker.setPos(pts[0])
         self.caption.setText(text)
-        self.caption.setPos(anchor)
+        self.caption.setPos(self._caption_places[0][0])
         self.caption.setVisible(bool(text))
         self.fit_caption()
 
-    def fit_caption(self) -> None:
-        """Keep the caption on screen: it grows left near the right edge, down near the top."""
+    def fit_caption(self, taken: Sequence[QRectF] = (),
+                    avoid: Sequence[QRectF] = ()) -> QRectF | None:
+        """Place the caption on screen, clear of ``taken`` (other captions' viewport
+        rectangles) and then of ``avoid`` (other measurements' outlines) where one of its
+        places allows; returns its viewport rectangle.
+
+        It grows left near the right edge and down near the top; an ROI's caption may sit
+        at any corner of its box, a line's at either end, above or below, so measurements
+        drawn close together keep their captions readable and their shapes visible."""
         parent = self.caption.parentItem()
-        if parent is None or not self.caption.isVisible():
-            return
+        if parent is None or not self.caption.isVisible() or not self._caption_places:
+            return None
         graphics_view = self._view.graphics_view
-        point = graphics_view.viewportTransform().map(parent.mapToScene(self.caption.pos()))
+        transform = graphics_view.viewportTransform()
         viewport = graphics_view.viewport()
-        # Leftwards when it would run off the right edge (a narrow viewport of a grid) and
-        # there is more room on the left; near the right edge in any case.
-        width = self.caption.boundingRect().width()
-        room_right = viewport.width() - point.x()
-        leftwards = point.x() > viewport.width() * 0.6 or (width > room_right
-                                                          and point.x() > room_right)
-        anchor = (1.0 if leftwards else 0.0,
-                  0.0 if point.y() < viewport.height() * 0.15 else 1.0)
+        bounds = self.caption.boundingRect()
+        width, height = bounds.width(), bounds.height()
+        best: tuple[float, QPointF, tuple[float, float], QRectF] | None = None
+        for place, above in self._caption_places:
+            point = transform.map(parent.mapToScene(place))
+            # Leftwards when it would run off the right edge (a narrow viewport of a grid)
+            # and there is more room on the left; near the right edge in any case.
+            room_right = viewport.width() - point.x()
+            leftwards = point.x() > viewport.width() * 0.6 or (width > room_right
+                                                              and point.x() > room_right)
+            if above and point.y() < max(height, viewport.height() * 0.15):
+                above = False
+            elif not above and point.y() + height > viewport.height():
+                above = True
+            sides = [leftwards]
+            if width <= (room_right if leftwards else point.x()):
+                sides.append(not leftwards)  # the other side, where it fits
+            for left in sides:
+                anchor = (1.0 if left else 0.0, 1.0 if above else 0.0)
+                rect = QRectF(point.x() - anchor[0] * width, point.y() - anchor[1] * height,
+                              width, height)
+                overlap = CAPTION_OVER_CAPTION * sum(_area(rect.intersected(other))
+                                                     for other in taken) \
+                    + sum(_area(rect.intersected(other)) for other in avoid)
+                if best is None or overlap < best[0]:
+                    best = (overlap, place, anchor, rect)
+                if overlap == 0:
+                    break
+            if best is not None and best[0] == 0:
+                break
+        assert best is not None
+        _, place, anchor, rect = best
+        if self.caption.pos() != place:
+            self.caption.setPos(place)
         if anchor != self._anchor:
             self._anchor = anchor
             self.caption.setAnchor(anchor)
+        return rect
 
-    def _caption_anchor(self, pts: list[QPointF]) -> QPointF:
+    def outline_on_screen(self) -> QRectF | None:
+        """The outline's bounding rectangle in viewport pixels (None when hidden)."""
+        if not self.outline.isVisible() or self.outline.scene() is None:
+            return None
+        graphics_view = self._view.graphics_view
+        return QRectF(graphics_view.mapFromScene(self.outline.sceneBoundingRect())
+                      .boundingRect())
+
+    def _caption_points(self, pts: list[QPointF]) -> list[QPointF]:
+        """Where a line measurement's caption may go, best first."""
         if not pts:
-            return QPointF()
-        if self.kind == "angle" and len(pts) >= 2:
-            return pts[1]  # the vertex
+            return [QPointF()]
+        if self.kind == "angle" and len(pts) >= 3:
+            return [pts[1], pts[0], pts[2]]  # the vertex first
         if self.kind == "cobb" and len(pts) >= 4:
-            return (pts[0] + pts[1] + pts[2] + pts[3]) / 4.0
-        return pts[-1]
+            return [(pts[0] + pts[1] + pts[2] + pts[3]) / 4.0,
+                    (pts[0] + pts[1]) / 2.0, (pts[2] + pts[3]) / 2.0]
+        return [pts[-1], pts[0]] if len(pts) > 1 else [pts[0]]
 
     def distance_to(self, point: tuple[float, float]) -> float:
         """Image pixels from ``point`` to the outline (0 inside an ROI)."""

@@ -89,8 +89,16 @@ class MeasurementController(QObject):
         view.view_changed.connect(self._fit_captions)
 
     def _fit_captions(self) -> None:
-        for shown in self.shown:
-            shown.graphic.fit_caption()
+        """Each caption on screen and, where it can, clear of the captions placed before
+        it and of the other measurements' shapes."""
+        outlines = [shown.graphic.outline_on_screen() for shown in self.shown]
+        taken: list = []
+        for index, shown in enumerate(self.shown):
+            avoid = [rect for other, rect in enumerate(outlines)
+                     if other != index and rect is not None]
+            rect = shown.graphic.fit_caption(taken, avoid)
+            if rect is not None:
+                taken.append(rect)
 
     # ------------------------------------------------------------ the tool
     @property
@@ -216,12 +224,14 @@ class MeasurementController(QObject):
         graphic.set_visible(record.frame == self._view.frame)
         shown = ShownMeasurement(record, graphic, self.length_unit)
         self.shown.append(shown)
+        self._fit_captions()
         return shown
 
     def remove(self, shown: ShownMeasurement) -> None:
         if shown in self.shown:
             self.shown.remove(shown)
             shown.graphic.remove()
+            self._fit_captions()
             self._changed()
 
     def clear(self, announce: bool = True) -> None:
@@ -254,10 +264,12 @@ class MeasurementController(QObject):
         for shown in self.shown:
             shown.length_unit = unit
             shown.graphic.place(shown.record.points, shown.record.text(unit))
+        self._fit_captions()
 
     def on_frame_changed(self) -> None:
         for shown in self.shown:
             shown.graphic.set_visible(shown.record.frame == self._view.frame)
+        self._fit_captions()
 
     def on_image_changed(self) -> None:
         self.cancel_drawing()
@@ -315,6 +327,7 @@ class MeasurementController(QObject):
                                                   values=values,
                                                   unit=view.instance.modality_unit)
             shown.graphic.place(shown.record.points, shown.record.text(self.length_unit))
+        self._fit_captions()
         if self.shown:
             self._changed()
         view.spacing_changed.emit()

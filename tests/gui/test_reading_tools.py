@@ -478,3 +478,30 @@ def test_captions_stay_on_screen_near_the_edges(qtbot, image_view):
     assert tuple(top.graphic.caption.anchor) == (0.0, 0.0)  # near the top: down
     image_view.rotate_right()  # the right end goes to the bottom: captions follow the view
     assert tuple(right.graphic.caption.anchor) == (0.0, 1.0)
+
+
+def _caption_on_screen(view: ImageView, shown):
+    caption = shown.graphic.caption
+    return view.graphics_view.mapFromScene(caption.sceneBoundingRect()).boundingRect()
+
+
+@pytest.mark.parametrize("second, points", [
+    ("ellipse", [(44.0, 58.0), (70.0, 80.0)]),
+    ("rectangle", [(44.0, 58.0), (70.0, 80.0)]),
+    ("distance", [(70.0, 80.0), (44.0, 58.0)]),  # its caption at its end, by the box's corner
+])
+def test_captions_of_measurements_drawn_close_together_do_not_cover_each_other(
+        qtbot, image_view, second, points):
+    show(qtbot, image_view, pydicom_file("CT_small.dcm"))
+    first = image_view.measures.add("rectangle", [(40.0, 60.0), (62.0, 84.0)])
+    other = image_view.measures.add(second, points)
+    viewport = image_view.graphics_view.viewport().rect()
+    for _ in range(2):  # as drawn, then again after a zoom
+        qtbot.wait(20)  # the text items take their screen transform when painted
+        a, b = _caption_on_screen(image_view, first), _caption_on_screen(image_view, other)
+        assert not a.intersects(b), f"captions overlap: {a} and {b}"
+        # Neither hides the other's shape (there is room around them for that).
+        assert not a.intersects(other.graphic.outline_on_screen().toRect())
+        assert not b.intersects(first.graphic.outline_on_screen().toRect())
+        assert viewport.contains(a) and viewport.contains(b)
+        image_view.zoom_by(1.5)
