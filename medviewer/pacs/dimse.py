@@ -129,16 +129,26 @@ def associate(ae: AE, server: ServerConfig, ext_neg: list | None = None,
     def keep_answer(event) -> None:
         answers.append(event.primitive)
 
+    def keep_rejection(event) -> None:
+        # The PDU itself: when the PACS closes the connection right after rejecting,
+        # pynetdicom may handle the close first and report an abort, never the rejection.
+        if type(event.pdu).__name__ == "A_ASSOCIATE_RJ":
+            answers.append(event.pdu)
+
     handlers = list(handlers or []) + [(evt.EVT_ACSE_RECV, keep_answer),
+                                       (evt.EVT_PDU_RECV, keep_rejection),
                                        (evt.EVT_CONN_OPEN, _no_delay)]
     assoc = ae.associate(server.host, server.port, ae_title=server.ae_title,
                          ext_neg=ext_neg, evt_handlers=handlers)
     if assoc.is_established:
+        assoc.unbind(evt.EVT_PDU_RECV, keep_rejection)  # not called for every data PDU
         return assoc
-    if assoc.is_rejected:
-        rejection = next((a for a in reversed(answers)
-                          if getattr(a, "result", 0) in (1, 2)), None)
-        reason = rejection.reason_str if rejection is not None else "no reason given"
+    rejection = next((a for a in reversed(answers) if getattr(a, "result", 0) in (1, 2)), None)
+    if assoc.is_rejected or rejection is not None:
+        try:
+            reason = rejection.reason_str if rejection is not None else "no reason given"
+        except ValueError:  # a reason code the standard does not define
+            reason = "no reason given"
         hint = ""
         if "AE title" in reason:
             hint = (f" (MedViewer called '{server.ae_title}' as '{server.calling_ae}'; check "

@@ -185,6 +185,39 @@ def test_a_server_that_never_answers_times_out():
             run_to_end(ops.echo_job(server))
 
 
+def test_a_rejection_followed_at_once_by_a_close_is_still_a_rejection():
+    """A PACS may close the connection right after its A-ASSOCIATE-RJ (Orthanc does);
+    pynetdicom then sometimes handles the close first and reports an abort. The sentence
+    must still give the PACS's reason, every time."""
+    attempts = 20
+    rejection = bytes([0x03, 0, 0, 0, 0, 4, 0, 1, 1, 7])  # permanent, by the user: called AE
+
+    def serve(listener: socket.socket) -> None:
+        for _ in range(attempts):
+            connection, _ = listener.accept()
+            with connection:
+                connection.settimeout(5)
+                connection.recv(65536)  # the A-ASSOCIATE-RQ
+                connection.sendall(rejection)
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        listener.settimeout(30)
+        thread = threading.Thread(target=serve, args=(listener,), daemon=True)
+        thread.start()
+        server = ServerConfig("strict", "dimse", ae_title="STRICT", host="127.0.0.1",
+                              port=listener.getsockname()[1], timeout_s=5)
+        sentences = []
+        for _ in range(attempts):
+            with pytest.raises(PacsError) as caught:
+                run_to_end(ops.echo_job(server))
+            sentences.append(str(caught.value))
+        thread.join(10)
+    assert all(s.startswith("The server 'strict' rejected the association: called AE title "
+                            "not recognised") for s in sentences), sentences
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_server_stopped_mid_retrieve_keeps_what_arrived(own_orthanc, tmp_path, protocol):
