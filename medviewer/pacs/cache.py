@@ -37,13 +37,14 @@ def instance_path(root: Path, study_uid: str, series_uid: str, sop_uid: str) -> 
     return root / safe_name(study_uid) / safe_name(series_uid) / f"{safe_name(sop_uid)}.dcm"
 
 
-def write_instance(path: Path, data: bytes) -> Path:
-    """Write a whole file or nothing: a viewer opening the first image never sees half."""
+def write_instance(path: Path, *parts: bytes) -> Path:
+    """Write a whole file (``parts`` one after the other) or nothing: a viewer opening the
+    first image never sees half."""
     if not path.parent.is_dir():
         path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".part")
     with open(partial, "wb") as handle:
-        handle.write(data)
+        handle.writelines(parts)
     os.replace(partial, path)
     return path
 

@@ -20,11 +20,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Generator
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
+from pydicom.filereader import read_dataset
 from pydicom.uid import (
     JPEG2000,
     DeflatedExplicitVRLittleEndian,
@@ -36,8 +38,12 @@ from pydicom.uid import (
     JPEGLosslessSV1,
     JPEGLSLossless,
     RLELossless,
+    UID,
 )
-from pynetdicom import AE, StoragePresentationContexts, build_role, evt
+from pynetdicom import (
+    AE, PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION,
+    StoragePresentationContexts, build_role, evt,
+)
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelFind,
@@ -46,6 +52,7 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
+from medviewer.dicom import file_meta
 from medviewer.jobs import CancelFlag, JobCancelled, Progress, run_to_end
 from medviewer.pacs import errors
 from medviewer.pacs.cache import instance_path, safe_name, write_instance
@@ -353,11 +360,19 @@ class _Receiver:
         if self.cancel.cancelled:
             return _STORE_FAILED
         try:
-            dataset = event.dataset
-            sop_uid = str(event.request.AffectedSOPInstanceUID)
+            request = event.request
+            sop_uid = str(request.AffectedSOPInstanceUID)
+            syntax = UID(event.context.transfer_syntax)
+            encoded = request.DataSet.getvalue()
+            header = _header_bytes(event, request, sop_uid, syntax)
+            if header is None:  # deflated, or a meta value pydicom has to check
+                dataset = event.dataset
+                header, encoded = b"", event.encoded_dataset(include_meta=True)
+            else:
+                dataset = _study_elements(encoded, syntax)
             path = instance_path(self.root, str(dataset.get("StudyInstanceUID", self.study_uid)),
                                  str(dataset.get("SeriesInstanceUID", "unknown")), sop_uid)
-            write_instance(path, event.encoded_dataset(include_meta=True))
+            write_instance(path, header, encoded)
         except Exception:
             log.exception("Could not keep an instance the PACS sent")
             self.failures += 1
@@ -372,6 +387,30 @@ class _Receiver:
                 paths.append(self.arrived.get_nowait())
             except queue.Empty:
                 return paths
+
+
+def _header_bytes(event, request, sop_uid: str, syntax: UID) -> bytes | None:
+    """Preamble and file meta for an instance as it arrived (the data set is written as
+    sent, never decoded and encoded again); None for a deflated one."""
+    if syntax.is_deflated:
+        return None
+    meta = file_meta.encode_file_meta({
+        file_meta.MEDIA_STORAGE_SOP_CLASS_UID: str(request.AffectedSOPClassUID),
+        file_meta.MEDIA_STORAGE_SOP_INSTANCE_UID: sop_uid,
+        file_meta.TRANSFER_SYNTAX_UID: str(syntax),
+        file_meta.IMPLEMENTATION_CLASS_UID: PYNETDICOM_IMPLEMENTATION_UID,
+        file_meta.IMPLEMENTATION_VERSION_NAME: PYNETDICOM_IMPLEMENTATION_VERSION,
+        file_meta.SOURCE_APPLICATION_ENTITY_TITLE: str(event.assoc.requestor.ae_title
+                                                       if event.assoc.is_acceptor else
+                                                       event.assoc.acceptor.ae_title)})
+    return file_meta.PREAMBLE + meta if meta is not None else None
+
+
+def _study_elements(encoded: bytes, syntax: UID) -> Dataset:
+    """The data set's elements up to the Series Instance UID (the folders the instance
+    goes in), read from its bytes without reading the rest (the pixel data)."""
+    return read_dataset(BytesIO(encoded), syntax.is_implicit_VR, syntax.is_little_endian,
+                        stop_when=lambda tag, vr, length: tag > 0x0020000E)
 
 
 def retrieve_identifier(study_uid: str, series_uid: str | None) -> Dataset:

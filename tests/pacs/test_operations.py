@@ -8,6 +8,7 @@ import re
 import socket
 import threading
 from datetime import date
+from io import BytesIO
 
 import pydicom
 import pytest
@@ -18,7 +19,7 @@ from medviewer.pacs.errors import PacsError, PartialRetrieveError
 from medviewer.pacs.query import StudyQuery
 from medviewer.pacs.servers import ServerConfig, secrets
 from tests.pacs.conftest import dimse_config, web_config
-from tests.pacs.orthanc import PASSWORD, free_port
+from tests.pacs.orthanc import ORTHANC_AE, PASSWORD, free_port
 from tests.pacs.studies import make_study
 
 PROTOCOLS = ("dimse", "dicomweb")
@@ -100,6 +101,33 @@ def test_retrieve_a_study_streams_every_instance(orthanc, stored_study, tmp_path
     assert sorted(e.path for e in arrived) == sorted(result.paths)
     assert result.expected == 12 and result.folder.parent == tmp_path
     assert all(p.is_relative_to(result.folder) for p in result.paths)
+    _same_instances(result.paths, stored_study.paths)
+
+
+@pytest.mark.parametrize("method", ["get", "move"])
+def test_a_retrieved_instance_is_a_part_10_file_with_the_data_set_as_sent(
+        orthanc, stored_study, tmp_path, method):
+    """The data set is written as it came off the wire, behind a file meta group made
+    from the C-STORE request: a strict reader takes it, and it names the sender."""
+    from pynetdicom import PYNETDICOM_IMPLEMENTATION_UID
+
+    server = dimse_config(orthanc, retrieve_method=method)
+    result = run_to_end(ops.retrieve_job(server, stored_study.study_uid, root=tmp_path))
+    assert len(result.paths) == 12
+    for path in result.paths:
+        got = pydicom.dcmread(path)  # not force: preamble, DICM and meta must be right
+        meta = got.file_meta
+        assert path.read_bytes()[:132] == b"\x00" * 128 + b"DICM"
+        assert meta.MediaStorageSOPClassUID == got.SOPClassUID
+        assert meta.MediaStorageSOPInstanceUID == got.SOPInstanceUID == path.stem
+        assert meta.ImplementationClassUID == PYNETDICOM_IMPLEMENTATION_UID
+        assert meta.SourceApplicationEntityTitle == ORTHANC_AE
+        data = path.read_bytes()
+        group_end = 144 + meta.FileMetaInformationGroupLength  # after DICM and the length
+        assert data[group_end:group_end + 2] != b"\x02\x00", "the group length is short"
+        assert pydicom.dcmread(BytesIO(data[group_end:]), force=True).SOPInstanceUID == \
+            got.SOPInstanceUID, "the group length is long"
+        assert path.parent.name == got.SeriesInstanceUID
     _same_instances(result.paths, stored_study.paths)
 
 

@@ -30,6 +30,8 @@ from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag, tag_in_exception
 from pydicom.valuerep import EXPLICIT_VR_LENGTH_32
 
+from medviewer.dicom import file_meta
+
 # VRs whose values use only the default character repertoire: decoding them as pydicom
 # does (ISO 8859-1) needs no Specific Character Set.
 ASCII_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "TM", "UI", "UR"})
@@ -208,32 +210,10 @@ def _raw_header(element: RawDataElement, implicit: bool) -> bytes | None:
     return struct.pack("<HH2sH", tag >> 16, tag & 0xFFFF, vr.encode("ascii"), length)
 
 
-# The file meta elements encode_file_meta writes, with their VRs, in tag order.
-FILE_META_VRS = {0x00020001: "OB", 0x00020002: "UI", 0x00020003: "UI", 0x00020010: "UI",
-                 0x00020012: "UI", 0x00020013: "SH"}
-FILE_META_REQUIRED = (0x00020002, 0x00020003, 0x00020010, 0x00020012)
-
-
 def encode_file_meta(meta: Dataset) -> bytes | None:
     """The file meta group (explicit VR little endian, with its group length) holding only
     the elements a de-identified file keeps; None when it holds others or lacks one (then
     pydicom's writer checks and writes it)."""
-    tags = [int(tag) for tag in meta.keys() if int(tag) != 0x00020000]  # noqa: SIM118
-    if any(tag not in FILE_META_VRS for tag in tags) or \
-            any(tag not in tags for tag in FILE_META_REQUIRED):
-        return None
-    body = []
-    for tag in sorted(tags):
-        vr = FILE_META_VRS[tag]
-        if vr == "OB":
-            value = b"\x00\x01"  # File Meta Information Version
-            body.append(struct.pack("<HH2sHI", 0x0002, tag & 0xFFFF, b"OB", 0, len(value)))
-        else:
-            value = encode_text([text(meta, tag)])
-            if not value:
-                return None
-            value = padded(value, vr)
-            body.append(struct.pack("<HH2sH", 0x0002, tag & 0xFFFF, vr.encode(), len(value)))
-        body.append(value)
-    data = b"".join(body)
-    return struct.pack("<HH2sHI", 0x0002, 0x0000, b"UL", 4, len(data)) + data
+    tags = [int(tag) for tag in meta.keys()  # noqa: SIM118 - tags, not values
+            if int(tag) not in (0x00020000, 0x00020001)]
+    return file_meta.encode_file_meta({tag: text(meta, tag) for tag in tags})
