@@ -156,6 +156,8 @@ def _import_model(args: argparse.Namespace) -> int:
 
 
 def _format_prediction(prediction: Any) -> str:
+    from medviewer.inference.decision import at_or_above
+
     if prediction.error:
         return f"{prediction.path}: error: {prediction.error}"
     if prediction.decision and prediction.decision.withheld:
@@ -167,8 +169,9 @@ def _format_prediction(prediction: Any) -> str:
     parts = []
     for score in prediction.scores:
         text = f"{score.name} {score.probability:.3f}"
-        if score.threshold is not None:
-            text += f" ({'>=' if score.flagged else '<'} {score.threshold:.3f})"
+        if score.threshold is not None:  # the comparison itself, also when not read
+            above = at_or_above(score.probability, score.threshold)
+            text += f" ({'>=' if above else '<'} {score.threshold:.3f})"
         parts.append(text)
     line = f"{prediction.path}: {answer} [{', '.join(parts)}]"
     if prediction.ood:

@@ -87,6 +87,25 @@ def test_a_thumbnail_png_is_out_of_scope_and_predict_flags_nothing_unless_asked(
     assert inside.in_scope is True and inside.offered in (["normal"], ["finding"])
 
 
+def test_predict_text_of_a_withheld_read_states_the_true_comparison(install, tmp_path,
+                                                                     capsys):
+    """'not read' says the image is not read as a finding; the score beside it must still
+    compare the probability with the threshold truthfully (it said '<' for 0.193 vs 0.112)."""
+    from medviewer.cli import main
+
+    entry = install("mean", intended_scope=CHEST,
+                    operating_points={"finding": {"threshold": 0.1, "method": "fixed"}})
+    small = write_grey_png(tmp_path / "thumb.png", np.full((64, 64), 200, np.uint8))
+    capsys.readouterr()
+    assert main(["predict", str(small), "--model", entry.name]) == 0
+    line = next(line for line in capsys.readouterr().out.splitlines() if "thumb.png" in line)
+    [withheld] = predict_paths([small], entry, device="cpu")
+    probability = withheld.score("finding").probability
+    assert probability >= 0.1
+    assert "not read: outside intended use" in line
+    assert f"finding {probability:.3f} (>= 0.100)" in line, line
+
+
 def test_a_ct_dicom_is_withheld(install, shared_data):
     entry = install("mean", intended_scope=CHEST,
                     operating_points={"finding": {"threshold": 0.0, "method": "fixed"}})
