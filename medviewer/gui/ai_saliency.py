@@ -261,13 +261,14 @@ class AiSaliency(QObject):
 
     def _show_map(self, values: np.ndarray, method: str, index: int, frame: int,
                   picture: np.ndarray | None = None, colours: str = "") -> None:
-        if self.reader.read is None or self.reader.view.instance is not self.reader.read.instance:
+        read = self.reader.read
+        if read is None or self.reader.view.instance is not read.instance:
             return
-        overlay_map = OverlayMap(values, method, self.reader.read.prediction.scores[index].name, frame,
+        overlay_map = OverlayMap(values, method, read.prediction.scores[index].name, frame,
                                  picture, colours)
         self.overlay.set_map(overlay_map)
-        self.overlay.set_enabled(self.overlay_action.isChecked() and 
-                                 self.reader.view.frame == frame)
+        self.overlay.set_enabled(self.overlay_action.isChecked()
+                                 and self.reader.view.frame == frame)
         self.shown.emit(overlay_map)
 
     def set_overlay_enabled(self, on: bool) -> None:
@@ -277,8 +278,9 @@ class AiSaliency(QObject):
             self.reader.panel.overlay_check.setChecked(bool(on))
             self.reader.panel.overlay_check.blockSignals(False)
         self.overlay.set_enabled(bool(on))
-        if (on and self.reader.read is not None and self.reader.read.cam is None and self.overlay.map is None
-                and not self.running):
+        read = self.reader.read
+        if on and read is not None and read.cam is None and self.overlay.map is None \
+                and not self.running:
             self.compute_occlusion()
 
     def _on_opacity_slider(self, value: int) -> None:
