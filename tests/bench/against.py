@@ -31,6 +31,8 @@ HEADLINES: dict[str, list[tuple[str, str]]] = {
                        ("key -> next image, p95 ms", r"Target p95 .*p95 ([\d.]+) ms over")],
     "wizard_stall": [("longest GUI stall while training, ms",
                       r"longest stall while training: (\d+) ms")],
+    "pacs": [("C-GET retrieve of the study, s", r"C-GET: .*?MedViewer ([\d.]+) s"),
+             ("WADO-RS retrieve of the study, s", r"WADO-RS: .*?MedViewer ([\d.]+) s")],
 }
 
 
