@@ -27,7 +27,7 @@ from medviewer.app.session import Session
 from medviewer.gui.image_view import ImageView
 from medviewer.gui.lazy import LazyModule
 from medviewer.gui.main_window_parts import MenuVisibility, ProblemsPanel, ShortcutsDialog
-from medviewer.gui.path_mime import paths_from_mime
+from medviewer.gui.path_mime import accept_path_drag, take_dropped_paths
 from medviewer.gui.reading_room import ReadingRoom, StatusFields
 from medviewer.gui.shell import CloseGuard, ShutdownStep, ShutdownSteps
 from medviewer.gui.study_browser import StudyBrowser
@@ -685,21 +685,15 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------ drag and drop
     def dragEnterEvent(self, event):  # noqa: N802 - Qt naming
-        if paths_from_mime(event.mimeData()):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
+        accept_path_drag(event)
 
     def dragMoveEvent(self, event):  # noqa: N802 - Qt naming
-        self.dragEnterEvent(event)
+        accept_path_drag(event)
 
     def dropEvent(self, event):  # noqa: N802 - Qt naming
-        paths = paths_from_mime(event.mimeData())
-        if not paths:
-            event.ignore()
-            return
-        event.acceptProposedAction()
-        self.open_paths(paths)
+        paths = take_dropped_paths(event)
+        if paths:
+            self.open_paths(paths)
 
     def showEvent(self, event):  # noqa: N802 - Qt naming
         super().showEvent(event)

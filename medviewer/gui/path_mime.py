@@ -36,3 +36,22 @@ def paths_from_mime(data: QMimeData) -> list[Path]:
     if data.hasUrls():
         return [Path(url.toLocalFile()) for url in data.urls() if url.isLocalFile()]
     return []
+
+
+def accept_path_drag(event) -> None:
+    """A widget's dragEnterEvent and dragMoveEvent: accept a drag that names files."""
+    if paths_from_mime(event.mimeData()):
+        event.acceptProposedAction()
+    else:
+        event.ignore()
+
+
+def take_dropped_paths(event) -> list[Path]:
+    """A widget's dropEvent: the paths dropped, the drop accepted; [] (the drop ignored)
+    when it names none."""
+    paths = paths_from_mime(event.mimeData())
+    if paths:
+        event.acceptProposedAction()
+    else:
+        event.ignore()
+    return paths

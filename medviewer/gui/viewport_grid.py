@@ -34,7 +34,9 @@ from PySide6.QtWidgets import QFrame, QGridLayout, QVBoxLayout, QWidget
 
 from medviewer.gui.image_view import ImageView
 from medviewer.gui.lazy import LazyModule
-from medviewer.gui.path_mime import PATHS_MIME, mime_for_paths, paths_from_mime
+from medviewer.gui.path_mime import (
+    PATHS_MIME, accept_path_drag, mime_for_paths, paths_from_mime, take_dropped_paths,
+)
 from medviewer.gui.workers import JobWorker
 
 if TYPE_CHECKING:
@@ -150,20 +152,15 @@ class Viewport(QFrame):
 
     # -- drops
     def dragEnterEvent(self, event):  # noqa: N802 - Qt naming
-        if paths_from_mime(event.mimeData()):
-            event.acceptProposedAction()
-        else:
-            event.ignore()
+        accept_path_drag(event)
 
     def dragMoveEvent(self, event):  # noqa: N802 - Qt naming
-        self.dragEnterEvent(event)
+        accept_path_drag(event)
 
     def dropEvent(self, event):  # noqa: N802 - Qt naming
-        paths = paths_from_mime(event.mimeData())
+        paths = take_dropped_paths(event)
         if not paths:
-            event.ignore()
             return
-        event.acceptProposedAction()
         self.activated.emit(self)
         if event.mimeData().hasFormat(PATHS_MIME):  # from the app: a series, an image
             self.paths_dropped.emit(self, paths)

@@ -24,11 +24,11 @@ from medviewer.labels.rows import (
     measurement_row_values,
     measurement_state_from_row,
 )
-from medviewer.labels.unit_of_work import Actions, RowKey, UnitOfWork
+from medviewer.labels.unit_of_work import Actions, IdRowKind, RowKey, UnitOfWork
 from medviewer.labels.values import ImageRef, Measurement, check_measurement, now_iso
 
 
-class MeasurementRows:
+class MeasurementRows(IdRowKind):
     """The row kind of measurements (``measurements``), known by the measurement's id."""
 
     target = "measurement"
@@ -37,9 +37,6 @@ class MeasurementRows:
     @staticmethod
     def key_of(state: dict) -> RowKey:
         return RowKey(None, state["image_key"], state["reader"], state.get("id"))
-
-    def read(self, conn: sqlite3.Connection, key: RowKey) -> dict | None:
-        return self.read_id(conn, key.row_id)
 
     @staticmethod
     def read_id(conn: sqlite3.Connection, measurement_id: int | None) -> dict | None:
@@ -53,18 +50,7 @@ class MeasurementRows:
             f"INSERT OR REPLACE INTO measurements ({MEASUREMENT_COLUMNS}) "
             f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (key.row_id, *measurement_row_values(state)))
-        if key.row_id is None:
-            key = key.with_id(int(cursor.lastrowid))
-        return key, {**state, "id": key.row_id}
-
-    def delete(self, conn: sqlite3.Connection, key: RowKey) -> None:
-        conn.execute("DELETE FROM measurements WHERE id = ?", (key.row_id,))
-
-    def from_history(self, state: dict) -> dict:
-        return state
-
-    def changed_since(self, key: RowKey, current: dict | None) -> str:
-        return f"measurement {key.row_id} was changed since"
+        return self.written(key, cursor, state)
 
 
 MEASUREMENT_ROWS = MeasurementRows()

@@ -23,7 +23,7 @@ from medviewer.labels.rows import (
     region_from_state,
     region_state_from_row,
 )
-from medviewer.labels.unit_of_work import Actions, RowKey, UnitOfWork
+from medviewer.labels.unit_of_work import Actions, IdRowKind, RowKey, UnitOfWork
 from medviewer.labels.values import (
     Geometry,
     ImageRef,
@@ -35,7 +35,7 @@ from medviewer.labels.values import (
 )
 
 
-class RegionRows:
+class RegionRows(IdRowKind):
     """The row kind of regions (``regions``), known by the region's id."""
 
     target = "region"
@@ -45,9 +45,6 @@ class RegionRows:
     def key_of(state: dict) -> RowKey:
         return RowKey(state["label_set_id"], state["image_key"], state["reader"],
                       state.get("id"))
-
-    def read(self, conn: sqlite3.Connection, key: RowKey) -> dict | None:
-        return self.read_id(conn, key.row_id)
 
     @staticmethod
     def read_id(conn: sqlite3.Connection, region_id: int | None) -> dict | None:
@@ -68,18 +65,7 @@ class RegionRows:
             "shape, x, y, width, height, points, frame, source, note, created_at, updated_at, "
             "action_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (key.row_id, *values))
-        if key.row_id is None:
-            key = key.with_id(int(cursor.lastrowid))
-        return key, {**state, "id": key.row_id}
-
-    def delete(self, conn: sqlite3.Connection, key: RowKey) -> None:
-        conn.execute("DELETE FROM regions WHERE id = ?", (key.row_id,))
-
-    def from_history(self, state: dict) -> dict:
-        return state
-
-    def changed_since(self, key: RowKey, current: dict | None) -> str:
-        return f"region {key.row_id} was changed since"
+        return self.written(key, cursor, state)
 
 
 REGION_ROWS = RegionRows()

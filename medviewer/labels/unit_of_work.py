@@ -75,6 +75,36 @@ class RowKind(Protocol):
     def changed_since(self, key: RowKey, current: dict | None) -> str: ...
 
 
+class IdRowKind:
+    """What the row kinds known by their own id in ``table`` (regions, measurements) share;
+    each adds ``key_of``, ``read_id`` and ``write`` (which ends with :meth:`written`)."""
+
+    target: str
+    table: str
+
+    def read_id(self, conn: sqlite3.Connection, row_id: int | None) -> dict | None:
+        raise NotImplementedError
+
+    def read(self, conn: sqlite3.Connection, key: RowKey) -> dict | None:
+        return self.read_id(conn, key.row_id)
+
+    @staticmethod
+    def written(key: RowKey, cursor: sqlite3.Cursor, state: dict) -> tuple[RowKey, dict]:
+        """``write``'s answer: a new row gets the id SQLite gave it, in the key and state."""
+        if key.row_id is None:
+            key = key.with_id(int(cursor.lastrowid))
+        return key, {**state, "id": key.row_id}
+
+    def delete(self, conn: sqlite3.Connection, key: RowKey) -> None:
+        conn.execute(f"DELETE FROM {self.table} WHERE id = ?", (key.row_id,))
+
+    def from_history(self, state: dict) -> dict:
+        return state
+
+    def changed_since(self, key: RowKey, current: dict | None) -> str:
+        return f"{self.target} {key.row_id} was changed since"
+
+
 class RowKinds:
     """The row kinds a store knows, by their history name (``target``)."""
 
