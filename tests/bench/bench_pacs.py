@@ -7,6 +7,9 @@ Baselines in the same run, over the same study:
 * C-FIND: DCMTK's ``findscu`` with the same keys (a process start included, which favours
   MedViewer: its figure is the in-process call).
 
+Also the time from "Retrieve" in the PACS panel of the main window to the first image
+painted (offscreen Qt), beside the same retrieve's first image on disk.
+
 Target: MedViewer's throughput >= 0.8x each baseline's. Run: python -m tests.bench pacs
 """
 
@@ -116,6 +119,74 @@ def bench_retrieve(orthanc: Orthanc, work: Path, study_uid: str) -> None:
               f"{statistics.median(values) * 1000:.0f} ms over {len(values)} runs")
 
 
+def bench_first_image_on_screen(orthanc: Orthanc, work: Path, study_uid: str) -> None:
+    """From "Retrieve" in the PACS panel of the real main window to the first retrieved image
+    painted in the viewer, over each protocol; each round in a fresh window with an empty
+    retrieve cache (so nothing is on disk yet), against the same retrieve's first image on
+    disk measured in the same round (the panel's InstanceArrived)."""
+    from PySide6.QtWidgets import QApplication
+
+    from medviewer.gui.app import configure_pyqtgraph, create_application
+    from medviewer.gui.main_window import MainWindow
+    from medviewer.pacs import servers
+    from medviewer.paths import user_cache_dir
+
+    os.environ["MEDVIEWER_HOME"] = str(work / "gui-home")
+    create_application()
+    configure_pyqtgraph()
+    servers.put_server(ServerConfig("Bench PACS", "dimse", ae_title=ORTHANC_AE,
+                                    host="127.0.0.1", port=orthanc.dicom_port, timeout_s=30))
+    servers.put_server(ServerConfig("Bench DICOMweb", "dicomweb", url=orthanc.dicomweb_url,
+                                    auth="basic", username=USER, timeout_s=30))
+    servers.secrets.set("Bench DICOMweb", PASSWORD, remember=False)
+
+    def wait(predicate, timeout_s: float = 60.0) -> None:
+        deadline = time.perf_counter() + timeout_s
+        while not predicate():
+            if time.perf_counter() > deadline:
+                raise TimeoutError("the window did not get there in time")
+            QApplication.processEvents()
+            time.sleep(0.001)
+
+    def one_round(server_name: str) -> tuple[float, float]:
+        shutil.rmtree(user_cache_dir() / "pacs", ignore_errors=True)
+        window = MainWindow()
+        window.resize(1400, 900)
+        window.show()
+        panel = window.show_pacs_panel()
+        panel.server_box.setCurrentText(server_name)
+        panel.search()
+        wait(lambda: panel._search_worker is None and panel.tree.topLevelItemCount() > 0)
+        study_item = panel.tree.topLevelItem(0).child(0)
+        shown: list[float] = []
+        window.image_view.image_shown.connect(
+            lambda instance: shown.append(time.perf_counter())
+            if instance is not None and "pacs" in instance.path.parts else None)
+        started = time.perf_counter()
+        panel.retrieve_item(study_item)
+        wait(lambda: bool(panel.last_retrieved))
+        on_disk = time.perf_counter() - started
+        wait(lambda: bool(shown))
+        QApplication.processEvents()  # the repaint that showing the image queued
+        painted = time.perf_counter() - started
+        wait(lambda: panel._transfer_worker is None)
+        window.close()
+        window.deleteLater()
+        QApplication.processEvents()
+        return painted, on_disk
+
+    print("Time from 'Retrieve' in the PACS panel to the first image painted in the main "
+          "window (fresh window, empty cache; median of 5):")
+    for label, name in (("C-GET", "Bench PACS"), ("WADO-RS", "Bench DICOMweb")):
+        one_round(name)  # warm-up: imports, first association, first paint of a viewer
+        rounds = [one_round(name) for _ in range(5)]
+        screen = statistics.median(r[0] for r in rounds) * 1000
+        disk = statistics.median(r[1] for r in rounds) * 1000
+        print(f"  {label}: on screen {screen:.0f} ms; on disk (the panel told of it) "
+              f"{disk:.0f} ms; the viewer's part {screen - disk:.0f} ms")
+    servers.secrets.forget("Bench DICOMweb")
+
+
 def bench_queries(orthanc: Orthanc, work: Path) -> None:
     folder = work / "many"
     started = time.perf_counter()
@@ -175,6 +246,7 @@ def main() -> None:
         study = make_study(work / "study", INSTANCES, series=2, size=SIZE)
         orthanc.upload(study.paths)
         bench_retrieve(orthanc, work, study.study_uid)
+        bench_first_image_on_screen(orthanc, work, study.study_uid)
         bench_queries(orthanc, work)
     finally:
         orthanc.stop()
