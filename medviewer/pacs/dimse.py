@@ -363,12 +363,12 @@ class _Receiver:
             request = event.request
             sop_uid = str(request.AffectedSOPInstanceUID)
             syntax = UID(event.context.transfer_syntax)
-            encoded = request.DataSet.getvalue()
             header = _header_bytes(event, request, sop_uid, syntax)
             if header is None:  # deflated, or a meta value pydicom has to check
                 dataset = event.dataset
                 header, encoded = b"", event.encoded_dataset(include_meta=True)
             else:
+                encoded = request.DataSet.getvalue()
                 dataset = _study_elements(encoded, syntax)
             path = instance_path(self.root, str(dataset.get("StudyInstanceUID", self.study_uid)),
                                  str(dataset.get("SeriesInstanceUID", "unknown")), sop_uid)
