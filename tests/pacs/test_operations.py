@@ -131,6 +131,25 @@ def test_a_retrieved_instance_is_a_part_10_file_with_the_data_set_as_sent(
     _same_instances(result.paths, stored_study.paths)
 
 
+def test_a_deflated_instance_is_kept_whole(orthanc, tmp_path):
+    """A deflated instance on the PACS comes back whole with the same pixels, in whatever
+    syntax the PACS sends it (Orthanc inflates it to explicit VR little endian; a deflated
+    data set would take pynetdicom's own path, as its bytes are compressed)."""
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    study = make_study(tmp_path / "deflated", 1, patient_id="DEFLATE-1")
+    ds = pydicom.dcmread(study.paths[0])
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    ds.save_as(study.paths[0], enforce_file_format=True)
+    orthanc.upload(study.paths)
+    result = run_to_end(ops.retrieve_job(dimse_config(orthanc), study.study_uid,
+                                         root=tmp_path / "out"))
+    [path] = result.paths
+    got = pydicom.dcmread(path)
+    assert got.SOPInstanceUID == ds.SOPInstanceUID and got.PixelData == ds.PixelData
+    assert path.parent.name == ds.SeriesInstanceUID
+
+
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_retrieve_one_series(orthanc, stored_study, tmp_path, protocol):
     server = dimse_config(orthanc) if protocol == "dimse" else web_config(orthanc)
