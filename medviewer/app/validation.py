@@ -34,6 +34,7 @@ from typing import Any
 
 from medviewer.errors import UserError
 from medviewer.jobs import CancelFlag, Progress
+from medviewer.paths import write_atomically
 
 RECORD_PREFIX = "validation-"
 
@@ -304,10 +305,7 @@ def save_validation(entry: Any, report: ValidationReport) -> Path:
     while path.exists():
         path, suffix = folder / f"{RECORD_PREFIX}{stamp}-{suffix}.json", suffix + 1
     report.id = path.stem[len(RECORD_PREFIX):]
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(report.to_dict(), indent=1, default=float) + "\n",
-                   encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomically(path, json.dumps(report.to_dict(), indent=1, default=float) + "\n")
     return path
 
 

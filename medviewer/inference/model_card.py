@@ -19,7 +19,6 @@ import logging
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -578,17 +577,8 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
-    try:
-        if hasattr(os, "fchmod"):
-            os.fchmod(fd, paths.new_file_mode())  # mkstemp's 0600 would hide a shared card
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """A card is handed on with its model: the mode of any new file of the user's."""
+    paths.write_atomically(path, text, private=False)
 
 
 def card_path_for(onnx_path: str | os.PathLike) -> Path:

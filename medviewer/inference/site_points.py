@@ -10,7 +10,6 @@ Predictions then use the adopted threshold and say so (``operating_points_source
 from __future__ import annotations
 
 import json
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,10 +86,6 @@ def effective_points(card: ModelCard) -> EffectivePoints:
 
 def write_site_points(card: ModelCard, data: dict[str, Any]) -> Path:
     """Replace the adopted points file atomically (owner-only folder, like all user data)."""
-    folder = validation_folder(card)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / SITE_POINTS_FILE
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    path = validation_folder(card) / SITE_POINTS_FILE
+    paths.write_atomically(path, json.dumps(data, indent=2) + "\n")
     return path

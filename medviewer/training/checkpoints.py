@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from medviewer.paths import write_atomically
 from medviewer.training.checkpoint_file import check_checkpoint_file
 from medviewer.training.config import TrainConfig, TrainingError
 from medviewer.training.models import Classifier, build_model
@@ -60,6 +61,4 @@ def save_checkpoint(payload: dict, path: Path) -> None:
 
 
 def write_json(path: Path, payload: Any) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, indent=1, default=float))
-    tmp.replace(path)
+    write_atomically(path, json.dumps(payload, indent=1, default=float), private=False)

@@ -17,10 +17,10 @@ import hmac
 import logging
 import os
 import secrets
-import tempfile
 from pathlib import Path
 
 from medviewer.errors import UserError
+from medviewer.paths import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -95,17 +95,7 @@ def load_or_create_key(path: str | os.PathLike) -> tuple[ProjectKey, bool]:
         return ProjectKey(secret, path), False
     secret = secrets.token_bytes(KEY_BYTES)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:  # mkstemp: 0600 already
-                handle.write(KEY_FILE_HEADER + secret.hex() + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        write_atomically(path, KEY_FILE_HEADER + secret.hex() + "\n")  # owner-only
     except OSError as exc:
         raise UserError(f"A new key file cannot be written to {path} "
                         f"({exc.strerror or exc}).") from None
