@@ -19,7 +19,6 @@ file, a mapping from pseudonyms back to the originals is written next to the lab
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import json
@@ -32,11 +31,16 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medviewer import __version__
+from medviewer import __version__, csv_safety
 from medviewer.errors import UserError
 from medviewer.jobs import CancelFlag, JobCancelled, Progress
 from medviewer.labels.research_dataset import (
-    CLASS_SEPARATOR, COCO_JSON, CSV_COLUMNS, DATASET_FORMAT, DATASET_VERSION, LABELS_CSV,
+    CLASS_SEPARATOR,
+    COCO_JSON,
+    CSV_COLUMNS,
+    DATASET_FORMAT,
+    DATASET_VERSION,
+    LABELS_CSV,
     MANIFEST_NAME,
 )
 from medviewer.labels.splits import SPLIT_NAMES, grouped_split, patient_from_name
@@ -90,7 +94,7 @@ class DatasetExportResult:
 @dataclass
 class _Item:
     key: str
-    path: Path
+    path: Path | None  # None: the store knows no path for it
     classes: tuple[str, ...]
     patient: str | None  # original
     sop_instance_uid: str | None
@@ -111,7 +115,7 @@ def _check(request: DatasetExportRequest) -> None:
                         "--deidentify (or export PNG images).")
     if request.key_file is not None and not request.deidentify:
         raise UserError("A key file is used to de-identify: add --deidentify.")
-    output = Path(request.output)
+    output = Path(request.output).expanduser()
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
         raise UserError(f"The dataset folder {output} is not empty; choose a new or empty "
                         f"folder.")
@@ -127,7 +131,7 @@ def _load_items(request: DatasetExportRequest):
     with LabelStore(store_path, reader="dataset-export") as store:
         labels = training_labels(store, request.label_set, request.rule)
         regions = store.regions(request.label_set) if request.format == "coco" else []
-    items = [_Item(item.image_key, Path(item.path) if item.path else Path(), item.labels,
+    items = [_Item(item.image_key, Path(item.path) if item.path else None, item.labels,
                    item.patient_id or (patient_from_name(item.path) if item.path else None),
                    item.sop_instance_uid)
              for item in labels.items]
@@ -166,7 +170,12 @@ def export_dataset_job(request: DatasetExportRequest, cancel: CancelFlag | None 
     yield Progress(0, None, "Reading the label set...")
     store_path, labels, items, regions = _load_items(request)
     from medviewer.dicom.deid.job import (
-        MAPPING_FOLDER, RefusedFile, deidentify_file, open_key, read_dataset, write_dataset,
+        MAPPING_FOLDER,
+        RefusedFile,
+        deidentify_file,
+        open_key,
+        read_dataset,
+        write_dataset,
         write_mapping,
     )
     from medviewer.dicom.deid.pixels import burned_in_reason
@@ -183,7 +192,7 @@ def export_dataset_job(request: DatasetExportRequest, cancel: CancelFlag | None 
     profile = Profile(frozenset(request.options))
     present = []
     for item in items:
-        if not item.path.is_file():
+        if item.path is None or not item.path.is_file():
             result.skipped.append(f"{item.path or item.key} is labelled but no longer on disk.")
         else:
             present.append(item)
@@ -294,7 +303,7 @@ def _write_labels(folder: Path, request: DatasetExportRequest, labels, rows: lis
                   regions, ids: dict[str, str]) -> str:
     if request.format == "folder":
         text = io.StringIO()
-        writer = csv.writer(text, lineterminator="\n")
+        writer = csv_safety.writer(text, lineterminator="\n")
         writer.writerow(CSV_COLUMNS)
         for row in rows:
             writer.writerow([row["image"], row["file"], row["patient"], row["split"],

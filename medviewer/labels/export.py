@@ -9,7 +9,6 @@ neutralised (``medviewer/csv_safety.py``); ``labels/io.py``'s import restores th
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -257,7 +256,7 @@ def export_measurements_csv(store: LabelStore, path: str | os.PathLike, *,
     value_columns = [f"value_{n}" if n in MEASUREMENT_CSV_COLUMNS else n for n in names]
     rows = 0
     with atomic_writer(path, newline="") as handle:
-        writer = csv.writer(handle)
+        writer = csv_safety.writer(handle)
         writer.writerow([*MEASUREMENT_CSV_COLUMNS, *value_columns])
         for image in document["images"]:
             for m in image["measurements"]:

@@ -13,12 +13,14 @@ folder as its data source. Torch-free.
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from medviewer import csv_safety
 from medviewer.errors import UserError
+from medviewer.files import open_regular
 
 DATASET_FORMAT = "medviewer-dataset"
 DATASET_VERSION = 1
@@ -52,16 +54,23 @@ def is_dataset_folder(folder: Path) -> bool:
     if not manifest.is_file():
         return False
     try:
-        return json.loads(manifest.read_text(encoding="utf-8")).get("format") == DATASET_FORMAT
-    except (OSError, ValueError, AttributeError):
+        document = _read_json(manifest)
+    except (OSError, ValueError):
         return False
+    return isinstance(document, dict) and document.get("format") == DATASET_FORMAT
+
+
+def _read_json(path: Path) -> Any:
+    """A JSON file, opened only if it is a regular file (a FIFO would block for ever)."""
+    with open_regular(path) as handle:
+        return json.loads(handle.read().decode("utf-8"))
 
 
 def read_dataset(folder: str | Path) -> DatasetContents:
     """The rows of a dataset folder, or a UserError naming what is wrong with it."""
     folder = Path(folder)
     try:
-        manifest = json.loads((folder / MANIFEST_NAME).read_text(encoding="utf-8"))
+        manifest = _read_json(folder / MANIFEST_NAME)
     except (OSError, ValueError) as exc:
         raise UserError(f"The dataset manifest {folder / MANIFEST_NAME} cannot be read "
                         f"({exc}).") from None
@@ -72,18 +81,20 @@ def read_dataset(folder: str | Path) -> DatasetContents:
     rows: list[DatasetRow] = []
     try:
         if labels_file.suffix == ".json":
-            document = json.loads(labels_file.read_text(encoding="utf-8"))
+            document = _read_json(labels_file)
             for image in document.get("images", []):
                 rows.append(DatasetRow(str(image["image"]), folder / image["file_name"],
                                        tuple(image.get("labels") or ()),
                                        image.get("patient") or None, str(image["split"])))
         else:
-            with open(labels_file, newline="", encoding="utf-8") as handle:
-                for row in csv.DictReader(handle):
+            with open_regular(labels_file, "r", newline="", encoding="utf-8") as handle:
+                cells = csv_safety.restored_rows(handle)
+                header = next(cells, [])
+                for row in (dict(zip(header, values)) for values in cells):
                     classes = tuple(c for c in row["labels"].split(CLASS_SEPARATOR) if c)
                     rows.append(DatasetRow(row["image"], folder / row["file"], classes,
                                            row["patient"] or None, row["split"]))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise UserError(f"The dataset labels {labels_file} cannot be read ({exc}).") from None
     return DatasetContents(folder, list(manifest.get("classes") or []),
                            bool(manifest.get("multi_label")), rows, manifest)

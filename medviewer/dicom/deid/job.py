@@ -16,7 +16,6 @@ data folder (``deid-mappings/``, owner-only, 0600), never into the output.
 
 from __future__ import annotations
 
-import csv
 import functools
 import logging
 import os
@@ -40,6 +39,7 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
+from medviewer import csv_safety
 from medviewer.dicom.catalog import (
     MEDIA_STORAGE_DIRECTORY_UID,
     index_path,
@@ -53,6 +53,7 @@ from medviewer.dicom.deid.pixels import PixelMask, apply_mask, burned_in_reason
 from medviewer.dicom.deid.profile import Profile
 from medviewer.dicom.load_errors import LoadError, as_load_error
 from medviewer.errors import UserError
+from medviewer.files import open_regular
 from medviewer.jobs import CancelFlag, JobCancelled, Progress
 
 log = logging.getLogger(__name__)
@@ -125,8 +126,8 @@ class DeidResult:
 
 def read_dataset(path: Path) -> Dataset:
     """The whole file (pixels included) through pydicom, or a LoadError sentence."""
-    with as_load_error(path, "reading it"):
-        return pydicom.dcmread(path)
+    with as_load_error(path, "reading it"), open_regular(path) as handle:  # never a FIFO
+        return pydicom.dcmread(handle)
 
 
 def is_dicomdir(ds: Dataset) -> bool:
@@ -327,7 +328,7 @@ def write_mapping(mapping_dir: Path | None, rows: Iterable[Sequence[str]]) -> Pa
     path = _mapping_path(mapping_dir)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
+        writer = csv_safety.writer(handle)
         writer.writerow(["kind", "pseudonym", "original", "detail"])
         writer.writerows(rows)
         handle.flush()
