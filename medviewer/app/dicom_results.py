@@ -23,8 +23,9 @@ class ReportsWritten:
 
 def write_ai_reports(predictions: Sequence[Any], out_dir: Path) -> ReportsWritten:
     """One SR per successful prediction of a DICOM image (``inference.predict.Prediction``)."""
-    from pydicom import dcmread
     from pydicom.uid import generate_uid
+
+    from medviewer.dicom.reader import LoadError, read_header
 
     from medviewer.dicom.sr import Finding, ModelIdentity, SrError, write_ai_report
 
@@ -42,12 +43,12 @@ def write_ai_reports(predictions: Sequence[Any], out_dir: Path) -> ReportsWritte
         model = ModelIdentity(prediction.model_name, prediction.model_version,
                               prediction.model_sha256)
         try:
-            study_uid = str(dcmread(prediction.path, stop_before_pixels=True,
-                                    specific_tags=["StudyInstanceUID"]).StudyInstanceUID)
+            # Opened as the viewer opens it (a file without a preamble is not refused).
+            study_uid = str(read_header(prediction.path).StudyInstanceUID)
             path = write_ai_report(prediction.path, findings, model, out_dir,
                                    series_uid=series.setdefault(study_uid, generate_uid()),
                                    instance_number=len(result.paths) + 1)
-        except (SrError, OSError, AttributeError, ValueError) as exc:
+        except (SrError, LoadError, OSError, AttributeError, ValueError) as exc:
             result.skipped.append((prediction.path, str(exc)))
             continue
         result.paths.append(path)

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import shiboken6
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -273,7 +274,9 @@ class PacsPanel(QWidget):
         self._say(f"{what} on {server.name}…")
         self.search_button.setEnabled(False)
         worker = JobWorker(job, f"searching {server.name}")
-        worker.finished.connect(lambda studies: self._show_studies(studies, keep))
+        # Results belong to the server asked: one changed meanwhile has cleared the tree.
+        worker.finished.connect(lambda studies, name=server.name: self._show_studies(
+            studies, keep) if self.server_box.currentText() == name else None)
         worker.failed.connect(lambda sentence: self._fail(sentence))
         worker.ended.connect(self._search_ended)
         self._search_worker = worker
@@ -334,6 +337,8 @@ class PacsPanel(QWidget):
         worker.start()
 
     def _show_series(self, item: QTreeWidgetItem, rows: list[SeriesRow]) -> None:
+        if not shiboken6.isValid(item):  # the results were cleared while it was listed
+            return
         for row in rows:
             child = QTreeWidgetItem([row.description or f"Series {_count(row.number)}", "",
                                      row.modality, _count(row.number), _count(row.instances),
@@ -475,6 +480,8 @@ class PacsPanel(QWidget):
 
     # ------------------------------------------------------------ helpers
     def _clear_results(self) -> None:
+        for worker in self._series_workers.values():  # their rows are going
+            worker.cancel()
         self.tree.clear()
         self._say("")
         self._update_buttons()

@@ -354,7 +354,6 @@ class _Receiver:
         self.study_uid = study_uid
         self.cancel = cancel
         self.arrived: queue.Queue[Path] = queue.Queue()
-        self.failures = 0
 
     def __call__(self, event) -> int:
         if self.cancel.cancelled:
@@ -370,12 +369,18 @@ class _Receiver:
             else:
                 encoded = request.DataSet.getvalue()
                 dataset = _study_elements(encoded, syntax)
-            path = instance_path(self.root, str(dataset.get("StudyInstanceUID", self.study_uid)),
+            study_uid = str(dataset.get("StudyInstanceUID", self.study_uid))
+            if study_uid != self.study_uid:
+                # The C-MOVE receiver listens to the network while a retrieve runs: only
+                # the study asked for goes into the cache (and counts as arrived).
+                log.warning("Refused instance %s of study %s while retrieving %s", sop_uid,
+                            study_uid, self.study_uid)
+                return _STORE_FAILED
+            path = instance_path(self.root, study_uid,
                                  str(dataset.get("SeriesInstanceUID", "unknown")), sop_uid)
             write_instance(path, header, encoded)
         except Exception:
             log.exception("Could not keep an instance the PACS sent")
-            self.failures += 1
             return _STORE_FAILED
         self.arrived.put(path)
         return _STORE_OK

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import tempfile
 import threading
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from medviewer.files import os_error_reason
 from medviewer.pacs.errors import PacsError
-from medviewer.paths import user_config_dir
+from medviewer.paths import user_config_dir, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -171,19 +170,12 @@ def load_config(path: Path | None = None) -> PacsConfig:
 def save_config(config: PacsConfig, path: Path | None = None) -> None:
     """Write atomically; secrets are never part of it."""
     path = path or config_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
     document = {"version": 1, "cache_limit_mb": config.cache_limit_mb,
                 "servers": [s.to_dict() for s in config.servers]}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".pacs-", suffix=".json")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, indent=2)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        write_atomically(path, json.dumps(document, indent=2))
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise PacsError(f"Cannot save the server list to {path}: {exc.strerror or exc}.") \
+        raise PacsError(f"Cannot save the server list to {path}: {os_error_reason(exc)}.") \
             from None
 
 
@@ -263,9 +255,14 @@ class Secrets:
             try:
                 import keyring
 
-                return keyring.get_password(KEYRING_SERVICE, server_name)
+                secret = keyring.get_password(KEYRING_SERVICE, server_name)
             except Exception as exc:  # noqa: BLE001 - a locked keyring: ask instead
                 log.warning("Keyring read failed: %s", exc)
+                return None
+            if secret is not None:  # asked once a session: a keyring call may block
+                with self._lock:
+                    self._memory[server_name] = secret
+            return secret
         return None
 
     def set(self, server_name: str, secret: str, remember: bool = True) -> str | None:
