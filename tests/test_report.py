@@ -167,6 +167,25 @@ def test_the_readers_label_and_note_come_from_the_label_store(tmp_path, capsys):
 
 
 @needs_poppler
+def test_labels_come_from_the_label_store_the_request_names(tmp_path):
+    """The viewer's report reads the store its label panel works in, not the default one."""
+    from medviewer.app.report import ReportRequest, report_job
+    from medviewer.jobs import run_to_end
+
+    store_path = tmp_path / "project-labels.sqlite"
+    key = ImageRef.from_instance(open_instance(SAMPLE))
+    with LabelStore(store_path, reader="dr.lee") as store:
+        store.create_label_set("chest", ["normal", "pneumonia"])
+        store.set_label("chest", key, ["pneumonia"])
+    output = tmp_path / "project.pdf"
+    run_to_end(report_job(ReportRequest(SAMPLE, resolve_model("pneumonia-demo"), output,
+                                        device="cpu", reader="dr.lee", label_set="chest",
+                                        store_path=store_path)))
+    assert "pneumonia (by dr.lee" in " ".join(pdf_text(output).split())
+    assert not default_store_path().exists()
+
+
+@needs_poppler
 def test_a_model_without_cam_gets_occlusion_or_no_saliency_on_a_plain_image(tmp_path, capsys):
     onnx = onnx_models.mean_model(tmp_path / "src" / "brightness.onnx")
     onnx_models.write_card(onnx, intended_use="Tests only.", limitations="It sees brightness.")

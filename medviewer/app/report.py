@@ -572,6 +572,7 @@ class ReportRequest:
     reader: str = ""  # whose labels to include ('' : no labels looked up)
     label_set: str | None = None  # one label set, or every set when None
     reader_labels: list[ReaderLabel] | None = None  # given by the caller: no store lookup
+    store_path: Path | None = None  # the label store to look in (default: the user's)
 
 
 @dataclass
@@ -632,8 +633,8 @@ def report_job(request: ReportRequest, cancel: CancelFlag | None = None,
     cancel.raise_if_cancelled()
     labels = request.reader_labels
     if labels is None:
-        labels = (reader_labels_for(instance, request.reader, request.label_set)
-                  if request.reader else [])
+        labels = (reader_labels_for(instance, request.reader, request.label_set,
+                                    request.store_path) if request.reader else [])
     yield Progress(3, total, "Writing the PDF")
     content = report_content(instance, prediction, model.card, saliency, frame=request.frame,
                              deidentify=request.deidentify, reader_labels=labels,

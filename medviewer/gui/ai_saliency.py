@@ -242,9 +242,9 @@ class AiSaliency(QObject):
         self.reader.status(sentence)
 
     def _on_cancelled(self, worker: JobWorker) -> None:
-        if worker is self._worker:
+        if worker is self._worker:  # not a job replaced by the one now running
             self._worker = None
-        self.reader.panel.set_saliency_progress(None, running=False)
+            self.reader.panel.set_saliency_progress(None, running=False)
 
     def cancel(self) -> None:
         if self._worker is not None:

@@ -64,6 +64,7 @@ from medviewer.gui.label_transfer import LabelTransfer
 from medviewer.gui.lazy import LazyModule
 from medviewer.gui.prefetch import Prefetcher
 from medviewer.gui.widgets import subscribe, window_action, wrapping_label
+from medviewer.settings import MAX_READER_NAME, SettingsError
 
 if TYPE_CHECKING:
     from medviewer.app.labelling import Labelling
@@ -305,6 +306,7 @@ class LabelPanel(QWidget):
                                   (events.image_gone, self._on_image_gone),
                                   (events.catalog_opened, self._on_catalog_opened),
                                   (events.catalogs_closed, self._on_catalogs_closed),
+                                  (events.settings_changed, self._on_settings_changed),
                                   (self.state.events.suggestion_changed,
                                    self._on_suggestion_changed)):
             subscribe(self, emitter, callback)
@@ -485,23 +487,30 @@ class LabelPanel(QWidget):
         return dialog
 
     def set_reader_name(self, name: str) -> bool:
-        """Label as ``name`` from now on, and keep it in the settings."""
-        name = name.strip()
-        if not name or len(name) > 200 or any(ch in name for ch in "\r\n\t"):
+        """Label as ``name`` from now on, and keep it in the settings (the panel takes it
+        up from settings_changed, as it does a name changed in Preferences)."""
+        try:
+            problem = self.session.update_settings(reader_name=name)
+        except SettingsError:  # the settings' own rule for a reader name
             self.shell.show_status(
-                "A reader name must be 1 to 200 characters without tabs or line breaks.", 8000)
+                f"A reader name must be 1 to {MAX_READER_NAME} characters without tabs or "
+                f"line breaks.", 8000)
             return False
-        self.state.set_reader(name)
-        self.client.reader = name
-        self.client.call(lambda store: setattr(store, "reader", name))
-        problem = self.session.update_settings(reader_name=name)
         if problem:
             self.shell.show_status(f"The reader name is used now, but {problem[0].lower()}"
                                    f"{problem[1:]}", 10_000)
+        return True
+
+    def _on_settings_changed(self, settings) -> None:
+        name = settings.reader_name
+        if name == self.reader:
+            return
+        self.state.set_reader(name)
+        self.client.reader = name
+        self.client.call(lambda store: setattr(store, "reader", name))
         self._last_saved.clear()
         self.regions.load()
         self._refresh_all()
-        return True
 
     # ------------------------------------------------------------ opened images
     def _on_catalog_opened(self, catalog: Catalog) -> None:

@@ -156,7 +156,9 @@ class ReadingRoom(QObject):
             view.actions_by_name[name].toggled.connect(
                 lambda on, n=name, v=view: self._share_toggle(v, n, on))
         if self._applied:  # a view added later: the settings and shared choices so far
-            self._apply_to(view, self.session.settings, corner_text=True)
+            # Corner text is one of the shared toggles, copied from the active view below;
+            # applying the saved default here would switch it for every view.
+            self._apply_to(view, self.session.settings, corner_text=False)
             with self._sharing():
                 view.set_tool(self.active_view.tool)
                 for name in SHARED_TOGGLES:

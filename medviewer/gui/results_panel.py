@@ -66,7 +66,6 @@ class AiReader(QObject):
     model_ready = Signal(object)  # ModelSession
     model_failed = Signal(str)
     read_finished = Signal(object)  # ImageRead shown in the panel
-    read_failed = Signal(str)
     import_ended = Signal(str)  # 'finished' | 'failed'
 
     def __init__(self, session: Session, shell: Shell, view: ImageView) -> None:
@@ -77,6 +76,8 @@ class AiReader(QObject):
         self.view = view
         settings = session.settings
         self.auto_read = bool(settings.ai_auto_run)
+        # The saved defaults of the two toggles, as last applied (see _on_settings_changed).
+        self._toggle_defaults = (bool(settings.ai_auto_run), bool(settings.saliency_overlay))
         self.message_box: QMessageBox | None = None
         self.info_dialog: ModelInfoDialog | None = None
         self.models_dialog: ModelsDialog | None = None
@@ -129,10 +130,6 @@ class AiReader(QObject):
     def model(self) -> ModelSession | None:
         """The loaded model's onnxruntime session (None while loading or unusable)."""
         return self.state.model
-
-    @property
-    def load_info(self) -> LoadedModel | None:
-        return self.state.loaded
 
     @property
     def read(self) -> ImageRead | None:
@@ -543,7 +540,8 @@ class AiReader(QObject):
             image=Path(instance.path), model=self.model, output=Path(output),
             deidentify=deidentify, frame=self.view.frame, class_name=self.state.chosen_class,
             opacity=self.overlay.opacity, reader=labelling.reader,
-            label_set=labelling.label_set.name if labelling.label_set else None)
+            label_set=labelling.label_set.name if labelling.label_set else None,
+            store_path=labelling.store_path)  # the store the label panel works in
         worker = JobWorker(lambda cancel: report_job(request, cancel),
                            "writing the AI report")
         worker.finished.connect(lambda result: self.status(
@@ -632,9 +630,15 @@ class AiReader(QObject):
         self.saliency.stop_jobs()
 
     def _on_settings_changed(self, settings: Any) -> None:
-        """Preferences: reading each image on open, and the overlay shown by default."""
-        self.auto_action.setChecked(bool(settings.ai_auto_run))
-        self.overlay_action.setChecked(bool(settings.saliency_overlay))
+        """Preferences: reading each image on open, and the overlay shown by default. Only
+        a default that changed moves its toggle: any other saved setting (the opacity, the
+        model) must leave the reader's own choice for this session alone."""
+        defaults = (bool(settings.ai_auto_run), bool(settings.saliency_overlay))
+        if defaults[0] != self._toggle_defaults[0]:
+            self.auto_action.setChecked(defaults[0])
+        if defaults[1] != self._toggle_defaults[1]:
+            self.overlay_action.setChecked(defaults[1])
+        self._toggle_defaults = defaults
 
     def read_current(self, out_of_scope: bool = False) -> JobWorker | None:
         """Run AI on the shown frame (Ctrl+R); a read still running for it is dropped.
@@ -685,7 +689,6 @@ class AiReader(QObject):
         self.panel.clear_result()
         self.panel.show_status(sentence, error=True)
         self.status(sentence, 15_000)
-        self.read_failed.emit(sentence)
 
 
 def install_ai(shell: Shell, session: Session, view: ImageView) -> AiReader:

@@ -436,6 +436,23 @@ def test_reader_name_in_status_bar_and_labels_saved_under_it(qtbot, main_window,
     assert panel.reader == "dr-b"
 
 
+def test_a_reader_name_saved_in_preferences_is_the_one_labels_are_saved_under(
+        qtbot, main_window, folder):
+    """Preferences saves the name through the session's settings; the panel, its store
+    client and the store take it from settings_changed, as from the reader dialog."""
+    window, panel = main_window, main_window.label_panel
+    open_folder(qtbot, window, folder)
+    create_label_set(qtbot, panel, "pneumonia", ["normal", "pneumonia"])
+    window.session.update_settings(reader_name="dr-c")  # what Preferences > Save does
+    assert panel.reader == "dr-c" and panel.client.reader == "dr-c"
+    assert panel.reader_button.text() == "Reader: dr-c"
+    press(qtbot, window, Qt.Key.Key_2)
+    with stored() as store:
+        assert store.decisions("pneumonia")[panel.current_key] == {"dr-c": ("pneumonia",)}
+    window.session.update_settings(overlay_opacity=0.5)  # another setting: no change
+    assert panel.reader == "dr-c"
+
+
 def test_labelling_keys_take_1_and_r_only_while_labelling(qtbot, main_window, folder):
     window, panel = main_window, main_window.label_panel
     view = window.image_view

@@ -242,6 +242,23 @@ def test_shown_image_gets_bars_against_the_threshold_and_the_flag(
     assert suggestions[0][0]["finding"] == pytest.approx(191 / 255, abs=1e-5)
 
 
+def test_saving_another_setting_leaves_the_readers_toggles_alone(qtbot, ai_window):
+    """Auto-read and the overlay are the reader's for this session; only a change of their
+    own saved defaults (Preferences) moves them, not a saved opacity or model."""
+    ai = ai_window.ai
+    ai.auto_action.setChecked(False)
+    ai.overlay_action.setChecked(not ai_window.settings.saliency_overlay)
+    chosen = ai.overlay_action.isChecked()
+    ai_window.session.update_settings(overlay_opacity=0.3)
+    assert not ai.auto_action.isChecked() and ai.overlay_action.isChecked() == chosen
+    ai_window.session.update_settings(ai_auto_run=False)  # the default itself: no change
+    assert not ai.auto_action.isChecked()
+    default = ai_window.settings.saliency_overlay
+    ai.overlay_action.setChecked(default)
+    ai_window.session.update_settings(saliency_overlay=not default)  # a new default: applies
+    assert ai.overlay_action.isChecked() == (not default)
+
+
 def test_run_ai_action_reads_the_shown_image_again(qtbot, ai_window, models, tmp_path):
     ai = ai_window.ai
     choose(qtbot, ai_window, models["mean"].key)
