@@ -94,6 +94,12 @@ class KeyImageStore:
         with self._lock:
             return sorted(study for study, images in self._read().items() if images)
 
+    def all_flags(self) -> dict[str, list[KeyImage]]:
+        """Every study's key images (studies sorted), from one read of the file."""
+        with self._lock:
+            table = self._read()
+        return {study: list(table[study]) for study in sorted(table) if table[study]}
+
     def is_flagged(self, study: str, image: str, frame: int = 0) -> bool:
         return any(k.identity == (study, image, frame) for k in self.for_study(study))
 

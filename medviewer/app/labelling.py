@@ -203,6 +203,8 @@ class Labelling:
     def close_all(self) -> None:
         self._scopes.clear()
         self._scope_index = None
+        self._keys.clear()  # as close_paths does for some images: nothing stale is kept
+        self._suggestions.clear()
         self.current_path = self.current_ref = None
         self.events.keys_changed.emit(None)
         self.events.image_changed.emit(None)
@@ -311,11 +313,6 @@ class Labelling:
         path = Path(path)
         self._suggestions[path] = suggestion
         self.events.suggestion_changed.emit(path)
-
-    def clear_suggestion(self, path: Path | None = None) -> None:
-        path = Path(path) if path is not None else self.current_path
-        if path is not None and self._suggestions.pop(path, None) is not None:
-            self.events.suggestion_changed.emit(path)
 
     def suggestion(self, path: Path | None = None) -> AiSuggestion | None:
         path = Path(path) if path is not None else self.current_path

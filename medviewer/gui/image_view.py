@@ -497,9 +497,12 @@ class ImageView(QWidget):
         """Set a custom window in modality units."""
         if self.instance is None:
             return
+        voi = pixels.Window(float(center), max(float(width), self._narrowest_width()),
+                            function, "Custom")
+        if self.preset_key == "custom" and voi == self.voi:
+            return  # the same window (a synced view on every cine frame): nothing to redraw
         self.preset_key = "custom"
-        self.voi = pixels.Window(float(center), max(float(width), self._narrowest_width()),
-                                 function, "Custom")
+        self.voi = voi
         self.refresh()
         self._check_preset_action()
         self._emit_window()

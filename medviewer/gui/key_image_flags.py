@@ -27,10 +27,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _all_flags(store: KeyImageStore) -> dict[str, list[KeyImage]]:
-    return {study: store.for_study(study) for study in store.studies()}
-
-
 def _toggle_job(store: KeyImageStore, target: Any, frame: int, reader: str, cancel):
     """Job: flag or unflag an image (an Instance, or a path to open); returns (flagged now,
     its study, every flag)."""
@@ -41,13 +37,13 @@ def _toggle_job(store: KeyImageStore, target: Any, frame: int, reader: str, canc
     instance = open_instance(target) if isinstance(target, Path) else target
     study, image = key_image_ref(instance)
     flagged = store.toggle(study, image, frame, reader=reader)
-    return flagged, study, _all_flags(store)
+    return flagged, study, store.all_flags()
     yield  # a generator: the one job protocol
 
 
 def _read_job(store: KeyImageStore, cancel):
     cancel.raise_if_cancelled()
-    return None, "", _all_flags(store)
+    return None, "", store.all_flags()
     yield
 
 
@@ -55,7 +51,6 @@ class KeyImageFlags(QObject):
     """The window's key images (see the module docstring)."""
 
     changed = Signal()  # :attr:`flags` changed
-    toggled = Signal(bool, str)  # flagged now, the image's file name
 
     def __init__(self, session: Session, say: Callable[[str], None],
                  store: KeyImageStore | None = None, parent: QObject | None = None) -> None:
@@ -123,7 +118,6 @@ class KeyImageFlags(QObject):
             self._say(f"{name} is a key image of its study now ({count} in the study)."
                       if flagged else f"{name} is no longer a key image ({count} left in "
                                       f"its study).")
-            self.toggled.emit(bool(flagged), name)
         self.changed.emit()
 
     @property

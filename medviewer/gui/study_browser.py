@@ -159,16 +159,16 @@ class _StudyTree(QTreeWidget):
 
 def paths_under(items) -> list[Path]:
     """The images of these rows and the rows under them, in the tree's order, once each."""
-    paths: list[Path] = []
+    paths: dict[Path, None] = {}  # ordered, and a look-up per row rather than a scan
     for item in items:
         stack = [item]
         while stack:
             node = stack.pop()
             record = node.data(0, _RECORD_ROLE)
-            if record is not None and record.path not in paths:
-                paths.append(record.path)
+            if record is not None:
+                paths.setdefault(record.path)
             stack.extend(node.child(i) for i in reversed(range(node.childCount())))
-    return paths
+    return list(paths)
 
 
 def instance_text(record: InstanceRecord, index: int) -> str:

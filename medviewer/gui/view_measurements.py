@@ -217,14 +217,14 @@ class MeasurementController(QObject):
         self._changed()
         return shown
 
-    def _show(self, record: Measurement) -> ShownMeasurement:
+    def _show(self, record: Measurement, fit: bool = True) -> ShownMeasurement:
         graphic = measurement_layer.MeasurementGraphic(self._view, record.kind)
         graphic.place(record.points, record.text(self.length_unit))
-        graphic.record = record
         graphic.set_visible(record.frame == self._view.frame)
         shown = ShownMeasurement(record, graphic, self.length_unit)
         self.shown.append(shown)
-        self._fit_captions()
+        if fit:
+            self._fit_captions()
         return shown
 
     def remove(self, shown: ShownMeasurement) -> None:
@@ -250,7 +250,8 @@ class MeasurementController(QObject):
         current ones; records from other frames are kept and shown on their frame."""
         self.clear(announce=False)
         for record in records:
-            self._show(record)
+            self._show(record, fit=False)
+        self._fit_captions()  # once for all, not once per record
         self._changed()
 
     def set_length_unit(self, unit: str) -> None:
