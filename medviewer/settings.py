@@ -213,10 +213,6 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def default_settings() -> Settings:
-    return Settings()
-
-
 # ---------------------------------------------------------------- the file
 
 

@@ -32,17 +32,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from medviewer.errors import UserError
+from medviewer.labels.values import (
+    MEASUREMENT_KINDS,
+    MEASUREMENT_POINTS,
+    SPACING_SOURCES,
+)
 
 if TYPE_CHECKING:
     from medviewer.dicom.pixels import Spacing
 
-KINDS = ("distance", "angle", "cobb", "rectangle", "ellipse", "text")
-POINTS_PER_KIND = {"distance": 2, "angle": 3, "cobb": 4, "rectangle": 2, "ellipse": 2,
-                   "text": 1}
+# The kinds, their points and the spacing sources are the label store's, where they are kept.
+KINDS = MEASUREMENT_KINDS
+POINTS_PER_KIND = {kind: points for kind, (points, _) in MEASUREMENT_POINTS.items()}
 ROI_KINDS = ("rectangle", "ellipse")
-# Where the pixel spacing came from: the DICOM attribute, the reader's calibration, or none.
-SPACING_SOURCES = ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing",
-                   "calibrated", "none")
 SOURCE_NAMES = {"PixelSpacing": "Pixel Spacing", "ImagerPixelSpacing": "Imager Pixel Spacing",
                 "NominalScannedPixelSpacing": "Nominal Scanned Pixel Spacing",
                 "calibrated": "calibrated", "none": "no pixel spacing"}

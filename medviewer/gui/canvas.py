@@ -5,7 +5,7 @@ builds this canvas after the main window has painted (or when an image or an ove
 needs it), instead of at start-up.
 
 What each mouse button's drag does is the view's *mouse mapping* (``drag_actions``, one of
-:data:`DRAG_ACTIONS` per button, the names the settings use); while a measurement tool is
+``medviewer.settings.DRAG_ACTIONS`` per button); while a measurement tool is
 chosen the left button draws with it whatever the mapping says.
 """
 
@@ -17,9 +17,6 @@ from medviewer.gui.lazy import import_pyqtgraph
 
 pg = import_pyqtgraph()
 
-# What a drag can do: window/level, pan, zoom, or the chosen measurement tool (pan when none).
-DRAG_ACTIONS = ("window_level", "pan", "zoom", "tool")
-WHEEL_ACTIONS = ("frames", "zoom")  # frames: scroll a multi-frame image, else zoom
 ZOOM_PER_PIXEL = 1.01  # a zoom drag scales by this per screen pixel (down = out)
 
 

@@ -33,7 +33,6 @@ from medviewer.gui import canvas
 from medviewer.gui.view_tools import TOOLS, Tool
 
 if TYPE_CHECKING:
-    from medviewer.app.measurements import Measurement
     from medviewer.gui.view_host import DrawingView
 
 MEASURE_COLOUR = QColor(255, 210, 0)
@@ -75,7 +74,6 @@ class MeasurementGraphic:
                  dashed: bool = False) -> None:
         self.kind = kind
         self.points: tuple[tuple[float, float], ...] = ()
-        self.record: Measurement | None = None
         self.items: list[Any] = []
         pen = _pen(colour, dashed)
         if kind == "rectangle":
@@ -234,7 +232,6 @@ class MeasurementLayer(QObject):
     """Collects a tool's points from drags and clicks; shows the shape being drawn."""
 
     completed = Signal(str, object)  # tool name, tuple of (x, y) image points
-    probed = Signal(float, float)  # image point the pixel probe reads
 
     def __init__(self, view: DrawingView, preview_text: Callable[[str, tuple], str]) -> None:
         super().__init__(view)
@@ -330,7 +327,6 @@ class MeasurementLayer(QObject):
         if self._probe is None:
             self._probe = MeasurementGraphic(self._view, "text", PROBE_COLOUR)
         self._probe.place([point], self._preview_text("probe", (point,)))
-        self.probed.emit(point[0], point[1])
 
     def clear_probe(self) -> None:
         if self._probe is not None:

@@ -57,7 +57,6 @@ class ActionView(Protocol):
 
     instance: Any
     measures: Any  # gui.view_measurements.ViewMeasurements
-    tool_group: Any  # QActionGroup
     actions_by_name: dict[str, Any]
 
     def _action(self, name: str, text: str, keys: Any, slot: Any, *args: Any,

@@ -42,7 +42,6 @@ def build_tool_actions(view: ActionView) -> None:
                               lambda on, name=tool.name: view._on_tool_toggled(name, on),
                               checkable=True, tip=tool.tip)
         group.addAction(action)
-    view.tool_group = group
     view._action("no_tool", "&No tool (stop measuring)", "Escape", _stop_tool(view),
                  tip="Left drag goes back to the mouse mapping; a half-drawn shape is dropped")
     view._action("clear_measurements", "&Clear measurements", "Shift+Del",

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# What a drag can do: window/level, pan, zoom, or the chosen tool (pan when none is chosen).
-DRAG_ACTIONS = ("window_level", "pan", "zoom", "tool")
-WHEEL_ACTIONS = ("frames", "zoom")  # frames: scroll a multi-frame image (zoom if single)
+from medviewer.settings import DRAG_ACTIONS, WHEEL_ACTIONS  # one list, the settings'
+
 DRAG_ACTION_NAMES = {"window_level": "Window/level: right/left = wider/narrower, down/up = "
                                      "higher/lower centre",
                      "pan": "Pan", "zoom": "Zoom: up = in, down = out",
