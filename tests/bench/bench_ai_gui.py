@@ -26,25 +26,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.bench.event_loop import run_until
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SHARED = PROJECT_ROOT.parent / "shared" / "data"
 READS_SMALL = 12
 READS_LARGE = 4
 BATCH_IMAGES = 200
-
-
-def _wait(predicate, timeout_s: float = 120.0) -> None:
-    from PySide6.QtCore import QEventLoop, QTimer
-
-    loop = QEventLoop()
-    timer = QTimer()
-    timer.timeout.connect(lambda: predicate() and loop.quit())
-    timer.start(1)
-    QTimer.singleShot(int(timeout_s * 1000), loop.quit)
-    loop.exec()
-    timer.stop()
-    if not predicate():
-        raise TimeoutError("the window did not get there in time")
 
 
 class StallMeter:
@@ -96,15 +84,15 @@ def _run(tmp: Path) -> None:
 
     from medviewer.app import ai_reading
     from medviewer.gui import results_panel
-    from medviewer.gui.overlay import saliency_rgba
     from medviewer.gui.main_window import MainWindow
+    from medviewer.gui.overlay import saliency_rgba
 
     window = MainWindow()
     window.resize(1600, 960)
     window.show()
     ai, view = window.ai, window.image_view
     ai.choose_model(entry.key)
-    _wait(lambda: ai.model is not None)
+    run_until(lambda: ai.model is not None)
     session = ai.model
     print(f"provider: {session.provider}")
     explained = entry.card.classes[-1]  # as if chosen in the class box (PNEUMONIA)
@@ -131,14 +119,14 @@ def _run(tmp: Path) -> None:
         started = time.perf_counter()
         count = len(shown)
         meter.start()
-        _wait(lambda: len(shown) > count and ai.overlay.is_showing)
+        run_until(lambda: len(shown) > count and ai.overlay.is_showing)
         elapsed = time.perf_counter() - started
         return elapsed, meter.stop()
 
     def idle_stall(seconds: float) -> float:
         started = time.perf_counter()
         meter.start()
-        _wait(lambda: time.perf_counter() - started >= seconds, seconds + 5)
+        run_until(lambda: time.perf_counter() - started >= seconds, seconds + 5)
         return meter.stop()
 
     rows = []
@@ -173,7 +161,7 @@ def _run(tmp: Path) -> None:
         ai.batch.ended.connect(ended.append)
         started = time.perf_counter()
         ai.batch.run(files, f"{len(files)} images")
-        _wait(lambda: bool(ended))
+        run_until(lambda: bool(ended))
         in_gui.append(time.perf_counter() - started)
         ai.batch.ended.disconnect(ended.append)
         assert ended == ["finished"] and ai.batch.panel.table.rowCount() == len(files)

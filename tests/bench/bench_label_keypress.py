@@ -35,6 +35,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.bench.event_loop import run_until
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 KERMANY = PROJECT_ROOT.parent / "shared" / "data" / "xray" / "kermany224" / "test"
 PRESSES = 100
@@ -95,31 +97,14 @@ class _Timer:
         target = self.view.graphics_view
         started, started_cpu = time.perf_counter(), time.thread_time()
         QTest.keyClick(target, key)
-        _wait_until(lambda: self.painted_at is not None, 10_000)
+        run_until(lambda: self.painted_at is not None, 10)
         return ((self.shown_at - started) * 1000.0, (self.painted_at - started) * 1000.0,
                 (self.painted_cpu - started_cpu) * 1000.0, Path(self.view.instance.path))
 
 
-def _wait_until(predicate, timeout_ms: int) -> None:
-    """Run the event loop until predicate() (a benchmark driver, never app code)."""
-    from PySide6.QtCore import QEventLoop, QTimer
-
-    if predicate():
-        return
-    loop = QEventLoop()
-    poll = QTimer()
-    poll.timeout.connect(lambda: predicate() and loop.quit())
-    poll.start(1)
-    QTimer.singleShot(timeout_ms, loop.quit)
-    loop.exec()
-    poll.stop()
-    if not predicate():
-        raise TimeoutError("the window did not get there in time")
-
-
 def _settle(window, ms: int = 30) -> None:
     panel = window.label_panel
-    _wait_until(lambda: not panel.busy and not window.image_view.is_loading, 20_000)
+    run_until(lambda: not panel.busy and not window.image_view.is_loading, 20)
     from PySide6.QtCore import QEventLoop, QTimer
 
     loop = QEventLoop()
@@ -129,9 +114,9 @@ def _settle(window, ms: int = 30) -> None:
 
 def _open(window, folder: Path) -> None:
     window.open_paths([folder])
-    _wait_until(lambda: window.image_view.instance is not None
-                and Path(window.image_view.instance.path).parent == folder
-                and not window.is_indexing and not window.study_browser.is_busy, 60_000)
+    run_until(lambda: window.image_view.instance is not None
+              and Path(window.image_view.instance.path).parent == folder
+              and not window.is_indexing and not window.study_browser.is_busy, 60)
     _settle(window)
 
 
@@ -176,7 +161,7 @@ def _class_keys(window, folder: Path, presses: int = 40) -> None:
         QTest.keyClick(target, key)
         in_press.append((time.thread_time() - started_cpu) * 1000.0)
         in_press_wall.append((time.perf_counter() - started) * 1000.0)
-        _wait_until(lambda: not panel.client.pending, 10_000)
+        run_until(lambda: not panel.client.pending, 10)
         until_saved.append((time.perf_counter() - started) * 1000.0)
         _settle(window, 10)
     direct = []
@@ -229,7 +214,7 @@ def main() -> None:
         window.show()
         panel = window.label_panel
         panel.create_label_set("bench", ["normal", "pneumonia"], False)
-        _wait_until(lambda: panel.label_set is not None, 20_000)
+        run_until(lambda: panel.label_set is not None, 20)
 
         n, p = Qt.Key.Key_N, Qt.Key.Key_P
         sample_keys = ([n] * 5 + [p] * 5) * (PRESSES // 10)

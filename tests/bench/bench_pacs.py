@@ -28,6 +28,7 @@ from medviewer.jobs import run_to_end
 from medviewer.pacs import operations as ops
 from medviewer.pacs.query import StudyQuery
 from medviewer.pacs.servers import ServerConfig
+from tests.bench.event_loop import run_until
 from tests.pacs.orthanc import ORTHANC_AE, PASSWORD, USER, Orthanc, missing_programs
 from tests.pacs.studies import make_instance, make_study
 
@@ -140,14 +141,6 @@ def bench_first_image_on_screen(orthanc: Orthanc, work: Path, study_uid: str) ->
                                     auth="basic", username=USER, timeout_s=30))
     servers.secrets.set("Bench DICOMweb", PASSWORD, remember=False)
 
-    def wait(predicate, timeout_s: float = 60.0) -> None:
-        deadline = time.perf_counter() + timeout_s
-        while not predicate():
-            if time.perf_counter() > deadline:
-                raise TimeoutError("the window did not get there in time")
-            QApplication.processEvents()
-            time.sleep(0.001)
-
     def one_round(server_name: str) -> tuple[float, float]:
         shutil.rmtree(user_cache_dir() / "pacs", ignore_errors=True)
         window = MainWindow()
@@ -156,7 +149,7 @@ def bench_first_image_on_screen(orthanc: Orthanc, work: Path, study_uid: str) ->
         panel = window.show_pacs_panel()
         panel.server_box.setCurrentText(server_name)
         panel.search()
-        wait(lambda: panel._search_worker is None and panel.tree.topLevelItemCount() > 0)
+        run_until(lambda: panel._search_worker is None and panel.tree.topLevelItemCount() > 0)
         study_item = panel.tree.topLevelItem(0).child(0)
         shown: list[float] = []
         window.image_view.image_shown.connect(
@@ -164,12 +157,12 @@ def bench_first_image_on_screen(orthanc: Orthanc, work: Path, study_uid: str) ->
             if instance is not None and "pacs" in instance.path.parts else None)
         started = time.perf_counter()
         panel.retrieve_item(study_item)
-        wait(lambda: bool(panel.last_retrieved))
+        run_until(lambda: bool(panel.last_retrieved))
         on_disk = time.perf_counter() - started
-        wait(lambda: bool(shown))
+        run_until(lambda: bool(shown))
         QApplication.processEvents()  # the repaint that showing the image queued
         painted = time.perf_counter() - started
-        wait(lambda: panel._transfer_worker is None)
+        run_until(lambda: panel._transfer_worker is None)
         window.close()
         window.deleteLater()
         QApplication.processEvents()

@@ -14,20 +14,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from PySide6.QtCore import QEventLoop, QTimer
 from PySide6.QtWidgets import QApplication
+
+from tests.gui.make_screenshots import pause, wait_until
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 WG04 = PROJECT_ROOT.parent / "shared" / "data" / "dicom" / "wg04"
-
-
-def wait(condition, timeout_ms: int = 60_000) -> None:
-    waited = 0
-    while not condition() and waited < timeout_ms:
-        loop = QEventLoop()
-        QTimer.singleShot(50, loop.quit)
-        loop.exec()
-        waited += 50
 
 
 def main(out: Path) -> None:
@@ -44,14 +36,14 @@ def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     editor = MaskEditor(WG04 / "REF" / "US1_UNC")
     editor.show()
-    wait(lambda: editor.canvas.image is not None)
+    wait_until(lambda: editor.canvas.image is not None)
     editor.canvas.rectangles[:] = [MaskRect(0, 0, 640, 42), MaskRect(470, 50, 170, 60)]
     editor._refresh_list()
     editor.canvas.update()
-    wait(lambda: False, 300)
+    pause(300)
     editor.grab().save(str(out / "deid-mask-editor.png"))
     editor.preview.setChecked(True)
-    wait(lambda: False, 300)
+    pause(300)
     editor.grab().save(str(out / "deid-mask-editor-preview.png"))
     mask = editor.mask()
     editor.reject()
@@ -62,8 +54,8 @@ def main(out: Path) -> None:
     dialog.set_mask(mask)
     dialog.show()
     dialog.start()
-    wait(lambda: dialog.result is not None or bool(dialog.error.text()))
-    wait(lambda: dialog.start_button.isEnabled())
+    wait_until(lambda: dialog.result is not None or bool(dialog.error.text()))
+    wait_until(lambda: dialog.start_button.isEnabled())
     dialog.grab().save(str(out / "deid-dialog.png"))
     dialog.reject()
 
@@ -80,10 +72,10 @@ def main(out: Path) -> None:
     export.val.setValue(0.2)
     export.test.setValue(0.2)
     export.show()
-    wait(lambda: export.label_set.count() > 0)
+    wait_until(lambda: export.label_set.count() > 0)
     export.start()
-    wait(lambda: export.result is not None or bool(export.error.text()))
-    wait(lambda: export.start_button.isEnabled())
+    wait_until(lambda: export.result is not None or bool(export.error.text()))
+    wait_until(lambda: export.start_button.isEnabled())
     export.grab().save(str(out / "deid-dataset-export.png"))
     export.reject()
     app.processEvents()

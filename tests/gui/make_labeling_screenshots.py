@@ -15,19 +15,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from PySide6.QtCore import QEventLoop, QTimer, Qt
+from PySide6.QtCore import Qt
 
 from medviewer.app.labelling import AiSuggestion
-from tests.gui.make_screenshots import hover, settle, wait_until
+from tests.gui.make_screenshots import hover, pause, settle, wait_until
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 KERMANY = PROJECT_ROOT.parent / "shared" / "data" / "xray" / "kermany224" / "test"
-
-
-def pause(ms: int) -> None:
-    loop = QEventLoop()
-    QTimer.singleShot(ms, loop.quit)
-    loop.exec()
 
 
 def idle(window, ms: int = 250) -> None:

@@ -13,16 +13,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from PySide6.QtCore import QEventLoop, QTimer
 from PySide6.QtWidgets import QApplication
 
-from tests.gui.make_screenshots import wait_until
-
-
-def pause(ms: int) -> None:
-    loop = QEventLoop()
-    QTimer.singleShot(ms, loop.quit)
-    loop.exec()
+from tests.gui.make_screenshots import pause, wait_until
 
 
 def main(out_dir: str) -> int:

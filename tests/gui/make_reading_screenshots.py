@@ -16,41 +16,23 @@ import tempfile
 from pathlib import Path
 
 import pydicom
-from PySide6.QtCore import QEvent, QEventLoop, Qt, QTimer
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication, QMainWindow
 
 from medviewer.paths import SAMPLE_STUDY_DIR
+from tests.gui.make_screenshots import pause, wait_until
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SHARED = PROJECT_ROOT.parent / "shared" / "data" / "dicom"
 PYDICOM_DATA = Path(pydicom.__file__).parent.parent / "data_store" / "data"
 
 
-def wait(ms: int) -> None:
-    loop = QEventLoop()
-    QTimer.singleShot(ms, loop.quit)
-    loop.exec()
-
-
-def wait_until(predicate, timeout_ms: int = 30_000) -> None:
-    """Run the event loop until predicate() is true (a script helper, never app code)."""
-    loop = QEventLoop()
-    timer = QTimer()
-    timer.timeout.connect(lambda: predicate() and loop.quit())
-    timer.start(20)
-    QTimer.singleShot(timeout_ms, loop.quit)
-    loop.exec()
-    timer.stop()
-    if not predicate():
-        raise TimeoutError("the view did not get there in time")
-
-
 def show(view, path) -> None:
     view.open_path(path)
     wait_until(lambda: view.instance is not None and Path(view.instance.path) == Path(path)
                and not view.is_loading)
-    wait(100)
+    pause(100)
 
 
 def mouse(view, kind, x, y, button=Qt.MouseButton.LeftButton, buttons=None) -> None:
@@ -59,7 +41,7 @@ def mouse(view, kind, x, y, button=Qt.MouseButton.LeftButton, buttons=None) -> N
     event = QMouseEvent(kind, pos, viewport.mapToGlobal(pos), button,
                         button if buttons is None else buttons, Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(viewport, event)
-    wait(30)
+    pause(30)
 
 
 def drag(view, start, end, button=Qt.MouseButton.LeftButton) -> None:
@@ -119,10 +101,10 @@ def main(out_dir: str) -> None:
         grid.message.connect(lambda text: window.statusBar().showMessage(text))
         window.resize(1500, 940)
         window.show()
-        wait(300)
+        pause(300)
 
         def save(name: str) -> None:
-            wait(250)
+            pause(250)
             window.grab().save(str(out / name))
             print("saved", name)
 
@@ -219,7 +201,7 @@ def main(out_dir: str) -> None:
         view = grid.primary_view
         menu = view.build_context_menu((256.0, 256.0))
         menu.popup(view.mapToGlobal(view.rect().center()))
-        wait(300)
+        pause(300)
         menu.grab().save(str(out / "reading_context_menu.png"))
         print("saved reading_context_menu.png")
         menu.close()

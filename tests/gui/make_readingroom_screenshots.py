@@ -23,8 +23,14 @@ from PySide6.QtWidgets import QApplication
 
 from medviewer.paths import SAMPLE_STUDY_DIR
 from tests.gui.make_reading_screenshots import (
-    SHARED, click, dated_copy, drag, show, wait, wait_until, with_shutter,
+    SHARED,
+    click,
+    dated_copy,
+    drag,
+    show,
+    with_shutter,
 )
+from tests.gui.make_screenshots import pause, wait_until
 
 
 def main(out_dir: str) -> None:
@@ -46,10 +52,10 @@ def main(out_dir: str) -> None:
         window.resize(1560, 960)
         window.move(0, 0)
         window.show()
-        wait(500)
+        pause(500)
 
         def save(name: str, screen: bool = False) -> None:
-            wait(300)
+            pause(300)
             picture = (app.primaryScreen().grabWindow(0, 0, 0, 1580, 990) if screen
                        else window.grab())
             picture.save(str(out / name))
@@ -126,7 +132,7 @@ def main(out_dir: str) -> None:
         # 3. View > Tools, open over the window.
         view_menu = window.menus["view"]
         window.menuBar().setActiveAction(view_menu.menuAction())
-        wait(300)
+        pause(300)
         view_menu.setActiveAction(window.reading.tools_menu.menuAction())
         window.reading.tools_menu.popup(
             view_menu.mapToGlobal(view_menu.actionGeometry(

@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from PySide6.QtCore import QEventLoop, QPointF, QTimer
+from PySide6.QtCore import QEventLoop, QTimer
 
 from medviewer.paths import SAMPLE_STUDY_DIR
 
@@ -34,12 +34,17 @@ def wait_until(predicate, timeout_ms: int = 30_000) -> None:
         raise TimeoutError("the window did not get there in time")
 
 
-def settle(window, ms: int = 300) -> None:
-    wait_until(lambda: not window.is_indexing and not window.image_view.is_loading
-               and not window.study_browser.is_busy)
+def pause(ms: int) -> None:
+    """Let the event loop run for ``ms`` (paints, queued signals)."""
     loop = QEventLoop()
     QTimer.singleShot(ms, loop.quit)
     loop.exec()
+
+
+def settle(window, ms: int = 300) -> None:
+    wait_until(lambda: not window.is_indexing and not window.image_view.is_loading
+               and not window.study_browser.is_busy)
+    pause(ms)
 
 
 def hover(view, x: float, y: float) -> None:
