@@ -53,6 +53,14 @@ class PixelCache:
                 _, evicted = self._items.popitem(last=False)
                 self._bytes -= evicted.nbytes
 
+    def set_budget(self, budget_bytes: int) -> None:
+        """A new size limit (the settings' pixel_cache_mb); the oldest frames go to fit it."""
+        with self._lock:
+            self.budget_bytes = int(budget_bytes)
+            while self._bytes > self.budget_bytes and self._items:
+                _, evicted = self._items.popitem(last=False)
+                self._bytes -= evicted.nbytes
+
     def clear(self) -> None:
         with self._lock:
             self._items.clear()

@@ -523,6 +523,11 @@ class MainWindow(QMainWindow):
             self.image_view.open_path(path)
 
     def _on_image_shown(self, instance) -> None:
+        from medviewer.dicom.instance import pixel_cache  # loaded with the image shown
+
+        budget = int(self.settings.pixel_cache_mb) * 1024 * 1024  # Preferences' size
+        if pixel_cache.budget_bytes != budget:
+            pixel_cache.set_budget(budget)
         name = instance.path.name
         self.setWindowTitle(f"{name} — MedViewer")
         self.readout_label.clear()

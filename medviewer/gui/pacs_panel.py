@@ -44,7 +44,7 @@ from medviewer.gui.widgets import wrapping_label
 from medviewer.gui.workers import JobWorker
 from medviewer.jobs import Progress
 from medviewer.pacs import servers
-from medviewer.pacs.cache import RetrieveCache
+from medviewer.pacs.cache import RetrieveCache, default_cache_root
 from medviewer.pacs.query import (
     SeriesRow,
     StudyQuery,
@@ -87,7 +87,8 @@ class PacsPanel(QWidget):
         self.session = session
         self.shell = shell
         self._open_study_uids = open_study_uids or (lambda: ())
-        self._cache = cache
+        self._given_cache = cache  # a test's; else the settings' (cache())
+        self._cache: RetrieveCache | None = None
         self._opened: set[str] = set()  # studies this panel asked to open
         self._search_worker: JobWorker | None = None
         self._transfer_worker: JobWorker | None = None
@@ -352,10 +353,15 @@ class PacsPanel(QWidget):
 
     # ------------------------------------------------------------ retrieve
     def cache(self) -> RetrieveCache:
-        if self._cache is None:
-            limit_mb = getattr(getattr(self, "_config", None), "cache_limit_mb",
-                               servers.DEFAULT_CACHE_MB)
-            self._cache = RetrieveCache(limit_bytes=limit_mb * 1024 * 1024)
+        """The retrieve cache in the folder and size the settings (Preferences) name."""
+        if self._given_cache is not None:
+            return self._given_cache
+        settings = self.session.settings
+        root = Path(settings.retrieve_cache_dir).expanduser() if settings.retrieve_cache_dir \
+            else default_cache_root()
+        limit = int(settings.retrieve_cache_mb) * 1024 * 1024
+        if self._cache is None or (self._cache.root, self._cache.limit_bytes) != (root, limit):
+            self._cache = RetrieveCache(root, limit)
         return self._cache
 
     def retrieve_item(self, item: QTreeWidgetItem | None) -> None:

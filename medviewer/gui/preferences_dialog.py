@@ -181,9 +181,9 @@ class PreferencesDialog(QDialog):
 
     @staticmethod
     def default_retrieve_dir() -> Path:
-        from medviewer.paths import user_cache_dir
+        from medviewer.pacs.cache import default_cache_root
 
-        return user_cache_dir() / "retrieve"
+        return default_cache_root()
 
     def show_settings(self, settings: Settings) -> None:
         for name, (_, show) in self.fields.items():

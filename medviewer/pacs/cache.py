@@ -68,9 +68,14 @@ def _folder_size(folder: Path) -> int:
     return total
 
 
+def default_cache_root() -> Path:
+    """Where retrieved studies go unless the settings name another folder."""
+    return user_cache_dir() / "pacs"
+
+
 class RetrieveCache:
     def __init__(self, root: Path | None = None, limit_bytes: int = 4096 * 1024 * 1024) -> None:
-        self.root = root if root is not None else user_cache_dir() / "pacs"
+        self.root = root if root is not None else default_cache_root()
         self.root.mkdir(parents=True, exist_ok=True)
         self.limit_bytes = int(limit_bytes)
 

@@ -27,7 +27,6 @@ AUTH_KINDS = ("none", "basic", "bearer")
 RETRIEVE_METHODS = ("get", "move")
 DEFAULT_CALLING_AE = "MEDVIEWER"
 DEFAULT_TIMEOUT_S = 30.0
-DEFAULT_CACHE_MB = 4096
 KEYRING_SERVICE = "MedViewer PACS"
 _AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")  # printable ASCII but backslash
 
@@ -135,7 +134,6 @@ def parse_address(text: str, calling_ae: str = DEFAULT_CALLING_AE) -> ServerConf
 @dataclass
 class PacsConfig:
     servers: list[ServerConfig]
-    cache_limit_mb: int = DEFAULT_CACHE_MB
 
     def find(self, name: str) -> ServerConfig:
         for server in self.servers:
@@ -161,7 +159,7 @@ def load_config(path: Path | None = None) -> PacsConfig:
                         f"it.") from None
     try:
         servers = [ServerConfig.from_dict(item) for item in raw.get("servers", [])]
-        return PacsConfig(servers, int(raw.get("cache_limit_mb", DEFAULT_CACHE_MB)))
+        return PacsConfig(servers)  # an older file's "cache_limit_mb": now a setting
     except (TypeError, ValueError, AttributeError):
         raise PacsError(f"The server list {path} is not in MedViewer's format; fix or "
                         f"remove it.") from None
@@ -170,8 +168,7 @@ def load_config(path: Path | None = None) -> PacsConfig:
 def save_config(config: PacsConfig, path: Path | None = None) -> None:
     """Write atomically; secrets are never part of it."""
     path = path or config_path()
-    document = {"version": 1, "cache_limit_mb": config.cache_limit_mb,
-                "servers": [s.to_dict() for s in config.servers]}
+    document = {"version": 1, "servers": [s.to_dict() for s in config.servers]}
     try:
         write_atomically(path, json.dumps(document, indent=2))
     except OSError as exc:

@@ -143,6 +143,15 @@ def test_pixel_cache_is_lru_and_keeps_to_its_budget():
     assert cache.get(("big",)) is None and cache.used_bytes <= 1000
 
 
+def test_a_smaller_budget_drops_the_oldest_frames_at_once():
+    cache = PixelCache(budget_bytes=1000)
+    for name in "abc":
+        cache.put((name,), np.zeros(300, dtype=np.uint8))
+    cache.set_budget(700)
+    assert cache.used_bytes == 600 and cache.get(("a",)) is None
+    assert cache.get(("b",)) is not None and cache.get(("c",)) is not None
+
+
 def test_browsing_all_frames_stays_within_the_budget(tmp_path, monkeypatch):
     frames = _frames(40, rows=128, cols=128)  # 40 x 32 KB
     instance = open_instance(write_dicom(tmp_path / "mf.dcm", frames, BitsStored=12))

@@ -147,3 +147,27 @@ def test_a_settings_file_that_cannot_be_written_is_said_and_the_values_still_app
     assert session.settings.length_unit == "cm"
     dialog.save()  # nothing more to save: the dialog closes
     assert dialog.result() == PreferencesDialog.DialogCode.Accepted
+
+
+def test_the_cache_settings_are_the_ones_the_viewer_uses(qtbot, main_window, tmp_path):
+    """Preferences' cache sizes and folder reach the decoded-image cache (when an image is
+    shown) and the PACS panel's retrieve cache."""
+    from medviewer.dicom.instance import pixel_cache
+    from medviewer.pacs.cache import default_cache_root
+    from tests.gui.conftest import pydicom_file
+
+    session = main_window.session
+    before = pixel_cache.budget_bytes
+    try:
+        session.update_settings(pixel_cache_mb=256)
+        main_window.open_paths([pydicom_file("MR_small.dcm")])
+        qtbot.waitUntil(lambda: main_window.image_view.instance is not None, timeout=10_000)
+        assert pixel_cache.budget_bytes == 256 * 1024 * 1024
+    finally:
+        pixel_cache.set_budget(before)
+    panel = main_window.show_pacs_panel()
+    assert panel.cache().root == default_cache_root()
+    session.update_settings(retrieve_cache_dir=str(tmp_path / "studies"), retrieve_cache_mb=2048)
+    assert panel.cache().root == tmp_path / "studies"
+    assert panel.cache().limit_bytes == 2048 * 1024 * 1024
+
